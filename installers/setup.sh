@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Tapline developer setup: system packages, the prebuilt DuckDB library, then an optional job.
+#
+#   installers/setup.sh          set up only
+#   installers/setup.sh run      set up, build, and run the main job on a sample capture
+#   installers/setup.sh test     set up and run the whole test suite
+#
+# Idempotent: each step checks first and says what it does. Safe to re-run; fast when done.
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$repo"
+
+DUCKDB_NPM_VERSION=1.5.6-r.1   # matches crate duckdb =1.10506.1 (DuckDB 1.5.6)
+duck_dir="$repo/.duckdb-lib"
+
+say() { printf '\033[1msetup:\033[0m %s\n' "$*" >&2; }
+die() { printf '\033[1;31msetup: error:\033[0m %s\n' "$*" >&2; exit 1; }
+
+# --- system packages --------------------------------------------------------------------------
+# libpcap-dev: the sensor links libpcap. xvfb + GL/X libraries: GUI tests run headless.
+packages=(libpcap-dev pkg-config xvfb xauth libxkbcommon-x11-0 libgl1-mesa-dri libegl-mesa0 libegl1 libxcursor1 libxrandr2 libxi6)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  say "installing system packages: ${missing[*]}"
+  if [ "$(id -u)" = 0 ]; then sudo=""; elif command -v sudo >/dev/null; then sudo="sudo"; else
+    die "need root to install ${missing[*]}: run 'apt-get install -y ${missing[*]}' as root, then re-run"
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq >&2 || say "apt-get update failed; trying the install anyway"
+  $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2 \
+    || die "apt-get install ${missing[*]} failed"
+else
+  say "system packages present"
+fi
+
+# --- DuckDB -----------------------------------------------------------------------------------
+# Link the official prebuilt libduckdb.so (from DuckDB's npm package) rather than compiling
+# DuckDB from source (~25 min). .cargo/config.toml points DUCKDB_LIB_DIR at .duckdb-lib.
+cargo_features=()
+case "$(uname -m)" in
+  x86_64) npm_arch=x64 ;;
+  aarch64|arm64) npm_arch=arm64 ;;
+  *) npm_arch="" ;;
+esac
+if [ -f "$duck_dir/libduckdb.so" ] && [ "$(cat "$duck_dir/VERSION" 2>/dev/null)" = "$DUCKDB_NPM_VERSION" ]; then
+  say "prebuilt DuckDB $DUCKDB_NPM_VERSION present in .duckdb-lib"
+elif [ -n "$npm_arch" ] && command -v npm >/dev/null && command -v tar >/dev/null; then
+  say "fetching prebuilt DuckDB $DUCKDB_NPM_VERSION (npm @duckdb/node-bindings-linux-$npm_arch)"
+  tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+  (cd "$tmp" && npm pack --silent "@duckdb/node-bindings-linux-$npm_arch@$DUCKDB_NPM_VERSION" >/dev/null) \
+    || die "npm pack @duckdb/node-bindings-linux-$npm_arch@$DUCKDB_NPM_VERSION failed (no registry access?)"
+  tar -xzf "$tmp"/*.tgz -C "$tmp" package/libduckdb.so || die "the npm package holds no libduckdb.so"
+  mkdir -p "$duck_dir"
+  mv "$tmp/package/libduckdb.so" "$duck_dir/libduckdb.so"
+  echo "$DUCKDB_NPM_VERSION" > "$duck_dir/VERSION"
+  say "libduckdb.so installed in .duckdb-lib ($(du -h "$duck_dir/libduckdb.so" | cut -f1))"
+else
+  say "npm not available: DuckDB will be compiled from source (cargo feature 'bundled', ~25 min)"
+  cargo_features=(--features tapline-store/bundled)
+fi
+
+export TAPLINE_CARGO_FEATURES="${cargo_features[*]:-}"
+
+case "${1:-}" in
+  "") say "done" ;;
+  run)
+    shift
+    capture="${1:-$repo/sample-captures/shop-api.pcap}"
+    say "building tapline and decoding $capture"
+    cargo build --quiet -p tapline-workbench --bin tapline ${cargo_features[@]+"${cargo_features[@]}"}
+    cargo run --quiet -p tapline-workbench --bin tapline ${cargo_features[@]+"${cargo_features[@]}"} -- decode "$capture" --format table
+    ;;
+  test)
+    shift
+    say "running the test suite"
+    cargo test --workspace ${cargo_features[@]+"${cargo_features[@]}"} "$@"
+    ;;
+  *) die "unknown job '$1' (use: run | test)" ;;
+esac

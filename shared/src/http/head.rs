@@ -1,0 +1,325 @@
+//! Parsing of a message head (start line and header fields) that is complete in memory.
+//!
+//! Tolerant like the servers attackers target: bare LF line endings, obsolete line folding,
+//! whitespace before the colon and lines without a colon are accepted and flagged, so what a
+//! lenient server would act on is what Tapline records.
+
+use crate::record::{Anomalies, Header, HttpVersion};
+
+/// A parsed request line and headers.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RequestHead {
+    /// Method token.
+    pub method: String,
+    /// Request target as sent.
+    pub target: String,
+    /// Protocol version.
+    pub version: HttpVersion,
+    /// Header fields in order.
+    pub headers: Vec<Header>,
+    /// What was not clean.
+    pub anomalies: Anomalies,
+}
+
+/// A parsed status line and headers.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ResponseHead {
+    /// Status code.
+    pub status: u16,
+    /// Reason phrase.
+    pub reason: String,
+    /// Protocol version.
+    pub version: HttpVersion,
+    /// Header fields in order.
+    pub headers: Vec<Header>,
+    /// What was not clean.
+    pub anomalies: Anomalies,
+}
+
+/// Finds the end of a message head: the index just past the empty line, accepting CRLF or LF.
+pub fn find_head_end(buf: &[u8]) -> Option<usize> {
+    let mut from = 0;
+    while let Some(i) = memchr::memchr(b'\n', &buf[from..]) {
+        let nl = from + i;
+        let next = nl + 1;
+        match buf.get(next) {
+            Some(b'\n') => return Some(next + 1),
+            Some(b'\r') if buf.get(next + 1) == Some(&b'\n') => return Some(next + 2),
+            None => return None,
+            _ => from = next,
+        }
+    }
+    None
+}
+
+/// Like [`find_head_end`] for requests, but an HTTP/0.9 request (`GET /path` and no version)
+/// ends with its first line.
+pub fn find_request_head_end(buf: &[u8]) -> Option<usize> {
+    let nl = memchr::memchr(b'\n', buf)?;
+    let line = buf[..nl].strip_suffix(b"\r").unwrap_or(&buf[..nl]);
+    if memchr::memmem::find(line, b" HTTP/").is_none() && looks_like_request_line(line) {
+        return Some(nl + 1);
+    }
+    find_head_end(buf)
+}
+
+/// Splits a head into lines, trimming CR; flags bare LF.
+fn lines<'a>(head: &'a [u8], anomalies: &mut Anomalies) -> Vec<&'a [u8]> {
+    let mut out = Vec::with_capacity(16);
+    for line in head.split(|&b| b == b'\n') {
+        match line.last() {
+            Some(b'\r') => out.push(&line[..line.len() - 1]),
+            _ => {
+                if !line.is_empty() {
+                    anomalies.insert(Anomalies::BARE_LF);
+                }
+                out.push(line);
+            }
+        }
+    }
+    // Drop the empty lines that terminate the head.
+    while out.last().is_some_and(|l| l.is_empty()) {
+        out.pop();
+    }
+    out
+}
+
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// True when `token` is a plausible method: 1..=24 token characters.
+pub fn is_method_token(token: &[u8]) -> bool {
+    !token.is_empty() && token.len() <= 24 && token.iter().all(|&b| is_tchar(b))
+}
+
+fn parse_version(v: &[u8]) -> Option<HttpVersion> {
+    let rest = v.strip_prefix(b"HTTP/")?;
+    match rest {
+        b"1.0" => Some(HttpVersion::Http10),
+        b"0.9" => Some(HttpVersion::Http09),
+        [b'1', b'.', d] if d.is_ascii_digit() => Some(HttpVersion::Http11),
+        // HTTP/2.0 or 3 in an HTTP/1 framed message: treat as 1.1 framing.
+        [d, ..] if d.is_ascii_digit() => Some(HttpVersion::Http11),
+        _ => None,
+    }
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn trim(mut b: &[u8]) -> &[u8] {
+    while let [first, rest @ ..] = b {
+        if *first == b' ' || *first == b'\t' {
+            b = rest;
+        } else {
+            break;
+        }
+    }
+    while let [rest @ .., last] = b {
+        if *last == b' ' || *last == b'\t' || *last == b'\r' {
+            b = rest;
+        } else {
+            break;
+        }
+    }
+    b
+}
+
+fn parse_headers(lines: &[&[u8]], anomalies: &mut Anomalies) -> Vec<Header> {
+    let mut headers: Vec<Header> = Vec::with_capacity(lines.len());
+    for line in lines {
+        if line.is_empty() {
+            continue;
+        }
+        if line[0] == b' ' || line[0] == b'\t' {
+            // obs-fold: continuation of the previous field value.
+            anomalies.insert(Anomalies::OBS_FOLD);
+            if let Some(last) = headers.last_mut() {
+                let cont = text(trim(line));
+                if !cont.is_empty() {
+                    if !last.value.is_empty() {
+                        last.value.push(' ');
+                    }
+                    last.value.push_str(&cont);
+                }
+            }
+            continue;
+        }
+        match memchr::memchr(b':', line) {
+            Some(colon) => {
+                let raw_name = &line[..colon];
+                let name = trim(raw_name);
+                if name.len() != raw_name.len() || !name.iter().all(|&b| is_tchar(b)) {
+                    anomalies.insert(Anomalies::BAD_HEADER);
+                }
+                headers.push(Header {
+                    name: text(name),
+                    value: text(trim(&line[colon + 1..])),
+                });
+            }
+            None => anomalies.insert(Anomalies::BAD_HEADER),
+        }
+    }
+    headers
+}
+
+/// Parses a complete request head (everything up to and including the empty line).
+/// Returns `None` when the first line is not a request line.
+pub fn parse_request_head(head: &[u8]) -> Option<RequestHead> {
+    let mut anomalies = Anomalies::NONE;
+    let lines = lines(head, &mut anomalies);
+    let first = *lines.first()?;
+    let sp = memchr::memchr2(b' ', b'\t', first)?;
+    let method = &first[..sp];
+    if !is_method_token(method) {
+        return None;
+    }
+    let rest = trim(&first[sp..]);
+    // The version is the last word when it starts with HTTP/; whatever lies between is the
+    // target (lenient servers accept spaces in it, so we keep them).
+    let (target, version) = match memchr::memmem::rfind(rest, b"HTTP/") {
+        Some(at) if at > 0 && (rest[at - 1] == b' ' || rest[at - 1] == b'\t') => {
+            (trim(&rest[..at]), parse_version(trim(&rest[at..]))?)
+        }
+        _ => (rest, HttpVersion::Http09),
+    };
+    if target.is_empty() {
+        return None;
+    }
+    if target.iter().any(|&b| b == b' ' || b == b'\t') {
+        if version == HttpVersion::Http09 {
+            return None;
+        }
+        anomalies.insert(Anomalies::BAD_HEADER);
+    }
+    Some(RequestHead {
+        method: text(method),
+        target: text(target),
+        version,
+        headers: parse_headers(&lines[1..], &mut anomalies),
+        anomalies,
+    })
+}
+
+/// Parses a complete response head. Returns `None` when the first line is not a status line.
+pub fn parse_response_head(head: &[u8]) -> Option<ResponseHead> {
+    let mut anomalies = Anomalies::NONE;
+    let lines = lines(head, &mut anomalies);
+    let first = *lines.first()?;
+    let sp = memchr::memchr2(b' ', b'\t', first)?;
+    let version = parse_version(&first[..sp])?;
+    let rest = trim(&first[sp..]);
+    let code_end = rest
+        .iter()
+        .position(|b| !b.is_ascii_digit())
+        .unwrap_or(rest.len());
+    if code_end != 3 {
+        return None;
+    }
+    let status = rest[..3]
+        .iter()
+        .fold(0u16, |acc, d| acc * 10 + u16::from(d - b'0'));
+    Some(ResponseHead {
+        status,
+        reason: text(trim(&rest[3..])),
+        version,
+        headers: parse_headers(&lines[1..], &mut anomalies),
+        anomalies,
+    })
+}
+
+/// True when `line` (without line ending) looks like the start of a request:
+/// `METHOD SP target [SP HTTP/x.y]`.
+pub fn looks_like_request_line(line: &[u8]) -> bool {
+    let Some(sp) = memchr::memchr(b' ', line) else {
+        return false;
+    };
+    if !is_method_token(&line[..sp]) {
+        return false;
+    }
+    let rest = &line[sp + 1..];
+    if rest.is_empty() || rest[0] == b' ' {
+        return false;
+    }
+    match memchr::memmem::rfind(rest, b" HTTP/") {
+        Some(at) => {
+            let v = &rest[at + 1..];
+            v.len() >= 8 && parse_version(trim(v)).is_some()
+        }
+        // HTTP/0.9: "GET /path" only.
+        None => &line[..sp] == b"GET" && rest.starts_with(b"/") && !rest.contains(&b' '),
+    }
+}
+
+/// True when `line` looks like a status line: `HTTP/x.y SP ddd`.
+pub fn looks_like_status_line(line: &[u8]) -> bool {
+    line.len() >= 12
+        && line.starts_with(b"HTTP/")
+        && line[5].is_ascii_digit()
+        && line[8] == b' '
+        && line[9..12].iter().all(u8::is_ascii_digit)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_parse_request() {
+        let head = b"GET /a?b=1 HTTP/1.1\r\nHost: x\r\nX-Y:  z \r\n\r\n";
+        assert_eq!(find_head_end(head), Some(head.len()));
+        let r = parse_request_head(head).unwrap();
+        assert_eq!(r.method, "GET");
+        assert_eq!(r.target, "/a?b=1");
+        assert_eq!(r.version, HttpVersion::Http11);
+        assert_eq!(
+            r.headers,
+            vec![Header::new("Host", "x"), Header::new("X-Y", "z")]
+        );
+        assert!(r.anomalies.is_empty());
+    }
+
+    #[test]
+    fn test_bare_lf_and_obs_fold() {
+        let head = b"POST / HTTP/1.0\nA: 1\n  2\n\n";
+        assert_eq!(find_head_end(head), Some(head.len()));
+        let r = parse_request_head(head).unwrap();
+        assert_eq!(r.headers, vec![Header::new("A", "1 2")]);
+        assert!(r.anomalies.contains(Anomalies::BARE_LF));
+        assert!(r.anomalies.contains(Anomalies::OBS_FOLD));
+    }
+
+    #[test]
+    fn test_http09_request() {
+        let r = parse_request_head(b"GET /index.html\r\n").unwrap();
+        assert_eq!(r.version, HttpVersion::Http09);
+        assert_eq!(r.target, "/index.html");
+        assert!(looks_like_request_line(b"GET /index.html"));
+    }
+
+    #[test]
+    fn test_parse_response() {
+        let r =
+            parse_response_head(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n").unwrap();
+        assert_eq!(r.status, 404);
+        assert_eq!(r.reason, "Not Found");
+        assert!(parse_response_head(b"HTTP/1.1 20 OK\r\n\r\n").is_none());
+        assert!(looks_like_status_line(b"HTTP/1.1 200 OK"));
+        assert!(!looks_like_status_line(b"HTTP/1.1 2x0 OK"));
+    }
+
+    #[test]
+    fn test_space_in_target() {
+        let r = parse_request_head(b"GET /a b HTTP/1.1\r\nHost: h\r\n\r\n").unwrap();
+        assert_eq!(r.target, "/a b");
+        assert!(r.anomalies.contains(Anomalies::BAD_HEADER));
+    }
+
+    #[test]
+    fn test_not_a_request() {
+        assert!(parse_request_head(b"\x16\x03\x01\x02\x00\x01\r\n\r\n").is_none());
+        assert!(!looks_like_request_line(b"SSH-2.0-OpenSSH_9.0"));
+    }
+}

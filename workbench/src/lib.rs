@@ -1,0 +1,10 @@
+//! `tapline-workbench`: the analyst's side of Tapline — the headless CLI today, and the home of
+//! import jobs, analysis engines and the desktop app as they arrive.
+//!
+//! Data flows one way: capture files (or sensors) → [`tapline_core`] decoding → records →
+//! the case store ([`tapline_store`]) → analysis → views and exports.
+
+pub mod capture_file;
+pub mod cli;
+pub mod commands;
+pub mod jsonl;

@@ -1,0 +1,18 @@
+//! The `tapline` binary.
+
+use anyhow::Result;
+use clap::{CommandFactory, Parser};
+use tapline_workbench::cli::{Cli, Command};
+use tapline_workbench::commands;
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Decode(args)) => commands::decode::run(&args, &mut std::io::stdout().lock()),
+        None => {
+            // The desktop workbench arrives with its own issue; until then, explain.
+            Cli::command().print_help()?;
+            Ok(())
+        }
+    }
+}

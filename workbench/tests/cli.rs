@@ -1,0 +1,85 @@
+//! The `tapline` command line, run as a user would.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn sample(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../sample-captures")
+        .join(name)
+}
+
+#[test]
+fn decode_prints_one_json_object_per_transaction() {
+    let out = Command::new(env!("CARGO_BIN_EXE_tapline"))
+        .args(["decode", "--format", "jsonl"])
+        .arg(sample("shop-api.pcap"))
+        .output()
+        .expect("tapline runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each line is JSON"))
+        .collect();
+    assert_eq!(lines.len(), 83);
+    let login = &lines[0];
+    for field in [
+        "ts",
+        "client",
+        "server",
+        "method",
+        "host",
+        "uri",
+        "version",
+        "status",
+        "request_headers",
+        "response_headers",
+        "request_body_b64",
+        "response_body_b64",
+        "request_body_len",
+        "response_body_len",
+        "anomalies",
+    ] {
+        assert!(login.get(field).is_some(), "missing field {field}");
+    }
+    assert_eq!(login["method"], "POST");
+    assert_eq!(login["server"], "127.0.0.1:18088");
+    assert_eq!(login["request_headers"][0][0], "Host");
+}
+
+#[test]
+fn decode_max_body_caps_printed_bodies() {
+    let out = Command::new(env!("CARGO_BIN_EXE_tapline"))
+        .args(["decode", "--max-body", "4"])
+        .arg(sample("shop-api.pcap"))
+        .output()
+        .expect("tapline runs");
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let first: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    // 4 bytes encode to 8 base64 characters; the full length is still reported.
+    assert_eq!(first["response_body_b64"].as_str().unwrap().len(), 8);
+    assert!(first["response_body_len"].as_u64().unwrap() > 4);
+    assert_eq!(first["response_body_truncated"], true);
+}
+
+#[test]
+fn decode_of_a_non_capture_says_what_is_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let bogus = dir.path().join("notes.txt");
+    std::fs::write(&bogus, "hello, this is not a pcap").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_tapline"))
+        .arg("decode")
+        .arg(&bogus)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("notes.txt"), "{err}");
+    assert!(err.contains("not a pcap or pcapng file"), "{err}");
+}
