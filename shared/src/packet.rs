@@ -172,13 +172,46 @@ fn decode_link(link: LinkType, frame: &[u8], depth: usize) -> Result<Decoded<'_>
             need("linux sll2", frame, 20)?;
             decode_ethertype(be16(frame, 0), &frame[20..], depth)
         }
+        LinkType::NFLOG => decode_nflog(frame, depth),
         _ => Ok(Decoded::Other),
     }
 }
 
 fn decode_ethernet(frame: &[u8], depth: usize) -> Result<Decoded<'_>, PacketError> {
     need("ethernet", frame, 14)?;
-    decode_ethertype(be16(frame, 12), &frame[14..], depth)
+    let type_or_len = be16(frame, 12);
+    if type_or_len <= 1500 {
+        // 802.3 length field: an LLC header follows; SNAP (AA AA 03 + OUI) carries an ethertype.
+        let llc = &frame[14..];
+        if llc.len() >= 8 && llc[0] == 0xaa && llc[1] == 0xaa && llc[2] == 0x03 {
+            return decode_ethertype(be16(llc, 6), &llc[8..], depth);
+        }
+        return Ok(Decoded::Other);
+    }
+    decode_ethertype(type_or_len, &frame[14..], depth)
+}
+
+/// Linux NFLOG: a 4-byte header, then TLVs (little-endian length and type, 4-byte aligned);
+/// type 9 carries the IP packet.
+fn decode_nflog(frame: &[u8], depth: usize) -> Result<Decoded<'_>, PacketError> {
+    need("nflog", frame, 4)?;
+    let mut rest = &frame[4..];
+    while rest.len() >= 4 {
+        let len = usize::from(u16::from_le_bytes([rest[0], rest[1]]));
+        let kind = u16::from_le_bytes([rest[2], rest[3]]);
+        if len < 4 || len > rest.len() {
+            return Err(PacketError::Invalid {
+                layer: "nflog",
+                what: "TLV length out of bounds",
+            });
+        }
+        if kind == 9 {
+            return decode_ip(&rest[4..len], depth + 1);
+        }
+        let padded = (len + 3) & !3;
+        rest = rest.get(padded..).unwrap_or(&[]);
+    }
+    Ok(Decoded::Other)
 }
 
 fn decode_ethertype(
@@ -414,10 +447,19 @@ fn decode_udp(data: &[u8], depth: usize) -> Result<Decoded<'_>, PacketError> {
         }
         return Ok(Decoded::Other);
     }
-    if dst_port == TEREDO_PORT || src_port == TEREDO_PORT {
+    // Teredo relays use any port; recognise it by content: an IPv6 header whose payload length
+    // fills the datagram, possibly behind Teredo's authentication/origin headers.
+    if dst_port == TEREDO_PORT || src_port == TEREDO_PORT || looks_like_teredo(payload) {
         return decode_teredo(payload, depth);
     }
     Ok(Decoded::Other)
+}
+
+fn looks_like_teredo(mut data: &[u8]) -> bool {
+    if data.len() >= 8 && be16(data, 0) == 0x0000 {
+        data = &data[8..];
+    }
+    data.len() >= 40 && data[0] >> 4 == 6 && usize::from(be16(data, 4)) + 40 == data.len()
 }
 
 fn decode_teredo(mut data: &[u8], depth: usize) -> Result<Decoded<'_>, PacketError> {

@@ -37,6 +37,8 @@ impl LinkType {
     pub const IPV6: LinkType = LinkType(229);
     /// Linux cooked capture v2.
     pub const LINUX_SLL2: LinkType = LinkType(276);
+    /// Linux netfilter NFLOG.
+    pub const NFLOG: LinkType = LinkType(239);
     /// OpenBSD/old raw IP value some writers still use.
     pub const RAW_OLD: LinkType = LinkType(12);
     /// Another legacy raw IP value (LINKTYPE 14 on some BSDs).

@@ -144,6 +144,8 @@ pub struct HttpConnection {
     resp_cursor: usize,
     next_id: u64,
     not_http: bool,
+    /// The client sent bytes that were not a request; a response pairs with them.
+    client_garbled: bool,
 }
 
 impl HttpConnection {
@@ -158,6 +160,7 @@ impl HttpConnection {
             resp_cursor: 0,
             next_id: 0,
             not_http: false,
+            client_garbled: false,
         }
     }
 
@@ -322,16 +325,15 @@ impl HttpConnection {
                 // Decide from the first bytes whether this connection speaks HTTP at all.
                 let probe_len = data.len().min(32);
                 match classify_request_start(&data[..probe_len]) {
-                    Some(true) => {
-                        self.requests.state = State::Head;
+                    Some(false) => {
+                        // Not a request line. Whether this is HTTP at all is for the server's
+                        // answer to tell: a status line makes this an unparsable request.
+                        self.client_garbled = true;
+                        self.requests.state = State::Resync;
                         0
                     }
-                    Some(false) => {
-                        self.stop_not_http();
-                        data.len()
-                    }
-                    // Too few bytes to tell: treat as a head start; the head parse decides.
-                    None => {
+                    // A request start, or too few bytes to tell: the head parse decides.
+                    Some(true) | None => {
                         self.requests.state = State::Head;
                         0
                     }
@@ -353,6 +355,11 @@ impl HttpConnection {
         match self.responses.state {
             State::Stopped => data.len(),
             State::Start => {
+                // The server answers while the client's request head is still open (an
+                // HTTP/0.9 `GET /` without line end): the answer means the request is over.
+                if self.resp_cursor >= self.pending.len() {
+                    self.flush_partial_request(cfg, out);
+                }
                 // An HTTP/0.9 response has no head: everything until close is the body.
                 if self.pending.get(self.resp_cursor).is_some_and(|e| e.http09) {
                     self.responses.head_ts = ts;
@@ -362,6 +369,10 @@ impl HttpConnection {
                 if data.starts_with(b"HTTP/") || b"HTTP/".starts_with(&data[..data.len().min(5)]) {
                     self.responses.state = State::Head;
                     0
+                } else if self.next_id == 0 {
+                    // The server speaks first, or answers garbage with garbage: not HTTP.
+                    self.stop_not_http();
+                    data.len()
                 } else {
                     self.responses
                         .pending_anomalies
@@ -382,6 +393,28 @@ impl HttpConnection {
             }
             State::Body(_) => self.body_step(false, data, cfg, out),
         }
+    }
+
+    fn flush_partial_request(&mut self, cfg: &HttpConfig, out: &mut Vec<Transaction>) {
+        if !matches!(self.requests.state, State::Head) || self.requests.head.is_empty() {
+            return;
+        }
+        let mut h = std::mem::take(&mut self.requests.head);
+        let line_end = memchr::memchr(b'\n', &h).unwrap_or(h.len());
+        if !head::looks_like_request_line(
+            h[..line_end].strip_suffix(b"\r").unwrap_or(&h[..line_end]),
+        ) {
+            self.requests.head = h;
+            return;
+        }
+        h.extend_from_slice(b"\r\n\r\n");
+        let ts = self.requests.head_ts;
+        self.head_complete(true, ts, &h, Anomalies::NONE, cfg, out);
+        h.clear();
+        if self.requests.head.is_empty() {
+            self.requests.head = h;
+        }
+        self.requests.head_line_seen = false;
     }
 
     fn start_http09_response(&mut self, ts: i64, cfg: &HttpConfig) {
@@ -413,29 +446,32 @@ impl HttpConnection {
         } else {
             &mut self.responses
         };
-        // Search carry + data so a start split across segments is found.
         let carry_len = stream.carry.len();
-        let mut window = std::mem::take(&mut stream.carry);
-        window.extend_from_slice(&data[..data.len().min(4096)]);
-        let found = find_message_start(&window, requests, carry_len == 0);
-        match found {
+        if carry_len > 0 {
+            // A start split across segments: search the carried tail plus a short prefix.
+            let mut window = std::mem::take(&mut stream.carry);
+            window.extend_from_slice(&data[..data.len().min(RESYNC_CARRY * 4)]);
+            if let Some(at) = find_message_start(&window, requests, false)
+                && at < carry_len
+            {
+                stream.state = State::Head;
+                stream.reset_head();
+                stream.head.extend_from_slice(&window[at..carry_len]);
+                return 0;
+            }
+            window.clear();
+            stream.carry = window;
+        }
+        match find_message_start(data, requests, carry_len == 0) {
             Some(at) => {
                 stream.state = State::Head;
                 stream.reset_head();
-                if at < carry_len {
-                    // The start began in the carried bytes: move them into the head buffer.
-                    stream.head.extend_from_slice(&window[at..carry_len]);
-                    0
-                } else {
-                    at - carry_len
-                }
+                at
             }
             None => {
-                let consumed = data.len().min(4096);
-                let keep_from = window.len().saturating_sub(RESYNC_CARRY);
-                stream.carry = window[keep_from..].to_vec();
-                // The first byte of the carry is the one before a potential line start.
-                consumed
+                let keep_from = data.len().saturating_sub(RESYNC_CARRY);
+                stream.carry.extend_from_slice(&data[keep_from..]);
+                data.len()
             }
         }
     }
@@ -567,13 +603,12 @@ impl HttpConnection {
             match head::parse_request_head(raw) {
                 Some(h) => self.request_head(ts, h, extra, cfg, out),
                 None => {
-                    if self.pending.is_empty() && self.next_id == 0 && !self.requests_midstream() {
-                        // The very first message is not HTTP: leave this connection alone.
-                        self.stop_not_http();
+                    if self.next_id == 0 && !self.requests_midstream() {
+                        self.client_garbled = true;
                     } else {
                         self.requests.pending_anomalies.insert(Anomalies::JUNK_DATA);
-                        self.requests.state = State::Resync;
                     }
+                    self.requests.state = State::Resync;
                 }
             }
         } else {
@@ -686,7 +721,12 @@ impl HttpConnection {
                     request_ts_nanos: ts,
                     client: self.client_addr,
                     server: self.server_addr,
-                    anomalies: Anomalies::MISSING_REQUEST,
+                    // The client sent something we could not parse as a request, or nothing.
+                    anomalies: if std::mem::take(&mut self.client_garbled) {
+                        Anomalies::REQUEST_PARSE_ERROR
+                    } else {
+                        Anomalies::MISSING_REQUEST
+                    },
                     ..Transaction::default()
                 },
                 req_done: true,
@@ -922,11 +962,14 @@ fn length_framing(headers: &[crate::record::Header]) -> (Option<Framing>, Anomal
         for v in cl.iter().flat_map(|v| v.split(',')) {
             let v = v.trim();
             match v.parse::<u64>() {
-                Ok(n) if v.bytes().all(|b| b.is_ascii_digit()) => match value {
-                    Some(prev) if prev != n => flags.insert(Anomalies::BAD_CONTENT_LENGTH),
-                    Some(_) => {}
-                    None => value = Some(n),
-                },
+                // Beyond i64::MAX no server accepts it; overflow tricks are a smuggling sign.
+                Ok(n) if v.bytes().all(|b| b.is_ascii_digit()) && n <= i64::MAX as u64 => {
+                    match value {
+                        Some(prev) if prev != n => flags.insert(Anomalies::BAD_CONTENT_LENGTH),
+                        Some(_) => {}
+                        None => value = Some(n),
+                    }
+                }
                 _ => flags.insert(Anomalies::BAD_CONTENT_LENGTH),
             }
         }
@@ -1109,8 +1152,22 @@ mod tests {
             &cfg,
             &mut out,
         );
+        c.data(false, 1, b"\x16\x03\x03\x00\x5d\x02\x00", &cfg, &mut out);
         assert!(c.is_not_http());
         c.close(Anomalies::NONE, &cfg, &mut out);
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn test_unparsable_request_pairs_with_its_response() {
+        let out = run(
+            &[b"OPTIONSHTTP/1.1\nHost: www.example.com\n\n"],
+            &[b"HTTP/1.0 400 Bad Request\r\nContent-Length: 0\r\n\r\n"],
+        );
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].status, Some(400));
+        assert!(out[0].anomalies.contains(Anomalies::REQUEST_PARSE_ERROR));
+        let out = run(&[b"SSH-2.0-OpenSSH_9.0\r\n"], &[b"SSH-2.0-OpenSSH_9.2\r\n"]);
         assert!(out.is_empty());
     }
 

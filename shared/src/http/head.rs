@@ -58,7 +58,14 @@ pub fn find_request_head_end(buf: &[u8]) -> Option<usize> {
     let nl = memchr::memchr(b'\n', buf)?;
     let line = buf[..nl].strip_suffix(b"\r").unwrap_or(&buf[..nl]);
     if memchr::memmem::find(line, b" HTTP/").is_none() && looks_like_request_line(line) {
-        return Some(nl + 1);
+        // Header lines may still follow a version-less request line (lenient clients): then
+        // the head ends at the empty line as usual.
+        let next = &buf[nl + 1..];
+        let header_follows = memchr::memchr(b':', &next[..next.len().min(64)])
+            .is_some_and(|c| c > 0 && next[..c].iter().all(|&b| is_tchar(b)));
+        if !header_follows {
+            return Some(nl + 1);
+        }
     }
     find_head_end(buf)
 }
@@ -105,8 +112,22 @@ fn parse_version(v: &[u8]) -> Option<HttpVersion> {
     }
 }
 
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
+/// Bytes as text. Invalid UTF-8 is kept visible as `\xNN` escapes (as Zeek logs it) rather
+/// than replaced, so no byte of a URI or header is silently lost.
+pub fn text(b: &[u8]) -> String {
+    match std::str::from_utf8(b) {
+        Ok(s) => s.to_owned(),
+        Err(_) => {
+            let mut out = String::with_capacity(b.len() + 8);
+            for chunk in b.utf8_chunks() {
+                out.push_str(chunk.valid());
+                for byte in chunk.invalid() {
+                    out.push_str(&format!("\\x{byte:02x}"));
+                }
+            }
+            out
+        }
+    }
 }
 
 fn trim(mut b: &[u8]) -> &[u8] {
@@ -180,12 +201,12 @@ pub fn parse_request_head(head: &[u8]) -> Option<RequestHead> {
     // The version is the last word when it starts with HTTP/; whatever lies between is the
     // target (lenient servers accept spaces in it, so we keep them).
     let (target, version) = match memchr::memmem::rfind(rest, b"HTTP/") {
-        Some(at) if at > 0 && (rest[at - 1] == b' ' || rest[at - 1] == b'\t') => {
+        Some(at) if at == 0 || rest[at - 1] == b' ' || rest[at - 1] == b'\t' => {
             (trim(&rest[..at]), parse_version(trim(&rest[at..]))?)
         }
         _ => (rest, HttpVersion::Http09),
     };
-    if target.is_empty() {
+    if target.is_empty() && version == HttpVersion::Http09 {
         return None;
     }
     if target.iter().any(|&b| b == b' ' || b == b'\t') {
@@ -248,8 +269,12 @@ pub fn looks_like_request_line(line: &[u8]) -> bool {
             let v = &rest[at + 1..];
             v.len() >= 8 && parse_version(trim(v)).is_some()
         }
-        // HTTP/0.9: "GET /path" only.
-        None => &line[..sp] == b"GET" && rest.starts_with(b"/") && !rest.contains(&b' '),
+        // HTTP/0.9: "GET /path" (lenient servers accept other methods too).
+        None => {
+            line[..sp].iter().all(u8::is_ascii_uppercase)
+                && rest.starts_with(b"/")
+                && !rest.contains(&b' ')
+        }
     }
 }
 

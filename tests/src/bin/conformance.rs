@@ -126,6 +126,17 @@ fn strip_port(host: &str) -> String {
     }
 }
 
+/// Suricata's `http.hostname`: the Host without its port, IPv6 brackets kept.
+fn suricata_hostname(host: &str) -> String {
+    if host.starts_with('[') {
+        return match host.find(']') {
+            Some(i) => host[..=i].to_ascii_lowercase(),
+            None => host.to_ascii_lowercase(),
+        };
+    }
+    strip_port(host)
+}
+
 type Key = (String, String, String, String);
 
 fn multiset(keys: impl IntoIterator<Item = Key>) -> BTreeMap<Key, usize> {
@@ -180,7 +191,8 @@ fn zeek(corpus: &Path, verbose: bool) -> Result<SetResult> {
         if !trace.exists() {
             continue;
         }
-        let want = multiset(parse_zeek_log(&std::fs::read_to_string(&log)?));
+        let (rows, columns) = parse_zeek_log(&std::fs::read_to_string(&log)?);
+        let want = multiset(rows);
         let txs = match decode(&trace) {
             Ok(t) => t,
             Err(e) => {
@@ -188,7 +200,7 @@ fn zeek(corpus: &Path, verbose: bool) -> Result<SetResult> {
                 continue;
             }
         };
-        let got = multiset(txs.iter().map(zeek_key));
+        let got = multiset(txs.iter().map(|t| zeek_key(t, &columns)));
         let (agreed, missing) = compare(&want, &got);
         res.captures += 1;
         res.expected += want.values().sum::<usize>();
@@ -211,24 +223,83 @@ fn zeek(corpus: &Path, verbose: bool) -> Result<SetResult> {
     Ok(res)
 }
 
-fn zeek_key(t: &Transaction) -> Key {
-    (
+/// Our transaction as a zeek http.log row. Zeek logs the *unescaped* URI, shows bytes that are
+/// not printable as `\xNN`, and gives HTTP/0.9 replies status 0.
+fn zeek_key(t: &Transaction, columns: &[bool; 4]) -> Key {
+    let status = match (t.status, t.version, t.response_ts_nanos) {
+        (Some(s), _, _) => s.to_string(),
+        (None, tapline_core::HttpVersion::Http09, Some(_)) => "0".into(),
+        _ => "-".into(),
+    };
+    let key = (
         if t.method.is_empty() {
             "-".into()
         } else {
             t.method.clone()
         },
         t.host.as_deref().map_or("-".into(), strip_port),
-        if t.uri.is_empty() {
+        if t.method.is_empty() {
             "-".into()
+        } else if t.uri.is_empty() {
+            "(empty)".into()
         } else {
-            t.uri.clone()
+            zeek_escape(&percent_decode(t.uri.as_bytes()))
         },
-        t.status.map_or("-".into(), |s| s.to_string()),
+        status,
+    );
+    mask(key, columns)
+}
+
+fn mask(key: Key, columns: &[bool; 4]) -> Key {
+    let pick = |v: String, on: bool| if on { v } else { "*".into() };
+    (
+        pick(key.0, columns[0]),
+        pick(key.1, columns[1]),
+        pick(key.2, columns[2]),
+        pick(key.3, columns[3]),
     )
 }
 
-fn parse_zeek_log(text: &str) -> Vec<Key> {
+fn percent_decode(b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && let Some(v) = std::str::from_utf8(&b[i + 1..i + 3])
+                .ok()
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
+            out.push(v);
+            i += 3;
+            continue;
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    out
+}
+
+fn zeek_escape(b: &[u8]) -> String {
+    let mut out = String::new();
+    for chunk in b.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            if c.is_control() {
+                out.push_str(&format!("\\x{:02x}", c as u32));
+            } else {
+                out.push(c);
+            }
+        }
+        for byte in chunk.invalid() {
+            out.push_str(&format!("\\x{byte:02x}"));
+        }
+    }
+    out
+}
+
+/// Rows of a zeek http.log (full `#fields` form or zeek-cut form with a plain header line),
+/// and which of method/host/uri/status it has.
+fn parse_zeek_log(text: &str) -> (Vec<Key>, [bool; 4]) {
     let mut fields: Vec<&str> = Vec::new();
     let mut out = Vec::new();
     for line in text.lines() {
@@ -239,46 +310,36 @@ fn parse_zeek_log(text: &str) -> Vec<Key> {
         if line.starts_with('#') || line.is_empty() {
             continue;
         }
+        if fields.is_empty() {
+            // zeek-cut output: the first line names the columns.
+            fields = line.split('\t').collect();
+            continue;
+        }
         let cols: Vec<&str> = line.split('\t').collect();
         let get = |name: &str| -> String {
             fields
                 .iter()
                 .position(|f| *f == name)
                 .and_then(|i| cols.get(i))
-                .map_or("-".to_owned(), |v| unescape_zeek(v))
+                .map_or("*".to_owned(), |v| (*v).to_owned())
         };
         let host = get("host");
         out.push((
             get("method"),
-            if host == "-" { host } else { strip_port(&host) },
+            if host == "-" || host == "*" {
+                host
+            } else {
+                strip_port(&host)
+            },
             get("uri"),
             get("status_code"),
         ));
     }
-    out
-}
-
-fn unescape_zeek(v: &str) -> String {
-    // Zeek escapes non-printable bytes as \xNN.
-    let b = v.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\'
-            && i + 3 < b.len()
-            && b[i + 1] == b'x'
-            && let Some(byte) = std::str::from_utf8(&b[i + 2..i + 4])
-                .ok()
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-        {
-            out.push(byte);
-            i += 4;
-            continue;
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    let has = |n: &str| fields.contains(&n);
+    (
+        out,
+        [has("method"), has("host"), has("uri"), has("status_code")],
+    )
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -378,7 +439,9 @@ struct HttpCheck {
 impl HttpCheck {
     fn matches(&self, t: &Transaction) -> bool {
         self.fields.iter().all(|(k, v)| match k.as_str() {
-            "http.hostname" => t.host.as_deref().map(strip_port).as_deref() == Some(v.as_str()),
+            "http.hostname" => {
+                t.host.as_deref().map(suricata_hostname).as_deref() == Some(v.as_str())
+            }
             "http.url" => t.uri == *v,
             "http.http_method" => t.method == *v,
             "http.status" => t.status.map(|s| s.to_string()).as_deref() == Some(v.as_str()),
