@@ -209,10 +209,21 @@ impl BodyReader {
                         if trimmed.is_empty() {
                             self.done = true;
                         }
+                    } else if trimmed.iter().all(|b| b.is_ascii_whitespace()) {
+                        // Blank line where a size belongs: browsers skip it.
+                        self.anomalies.insert(Anomalies::BAD_CHUNK);
                     } else {
                         match parse_chunk_size(trimmed) {
-                            Some(0) => self.chunk = Chunk::Trailer,
-                            Some(n) => self.chunk = Chunk::Data(n),
+                            Some((size, clean)) => {
+                                if !clean {
+                                    self.anomalies.insert(Anomalies::BAD_CHUNK);
+                                }
+                                self.chunk = if size == 0 {
+                                    Chunk::Trailer
+                                } else {
+                                    Chunk::Data(size)
+                                };
+                            }
                             None => return self.broken(pos),
                         }
                     }
@@ -287,30 +298,34 @@ impl BodyReader {
     }
 }
 
-/// Parses a chunk-size line: hex digits, optional whitespace and `;extensions`.
-fn parse_chunk_size(line: &[u8]) -> Option<u64> {
-    let digits_end = line
+/// Parses a chunk-size line the way lenient clients do: optional leading whitespace, hex
+/// digits, then anything (extensions, or junk that strtol-style parsers ignore). Returns the
+/// size and whether the line was clean (RFC 9112: digits, optional whitespace, `;ext`).
+fn parse_chunk_size(line: &[u8]) -> Option<(u64, bool)> {
+    let lead = line
+        .iter()
+        .position(|&b| b != b' ' && b != b'\t')
+        .unwrap_or(line.len());
+    let digits = &line[lead..];
+    let digits_end = digits
         .iter()
         .position(|b| !b.is_ascii_hexdigit())
-        .unwrap_or(line.len());
+        .unwrap_or(digits.len());
     if digits_end == 0 || digits_end > 16 {
         return None;
     }
-    let rest = &line[digits_end..];
-    let rest_ok = rest.is_empty()
-        || rest
+    let rest = &digits[digits_end..];
+    let clean = lead == 0
+        && rest
             .iter()
             .position(|&b| b != b' ' && b != b'\t')
             .is_none_or(|i| rest[i] == b';');
-    if !rest_ok {
-        return None;
-    }
     let mut n: u64 = 0;
-    for &b in &line[..digits_end] {
+    for &b in &digits[..digits_end] {
         let d = (b as char).to_digit(16)?;
         n = n.checked_mul(16)?.checked_add(u64::from(d))?;
     }
-    Some(n)
+    Some((n, clean))
 }
 
 #[cfg(test)]
@@ -366,7 +381,8 @@ mod tests {
         let (_, _, fed) = read_all(Framing::Chunked, &[b"zz\r\nabc"]);
         assert!(fed.broken);
         assert_eq!(parse_chunk_size(b"ffffffffffffffffff"), None);
-        assert_eq!(parse_chunk_size(b"1A ; x=y"), Some(26));
+        assert_eq!(parse_chunk_size(b"1A ; x=y"), Some((26, true)));
+        assert_eq!(parse_chunk_size(b" fx"), Some((15, false)));
     }
 
     #[test]

@@ -366,8 +366,25 @@ impl HttpConnection {
                     self.start_http09_response(ts, cfg);
                     return 0;
                 }
-                if data.starts_with(b"HTTP/") || b"HTTP/".starts_with(&data[..data.len().min(5)]) {
+                let blank = data
+                    .iter()
+                    .position(|&b| !matches!(b, b'\r' | b'\n' | b' ' | b'\t'))
+                    .unwrap_or(data.len());
+                if blank > 0 {
+                    return blank;
+                }
+                let probe = &data[..data.len().min(5)];
+                if probe.eq_ignore_ascii_case(&b"HTTP/"[..probe.len()]) {
                     self.responses.state = State::Head;
+                    0
+                } else if self.resp_cursor < self.pending.len() {
+                    // A request is waiting and the answer has no status line: browsers show
+                    // such a body as is (HTTP/0.9 style), so it is the response.
+                    if let Some(ex) = self.pending.get_mut(self.resp_cursor) {
+                        ex.http09 = true;
+                        ex.tx.anomalies.insert(Anomalies::RESPONSE_PARSE_ERROR);
+                    }
+                    self.start_http09_response(ts, cfg);
                     0
                 } else if self.next_id == 0 {
                     // The server speaks first, or answers garbage with garbage: not HTTP.
@@ -941,20 +958,28 @@ fn length_framing(headers: &[crate::record::Header]) -> (Option<Framing>, Anomal
         if !cl.is_empty() {
             flags.insert(Anomalies::TE_AND_CL);
         }
+        // Lenient token reading (as browsers do): parameters dropped, stray punctuation and
+        // control bytes trimmed, "chunked" anywhere makes the body chunked.
         let codings: Vec<String> = te
             .iter()
             .flat_map(|v| v.split(','))
-            .map(|c| c.trim().to_ascii_lowercase())
+            .map(|c| {
+                c.split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim_matches(|ch: char| !ch.is_ascii_alphanumeric())
+                    .to_ascii_lowercase()
+            })
             .filter(|c| !c.is_empty())
             .collect();
-        let chunked_last = codings.last().is_some_and(|c| c == "chunked");
-        if !chunked_last || codings.len() != 1 {
+        let chunked = codings.iter().any(|c| c.starts_with("chunked"));
+        if codings.len() != 1 || codings[0] != "chunked" {
             flags.insert(Anomalies::BAD_TRANSFER_ENCODING);
         }
-        if chunked_last {
+        if chunked {
             return (Some(Framing::Chunked), flags);
         }
-        // Not chunked last: the length is unknowable; the caller decides.
+        // No chunked coding: the length is unknowable; the caller decides.
         return (None, flags);
     }
     if !cl.is_empty() {
@@ -994,6 +1019,24 @@ fn response_framing(method: &str, h: &ResponseHead) -> (Framing, Anomalies) {
     {
         return (Framing::Empty, Anomalies::NONE);
     }
+    if h.version == HttpVersion::Http10
+        && header_values(&h.headers, "transfer-encoding")
+            .next()
+            .is_some()
+    {
+        // HTTP/1.0 has no transfer codings: clients ignore the header (RFC 9112 §6.1).
+        let cl_only: Vec<crate::record::Header> = h
+            .headers
+            .iter()
+            .filter(|x| !x.name.eq_ignore_ascii_case("transfer-encoding"))
+            .cloned()
+            .collect();
+        let (framing, flags) = length_framing(&cl_only);
+        return (
+            framing.unwrap_or(Framing::UntilClose),
+            flags | Anomalies::BAD_TRANSFER_ENCODING,
+        );
+    }
     let (framing, flags) = length_framing(&h.headers);
     (framing.unwrap_or(Framing::UntilClose), flags)
 }
@@ -1001,11 +1044,7 @@ fn response_framing(method: &str, h: &ResponseHead) -> (Framing, Anomalies) {
 fn content_codings(headers: &[crate::record::Header]) -> Vec<Coding> {
     let mut all = Vec::new();
     for v in header_values(headers, "content-encoding") {
-        match encoding::parse_codings(v) {
-            Some(c) => all.extend(c),
-            // Unknown coding: keep the body as sent.
-            None => return Vec::new(),
-        }
+        all.extend(encoding::parse_codings(v));
     }
     all
 }

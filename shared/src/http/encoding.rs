@@ -17,31 +17,25 @@ pub enum Coding {
     Identity,
 }
 
-/// Parses a `Content-Encoding` value into codings in the order applied by the sender.
-/// Returns `None` when a coding is unknown (the body is then kept as sent).
-pub fn parse_codings(value: &str) -> Option<Vec<Coding>> {
-    let mut out = Vec::new();
-    for token in value.split(',') {
-        let token = token.trim();
-        if token.is_empty() {
-            continue;
-        }
-        let coding = if token.eq_ignore_ascii_case("gzip") || token.eq_ignore_ascii_case("x-gzip") {
-            Coding::Gzip
-        } else if token.eq_ignore_ascii_case("deflate") {
-            Coding::Deflate
-        } else if token.eq_ignore_ascii_case("br") {
-            Coding::Brotli
-        } else if token.eq_ignore_ascii_case("identity") {
-            Coding::Identity
-        } else {
-            return None;
-        };
-        if coding != Coding::Identity {
-            out.push(coding);
-        }
-    }
-    Some(out)
+/// Parses a `Content-Encoding` value into the known codings, in the order the sender applied
+/// them. Read leniently, as browsers do: tokens split on commas and whitespace, stray
+/// punctuation and control bytes trimmed, unknown tokens skipped.
+pub fn parse_codings(value: &str) -> Vec<Coding> {
+    value
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter_map(|token| {
+            let token = token.trim_matches(|ch: char| !ch.is_ascii_alphanumeric() && ch != '-');
+            if token.eq_ignore_ascii_case("gzip") || token.eq_ignore_ascii_case("x-gzip") {
+                Some(Coding::Gzip)
+            } else if token.eq_ignore_ascii_case("deflate") {
+                Some(Coding::Deflate)
+            } else if token.eq_ignore_ascii_case("br") {
+                Some(Coding::Brotli)
+            } else {
+                None
+            }
+        })
+        .collect()
 }
 
 /// Result of decoding a body.
@@ -90,6 +84,20 @@ pub fn decode(
     if codings.is_empty() {
         current = raw[..raw.len().min(keep)].to_vec();
     }
+    if anomalies.contains(Anomalies::DECOMPRESSION_ERROR) && codings.len() > 1 {
+        // A stack that does not decode: senders mislabel; try each coding alone.
+        for coding in codings {
+            let (out, produced, flags) =
+                decode_one(raw, *coding, keep as u64, max_decoded, input_complete);
+            if !flags.contains(Anomalies::DECOMPRESSION_ERROR) && produced > 0 {
+                return Decoded {
+                    data: out,
+                    len: produced,
+                    anomalies: anomalies | flags,
+                };
+            }
+        }
+    }
     Decoded {
         data: current,
         len,
@@ -110,6 +118,17 @@ fn decode_one(
             input.len() as u64,
             Anomalies::NONE,
         ),
+        Coding::Gzip if input.len() > 3 && input[..2] == [0x1f, 0x8b] && input[3] & 0xe0 != 0 => {
+            // Reserved flag bits set: browsers ignore them, flate2 refuses; clear them.
+            let mut fixed = input.to_vec();
+            fixed[3] &= 0x1f;
+            drain(
+                flate2::read::MultiGzDecoder::new(&fixed[..]),
+                keep,
+                max_decoded,
+                input_complete,
+            )
+        }
         Coding::Gzip => drain(
             flate2::read::MultiGzDecoder::new(input),
             keep,
@@ -225,7 +244,7 @@ mod tests {
             (raw_deflate(text), "deflate"),
             (br(text), "br"),
         ] {
-            let codings_v = parse_codings(codings).unwrap();
+            let codings_v = parse_codings(codings);
             let d = decode(&raw, &codings_v, 1 << 20, 1 << 30, true);
             assert_eq!(d.data, text, "{codings}");
             assert!(d.anomalies.is_empty(), "{codings}: {:?}", d.anomalies);
@@ -236,13 +255,7 @@ mod tests {
     fn test_stacked() {
         let text = b"stacked body";
         let raw = br(&gzip(text));
-        let d = decode(
-            &raw,
-            &parse_codings("gzip, br").unwrap(),
-            100,
-            1 << 20,
-            true,
-        );
+        let d = decode(&raw, &parse_codings("gzip, br"), 100, 1 << 20, true);
         assert_eq!(d.data, text);
     }
 
@@ -278,8 +291,10 @@ mod tests {
     }
 
     #[test]
-    fn test_unknown_coding() {
-        assert_eq!(parse_codings("compress"), None);
-        assert_eq!(parse_codings("identity").unwrap(), vec![]);
+    fn test_lenient_coding_tokens() {
+        assert_eq!(parse_codings("compress"), vec![]);
+        assert_eq!(parse_codings("identity"), vec![]);
+        assert_eq!(parse_codings("gzip x"), vec![Coding::Gzip]);
+        assert_eq!(parse_codings("\u{0}deflate\u{a0}"), vec![Coding::Deflate]);
     }
 }

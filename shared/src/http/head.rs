@@ -40,11 +40,19 @@ pub struct ResponseHead {
 pub fn find_head_end(buf: &[u8]) -> Option<usize> {
     let mut from = 0;
     while let Some(i) = memchr::memchr(b'\n', &buf[from..]) {
-        let nl = from + i;
-        let next = nl + 1;
-        match buf.get(next) {
-            Some(b'\n') => return Some(next + 1),
-            Some(b'\r') if buf.get(next + 1) == Some(&b'\n') => return Some(next + 2),
+        let next = from + i + 1;
+        // A line holding only CR, spaces or tabs ends the head too: browsers accept it, so an
+        // evasion can use it, so we must.
+        let mut j = next;
+        while let Some(&b) = buf.get(j) {
+            if b == b'\r' || b == b' ' || b == b'\t' {
+                j += 1;
+            } else {
+                break;
+            }
+        }
+        match buf.get(j) {
+            Some(b'\n') => return Some(j + 1),
             None => return None,
             _ => from = next,
         }
@@ -74,18 +82,26 @@ pub fn find_request_head_end(buf: &[u8]) -> Option<usize> {
 fn lines<'a>(head: &'a [u8], anomalies: &mut Anomalies) -> Vec<&'a [u8]> {
     let mut out = Vec::with_capacity(16);
     for line in head.split(|&b| b == b'\n') {
+        let mut line = line;
         match line.last() {
-            Some(b'\r') => out.push(&line[..line.len() - 1]),
-            _ => {
-                if !line.is_empty() {
-                    anomalies.insert(Anomalies::BARE_LF);
+            Some(b'\r') => {
+                while let [rest @ .., b'\r'] = line {
+                    line = rest;
                 }
-                out.push(line);
             }
+            _ if !line.is_empty() => anomalies.insert(Anomalies::BARE_LF),
+            _ => {}
+        }
+        // A lone CR inside a line also breaks it (as browsers read it).
+        if memchr::memchr(b'\r', line).is_some() {
+            anomalies.insert(Anomalies::BARE_LF);
+            out.extend(line.split(|&b| b == b'\r'));
+        } else {
+            out.push(line);
         }
     }
-    // Drop the empty lines that terminate the head.
-    while out.last().is_some_and(|l| l.is_empty()) {
+    // Drop the blank lines that terminate the head.
+    while out.last().is_some_and(|l| trim(l).is_empty()) {
         out.pop();
     }
     out
@@ -101,12 +117,14 @@ pub fn is_method_token(token: &[u8]) -> bool {
 }
 
 fn parse_version(v: &[u8]) -> Option<HttpVersion> {
-    let rest = v.strip_prefix(b"HTTP/")?;
-    match rest {
-        b"1.0" => Some(HttpVersion::Http10),
-        b"0.9" => Some(HttpVersion::Http09),
-        [b'1', b'.', d] if d.is_ascii_digit() => Some(HttpVersion::Http11),
-        // HTTP/2.0 or 3 in an HTTP/1 framed message: treat as 1.1 framing.
+    if v.len() < 5 || !v[..5].eq_ignore_ascii_case(b"HTTP/") {
+        return None;
+    }
+    let canonical = v.starts_with(b"HTTP/");
+    match &v[5..] {
+        // Only the exact spelling is HTTP/1.0 to a browser; anything else reads as 1.1.
+        b"1.0" if canonical => Some(HttpVersion::Http10),
+        b"0.9" if canonical => Some(HttpVersion::Http09),
         [d, ..] if d.is_ascii_digit() => Some(HttpVersion::Http11),
         _ => None,
     }
@@ -148,6 +166,12 @@ fn trim(mut b: &[u8]) -> &[u8] {
     b
 }
 
+fn trim_controls(b: &[u8]) -> &[u8] {
+    let start = b.iter().position(|&c| c > b' ').unwrap_or(b.len());
+    let end = b.iter().rposition(|&c| c > b' ').map_or(start, |i| i + 1);
+    &b[start..end.max(start)]
+}
+
 fn parse_headers(lines: &[&[u8]], anomalies: &mut Anomalies) -> Vec<Header> {
     let mut headers: Vec<Header> = Vec::with_capacity(lines.len());
     for line in lines {
@@ -171,7 +195,8 @@ fn parse_headers(lines: &[&[u8]], anomalies: &mut Anomalies) -> Vec<Header> {
         match memchr::memchr(b':', line) {
             Some(colon) => {
                 let raw_name = &line[..colon];
-                let name = trim(raw_name);
+                // Lenient readers drop whitespace and control bytes around the name.
+                let name = trim_controls(raw_name);
                 if name.len() != raw_name.len() || !name.iter().all(|&b| is_tchar(b)) {
                     anomalies.insert(Anomalies::BAD_HEADER);
                 }
@@ -236,15 +261,21 @@ pub fn parse_response_head(head: &[u8]) -> Option<ResponseHead> {
         .iter()
         .position(|b| !b.is_ascii_digit())
         .unwrap_or(rest.len());
-    if code_end != 3 {
+    // Browsers take any run of digits ("2", "0200", "2000"); RFC 9112 wants exactly three.
+    if code_end == 0 || code_end > 5 {
         return None;
     }
-    let status = rest[..3]
+    if code_end != 3 {
+        anomalies.insert(Anomalies::RESPONSE_PARSE_ERROR);
+    }
+    let status = rest[..code_end]
         .iter()
-        .fold(0u16, |acc, d| acc * 10 + u16::from(d - b'0'));
+        .fold(0u32, |acc, d| acc * 10 + u32::from(d - b'0'))
+        .min(u32::from(u16::MAX)) as u16;
+    let rest = &rest[code_end..];
     Some(ResponseHead {
         status,
-        reason: text(trim(&rest[3..])),
+        reason: text(trim(rest)),
         version,
         headers: parse_headers(&lines[1..], &mut anomalies),
         anomalies,
@@ -281,7 +312,7 @@ pub fn looks_like_request_line(line: &[u8]) -> bool {
 /// True when `line` looks like a status line: `HTTP/x.y SP ddd`.
 pub fn looks_like_status_line(line: &[u8]) -> bool {
     line.len() >= 12
-        && line.starts_with(b"HTTP/")
+        && line[..5].eq_ignore_ascii_case(b"HTTP/")
         && line[5].is_ascii_digit()
         && line[8] == b' '
         && line[9..12].iter().all(u8::is_ascii_digit)
@@ -330,7 +361,10 @@ mod tests {
             parse_response_head(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n").unwrap();
         assert_eq!(r.status, 404);
         assert_eq!(r.reason, "Not Found");
-        assert!(parse_response_head(b"HTTP/1.1 20 OK\r\n\r\n").is_none());
+        assert!(parse_response_head(b"HTTP/1.1 OK\r\n\r\n").is_none());
+        let odd = parse_response_head(b"http/1.1 0200 ok\r\n\r\n").unwrap();
+        assert_eq!(odd.status, 200);
+        assert!(odd.anomalies.contains(Anomalies::RESPONSE_PARSE_ERROR));
         assert!(looks_like_status_line(b"HTTP/1.1 200 OK"));
         assert!(!looks_like_status_line(b"HTTP/1.1 2x0 OK"));
     }
