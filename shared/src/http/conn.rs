@@ -972,7 +972,10 @@ fn length_framing(headers: &[crate::record::Header]) -> (Option<Framing>, Anomal
             })
             .filter(|c| !c.is_empty())
             .collect();
-        let chunked = codings.iter().any(|c| c.starts_with("chunked"));
+        // "chunkedx" reads as chunked to browsers, "chunked x" does not.
+        let chunked = codings
+            .iter()
+            .any(|c| c.starts_with("chunked") && !c.contains(char::is_whitespace));
         if codings.len() != 1 || codings[0] != "chunked" {
             flags.insert(Anomalies::BAD_TRANSFER_ENCODING);
         }

@@ -40,21 +40,37 @@ pub struct ResponseHead {
 pub fn find_head_end(buf: &[u8]) -> Option<usize> {
     let mut from = 0;
     while let Some(i) = memchr::memchr(b'\n', &buf[from..]) {
-        let next = from + i + 1;
-        // A line holding only CR, spaces or tabs ends the head too: browsers accept it, so an
-        // evasion can use it, so we must.
-        let mut j = next;
-        while let Some(&b) = buf.get(j) {
-            if b == b'\r' || b == b' ' || b == b'\t' {
-                j += 1;
-            } else {
-                break;
-            }
+        let nl = from + i;
+        let prev_cr = nl > 0 && buf[nl - 1] == b'\r';
+        // Browsers also end a head at a line of only spaces/tabs (bare LF), or of only CRs
+        // after a bare-LF line; an evasion can use either, so we must read them the same way.
+        // Whitespace followed by CRLF stays an (empty) obs-fold continuation.
+        let mut j = nl + 1;
+        let mut ws = 0;
+        while let Some(b' ' | b'\t') = buf.get(j) {
+            ws += 1;
+            j += 1;
+        }
+        let mut cr = 0;
+        while let Some(b'\r') = buf.get(j) {
+            cr += 1;
+            j += 1;
         }
         match buf.get(j) {
-            Some(b'\n') => return Some(j + 1),
             None => return None,
-            _ => from = next,
+            Some(b'\n') => {
+                let end = match (ws, cr) {
+                    (0, 0 | 1) => true,
+                    (0, _) => !prev_cr,
+                    (_, 0) => true,
+                    _ => false,
+                };
+                if end {
+                    return Some(j + 1);
+                }
+                from = nl + 1;
+            }
+            _ => from = nl + 1,
         }
     }
     None
