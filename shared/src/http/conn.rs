@@ -164,6 +164,15 @@ impl HttpConnection {
         }
     }
 
+    /// The request stream (client side) or the response stream.
+    fn stream_mut(&mut self, requests: bool) -> &mut Stream {
+        if requests {
+            &mut self.requests
+        } else {
+            &mut self.responses
+        }
+    }
+
     /// True once the connection was found not to carry HTTP; callers may stop feeding it.
     pub fn is_not_http(&self) -> bool {
         self.not_http
@@ -225,11 +234,7 @@ impl HttpConnection {
         cfg: &HttpConfig,
         out: &mut Vec<Transaction>,
     ) {
-        let stream = if from_client {
-            &mut self.requests
-        } else {
-            &mut self.responses
-        };
+        let stream = self.stream_mut(from_client);
         stream.pending_anomalies.insert(Anomalies::GAP);
         stream.carry.clear();
         match std::mem::replace(&mut stream.state, State::Resync) {
@@ -258,11 +263,7 @@ impl HttpConnection {
         cfg: &HttpConfig,
         out: &mut Vec<Transaction>,
     ) {
-        let stream = if from_client {
-            &mut self.requests
-        } else {
-            &mut self.responses
-        };
+        let stream = self.stream_mut(from_client);
         let partial_head = matches!(stream.state, State::Head) && !stream.head.is_empty();
         let head = std::mem::take(&mut stream.head);
         let head_ts = stream.head_ts;
@@ -283,11 +284,7 @@ impl HttpConnection {
                     cfg,
                     out,
                 );
-                let stream = if from_client {
-                    &mut self.requests
-                } else {
-                    &mut self.responses
-                };
+                let stream = self.stream_mut(from_client);
                 if let State::Body(mut msg) = std::mem::replace(&mut stream.state, State::Stopped) {
                     let complete = msg.reader.finish();
                     self.finish_message(from_client, *msg, complete, cfg, out);
@@ -458,11 +455,7 @@ impl HttpConnection {
 
     /// Skips bytes until something that starts a message at a line start.
     fn resync(&mut self, requests: bool, data: &[u8]) -> usize {
-        let stream = if requests {
-            &mut self.requests
-        } else {
-            &mut self.responses
-        };
+        let stream = self.stream_mut(requests);
         let carry_len = stream.carry.len();
         if carry_len > 0 {
             // A start split across segments: search the carried tail plus a short prefix.
@@ -501,11 +494,7 @@ impl HttpConnection {
         cfg: &HttpConfig,
         out: &mut Vec<Transaction>,
     ) -> usize {
-        let stream = if requests {
-            &mut self.requests
-        } else {
-            &mut self.responses
-        };
+        let stream = self.stream_mut(requests);
         if stream.head.is_empty() {
             // Tolerate empty lines between messages (RFC 9112 §2.2).
             let skip = data
@@ -549,11 +538,7 @@ impl HttpConnection {
             let h = std::mem::take(&mut stream.head);
             let head_ts = stream.head_ts;
             self.head_complete(requests, head_ts, &h[..end], Anomalies::NONE, cfg, out);
-            let stream = if requests {
-                &mut self.requests
-            } else {
-                &mut self.responses
-            };
+            let stream = self.stream_mut(requests);
             stream.head = h;
             stream.reset_head();
             return used;
@@ -563,11 +548,7 @@ impl HttpConnection {
             h.extend_from_slice(b"\r\n\r\n");
             let head_ts = stream.head_ts;
             self.head_complete(requests, head_ts, &h, Anomalies::HEADERS_TOO_LONG, cfg, out);
-            let stream = if requests {
-                &mut self.requests
-            } else {
-                &mut self.responses
-            };
+            let stream = self.stream_mut(requests);
             stream.state = State::Resync;
             stream.head = h;
             stream.reset_head();
@@ -584,11 +565,7 @@ impl HttpConnection {
         cfg: &HttpConfig,
         out: &mut Vec<Transaction>,
     ) -> usize {
-        let stream = if requests {
-            &mut self.requests
-        } else {
-            &mut self.responses
-        };
+        let stream = self.stream_mut(requests);
         let State::Body(msg) = &mut stream.state else {
             return 0;
         };

@@ -66,6 +66,18 @@ struct SetResult {
 }
 
 impl SetResult {
+    fn new(name: &'static str, unit: &'static str) -> Self {
+        SetResult {
+            name,
+            unit,
+            captures: 0,
+            expected: 0,
+            agreed: 0,
+            ours: 0,
+            disagreements: Vec::new(),
+        }
+    }
+
     fn print(&self, out: &mut String) {
         let pct = if self.expected == 0 {
             100.0
@@ -166,15 +178,7 @@ fn compare(want: &BTreeMap<Key, usize>, got: &BTreeMap<Key, usize>) -> (usize, V
 
 fn zeek(corpus: &Path, verbose: bool) -> Result<SetResult> {
     let map = std::fs::read_to_string(corpus.join("zeek/baseline_map.tsv"))?;
-    let mut res = SetResult {
-        name: "zeek http.log baselines",
-        unit: "http.log rows",
-        captures: 0,
-        expected: 0,
-        agreed: 0,
-        ours: 0,
-        disagreements: Vec::new(),
-    };
+    let mut res = SetResult::new("zeek http.log baselines", "http.log rows");
     for line in map.lines().skip(1) {
         let cols: Vec<&str> = line.split('\t').collect();
         let (Some(baseline), Some(traces)) = (cols.first(), cols.get(2)) else {
@@ -346,15 +350,7 @@ fn parse_zeek_log(text: &str) -> (Vec<Key>, [bool; 4]) {
 // suricata-verify
 
 fn suricata_verify(corpus: &Path, verbose: bool) -> Result<SetResult> {
-    let mut res = SetResult {
-        name: "suricata-verify test.yaml http checks",
-        unit: "checks",
-        captures: 0,
-        expected: 0,
-        agreed: 0,
-        ours: 0,
-        disagreements: Vec::new(),
-    };
+    let mut res = SetResult::new("suricata-verify test.yaml http checks", "checks");
     let dir = corpus.join("suricata-verify/tests");
     let mut tests: Vec<_> = std::fs::read_dir(&dir)?
         .filter_map(|e| e.ok())
@@ -514,15 +510,10 @@ fn http_checks(doc: &serde_yaml_ng::Value) -> Vec<HttpCheck> {
 // tshark
 
 fn tshark(corpus: &Path, verbose: bool) -> Result<SetResult> {
-    let mut res = SetResult {
-        name: "tshark 4.0.17 reference tables (requests: method, host, URI)",
-        unit: "requests",
-        captures: 0,
-        expected: 0,
-        agreed: 0,
-        ours: 0,
-        disagreements: Vec::new(),
-    };
+    let mut res = SetResult::new(
+        "tshark 4.0.17 reference tables (requests: method, host, URI)",
+        "requests",
+    );
     let manifest = std::fs::read_to_string(corpus.join("MANIFEST.tsv"))?;
     let header: Vec<&str> = manifest.lines().next().unwrap_or("").split('\t').collect();
     let col = |name: &str| header.iter().position(|h| *h == name);
@@ -610,15 +601,10 @@ fn parse_tshark(text: &str) -> Vec<Key> {
 // http-evader
 
 fn evader(corpus: &Path, verbose: bool) -> Result<SetResult> {
-    let mut res = SetResult {
-        name: "http-evader: decoded response body contains the EICAR string",
-        unit: "cases",
-        captures: 0,
-        expected: 0,
-        agreed: 0,
-        ours: 0,
-        disagreements: Vec::new(),
-    };
+    let mut res = SetResult::new(
+        "http-evader: decoded response body contains the EICAR string",
+        "cases",
+    );
     let dir = corpus.join("suricata-verify/http-evader");
     let mut cases: Vec<_> = std::fs::read_dir(&dir)?
         .filter_map(|e| e.ok())
