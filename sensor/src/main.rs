@@ -10,6 +10,9 @@ use std::io::Write;
 use tapline_core::capture::LinkType;
 use tapline_core::{Engine, EngineConfig, Transaction};
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Headless capture sensor.
 #[derive(Debug, Parser)]
 #[command(name = "tapline-sensor", version, about)]
@@ -37,7 +40,7 @@ struct Args {
 fn main() -> Result<()> {
     let args = Args::parse();
     let cfg = EngineConfig {
-        sensor_id: Some(args.name.clone()),
+        sensor_id: Some(args.name.as_str().into()),
         ..EngineConfig::default()
     };
     let mut engine = Engine::new(cfg);

@@ -4,7 +4,7 @@
 
 use crate::capture::{CaptureReader, LinkType, Packet};
 use crate::defrag::{DefragLimits, Defragmenter};
-use crate::flow::{FlowLimits, FlowStats, FlowTable};
+use crate::flow::{FlowKey, FlowLimits, FlowStats, FlowTable};
 use crate::http::HttpConfig;
 use crate::packet::{self, Decoded};
 use crate::record::Transaction;
@@ -19,7 +19,11 @@ pub struct EngineConfig {
     /// IPv4 fragment reassembly limits.
     pub defrag: DefragLimits,
     /// Stamped on every record (set by sensors).
-    pub sensor_id: Option<String>,
+    pub sensor_id: Option<std::sync::Arc<str>>,
+    /// `(index, count)`: this engine handles only the connections whose
+    /// [`crate::flow::FlowKey::shard_hash`] falls in its shard, so `count` engines can each
+    /// scan the same packets and split the work without talking to each other.
+    pub shard: Option<(u64, u64)>,
 }
 
 /// Counters over everything the engine saw.
@@ -41,6 +45,8 @@ pub struct EngineStats {
     pub fragments_dropped: u64,
     /// Transactions emitted.
     pub transactions: u64,
+    /// TCP segments left to other shards' engines.
+    pub other_shard_segments: u64,
     /// Flow table counters.
     pub flows: FlowStats,
 }
@@ -88,10 +94,7 @@ impl Engine {
         self.stats.bytes += data.len() as u64;
         let start = out.len();
         match packet::decode(link, data) {
-            Ok(Decoded::Tcp(seg)) => {
-                self.stats.tcp_segments += 1;
-                self.flows.segment(ts, &seg, &self.cfg.http, out);
-            }
+            Ok(Decoded::Tcp(seg)) => self.tcp(ts, &seg, out),
             Ok(Decoded::Ipv4Fragment(frag)) => {
                 self.stats.fragments += 1;
                 if let Some(datagram) = self.defrag.add(ts, &frag) {
@@ -104,10 +107,7 @@ impl Engine {
                         wire,
                         0,
                     ) {
-                        Ok(Decoded::Tcp(seg)) => {
-                            self.stats.tcp_segments += 1;
-                            self.flows.segment(ts, &seg, &self.cfg.http, out);
-                        }
+                        Ok(Decoded::Tcp(seg)) => self.tcp(ts, &seg, out),
                         Ok(_) => self.stats.other_packets += 1,
                         Err(_) => self.stats.malformed_packets += 1,
                     }
@@ -117,6 +117,17 @@ impl Engine {
             Err(_) => self.stats.malformed_packets += 1,
         }
         self.stamp(start, out);
+    }
+
+    fn tcp(&mut self, ts: i64, seg: &packet::TcpSegment<'_>, out: &mut Vec<Transaction>) {
+        if let Some((index, count)) = self.cfg.shard
+            && FlowKey::of(seg).shard_hash() % count.max(1) != index
+        {
+            self.stats.other_shard_segments += 1;
+            return;
+        }
+        self.stats.tcp_segments += 1;
+        self.flows.segment(ts, seg, &self.cfg.http, out);
     }
 
     /// End of input: closes every connection and emits what is pending.

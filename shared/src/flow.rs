@@ -37,22 +37,33 @@ impl Default for FlowLimits {
     }
 }
 
-/// Address pair in canonical order, so both directions find the same flow.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// Address pair in canonical order, so both directions find the same flow. Addresses are
+/// kept as 128-bit integers (IPv4 mapped into IPv6) so hashing is three word writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct FlowKey {
-    lo: (IpAddr, u16),
-    hi: (IpAddr, u16),
+    lo: u128,
+    hi: u128,
+    /// `lo`'s port in the high half, `hi`'s in the low half.
+    ports: u32,
+}
+
+fn ip_bits(ip: IpAddr) -> u128 {
+    match ip {
+        IpAddr::V4(v4) => u128::from(v4.to_ipv6_mapped()),
+        IpAddr::V6(v6) => u128::from(v6),
+    }
 }
 
 impl FlowKey {
     /// The key of a segment's connection.
     pub fn of(seg: &TcpSegment<'_>) -> Self {
-        let a = (seg.src, seg.src_port);
-        let b = (seg.dst, seg.dst_port);
-        if a <= b {
-            FlowKey { lo: a, hi: b }
-        } else {
-            FlowKey { lo: b, hi: a }
+        let a = (ip_bits(seg.src), seg.src_port);
+        let b = (ip_bits(seg.dst), seg.dst_port);
+        let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+        FlowKey {
+            lo: lo.0,
+            hi: hi.0,
+            ports: u32::from(lo.1) << 16 | u32::from(hi.1),
         }
     }
 
@@ -372,7 +383,7 @@ impl FlowTable {
     pub fn close_all(&mut self, http_cfg: &HttpConfig, out: &mut Vec<Transaction>) {
         let mut flows: Vec<(FlowKey, Flow)> = self.flows.drain().collect();
         // Deterministic output order: by last activity, then address.
-        flows.sort_by(|a, b| a.1.last_ts.cmp(&b.1.last_ts).then(a.0.lo.cmp(&b.0.lo)));
+        flows.sort_by(|a, b| a.1.last_ts.cmp(&b.1.last_ts).then(a.0.cmp(&b.0)));
         for (_, flow) in flows {
             self.finish(flow, Anomalies::NONE, http_cfg, out);
         }

@@ -21,4 +21,4 @@ pub mod reassembly;
 pub mod record;
 
 pub use engine::{DecodedCapture, Engine, EngineConfig, EngineStats, decode_capture};
-pub use record::{Anomalies, Body, Header, HttpVersion, Transaction};
+pub use record::{Anomalies, Body, Headers, HttpVersion, Transaction};

@@ -5,11 +5,13 @@
 //! after de-chunking and decompression, capped; [`Body::len`] always holds the full length.
 
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::fmt;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 /// Version of the record layout. Bumped on any change to the serialised form.
-pub const RECORD_VERSION: u16 = 1;
+pub const RECORD_VERSION: u16 = 2;
 
 /// One HTTP request/response exchange. The response may be missing.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -23,27 +25,26 @@ pub struct Transaction {
     /// The server's address.
     pub server: Option<SocketAddr>,
     /// The sensor that captured it; `None` for records decoded from a file on the workbench.
-    pub sensor_id: Option<String>,
+    /// Shared, not copied, between the records of one sensor.
+    pub sensor_id: Option<Arc<str>>,
     /// Request method as sent (`GET`, `POST`, ...). Empty for a response without a request.
-    pub method: String,
+    /// The common methods are static strings: no allocation per record.
+    pub method: Cow<'static, str>,
     /// The `Host` header, or the authority of an absolute-form target.
     pub host: Option<String>,
     /// The request target exactly as sent (origin, absolute, authority or asterisk form).
+    /// [`Transaction::path`] and [`Transaction::query`] are views into it.
     pub uri: String,
-    /// The path part of the target (no query), percent-encoding preserved.
-    pub path: String,
-    /// The query string without the leading `?`, if any.
-    pub query: Option<String>,
     /// HTTP version of the request.
     pub version: HttpVersion,
     /// Response status code, `None` when no response was seen.
     pub status: Option<u16>,
-    /// Response reason phrase.
-    pub reason: Option<String>,
-    /// Request headers in wire order (obs-fold joined, values decoded lossily as UTF-8).
-    pub request_headers: Vec<Header>,
+    /// Response reason phrase (the common phrases are static strings).
+    pub reason: Option<Cow<'static, str>>,
+    /// Request headers in wire order (obs-fold joined, invalid UTF-8 escaped as `\xNN`).
+    pub request_headers: Headers,
     /// Response headers in wire order.
-    pub response_headers: Vec<Header>,
+    pub response_headers: Headers,
     /// Request body after de-chunking and decompression.
     pub request_body: Body,
     /// Response body after de-chunking and decompression.
@@ -57,12 +58,12 @@ pub struct Transaction {
 impl Transaction {
     /// The first request header with this name (case-insensitive).
     pub fn request_header(&self, name: &str) -> Option<&str> {
-        find_header(&self.request_headers, name)
+        self.request_headers.get(name)
     }
 
     /// The first response header with this name (case-insensitive).
     pub fn response_header(&self, name: &str) -> Option<&str> {
-        find_header(&self.response_headers, name)
+        self.response_headers.get(name)
     }
 
     /// The request's `Content-Type`.
@@ -74,31 +75,238 @@ impl Transaction {
     pub fn response_content_type(&self) -> Option<&str> {
         self.response_header("content-type")
     }
+
+    /// The path part of the target: no query or fragment; an absolute-form target loses its
+    /// scheme and authority. Percent-encoding is preserved.
+    pub fn path(&self) -> &str {
+        split_target(&self.uri).0
+    }
+
+    /// The query string without the leading `?`, if any.
+    pub fn query(&self) -> Option<&str> {
+        split_target(&self.uri).1
+    }
 }
 
-fn find_header<'a>(headers: &'a [Header], name: &str) -> Option<&'a str> {
-    headers
-        .iter()
-        .find(|h| h.name.eq_ignore_ascii_case(name))
-        .map(|h| h.value.as_str())
-}
-
-/// One header field.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Header {
-    /// Field name as sent (case preserved).
-    pub name: String,
-    /// Field value, surrounding whitespace trimmed.
-    pub value: String,
-}
-
-impl Header {
-    /// A header from name and value.
-    pub fn new(name: impl Into<String>, value: impl Into<String>) -> Self {
-        Header {
-            name: name.into(),
-            value: value.into(),
+/// Splits a request target into path and query (see [`Transaction::path`]).
+pub fn split_target(target: &str) -> (&str, Option<&str>) {
+    let path_part = match target.find("://") {
+        Some(i) if target[..i].bytes().all(|b| b.is_ascii_alphabetic()) => {
+            let after = &target[i + 3..];
+            match after.find(['/', '?']) {
+                Some(j) => &after[j..],
+                None => "/",
+            }
         }
+        _ => target,
+    };
+    let without_fragment = path_part.split('#').next().unwrap_or(path_part);
+    match without_fragment.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (without_fragment, None),
+    }
+}
+
+/// Header fields in wire order, stored compactly: one string holds every name and value (for
+/// a parsed head, the raw header block itself), so a head costs two allocations however many
+/// fields it has, and parsing copies the block once instead of field by field.
+#[derive(Clone, Default)]
+pub struct Headers {
+    text: String,
+    /// Per field: name start and end, value start and end, as offsets into `text`.
+    spans: Vec<[u32; 4]>,
+    /// Bit `len % 64` is set for every field name length present: most lookups (is there a
+    /// `Transfer-Encoding`?) are answered without a scan.
+    name_lengths: u64,
+}
+
+impl Headers {
+    /// An empty list with room for `fields` fields and `bytes` bytes of text.
+    pub fn with_capacity(fields: usize, bytes: usize) -> Self {
+        Headers {
+            text: String::with_capacity(bytes),
+            spans: Vec::with_capacity(fields),
+            name_lengths: 0,
+        }
+    }
+
+    /// Headers over a block of text with field spans already found in it (the parser's fast
+    /// path). A span outside `text` or off a character boundary reads as empty.
+    pub(crate) fn from_block(text: String, spans: Vec<[u32; 4]>) -> Self {
+        let name_lengths = spans.iter().fold(0u64, |m, &[ns, ne, _, _]| {
+            m | 1 << (ne.wrapping_sub(ns) % 64)
+        });
+        Headers {
+            text,
+            spans,
+            name_lengths,
+        }
+    }
+
+    /// Appends a field. A field that would push the text past 4 GiB is dropped (heads are
+    /// capped far below that).
+    pub fn push(&mut self, name: &str, value: &str) {
+        let start = self.text.len();
+        let Ok(end) = u32::try_from(start + name.len() + value.len()) else {
+            return;
+        };
+        self.text.push_str(name);
+        self.text.push_str(value);
+        self.name_lengths |= 1 << (name.len() % 64);
+        // Both fit: `end` does.
+        let (start, mid) = (start as u32, (start + name.len()) as u32);
+        self.spans.push([start, mid, mid, end]);
+    }
+
+    /// Appends text to the last field's value (obs-fold continuation lines). Only valid while
+    /// the last field's value ends the text, which holds for lists built with `push`.
+    pub fn extend_last_value(&mut self, more: &str) {
+        let Some(last) = self.spans.last_mut() else {
+            return;
+        };
+        let Ok(end) = u32::try_from(self.text.len() + more.len()) else {
+            return;
+        };
+        if last[3] as usize != self.text.len() {
+            return;
+        }
+        self.text.push_str(more);
+        last[3] = end;
+    }
+
+    /// The last field's value.
+    pub fn last_value(&self) -> Option<&str> {
+        self.spans.last().map(|&s| self.value_of(s))
+    }
+
+    fn name_of(&self, [ns, ne, _, _]: [u32; 4]) -> &str {
+        self.text.get(ns as usize..ne as usize).unwrap_or("")
+    }
+
+    fn value_of(&self, [_, _, vs, ve]: [u32; 4]) -> &str {
+        self.text.get(vs as usize..ve as usize).unwrap_or("")
+    }
+
+    /// Number of fields.
+    pub fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    /// True when there are no fields.
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
+
+    /// `(name, value)` pairs in wire order.
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = (&str, &str)> + ExactSizeIterator {
+        self.spans
+            .iter()
+            .map(|&s| (self.name_of(s), self.value_of(s)))
+    }
+
+    /// The first value of the field `name` (case-insensitive).
+    pub fn get(&self, name: &str) -> Option<&str> {
+        if self.name_lengths & (1 << (name.len() % 64)) == 0 {
+            return None;
+        }
+        self.iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    }
+
+    /// Every value of the field `name` (case-insensitive), in order.
+    pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        let maybe = self.name_lengths & (1 << (name.len() % 64)) != 0;
+        let fields = if maybe { &self.spans[..] } else { &[] };
+        fields
+            .iter()
+            .map(|&s| (self.name_of(s), self.value_of(s)))
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    }
+}
+
+impl PartialEq for Headers {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for Headers {}
+
+impl fmt::Debug for Headers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl<N: AsRef<str>, V: AsRef<str>> FromIterator<(N, V)> for Headers {
+    fn from_iter<I: IntoIterator<Item = (N, V)>>(iter: I) -> Self {
+        let mut h = Headers::default();
+        for (n, v) in iter {
+            h.push(n.as_ref(), v.as_ref());
+        }
+        h
+    }
+}
+
+impl Serialize for Headers {
+    fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let mut seq = ser.serialize_seq(Some(self.len()))?;
+        for (n, v) in self.iter() {
+            seq.serialize_element(&[n, v])?;
+        }
+        seq.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Headers {
+    fn deserialize<D: serde::Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
+        let pairs = Vec::<(String, String)>::deserialize(de)?;
+        Ok(pairs.into_iter().collect())
+    }
+}
+
+/// The common method tokens as static strings; others are copied.
+pub fn method_token(m: &str) -> Cow<'static, str> {
+    const COMMON: &[&str] = &[
+        "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "CONNECT", "TRACE",
+    ];
+    match COMMON.iter().find(|c| **c == m) {
+        Some(c) => Cow::Borrowed(c),
+        None => Cow::Owned(m.to_owned()),
+    }
+}
+
+/// The common reason phrases as static strings; others are copied.
+pub fn reason_phrase(r: &str) -> Cow<'static, str> {
+    const COMMON: &[&str] = &[
+        "OK",
+        "Created",
+        "Accepted",
+        "No Content",
+        "Moved Permanently",
+        "Found",
+        "See Other",
+        "Not Modified",
+        "Bad Request",
+        "Unauthorized",
+        "Forbidden",
+        "Not Found",
+        "Method Not Allowed",
+        "Conflict",
+        "Unprocessable Entity",
+        "Too Many Requests",
+        "Internal Server Error",
+        "Bad Gateway",
+        "Service Unavailable",
+        "Gateway Timeout",
+        "",
+    ];
+    match COMMON.iter().find(|c| **c == r) {
+        Some(c) => Cow::Borrowed(c),
+        None => Cow::Owned(r.to_owned()),
     }
 }
 
@@ -334,7 +542,7 @@ mod tests {
     #[test]
     fn header_lookup_ignores_case() {
         let tx = Transaction {
-            request_headers: vec![Header::new("Content-Type", "application/json")],
+            request_headers: [("Content-Type", "application/json")].into_iter().collect(),
             ..Transaction::default()
         };
         assert_eq!(tx.request_content_type(), Some("application/json"));

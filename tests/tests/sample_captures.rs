@@ -31,7 +31,7 @@ fn pcap_matches_the_recording_clients_ground_truth() {
     let got = tally(txs.iter().map(|t| {
         (
             t.client.map(|c| c.ip().to_string()).unwrap_or_default(),
-            t.method.clone(),
+            t.method.to_string(),
             t.uri.clone(),
             t.status.unwrap_or(0),
         )
@@ -77,7 +77,7 @@ fn bodies_are_dechunked_decompressed_and_carry_the_pii() {
         .iter()
         .filter(|t| {
             t.client.is_some_and(|c| c.ip().to_string() == "127.0.0.66")
-                && t.path.starts_with("/api/v1/users/")
+                && t.path().starts_with("/api/v1/users/")
                 && t.status == Some(200)
         })
         .count();

@@ -3,7 +3,7 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde::Serialize;
-use tapline_core::{Header, Transaction};
+use tapline_core::{Headers, Transaction};
 
 /// One transaction as a JSON line.
 #[derive(Serialize)]
@@ -50,10 +50,8 @@ pub struct JsonlRecord<'a> {
     pub anomalies: Vec<&'static str>,
 }
 
-fn pairs(h: &[Header]) -> Vec<[&str; 2]> {
-    h.iter()
-        .map(|h| [h.name.as_str(), h.value.as_str()])
-        .collect()
+fn pairs(h: &Headers) -> Vec<[&str; 2]> {
+    h.iter().map(|(n, v)| [n, v]).collect()
 }
 
 fn body_b64(data: &[u8], max: usize) -> String {

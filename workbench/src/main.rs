@@ -5,6 +5,9 @@ use clap::{CommandFactory, Parser};
 use tapline_workbench::cli::{Cli, Command};
 use tapline_workbench::commands;
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {

@@ -19,6 +19,16 @@ pub enum Framing {
     UntilClose,
 }
 
+impl Framing {
+    /// The body length the head announced, if it did.
+    pub fn expected_len(self) -> Option<u64> {
+        match self {
+            Framing::Length(n) => Some(n),
+            _ => None,
+        }
+    }
+}
+
 /// Collects the de-chunked body: keeps at most `keep_cap` bytes, counts all of them.
 #[derive(Debug, Default)]
 pub struct BodySink {
@@ -40,6 +50,18 @@ impl BodySink {
             len: 0,
             missing: 0,
             keep_cap,
+        }
+    }
+
+    /// A sink for a body announced as `expected` bytes: room for them is reserved up front
+    /// (bounded, since the announcement comes from the peer), so typical bodies are copied
+    /// once into one allocation.
+    pub fn with_expected(keep_cap: usize, expected: Option<u64>) -> Self {
+        const MAX_RESERVE: usize = 64 * 1024;
+        let reserve = expected.map_or(0, |n| n.min(keep_cap.min(MAX_RESERVE) as u64) as usize);
+        BodySink {
+            kept: Vec::with_capacity(reserve),
+            ..BodySink::new(keep_cap)
         }
     }
 

@@ -4,7 +4,7 @@
 use super::body::{BodyReader, BodySink, Framing};
 use super::encoding::{self, Coding};
 use super::head::{self, RequestHead, ResponseHead};
-use crate::record::{Anomalies, Body, HttpVersion, Transaction};
+use crate::record::{Anomalies, Body, Headers, HttpVersion, Transaction};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 
@@ -86,7 +86,7 @@ enum State {
     /// Between messages, or inside a head (bytes in `Stream::head`).
     Head,
     /// Inside a body.
-    Body(Box<Message>),
+    Body(Message),
     /// Looking for the next message start after damage.
     Resync,
     /// Not parsed any more (not HTTP, tunnel, or closed).
@@ -242,12 +242,12 @@ impl HttpConnection {
                 if msg.reader.gap(len, &mut msg.sink) {
                     if msg.reader.is_done() {
                         stream.state = State::Head;
-                        self.finish_message(from_client, *msg, true, cfg, out);
+                        self.finish_message(from_client, msg, true, cfg, out);
                     } else {
                         stream.state = State::Body(msg);
                     }
                 } else {
-                    self.finish_message(from_client, *msg, false, cfg, out);
+                    self.finish_message(from_client, msg, false, cfg, out);
                 }
             }
             State::Head if !stream.head.is_empty() => stream.reset_head(),
@@ -270,7 +270,7 @@ impl HttpConnection {
         match std::mem::replace(&mut stream.state, State::Stopped) {
             State::Body(mut msg) => {
                 let complete = msg.reader.finish();
-                self.finish_message(from_client, *msg, complete, cfg, out);
+                self.finish_message(from_client, msg, complete, cfg, out);
             }
             _ if partial_head && !self.not_http => {
                 // A head that never completed: record what we can of it.
@@ -287,7 +287,7 @@ impl HttpConnection {
                 let stream = self.stream_mut(from_client);
                 if let State::Body(mut msg) = std::mem::replace(&mut stream.state, State::Stopped) {
                     let complete = msg.reader.finish();
-                    self.finish_message(from_client, *msg, complete, cfg, out);
+                    self.finish_message(from_client, msg, complete, cfg, out);
                 }
             }
             _ => {}
@@ -437,12 +437,12 @@ impl HttpConnection {
         };
         ex.tx.response_ts_nanos = Some(ts);
         let id = ex.id;
-        self.responses.state = State::Body(Box::new(Message {
+        self.responses.state = State::Body(Message {
             exchange: id,
             reader: BodyReader::new(Framing::UntilClose),
             sink: BodySink::new(cfg.max_body),
             codings: Vec::new(),
-        }));
+        });
     }
 
     fn stop_not_http(&mut self) {
@@ -505,8 +505,19 @@ impl HttpConnection {
                 return skip;
             }
             stream.head_ts = ts;
+            // Fastest path: a clean head, whole in this segment.
+            let window = &data[..data.len().min(cfg.max_head)];
+            if requests {
+                if let Some((h, len)) = head::parse_request_fast(window) {
+                    self.request_head(ts, h, Anomalies::NONE, cfg, out);
+                    return len;
+                }
+            } else if let Some((h, len)) = head::parse_response_fast(window) {
+                self.response_head(ts, h, Anomalies::NONE, cfg, out);
+                return len;
+            }
             // Fast path: the whole head is in this segment, parse it in place.
-            if let Some(end) = find_end(requests, &data[..data.len().min(cfg.max_head)]) {
+            if let Some(end) = find_end(requests, window) {
                 let head_ts = stream.head_ts;
                 self.head_complete(requests, head_ts, &data[..end], Anomalies::NONE, cfg, out);
                 return end;
@@ -577,7 +588,7 @@ impl HttpConnection {
                 State::Head
             };
             if let State::Body(msg) = std::mem::replace(&mut stream.state, next) {
-                self.finish_message(requests, *msg, !fed.broken, cfg, out);
+                self.finish_message(requests, msg, !fed.broken, cfg, out);
             }
         }
         fed.consumed
@@ -638,7 +649,6 @@ impl HttpConnection {
         self.next_id += 1;
         let mut anomalies = h.anomalies | framing_flags | extra;
         anomalies |= std::mem::take(&mut self.requests.pending_anomalies);
-        let (path, query) = split_target(&h.target);
         let host = request_host(&h, &mut anomalies);
         let http09 = h.version == HttpVersion::Http09;
         let tx = Transaction {
@@ -647,8 +657,6 @@ impl HttpConnection {
             server: self.server_addr,
             method: h.method,
             host,
-            path,
-            query,
             uri: h.target,
             version: h.version,
             request_headers: h.headers,
@@ -667,16 +675,19 @@ impl HttpConnection {
             self.give_up_oldest(out);
         }
         let reader = BodyReader::new(framing);
-        let msg = Box::new(Message {
+        let msg = Message {
             exchange: id,
             reader,
-            sink: BodySink::new(if codings.is_empty() {
-                cfg.max_body
-            } else {
-                cfg.max_encoded_body
-            }),
+            sink: BodySink::with_expected(
+                if codings.is_empty() {
+                    cfg.max_body
+                } else {
+                    cfg.max_encoded_body
+                },
+                framing.expected_len(),
+            ),
             codings,
-        });
+        };
         if msg.reader.is_done() {
             self.requests.state = if http09 || upgrade {
                 // HTTP/0.9 is one request per connection; CONNECT waits for the tunnel.
@@ -684,7 +695,7 @@ impl HttpConnection {
             } else {
                 State::Head
             };
-            self.finish_message(true, *msg, true, cfg, out);
+            self.finish_message(true, msg, true, cfg, out);
         } else {
             self.requests.state = State::Body(msg);
         }
@@ -732,7 +743,7 @@ impl HttpConnection {
         let Some(ex) = self.pending.get_mut(self.resp_cursor) else {
             return;
         };
-        let method = ex.tx.method.as_str();
+        let method: &str = &ex.tx.method;
         let switching = h.status == 101
             || (method.eq_ignore_ascii_case("CONNECT") && (200..300).contains(&h.status));
         let (framing, framing_flags) = if switching {
@@ -746,16 +757,19 @@ impl HttpConnection {
         ex.tx.response_headers = h.headers;
         ex.tx.anomalies |= anomalies | framing_flags;
         let id = ex.id;
-        let msg = Box::new(Message {
+        let msg = Message {
             exchange: id,
             reader: BodyReader::new(framing),
-            sink: BodySink::new(if codings.is_empty() {
-                cfg.max_body
-            } else {
-                cfg.max_encoded_body
-            }),
+            sink: BodySink::with_expected(
+                if codings.is_empty() {
+                    cfg.max_body
+                } else {
+                    cfg.max_encoded_body
+                },
+                framing.expected_len(),
+            ),
             codings,
-        });
+        };
         if switching {
             // The connection now carries another protocol: stop parsing both ways.
             self.requests.state = State::Stopped;
@@ -765,12 +779,12 @@ impl HttpConnection {
             {
                 ex.req_done = true;
             }
-            self.finish_message(false, *msg, true, cfg, out);
+            self.finish_message(false, msg, true, cfg, out);
             return;
         }
         if msg.reader.is_done() {
             self.responses.state = State::Head;
-            self.finish_message(false, *msg, true, cfg, out);
+            self.finish_message(false, msg, true, cfg, out);
         } else {
             self.responses.state = State::Body(msg);
         }
@@ -915,45 +929,36 @@ fn line_of(buf: &[u8]) -> Option<&[u8]> {
     Some(buf[..nl].strip_suffix(b"\r").unwrap_or(&buf[..nl]))
 }
 
-fn header_values<'a>(
-    headers: &'a [crate::record::Header],
-    name: &'a str,
-) -> impl Iterator<Item = &'a str> {
-    headers
-        .iter()
-        .filter(move |h| h.name.eq_ignore_ascii_case(name))
-        .map(|h| h.value.as_str())
-}
-
 /// The body framing of a message from its Transfer-Encoding and Content-Length headers
 /// (RFC 9112 §6.3). Returns `None` framing decisions as anomalies.
-fn length_framing(headers: &[crate::record::Header]) -> (Option<Framing>, Anomalies) {
+fn length_framing(headers: &Headers, use_te: bool) -> (Option<Framing>, Anomalies) {
     let mut flags = Anomalies::NONE;
-    let te: Vec<&str> = header_values(headers, "transfer-encoding").collect();
-    let cl: Vec<&str> = header_values(headers, "content-length").collect();
-    if !te.is_empty() {
-        if !cl.is_empty() {
+    let mut te = headers
+        .get_all("transfer-encoding")
+        .filter(|_| use_te)
+        .peekable();
+    let mut cl = headers.get_all("content-length").peekable();
+    if te.peek().is_some() {
+        if cl.peek().is_some() {
             flags.insert(Anomalies::TE_AND_CL);
         }
         // Lenient token reading (as browsers do): parameters dropped, stray punctuation and
         // control bytes trimmed, "chunked" anywhere makes the body chunked.
-        let codings: Vec<String> = te
-            .iter()
-            .flat_map(|v| v.split(','))
-            .map(|c| {
-                c.split(';')
-                    .next()
-                    .unwrap_or("")
-                    .trim_matches(|ch: char| !ch.is_ascii_alphanumeric())
-                    .to_ascii_lowercase()
-            })
-            .filter(|c| !c.is_empty())
-            .collect();
-        // "chunkedx" reads as chunked to browsers, "chunked x" does not.
-        let chunked = codings
-            .iter()
-            .any(|c| c.starts_with("chunked") && !c.contains(char::is_whitespace));
-        if codings.len() != 1 || codings[0] != "chunked" {
+        let codings = te.flat_map(|v| v.split(',')).map(|c| {
+            c.split(';')
+                .next()
+                .unwrap_or("")
+                .trim_matches(|ch: char| !ch.is_ascii_alphanumeric())
+        });
+        let (mut count, mut only_chunked, mut chunked) = (0, true, false);
+        for c in codings.filter(|c| !c.is_empty()) {
+            count += 1;
+            // "chunkedx" reads as chunked to browsers, "chunked x" does not.
+            let starts_chunked = c.len() >= 7 && c[..7].eq_ignore_ascii_case("chunked");
+            chunked |= starts_chunked && !c.contains(char::is_whitespace);
+            only_chunked &= c.eq_ignore_ascii_case("chunked");
+        }
+        if count != 1 || !only_chunked {
             flags.insert(Anomalies::BAD_TRANSFER_ENCODING);
         }
         if chunked {
@@ -962,19 +967,22 @@ fn length_framing(headers: &[crate::record::Header]) -> (Option<Framing>, Anomal
         // No chunked coding: the length is unknowable; the caller decides.
         return (None, flags);
     }
-    if !cl.is_empty() {
+    // The common case: one plain Content-Length.
+    if let Some(first) = cl.next() {
+        let single = cl.peek().is_none() && !first.contains(',');
+        if single && let Some(n) = parse_decimal(first.trim()).filter(|&n| n <= i64::MAX as u64) {
+            return (Some(Framing::Length(n)), flags);
+        }
         let mut value: Option<u64> = None;
-        for v in cl.iter().flat_map(|v| v.split(',')) {
-            let v = v.trim();
-            match v.parse::<u64>() {
+        let cl = std::iter::once(first).chain(cl);
+        for v in cl.flat_map(|v| v.split(',')) {
+            match parse_decimal(v.trim()) {
                 // Beyond i64::MAX no server accepts it; overflow tricks are a smuggling sign.
-                Ok(n) if v.bytes().all(|b| b.is_ascii_digit()) && n <= i64::MAX as u64 => {
-                    match value {
-                        Some(prev) if prev != n => flags.insert(Anomalies::BAD_CONTENT_LENGTH),
-                        Some(_) => {}
-                        None => value = Some(n),
-                    }
-                }
+                Some(n) if n <= i64::MAX as u64 => match value {
+                    Some(prev) if prev != n => flags.insert(Anomalies::BAD_CONTENT_LENGTH),
+                    Some(_) => {}
+                    None => value = Some(n),
+                },
                 _ => flags.insert(Anomalies::BAD_CONTENT_LENGTH),
             }
         }
@@ -983,11 +991,23 @@ fn length_framing(headers: &[crate::record::Header]) -> (Option<Framing>, Anomal
     (None, flags)
 }
 
+/// Plain decimal digits only (no sign, no spaces), without overflow.
+fn parse_decimal(v: &str) -> Option<u64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.bytes().try_fold(0u64, |n, b| {
+        b.is_ascii_digit()
+            .then(|| n.checked_mul(10)?.checked_add(u64::from(b - b'0')))
+            .flatten()
+    })
+}
+
 fn request_framing(h: &RequestHead) -> (Framing, Anomalies) {
     if h.version == HttpVersion::Http09 {
         return (Framing::Empty, Anomalies::NONE);
     }
-    let (framing, flags) = length_framing(&h.headers);
+    let (framing, flags) = length_framing(&h.headers, true);
     (framing.unwrap_or(Framing::Empty), flags)
 }
 
@@ -999,57 +1019,28 @@ fn response_framing(method: &str, h: &ResponseHead) -> (Framing, Anomalies) {
     {
         return (Framing::Empty, Anomalies::NONE);
     }
-    if h.version == HttpVersion::Http10
-        && header_values(&h.headers, "transfer-encoding")
-            .next()
-            .is_some()
-    {
+    if h.version == HttpVersion::Http10 && h.headers.get("transfer-encoding").is_some() {
         // HTTP/1.0 has no transfer codings: clients ignore the header (RFC 9112 §6.1).
-        let cl_only: Vec<crate::record::Header> = h
-            .headers
-            .iter()
-            .filter(|x| !x.name.eq_ignore_ascii_case("transfer-encoding"))
-            .cloned()
-            .collect();
-        let (framing, flags) = length_framing(&cl_only);
+        let (framing, flags) = length_framing(&h.headers, false);
         return (
             framing.unwrap_or(Framing::UntilClose),
             flags | Anomalies::BAD_TRANSFER_ENCODING,
         );
     }
-    let (framing, flags) = length_framing(&h.headers);
+    let (framing, flags) = length_framing(&h.headers, true);
     (framing.unwrap_or(Framing::UntilClose), flags)
 }
 
-fn content_codings(headers: &[crate::record::Header]) -> Vec<Coding> {
+fn content_codings(headers: &Headers) -> Vec<Coding> {
     let mut all = Vec::new();
-    for v in header_values(headers, "content-encoding") {
+    for v in headers.get_all("content-encoding") {
         all.extend(encoding::parse_codings(v));
     }
     all
 }
 
-/// Splits a request target into path and query; absolute-form loses its scheme and authority.
-fn split_target(target: &str) -> (String, Option<String>) {
-    let path_part = match target.find("://") {
-        Some(i) if target[..i].bytes().all(|b| b.is_ascii_alphabetic()) => {
-            let after = &target[i + 3..];
-            match after.find(['/', '?']) {
-                Some(j) => &after[j..],
-                None => "/",
-            }
-        }
-        _ => target,
-    };
-    let without_fragment = path_part.split('#').next().unwrap_or(path_part);
-    match without_fragment.split_once('?') {
-        Some((p, q)) => (p.to_owned(), Some(q.to_owned())),
-        None => (without_fragment.to_owned(), None),
-    }
-}
-
 fn request_host(h: &RequestHead, anomalies: &mut Anomalies) -> Option<String> {
-    let mut hosts = header_values(&h.headers, "host");
+    let mut hosts = h.headers.get_all("host");
     let header = hosts.next().map(str::to_owned);
     if hosts.next().is_some() {
         anomalies.insert(Anomalies::AMBIGUOUS_HOST);
@@ -1075,6 +1066,7 @@ fn request_host(h: &RequestHead, anomalies: &mut Anomalies) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::record::split_target;
 
     fn run(client: &[&[u8]], server: &[&[u8]]) -> Vec<Transaction> {
         let cfg = HttpConfig::default();
@@ -1097,7 +1089,7 @@ mod tests {
             &[b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\n\r\n"],
         );
         assert_eq!(out.len(), 2);
-        assert_eq!(out[0].path, "/a");
+        assert_eq!(out[0].path(), "/a");
         assert_eq!(out[0].status, Some(200));
         assert_eq!(out[0].response_body.data, b"ok");
         assert_eq!(out[1].method, "POST");
@@ -1116,7 +1108,7 @@ mod tests {
                 &[b"HTTP/1.1 204 No Content\r\n\r\n"],
             );
             assert_eq!(out.len(), 1, "cut {cut}");
-            assert_eq!(out[0].query.as_deref(), Some("x=1"));
+            assert_eq!(out[0].query(), Some("x=1"));
             assert_eq!(out[0].host.as_deref(), Some("example"));
             assert_eq!(out[0].status, Some(204));
         }
@@ -1211,7 +1203,7 @@ mod tests {
         );
         c.close(Anomalies::NONE, &cfg, &mut out);
         assert_eq!(out.len(), 1);
-        assert_eq!(out[0].path, "/next");
+        assert_eq!(out[0].path(), "/next");
         assert_eq!(out[0].status, Some(200));
         assert!(out[0].anomalies.contains(Anomalies::MIDSTREAM));
     }
@@ -1236,11 +1228,8 @@ mod tests {
 
     #[test]
     fn test_split_target() {
-        assert_eq!(split_target("/a?b#c"), ("/a".into(), Some("b".into())));
-        assert_eq!(
-            split_target("http://h:8/p?q"),
-            ("/p".into(), Some("q".into()))
-        );
-        assert_eq!(split_target("http://h"), ("/".into(), None));
+        assert_eq!(split_target("/a?b#c"), ("/a", Some("b")));
+        assert_eq!(split_target("http://h:8/p?q"), ("/p", Some("q")));
+        assert_eq!(split_target("http://h"), ("/", None));
     }
 }

@@ -4,19 +4,20 @@
 //! whitespace before the colon and lines without a colon are accepted and flagged, so what a
 //! lenient server would act on is what Tapline records.
 
-use crate::record::{Anomalies, Header, HttpVersion};
+use crate::record::{Anomalies, Headers, HttpVersion, method_token, reason_phrase};
+use std::borrow::Cow;
 
 /// A parsed request line and headers.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct RequestHead {
     /// Method token.
-    pub method: String,
+    pub method: Cow<'static, str>,
     /// Request target as sent.
     pub target: String,
     /// Protocol version.
     pub version: HttpVersion,
     /// Header fields in order.
-    pub headers: Vec<Header>,
+    pub headers: Headers,
     /// What was not clean.
     pub anomalies: Anomalies,
 }
@@ -27,20 +28,19 @@ pub struct ResponseHead {
     /// Status code.
     pub status: u16,
     /// Reason phrase.
-    pub reason: String,
+    pub reason: Cow<'static, str>,
     /// Protocol version.
     pub version: HttpVersion,
     /// Header fields in order.
-    pub headers: Vec<Header>,
+    pub headers: Headers,
     /// What was not clean.
     pub anomalies: Anomalies,
 }
 
 /// Finds the end of a message head: the index just past the empty line, accepting CRLF or LF.
 pub fn find_head_end(buf: &[u8]) -> Option<usize> {
-    let mut from = 0;
-    while let Some(i) = memchr::memchr(b'\n', &buf[from..]) {
-        let nl = from + i;
+    // One SIMD scan over the buffer rather than a call per line.
+    for nl in memchr::memchr_iter(b'\n', buf) {
         let prev_cr = nl > 0 && buf[nl - 1] == b'\r';
         // Browsers also end a head at a line of only spaces/tabs (bare LF), or of only CRs
         // after a bare-LF line; an evasion can use either, so we must read them the same way.
@@ -68,9 +68,8 @@ pub fn find_head_end(buf: &[u8]) -> Option<usize> {
                 if end {
                     return Some(j + 1);
                 }
-                from = nl + 1;
             }
-            _ => from = nl + 1,
+            _ => {}
         }
     }
     None
@@ -94,37 +93,98 @@ pub fn find_request_head_end(buf: &[u8]) -> Option<usize> {
     find_head_end(buf)
 }
 
-/// Splits a head into lines, trimming CR; flags bare LF.
-fn lines<'a>(head: &'a [u8], anomalies: &mut Anomalies) -> Vec<&'a [u8]> {
-    let mut out = Vec::with_capacity(16);
-    for line in head.split(|&b| b == b'\n') {
-        let mut line = line;
-        match line.last() {
-            Some(b'\r') => {
-                while let [rest @ .., b'\r'] = line {
-                    line = rest;
-                }
-            }
-            _ if !line.is_empty() => anomalies.insert(Anomalies::BARE_LF),
-            _ => {}
-        }
-        // A lone CR inside a line also breaks it (as browsers read it).
-        if memchr::memchr(b'\r', line).is_some() {
-            anomalies.insert(Anomalies::BARE_LF);
-            out.extend(line.split(|&b| b == b'\r'));
-        } else {
-            out.push(line);
-        }
-    }
-    // Drop the blank lines that terminate the head.
-    while out.last().is_some_and(|l| trim(l).is_empty()) {
-        out.pop();
-    }
-    out
+/// The lines of a head, without line endings. A line ends at LF, at CRLF (any number of CRs
+/// before the LF) or at a lone CR, as browsers read it; bare LF and lone CR set `bare_lf`.
+/// Blank lines that terminate the head are not yielded.
+struct Lines<'a> {
+    rest: &'a [u8],
+    bare_lf: bool,
 }
 
+impl<'a> Lines<'a> {
+    fn new(head: &'a [u8]) -> Self {
+        // Drop the terminating blank line(s), remembering whether the last real line ended
+        // with a bare LF.
+        let end = head
+            .iter()
+            .rposition(|&b| !matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
+            .map_or(0, |i| i + 1);
+        let mut bare_lf = false;
+        if let Some(nl) = memchr::memchr2(b'\r', b'\n', &head[end..]) {
+            bare_lf = head[end + nl] == b'\n';
+        }
+        Lines {
+            rest: &head[..end],
+            bare_lf,
+        }
+    }
+}
+
+impl<'a> Iterator for Lines<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        if self.rest.is_empty() {
+            return None;
+        }
+        let buf = self.rest;
+        let Some(i) = memchr::memchr2(b'\r', b'\n', buf) else {
+            self.rest = &[];
+            return Some(buf);
+        };
+        let line = &buf[..i];
+        if buf[i] == b'\n' {
+            if !line.is_empty() {
+                self.bare_lf = true;
+            }
+            self.rest = &buf[i + 1..];
+        } else {
+            let mut j = i;
+            while buf.get(j) == Some(&b'\r') {
+                j += 1;
+            }
+            if buf.get(j) == Some(&b'\n') {
+                j += 1;
+            } else {
+                self.bare_lf = true; // a lone CR breaks the line
+            }
+            self.rest = &buf[j..];
+        }
+        Some(line)
+    }
+}
+
+/// RFC 9110 token characters, as a table: header names are checked byte by byte.
+const TCHAR: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        t[i] = b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'!' | b'#'
+                    | b'$'
+                    | b'%'
+                    | b'&'
+                    | b'\''
+                    | b'*'
+                    | b'+'
+                    | b'-'
+                    | b'.'
+                    | b'^'
+                    | b'_'
+                    | b'`'
+                    | b'|'
+                    | b'~'
+            );
+        i += 1;
+    }
+    t
+};
+
 fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+    TCHAR[usize::from(b)]
 }
 
 /// True when `token` is a plausible method: 1..=24 token characters.
@@ -188,8 +248,25 @@ fn trim_controls(b: &[u8]) -> &[u8] {
     &b[start..end.max(start)]
 }
 
-fn parse_headers(lines: &[&[u8]], anomalies: &mut Anomalies) -> Vec<Header> {
-    let mut headers: Vec<Header> = Vec::with_capacity(lines.len());
+/// A piece of the head as text: borrowed from the head when the head is valid UTF-8 (checked
+/// once), escaped otherwise.
+fn piece<'a>(head: &'a [u8], utf8: Option<&'a str>, part: &'a [u8]) -> Cow<'a, str> {
+    let at = offset_in(head, part);
+    match utf8.and_then(|s| s.get(at..at + part.len())) {
+        Some(s) => Cow::Borrowed(s),
+        None => Cow::Owned(text(part)),
+    }
+}
+
+/// Reads the header lines into one compact [`Headers`], field by field (the general path;
+/// clean heads take [`parse_request_fast`] / [`parse_response_fast`]).
+fn parse_headers(
+    lines: &mut Lines<'_>,
+    head: &[u8],
+    utf8: Option<&str>,
+    anomalies: &mut Anomalies,
+) -> Headers {
+    let mut headers = Headers::with_capacity(16, head.len());
     for line in lines {
         if line.is_empty() {
             continue;
@@ -197,14 +274,14 @@ fn parse_headers(lines: &[&[u8]], anomalies: &mut Anomalies) -> Vec<Header> {
         if line[0] == b' ' || line[0] == b'\t' {
             // obs-fold: continuation of the previous field value.
             anomalies.insert(Anomalies::OBS_FOLD);
-            if let Some(last) = headers.last_mut() {
-                let cont = text(trim(line));
-                if !cont.is_empty() {
-                    if !last.value.is_empty() {
-                        last.value.push(' ');
-                    }
-                    last.value.push_str(&cont);
+            let cont = trim(line);
+            if let Some(last) = headers.last_value()
+                && !cont.is_empty()
+            {
+                if !last.is_empty() {
+                    headers.extend_last_value(" ");
                 }
+                headers.extend_last_value(&piece(head, utf8, cont));
             }
             continue;
         }
@@ -216,10 +293,8 @@ fn parse_headers(lines: &[&[u8]], anomalies: &mut Anomalies) -> Vec<Header> {
                 if name.len() != raw_name.len() || !name.iter().all(|&b| is_tchar(b)) {
                     anomalies.insert(Anomalies::BAD_HEADER);
                 }
-                headers.push(Header {
-                    name: text(name),
-                    value: text(trim(&line[colon + 1..])),
-                });
+                let value = trim(&line[colon + 1..]);
+                headers.push(&piece(head, utf8, name), &piece(head, utf8, value));
             }
             None => anomalies.insert(Anomalies::BAD_HEADER),
         }
@@ -227,12 +302,17 @@ fn parse_headers(lines: &[&[u8]], anomalies: &mut Anomalies) -> Vec<Header> {
     headers
 }
 
+/// Offset of `part` inside `whole` (`part` must be a sub-slice of it).
+fn offset_in(whole: &[u8], part: &[u8]) -> usize {
+    (part.as_ptr() as usize).wrapping_sub(whole.as_ptr() as usize)
+}
+
 /// Parses a complete request head (everything up to and including the empty line).
 /// Returns `None` when the first line is not a request line.
 pub fn parse_request_head(head: &[u8]) -> Option<RequestHead> {
     let mut anomalies = Anomalies::NONE;
-    let lines = lines(head, &mut anomalies);
-    let first = *lines.first()?;
+    let mut lines = Lines::new(head);
+    let first = lines.next()?;
     let sp = memchr::memchr2(b' ', b'\t', first)?;
     let method = &first[..sp];
     if !is_method_token(method) {
@@ -256,11 +336,16 @@ pub fn parse_request_head(head: &[u8]) -> Option<RequestHead> {
         }
         anomalies.insert(Anomalies::BAD_HEADER);
     }
+    let utf8 = std::str::from_utf8(head).ok();
+    let headers = parse_headers(&mut lines, head, utf8, &mut anomalies);
+    if lines.bare_lf {
+        anomalies.insert(Anomalies::BARE_LF);
+    }
     Some(RequestHead {
-        method: text(method),
-        target: text(target),
+        method: method_token(&piece(head, utf8, method)),
+        target: piece(head, utf8, target).into_owned(),
         version,
-        headers: parse_headers(&lines[1..], &mut anomalies),
+        headers,
         anomalies,
     })
 }
@@ -268,8 +353,8 @@ pub fn parse_request_head(head: &[u8]) -> Option<RequestHead> {
 /// Parses a complete response head. Returns `None` when the first line is not a status line.
 pub fn parse_response_head(head: &[u8]) -> Option<ResponseHead> {
     let mut anomalies = Anomalies::NONE;
-    let lines = lines(head, &mut anomalies);
-    let first = *lines.first()?;
+    let mut lines = Lines::new(head);
+    let first = lines.next()?;
     let sp = memchr::memchr2(b' ', b'\t', first)?;
     let version = parse_version(&first[..sp])?;
     let rest = trim(&first[sp..]);
@@ -289,13 +374,128 @@ pub fn parse_response_head(head: &[u8]) -> Option<ResponseHead> {
         .fold(0u32, |acc, d| acc * 10 + u32::from(d - b'0'))
         .min(u32::from(u16::MAX)) as u16;
     let rest = &rest[code_end..];
+    let utf8 = std::str::from_utf8(head).ok();
+    let headers = parse_headers(&mut lines, head, utf8, &mut anomalies);
+    if lines.bare_lf {
+        anomalies.insert(Anomalies::BARE_LF);
+    }
     Some(ResponseHead {
         status,
-        reason: text(trim(rest)),
+        reason: reason_phrase(&piece(head, utf8, trim(rest))),
         version,
-        headers: parse_headers(&lines[1..], &mut anomalies),
+        headers,
         anomalies,
     })
+}
+
+/// Header fields the fast path parses in place; a head with more takes the general path.
+const FAST_MAX_HEADERS: usize = 48;
+
+/// Parses a clean request head at the start of `data` with httparse (SIMD scanning), returning
+/// it and its length. `None` — incomplete, or anything the lenient parser would flag (bare LF,
+/// obs-fold, odd spacing, non-UTF-8 bytes, HTTP/0.9) — sends the bytes to the general path,
+/// which gives the same result as this for every head this accepts.
+pub fn parse_request_fast(data: &[u8]) -> Option<(RequestHead, usize)> {
+    let mut fields = [httparse::EMPTY_HEADER; FAST_MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut fields);
+    let httparse::Status::Complete(len) = req.parse(data).ok()? else {
+        return None;
+    };
+    let head = &data[..len];
+    if !crlf_only(head, req.headers) {
+        return None;
+    }
+    let version = match req.version? {
+        0 => HttpVersion::Http10,
+        _ => HttpVersion::Http11,
+    };
+    let method = method_token(req.method?);
+    let target = req.path?.to_owned();
+    let headers = fast_block(head, req.headers)?;
+    Some((
+        RequestHead {
+            method,
+            target,
+            version,
+            headers,
+            anomalies: Anomalies::NONE,
+        },
+        len,
+    ))
+}
+
+/// The response counterpart of [`parse_request_fast`].
+pub fn parse_response_fast(data: &[u8]) -> Option<(ResponseHead, usize)> {
+    let mut fields = [httparse::EMPTY_HEADER; FAST_MAX_HEADERS];
+    let mut resp = httparse::Response::new(&mut fields);
+    let httparse::Status::Complete(len) = resp.parse(data).ok()? else {
+        return None;
+    };
+    let head = &data[..len];
+    if !crlf_only(head, resp.headers) {
+        return None;
+    }
+    let version = match resp.version? {
+        0 => HttpVersion::Http10,
+        _ => HttpVersion::Http11,
+    };
+    let status = resp.code?;
+    // The reason from the raw line ("HTTP/1.1 200 OK": byte 12 on), as the lenient parser
+    // reads it, not as httparse normalises it.
+    let line_end = memchr::memchr(b'\r', head)?;
+    let reason = std::str::from_utf8(trim(head.get(12..line_end).unwrap_or_default())).ok()?;
+    let headers = fast_block(head, resp.headers)?;
+    Some((
+        ResponseHead {
+            status,
+            reason: reason_phrase(reason),
+            version,
+            headers,
+            anomalies: Anomalies::NONE,
+        },
+        len,
+    ))
+}
+
+/// True when every line of a head httparse accepted ends in CRLF (httparse also takes bare
+/// LF, which the lenient parser flags). Checks the bytes between fields, not the whole head.
+fn crlf_only(head: &[u8], fields: &[httparse::Header<'_>]) -> bool {
+    let crlf_before = |at: usize| at >= 2 && &head[at - 2..at] == b"\r\n";
+    if !head.ends_with(b"\r\n\r\n") {
+        return false;
+    }
+    for f in fields {
+        // The line before this field ended right before its name.
+        if !crlf_before(offset_in(head, f.name.as_bytes())) {
+            return false;
+        }
+    }
+    // The last field's line (or, with no fields, the start line) ends in the tail's first
+    // CRLF.
+    true
+}
+
+/// The fields httparse found, as spans into one copy of the header block.
+fn fast_block(head: &[u8], fields: &[httparse::Header<'_>]) -> Option<Headers> {
+    let (Some(first), Some(last)) = (fields.first(), fields.last()) else {
+        return Some(Headers::default());
+    };
+    let start = offset_in(head, first.name.as_bytes());
+    let end = offset_in(head, last.value) + last.value.len();
+    let block = std::str::from_utf8(head.get(start..end)?).ok()?;
+    let mut spans = Vec::with_capacity(fields.len());
+    for f in fields {
+        let value = trim(f.value);
+        let ns = offset_in(head, f.name.as_bytes()) - start;
+        let vs = offset_in(head, value) - start;
+        spans.push([
+            ns as u32,
+            (ns + f.name.len()) as u32,
+            vs as u32,
+            (vs + value.len()) as u32,
+        ]);
+    }
+    Some(Headers::from_block(block.to_owned(), spans))
 }
 
 /// True when `line` (without line ending) looks like the start of a request:
@@ -348,7 +548,9 @@ mod tests {
         assert_eq!(r.version, HttpVersion::Http11);
         assert_eq!(
             r.headers,
-            vec![Header::new("Host", "x"), Header::new("X-Y", "z")]
+            [("Host", "x"), ("X-Y", "z")]
+                .into_iter()
+                .collect::<Headers>()
         );
         assert!(r.anomalies.is_empty());
     }
@@ -358,7 +560,7 @@ mod tests {
         let head = b"POST / HTTP/1.0\nA: 1\n  2\n\n";
         assert_eq!(find_head_end(head), Some(head.len()));
         let r = parse_request_head(head).unwrap();
-        assert_eq!(r.headers, vec![Header::new("A", "1 2")]);
+        assert_eq!(r.headers, [("A", "1 2")].into_iter().collect::<Headers>());
         assert!(r.anomalies.contains(Anomalies::BARE_LF));
         assert!(r.anomalies.contains(Anomalies::OBS_FOLD));
     }

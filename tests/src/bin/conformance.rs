@@ -239,7 +239,7 @@ fn zeek_key(t: &Transaction, columns: &[bool; 4]) -> Key {
         if t.method.is_empty() {
             "-".into()
         } else {
-            t.method.clone()
+            t.method.to_string()
         },
         t.host.as_deref().map_or("-".into(), strip_port),
         if t.method.is_empty() {
@@ -546,7 +546,7 @@ fn tshark(corpus: &Path, verbose: bool) -> Result<SetResult> {
         };
         let got = multiset(txs.iter().filter(|t| !t.method.is_empty()).map(|t| {
             (
-                t.method.clone(),
+                t.method.to_string(),
                 t.host.as_deref().map_or("-".into(), strip_port),
                 t.uri.clone(),
                 String::new(),

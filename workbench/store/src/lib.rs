@@ -150,29 +150,23 @@ impl CaseStore {
         {
             let mut app = tx.appender("transactions").map_err(db)?;
             for (i, t) in txs.iter().enumerate() {
-                let headers = |h: &[tapline_core::Header]| {
-                    serde_json::to_string(
-                        &h.iter()
-                            .map(|h| [h.name.as_str(), h.value.as_str()])
-                            .collect::<Vec<_>>(),
-                    )
-                    .unwrap_or_default()
-                };
+                let headers =
+                    |h: &tapline_core::Headers| serde_json::to_string(h).unwrap_or_default();
                 app.append_row(params![
                     first + i as i64,
                     t.request_ts_nanos,
                     t.response_ts_nanos,
-                    t.sensor_id,
+                    t.sensor_id.as_deref(),
                     t.client.map(|a| a.to_string()),
                     t.server.map(|a| a.to_string()),
-                    t.method,
+                    t.method.as_ref(),
                     t.host,
                     t.uri,
-                    t.path,
-                    t.query,
+                    t.path(),
+                    t.query(),
                     t.version.as_str(),
                     t.status,
-                    t.reason,
+                    t.reason.as_deref(),
                     headers(&t.request_headers),
                     headers(&t.response_headers),
                     t.request_body.data,
@@ -202,7 +196,7 @@ impl CaseStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tapline_core::{Anomalies, Body, Header};
+    use tapline_core::{Anomalies, Body};
 
     #[test]
     fn case_file_round_trips_a_transaction() {
@@ -212,9 +206,8 @@ mod tests {
             request_ts_nanos: 1_700_000_000_123_456_789,
             method: "POST".into(),
             uri: "/api/login".into(),
-            path: "/api/login".into(),
             status: Some(401),
-            request_headers: vec![Header::new("Host", "shop.test")],
+            request_headers: [("Host", "shop.test")].into_iter().collect(),
             request_body: Body {
                 data: b"{\"user\":\"a\"}".to_vec(),
                 len: 12,
