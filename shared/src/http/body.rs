@@ -324,9 +324,10 @@ impl BodyReader {
 /// digits, then anything (extensions, or junk that strtol-style parsers ignore). Returns the
 /// size and whether the line was clean (RFC 9112: digits, optional whitespace, `;ext`).
 fn parse_chunk_size(line: &[u8]) -> Option<(u64, bool)> {
+    // Browsers skip spaces, tabs and stray CRs before the size (http-evader cr-size).
     let lead = line
         .iter()
-        .position(|&b| b != b' ' && b != b'\t')
+        .position(|&b| !matches!(b, b' ' | b'\t' | b'\r'))
         .unwrap_or(line.len());
     let digits = &line[lead..];
     let digits_end = digits

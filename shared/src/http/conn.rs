@@ -79,6 +79,23 @@ struct Message {
     codings: Vec<Coding>,
 }
 
+impl Message {
+    /// A body about to be read; encoded bodies get the larger pre-decoding cap.
+    fn new(exchange: u64, framing: Framing, codings: Vec<Coding>, cfg: &HttpConfig) -> Self {
+        let cap = if codings.is_empty() {
+            cfg.max_body
+        } else {
+            cfg.max_encoded_body
+        };
+        Message {
+            exchange,
+            reader: BodyReader::new(framing),
+            sink: BodySink::with_expected(cap, framing.expected_len()),
+            codings,
+        }
+    }
+}
+
 #[derive(Debug)]
 enum State {
     /// Nothing seen yet on this stream.
@@ -374,6 +391,14 @@ impl HttpConnection {
                 if probe.eq_ignore_ascii_case(&b"HTTP/"[..probe.len()]) {
                     self.responses.state = State::Head;
                     0
+                } else if let Some(at) = status_line_after_junk(data) {
+                    // Junk lines before the status line ("foobar\r\nHTTP/1.1 200"): browsers
+                    // skip them, so the response starts at the status line.
+                    self.responses
+                        .pending_anomalies
+                        .insert(Anomalies::JUNK_DATA);
+                    self.responses.state = State::Head;
+                    at
                 } else if self.resp_cursor < self.pending.len() {
                     // A request is waiting and the answer has no status line: browsers show
                     // such a body as is (HTTP/0.9 style), so it is the response.
@@ -674,20 +699,7 @@ impl HttpConnection {
         if self.pending.len() > cfg.max_pending {
             self.give_up_oldest(out);
         }
-        let reader = BodyReader::new(framing);
-        let msg = Message {
-            exchange: id,
-            reader,
-            sink: BodySink::with_expected(
-                if codings.is_empty() {
-                    cfg.max_body
-                } else {
-                    cfg.max_encoded_body
-                },
-                framing.expected_len(),
-            ),
-            codings,
-        };
+        let msg = Message::new(id, framing, codings, cfg);
         if msg.reader.is_done() {
             self.requests.state = if http09 || upgrade {
                 // HTTP/0.9 is one request per connection; CONNECT waits for the tunnel.
@@ -756,20 +768,7 @@ impl HttpConnection {
         ex.tx.response_ts_nanos = Some(ts);
         ex.tx.response_headers = h.headers;
         ex.tx.anomalies |= anomalies | framing_flags;
-        let id = ex.id;
-        let msg = Message {
-            exchange: id,
-            reader: BodyReader::new(framing),
-            sink: BodySink::with_expected(
-                if codings.is_empty() {
-                    cfg.max_body
-                } else {
-                    cfg.max_encoded_body
-                },
-                framing.expected_len(),
-            ),
-            codings,
-        };
+        let msg = Message::new(ex.id, framing, codings, cfg);
         if switching {
             // The connection now carries another protocol: stop parsing both ways.
             self.requests.state = State::Stopped;
@@ -866,6 +865,16 @@ impl HttpConnection {
     }
 }
 
+/// Where a status line starts after a few junk lines at the start of a response, if one does
+/// within the first lines.
+fn status_line_after_junk(data: &[u8]) -> Option<usize> {
+    const JUNK_WINDOW: usize = 256;
+    let window = &data[..data.len().min(JUNK_WINDOW)];
+    memchr::memmem::find_iter(window, b"\nHTTP/")
+        .map(|i| i + 1)
+        .find(|&at| head::looks_like_status_line(line_of(&data[at..]).unwrap_or(&data[at..])))
+}
+
 fn find_end(requests: bool, buf: &[u8]) -> Option<usize> {
     if requests {
         head::find_request_head_end(buf)
@@ -948,7 +957,8 @@ fn length_framing(headers: &Headers, use_te: bool) -> (Option<Framing>, Anomalie
             c.split(';')
                 .next()
                 .unwrap_or("")
-                .trim_matches(|ch: char| !ch.is_ascii_alphanumeric())
+                // A CR is not trimmed: "\r chunked" is not chunked to browsers.
+                .trim_matches(|ch: char| !ch.is_ascii_alphanumeric() && ch != '\r')
         });
         let (mut count, mut only_chunked, mut chunked) = (0, true, false);
         for c in codings.filter(|c| !c.is_empty()) {
@@ -987,6 +997,18 @@ fn length_framing(headers: &Headers, use_te: bool) -> (Option<Framing>, Anomalie
             }
         }
         return (value.map(Framing::Length), flags);
+    }
+    // Only an ambiguous field (whitespace before its name) asks for chunking: honour it, as
+    // lenient clients do when nothing plain decides.
+    let ambiguous_chunked = use_te
+        && headers.iter().any(|(n, v)| {
+            n.starts_with([' ', '\t'])
+                && n.trim_start().eq_ignore_ascii_case("transfer-encoding")
+                && v.to_ascii_lowercase().contains("chunked")
+        });
+    if ambiguous_chunked {
+        flags.insert(Anomalies::BAD_TRANSFER_ENCODING);
+        return (Some(Framing::Chunked), flags);
     }
     (None, flags)
 }

@@ -24,7 +24,8 @@ pub fn parse_codings(value: &str) -> Vec<Coding> {
     value
         .split(|c: char| c == ',' || c.is_whitespace())
         .filter_map(|token| {
-            let token = token.trim_matches(|ch: char| !ch.is_ascii_alphanumeric() && ch != '-');
+            let token = coding_token(token);
+            let token = token.as_str();
             if token.eq_ignore_ascii_case("gzip") || token.eq_ignore_ascii_case("x-gzip") {
                 Some(Coding::Gzip)
             } else if token.eq_ignore_ascii_case("deflate") {
@@ -36,6 +37,28 @@ pub fn parse_codings(value: &str) -> Vec<Coding> {
             }
         })
         .collect()
+}
+
+/// A coding token as lenient clients read it: NUL and other control bytes inside it dropped
+/// (`def\0late` is deflate), stray punctuation and non-ASCII bytes around it ignored
+/// (`deflate\xa0`, where the invalid byte arrives escaped as the text `\xa0`).
+fn coding_token(raw: &str) -> String {
+    let mut t = String::with_capacity(raw.len());
+    let mut chars = raw.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\\' && chars.peek() == Some(&'x') {
+            // An escaped invalid byte (`\xNN`): not part of the token.
+            chars.next();
+            chars.next();
+            chars.next();
+        } else if c.is_ascii_alphanumeric() || c == '-' {
+            t.push(c);
+        } else if !c.is_ascii_control() && !t.is_empty() && c != ' ' {
+            // Punctuation inside a token ends it.
+            break;
+        }
+    }
+    t
 }
 
 /// Result of decoding a body.

@@ -17,6 +17,8 @@ use tapline_core::{EngineConfig, Transaction, decode_capture};
 
 const EICAR: &[u8] = b"EICAR-STANDARD-ANTIVIRUS-TEST-FILE";
 
+mod llhttp;
+
 fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
     let mut corpus = PathBuf::from(concat!(
@@ -38,11 +40,15 @@ fn main() -> Result<()> {
         corpus.display()
     );
     let mut report = String::new();
+    let vectors = corpus.join("../http-parser-vectors/llhttp_vectors.jsonl");
+    let (llhttp_messages, llhttp_errors) = llhttp::run(&vectors, verbose)?;
     let sets = [
         zeek(&corpus, verbose)?,
         suricata_verify(&corpus, verbose)?,
         tshark(&corpus, verbose)?,
         evader(&corpus, verbose)?,
+        llhttp_messages,
+        llhttp_errors,
     ];
     for set in &sets {
         set.print(&mut report);
