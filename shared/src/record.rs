@@ -423,6 +423,9 @@ anomalies! {
     JUNK_DATA = 21, "junk_data";
     /// Packets were truncated by the capture's snap length.
     SNAPLEN_TRUNCATED = 22, "snaplen_truncated";
+    /// A request or status line that is readable but not in the RFC 9112 form (extra or
+    /// missing spaces, tabs, odd version spellings such as `HTTP/01.1`).
+    BAD_START_LINE = 23, "bad_start_line";
 }
 
 impl Anomalies {

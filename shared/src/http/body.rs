@@ -338,11 +338,15 @@ fn parse_chunk_size(line: &[u8]) -> Option<(u64, bool)> {
         return None;
     }
     let rest = &digits[digits_end..];
+    // RFC 9112 §7.1.1: the size, then extensions `BWS ; BWS name`: whitespace only before a
+    // semicolon, and a name after it.
+    let ws = |b: &u8| *b == b' ' || *b == b'\t';
     let clean = lead == 0
-        && rest
-            .iter()
-            .position(|&b| b != b' ' && b != b'\t')
-            .is_none_or(|i| rest[i] == b';');
+        && (rest.is_empty()
+            || rest
+                .iter()
+                .position(|b| !ws(b))
+                .is_some_and(|i| rest[i] == b';' && rest[i + 1..].iter().any(|b| !ws(b))));
     let mut n: u64 = 0;
     for &b in &digits[..digits_end] {
         let d = (b as char).to_digit(16)?;

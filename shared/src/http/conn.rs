@@ -964,7 +964,7 @@ fn length_framing(headers: &Headers, use_te: bool) -> (Option<Framing>, Anomalie
         for c in codings.filter(|c| !c.is_empty()) {
             count += 1;
             // "chunkedx" reads as chunked to browsers, "chunked x" does not.
-            let starts_chunked = c.len() >= 7 && c[..7].eq_ignore_ascii_case("chunked");
+            let starts_chunked = c.len() >= 7 && c.as_bytes()[..7].eq_ignore_ascii_case(b"chunked");
             chunked |= starts_chunked && !c.contains(char::is_whitespace);
             only_chunked &= c.eq_ignore_ascii_case("chunked");
         }
@@ -1246,6 +1246,18 @@ mod tests {
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].version, HttpVersion::Http09);
         assert_eq!(out[0].response_body.data, b"<html>hi</html>");
+    }
+
+    #[test]
+    fn test_non_ascii_transfer_coding_is_not_chunked() {
+        // Found by the http_conn fuzz target: a multi-byte character across byte 7.
+        let out = run(
+            &[b"GET / HTTP/1.1\r\n\r\n"],
+            &["HTTP/1.1 200 OK\r\nTransfer-Encoding: chunkH\u{17e}D ed\r\n\r\nabc".as_bytes()],
+        );
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].response_body.data, b"abc");
+        assert!(out[0].anomalies.contains(Anomalies::BAD_TRANSFER_ENCODING));
     }
 
     #[test]

@@ -299,6 +299,9 @@ fn parse_headers<'a>(
             anomalies.insert(Anomalies::BAD_HEADER);
         }
         let value = trim(&line[colon + 1..]);
+        if value.iter().any(|&b| (b < b' ' && b != b'\t') || b == 0x7f) {
+            anomalies.insert(Anomalies::BAD_HEADER);
+        }
         let (name, value) = match (std::str::from_utf8(&name), std::str::from_utf8(value)) {
             (Ok(n), Ok(v)) => (Cow::Borrowed(n), Cow::Borrowed(v)),
             _ => (Cow::Owned(text(&name)), Cow::Owned(text(value))),
@@ -364,6 +367,9 @@ pub fn parse_request_head(head: &[u8]) -> Option<RequestHead> {
         }
         anomalies.insert(Anomalies::BAD_HEADER);
     }
+    if version != HttpVersion::Http09 && !canonical_start_line(first, true) {
+        anomalies.insert(Anomalies::BAD_START_LINE);
+    }
     let utf8 = std::str::from_utf8(head).ok();
     let headers = parse_headers(&mut lines, None, head, &mut anomalies);
     if lines.bare_lf {
@@ -426,6 +432,9 @@ pub fn parse_response_head(head: &[u8]) -> Option<ResponseHead> {
     .fold(0u32, |acc, d| acc * 10 + u32::from(d - b'0'))
     .min(u32::from(u16::MAX)) as u16;
     let rest = &rest[code_end..];
+    if !canonical_start_line(first, false) {
+        anomalies.insert(Anomalies::BAD_START_LINE);
+    }
     let utf8 = std::str::from_utf8(head).ok();
     let headers = parse_headers(&mut lines, extra_line, head, &mut anomalies);
     if lines.bare_lf {
@@ -440,6 +449,31 @@ pub fn parse_response_head(head: &[u8]) -> Option<ResponseHead> {
     })
 }
 
+/// True when a start line has exactly the RFC 9112 shape: `METHOD SP target SP HTTP/1.x` or
+/// `HTTP/1.x SP ddd [SP reason]`.
+fn canonical_start_line(line: &[u8], request: bool) -> bool {
+    let version_ok = |v: &[u8]| v == b"HTTP/1.1" || v == b"HTTP/1.0";
+    if request {
+        let mut parts = line.split(|&b| b == b' ');
+        match (parts.next(), parts.next(), parts.next(), parts.next()) {
+            (Some(m), Some(t), Some(v), None) => {
+                is_method_token(m)
+                    && !t.is_empty()
+                    && t.iter().all(|&b| b > b' ' && b != 0x7f)
+                    && version_ok(v)
+            }
+            _ => false,
+        }
+    } else {
+        line.len() >= 12
+            && version_ok(&line[..8])
+            && line[8] == b' '
+            && line[9..12].iter().all(u8::is_ascii_digit)
+            && (line.len() == 12 || line[12] == b' ')
+            && !line[12..].contains(&b'\t')
+    }
+}
+
 /// Header fields the fast path parses in place; a head with more takes the general path.
 const FAST_MAX_HEADERS: usize = 48;
 
@@ -448,6 +482,10 @@ const FAST_MAX_HEADERS: usize = 48;
 /// obs-fold, odd spacing, non-UTF-8 bytes, HTTP/0.9) — sends the bytes to the general path,
 /// which gives the same result as this for every head this accepts.
 pub fn parse_request_fast(data: &[u8]) -> Option<(RequestHead, usize)> {
+    // httparse skips empty lines before a request; the lenient parser leaves that to its caller.
+    if matches!(data.first(), Some(b'\r' | b'\n')) {
+        return None;
+    }
     let mut fields = [httparse::EMPTY_HEADER; FAST_MAX_HEADERS];
     let mut req = httparse::Request::new(&mut fields);
     let httparse::Status::Complete(len) = req.parse(data).ok()? else {
@@ -478,6 +516,9 @@ pub fn parse_request_fast(data: &[u8]) -> Option<(RequestHead, usize)> {
 
 /// The response counterpart of [`parse_request_fast`].
 pub fn parse_response_fast(data: &[u8]) -> Option<(ResponseHead, usize)> {
+    if matches!(data.first(), Some(b'\r' | b'\n')) {
+        return None;
+    }
     let mut fields = [httparse::EMPTY_HEADER; FAST_MAX_HEADERS];
     let mut resp = httparse::Response::new(&mut fields);
     let httparse::Status::Complete(len) = resp.parse(data).ok()? else {
@@ -644,6 +685,27 @@ mod tests {
         let r = parse_request_head(b"GET /a b HTTP/1.1\r\nHost: h\r\n\r\n").unwrap();
         assert_eq!(r.target, "/a b");
         assert!(r.anomalies.contains(Anomalies::BAD_HEADER));
+    }
+
+    #[test]
+    fn test_fast_path_agrees_with_lenient_parser() {
+        let heads: &[&[u8]] = &[
+            b"GET /a?b=1 HTTP/1.1\r\nHost: x\r\nX-Y:  z \r\n\r\n",
+            b"POST /api HTTP/1.0\r\nContent-Length: 3\r\nA:\r\n\r\n",
+            b"GET http://h/p HTTP/1.1\r\n\r\n",
+            // Found by the http_head fuzz target: httparse skips a leading empty line.
+            b"\nGET /a?b=1 HTTP/1.1\r\nHos7t:ontent3\r\n\r\n",
+        ];
+        for head in heads {
+            if let Some((fast, len)) = parse_request_fast(head) {
+                assert_eq!(Some(fast), parse_request_head(&head[..len]), "{head:?}");
+            }
+        }
+        assert!(parse_request_fast(heads[0]).is_some());
+        assert!(parse_request_fast(heads[3]).is_none());
+        let resp = b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n";
+        let (fast, len) = parse_response_fast(resp).unwrap();
+        assert_eq!(Some(fast), parse_response_head(&resp[..len]));
     }
 
     #[test]

@@ -20,6 +20,8 @@ struct Expected {
     status: Option<u16>,
     headers: Vec<(String, String)>,
     body: Vec<u8>,
+    /// Headers seen after the body (chunked trailers); not compared.
+    in_trailers: bool,
 }
 
 /// Reads `"..."` with C-style escapes as llhttp's test log writes them.
@@ -85,6 +87,8 @@ fn expected_messages(log: &[String]) -> (Vec<Expected>, bool) {
                 "method" => cur.method.push_str(&String::from_utf8_lossy(&bytes)),
                 "url" => cur.url.push_str(&String::from_utf8_lossy(&bytes)),
                 "status" => {}
+                "header_field" if cur.in_trailers => {}
+                "header_value" if cur.in_trailers => {}
                 "header_field" => {
                     if in_value {
                         flush_header(&mut cur, &mut field, &mut value);
@@ -102,10 +106,14 @@ fn expected_messages(log: &[String]) -> (Vec<Expected>, bool) {
         } else if let Some(h) = rest.strip_prefix("headers complete ") {
             flush_header(&mut cur, &mut field, &mut value);
             in_value = false;
+            cur.in_trailers = true;
             if let Some(code) = h.strip_prefix("status=") {
                 cur.status = code.split(' ').next().and_then(|c| c.parse().ok());
             }
         } else if rest == "message complete" {
+            field.clear();
+            value.clear();
+            in_value = false;
             done.push(std::mem::take(&mut cur));
         } else if rest.starts_with("error ") {
             error = true;
@@ -160,15 +168,19 @@ fn matches(want: &Expected, got: &Transaction, response: bool) -> Result<(), Str
     } else {
         &got.request_headers
     };
-    let got_h: Vec<(String, String)> = headers
-        .iter()
-        .map(|(n, v)| (n.to_string(), v.to_string()))
-        .collect();
-    // llhttp reports values with trailing whitespace; field values are trimmed (RFC 9110).
+    // llhttp reports names and values as sent; Tapline trims them and joins folded lines
+    // with one space (RFC 9110 §5.5, RFC 9112 §5.2). Compare modulo that whitespace.
+    let norm = |s: &str| {
+        s.split([' ', '\t'])
+            .filter(|w| !w.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let got_h: Vec<(String, String)> = headers.iter().map(|(n, v)| (norm(n), norm(v))).collect();
     let want_h: Vec<(String, String)> = want
         .headers
         .iter()
-        .map(|(n, v)| (n.clone(), v.trim_matches([' ', '\t']).to_string()))
+        .map(|(n, v)| (norm(n), norm(v)))
         .collect();
     if got_h != want_h {
         return Err(format!("headers {got_h:?} != {want_h:?}"));
@@ -178,10 +190,19 @@ fn matches(want: &Expected, got: &Transaction, response: bool) -> Result<(), Str
     } else {
         &got.request_body.data
     };
-    if *body != want.body {
+    // llhttp's log writes CR and LF inside bodies as the words "cr" and "lf".
+    let body: Vec<u8> = body
+        .iter()
+        .flat_map(|&b| match b {
+            b'\r' => b"cr".to_vec(),
+            b'\n' => b"lf".to_vec(),
+            b => vec![b],
+        })
+        .collect();
+    if body != want.body {
         return Err(format!(
             "body {:?} != {:?}",
-            String::from_utf8_lossy(body),
+            String::from_utf8_lossy(&body),
             String::from_utf8_lossy(&want.body)
         ));
     }
@@ -220,7 +241,16 @@ pub fn run(path: &Path, verbose: bool) -> Result<(SetResult, SetResult)> {
                     .collect()
             })
             .unwrap_or_default();
-        let (want, error) = expected_messages(&log);
+        // Vectors that reset the parser between messages test llhttp's API, not HTTP.
+        if log.iter().any(|e| e.ends_with(" reset")) {
+            continue;
+        }
+        let (mut want, error) = expected_messages(&log);
+        // Interim 1xx responses belong to the exchange, not a transaction of their own.
+        want.retain(|w| {
+            !w.status
+                .is_some_and(|s| (100..200).contains(&s) && s != 101)
+        });
         let got = decode(input, response, want.len());
         let name = format!(
             "{} / {}",
