@@ -85,6 +85,7 @@ pub fn decode(
     let mut input: &[u8] = raw;
     let mut anomalies = Anomalies::NONE;
     let mut len = raw.len() as u64;
+    let mut nothing_decoded = false;
     for (i, coding) in codings.iter().rev().enumerate() {
         let last = i + 1 == codings.len();
         // Intermediate stages must be kept whole (up to the cap) to feed the next one.
@@ -96,12 +97,8 @@ pub fn decode(
         current = out;
         input = &current;
         if anomalies.contains(Anomalies::DECOMPRESSION_ERROR) && produced == 0 {
-            // Not actually encoded as declared: keep the body as sent.
-            return Decoded {
-                data: raw[..raw.len().min(keep)].to_vec(),
-                len: raw.len() as u64,
-                anomalies,
-            };
+            nothing_decoded = true;
+            break;
         }
     }
     if codings.is_empty() {
@@ -120,6 +117,14 @@ pub fn decode(
                 };
             }
         }
+    }
+    if nothing_decoded {
+        // Not actually encoded as declared: keep the body as sent.
+        return Decoded {
+            data: raw[..raw.len().min(keep)].to_vec(),
+            len: raw.len() as u64,
+            anomalies,
+        };
     }
     Decoded {
         data: current,
