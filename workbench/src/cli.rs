@@ -17,6 +17,84 @@ pub struct Cli {
 pub enum Command {
     /// Print the HTTP transactions in a capture, one JSON object a line; nothing is stored.
     Decode(DecodeArgs),
+    /// Decode pcap, pcapng or HAR files and store them in a case file (progress on stderr).
+    Import(ImportArgs),
+    /// Export the case: transactions as ECS JSON lines, HAR or Parquet; the inventory as OpenAPI.
+    Export(ExportArgs),
+    /// List the API endpoints discovered in a case.
+    Endpoints(ListArgs),
+    /// List the findings in a case.
+    Findings(ListArgs),
+}
+
+/// Arguments of `tapline import`.
+#[derive(Debug, clap::Args)]
+pub struct ImportArgs {
+    /// pcap, pcapng or HAR files.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// The case file (created if missing).
+    #[arg(long)]
+    pub db: PathBuf,
+    /// Decoded body bytes kept per message.
+    #[arg(long, default_value_t = 64 * 1024)]
+    pub max_body: usize,
+    /// Decoder threads (default: one per core).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Transactions per committed batch.
+    #[arg(long, default_value_t = 16 * 1024)]
+    pub batch: usize,
+    /// No progress bar.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// What `tapline export` writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ExportKind {
+    /// OpenAPI 3.1 document of the discovered inventory.
+    Openapi,
+    /// HAR 1.2 with every transaction.
+    Har,
+    /// One Elastic Common Schema JSON document per transaction per line.
+    Jsonl,
+    /// Every transaction as a Parquet file (needs -o).
+    Parquet,
+}
+
+/// Arguments of `tapline export`.
+#[derive(Debug, clap::Args)]
+pub struct ExportArgs {
+    /// What to export.
+    #[arg(value_enum)]
+    pub kind: ExportKind,
+    /// The case file.
+    #[arg(long)]
+    pub db: PathBuf,
+    /// Output file (default: standard output).
+    #[arg(long, short)]
+    pub output: Option<PathBuf>,
+}
+
+/// Output formats of list commands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ListFormat {
+    /// A JSON array.
+    Json,
+    /// Aligned columns for people.
+    Table,
+}
+
+/// Arguments of `tapline endpoints` and `tapline findings`.
+#[derive(Debug, clap::Args)]
+pub struct ListArgs {
+    /// The case file.
+    #[arg(long)]
+    pub db: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ListFormat::Table)]
+    pub format: ListFormat,
 }
 
 /// Output formats of `decode`.

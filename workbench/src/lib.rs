@@ -4,7 +4,12 @@
 //! Data flows one way: capture files (or sensors) → [`tapline_core`] decoding → records →
 //! the case store ([`tapline_store`]) → analysis → views and exports.
 
+pub mod analysis;
 pub mod capture_file;
 pub mod cli;
 pub mod commands;
+pub mod ecs;
+pub mod har;
+pub mod import;
 pub mod jsonl;
+pub mod openapi;

@@ -12,6 +12,14 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Decode(args)) => commands::decode::run(&args, &mut std::io::stdout().lock()),
+        Some(Command::Import(args)) => commands::import::run(&args),
+        Some(Command::Export(args)) => commands::export::run(&args),
+        Some(Command::Endpoints(args)) => {
+            commands::list::endpoints(&args, &mut std::io::stdout().lock())
+        }
+        Some(Command::Findings(args)) => {
+            commands::list::findings(&args, &mut std::io::stdout().lock())
+        }
         None => {
             // The desktop workbench arrives with its own issue; until then, explain.
             Cli::command().print_help()?;

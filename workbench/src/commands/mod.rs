@@ -1,3 +1,6 @@
 //! One module per subcommand.
 
 pub mod decode;
+pub mod export;
+pub mod import;
+pub mod list;

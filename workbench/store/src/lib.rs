@@ -4,13 +4,18 @@
 //! The schema is versioned ([`SCHEMA_VERSION`]); opening a case applies pending migrations
 //! forward, and refuses a case written by a newer Tapline.
 
-use duckdb::{Connection, params};
+pub mod endpoints;
+pub mod query;
+pub mod sources;
+pub mod transactions;
+
+use duckdb::Connection;
 use std::path::{Path, PathBuf};
 use tapline_core::Transaction;
 use thiserror::Error;
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// Failures opening or using a case file.
 #[derive(Debug, Error)]
@@ -24,6 +29,9 @@ pub enum StoreError {
         #[source]
         source: duckdb::Error,
     },
+    /// Writing an export failed.
+    #[error("writing the export: {0}")]
+    Io(#[from] std::io::Error),
     /// The case was written by a newer Tapline.
     #[error(
         "case file {path} has schema version {found}, newer than this Tapline understands ({SCHEMA_VERSION}); upgrade Tapline to open it"
@@ -36,7 +44,8 @@ pub enum StoreError {
     },
 }
 
-/// Migrations, in order: index `i` takes a case from version `i` to `i + 1`.
+/// Migrations, in order: index `i` takes a case from version `i` to `i + 1`. Never edit a
+/// released entry; add one.
 const MIGRATIONS: &[&str] = &[
     // v1: the transaction record.
     "CREATE TABLE transactions (
@@ -63,6 +72,106 @@ const MIGRATIONS: &[&str] = &[
         response_body_len UBIGINT NOT NULL,
         response_body_truncated BOOLEAN NOT NULL,
         anomalies UINTEGER NOT NULL
+    );",
+    // v2: where records came from, and everything analysis derives from them.
+    "CREATE TABLE sources (
+        id BIGINT PRIMARY KEY,
+        kind VARCHAR NOT NULL,              -- pcap | pcapng | har | sensor
+        name VARCHAR NOT NULL,              -- file name or sensor name
+        path VARCHAR,
+        content_hash VARCHAR,               -- blake3 of the file, hex; duplicate imports match on it
+        size_bytes UBIGINT,
+        first_ts_ns BIGINT,
+        last_ts_ns BIGINT,
+        packets UBIGINT NOT NULL DEFAULT 0,
+        transactions UBIGINT NOT NULL DEFAULT 0,
+        status VARCHAR NOT NULL,            -- importing | complete
+        started_at TIMESTAMP NOT NULL DEFAULT current_timestamp,
+        finished_at TIMESTAMP
+    );
+    ALTER TABLE transactions ADD COLUMN source_id BIGINT;
+    ALTER TABLE transactions ADD COLUMN request_content_type VARCHAR;
+    ALTER TABLE transactions ADD COLUMN response_content_type VARCHAR;
+    ALTER TABLE transactions ADD COLUMN endpoint_id BIGINT;
+    CREATE TABLE endpoints (
+        id BIGINT PRIMARY KEY,
+        host VARCHAR NOT NULL,
+        method VARCHAR NOT NULL,
+        template VARCHAR NOT NULL,          -- /users/{userId}
+        first_seen_ns BIGINT NOT NULL,
+        last_seen_ns BIGINT NOT NULL,
+        count UBIGINT NOT NULL,
+        detail JSON,                        -- parameters, schemas, auth, statistics
+        UNIQUE (host, method, template)
+    );
+    CREATE TABLE findings (
+        id BIGINT PRIMARY KEY,
+        kind VARCHAR NOT NULL,
+        severity VARCHAR NOT NULL,          -- info | low | medium | high | critical
+        confidence DOUBLE NOT NULL,
+        endpoint_id BIGINT,
+        actor_ip VARCHAR,
+        actor_user VARCHAR,
+        actor_key VARCHAR,
+        actor_session VARCHAR,
+        first_seen_ns BIGINT NOT NULL,
+        last_seen_ns BIGINT NOT NULL,
+        count UBIGINT NOT NULL,
+        evidence BIGINT[] NOT NULL,         -- transaction ids
+        title VARCHAR NOT NULL,
+        detail JSON
+    );
+    CREATE TABLE data_class_hits (
+        transaction_id BIGINT NOT NULL,
+        endpoint_id BIGINT,
+        class VARCHAR NOT NULL,
+        location VARCHAR NOT NULL,          -- response.body.users[].email
+        start_offset UINTEGER,
+        end_offset UINTEGER,
+        confidence DOUBLE NOT NULL
+    );
+    CREATE TABLE sensors (
+        id BIGINT PRIMARY KEY,
+        name VARCHAR NOT NULL UNIQUE,
+        cert_fingerprint VARCHAR NOT NULL,
+        enrolled_at TIMESTAMP NOT NULL DEFAULT current_timestamp,
+        revoked_at TIMESTAMP,
+        last_seen_at TIMESTAMP,
+        version VARCHAR,
+        stats JSON
+    );
+    CREATE TABLE block_rules (
+        id BIGINT PRIMARY KEY,
+        kind VARCHAR NOT NULL,              -- ip | cidr | user | api_key | path | header
+        value VARCHAR NOT NULL,
+        reason VARCHAR,
+        finding_id BIGINT,
+        enabled BOOLEAN NOT NULL DEFAULT true,
+        created_at TIMESTAMP NOT NULL DEFAULT current_timestamp,
+        expires_at TIMESTAMP
+    );
+    CREATE TABLE security_tests (
+        id BIGINT PRIMARY KEY,
+        name VARCHAR NOT NULL,
+        kind VARCHAR NOT NULL,
+        endpoint_id BIGINT,
+        yaml VARCHAR NOT NULL,
+        created_at TIMESTAMP NOT NULL DEFAULT current_timestamp
+    );
+    CREATE TABLE test_runs (
+        id BIGINT PRIMARY KEY,
+        test_id BIGINT NOT NULL,
+        target VARCHAR NOT NULL,
+        started_at TIMESTAMP NOT NULL,
+        finished_at TIMESTAMP,
+        outcome VARCHAR NOT NULL,           -- pass | fail | error
+        detail JSON
+    );
+    CREATE TABLE audit_log (
+        ts TIMESTAMP NOT NULL DEFAULT current_timestamp,
+        actor VARCHAR NOT NULL,
+        action VARCHAR NOT NULL,
+        detail JSON
     );",
 ];
 
@@ -131,57 +240,43 @@ impl CaseStore {
         Ok(())
     }
 
-    /// Appends transactions in one DuckDB transaction; returns the ids given to them.
-    pub fn append(&mut self, txs: &[Transaction]) -> Result<std::ops::Range<i64>, StoreError> {
-        let first: i64 = self
-            .conn
-            .query_row(
-                "SELECT coalesce(max(id), 0) + 1 FROM transactions",
-                [],
-                |r| r.get(0),
-            )
-            .map_err(|e| self.db_err(e))?;
+    /// Runs `f` inside one DuckDB transaction: all of it lands, or none of it.
+    pub fn atomically<T>(
+        &mut self,
+        f: impl FnOnce(&duckdb::Transaction<'_>) -> Result<T, duckdb::Error>,
+    ) -> Result<T, StoreError> {
         let path = self.path.clone();
         let db = |source| StoreError::Db {
             path: path.clone(),
             source,
         };
         let tx = self.conn.transaction().map_err(db)?;
-        {
-            let mut app = tx.appender("transactions").map_err(db)?;
-            for (i, t) in txs.iter().enumerate() {
-                let headers =
-                    |h: &tapline_core::Headers| serde_json::to_string(h).unwrap_or_default();
-                app.append_row(params![
-                    first + i as i64,
-                    t.request_ts_nanos,
-                    t.response_ts_nanos,
-                    t.sensor_id.as_deref(),
-                    t.client.map(|a| a.to_string()),
-                    t.server.map(|a| a.to_string()),
-                    t.method.as_ref(),
-                    t.host,
-                    t.uri,
-                    t.path(),
-                    t.query(),
-                    t.version.as_str(),
-                    t.status,
-                    t.reason.as_deref(),
-                    headers(&t.request_headers),
-                    headers(&t.response_headers),
-                    t.request_body.data,
-                    t.request_body.len,
-                    t.request_body.truncated,
-                    t.response_body.data,
-                    t.response_body.len,
-                    t.response_body.truncated,
-                    t.anomalies.bits(),
-                ])
-                .map_err(db)?;
-            }
-            app.flush().map_err(db)?;
-        }
+        let out = f(&tx).map_err(db)?;
         tx.commit().map_err(db)?;
+        Ok(out)
+    }
+
+    /// Runs a DuckDB setting or maintenance statement (`SET …`, `CHECKPOINT`).
+    pub fn execute_batch(&self, sql: &str) -> Result<(), StoreError> {
+        self.conn.execute_batch(sql).map_err(|e| self.db_err(e))
+    }
+
+    /// The next free transaction id.
+    pub fn next_transaction_id(&self) -> Result<i64, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT coalesce(max(id), 0) + 1 FROM transactions",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.db_err(e))
+    }
+
+    /// Appends transactions in one DuckDB transaction, numbering them from
+    /// [`CaseStore::next_transaction_id`]; returns the ids given to them.
+    pub fn append(&mut self, txs: &[Transaction]) -> Result<std::ops::Range<i64>, StoreError> {
+        let first = self.next_transaction_id()?;
+        self.atomically(|tx| transactions::append(tx, None, first, txs))?;
         Ok(first..first + txs.len() as i64)
     }
 
@@ -190,6 +285,16 @@ impl CaseStore {
         self.conn
             .query_row("SELECT count(*) FROM transactions", [], |r| r.get(0))
             .map_err(|e| self.db_err(e))
+    }
+
+    /// The underlying connection, for the query and export modules of this crate.
+    pub(crate) fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// The case file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 }
 

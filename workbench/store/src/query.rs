@@ -1,0 +1,308 @@
+//! Read side for the GUI and the CLI: paged, sorted, filtered transaction lists, counts and
+//! time histograms, evaluated by DuckDB over only the columns a view shows.
+
+use crate::{CaseStore, StoreError};
+use duckdb::ToSql;
+use tapline_core::Transaction;
+
+/// Which transactions a view shows. Every field narrows; `None` means any.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TxFilter {
+    /// Host, exact (case-insensitive).
+    pub host: Option<String>,
+    /// Method, exact (case-insensitive).
+    pub method: Option<String>,
+    /// Substring of the path.
+    pub path_contains: Option<String>,
+    /// Status codes in this inclusive range.
+    pub status: Option<(u16, u16)>,
+    /// Client IP address (the address part of `client`).
+    pub client_ip: Option<String>,
+    /// Request time at or after, ns since the epoch.
+    pub from_ns: Option<i64>,
+    /// Request time before, ns since the epoch.
+    pub to_ns: Option<i64>,
+    /// Free text: matched case-insensitively in host, URI and request headers.
+    pub text: Option<String>,
+    /// Only transactions from this source.
+    pub source_id: Option<i64>,
+}
+
+/// Sort orders for transaction lists.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SortKey {
+    /// Request time.
+    #[default]
+    Time,
+    /// Status code.
+    Status,
+    /// Method.
+    Method,
+    /// Host.
+    Host,
+    /// Path.
+    Path,
+    /// Response time minus request time.
+    Latency,
+    /// Decoded response body length.
+    ResponseSize,
+}
+
+impl SortKey {
+    fn column(self) -> &'static str {
+        match self {
+            SortKey::Time => "request_ts_ns",
+            SortKey::Status => "status",
+            SortKey::Method => "method",
+            SortKey::Host => "host",
+            SortKey::Path => "path",
+            SortKey::Latency => "(response_ts_ns - request_ts_ns)",
+            SortKey::ResponseSize => "response_body_len",
+        }
+    }
+}
+
+/// One page of a list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Page {
+    /// Rows to skip.
+    pub offset: u64,
+    /// Rows to return.
+    pub limit: u64,
+    /// Sort column.
+    pub sort: SortKey,
+    /// Largest first.
+    pub descending: bool,
+}
+
+impl Default for Page {
+    fn default() -> Self {
+        Page {
+            offset: 0,
+            limit: 100,
+            sort: SortKey::Time,
+            descending: false,
+        }
+    }
+}
+
+/// A transaction as a list row: what a table shows, not the bodies.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TxRow {
+    /// Transaction id.
+    pub id: i64,
+    /// Request time, ns.
+    pub ts_ns: i64,
+    /// `ip:port`.
+    pub client: Option<String>,
+    /// `ip:port`.
+    pub server: Option<String>,
+    /// Method.
+    pub method: String,
+    /// Host.
+    pub host: Option<String>,
+    /// Path.
+    pub path: String,
+    /// Status.
+    pub status: Option<u16>,
+    /// Response minus request time, ns.
+    pub latency_ns: Option<i64>,
+    /// Decoded response body length.
+    pub response_len: u64,
+    /// Anomaly bits.
+    pub anomalies: u32,
+}
+
+fn where_clause(f: &TxFilter) -> (String, Vec<Box<dyn ToSql>>) {
+    let mut conds: Vec<&str> = Vec::new();
+    let mut params: Vec<Box<dyn ToSql>> = Vec::new();
+    if let Some(h) = &f.host {
+        conds.push("lower(host) = lower(?)");
+        params.push(Box::new(h.clone()));
+    }
+    if let Some(m) = &f.method {
+        conds.push("upper(method) = upper(?)");
+        params.push(Box::new(m.clone()));
+    }
+    if let Some(p) = &f.path_contains {
+        conds.push("contains(path, ?)");
+        params.push(Box::new(p.clone()));
+    }
+    if let Some((lo, hi)) = f.status {
+        conds.push("status BETWEEN ? AND ?");
+        params.push(Box::new(lo));
+        params.push(Box::new(hi));
+    }
+    if let Some(ip) = &f.client_ip {
+        // `client` is ip:port, or [v6]:port.
+        conds.push("(client LIKE ? || ':%' OR client LIKE '[' || ? || ']:%')");
+        params.push(Box::new(ip.clone()));
+        params.push(Box::new(ip.clone()));
+    }
+    if let Some(t) = f.from_ns {
+        conds.push("request_ts_ns >= ?");
+        params.push(Box::new(t));
+    }
+    if let Some(t) = f.to_ns {
+        conds.push("request_ts_ns < ?");
+        params.push(Box::new(t));
+    }
+    if let Some(text) = &f.text {
+        conds.push("(host ILIKE ? OR uri ILIKE ? OR request_headers ILIKE ?)");
+        let pat = format!("%{}%", text.replace('\\', "\\\\").replace('%', "\\%"));
+        for _ in 0..3 {
+            params.push(Box::new(pat.clone()));
+        }
+    }
+    if let Some(s) = f.source_id {
+        conds.push("source_id = ?");
+        params.push(Box::new(s));
+    }
+    let sql = if conds.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", conds.join(" AND "))
+    };
+    (sql, params)
+}
+
+fn refs(p: &[Box<dyn ToSql>]) -> Vec<&dyn ToSql> {
+    p.iter().map(|b| b.as_ref()).collect()
+}
+
+impl CaseStore {
+    /// One page of transactions matching `f`.
+    pub fn query_transactions(&self, f: &TxFilter, page: &Page) -> Result<Vec<TxRow>, StoreError> {
+        let (cond, params) = where_clause(f);
+        let sql = format!(
+            "SELECT id, request_ts_ns, client, server, method, host, path, status, \
+             response_ts_ns - request_ts_ns, response_body_len, anomalies \
+             FROM transactions {cond} ORDER BY {} {} NULLS LAST, id LIMIT {} OFFSET {}",
+            page.sort.column(),
+            if page.descending { "DESC" } else { "ASC" },
+            page.limit,
+            page.offset
+        );
+        let mut stmt = self.conn().prepare(&sql).map_err(|e| self.db_err(e))?;
+        let rows = stmt
+            .query_map(refs(&params).as_slice(), |r| {
+                Ok(TxRow {
+                    id: r.get(0)?,
+                    ts_ns: r.get(1)?,
+                    client: r.get(2)?,
+                    server: r.get(3)?,
+                    method: r.get(4)?,
+                    host: r.get(5)?,
+                    path: r.get(6)?,
+                    status: r.get(7)?,
+                    latency_ns: r.get(8)?,
+                    response_len: r.get(9)?,
+                    anomalies: r.get(10)?,
+                })
+            })
+            .map_err(|e| self.db_err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.db_err(e))
+    }
+
+    /// How many transactions match `f`.
+    pub fn count_transactions(&self, f: &TxFilter) -> Result<u64, StoreError> {
+        let (cond, params) = where_clause(f);
+        self.conn()
+            .query_row(
+                &format!("SELECT count(*) FROM transactions {cond}"),
+                refs(&params).as_slice(),
+                |r| r.get(0),
+            )
+            .map_err(|e| self.db_err(e))
+    }
+
+    /// Transactions matching `f` per time bucket of `bucket_ns`: `(bucket start, count)`.
+    pub fn time_histogram(
+        &self,
+        f: &TxFilter,
+        bucket_ns: i64,
+    ) -> Result<Vec<(i64, u64)>, StoreError> {
+        let (cond, mut params) = where_clause(f);
+        let bucket = bucket_ns.max(1);
+        params.insert(0, Box::new(bucket));
+        params.insert(1, Box::new(bucket));
+        let sql = format!(
+            "SELECT (request_ts_ns // ?) * ? AS b, count(*) FROM transactions {cond} GROUP BY b ORDER BY b"
+        );
+        let mut stmt = self.conn().prepare(&sql).map_err(|e| self.db_err(e))?;
+        let rows = stmt
+            .query_map(refs(&params).as_slice(), |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(|e| self.db_err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.db_err(e))
+    }
+
+    /// Count per status code (`None` = no response) among transactions matching `f`.
+    pub fn status_mix(&self, f: &TxFilter) -> Result<Vec<(Option<u16>, u64)>, StoreError> {
+        let (cond, params) = where_clause(f);
+        let sql = format!(
+            "SELECT status, count(*) FROM transactions {cond} GROUP BY status ORDER BY status NULLS LAST"
+        );
+        let mut stmt = self.conn().prepare(&sql).map_err(|e| self.db_err(e))?;
+        let rows = stmt
+            .query_map(refs(&params).as_slice(), |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(|e| self.db_err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.db_err(e))
+    }
+
+    /// One whole transaction by id.
+    pub fn transaction(&self, id: i64) -> Result<Option<Transaction>, StoreError> {
+        use duckdb::OptionalExt;
+        self.conn()
+            .query_row(
+                &format!(
+                    "SELECT {} FROM transactions WHERE id = ?",
+                    crate::transactions::COLUMNS
+                ),
+                [id],
+                crate::transactions::from_row,
+            )
+            .optional()
+            .map(|o| o.map(|(_, t)| t))
+            .map_err(|e| self.db_err(e))
+    }
+
+    /// Calls `f` with every transaction matching `filter` in id order (exports, re-analysis).
+    pub fn for_each_transaction(
+        &self,
+        filter: &TxFilter,
+        mut f: impl FnMut(i64, Transaction) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let (cond, params) = where_clause(filter);
+        let sql = format!(
+            "SELECT {} FROM transactions {cond} ORDER BY id",
+            crate::transactions::COLUMNS
+        );
+        let mut stmt = self.conn().prepare(&sql).map_err(|e| self.db_err(e))?;
+        let mut rows = stmt
+            .query(refs(&params).as_slice())
+            .map_err(|e| self.db_err(e))?;
+        while let Some(row) = rows.next().map_err(|e| self.db_err(e))? {
+            let (id, tx) = crate::transactions::from_row(row).map_err(|e| self.db_err(e))?;
+            f(id, tx)?;
+        }
+        Ok(())
+    }
+
+    /// Writes every transaction (without bodies' bytes beyond those stored) to a Parquet file,
+    /// for engines beyond one machine (DuckDB, Spark, Trino read it as is).
+    pub fn export_parquet(&self, out: &std::path::Path) -> Result<u64, StoreError> {
+        let target = out.display().to_string().replace('\'', "''");
+        let n = self
+            .conn()
+            .execute(
+                &format!(
+                    "COPY (SELECT id, make_timestamp_ns(request_ts_ns) AS request_ts, \
+                     make_timestamp_ns(response_ts_ns) AS response_ts, * EXCLUDE (id) \
+                     FROM transactions ORDER BY id) TO '{target}' (FORMAT PARQUET, COMPRESSION ZSTD)"
+                ),
+                [],
+            )
+            .map_err(|e| self.db_err(e))?;
+        Ok(n as u64)
+    }
+}

@@ -1,0 +1,284 @@
+//! The case store and import pipeline end to end, through the `tapline` library and binary.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::atomic::AtomicBool;
+use tapline_store::CaseStore;
+use tapline_store::query::{Page, SortKey, TxFilter};
+mod common;
+
+use common::{sample_captures, synth_pcap};
+use tapline_workbench::import::{ImportOptions, ImportOutcome, import_file};
+
+fn import(store: &mut CaseStore, file: &Path) -> anyhow::Result<ImportOutcome> {
+    import_file(
+        store,
+        file,
+        &ImportOptions::default(),
+        &AtomicBool::new(false),
+        &mut |_| {},
+    )
+}
+
+fn tapline() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_tapline"))
+}
+
+#[test]
+fn duplicate_import_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = CaseStore::open(&dir.path().join("case.duckdb")).unwrap();
+    let pcap = sample_captures().join("shop-api.pcap");
+    match import(&mut store, &pcap).unwrap() {
+        ImportOutcome::Imported(s) => assert_eq!(s.transactions, 83),
+        other => panic!("first import: {other:?}"),
+    }
+    match import(&mut store, &pcap).unwrap() {
+        ImportOutcome::AlreadyImported { transactions, .. } => assert_eq!(transactions, 83),
+        other => panic!("second import must be refused: {other:?}"),
+    }
+    assert_eq!(store.transaction_count().unwrap(), 83);
+    assert_eq!(store.sources().unwrap().len(), 1);
+    // Discovery ran incrementally: the shop's user endpoint is templated.
+    let eps = store.endpoints().unwrap();
+    assert!(
+        eps.iter()
+            .any(|e| e.method == "GET" && e.template == "/api/v1/users/{userId}"),
+        "{eps:?}"
+    );
+}
+
+#[test]
+fn queries_page_filter_and_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = CaseStore::open(&dir.path().join("case.duckdb")).unwrap();
+    import(&mut store, &sample_captures().join("shop-api.pcap")).unwrap();
+    let all = TxFilter::default();
+    assert_eq!(store.count_transactions(&all).unwrap(), 83);
+    let logins = TxFilter {
+        path_contains: Some("/login".into()),
+        status: Some((400, 499)),
+        ..TxFilter::default()
+    };
+    let n = store.count_transactions(&logins).unwrap();
+    assert!(n >= 24, "failed logins: {n}");
+    let page = store
+        .query_transactions(
+            &all,
+            &Page {
+                offset: 10,
+                limit: 5,
+                sort: SortKey::Time,
+                descending: true,
+            },
+        )
+        .unwrap();
+    assert_eq!(page.len(), 5);
+    assert!(page.windows(2).all(|w| w[0].ts_ns >= w[1].ts_ns));
+    let hist = store.time_histogram(&all, 1_000_000_000).unwrap();
+    assert_eq!(hist.iter().map(|(_, c)| c).sum::<u64>(), 83);
+    let one = store.transaction(page[0].id).unwrap().unwrap();
+    assert_eq!(one.request_ts_nanos, page[0].ts_ns);
+}
+
+#[test]
+fn older_case_is_migrated() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v1.duckdb");
+    {
+        // A case as Tapline 0.1 (schema v1) wrote it.
+        let conn = duckdb::Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE schema_version (version BIGINT NOT NULL, applied_at TIMESTAMP DEFAULT current_timestamp);
+             CREATE TABLE transactions (id BIGINT PRIMARY KEY, request_ts_ns BIGINT NOT NULL, response_ts_ns BIGINT,
+               sensor_id VARCHAR, client VARCHAR, server VARCHAR, method VARCHAR NOT NULL, host VARCHAR,
+               uri VARCHAR NOT NULL, path VARCHAR NOT NULL, query VARCHAR, version VARCHAR NOT NULL,
+               status USMALLINT, reason VARCHAR, request_headers VARCHAR NOT NULL, response_headers VARCHAR NOT NULL,
+               request_body BLOB, request_body_len UBIGINT NOT NULL, request_body_truncated BOOLEAN NOT NULL,
+               response_body BLOB, response_body_len UBIGINT NOT NULL, response_body_truncated BOOLEAN NOT NULL,
+               anomalies UINTEGER NOT NULL);
+             INSERT INTO schema_version (version) VALUES (1);
+             INSERT INTO transactions VALUES (1, 1700000000000000000, NULL, NULL, '10.0.0.1:5000', '10.0.0.2:80',
+               'GET', 'old.test', '/legacy?x=1', '/legacy', 'x=1', 'HTTP/1.1', 200, 'OK', '[[\"Host\",\"old.test\"]]', '[]',
+               NULL, 0, false, NULL, 0, false, 0);",
+        )
+        .unwrap();
+    }
+    let mut store = CaseStore::open(&path).unwrap();
+    assert_eq!(
+        store.schema_version().unwrap(),
+        tapline_store::SCHEMA_VERSION
+    );
+    let old = store.transaction(1).unwrap().unwrap();
+    assert_eq!(old.uri, "/legacy?x=1");
+    assert_eq!(old.request_headers.get("host"), Some("old.test"));
+    // The migrated case takes new imports.
+    match import(&mut store, &sample_captures().join("shop-api.pcap")).unwrap() {
+        ImportOutcome::Imported(s) => assert_eq!(s.ids.start, 2),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(store.transaction_count().unwrap(), 84);
+}
+
+#[test]
+fn har_round_trip_keeps_transactions() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a.duckdb");
+    let har = dir.path().join("shop.har");
+    let b = dir.path().join("b.duckdb");
+    let pcap = sample_captures().join("shop-api.pcap");
+    let ok = |c: &mut Command| {
+        let out = c.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    ok(tapline().args(["import", "-q", "--db"]).arg(&a).arg(&pcap));
+    ok(tapline()
+        .args(["export", "har", "--db"])
+        .arg(&a)
+        .arg("-o")
+        .arg(&har));
+    ok(tapline().args(["import", "-q", "--db"]).arg(&b).arg(&har));
+    let (sa, sb) = (CaseStore::open(&a).unwrap(), CaseStore::open(&b).unwrap());
+    let collect = |s: &CaseStore| {
+        let mut v = Vec::new();
+        s.for_each_transaction(&TxFilter::default(), |_, t| {
+            v.push(t);
+            Ok(())
+        })
+        .unwrap();
+        v
+    };
+    let (ta, tb) = (collect(&sa), collect(&sb));
+    assert_eq!(ta.len(), 83);
+    assert_eq!(
+        ta, tb,
+        "HAR export → import must give the same transactions"
+    );
+}
+
+#[test]
+fn bad_files_are_refused_and_leave_the_case_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let case = dir.path().join("case.duckdb");
+    let pcap = std::fs::read(sample_captures().join("shop-api.pcap")).unwrap();
+    let truncated = dir.path().join("cut.pcap");
+    std::fs::write(&truncated, &pcap[..pcap.len() - 100]).unwrap();
+    let random = dir.path().join("random.bin");
+    std::fs::write(
+        &random,
+        (0..4096u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+            .collect::<Vec<_>>(),
+    )
+    .unwrap();
+    let bad_har = dir.path().join("bad.har");
+    std::fs::write(
+        &bad_har,
+        "{\n  \"log\": {\"entries\": [ {\"startedDateTime\": 5 ]\n}",
+    )
+    .unwrap();
+    for (file, needle) in [
+        (&truncated, "offset"),
+        (&random, "not a pcap, pcapng or HAR file"),
+        (&bad_har, "line 2"),
+    ] {
+        let out = tapline()
+            .args(["import", "-q", "--db"])
+            .arg(&case)
+            .arg(file)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{} was accepted", file.display());
+        assert!(
+            err.contains(&*file.display().to_string()),
+            "error must name the file: {err}"
+        );
+        assert!(
+            err.contains(needle),
+            "error must say where ({needle}): {err}"
+        );
+    }
+    let store = CaseStore::open(&case).unwrap();
+    assert_eq!(store.transaction_count().unwrap(), 0);
+    assert!(store.sources().unwrap().is_empty());
+}
+
+#[test]
+fn killed_import_is_completed_by_a_rerun() {
+    let dir = tempfile::tempdir().unwrap();
+    let pcap = dir.path().join("synth.pcap");
+    std::fs::write(&pcap, synth_pcap(200, 50)).unwrap();
+    // Reference: an uninterrupted import.
+    let clean = dir.path().join("clean.duckdb");
+    let out = tapline()
+        .args(["import", "-q", "--batch", "1000", "--db"])
+        .arg(&clean)
+        .arg(&pcap)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The same import, killed with SIGKILL after its third committed batch.
+    let case = dir.path().join("killed.duckdb");
+    let mut child = tapline()
+        .args(["import", "-q", "--batch", "1000", "--threads", "1", "--db"])
+        .arg(&case)
+        .arg(&pcap)
+        .env("TAPLINE_TEST_PAUSE_AFTER_BATCHES", "3")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let paused = lines.any(|l| l.is_ok_and(|l| l.contains("paused after 3 batches")));
+    assert!(paused, "the import never reached its pause point");
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    {
+        let store = CaseStore::open(&case).unwrap();
+        let partial = store.transaction_count().unwrap();
+        assert_eq!(partial, 3000, "three committed batches survive the kill");
+        assert_eq!(store.sources().unwrap()[0].status, "importing");
+    }
+    let out = tapline()
+        .args(["import", "-q", "--db"])
+        .arg(&case)
+        .arg(&pcap)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (a, b) = (
+        CaseStore::open(&clean).unwrap(),
+        CaseStore::open(&case).unwrap(),
+    );
+    assert_eq!(a.transaction_count().unwrap(), 10_000);
+    assert_eq!(
+        b.transaction_count().unwrap(),
+        a.transaction_count().unwrap()
+    );
+    let (sa, sb) = (a.sources().unwrap(), b.sources().unwrap());
+    assert_eq!(sb.len(), 1);
+    assert_eq!(sb[0].status, "complete");
+    assert_eq!(sb[0].transactions, sa[0].transactions);
+    assert_eq!(sb[0].packets, sa[0].packets);
+    let (ea, eb) = (a.endpoints().unwrap(), b.endpoints().unwrap());
+    assert_eq!(ea.len(), eb.len());
+    assert_eq!(
+        ea.iter().map(|e| e.count).sum::<u64>(),
+        eb.iter().map(|e| e.count).sum::<u64>(),
+        "endpoint counts are not doubled by the rerun"
+    );
+}
