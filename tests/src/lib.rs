@@ -36,3 +36,44 @@ pub fn expected(capture: &str) -> Vec<ExpectedExchange> {
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{}: {e}: {l}", path.display())))
         .collect()
 }
+
+/// Samples the process's anonymous resident memory (heap, not the mapped capture) every 20 ms.
+pub struct PeakAnon {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    handle: std::thread::JoinHandle<u64>,
+}
+
+impl PeakAnon {
+    /// Starts sampling.
+    pub fn start() -> Self {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let handle = std::thread::spawn(move || {
+            let mut peak = 0;
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                peak = peak.max(rss_anon_kib());
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            peak.max(rss_anon_kib())
+        });
+        PeakAnon { stop, handle }
+    }
+
+    /// Stops and returns the peak in KiB.
+    pub fn stop(self) -> u64 {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.handle.join().unwrap_or(0)
+    }
+}
+
+/// The process's anonymous resident memory now, KiB.
+pub fn rss_anon_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("RssAnon:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}

@@ -240,7 +240,7 @@ pub fn import_file(
     // Compress once at the end instead of at every WAL checkpoint along the way, and let
     // DuckDB write row groups in any order (ids carry the order).
     state.store.execute_batch(
-        "SET checkpoint_threshold = '16GB'; SET preserve_insertion_order = false;",
+        "SET checkpoint_threshold = '512MB'; SET preserve_insertion_order = false;",
     )?;
     state.first_id = state.next_id;
     let mut report = ImportProgress {

@@ -25,6 +25,16 @@ fn tapline() -> Command {
     Command::new(env!("CARGO_BIN_EXE_tapline"))
 }
 
+/// Runs a command and fails the test with its stderr when it fails.
+fn run_ok(c: &mut Command) {
+    let out = c.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn duplicate_import_is_refused() {
     let dir = tempfile::tempdir().unwrap();
@@ -128,14 +138,7 @@ fn har_round_trip_keeps_transactions() {
     let har = dir.path().join("shop.har");
     let b = dir.path().join("b.duckdb");
     let pcap = sample_captures().join("shop-api.pcap");
-    let ok = |c: &mut Command| {
-        let out = c.output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
+    let ok = run_ok;
     ok(tapline().args(["import", "-q", "--db"]).arg(&a).arg(&pcap));
     ok(tapline()
         .args(["export", "har", "--db"])
@@ -216,16 +219,11 @@ fn killed_import_is_completed_by_a_rerun() {
     std::fs::write(&pcap, synth_pcap(200, 50)).unwrap();
     // Reference: an uninterrupted import.
     let clean = dir.path().join("clean.duckdb");
-    let out = tapline()
-        .args(["import", "-q", "--batch", "1000", "--db"])
-        .arg(&clean)
-        .arg(&pcap)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    run_ok(
+        tapline()
+            .args(["import", "-q", "--batch", "1000", "--db"])
+            .arg(&clean)
+            .arg(&pcap),
     );
     // The same import, killed with SIGKILL after its third committed batch.
     let case = dir.path().join("killed.duckdb");
@@ -249,16 +247,11 @@ fn killed_import_is_completed_by_a_rerun() {
         assert_eq!(partial, 3000, "three committed batches survive the kill");
         assert_eq!(store.sources().unwrap()[0].status, "importing");
     }
-    let out = tapline()
-        .args(["import", "-q", "--db"])
-        .arg(&case)
-        .arg(&pcap)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    run_ok(
+        tapline()
+            .args(["import", "-q", "--db"])
+            .arg(&case)
+            .arg(&pcap),
     );
     let (a, b) = (
         CaseStore::open(&clean).unwrap(),

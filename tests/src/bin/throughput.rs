@@ -15,9 +15,10 @@ use std::alloc::{GlobalAlloc, Layout};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tapline_core::capture::CaptureReader;
 use tapline_core::{Engine, EngineConfig, EngineStats};
+use tapline_tests::PeakAnon;
 use tapline_workbench::capture_file::MappedFile;
 
 /// Counts heap allocations so the benchmark can show the steady state allocates per
@@ -214,44 +215,6 @@ fn child_allocs(pcap: &Path) -> Result<()> {
         serde_json::json!({ "packets": pkts, "transactions": tx, "allocations": allocs })
     );
     Ok(())
-}
-
-/// Samples the process's anonymous resident memory (heap, not the mapped capture) every 20 ms.
-struct PeakAnon {
-    stop: std::sync::Arc<AtomicBool>,
-    handle: std::thread::JoinHandle<u64>,
-}
-
-impl PeakAnon {
-    fn start() -> Self {
-        let stop = std::sync::Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let handle = std::thread::spawn(move || {
-            let mut peak = 0;
-            while !flag.load(Ordering::Relaxed) {
-                peak = peak.max(rss_anon_kib());
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            peak.max(rss_anon_kib())
-        });
-        PeakAnon { stop, handle }
-    }
-
-    fn stop(self) -> u64 {
-        self.stop.store(true, Ordering::Relaxed);
-        self.handle.join().unwrap_or(0)
-    }
-}
-
-fn rss_anon_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("RssAnon:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 // ---------------------------------------------------------------- driver

@@ -1,0 +1,116 @@
+//! Import benchmark: a capture into a fresh case file end to end — decode, store, the analysis
+//! that exists — printing wall time, transactions/s, peak memory and case-file size.
+//!
+//! ```text
+//! cargo run --release -p tapline-tests --bin import_bench -- BENCH.pcap [--db CASE.duckdb] [--threads N]
+//! ```
+
+use anyhow::{Context, Result, bail};
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
+use tapline_store::CaseStore;
+use tapline_tests::PeakAnon;
+use tapline_workbench::import::{ImportOptions, ImportOutcome, import_file};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn main() -> Result<()> {
+    let mut args = std::env::args().skip(1);
+    let mut pcap = None;
+    let mut db = None;
+    let mut opts = ImportOptions::default();
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--db" => db = args.next().map(PathBuf::from),
+            "--threads" => {
+                opts.threads = args
+                    .next()
+                    .and_then(|t| t.parse().ok())
+                    .context("--threads needs a number")?
+            }
+            _ if a.starts_with('-') => bail!("unknown option {a}"),
+            _ => pcap = Some(PathBuf::from(a)),
+        }
+    }
+    let pcap = pcap.context("usage: import_bench FILE.pcap [--db CASE] [--threads N]")?;
+    let tmp = std::env::temp_dir().join(format!("tapline-import-bench-{}", std::process::id()));
+    let db = db.unwrap_or_else(|| tmp.join("case.duckdb"));
+    if let Some(dir) = db.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    if db.exists() {
+        bail!("{} exists; the benchmark wants a fresh case", db.display());
+    }
+    let size = std::fs::metadata(&pcap)
+        .with_context(|| format!("cannot stat {}", pcap.display()))?
+        .len();
+    // Warm the page cache so the figure is about Tapline, not the disk.
+    std::fs::read(&pcap)?;
+    let peak = PeakAnon::start();
+    let started = Instant::now();
+    let mut store = CaseStore::open(&db)?;
+    let outcome = import_file(
+        &mut store,
+        &pcap,
+        &opts,
+        &AtomicBool::new(false),
+        &mut |_| {},
+    )?;
+    drop(store);
+    let wall = started.elapsed().as_secs_f64();
+    let peak_kib = peak.stop();
+    let ImportOutcome::Imported(s) = outcome else {
+        bail!("unexpected outcome {outcome:?}");
+    };
+    let case_bytes: u64 = std::fs::read_dir(db.parent().unwrap_or(&tmp))?
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with(&*db.file_name().unwrap_or_default().to_string_lossy())
+        })
+        .filter_map(|e| e.metadata().ok())
+        .map(|m| m.len())
+        .sum();
+    let hwm = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .unwrap_or(0);
+    println!(
+        "capture           {} ({:.1} MB, {} packets)",
+        pcap.display(),
+        size as f64 / 1e6,
+        s.packets
+    );
+    println!("transactions      {}", s.transactions);
+    println!(
+        "wall              {wall:.2} s (decode on {} threads, store, discovery, checkpoint)",
+        opts.threads
+    );
+    println!(
+        "rate              {:.0} transactions/s, {:.0} MB/s",
+        s.transactions as f64 / wall,
+        size as f64 / 1e6 / wall
+    );
+    println!(
+        "peak heap         {:.0} MiB (anonymous RSS; the mapped capture is page cache)",
+        peak_kib as f64 / 1024.0
+    );
+    println!(
+        "peak RSS          {:.0} MiB (including mapped capture pages)",
+        hwm as f64 / 1024.0
+    );
+    println!(
+        "case file         {:.1} MB ({:.0} bytes/transaction)",
+        case_bytes as f64 / 1e6,
+        case_bytes as f64 / s.transactions.max(1) as f64
+    );
+    let _ = std::fs::remove_dir_all(&tmp);
+    Ok(())
+}
