@@ -27,7 +27,7 @@ fn tapline() -> Command {
 
 /// Runs a command and fails the test with its stderr when it fails.
 fn run_ok(c: &mut Command) {
-    let out = c.output().unwrap();
+    let out = c.output().expect("cannot run tapline");
     assert!(
         out.status.success(),
         "{}",
