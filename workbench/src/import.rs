@@ -460,3 +460,74 @@ fn decode_into(
         Ok(Some(packets))
     })
 }
+
+/// What a background import reports.
+#[derive(Clone, Debug)]
+pub enum ImportEvent {
+    /// Progress of the current file.
+    Progress(ImportProgress),
+    /// One file finished (or was refused, or failed: the message says why).
+    FileDone {
+        /// The file.
+        file: PathBuf,
+        /// What happened.
+        outcome: Result<ImportOutcome, String>,
+    },
+    /// Every file was handled; the case is closed again.
+    Finished,
+}
+
+/// A running background import: its events and its cancel switch.
+pub struct ImportHandle {
+    /// Events in order; ends after [`ImportEvent::Finished`].
+    pub events: mpsc::Receiver<ImportEvent>,
+    /// Set to cancel (the current file is rolled back).
+    pub cancel: std::sync::Arc<AtomicBool>,
+    /// The worker thread.
+    pub thread: std::thread::JoinHandle<()>,
+}
+
+/// Imports `files` into the case at `db` on a worker thread, for callers that must not block
+/// (the GUI): events arrive on a channel, and `notify` runs after each one (the GUI passes
+/// `ctx.request_repaint`).
+pub fn spawn_import(
+    db: PathBuf,
+    files: Vec<PathBuf>,
+    opts: ImportOptions,
+    notify: impl Fn() + Send + 'static,
+) -> ImportHandle {
+    let (send, events) = mpsc::channel();
+    let cancel = std::sync::Arc::new(AtomicBool::new(false));
+    let flag = cancel.clone();
+    let thread = std::thread::spawn(move || {
+        let emit = |e: ImportEvent| {
+            let _ = send.send(e);
+            notify();
+        };
+        match CaseStore::open(&db) {
+            Ok(mut store) => {
+                for file in files {
+                    let mut last = Instant::now();
+                    let outcome = import_file(&mut store, &file, &opts, &flag, &mut |p| {
+                        if last.elapsed() >= Duration::from_millis(50) {
+                            last = Instant::now();
+                            emit(ImportEvent::Progress(p.clone()));
+                        }
+                    })
+                    .map_err(|e| format!("{e:#}"));
+                    emit(ImportEvent::FileDone { file, outcome });
+                }
+            }
+            Err(e) => emit(ImportEvent::FileDone {
+                file: db.clone(),
+                outcome: Err(format!("cannot open case {}: {e}", db.display())),
+            }),
+        }
+        emit(ImportEvent::Finished);
+    });
+    ImportHandle {
+        events,
+        cancel,
+        thread,
+    }
+}

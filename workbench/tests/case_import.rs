@@ -275,3 +275,90 @@ fn killed_import_is_completed_by_a_rerun() {
         "endpoint counts are not doubled by the rerun"
     );
 }
+
+#[test]
+fn background_import_reports_through_a_channel() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("case.duckdb");
+    let handle = tapline_workbench::import::spawn_import(
+        db.clone(),
+        vec![sample_captures().join("shop-api.pcapng")],
+        ImportOptions::default(),
+        || {},
+    );
+    let events: Vec<_> = handle.events.iter().collect();
+    handle.thread.join().unwrap();
+    assert!(matches!(
+        events.last(),
+        Some(tapline_workbench::import::ImportEvent::Finished)
+    ));
+    let done = events
+        .iter()
+        .find_map(|e| match e {
+            tapline_workbench::import::ImportEvent::FileDone { outcome, .. } => Some(outcome),
+            _ => None,
+        })
+        .unwrap();
+    assert!(
+        matches!(done, Ok(ImportOutcome::Imported(s)) if s.transactions == 83),
+        "{done:?}"
+    );
+}
+
+#[test]
+fn exports_jsonl_and_parquet() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("case.duckdb");
+    run_ok(
+        tapline()
+            .args(["import", "-q", "--db"])
+            .arg(&db)
+            .arg(sample_captures().join("shop-api.pcap")),
+    );
+    let out = tapline()
+        .args(["export", "jsonl", "--db"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 83);
+    assert!(
+        lines
+            .iter()
+            .all(|d| d["http"]["request"]["method"].is_string())
+    );
+    assert!(lines.iter().all(|d| d["source"]["ip"].is_string()));
+    let parquet = dir.path().join("tx.parquet");
+    run_ok(
+        tapline()
+            .args(["export", "parquet", "--db"])
+            .arg(&db)
+            .arg("-o")
+            .arg(&parquet),
+    );
+    let conn = duckdb::Connection::open_in_memory().unwrap();
+    let n: i64 = conn
+        .query_row(
+            &format!("SELECT count(*) FROM read_parquet('{}')", parquet.display()),
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(n, 83);
+    let out = tapline()
+        .args(["export", "openapi", "--db"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+    assert!(
+        doc["paths"]["/api/v1/users/{userId}"]["get"].is_object(),
+        "{doc}"
+    );
+}
