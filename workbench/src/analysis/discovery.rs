@@ -11,7 +11,10 @@ use tapline_store::sources::Derived;
 /// Accumulates endpoint observations over one import.
 #[derive(Default)]
 pub struct Discovery {
-    seen: HashMap<(String, String, String), EndpointObservation>,
+    /// Keyed by `host \0 method \0 template`, so a lookup needs no allocation.
+    seen: HashMap<String, EndpointObservation>,
+    key: String,
+    template: String,
 }
 
 fn is_uuid(s: &str) -> bool {
@@ -63,6 +66,12 @@ fn param_name(prev: Option<&str>) -> String {
 /// The path template of a concrete path.
 pub fn template(path: &str) -> String {
     let mut out = String::with_capacity(path.len());
+    template_into(path, &mut out);
+    out
+}
+
+fn template_into(path: &str, out: &mut String) {
+    out.clear();
     let mut prev: Option<&str> = None;
     for seg in path.split('/').skip(1) {
         out.push('/');
@@ -78,7 +87,6 @@ pub fn template(path: &str) -> String {
     if out.is_empty() {
         out.push('/');
     }
-    out
 }
 
 impl Analyzer for Discovery {
@@ -90,24 +98,38 @@ impl Analyzer for Discovery {
         if tx.method.is_empty() {
             return; // a response without a request: no endpoint to attribute it to
         }
-        let host = tx
-            .host
-            .clone()
-            .unwrap_or_else(|| tx.server.map(|s| s.to_string()).unwrap_or_default());
-        let key = (host, tx.method.to_string(), template(tx.path()));
+        let server;
+        let host = match (&tx.host, tx.server) {
+            (Some(h), _) => h.as_str(),
+            (None, Some(s)) => {
+                server = s.to_string();
+                server.as_str()
+            }
+            (None, None) => "",
+        };
+        template_into(tx.path(), &mut self.template);
+        self.key.clear();
+        for part in [host, "\0", &tx.method, "\0", &self.template] {
+            self.key.push_str(part);
+        }
         let ts = tx.request_ts_nanos;
-        let e = self
-            .seen
-            .entry(key.clone())
-            .or_insert_with(|| EndpointObservation {
-                host: key.0,
-                method: key.1,
-                template: key.2,
-                first_seen_ns: ts,
-                last_seen_ns: ts,
-                count: 0,
-                statuses: Default::default(),
-            });
+        if !self.seen.contains_key(self.key.as_str()) {
+            self.seen.insert(
+                self.key.clone(),
+                EndpointObservation {
+                    host: host.to_owned(),
+                    method: tx.method.to_string(),
+                    template: self.template.clone(),
+                    first_seen_ns: ts,
+                    last_seen_ns: ts,
+                    count: 0,
+                    statuses: Default::default(),
+                },
+            );
+        }
+        let Some(e) = self.seen.get_mut(self.key.as_str()) else {
+            return;
+        };
         e.count += 1;
         e.first_seen_ns = e.first_seen_ns.min(ts);
         e.last_seen_ns = e.last_seen_ns.max(ts);
