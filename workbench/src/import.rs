@@ -184,23 +184,26 @@ pub fn import_file(
     let file = MappedFile::open(path)?;
     let bytes = file.bytes();
     let kind = detect(path, bytes)?;
-    let hash = blake3::hash(bytes).to_hex().to_string();
     let name = path.file_name().map_or_else(
         || path.display().to_string(),
         |n| n.to_string_lossy().into_owned(),
     );
 
-    // Parse or check everything that can fail before the case is touched.
-    let har = match kind {
-        FileKind::Har => Some(
-            crate::har::parse(bytes, opts.max_body)
-                .with_context(|| format!("{}: nothing was imported", path.display()))?,
-        ),
-        FileKind::Pcap | FileKind::PcapNg => {
-            check_capture(path, bytes)?;
-            None
-        }
-    };
+    // Hash (for the duplicate check) while parsing or walking everything that can fail,
+    // before the case is touched: two independent passes over the file, one per core.
+    let (hash, har) = std::thread::scope(|s| {
+        let hasher = s.spawn(|| blake3::hash(bytes).to_hex().to_string());
+        let har = match kind {
+            FileKind::Har => crate::har::parse(bytes, opts.max_body)
+                .map(Some)
+                .with_context(|| format!("{}: nothing was imported", path.display())),
+            FileKind::Pcap | FileKind::PcapNg => check_capture(path, bytes).map(|_| None),
+        };
+        let hash = hasher
+            .join()
+            .map_err(|_| anyhow::anyhow!("the hashing thread panicked"));
+        hash.and_then(|h| har.map(|har| (h, har)))
+    })?;
 
     let mut resumed = false;
     let source_id = match store.source_by_hash(&hash)? {

@@ -132,6 +132,115 @@ fn main() -> Result<()> {
         case_bytes as f64 / 1e6,
         case_bytes as f64 / s.transactions.max(1) as f64
     );
+    query_figures(&db)?;
     let _ = std::fs::remove_dir_all(&tmp);
+    Ok(())
+}
+
+/// What the GUI asks of a case this size: pages of the traffic table under different sorts and
+/// filters, counts, a histogram. Each is timed on its own (best of three).
+fn query_figures(db: &std::path::Path) -> Result<()> {
+    use tapline_store::query::{Page, SortKey, TxFilter};
+    let store = CaseStore::open(db)?;
+    let time = |f: &dyn Fn() -> Result<usize>| -> Result<(f64, usize)> {
+        let mut best = f64::MAX;
+        let mut n = 0;
+        for _ in 0..3 {
+            let t = Instant::now();
+            n = f()?;
+            best = best.min(t.elapsed().as_secs_f64() * 1e3);
+        }
+        Ok((best, n))
+    };
+    let page = |offset, sort, descending| Page {
+        offset,
+        limit: 100,
+        sort,
+        descending,
+    };
+    let all = TxFilter::default();
+    let logins = TxFilter {
+        path_contains: Some("/login".into()),
+        status: Some((400, 499)),
+        ..TxFilter::default()
+    };
+    let text = TxFilter {
+        text: Some("OR '1'='1".into()),
+        ..TxFilter::default()
+    };
+    let count = store.count_transactions(&all)?;
+    type Query<'a> = Box<dyn Fn() -> Result<usize> + 'a>;
+    let cases: Vec<(&str, Query<'_>)> = vec![
+        (
+            "first page, by time",
+            Box::new(|| {
+                Ok(store
+                    .query_transactions(&all, &page(0, SortKey::Time, false))?
+                    .len())
+            }),
+        ),
+        (
+            "page at 90%, by time",
+            Box::new(|| {
+                Ok(store
+                    .query_transactions(&all, &page(count * 9 / 10, SortKey::Time, false))?
+                    .len())
+            }),
+        ),
+        (
+            "first page, by latency desc",
+            Box::new(|| {
+                Ok(store
+                    .query_transactions(&all, &page(0, SortKey::Latency, true))?
+                    .len())
+            }),
+        ),
+        (
+            "first page, by path",
+            Box::new(|| {
+                Ok(store
+                    .query_transactions(&all, &page(0, SortKey::Path, false))?
+                    .len())
+            }),
+        ),
+        (
+            "failed logins, first page",
+            Box::new(|| {
+                Ok(store
+                    .query_transactions(&logins, &page(0, SortKey::Time, true))?
+                    .len())
+            }),
+        ),
+        (
+            "failed logins, count",
+            Box::new(|| Ok(store.count_transactions(&logins)? as usize)),
+        ),
+        (
+            "free text in URI/headers, first page",
+            Box::new(|| {
+                Ok(store
+                    .query_transactions(&text, &page(0, SortKey::Time, false))?
+                    .len())
+            }),
+        ),
+        (
+            "count all",
+            Box::new(|| Ok(store.count_transactions(&all)? as usize)),
+        ),
+        (
+            "histogram, 1 s buckets",
+            Box::new(|| Ok(store.time_histogram(&all, 1_000_000_000)?.len())),
+        ),
+        ("status mix", Box::new(|| Ok(store.status_mix(&all)?.len()))),
+        (
+            "one whole transaction",
+            Box::new(|| Ok(store.transaction(count as i64 / 2)?.map_or(0, |_| 1))),
+        ),
+    ];
+    println!("\nqueries over {count} transactions (best of 3):");
+    for (name, f) in &cases {
+        let (ms, n) = time(f.as_ref())?;
+        println!("  {name:<40} {ms:>8.1} ms  ({n} rows)");
+    }
     Ok(())
 }

