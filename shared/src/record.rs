@@ -206,16 +206,11 @@ impl Headers {
 
     /// The first value of the field `name` (case-insensitive).
     pub fn get(&self, name: &str) -> Option<&str> {
-        if self.name_lengths & (1 << (name.len() % 64)) == 0 {
-            return None;
-        }
-        self.iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v)
+        self.get_all(name).next()
     }
 
     /// Every value of the field `name` (case-insensitive), in order.
-    pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+    pub fn get_all<'a, 'n>(&'a self, name: &'n str) -> impl Iterator<Item = &'a str> + use<'a, 'n> {
         let maybe = self.name_lengths & (1 << (name.len() % 64)) != 0;
         let fields = if maybe { &self.spans[..] } else { &[] };
         fields

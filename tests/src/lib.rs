@@ -68,11 +68,16 @@ impl PeakAnon {
 
 /// The process's anonymous resident memory now, KiB.
 pub fn rss_anon_kib() -> u64 {
+    proc_status_kib("RssAnon")
+}
+
+/// A `kB` figure from `/proc/self/status` (`RssAnon`, `VmHWM`, …); 0 when unavailable.
+pub fn proc_status_kib(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
             s.lines()
-                .find_map(|l| l.strip_prefix("RssAnon:"))
+                .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
                 .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         })
         .unwrap_or(0)

@@ -481,23 +481,12 @@ const FAST_MAX_HEADERS: usize = 48;
 /// obs-fold, odd spacing, non-UTF-8 bytes, HTTP/0.9) — sends the bytes to the general path,
 /// which gives the same result as this for every head this accepts.
 pub fn parse_request_fast(data: &[u8]) -> Option<(RequestHead, usize)> {
-    // httparse skips empty lines before a request; the lenient parser leaves that to its caller.
-    if matches!(data.first(), Some(b'\r' | b'\n')) {
-        return None;
-    }
     let mut fields = [httparse::EMPTY_HEADER; FAST_MAX_HEADERS];
     let mut req = httparse::Request::new(&mut fields);
-    let httparse::Status::Complete(len) = req.parse(data).ok()? else {
-        return None;
-    };
-    let head = &data[..len];
-    if !crlf_only(head, req.headers) {
-        return None;
-    }
-    let version = match req.version? {
-        0 => HttpVersion::Http10,
-        _ => HttpVersion::Http11,
-    };
+    let parsed = req.parse(data);
+    let head = clean_head(data, parsed, req.headers)?;
+    let len = head.len();
+    let version = fast_version(req.version?);
     let method = req.method?;
     if !is_method_token(method.as_bytes()) {
         return None; // e.g. longer than a method we believe in: the lenient parser decides
@@ -519,22 +508,12 @@ pub fn parse_request_fast(data: &[u8]) -> Option<(RequestHead, usize)> {
 
 /// The response counterpart of [`parse_request_fast`].
 pub fn parse_response_fast(data: &[u8]) -> Option<(ResponseHead, usize)> {
-    if matches!(data.first(), Some(b'\r' | b'\n')) {
-        return None;
-    }
     let mut fields = [httparse::EMPTY_HEADER; FAST_MAX_HEADERS];
     let mut resp = httparse::Response::new(&mut fields);
-    let httparse::Status::Complete(len) = resp.parse(data).ok()? else {
-        return None;
-    };
-    let head = &data[..len];
-    if !crlf_only(head, resp.headers) {
-        return None;
-    }
-    let version = match resp.version? {
-        0 => HttpVersion::Http10,
-        _ => HttpVersion::Http11,
-    };
+    let parsed = resp.parse(data);
+    let head = clean_head(data, parsed, resp.headers)?;
+    let len = head.len();
+    let version = fast_version(resp.version?);
     let status = resp.code?;
     // The reason from the raw line ("HTTP/1.1 200 OK": byte 12 on), as the lenient parser
     // reads it, not as httparse normalises it.
@@ -551,6 +530,33 @@ pub fn parse_response_fast(data: &[u8]) -> Option<(ResponseHead, usize)> {
         },
         len,
     ))
+}
+
+/// The head httparse found complete at the start of `data`, if the lenient parser would read
+/// it the same way: no empty lines before it (httparse skips them; the lenient parser leaves
+/// that to its caller) and CRLF line ends only.
+fn clean_head<'d>(
+    data: &'d [u8],
+    parsed: httparse::Result<usize>,
+    fields: &[httparse::Header<'_>],
+) -> Option<&'d [u8]> {
+    if matches!(data.first(), Some(b'\r' | b'\n')) {
+        return None;
+    }
+    let httparse::Status::Complete(len) = parsed.ok()? else {
+        return None;
+    };
+    let head = &data[..len];
+    crlf_only(head, fields).then_some(head)
+}
+
+/// httparse's minor version (it accepts only HTTP/1.0 and HTTP/1.1).
+fn fast_version(minor: u8) -> HttpVersion {
+    if minor == 0 {
+        HttpVersion::Http10
+    } else {
+        HttpVersion::Http11
+    }
 }
 
 /// True when every line of a head httparse accepted ends in CRLF (httparse also takes bare

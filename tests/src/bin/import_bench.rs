@@ -89,14 +89,7 @@ fn main() -> Result<()> {
         .filter_map(|e| e.metadata().ok())
         .map(|m| m.len())
         .sum();
-    let hwm = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        })
-        .unwrap_or(0);
+    let hwm = tapline_tests::proc_status_kib("VmHWM");
     println!(
         "capture           {} ({:.1} MB, {} packets)",
         pcap.display(),

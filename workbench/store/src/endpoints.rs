@@ -119,15 +119,11 @@ pub fn merge_endpoints(
 impl CaseStore {
     /// Every endpoint, by host, template, method.
     pub fn endpoints(&self) -> Result<Vec<Endpoint>, StoreError> {
-        let mut stmt = self
-            .conn()
-            .prepare(
-                "SELECT id, host, method, template, first_seen_ns, last_seen_ns, count, CAST(detail AS VARCHAR) \
+        self.select(
+            "SELECT id, host, method, template, first_seen_ns, last_seen_ns, count, CAST(detail AS VARCHAR) \
                  FROM endpoints ORDER BY host, template, method",
-            )
-            .map_err(|e| self.db_err(e))?;
-        let rows = stmt
-            .query_map([], |r| {
+            &[],
+            |r| {
                 let detail: Option<String> = r.get(7)?;
                 Ok(Endpoint {
                     id: r.get(0)?,
@@ -139,9 +135,8 @@ impl CaseStore {
                     count: r.get(6)?,
                     detail: detail.and_then(|d| serde_json::from_str(&d).ok()),
                 })
-            })
-            .map_err(|e| self.db_err(e))?;
-        rows.collect::<Result<_, _>>().map_err(|e| self.db_err(e))
+            },
+        )
     }
 
     /// Merges observations into the inventory: new endpoints are added, known ones have their
@@ -153,15 +148,11 @@ impl CaseStore {
 
     /// Every finding, most severe and most recent first.
     pub fn findings(&self) -> Result<Vec<Finding>, StoreError> {
-        let mut stmt = self
-            .conn()
-            .prepare(
-                "SELECT id, kind, severity, confidence, endpoint_id, actor_ip, actor_user, first_seen_ns, last_seen_ns, count, title \
+        self.select(
+            "SELECT id, kind, severity, confidence, endpoint_id, actor_ip, actor_user, first_seen_ns, last_seen_ns, count, title \
                  FROM findings ORDER BY CASE severity WHEN 'critical' THEN 0 WHEN 'high' THEN 1 WHEN 'medium' THEN 2 WHEN 'low' THEN 3 ELSE 4 END, last_seen_ns DESC",
-            )
-            .map_err(|e| self.db_err(e))?;
-        let rows = stmt
-            .query_map([], |r| {
+            &[],
+            |r| {
                 Ok(Finding {
                     id: r.get(0)?,
                     kind: r.get(1)?,
@@ -175,8 +166,7 @@ impl CaseStore {
                     count: r.get(9)?,
                     title: r.get(10)?,
                 })
-            })
-            .map_err(|e| self.db_err(e))?;
-        rows.collect::<Result<_, _>>().map_err(|e| self.db_err(e))
+            },
+        )
     }
 }

@@ -287,6 +287,18 @@ impl CaseStore {
             .map_err(|e| self.db_err(e))
     }
 
+    /// Runs a query and maps every row: the read path's one place for prepare, bind, collect.
+    pub(crate) fn select<T>(
+        &self,
+        sql: &str,
+        params: &[&dyn duckdb::ToSql],
+        f: impl FnMut(&duckdb::Row<'_>) -> Result<T, duckdb::Error>,
+    ) -> Result<Vec<T>, StoreError> {
+        let mut stmt = self.conn.prepare(sql).map_err(|e| self.db_err(e))?;
+        let rows = stmt.query_map(params, f).map_err(|e| self.db_err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.db_err(e))
+    }
+
     /// The underlying connection, for the query and export modules of this crate.
     pub(crate) fn conn(&self) -> &Connection {
         &self.conn

@@ -186,25 +186,21 @@ impl CaseStore {
             page.limit,
             page.offset
         );
-        let mut stmt = self.conn().prepare(&sql).map_err(|e| self.db_err(e))?;
-        let rows = stmt
-            .query_map(refs(&params).as_slice(), |r| {
-                Ok(TxRow {
-                    id: r.get(0)?,
-                    ts_ns: r.get(1)?,
-                    client: r.get(2)?,
-                    server: r.get(3)?,
-                    method: r.get(4)?,
-                    host: r.get(5)?,
-                    path: r.get(6)?,
-                    status: r.get(7)?,
-                    latency_ns: r.get(8)?,
-                    response_len: r.get(9)?,
-                    anomalies: r.get(10)?,
-                })
+        self.select(&sql, refs(&params).as_slice(), |r| {
+            Ok(TxRow {
+                id: r.get(0)?,
+                ts_ns: r.get(1)?,
+                client: r.get(2)?,
+                server: r.get(3)?,
+                method: r.get(4)?,
+                host: r.get(5)?,
+                path: r.get(6)?,
+                status: r.get(7)?,
+                latency_ns: r.get(8)?,
+                response_len: r.get(9)?,
+                anomalies: r.get(10)?,
             })
-            .map_err(|e| self.db_err(e))?;
-        rows.collect::<Result<_, _>>().map_err(|e| self.db_err(e))
+        })
     }
 
     /// How many transactions match `f`.
@@ -232,11 +228,9 @@ impl CaseStore {
         let sql = format!(
             "SELECT (request_ts_ns // ?) * ? AS b, count(*) FROM transactions {cond} GROUP BY b ORDER BY b"
         );
-        let mut stmt = self.conn().prepare(&sql).map_err(|e| self.db_err(e))?;
-        let rows = stmt
-            .query_map(refs(&params).as_slice(), |r| Ok((r.get(0)?, r.get(1)?)))
-            .map_err(|e| self.db_err(e))?;
-        rows.collect::<Result<_, _>>().map_err(|e| self.db_err(e))
+        self.select(&sql, refs(&params).as_slice(), |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
     }
 
     /// Count per status code (`None` = no response) among transactions matching `f`.
@@ -245,11 +239,9 @@ impl CaseStore {
         let sql = format!(
             "SELECT status, count(*) FROM transactions {cond} GROUP BY status ORDER BY status NULLS LAST"
         );
-        let mut stmt = self.conn().prepare(&sql).map_err(|e| self.db_err(e))?;
-        let rows = stmt
-            .query_map(refs(&params).as_slice(), |r| Ok((r.get(0)?, r.get(1)?)))
-            .map_err(|e| self.db_err(e))?;
-        rows.collect::<Result<_, _>>().map_err(|e| self.db_err(e))
+        self.select(&sql, refs(&params).as_slice(), |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
     }
 
     /// One whole transaction by id.

@@ -102,14 +102,11 @@ impl CaseStore {
 
     /// Every source, oldest first.
     pub fn sources(&self) -> Result<Vec<Source>, StoreError> {
-        let mut stmt = self
-            .conn()
-            .prepare(&format!("SELECT {SOURCE_COLUMNS} FROM sources ORDER BY id"))
-            .map_err(|e| self.db_err(e))?;
-        let rows = stmt
-            .query_map([], source_from_row)
-            .map_err(|e| self.db_err(e))?;
-        rows.collect::<Result<_, _>>().map_err(|e| self.db_err(e))
+        self.select(
+            &format!("SELECT {SOURCE_COLUMNS} FROM sources ORDER BY id"),
+            &[],
+            source_from_row,
+        )
     }
 
     /// Registers a source as `importing` and returns its id.
