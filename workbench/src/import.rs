@@ -1,10 +1,11 @@
 //! Import jobs: a pcap, pcapng or HAR file → decoded transactions → the case store.
 //!
 //! Capture files are memory-mapped and decoded by one engine per worker thread, each keeping
-//! its shard of the connections; batches flow through a bounded channel to the caller's thread,
-//! which appends them to DuckDB (one writer, as DuckDB wants). Progress is reported through a
-//! callback (the CLI draws a bar, the GUI forwards it over a channel), and a shared flag
-//! cancels.
+//! its shard of the connections. Each shard also stores what it decodes — numbering, analysis
+//! and DuckDB appends on its own connection — so decoding, analysis and DuckDB's compression
+//! run on every core; the work that completes the import (merged analysis results, the source
+//! marked complete) is one final DuckDB transaction. Progress is reported through a callback
+//! (the CLI draws a bar, the GUI forwards it over a channel), and a shared flag cancels.
 //!
 //! Guarantees:
 //! - the same content (by blake3 hash) is imported once: a second import is refused;
@@ -15,13 +16,14 @@
 use crate::capture_file::MappedFile;
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 use tapline_core::capture::CaptureReader;
 use tapline_core::{Engine, EngineConfig, Transaction};
 use tapline_store::CaseStore;
 use tapline_store::sources::{Derived, NewSource, SourceCounts};
+use tapline_store::transactions::BatchWriter;
 
 /// How to import.
 #[derive(Clone, Debug)]
@@ -30,7 +32,9 @@ pub struct ImportOptions {
     pub max_body: usize,
     /// Decoder threads (each scans the file and keeps its share of connections).
     pub threads: usize,
-    /// Transactions per DuckDB append (and commit).
+    /// Transactions each shard commits at once. From DuckDB's row group size (122,880) up,
+    /// full row groups are compressed straight into the case file instead of going through
+    /// the write-ahead log first.
     pub batch: usize,
 }
 
@@ -39,7 +43,7 @@ impl Default for ImportOptions {
         ImportOptions {
             max_body: 64 * 1024,
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
-            batch: 16 * 1024,
+            batch: 2 * 122_880,
         }
     }
 }
@@ -228,100 +232,231 @@ pub fn import_file(
         })?,
     };
 
-    let mut state = Writer {
-        store,
-        analyzers: crate::analysis::default_analyzers(),
-        source_id,
-        next_id: 0,
-        first_id: 0,
-        stored: 0,
-        batches: 0,
-        first_ts: None,
-        last_ts: None,
-    };
-    state.next_id = state.store.next_transaction_id()?;
     // Compress once at the end instead of at every WAL checkpoint along the way, and let
     // DuckDB write row groups in any order (ids carry the order).
-    state.store.execute_batch(
+    store.execute_batch(
         "SET checkpoint_threshold = '512MB'; SET preserve_insertion_order = false;",
     )?;
-    state.first_id = state.next_id;
+    let first_id = store.next_transaction_id()?;
+    let shared = Shared {
+        cancel,
+        stop: AtomicBool::new(false),
+        next_id: AtomicI64::new(first_id),
+        appended: AtomicU64::new(0),
+        commits: AtomicU64::new(0),
+        bytes_done: AtomicU64::new(0),
+        packets: AtomicU64::new(0),
+    };
     let mut report = ImportProgress {
         file: path.to_owned(),
         bytes_total: bytes.len() as u64,
         ..ImportProgress::default()
     };
 
-    let packets = if let Some(txs) = har {
-        let mut done = 0;
-        let n = txs.len();
-        for chunk in txs.chunks(opts.batch.max(1)) {
-            if cancel.load(Ordering::Relaxed) {
-                return state.cancel();
+    let shards = match har {
+        Some(txs) => {
+            let mut shard = ShardWriter::new(store, source_id, opts, &shared)?;
+            let chunk = shard.chunk;
+            for part in txs.chunks(chunk) {
+                if shared.stopped() {
+                    break;
+                }
+                shard.store(part)?;
+                report.bytes_done = (bytes.len() * shard.appended / txs.len().max(1)) as u64;
+                report.transactions = shared.appended.load(Ordering::Relaxed);
+                report.elapsed = started.elapsed();
+                progress(&report);
             }
-            done += chunk.len();
-            let last = done == n;
-            state.write(chunk, last.then_some(0))?;
-            report.bytes_done = (bytes.len() as u64 * done as u64) / n.max(1) as u64;
-            report.transactions = state.stored;
-            report.elapsed = started.elapsed();
-            progress(&report);
+            vec![shard.finish()?]
         }
-        if n == 0 {
-            state.write(&[], Some(0))?;
-        }
-        0
-    } else {
-        match decode_into(
-            &mut state,
+        None => decode_shards(
+            store,
+            source_id,
             bytes,
             opts,
-            cancel,
+            &shared,
             started,
             &mut report,
             progress,
-        )? {
-            Some(packets) => packets,
-            None => return state.cancel(),
-        }
+        )?,
     };
+    if shared.stopped() {
+        store.forget_source(source_id)?;
+        return Ok(ImportOutcome::Cancelled);
+    }
+
+    let mut derived = Derived::default();
+    let mut counts = SourceCounts::default();
+    for s in shards {
+        derived.absorb(s.derived);
+        counts.packets = counts.packets.max(s.packets);
+        counts.transactions += s.stored;
+        counts.first_ts_ns = min_some(counts.first_ts_ns, s.first_ts);
+        counts.last_ts_ns = counts.last_ts_ns.max(s.last_ts);
+    }
+    store.complete_source(source_id, counts, &derived)?;
     // Fold the WAL into the case now, so the import's cost is paid here, not at close.
-    state.store.execute_batch("CHECKPOINT;")?;
+    store.execute_batch("CHECKPOINT;")?;
     report.bytes_done = report.bytes_total;
+    report.packets = counts.packets;
+    report.transactions = counts.transactions;
     report.elapsed = started.elapsed();
     progress(&report);
     Ok(ImportOutcome::Imported(ImportSummary {
         source_id,
-        ids: state.first_id..state.next_id,
-        packets,
-        transactions: state.stored,
+        ids: first_id..shared.next_id.load(Ordering::Relaxed),
+        packets: counts.packets,
+        transactions: counts.transactions,
         resumed,
     }))
 }
 
-/// The single DuckDB writer of an import; it also feeds the analysis engines.
-struct Writer<'s> {
-    store: &'s mut CaseStore,
+fn min_some(a: Option<i64>, b: Option<i64>) -> Option<i64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// Transactions a shard converts and appends at a time: few enough that their memory is
+/// reused chunk after chunk instead of growing with the commit size.
+const APPEND_CHUNK: usize = 8192;
+
+/// What the threads of one import share.
+struct Shared<'a> {
+    /// The caller's cancel switch.
+    cancel: &'a AtomicBool,
+    /// Set when the import must stop: cancelled, or a shard failed.
+    stop: AtomicBool,
+    /// The next unused transaction id; shards take ranges of it.
+    next_id: AtomicI64,
+    /// Transactions appended so far (committed or about to be), for progress.
+    appended: AtomicU64,
+    /// Commits made so far, over all shards.
+    commits: AtomicU64,
+    /// Capture bytes and packets read by the first shard, for progress.
+    bytes_done: AtomicU64,
+    packets: AtomicU64,
+}
+
+impl Shared<'_> {
+    fn stopped(&self) -> bool {
+        self.stop.load(Ordering::Relaxed) || self.cancel.load(Ordering::Relaxed)
+    }
+}
+
+/// One shard's writer: numbers its transactions, feeds them to its analysis engines and
+/// appends them on its own DuckDB connection, committing every `opts.batch` transactions.
+struct ShardWriter<'a> {
+    writer: BatchWriter,
     analyzers: Vec<Box<dyn crate::analysis::Analyzer>>,
-    source_id: i64,
-    first_id: i64,
-    next_id: i64,
+    shared: &'a Shared<'a>,
+    chunk: usize,
+    batch: usize,
+    appended: usize,
+    uncommitted: u64,
     stored: u64,
-    batches: u64,
     first_ts: Option<i64>,
     last_ts: Option<i64>,
 }
 
+/// What a shard did.
+#[derive(Default)]
+struct ShardDone {
+    derived: Derived,
+    packets: u64,
+    stored: u64,
+    first_ts: Option<i64>,
+    last_ts: Option<i64>,
+}
+
+impl<'a> ShardWriter<'a> {
+    fn new(
+        store: &CaseStore,
+        source: i64,
+        opts: &ImportOptions,
+        shared: &'a Shared<'a>,
+    ) -> Result<Self> {
+        let batch = opts.batch.max(1);
+        Ok(ShardWriter {
+            writer: store.batch_writer(Some(source))?,
+            analyzers: crate::analysis::default_analyzers(),
+            shared,
+            chunk: batch.min(APPEND_CHUNK),
+            batch,
+            appended: 0,
+            uncommitted: 0,
+            stored: 0,
+            first_ts: None,
+            last_ts: None,
+        })
+    }
+
+    fn store(&mut self, txs: &[Transaction]) -> Result<()> {
+        if txs.is_empty() {
+            return Ok(());
+        }
+        let first = self
+            .shared
+            .next_id
+            .fetch_add(txs.len() as i64, Ordering::Relaxed);
+        for (i, t) in txs.iter().enumerate() {
+            for a in &mut self.analyzers {
+                a.observe(first + i as i64, t);
+            }
+            let ts = t.request_ts_nanos;
+            self.first_ts = Some(self.first_ts.map_or(ts, |f| f.min(ts)));
+            self.last_ts = Some(self.last_ts.map_or(ts, |l| l.max(ts)));
+        }
+        self.writer.append(first, txs)?;
+        self.appended += txs.len();
+        self.shared
+            .appended
+            .fetch_add(txs.len() as u64, Ordering::Relaxed);
+        self.uncommitted += txs.len() as u64;
+        if self.uncommitted >= self.batch as u64 {
+            self.commit()?;
+        }
+        Ok(())
+    }
+
+    fn commit(&mut self) -> Result<()> {
+        if self.uncommitted == 0 {
+            return Ok(());
+        }
+        self.writer.commit()?;
+        self.stored += std::mem::take(&mut self.uncommitted);
+        let commits = self.shared.commits.fetch_add(1, Ordering::Relaxed) + 1;
+        test_pause_point(commits);
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<ShardDone> {
+        self.commit()?;
+        let mut derived = Derived::default();
+        for a in &mut self.analyzers {
+            a.finish(&mut derived);
+        }
+        Ok(ShardDone {
+            derived,
+            packets: 0,
+            stored: self.stored,
+            first_ts: self.first_ts,
+            last_ts: self.last_ts,
+        })
+    }
+}
+
 /// For the crash-consistency test: with `TAPLINE_TEST_PAUSE_AFTER_BATCHES=N` the import stops
-/// after its N-th committed batch, says so on stderr and waits to be killed (`kill -9`).
-fn test_pause_point(batches: u64) {
+/// after its N-th commit, says so on stderr and waits to be killed (`kill -9`).
+fn test_pause_point(commits: u64) {
     let Some(n) = std::env::var("TAPLINE_TEST_PAUSE_AFTER_BATCHES")
         .ok()
         .and_then(|v| v.parse::<u64>().ok())
     else {
         return;
     };
-    if batches == n {
+    if commits == n {
         eprintln!("tapline-test: paused after {n} batches");
         loop {
             std::thread::sleep(Duration::from_secs(3600));
@@ -329,139 +464,105 @@ fn test_pause_point(batches: u64) {
     }
 }
 
-impl Writer<'_> {
-    /// Appends a batch; `done_packets` marks the last batch (and the source complete).
-    fn write(&mut self, txs: &[Transaction], done_packets: Option<u64>) -> Result<()> {
-        for (i, t) in txs.iter().enumerate() {
-            for a in &mut self.analyzers {
-                a.observe(self.next_id + i as i64, t);
-            }
-            let ts = t.request_ts_nanos;
-            self.first_ts = Some(self.first_ts.map_or(ts, |f| f.min(ts)));
-            self.last_ts = Some(self.last_ts.map_or(ts, |l| l.max(ts)));
-        }
-        let stored = self.stored + txs.len() as u64;
-        let mut derived = Derived::default();
-        let done = done_packets.map(|packets| {
-            for a in &mut self.analyzers {
-                a.finish(&mut derived);
-            }
-            SourceCounts {
-                packets,
-                transactions: stored,
-                first_ts_ns: self.first_ts,
-                last_ts_ns: self.last_ts,
-            }
-        });
-        self.store.append_batch(
-            self.source_id,
-            self.next_id,
-            txs,
-            done.map(|c| (c, &derived)),
-        )?;
-        self.next_id += txs.len() as i64;
-        self.stored = stored;
-        self.batches += 1;
-        test_pause_point(self.batches);
-        Ok(())
-    }
-
-    fn cancel(self) -> Result<ImportOutcome> {
-        self.store.forget_source(self.source_id)?;
-        Ok(ImportOutcome::Cancelled)
-    }
-}
-
-/// Decodes a mapped capture on worker threads into `w`. `None` when cancelled.
-fn decode_into(
-    w: &mut Writer<'_>,
+/// Decodes a mapped capture with one engine per thread, each keeping its shard of the
+/// connections and storing its own transactions through its own DuckDB connection: decoding,
+/// analysis and DuckDB's compression all run on every core. The calling thread reports
+/// progress until the shards are done.
+#[allow(clippy::too_many_arguments)]
+fn decode_shards(
+    store: &CaseStore,
+    source: i64,
     bytes: &[u8],
     opts: &ImportOptions,
-    cancel: &AtomicBool,
+    shared: &Shared<'_>,
     started: Instant,
     report: &mut ImportProgress,
     progress: &mut dyn FnMut(&ImportProgress),
-) -> Result<Option<u64>> {
+) -> Result<Vec<ShardDone>> {
     let threads = opts.threads.max(1);
-    let bytes_done = AtomicU64::new(0);
-    let packets_seen = AtomicU64::new(0);
-    let (send, recv) = mpsc::sync_channel::<Vec<Transaction>>(threads * 4);
-    let batch = opts.batch.max(1);
-    std::thread::scope(|s| -> Result<Option<u64>> {
-        for shard in 0..threads {
-            let send = send.clone();
-            let (bytes_done, packets_seen) = (&bytes_done, &packets_seen);
-            let cfg = EngineConfig {
-                shard: (threads > 1).then_some((shard as u64, threads as u64)),
-                http: tapline_core::http::HttpConfig {
-                    max_body: opts.max_body,
-                    ..Default::default()
-                },
-                ..EngineConfig::default()
-            };
-            s.spawn(move || {
-                let Ok(mut reader) = CaptureReader::new(bytes) else {
-                    return;
+    let writers = (0..threads)
+        .map(|_| ShardWriter::new(store, source, opts, shared))
+        .collect::<Result<Vec<_>>>()?;
+    std::thread::scope(|s| {
+        let handles: Vec<_> = writers
+            .into_iter()
+            .enumerate()
+            .map(|(shard, writer)| {
+                let cfg = EngineConfig {
+                    shard: (threads > 1).then_some((shard as u64, threads as u64)),
+                    http: tapline_core::http::HttpConfig {
+                        max_body: opts.max_body,
+                        ..Default::default()
+                    },
+                    ..EngineConfig::default()
                 };
-                let mut engine = Engine::new(cfg);
-                let mut out = Vec::with_capacity(batch);
-                let mut n: u64 = 0;
-                while let Some(Ok(pkt)) = reader.next() {
-                    engine.packet(&pkt, &mut out);
-                    n += 1;
-                    if n.is_multiple_of(4096) {
-                        if cancel.load(Ordering::Relaxed) {
-                            return;
-                        }
-                        if shard == 0 {
-                            bytes_done.store(reader.position(), Ordering::Relaxed);
-                            packets_seen.store(n, Ordering::Relaxed);
-                        }
+                s.spawn(move || {
+                    let done = decode_shard(writer, cfg, bytes, shard == 0, shared);
+                    if done.is_err() {
+                        shared.stop.store(true, Ordering::Relaxed);
                     }
-                    if out.len() >= batch
-                        && send
-                            .send(std::mem::replace(&mut out, Vec::with_capacity(batch)))
-                            .is_err()
-                    {
-                        return;
-                    }
-                }
-                engine.finish(&mut out);
-                if shard == 0 {
-                    packets_seen.store(n, Ordering::Relaxed);
-                }
-                let _ = send.send(out);
-            });
+                    done
+                })
+            })
+            .collect();
+        while !handles.iter().all(|h| h.is_finished()) {
+            std::thread::sleep(Duration::from_millis(50));
+            report.bytes_done = shared.bytes_done.load(Ordering::Relaxed);
+            report.packets = shared.packets.load(Ordering::Relaxed);
+            report.transactions = shared.appended.load(Ordering::Relaxed);
+            report.elapsed = started.elapsed();
+            progress(report);
         }
-        drop(send);
-        // The writer holds the last batch back so the final append can complete the source.
-        let mut pending: Option<Vec<Transaction>> = None;
-        let mut last_report = Instant::now();
-        for txs in recv.iter() {
-            if cancel.load(Ordering::Relaxed) {
-                return Ok(None);
-            }
-            if let Some(prev) = pending.replace(txs) {
-                w.write(&prev, None)?;
-            }
-            if last_report.elapsed() >= Duration::from_millis(100) {
-                last_report = Instant::now();
-                report.bytes_done = bytes_done.load(Ordering::Relaxed);
-                report.packets = packets_seen.load(Ordering::Relaxed);
-                report.transactions = w.stored;
-                report.elapsed = started.elapsed();
-                progress(report);
-            }
-        }
-        if cancel.load(Ordering::Relaxed) {
-            return Ok(None);
-        }
-        let packets = packets_seen.load(Ordering::Relaxed);
-        w.write(&pending.unwrap_or_default(), Some(packets))?;
-        report.packets = packets;
-        report.transactions = w.stored;
-        Ok(Some(packets))
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .map_err(|_| anyhow::anyhow!("a decoder thread panicked"))?
+            })
+            .collect()
     })
+}
+
+/// One shard: decode every packet, keep this shard's connections, store their transactions.
+fn decode_shard(
+    mut writer: ShardWriter<'_>,
+    cfg: EngineConfig,
+    bytes: &[u8],
+    reports: bool,
+    shared: &Shared<'_>,
+) -> Result<ShardDone> {
+    // The damage walk before the import proved the file readable to the end.
+    let mut reader = CaptureReader::new(bytes)?;
+    let mut engine = Engine::new(cfg);
+    let mut out = Vec::with_capacity(writer.chunk);
+    let mut n: u64 = 0;
+    while let Some(Ok(pkt)) = reader.next() {
+        engine.packet(&pkt, &mut out);
+        n += 1;
+        if n.is_multiple_of(4096) {
+            if shared.stopped() {
+                return Ok(ShardDone::default()); // dropping the writer rolls back
+            }
+            if reports {
+                shared
+                    .bytes_done
+                    .store(reader.position(), Ordering::Relaxed);
+                shared.packets.store(n, Ordering::Relaxed);
+            }
+        }
+        if out.len() >= writer.chunk {
+            writer.store(&out)?;
+            out.clear();
+        }
+    }
+    engine.finish(&mut out);
+    writer.store(&out)?;
+    if reports {
+        shared.packets.store(n, Ordering::Relaxed);
+    }
+    let mut done = writer.finish()?;
+    done.packets = n;
+    Ok(done)
 }
 
 /// What a background import reports.

@@ -2,7 +2,7 @@
 //! that exists — printing wall time, transactions/s, peak memory and case-file size.
 //!
 //! ```text
-//! cargo run --release -p tapline-tests --bin import_bench -- BENCH.pcap [--db CASE.duckdb] [--threads N] [--runs 3]
+//! cargo run --release -p tapline-tests --bin import_bench -- BENCH.pcap [--db CASE.duckdb] [--threads N] [--batch TX] [--runs 3]
 //! ```
 
 use anyhow::{Context, Result, bail};
@@ -30,6 +30,12 @@ fn main() -> Result<()> {
                     .next()
                     .and_then(|t| t.parse().ok())
                     .context("--runs needs a number")?
+            }
+            "--batch" => {
+                opts.batch = args
+                    .next()
+                    .and_then(|t| t.parse().ok())
+                    .context("--batch needs a number")?
             }
             "--threads" => {
                 opts.threads = args

@@ -44,6 +44,18 @@ pub struct EndpointObservation {
     pub statuses: std::collections::BTreeMap<u16, u64>,
 }
 
+impl EndpointObservation {
+    /// Adds another observation of the same endpoint.
+    pub fn absorb(&mut self, o: EndpointObservation) {
+        self.first_seen_ns = self.first_seen_ns.min(o.first_seen_ns);
+        self.last_seen_ns = self.last_seen_ns.max(o.last_seen_ns);
+        self.count += o.count;
+        for (code, n) in o.statuses {
+            *self.statuses.entry(code).or_default() += n;
+        }
+    }
+}
+
 /// One finding.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct Finding {

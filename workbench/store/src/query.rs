@@ -16,7 +16,7 @@ pub struct TxFilter {
     pub path_contains: Option<String>,
     /// Status codes in this inclusive range.
     pub status: Option<(u16, u16)>,
-    /// Client IP address (the address part of `client`).
+    /// Client IP address, exactly (`10.0.0.5`, `::1`).
     pub client_ip: Option<String>,
     /// Request time at or after, ns since the epoch.
     pub from_ns: Option<i64>,
@@ -93,10 +93,10 @@ pub struct TxRow {
     pub id: i64,
     /// Request time, ns.
     pub ts_ns: i64,
-    /// `ip:port`.
-    pub client: Option<String>,
-    /// `ip:port`.
-    pub server: Option<String>,
+    /// Client address.
+    pub client: Option<std::net::SocketAddr>,
+    /// Server address.
+    pub server: Option<std::net::SocketAddr>,
     /// Method.
     pub method: String,
     /// Host.
@@ -134,9 +134,7 @@ fn where_clause(f: &TxFilter) -> (String, Vec<Box<dyn ToSql>>) {
         params.push(Box::new(hi));
     }
     if let Some(ip) = &f.client_ip {
-        // `client` is ip:port, or [v6]:port.
-        conds.push("(client LIKE ? || ':%' OR client LIKE '[' || ? || ']:%')");
-        params.push(Box::new(ip.clone()));
+        conds.push("client_ip = ?");
         params.push(Box::new(ip.clone()));
     }
     if let Some(t) = f.from_ns {
@@ -178,7 +176,7 @@ impl CaseStore {
     pub fn query_transactions(&self, f: &TxFilter, page: &Page) -> Result<Vec<TxRow>, StoreError> {
         let (cond, params) = where_clause(f);
         let sql = format!(
-            "SELECT id, request_ts_ns, client, server, method, host, path, status, \
+            "SELECT id, request_ts_ns, client_ip, client_port, server_ip, server_port, method, host, path, status, \
              response_ts_ns - request_ts_ns, response_body_len, anomalies \
              FROM transactions {cond} ORDER BY {} {} NULLS LAST, id LIMIT {} OFFSET {}",
             page.sort.column(),
@@ -190,15 +188,15 @@ impl CaseStore {
             Ok(TxRow {
                 id: r.get(0)?,
                 ts_ns: r.get(1)?,
-                client: r.get(2)?,
-                server: r.get(3)?,
-                method: r.get(4)?,
-                host: r.get(5)?,
-                path: r.get(6)?,
-                status: r.get(7)?,
-                latency_ns: r.get(8)?,
-                response_len: r.get(9)?,
-                anomalies: r.get(10)?,
+                client: crate::transactions::socket_addr(r.get(2)?, r.get(3)?),
+                server: crate::transactions::socket_addr(r.get(4)?, r.get(5)?),
+                method: r.get(6)?,
+                host: r.get(7)?,
+                path: r.get(8)?,
+                status: r.get(9)?,
+                latency_ns: r.get(10)?,
+                response_len: r.get(11)?,
+                anomalies: r.get(12)?,
             })
         })
     }

@@ -57,6 +57,29 @@ pub struct Derived {
     pub endpoints: Vec<crate::endpoints::EndpointObservation>,
 }
 
+impl Derived {
+    /// Folds in what another shard of the same import derived: observations of one endpoint
+    /// (host, method, template) become one.
+    pub fn absorb(&mut self, other: Derived) {
+        let mut index: std::collections::HashMap<(String, String, String), usize> = self
+            .endpoints
+            .iter()
+            .enumerate()
+            .map(|(i, e)| ((e.host.clone(), e.method.clone(), e.template.clone()), i))
+            .collect();
+        for o in other.endpoints {
+            let key = (o.host.clone(), o.method.clone(), o.template.clone());
+            match index.get(&key) {
+                Some(&i) => self.endpoints[i].absorb(o),
+                None => {
+                    index.insert(key, self.endpoints.len());
+                    self.endpoints.push(o);
+                }
+            }
+        }
+    }
+}
+
 /// Counts to record when an import completes.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SourceCounts {
@@ -145,30 +168,27 @@ impl CaseStore {
         })
     }
 
-    /// Appends one batch of `source`'s transactions from id `first`; when `done` is given, also
-    /// writes what analysis derived and marks the source complete, in the same DuckDB
-    /// transaction.
-    pub fn append_batch(
+    /// Writes what analysis derived from `source`'s import and marks it complete, in one
+    /// DuckDB transaction: until this commits, the source is partial and a re-run replaces it.
+    pub fn complete_source(
         &mut self,
         source: i64,
-        first: i64,
-        txs: &[tapline_core::Transaction],
-        done: Option<(SourceCounts, &Derived)>,
+        counts: SourceCounts,
+        derived: &Derived,
     ) -> Result<(), StoreError> {
-        let existing = if done.is_some() {
-            self.endpoints()?
-        } else {
-            Vec::new()
-        };
+        let existing = self.endpoints()?;
         self.atomically(|tx| {
-            crate::transactions::append(tx, Some(source), first, txs)?;
-            if let Some((c, derived)) = done {
-                crate::endpoints::merge_endpoints(tx, &existing, &derived.endpoints)?;
-                tx.execute(
-                    "UPDATE sources SET packets = ?, transactions = ?, first_ts_ns = ?, last_ts_ns = ?, status = 'complete', finished_at = current_timestamp WHERE id = ?",
-                    params![c.packets, c.transactions, c.first_ts_ns, c.last_ts_ns, source],
-                )?;
-            }
+            crate::endpoints::merge_endpoints(tx, &existing, &derived.endpoints)?;
+            tx.execute(
+                "UPDATE sources SET packets = ?, transactions = ?, first_ts_ns = ?, last_ts_ns = ?, status = 'complete', finished_at = current_timestamp WHERE id = ?",
+                params![
+                    counts.packets,
+                    counts.transactions,
+                    counts.first_ts_ns,
+                    counts.last_ts_ns,
+                    source
+                ],
+            )?;
             Ok(())
         })
     }

@@ -1,6 +1,7 @@
 //! The `transactions` table: bulk append through DuckDB's Appender, and reading rows back as
 //! [`Transaction`] records (for exports and re-analysis).
 
+use crate::StoreError;
 use duckdb::Row;
 use duckdb::arrow::array::{
     ArrayRef, BinaryBuilder, BooleanArray, Int64Array, StringBuilder, UInt16Array, UInt32Array,
@@ -9,16 +10,18 @@ use duckdb::arrow::array::{
 use duckdb::arrow::datatypes::{Field, Schema};
 use duckdb::arrow::record_batch::RecordBatch;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use tapline_core::record::{method_token, reason_phrase};
 use tapline_core::{Anomalies, Body, Headers, HttpVersion, Transaction};
 
-/// Appends `txs` with ids from `first`, tagged with `source`, inside the caller's transaction.
+/// Appends `txs` with ids from `first`, tagged with `source`, inside the connection's open
+/// DuckDB transaction.
 ///
-/// Rows go in as one Arrow record batch (columnar, DuckDB copies whole vectors) rather than
+/// Rows go in as Arrow record batches (columnar, DuckDB copies whole vectors) rather than
 /// value by value: binding each of 27 values per row dominated import time.
 pub fn append(
-    tx: &duckdb::Transaction<'_>,
+    tx: &duckdb::Connection,
     source: Option<i64>,
     first: i64,
     txs: &[Transaction],
@@ -35,6 +38,75 @@ pub fn append(
     app.flush()
 }
 
+/// One of possibly several writers storing an import's transactions at once, each on its own
+/// DuckDB connection and thread.
+///
+/// Rows accumulate in the writer's open DuckDB transaction until [`BatchWriter::commit`]. A
+/// commit of at least a row group (122,880 rows) lets DuckDB compress full row groups straight
+/// into the case file on the appending thread instead of logging every value to the WAL first,
+/// and writers on separate threads compress in parallel. Dropping a writer with uncommitted
+/// rows rolls them back.
+pub struct BatchWriter {
+    conn: duckdb::Connection,
+    path: PathBuf,
+    source: Option<i64>,
+    open: bool,
+}
+
+impl BatchWriter {
+    pub(crate) fn new(conn: duckdb::Connection, path: PathBuf, source: Option<i64>) -> Self {
+        BatchWriter {
+            conn,
+            path,
+            source,
+            open: false,
+        }
+    }
+
+    fn err(&self, source: duckdb::Error) -> StoreError {
+        StoreError::Db {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// Adds `txs`, numbered from `first`, to the open DuckDB transaction (opening one if needed).
+    pub fn append(&mut self, first: i64, txs: &[Transaction]) -> Result<(), StoreError> {
+        if !self.open {
+            self.conn
+                .execute_batch("BEGIN TRANSACTION")
+                .map_err(|e| self.err(e))?;
+            self.open = true;
+        }
+        append(&self.conn, self.source, first, txs).map_err(|e| self.err(e))
+    }
+
+    /// Makes every row appended so far durable.
+    pub fn commit(&mut self) -> Result<(), StoreError> {
+        if std::mem::take(&mut self.open) {
+            self.conn.execute_batch("COMMIT").map_err(|e| self.err(e))?;
+        }
+        Ok(())
+    }
+
+    /// Discards the rows appended since the last commit.
+    pub fn rollback(&mut self) -> Result<(), StoreError> {
+        if std::mem::take(&mut self.open) {
+            self.conn
+                .execute_batch("ROLLBACK")
+                .map_err(|e| self.err(e))?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for BatchWriter {
+    fn drop(&mut self) {
+        // Nothing to report to: uncommitted rows were never promised to anyone.
+        let _ = self.rollback();
+    }
+}
+
 fn record_batch(
     source: Option<i64>,
     first: i64,
@@ -42,13 +114,6 @@ fn record_batch(
 ) -> Result<RecordBatch, duckdb::arrow::error::ArrowError> {
     let n = txs.len();
     let strings = |f: &dyn Fn(&Transaction) -> Option<&str>| -> ArrayRef {
-        let mut b = StringBuilder::with_capacity(n, n * 16);
-        for t in txs {
-            b.append_option(f(t));
-        }
-        Arc::new(b.finish())
-    };
-    let owned = |f: &dyn Fn(&Transaction) -> Option<String>| -> ArrayRef {
         let mut b = StringBuilder::with_capacity(n, n * 16);
         for t in txs {
             b.append_option(f(t));
@@ -71,8 +136,31 @@ fn record_batch(
         }
         Arc::new(b.finish())
     };
+    let ips = |f: &dyn Fn(&Transaction) -> Option<SocketAddr>| -> ArrayRef {
+        use std::fmt::Write;
+        let mut b = StringBuilder::with_capacity(n, n * 16);
+        let mut buf = String::with_capacity(48);
+        for t in txs {
+            match f(t) {
+                Some(a) => {
+                    buf.clear();
+                    let _ = write!(buf, "{}", a.ip());
+                    b.append_value(&buf);
+                }
+                None => b.append_null(),
+            }
+        }
+        Arc::new(b.finish())
+    };
+    let ports = |f: &dyn Fn(&Transaction) -> Option<SocketAddr>| -> ArrayRef {
+        Arc::new(UInt16Array::from_iter(
+            txs.iter().map(|t| f(t).map(|a| a.port())),
+        ))
+    };
+    // In the table's column order (schema v3).
     let columns: Vec<ArrayRef> = vec![
         Arc::new(Int64Array::from_iter_values(first..first + n as i64)),
+        Arc::new(Int64Array::from_iter(txs.iter().map(|_| source))),
         Arc::new(Int64Array::from_iter_values(
             txs.iter().map(|t| t.request_ts_nanos),
         )),
@@ -80,8 +168,10 @@ fn record_batch(
             txs.iter().map(|t| t.response_ts_nanos),
         )),
         strings(&|t| t.sensor_id.as_deref()),
-        owned(&|t| t.client.map(|a| a.to_string())),
-        owned(&|t| t.server.map(|a| a.to_string())),
+        ips(&|t| t.client),
+        ports(&|t| t.client),
+        ips(&|t| t.server),
+        ports(&|t| t.server),
         strings(&|t| Some(&t.method)),
         strings(&|t| t.host.as_deref()),
         strings(&|t| Some(&t.uri)),
@@ -92,6 +182,8 @@ fn record_batch(
         strings(&|t| t.reason.as_deref()),
         headers(&|t| &t.request_headers),
         headers(&|t| &t.response_headers),
+        strings(&|t| t.request_content_type()),
+        strings(&|t| t.response_content_type()),
         blobs(&|t| &t.request_body.data),
         Arc::new(UInt64Array::from_iter_values(
             txs.iter().map(|t| t.request_body.len),
@@ -109,9 +201,6 @@ fn record_batch(
         Arc::new(UInt32Array::from_iter_values(
             txs.iter().map(|t| t.anomalies.bits()),
         )),
-        Arc::new(Int64Array::from_iter(txs.iter().map(|_| source))),
-        strings(&|t| t.request_content_type()),
-        strings(&|t| t.response_content_type()),
         Arc::new(Int64Array::from_iter(txs.iter().map(|_| None::<i64>))),
     ];
     let fields: Vec<Field> = columns
@@ -163,47 +252,52 @@ fn json_string(s: &str, out: &mut String) {
     out.push('"');
 }
 
+/// An address from its stored parts (`ip`, `port`).
+pub fn socket_addr(ip: Option<String>, port: Option<u16>) -> Option<SocketAddr> {
+    Some(SocketAddr::new(ip?.parse().ok()?, port?))
+}
+
 /// The columns [`from_row`] reads, in order.
-pub const COLUMNS: &str = "id, request_ts_ns, response_ts_ns, sensor_id, client, server, method, host, uri, version, \
-     status, reason, request_headers, response_headers, request_body, request_body_len, \
-     request_body_truncated, response_body, response_body_len, response_body_truncated, anomalies";
+pub const COLUMNS: &str = "id, request_ts_ns, response_ts_ns, sensor_id, client_ip, client_port, server_ip, server_port, \
+     method, host, uri, version, status, reason, request_headers, response_headers, request_body, \
+     request_body_len, request_body_truncated, response_body, response_body_len, \
+     response_body_truncated, anomalies";
 
 /// A stored row back as a record (its id first).
 pub fn from_row(r: &Row<'_>) -> Result<(i64, Transaction), duckdb::Error> {
-    let addr = |s: Option<String>| s.and_then(|s| s.parse::<SocketAddr>().ok());
     let headers = |s: String| serde_json::from_str::<Headers>(&s).unwrap_or_default();
-    let version = match r.get::<_, String>(9)?.as_str() {
+    let version = match r.get::<_, String>(11)?.as_str() {
         "HTTP/0.9" => HttpVersion::Http09,
         "HTTP/1.0" => HttpVersion::Http10,
         _ => HttpVersion::Http11,
     };
-    let method: String = r.get(6)?;
-    let reason: Option<String> = r.get(11)?;
+    let method: String = r.get(8)?;
+    let reason: Option<String> = r.get(13)?;
     let tx = Transaction {
         request_ts_nanos: r.get(1)?,
         response_ts_nanos: r.get(2)?,
         sensor_id: r.get::<_, Option<String>>(3)?.map(|s| s.into()),
-        client: addr(r.get(4)?),
-        server: addr(r.get(5)?),
+        client: socket_addr(r.get(4)?, r.get(5)?),
+        server: socket_addr(r.get(6)?, r.get(7)?),
         method: method_token(&method),
-        host: r.get(7)?,
-        uri: r.get(8)?,
+        host: r.get(9)?,
+        uri: r.get(10)?,
         version,
-        status: r.get(10)?,
+        status: r.get(12)?,
         reason: reason.map(|r| reason_phrase(&r)),
-        request_headers: headers(r.get(12)?),
-        response_headers: headers(r.get(13)?),
+        request_headers: headers(r.get(14)?),
+        response_headers: headers(r.get(15)?),
         request_body: Body {
-            data: r.get::<_, Option<Vec<u8>>>(14)?.unwrap_or_default(),
-            len: r.get(15)?,
-            truncated: r.get(16)?,
+            data: r.get::<_, Option<Vec<u8>>>(16)?.unwrap_or_default(),
+            len: r.get(17)?,
+            truncated: r.get(18)?,
         },
         response_body: Body {
-            data: r.get::<_, Option<Vec<u8>>>(17)?.unwrap_or_default(),
-            len: r.get(18)?,
-            truncated: r.get(19)?,
+            data: r.get::<_, Option<Vec<u8>>>(19)?.unwrap_or_default(),
+            len: r.get(20)?,
+            truncated: r.get(21)?,
         },
-        anomalies: Anomalies::from_bits(r.get(20)?),
+        anomalies: Anomalies::from_bits(r.get(22)?),
         redactions: Vec::new(),
     };
     Ok((r.get(0)?, tx))
