@@ -1,15 +1,22 @@
 //! The sensor replays a capture through libpcap and emits every transaction.
 
+use std::path::PathBuf;
 use std::process::Command;
+
+/// The sample capture, found at run time: one target directory may serve several checkouts.
+fn sample() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
+        .join("../sample-captures/shop-api.pcap")
+}
 
 #[test]
 fn replaying_the_sample_capture_emits_every_transaction() {
-    let sample = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../sample-captures/shop-api.pcap"
-    );
+    let sample = sample();
     let out = Command::new(env!("CARGO_BIN_EXE_tapline-sensor"))
-        .args(["--read", sample, "--stdout", "--name", "lab-1"])
+        .arg("--read")
+        .arg(&sample)
+        .args(["--stdout", "--name", "lab-1"])
         .output()
         .expect("sensor runs");
     assert!(
@@ -28,12 +35,11 @@ fn replaying_the_sample_capture_emits_every_transaction() {
 
 #[test]
 fn a_bpf_filter_limits_what_is_decoded() {
-    let sample = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../sample-captures/shop-api.pcap"
-    );
+    let sample = sample();
     let out = Command::new(env!("CARGO_BIN_EXE_tapline-sensor"))
-        .args(["--read", sample, "--stdout", "--filter", "host 127.0.0.77"])
+        .arg("--read")
+        .arg(&sample)
+        .args(["--stdout", "--filter", "host 127.0.0.77"])
         .output()
         .expect("sensor runs");
     assert!(

@@ -5,7 +5,9 @@ use std::path::PathBuf;
 
 /// The repository's `sample-captures/` folder.
 pub fn sample_captures() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    // At run time: one target directory may serve several checkouts.
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
         .join("..")
         .join("sample-captures")
 }

@@ -424,3 +424,35 @@ fn parallel_shards_store_what_one_thread_stores() {
     assert_eq!(one.2, 2400);
     assert_eq!(one, two);
 }
+
+#[test]
+fn cancelled_import_leaves_the_case_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = CaseStore::open(&dir.path().join("case.duckdb")).unwrap();
+    // Something already in the case, which the cancelled import must not disturb.
+    import(&mut store, &sample_captures().join("shop-api.pcap")).unwrap();
+    let pcap = dir.path().join("big.pcap");
+    std::fs::write(&pcap, synth_pcap(200, 150)).unwrap();
+    let cancel = AtomicBool::new(false);
+    let opts = ImportOptions {
+        batch: 500, // commits happen before the cancel lands
+        ..ImportOptions::default()
+    };
+    let mut committed_seen = 0;
+    let outcome = import_file(&mut store, &pcap, &opts, &cancel, &mut |p| {
+        if p.transactions >= 2000 {
+            committed_seen = p.transactions;
+            cancel.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    })
+    .unwrap();
+    assert_eq!(outcome, ImportOutcome::Cancelled);
+    assert!(committed_seen >= 2000, "the cancel came mid-import");
+    assert_eq!(store.transaction_count().unwrap(), 83);
+    assert_eq!(store.sources().unwrap().len(), 1);
+    // And the same file imports cleanly afterwards.
+    match import(&mut store, &pcap).unwrap() {
+        ImportOutcome::Imported(s) => assert_eq!(s.transactions, 30_000),
+        other => panic!("{other:?}"),
+    }
+}

@@ -4,7 +4,9 @@ use std::path::PathBuf;
 use std::process::Command;
 
 fn sample(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    // At run time: one target directory may serve several checkouts.
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
         .join("../sample-captures")
         .join(name)
 }
