@@ -1,16 +1,21 @@
 #!/usr/bin/env bash
-# Records Tapline's sample captures: the shop API (shop_server.py, a real HTTP server) driven by
-# real clients (shop_client.py over http.client, and curl), captured by tcpdump on loopback.
+# Records Tapline's sample captures, real servers driven by real clients, captured by tcpdump on
+# loopback:
+# - shop: the shop API (shop_server.py) driven by shop_client.py (http.client) and curl;
+# - catalog: the catalog API (catalog_server.py), whose OpenAPI document is the ground truth of
+#   discovery, driven by catalog_client.py.
 #
-#   sample-captures/recorder/record.sh        # rewrites sample-captures/shop-api.{pcap,pcapng,expected.jsonl}
+#   sample-captures/recorder/record.sh [shop|catalog|all]   # rewrites sample-captures/<name>-api.*
 #
 # Needs root (or CAP_NET_RAW) for tcpdump, and python3, tcpdump, curl.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd); out=$(dirname "$here")
-port=${PORT:-18088}
+what=${1:-all}
 for t in python3 tcpdump curl; do command -v $t >/dev/null || { echo "missing $t (apt-get install -y $t)" >&2; exit 2; }; done
 work=$(mktemp -d); trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 
+record_shop() {
+port=18088
 python3 "$here/shop_server.py" 127.0.0.1 "$port" & server=$!
 for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$port/health" && break; sleep 0.1; done
 
@@ -30,3 +35,27 @@ cp "$work/shop.pcap" "$out/shop-api.pcap"
 python3 "$here/to_pcapng.py" "$out/shop-api.pcap" "$out/shop-api.pcapng"
 cp "$work/expected.jsonl" "$out/shop-api.expected.jsonl"
 ls -l "$out"/shop-api.*
+}
+
+record_catalog() {
+port=18089
+python3 "$here/catalog_server.py" 127.0.0.1 "$port" & server=$!
+for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$port/api/v1/health" && break; sleep 0.1; done
+tcpdump -i lo -s 0 -U -w "$work/catalog.pcap" "tcp port $port" 2>"$work/tcpdump.log" & td=$!
+sleep 1
+python3 "$here/catalog_client.py" 127.0.0.1 "$port" "$work/catalog.jsonl"
+sleep 1
+kill -INT $td; wait $td || true
+kill $server; wait $server 2>/dev/null || true
+cp "$work/catalog.pcap" "$out/catalog-api.pcap"
+cp "$work/catalog.jsonl" "$out/catalog-api.expected.jsonl"
+python3 "$here/catalog_server.py" --spec "$out/catalog-api.openapi.json"
+ls -l "$out"/catalog-api.*
+}
+
+case "$what" in
+  shop) record_shop ;;
+  catalog) record_catalog ;;
+  all) record_shop; record_catalog ;;
+  *) echo "usage: $0 [shop|catalog|all]" >&2; exit 2 ;;
+esac

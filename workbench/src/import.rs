@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use tapline_core::capture::CaptureReader;
 use tapline_core::{Engine, EngineConfig, Transaction};
 use tapline_store::CaseStore;
-use tapline_store::sources::{Derived, NewSource, SourceCounts};
+use tapline_store::sources::{NewSource, SourceCounts};
 use tapline_store::transactions::BatchWriter;
 
 /// How to import.
@@ -285,15 +285,16 @@ pub fn import_file(
         return Ok(ImportOutcome::Cancelled);
     }
 
-    let mut derived = Derived::default();
+    let mut analyses = crate::analysis::Analyses::default();
     let mut counts = SourceCounts::default();
     for s in shards {
-        derived.absorb(s.derived);
+        analyses.absorb(s.analyses);
         counts.packets = counts.packets.max(s.packets);
         counts.transactions += s.stored;
         counts.first_ts_ns = min_some(counts.first_ts_ns, s.first_ts);
         counts.last_ts_ns = counts.last_ts_ns.max(s.last_ts);
     }
+    let derived = analyses.finish(&store.endpoints()?);
     store.complete_source(source_id, counts, &derived)?;
     // Fold the WAL into the case now, so the import's cost is paid here, not at close.
     store.execute_batch("CHECKPOINT;")?;
@@ -349,7 +350,7 @@ impl Shared<'_> {
 /// appends them on its own DuckDB connection, committing every `opts.batch` transactions.
 struct ShardWriter<'a> {
     writer: BatchWriter,
-    analyzers: Vec<Box<dyn crate::analysis::Analyzer>>,
+    analyses: crate::analysis::Analyses,
     shared: &'a Shared<'a>,
     chunk: usize,
     batch: usize,
@@ -363,7 +364,7 @@ struct ShardWriter<'a> {
 /// What a shard did.
 #[derive(Default)]
 struct ShardDone {
-    derived: Derived,
+    analyses: crate::analysis::Analyses,
     packets: u64,
     stored: u64,
     first_ts: Option<i64>,
@@ -380,7 +381,7 @@ impl<'a> ShardWriter<'a> {
         let batch = opts.batch.max(1);
         Ok(ShardWriter {
             writer: store.batch_writer(Some(source))?,
-            analyzers: crate::analysis::default_analyzers(),
+            analyses: crate::analysis::Analyses::default(),
             shared,
             chunk: batch.min(APPEND_CHUNK),
             batch,
@@ -401,9 +402,7 @@ impl<'a> ShardWriter<'a> {
             .next_id
             .fetch_add(txs.len() as i64, Ordering::Relaxed);
         for (i, t) in txs.iter().enumerate() {
-            for a in &mut self.analyzers {
-                a.observe(first + i as i64, t);
-            }
+            self.analyses.observe(first + i as i64, t);
             let ts = t.request_ts_nanos;
             self.first_ts = Some(self.first_ts.map_or(ts, |f| f.min(ts)));
             self.last_ts = Some(self.last_ts.map_or(ts, |l| l.max(ts)));
@@ -433,12 +432,8 @@ impl<'a> ShardWriter<'a> {
 
     fn finish(mut self) -> Result<ShardDone> {
         self.commit()?;
-        let mut derived = Derived::default();
-        for a in &mut self.analyzers {
-            a.finish(&mut derived);
-        }
         Ok(ShardDone {
-            derived,
+            analyses: std::mem::take(&mut self.analyses),
             packets: 0,
             stored: self.stored,
             first_ts: self.first_ts,

@@ -1,87 +1,161 @@
-//! API discovery, first cut: requests grouped per host, method and path template, where path
-//! segments that are identifiers (numbers, UUIDs, long hex strings, Mongo ObjectIds) become
-//! parameters named after the resource before them (`/users/123` → `/users/{userId}`).
+//! API discovery: requests grouped per host, method and path template, each template with a
+//! profile ([`EndpointProfile`]) of its parameters, bodies, auth and latency.
+//!
+//! Templating happens in two steps:
+//! 1. per request, path segments that are identifiers on their own (integers, UUIDs, ObjectIds,
+//!    hex digests, dates, e-mail addresses, tokens, codes like `SKU-00042`) become parameters
+//!    named after the resource before them (`/users/123` → `/users/{userId}`);
+//! 2. when an import ends, positions that hold many different words under the same parent
+//!    (`/articles/tent-care-guide`, `/articles/lamp-repair-guide`, …) are learned as parameters,
+//!    counting every method and every deeper path under that parent. Words of the API itself
+//!    stay literal: segments under a version (`/v1/products`), action words (`/users/me`,
+//!    `/products/featured`), file names (`/reports/summary.pdf`), and anything not repeated
+//!    with enough different values.
+//!
+//! Templates are stable across imports: traffic that fits a known endpoint is attributed to it;
+//! a learned parameter that folds known endpoints into one records the merge
+//! (`EndpointProfile::merged_from`, and the folded rows are retired).
 
-use super::Analyzer;
-use std::collections::HashMap;
+use super::profile::EndpointProfile;
+use super::values::{IdKind, has_file_extension, identifier_kind, is_version};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use tapline_core::Transaction;
-use tapline_store::endpoints::EndpointObservation;
-use tapline_store::sources::Derived;
+use tapline_store::endpoints::{Endpoint, EndpointRecord, NewFinding};
 
-/// Accumulates endpoint observations over one import.
+/// Distinct words at one position before it becomes a parameter.
+const LEARN_MIN_DISTINCT: usize = 8;
+/// … or fewer, when most of them look like slugs or names with digits.
+const LEARN_MIN_DISTINCT_SLUGS: usize = 5;
+
+/// Words that name actions or singletons beside identifiers, never identifiers.
+const ACTION_WORDS: &[&str] = &[
+    "me", "self", "current", "mine", "new", "search", "featured", "latest", "popular", "recent",
+    "top", "trending", "all", "count", "stats", "summary", "export", "import", "bulk", "batch",
+    "settings", "profile", "config", "status", "health", "login", "logout", "register", "refresh",
+    "default", "public", "private", "upload", "download", "history", "preview", "feed",
+];
+
+/// One template's observations.
+#[derive(Clone, Debug)]
+struct Observed {
+    host: String,
+    method: String,
+    template: String,
+    first_seen_ns: i64,
+    last_seen_ns: i64,
+    count: u64,
+    first_id: i64,
+    profile: EndpointProfile,
+}
+
+/// Accumulates endpoint observations; one per import shard, merged with [`Discovery::absorb`].
 #[derive(Default)]
 pub struct Discovery {
     /// Keyed by `host \0 method \0 template`, so a lookup needs no allocation.
-    seen: HashMap<String, EndpointObservation>,
+    seen: HashMap<String, Observed>,
     key: String,
     template: String,
+    params: Vec<(std::ops::Range<usize>, std::ops::Range<usize>)>,
 }
 
-fn is_uuid(s: &str) -> bool {
-    let b = s.as_bytes();
-    b.len() == 36
-        && b.iter().enumerate().all(|(i, &c)| match i {
-            8 | 13 | 18 | 23 => c == b'-',
-            _ => c.is_ascii_hexdigit(),
-        })
-}
-
-fn is_identifier(seg: &str) -> bool {
-    (!seg.is_empty() && seg.bytes().all(|b| b.is_ascii_digit()))
-        || is_uuid(seg)
-        || (seg.len() >= 16 && seg.bytes().all(|b| b.is_ascii_hexdigit()))
-}
-
-/// `users` → `userId`, `orders` → `orderId`, `v1`/nothing → `id`.
-fn param_name(prev: Option<&str>) -> String {
-    match prev {
-        Some(p)
-            if p.len() > 1
-                && p.bytes()
-                    .all(|b| b.is_ascii_alphabetic() || b == b'_' || b == b'-') =>
-        {
-            let singular = p
-                .strip_suffix("ies")
-                .map(|s| format!("{s}y"))
-                .or_else(|| p.strip_suffix('s').map(str::to_owned))
-                .unwrap_or_else(|| p.to_owned());
-            let mut camel = String::new();
-            let mut upper = false;
-            for c in singular.chars() {
-                if c == '-' || c == '_' {
-                    upper = true;
-                } else if upper {
-                    camel.extend(c.to_uppercase());
-                    upper = false;
-                } else {
-                    camel.push(c.to_ascii_lowercase());
-                }
-            }
-            format!("{camel}Id")
-        }
-        _ => "id".into(),
+/// `users` → `user`, `categories` → `category`, `addresses` → `address`.
+fn singular(p: &str) -> String {
+    if let Some(s) = p.strip_suffix("ies") {
+        format!("{s}y")
+    } else if let Some(s) = p.strip_suffix("sses") {
+        format!("{s}ss")
+    } else if let Some(s) = p.strip_suffix("xes") {
+        format!("{s}x")
+    } else if let Some(s) = p.strip_suffix('s').filter(|s| !s.ends_with('s')) {
+        s.to_owned()
+    } else {
+        p.to_owned()
     }
 }
 
-/// The path template of a concrete path.
-pub fn template(path: &str) -> String {
-    let mut out = String::with_capacity(path.len());
-    template_into(path, &mut out);
+fn camel(word: &str) -> String {
+    let mut out = String::new();
+    let mut upper = false;
+    for c in word.chars() {
+        if c == '-' || c == '_' || c == '.' {
+            upper = !out.is_empty();
+        } else if upper {
+            out.extend(c.to_uppercase());
+            upper = false;
+        } else {
+            out.push(c.to_ascii_lowercase());
+        }
+    }
     out
 }
 
-fn template_into(path: &str, out: &mut String) {
+fn is_word(s: &str) -> bool {
+    s.len() > 1
+        && s.bytes()
+            .all(|b| b.is_ascii_alphabetic() || b == b'_' || b == b'-')
+}
+
+/// A parameter's name from the resource before it and what it holds.
+fn param_name(prev: Option<&str>, suffix: &str) -> String {
+    match prev {
+        Some(p) if is_word(p) && !is_version(p) => format!("{}{suffix}", camel(&singular(p))),
+        _ => {
+            let mut s = suffix.to_owned();
+            if let Some(f) = s.get_mut(0..1) {
+                f.make_ascii_lowercase();
+            }
+            s
+        }
+    }
+}
+
+fn static_suffix(kind: IdKind) -> &'static str {
+    match kind {
+        IdKind::Date => "Date",
+        IdKind::Email => "Email",
+        IdKind::Token => "Token",
+        _ => "Id",
+    }
+}
+
+/// The template of a concrete path by the per-request rules (step 1).
+pub fn template(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    let mut params = Vec::new();
+    template_into(path, &mut out, &mut params);
+    out
+}
+
+/// Writes `path`'s template into `out` and the spans of (parameter name in `out`, value in
+/// `path`) into `params`.
+fn template_into(
+    path: &str,
+    out: &mut String,
+    params: &mut Vec<(std::ops::Range<usize>, std::ops::Range<usize>)>,
+) {
     out.clear();
+    params.clear();
+    let trimmed = if path.len() > 1 {
+        path.strip_suffix('/').unwrap_or(path)
+    } else {
+        path
+    };
     let mut prev: Option<&str> = None;
-    for seg in path.split('/').skip(1) {
+    let mut offset = 0;
+    for seg in trimmed.split('/').skip(1) {
+        offset += 1;
         out.push('/');
-        if is_identifier(seg) {
+        if let Some(kind) = identifier_kind(seg) {
             out.push('{');
-            out.push_str(&param_name(prev));
+            let start = out.len();
+            let name = param_name(prev, static_suffix(kind));
+            out.push_str(&name);
+            params.push((start..out.len(), offset..offset + seg.len()));
             out.push('}');
         } else {
             out.push_str(seg);
         }
+        offset += seg.len();
         prev = Some(seg);
     }
     if out.is_empty() {
@@ -89,12 +163,9 @@ fn template_into(path: &str, out: &mut String) {
     }
 }
 
-impl Analyzer for Discovery {
-    fn name(&self) -> &'static str {
-        "discovery"
-    }
-
-    fn observe(&mut self, _id: i64, tx: &Transaction) {
+impl Discovery {
+    /// Sees one stored transaction with its case id.
+    pub fn observe(&mut self, id: i64, tx: &Transaction) {
         if tx.method.is_empty() {
             return; // a response without a request: no endpoint to attribute it to
         }
@@ -107,7 +178,8 @@ impl Analyzer for Discovery {
             }
             (None, None) => "",
         };
-        template_into(tx.path(), &mut self.template);
+        let path = tx.path();
+        template_into(path, &mut self.template, &mut self.params);
         self.key.clear();
         for part in [host, "\0", &tx.method, "\0", &self.template] {
             self.key.push_str(part);
@@ -116,34 +188,435 @@ impl Analyzer for Discovery {
         if !self.seen.contains_key(self.key.as_str()) {
             self.seen.insert(
                 self.key.clone(),
-                EndpointObservation {
+                Observed {
                     host: host.to_owned(),
                     method: tx.method.to_string(),
                     template: self.template.clone(),
                     first_seen_ns: ts,
                     last_seen_ns: ts,
                     count: 0,
-                    statuses: Default::default(),
+                    first_id: id,
+                    profile: EndpointProfile::default(),
                 },
             );
         }
         let Some(e) = self.seen.get_mut(self.key.as_str()) else {
             return;
         };
+        let mut params: [(&str, &str); 8] = [("", ""); 8];
+        let n = self.params.len().min(params.len());
+        for (slot, (name, value)) in params.iter_mut().zip(&self.params) {
+            *slot = (&self.template[name.clone()], &path[value.clone()]);
+        }
+        e.profile.observe(tx, e.count, &params[..n]);
         e.count += 1;
         e.first_seen_ns = e.first_seen_ns.min(ts);
         e.last_seen_ns = e.last_seen_ns.max(ts);
-        if let Some(s) = tx.status {
-            *e.statuses.entry(s).or_default() += 1;
+        e.first_id = e.first_id.min(id);
+    }
+
+    /// Folds in another shard's observations.
+    pub fn absorb(&mut self, other: Discovery) {
+        for (k, o) in other.seen {
+            match self.seen.get_mut(&k) {
+                Some(mine) => {
+                    mine.profile.absorb(&o.profile);
+                    mine.count += o.count;
+                    mine.first_seen_ns = mine.first_seen_ns.min(o.first_seen_ns);
+                    mine.last_seen_ns = mine.last_seen_ns.max(o.last_seen_ns);
+                    mine.first_id = mine.first_id.min(o.first_id);
+                }
+                None => {
+                    self.seen.insert(k, o);
+                }
+            }
         }
     }
 
-    fn finish(&mut self, out: &mut Derived) {
-        let mut seen: Vec<EndpointObservation> = self.seen.drain().map(|(_, v)| v).collect();
-        seen.sort_by(|a, b| {
-            (&a.host, &a.template, &a.method).cmp(&(&b.host, &b.template, &b.method))
+    /// Consolidates this import's observations with the endpoints the case already holds:
+    /// what to write, what to retire, and the inventory changes worth a finding.
+    pub fn finish(self, existing: &[Endpoint]) -> DiscoveryOutput {
+        consolidate(existing, self.seen.into_values().collect())
+    }
+}
+
+/// What discovery hands the store when an import completes.
+#[derive(Debug, Default)]
+pub struct DiscoveryOutput {
+    /// Endpoints to insert (no id) or update (with id).
+    pub endpoints: Vec<EndpointRecord>,
+    /// Endpoint ids folded into others.
+    pub retired: Vec<i64>,
+    /// New endpoints on known hosts, newly exposed response fields.
+    pub findings: Vec<NewFinding>,
+}
+
+/// A template split into segments.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum Seg {
+    Lit(String),
+    Param(String),
+}
+
+fn segments(template: &str) -> Vec<Seg> {
+    if template == "/" {
+        return Vec::new();
+    }
+    template
+        .split('/')
+        .skip(1)
+        .map(
+            |s| match s.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                Some(name) => Seg::Param(name.to_owned()),
+                None => Seg::Lit(s.to_owned()),
+            },
+        )
+        .collect()
+}
+
+fn render(segs: &[Seg]) -> String {
+    if segs.is_empty() {
+        return "/".into();
+    }
+    let mut out = String::new();
+    for s in segs {
+        out.push('/');
+        match s {
+            Seg::Lit(l) => out.push_str(l),
+            Seg::Param(p) => {
+                out.push('{');
+                out.push_str(p);
+                out.push('}');
+            }
+        }
+    }
+    out
+}
+
+/// Does `known` (a template) cover `seen` (another template)? Parameters match anything.
+fn covers(known: &[Seg], seen: &[Seg]) -> bool {
+    known.len() == seen.len()
+        && known.iter().zip(seen).all(|(k, s)| match (k, s) {
+            (Seg::Param(_), _) => true,
+            (Seg::Lit(a), Seg::Lit(b)) => a == b,
+            (Seg::Lit(_), Seg::Param(_)) => false,
+        })
+}
+
+/// An endpoint being consolidated.
+struct Entry {
+    id: Option<i64>,
+    host: String,
+    method: String,
+    segs: Vec<Seg>,
+    original: String,
+    first_seen_ns: i64,
+    last_seen_ns: i64,
+    count: u64,
+    first_id: Option<i64>,
+    profile: EndpointProfile,
+    /// The profile as the case held it (for change findings).
+    before: Option<EndpointProfile>,
+    touched: bool,
+}
+
+fn consolidate(existing: &[Endpoint], observed: Vec<Observed>) -> DiscoveryOutput {
+    let known_hosts: BTreeSet<&str> = existing.iter().map(|e| e.host.as_str()).collect();
+    let mut entries: Vec<Entry> = existing
+        .iter()
+        .map(|e| {
+            let profile: EndpointProfile = e
+                .detail
+                .clone()
+                .and_then(|d| serde_json::from_value(d).ok())
+                .unwrap_or_default();
+            Entry {
+                id: Some(e.id),
+                host: e.host.clone(),
+                method: e.method.clone(),
+                segs: segments(&e.template),
+                original: e.template.clone(),
+                first_seen_ns: e.first_seen_ns,
+                last_seen_ns: e.last_seen_ns,
+                count: e.count,
+                first_id: None,
+                before: Some(profile.clone()),
+                profile,
+                touched: false,
+            }
+        })
+        .collect();
+    let n_existing = entries.len();
+
+    // Traffic that fits a known endpoint goes to it (the most specific one).
+    for o in observed {
+        let segs = segments(&o.template);
+        let target = entries[..n_existing]
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.host == o.host && e.method == o.method && covers(&e.segs, &segs))
+            .min_by_key(|(_, e)| e.segs.iter().filter(|s| matches!(s, Seg::Param(_))).count())
+            .map(|(i, _)| i);
+        match target {
+            Some(i) => {
+                let mut profile = o.profile;
+                profile.rename_path_params(&param_renames(&segs, &entries[i].segs));
+                let e = &mut entries[i];
+                e.profile.absorb(&profile);
+                e.count += o.count;
+                e.first_seen_ns = e.first_seen_ns.min(o.first_seen_ns);
+                e.last_seen_ns = e.last_seen_ns.max(o.last_seen_ns);
+                e.first_id = Some(e.first_id.map_or(o.first_id, |f| f.min(o.first_id)));
+                e.touched = true;
+            }
+            None => entries.push(Entry {
+                id: None,
+                host: o.host,
+                method: o.method,
+                original: o.template.clone(),
+                segs,
+                first_seen_ns: o.first_seen_ns,
+                last_seen_ns: o.last_seen_ns,
+                count: o.count,
+                first_id: Some(o.first_id),
+                profile: o.profile,
+                before: None,
+                touched: true,
+            }),
+        }
+    }
+
+    learn_parameters(&mut entries);
+    let (mut entries, retired) = merge_identical(entries);
+    unique_param_names(&mut entries);
+
+    let mut out = DiscoveryOutput {
+        retired,
+        ..DiscoveryOutput::default()
+    };
+    for e in entries.into_iter().filter(|e| e.touched) {
+        let template = render(&e.segs);
+        let key = (e.host.clone(), e.method.clone(), template.clone());
+        match (&e.before, e.id) {
+            (None, None) if known_hosts.contains(e.host.as_str()) => {
+                out.findings.push(NewFinding {
+                    kind: "new_endpoint".into(),
+                    severity: "low".into(),
+                    confidence: 1.0,
+                    endpoint: Some(key.clone()),
+                    first_seen_ns: e.first_seen_ns,
+                    last_seen_ns: e.last_seen_ns,
+                    count: e.count,
+                    evidence: e.first_id.into_iter().collect(),
+                    title: format!("New endpoint {} {}{}", e.method, e.host, template),
+                    detail: None,
+                });
+            }
+            (Some(before), Some(_)) => {
+                let old = before.response_fields();
+                let new: Vec<String> = e
+                    .profile
+                    .response_fields()
+                    .into_iter()
+                    .filter(|f| !old.contains(f))
+                    .collect();
+                if !new.is_empty() && before.statuses.keys().any(|s| s.starts_with('2')) {
+                    out.findings.push(NewFinding {
+                        kind: "new_response_field".into(),
+                        severity: "low".into(),
+                        confidence: 0.9,
+                        endpoint: Some(key.clone()),
+                        first_seen_ns: e.first_seen_ns,
+                        last_seen_ns: e.last_seen_ns,
+                        count: new.len() as u64,
+                        evidence: e.first_id.into_iter().collect(),
+                        title: format!(
+                            "{} {}{} now returns {}",
+                            e.method,
+                            e.host,
+                            template,
+                            new.iter().take(8).cloned().collect::<Vec<_>>().join(", ")
+                        ),
+                        detail: Some(serde_json::json!({ "fields": new }).to_string()),
+                    });
+                }
+            }
+            _ => {}
+        }
+        out.endpoints.push(EndpointRecord {
+            id: e.id,
+            host: e.host,
+            method: e.method,
+            template,
+            first_seen_ns: e.first_seen_ns,
+            last_seen_ns: e.last_seen_ns,
+            count: e.count,
+            detail: serde_json::to_string(&e.profile).unwrap_or_else(|_| "{}".into()),
         });
-        out.endpoints.extend(seen);
+    }
+    out.endpoints
+        .sort_by(|a, b| (&a.host, &a.template, &a.method).cmp(&(&b.host, &b.template, &b.method)));
+    out
+}
+
+/// Path-parameter renames from `from`'s names to `to`'s, position by position.
+fn param_renames(from: &[Seg], to: &[Seg]) -> Vec<(String, String)> {
+    from.iter()
+        .zip(to)
+        .filter_map(|(f, t)| match (f, t) {
+            (Seg::Param(a), Seg::Param(b)) => Some((a.clone(), b.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Step 2: positions with many different words under one parent become parameters.
+fn learn_parameters(entries: &mut [Entry]) {
+    let depth = entries.iter().map(|e| e.segs.len()).max().unwrap_or(0);
+    for d in 1..depth {
+        // (host, prefix with parameters as "{}") → literal at d → hits, and a parameter name
+        // already used at d under that prefix.
+        let mut groups: BTreeMap<(String, Vec<Seg>), (BTreeMap<String, u64>, Option<String>)> =
+            BTreeMap::new();
+        for e in entries.iter().filter(|e| e.segs.len() > d) {
+            let prefix: Vec<Seg> = e.segs[..d]
+                .iter()
+                .map(|s| match s {
+                    Seg::Param(_) => Seg::Param(String::new()),
+                    l => l.clone(),
+                })
+                .collect();
+            let g = groups.entry((e.host.clone(), prefix)).or_default();
+            match &e.segs[d] {
+                Seg::Lit(v) => *g.0.entry(v.clone()).or_default() += e.count,
+                Seg::Param(p) => {
+                    g.1.get_or_insert_with(|| p.clone());
+                }
+            }
+        }
+        for ((host, prefix), (words, existing_name)) in groups {
+            let Some(Seg::Lit(parent)) = prefix.last() else {
+                continue; // under a parameter: too little context to call words identifiers
+            };
+            if is_version(parent) || parent == "api" || !is_word(parent) {
+                continue;
+            }
+            let candidates: Vec<&String> = words
+                .keys()
+                .filter(|w| !ACTION_WORDS.contains(&w.as_str()) && !has_file_extension(w))
+                .collect();
+            let sluggy = candidates
+                .iter()
+                .filter(|w| w.contains(['-', '_']) || w.bytes().any(|b| b.is_ascii_digit()))
+                .count();
+            let enough = candidates.len() >= LEARN_MIN_DISTINCT
+                || (candidates.len() >= LEARN_MIN_DISTINCT_SLUGS && sluggy * 2 > candidates.len());
+            if !enough {
+                continue;
+            }
+            let name = existing_name.unwrap_or_else(|| {
+                param_name(
+                    Some(parent),
+                    if sluggy * 2 > candidates.len() {
+                        "Slug"
+                    } else {
+                        "Name"
+                    },
+                )
+            });
+            let merge: BTreeSet<&str> = candidates.iter().map(|s| s.as_str()).collect();
+            for e in entries
+                .iter_mut()
+                .filter(|e| e.host == host && e.segs.len() > d)
+            {
+                let fits = e.segs[..d].iter().zip(&prefix).all(|(a, b)| match (a, b) {
+                    (Seg::Param(_), Seg::Param(_)) => true,
+                    (a, b) => a == b,
+                });
+                let Seg::Lit(v) = &e.segs[d] else { continue };
+                if fits && merge.contains(v.as_str()) {
+                    let from = render(&e.segs);
+                    e.segs[d] = Seg::Param(name.clone());
+                    if !e.profile.merged_from.contains(&from) {
+                        e.profile.merged_from.push(from);
+                    }
+                    e.touched = true;
+                }
+            }
+        }
+    }
+}
+
+/// Entries that now share host, method and template become one; the lowest existing id
+/// survives and the other existing ids are retired.
+fn merge_identical(entries: Vec<Entry>) -> (Vec<Entry>, Vec<i64>) {
+    let mut by_key: BTreeMap<(String, String, Vec<Seg>), Entry> = BTreeMap::new();
+    let mut retired = Vec::new();
+    for e in entries {
+        let key = (e.host.clone(), e.method.clone(), normalised(&e.segs));
+        match by_key.remove(&key) {
+            None => {
+                by_key.insert(key, e);
+            }
+            Some(mut a) => {
+                let mut b = e;
+                if b.id.is_some() && (a.id.is_none() || b.id < a.id) {
+                    std::mem::swap(&mut a, &mut b);
+                }
+                if let Some(id) = b.id {
+                    retired.push(id);
+                }
+                let renames = param_renames(&b.segs, &a.segs);
+                b.profile.rename_path_params(&renames);
+                a.profile.absorb(&b.profile);
+                if !a.profile.merged_from.contains(&b.original) && b.original != render(&a.segs) {
+                    a.profile.merged_from.push(b.original.clone());
+                }
+                a.count += b.count;
+                a.first_seen_ns = a.first_seen_ns.min(b.first_seen_ns);
+                a.last_seen_ns = a.last_seen_ns.max(b.last_seen_ns);
+                a.first_id = match (a.first_id, b.first_id) {
+                    (Some(x), Some(y)) => Some(x.min(y)),
+                    (x, y) => x.or(y),
+                };
+                a.before = a.before.take().or(b.before.take());
+                a.touched = true;
+                by_key.insert(key, a);
+            }
+        }
+    }
+    (by_key.into_values().collect(), retired)
+}
+
+/// Parameters as positions, names ignored: `/users/{id}` and `/users/{userId}` are one.
+fn normalised(segs: &[Seg]) -> Vec<Seg> {
+    segs.iter()
+        .map(|s| match s {
+            Seg::Param(_) => Seg::Param(String::new()),
+            l => l.clone(),
+        })
+        .collect()
+}
+
+/// OpenAPI wants parameter names unique within a path: `/a/{id}/b/{id}` → `{id}`, `{id2}`.
+fn unique_param_names(entries: &mut [Entry]) {
+    for e in entries {
+        let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+        let mut renames = Vec::new();
+        for s in &mut e.segs {
+            if let Seg::Param(p) = s {
+                let n = seen.entry(p.clone()).or_default();
+                *n += 1;
+                if *n > 1 {
+                    let new = format!("{p}{n}");
+                    renames.push((p.clone(), new.clone()));
+                    *p = new;
+                }
+            }
+        }
+        if !renames.is_empty() {
+            e.touched = true;
+        }
     }
 }
 
@@ -164,9 +637,123 @@ mod tests {
             "/categories/{categoryId}/items/{itemId}"
         );
         assert_eq!(template("/"), "/");
+        assert_eq!(template("/users/7/"), "/users/{userId}");
         assert_eq!(
             template("/v2/blob/0123456789abcdef0123"),
             "/v2/blob/{blobId}"
+        );
+        assert_eq!(template("/events/2024-05-01"), "/events/{eventDate}");
+        assert_eq!(template("/invites/a@b.org"), "/invites/{inviteEmail}");
+        assert_eq!(
+            template("/v2/products/SKU-00042"),
+            "/v2/products/{productId}"
+        );
+        assert_eq!(template("/v1/42"), "/v1/{id}");
+    }
+
+    fn obs(method: &str, template: &str, count: u64) -> Observed {
+        Observed {
+            host: "api.test".into(),
+            method: method.into(),
+            template: template.into(),
+            first_seen_ns: 1,
+            last_seen_ns: 2,
+            count,
+            first_id: 1,
+            profile: EndpointProfile::default(),
+        }
+    }
+
+    fn templates(out: &DiscoveryOutput) -> Vec<String> {
+        out.endpoints
+            .iter()
+            .map(|e| format!("{} {}", e.method, e.template))
+            .collect()
+    }
+
+    #[test]
+    fn many_words_under_a_collection_become_a_parameter() {
+        let mut seen = Vec::new();
+        for slug in [
+            "tent-care",
+            "lamp-repair",
+            "desk-buying",
+            "sofa-care",
+            "rug-repair",
+            "bed-buying",
+        ] {
+            seen.push(obs("GET", &format!("/api/v1/articles/{slug}"), 3));
+        }
+        seen.push(obs("POST", "/api/v1/articles/tent-care/comments", 1));
+        seen.push(obs("GET", "/api/v1/articles/featured", 9));
+        // Collections under a version stay words, however many.
+        for c in [
+            "products", "orders", "users", "carts", "invoices", "payments", "refunds", "coupons",
+            "stores",
+        ] {
+            seen.push(obs("GET", &format!("/api/v1/{c}"), 5));
+        }
+        seen.push(obs("GET", "/api/v1/reports/summary.csv", 1));
+        seen.push(obs("GET", "/api/v1/reports/summary.pdf", 1));
+        let out = consolidate(&[], seen);
+        let t = templates(&out);
+        assert!(
+            t.contains(&"GET /api/v1/articles/{articleSlug}".into()),
+            "{t:?}"
+        );
+        assert!(
+            t.contains(&"POST /api/v1/articles/{articleSlug}/comments".into()),
+            "{t:?}"
+        );
+        assert!(t.contains(&"GET /api/v1/articles/featured".into()), "{t:?}");
+        assert!(t.contains(&"GET /api/v1/products".into()));
+        assert!(t.contains(&"GET /api/v1/reports/summary.pdf".into()));
+        assert_eq!(t.len(), 1 + 1 + 1 + 9 + 2, "{t:?}");
+        let slugs = out
+            .endpoints
+            .iter()
+            .find(|e| e.template == "/api/v1/articles/{articleSlug}" && e.method == "GET")
+            .unwrap();
+        assert_eq!(slugs.count, 18);
+        assert!(
+            out.findings.is_empty(),
+            "first sight of a host is the baseline"
+        );
+    }
+
+    #[test]
+    fn later_imports_keep_templates_and_report_changes() {
+        let first = consolidate(&[], vec![obs("GET", "/users/{userId}", 4)]);
+        let existing: Vec<Endpoint> = first
+            .endpoints
+            .iter()
+            .enumerate()
+            .map(|(i, r)| Endpoint {
+                id: i as i64 + 1,
+                host: r.host.clone(),
+                method: r.method.clone(),
+                template: r.template.clone(),
+                first_seen_ns: r.first_seen_ns,
+                last_seen_ns: r.last_seen_ns,
+                count: r.count,
+                detail: serde_json::from_str(&r.detail).ok(),
+            })
+            .collect();
+        let mut newer = obs("GET", "/users/{userId}", 2);
+        newer
+            .profile
+            .response_schemas
+            .entry("200".into())
+            .or_default()
+            .observe_json(br#"{"ssn": "x"}"#);
+        let out = consolidate(&existing, vec![newer, obs("DELETE", "/users/{userId}", 1)]);
+        let user = out.endpoints.iter().find(|e| e.method == "GET").unwrap();
+        assert_eq!((user.id, user.count), (Some(1), 6));
+        let kinds: Vec<&str> = out.findings.iter().map(|f| f.kind.as_str()).collect();
+        assert_eq!(
+            kinds,
+            vec!["new_endpoint"],
+            "no 2xx before: no field finding"
         );
     }
 }

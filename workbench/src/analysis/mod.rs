@@ -1,26 +1,46 @@
 //! Analysis engines that run over new transactions as they are imported — incrementally: each
-//! sees only the records of the current import and merges its results into the case.
+//! sees only the records of the current import and merges its results into what the case
+//! already holds.
 //!
-//! The import writer calls [`Analyzer::observe`] for every transaction it stores (on its own
-//! thread, no second pass over the case) and [`Analyzer::finish`] before the last append; what
-//! the engines derived is written in the DuckDB transaction that completes the import.
+//! Every import shard owns an [`Analyses`] and feeds it each transaction it stores (on its own
+//! thread, no second pass over the case). When the shards are done their `Analyses` are merged,
+//! then [`Analyses::finish`] consolidates them with the case's current state; what comes out is
+//! written in the DuckDB transaction that completes the import.
 
 pub mod discovery;
+pub mod profile;
+pub mod schema;
+pub mod values;
 
 use tapline_core::Transaction;
+use tapline_store::endpoints::Endpoint;
 use tapline_store::sources::Derived;
 
-/// An engine fed with each newly stored transaction.
-pub trait Analyzer: Send {
-    /// A stable name for progress and errors.
-    fn name(&self) -> &'static str;
-    /// Sees one stored transaction with its case id.
-    fn observe(&mut self, id: i64, tx: &Transaction);
-    /// Hands over what it learned, to be written with the import's last batch.
-    fn finish(&mut self, out: &mut Derived);
+/// The engines of one import shard.
+#[derive(Default)]
+pub struct Analyses {
+    /// API discovery.
+    pub discovery: discovery::Discovery,
 }
 
-/// The engines every import runs, in order.
-pub fn default_analyzers() -> Vec<Box<dyn Analyzer>> {
-    vec![Box::new(discovery::Discovery::default())]
+impl Analyses {
+    /// Sees one stored transaction with its case id.
+    pub fn observe(&mut self, id: i64, tx: &Transaction) {
+        self.discovery.observe(id, tx);
+    }
+
+    /// Folds in another shard's state.
+    pub fn absorb(&mut self, other: Analyses) {
+        self.discovery.absorb(other.discovery);
+    }
+
+    /// Consolidates with the case's inventory (`existing`) into what to write.
+    pub fn finish(self, existing: &[Endpoint]) -> Derived {
+        let d = self.discovery.finish(existing);
+        Derived {
+            endpoints: d.endpoints,
+            retired_endpoints: d.retired,
+            findings: d.findings,
+        }
+    }
 }

@@ -1,5 +1,5 @@
-//! The `endpoints` and `findings` tables as the CLI and GUI read them, and the upsert that
-//! discovery uses to merge what a new import saw into what the case already knows.
+//! The `endpoints` and `findings` tables as the CLI and GUI read them, and the write of what
+//! analysis derived from an import (endpoint upserts, retirements, findings).
 
 use crate::{CaseStore, StoreError};
 use duckdb::params;
@@ -25,9 +25,11 @@ pub struct Endpoint {
     pub detail: Option<serde_json::Value>,
 }
 
-/// What one import saw of an endpoint.
+/// An endpoint as discovery wants it written: a new row (`id: None`) or an update.
 #[derive(Clone, Debug, PartialEq)]
-pub struct EndpointObservation {
+pub struct EndpointRecord {
+    /// The row to update, or `None` for a new endpoint.
+    pub id: Option<i64>,
     /// Host.
     pub host: String,
     /// Method.
@@ -40,20 +42,33 @@ pub struct EndpointObservation {
     pub last_seen_ns: i64,
     /// Transactions.
     pub count: u64,
-    /// Status code → count.
-    pub statuses: std::collections::BTreeMap<u16, u64>,
+    /// The endpoint's profile, JSON.
+    pub detail: String,
 }
 
-impl EndpointObservation {
-    /// Adds another observation of the same endpoint.
-    pub fn absorb(&mut self, o: EndpointObservation) {
-        self.first_seen_ns = self.first_seen_ns.min(o.first_seen_ns);
-        self.last_seen_ns = self.last_seen_ns.max(o.last_seen_ns);
-        self.count += o.count;
-        for (code, n) in o.statuses {
-            *self.statuses.entry(code).or_default() += n;
-        }
-    }
+/// A finding to record.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewFinding {
+    /// What was found (`new_endpoint`, `sqli`, …).
+    pub kind: String,
+    /// `info` … `critical`.
+    pub severity: String,
+    /// 0..1.
+    pub confidence: f64,
+    /// The endpoint, by (host, method, template), resolved to its id when written.
+    pub endpoint: Option<(String, String, String)>,
+    /// First evidence, ns.
+    pub first_seen_ns: i64,
+    /// Last evidence, ns.
+    pub last_seen_ns: i64,
+    /// Occurrences.
+    pub count: u64,
+    /// Transaction ids.
+    pub evidence: Vec<i64>,
+    /// One line for people.
+    pub title: String,
+    /// More, JSON.
+    pub detail: Option<String>,
 }
 
 /// One finding.
@@ -83,47 +98,66 @@ pub struct Finding {
     pub title: String,
 }
 
-/// The inventory merge inside the caller's DuckDB transaction (see
-/// [`CaseStore::merge_endpoints`]); `existing` is the inventory before it.
-pub fn merge_endpoints(
+/// Writes what analysis derived inside the caller's DuckDB transaction: endpoint upserts,
+/// retired endpoints, then findings (whose endpoints resolve to ids after the upserts).
+pub fn write_derived(
     tx: &duckdb::Transaction<'_>,
-    existing: &[Endpoint],
-    seen: &[EndpointObservation],
+    d: &crate::sources::Derived,
 ) -> Result<(), duckdb::Error> {
     let mut next: i64 =
         tx.query_row("SELECT coalesce(max(id), 0) + 1 FROM endpoints", [], |r| {
             r.get(0)
         })?;
-    for o in seen {
-        let known = existing
-            .iter()
-            .find(|e| e.host == o.host && e.method == o.method && e.template == o.template);
-        let mut statuses: std::collections::BTreeMap<String, u64> = known
-            .and_then(|e| e.detail.as_ref())
-            .and_then(|d| d.get("statuses"))
-            .and_then(|s| serde_json::from_value(s.clone()).ok())
-            .unwrap_or_default();
-        for (code, n) in &o.statuses {
-            *statuses.entry(code.to_string()).or_default() += n;
-        }
-        let detail = serde_json::json!({ "statuses": statuses }).to_string();
-        match known {
-            Some(e) => {
+    for id in &d.retired_endpoints {
+        tx.execute("DELETE FROM endpoints WHERE id = ?", [id])?;
+    }
+    for e in &d.endpoints {
+        match e.id {
+            Some(id) => {
                 tx.execute(
-                    "UPDATE endpoints SET count = count + ?, first_seen_ns = least(first_seen_ns, ?), \
-                     last_seen_ns = greatest(last_seen_ns, ?), detail = ? WHERE id = ?",
-                    params![o.count, o.first_seen_ns, o.last_seen_ns, detail, e.id],
+                    "UPDATE endpoints SET host = ?, method = ?, template = ?, first_seen_ns = ?, last_seen_ns = ?, count = ?, detail = ? WHERE id = ?",
+                    params![e.host, e.method, e.template, e.first_seen_ns, e.last_seen_ns, e.count, e.detail, id],
                 )?;
             }
             None => {
                 tx.execute(
                     "INSERT INTO endpoints (id, host, method, template, first_seen_ns, last_seen_ns, count, detail) \
                      VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    params![next, o.host, o.method, o.template, o.first_seen_ns, o.last_seen_ns, o.count, detail],
+                    params![next, e.host, e.method, e.template, e.first_seen_ns, e.last_seen_ns, e.count, e.detail],
                 )?;
                 next += 1;
             }
         }
+    }
+    let mut next_finding: i64 =
+        tx.query_row("SELECT coalesce(max(id), 0) + 1 FROM findings", [], |r| {
+            r.get(0)
+        })?;
+    for f in &d.findings {
+        let endpoint: Option<i64> = match &f.endpoint {
+            Some((h, m, t)) => tx
+                .query_row(
+                    "SELECT id FROM endpoints WHERE host = ? AND method = ? AND template = ?",
+                    params![h, m, t],
+                    |r| r.get(0),
+                )
+                .ok(),
+            None => None,
+        };
+        let evidence = format!(
+            "[{}]",
+            f.evidence
+                .iter()
+                .map(i64::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        tx.execute(
+            "INSERT INTO findings (id, kind, severity, confidence, endpoint_id, first_seen_ns, last_seen_ns, count, evidence, title, detail) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, CAST(? AS BIGINT[]), ?, ?)",
+            params![next_finding, f.kind, f.severity, f.confidence, endpoint, f.first_seen_ns, f.last_seen_ns, f.count, evidence, f.title, f.detail],
+        )?;
+        next_finding += 1;
     }
     Ok(())
 }
@@ -149,13 +183,6 @@ impl CaseStore {
                 })
             },
         )
-    }
-
-    /// Merges observations into the inventory: new endpoints are added, known ones have their
-    /// counts, times and status statistics extended.
-    pub fn merge_endpoints(&mut self, seen: &[EndpointObservation]) -> Result<(), StoreError> {
-        let existing = self.endpoints()?;
-        self.atomically(|tx| merge_endpoints(tx, &existing, seen))
     }
 
     /// Every finding, most severe and most recent first.

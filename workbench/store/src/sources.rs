@@ -53,31 +53,12 @@ pub struct NewSource<'a> {
 /// the import complete (so a killed import never leaves half its analysis behind).
 #[derive(Clone, Debug, Default)]
 pub struct Derived {
-    /// Endpoints seen.
-    pub endpoints: Vec<crate::endpoints::EndpointObservation>,
-}
-
-impl Derived {
-    /// Folds in what another shard of the same import derived: observations of one endpoint
-    /// (host, method, template) become one.
-    pub fn absorb(&mut self, other: Derived) {
-        let mut index: std::collections::HashMap<(String, String, String), usize> = self
-            .endpoints
-            .iter()
-            .enumerate()
-            .map(|(i, e)| ((e.host.clone(), e.method.clone(), e.template.clone()), i))
-            .collect();
-        for o in other.endpoints {
-            let key = (o.host.clone(), o.method.clone(), o.template.clone());
-            match index.get(&key) {
-                Some(&i) => self.endpoints[i].absorb(o),
-                None => {
-                    index.insert(key, self.endpoints.len());
-                    self.endpoints.push(o);
-                }
-            }
-        }
-    }
+    /// Endpoints to insert or update.
+    pub endpoints: Vec<crate::endpoints::EndpointRecord>,
+    /// Endpoint ids folded into others (learned parameters).
+    pub retired_endpoints: Vec<i64>,
+    /// Findings.
+    pub findings: Vec<crate::endpoints::NewFinding>,
 }
 
 /// Counts to record when an import completes.
@@ -176,9 +157,8 @@ impl CaseStore {
         counts: SourceCounts,
         derived: &Derived,
     ) -> Result<(), StoreError> {
-        let existing = self.endpoints()?;
         self.atomically(|tx| {
-            crate::endpoints::merge_endpoints(tx, &existing, &derived.endpoints)?;
+            crate::endpoints::write_derived(tx, derived)?;
             tx.execute(
                 "UPDATE sources SET packets = ?, transactions = ?, first_ts_ns = ?, last_ts_ns = ?, status = 'complete', finished_at = current_timestamp WHERE id = ?",
                 params![
