@@ -19,7 +19,8 @@ die() { printf '\033[1;31msetup: error:\033[0m %s\n' "$*" >&2; exit 1; }
 
 # --- system packages --------------------------------------------------------------------------
 # libpcap-dev: the sensor links libpcap. xvfb + GL/X libraries: GUI tests run headless.
-packages=(libpcap-dev pkg-config xvfb xauth libxkbcommon-x11-0 libgl1-mesa-dri libegl-mesa0 libegl1 libxcursor1 libxrandr2 libxi6)
+# python3-venv: the OpenAPI validator the tests run on exported documents.
+packages=(libpcap-dev pkg-config python3 python3-venv xvfb xauth libxkbcommon-x11-0 libgl1-mesa-dri libegl-mesa0 libegl1 libxcursor1 libxrandr2 libxi6)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -61,6 +62,22 @@ elif [ -n "$npm_arch" ] && command -v npm >/dev/null && command -v tar >/dev/nul
 else
   say "npm not available: DuckDB will be compiled from source (cargo feature 'bundled', ~25 min)"
   cargo_features=(--features tapline-store/bundled)
+fi
+
+# --- OpenAPI validator ------------------------------------------------------------------------
+# Exported OpenAPI documents are checked in the tests by openapi-spec-validator (PyPI), the
+# reference validator for OpenAPI 3.0/3.1, kept in an ignored virtualenv.
+OPENAPI_VALIDATOR_VERSION=0.9.0
+venv="$repo/.tools/openapi-venv"
+if [ -x "$venv/bin/openapi-spec-validator" ] && [ "$(cat "$venv/VERSION" 2>/dev/null)" = "$OPENAPI_VALIDATOR_VERSION" ]; then
+  say "openapi-spec-validator $OPENAPI_VALIDATOR_VERSION present"
+else
+  say "installing openapi-spec-validator $OPENAPI_VALIDATOR_VERSION (PyPI) into .tools/openapi-venv"
+  rm -rf "$venv"
+  python3 -m venv "$venv" || die "python3 -m venv failed (apt-get install python3-venv)"
+  "$venv/bin/pip" install -q "openapi-spec-validator==$OPENAPI_VALIDATOR_VERSION" >&2 \
+    || die "pip install openapi-spec-validator failed (no PyPI access?)"
+  echo "$OPENAPI_VALIDATOR_VERSION" > "$venv/VERSION"
 fi
 
 export TAPLINE_CARGO_FEATURES="${cargo_features[*]:-}"

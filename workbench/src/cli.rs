@@ -25,6 +25,22 @@ pub enum Command {
     Endpoints(ListArgs),
     /// List the findings in a case.
     Findings(ListArgs),
+    /// Compare the team's OpenAPI document with the discovered inventory: shadow and zombie
+    /// endpoints, drift. Exits 1 when there are differences.
+    Diff(DiffArgs),
+}
+
+/// Arguments of `tapline diff`.
+#[derive(Debug, clap::Args)]
+pub struct DiffArgs {
+    /// The OpenAPI 3.0/3.1 document (JSON or YAML).
+    pub spec: PathBuf,
+    /// The case file.
+    #[arg(long)]
+    pub db: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ListFormat::Table)]
+    pub format: ListFormat,
 }
 
 /// Arguments of `tapline import`.

@@ -13,3 +13,4 @@ pub mod har;
 pub mod import;
 pub mod jsonl;
 pub mod openapi;
+pub mod spec_diff;

@@ -20,6 +20,12 @@ fn main() -> Result<()> {
         Some(Command::Findings(args)) => {
             commands::list::findings(&args, &mut std::io::stdout().lock())
         }
+        Some(Command::Diff(args)) => {
+            if !commands::list::diff(&args, &mut std::io::stdout().lock())? {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
         None => {
             // The desktop workbench arrives with its own issue; until then, explain.
             Cli::command().print_help()?;

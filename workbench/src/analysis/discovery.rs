@@ -470,14 +470,17 @@ fn param_renames(from: &[Seg], to: &[Seg]) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The words seen at one position under one prefix (with hits), and a parameter name already
+/// used there.
+type PositionWords = (BTreeMap<String, u64>, Option<String>);
+
 /// Step 2: positions with many different words under one parent become parameters.
 fn learn_parameters(entries: &mut [Entry]) {
     let depth = entries.iter().map(|e| e.segs.len()).max().unwrap_or(0);
     for d in 1..depth {
         // (host, prefix with parameters as "{}") → literal at d → hits, and a parameter name
         // already used at d under that prefix.
-        let mut groups: BTreeMap<(String, Vec<Seg>), (BTreeMap<String, u64>, Option<String>)> =
-            BTreeMap::new();
+        let mut groups: BTreeMap<(String, Vec<Seg>), PositionWords> = BTreeMap::new();
         for e in entries.iter().filter(|e| e.segs.len() > d) {
             let prefix: Vec<Seg> = e.segs[..d]
                 .iter()

@@ -373,12 +373,14 @@ impl EndpointProfile {
         }
         if let Some(ct) = tx.response_content_type() {
             let media = media_type(ct);
-            if sample && is_json(&media) && !tx.response_body.data.is_empty() {
-                if let Some(s) = tx.status {
-                    self.bodies_parsed += 1;
-                    let node = self.response_schemas.entry(itoa_status(s)).or_default();
-                    node.observe_json(&tx.response_body.data);
-                }
+            if let Some(s) = tx.status
+                && sample
+                && is_json(&media)
+                && !tx.response_body.data.is_empty()
+            {
+                self.bodies_parsed += 1;
+                let node = self.response_schemas.entry(itoa_status(s)).or_default();
+                node.observe_json(&tx.response_body.data);
             }
             bump(&mut self.response_content_types, media);
         }
@@ -451,10 +453,10 @@ impl EndpointProfile {
     /// Renames path parameters (when a template's parameter names change on a merge).
     pub fn rename_path_params(&mut self, names: &[(String, String)]) {
         for (from, to) in names {
-            if from != to {
-                if let Some(p) = self.path_params.remove(from) {
-                    self.path_params.entry(to.clone()).or_default().absorb(&p);
-                }
+            if from != to
+                && let Some(p) = self.path_params.remove(from)
+            {
+                self.path_params.entry(to.clone()).or_default().absorb(&p);
             }
         }
     }

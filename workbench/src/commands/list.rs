@@ -16,15 +16,22 @@ pub fn endpoints(args: &ListArgs, out: &mut dyn Write) -> Result<()> {
     match args.format {
         ListFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&eps)?)?,
         ListFormat::Table => {
+            let hw = eps.iter().map(|e| e.host.len()).max().unwrap_or(0).max(4);
+            let pw = eps
+                .iter()
+                .map(|e| e.template.len())
+                .max()
+                .unwrap_or(0)
+                .max(4);
             writeln!(
                 out,
-                "{:<7} {:<24} {:<44} {:>8}  last seen",
+                "{:<7} {:<hw$} {:<pw$} {:>8}  last seen",
                 "METHOD", "HOST", "PATH", "COUNT"
             )?;
             for e in &eps {
                 writeln!(
                     out,
-                    "{:<7} {:<24} {:<44} {:>8}  {}",
+                    "{:<7} {:<hw$} {:<pw$} {:>8}  {}",
                     e.method,
                     e.host,
                     e.template,
@@ -62,4 +69,35 @@ pub fn findings(args: &ListArgs, out: &mut dyn Write) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Compares an OpenAPI document with the inventory; `Ok(false)` when they differ.
+pub fn diff(args: &crate::cli::DiffArgs, out: &mut dyn Write) -> Result<bool> {
+    let doc = crate::spec_diff::load(&args.spec)?;
+    let store = CaseStore::open(&args.db)
+        .with_context(|| format!("cannot open case {}", args.db.display()))?;
+    let report = crate::spec_diff::diff(&doc, &store.endpoints()?);
+    match args.format {
+        ListFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?,
+        ListFormat::Table => {
+            writeln!(
+                out,
+                "{} documented operations, {} observed endpoints",
+                report.documented, report.observed
+            )?;
+            for s in &report.shadow {
+                writeln!(out, "shadow  {s}  (seen, not documented)")?;
+            }
+            for z in &report.zombie {
+                writeln!(out, "zombie  {z}  (documented, never seen)")?;
+            }
+            for d in &report.drift {
+                writeln!(out, "drift   {}  {}: {}", d.endpoint, d.kind, d.detail)?;
+            }
+            if report.is_clean() {
+                writeln!(out, "no differences")?;
+            }
+        }
+    }
+    Ok(report.is_clean())
 }

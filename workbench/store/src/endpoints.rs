@@ -129,11 +129,11 @@ pub fn write_derived(
             }
         }
     }
-    let mut next_finding: i64 =
+    let first_finding: i64 =
         tx.query_row("SELECT coalesce(max(id), 0) + 1 FROM findings", [], |r| {
             r.get(0)
         })?;
-    for f in &d.findings {
+    for (id, f) in (first_finding..).zip(&d.findings) {
         let endpoint: Option<i64> = match &f.endpoint {
             Some((h, m, t)) => tx
                 .query_row(
@@ -155,9 +155,8 @@ pub fn write_derived(
         tx.execute(
             "INSERT INTO findings (id, kind, severity, confidence, endpoint_id, first_seen_ns, last_seen_ns, count, evidence, title, detail) \
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, CAST(? AS BIGINT[]), ?, ?)",
-            params![next_finding, f.kind, f.severity, f.confidence, endpoint, f.first_seen_ns, f.last_seen_ns, f.count, evidence, f.title, f.detail],
+            params![id, f.kind, f.severity, f.confidence, endpoint, f.first_seen_ns, f.last_seen_ns, f.count, evidence, f.title, f.detail],
         )?;
-        next_finding += 1;
     }
     Ok(())
 }
