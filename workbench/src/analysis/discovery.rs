@@ -758,5 +758,78 @@ mod tests {
             vec!["new_endpoint"],
             "no 2xx before: no field finding"
         );
+
+        // Once the case knows the 2xx response, a new field in it is a finding.
+        let mut known = existing.clone();
+        let mut before: serde_json::Value = serde_json::from_str(&user.detail).unwrap();
+        before["statuses"] = serde_json::json!({"200": 6});
+        known[0].detail = Some(before);
+        let mut later = obs("GET", "/users/{userId}", 1);
+        later.profile.statuses.insert("200".into(), 1);
+        later
+            .profile
+            .response_schemas
+            .entry("200".into())
+            .or_default()
+            .observe_json(br#"{"ssn": "x", "card": {"number": "4111"}}"#);
+        let out = consolidate(&known, vec![later]);
+        let f = &out.findings[0];
+        assert_eq!(f.kind, "new_response_field");
+        assert!(
+            f.title.ends_with("now returns card, card.number"),
+            "{}",
+            f.title
+        );
+    }
+
+    #[test]
+    fn a_learned_parameter_retires_the_endpoints_it_folds() {
+        let words = [
+            "kitchen", "garden", "lighting", "bath", "bedding", "storage", "rugs", "lamps",
+        ];
+        let first = consolidate(
+            &[],
+            words[..3]
+                .iter()
+                .map(|w| obs("GET", &format!("/shop/categories/{w}"), 2))
+                .collect(),
+        );
+        assert_eq!(
+            first.endpoints.len(),
+            3,
+            "three words are not yet a parameter"
+        );
+        let existing: Vec<Endpoint> = first
+            .endpoints
+            .iter()
+            .enumerate()
+            .map(|(i, r)| Endpoint {
+                id: i as i64 + 1,
+                host: r.host.clone(),
+                method: r.method.clone(),
+                template: r.template.clone(),
+                first_seen_ns: r.first_seen_ns,
+                last_seen_ns: r.last_seen_ns,
+                count: r.count,
+                detail: serde_json::from_str(&r.detail).ok(),
+            })
+            .collect();
+        let out = consolidate(
+            &existing,
+            words
+                .iter()
+                .map(|w| obs("GET", &format!("/shop/categories/{w}"), 1))
+                .collect(),
+        );
+        assert_eq!(out.endpoints.len(), 1, "{:?}", templates(&out));
+        let e = &out.endpoints[0];
+        assert_eq!(e.template, "/shop/categories/{categoryName}");
+        assert_eq!(e.count, 6 + 8);
+        assert_eq!(e.id, Some(1), "the oldest endpoint survives");
+        let mut retired = out.retired.clone();
+        retired.sort();
+        assert_eq!(retired, vec![2, 3]);
+        let profile: EndpointProfile = serde_json::from_str(&e.detail).unwrap();
+        assert!(profile.merged_from.iter().any(|m| m.ends_with("/garden")));
     }
 }

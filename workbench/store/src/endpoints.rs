@@ -109,6 +109,13 @@ pub fn write_derived(
             r.get(0)
         })?;
     for id in &d.retired_endpoints {
+        // Folded into another endpoint by a learned parameter: say so in the audit log.
+        tx.execute(
+            "INSERT INTO audit_log (actor, action, detail) \
+             SELECT 'discovery', 'endpoint_merged', json_object('id', id, 'host', host, 'method', method, 'template', template) \
+             FROM endpoints WHERE id = ?",
+            [id],
+        )?;
         tx.execute("DELETE FROM endpoints WHERE id = ?", [id])?;
     }
     for e in &d.endpoints {
