@@ -676,6 +676,44 @@ mod tests {
     }
 
     #[test]
+    fn arbitrary_bytes_never_panic() {
+        // Bodies, cookies, queries and multipart parts come from the wire: any bytes at all.
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let alphabet = b"{}[]\":,%+=&;-\r\n\"0123456789abcdefXYZ eyJ.@/\\\xff\x00";
+        for _ in 0..3000 {
+            let len = (next() % 96) as usize;
+            let bytes: Vec<u8> = (0..len)
+                .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
+                .collect();
+            let text = String::from_utf8_lossy(&bytes).into_owned();
+            let mut node = SchemaNode::default();
+            node.observe_json(&bytes);
+            let _ = node.to_json_schema();
+            let _ = percent_decode(&text);
+            let _ = jwt_parts(&text);
+            let mut fields = BTreeMap::new();
+            multipart_fields("multipart/form-data; boundary=-", &bytes, &mut fields);
+            let mut p = EndpointProfile::default();
+            let t = tx(
+                &format!("/x?{text}"),
+                &[
+                    ("Cookie", &text),
+                    ("Authorization", &format!("Bearer {text}")),
+                    ("Content-Type", "application/x-www-form-urlencoded"),
+                ],
+                &text,
+            );
+            p.observe(&t, 0, &[("id", &text)]);
+        }
+    }
+
+    #[test]
     fn decoding_helpers() {
         assert_eq!(percent_decode("a%20b+c%zz%"), "a b c%zz%");
         assert!(jwt_parts("not.a.jwt").is_none());

@@ -69,7 +69,10 @@ pub fn is_uuid(s: &str) -> bool {
 
 /// `YYYY-MM-DD` with a plausible month and day.
 pub fn is_date(s: &str) -> bool {
-    let b = s.as_bytes();
+    date_bytes(s.as_bytes())
+}
+
+fn date_bytes(b: &[u8]) -> bool {
     b.len() == 10
         && b[4] == b'-'
         && b[7] == b'-'
@@ -84,7 +87,7 @@ pub fn is_date(s: &str) -> bool {
 pub fn is_date_time(s: &str) -> bool {
     let b = s.as_bytes();
     b.len() >= 16
-        && is_date(&s[..10])
+        && date_bytes(&b[..10])
         && (b[10] == b'T' || b[10] == b't' || b[10] == b' ')
         && b[11].is_ascii_digit()
         && b[12].is_ascii_digit()
@@ -240,6 +243,7 @@ mod tests {
             ("garden-tools", None),
             ("deadbeef", None),
             ("report-2024.csv", None),
+            ("2024-01-0\u{e9}T10:00", None),
         ];
         for (seg, want) in cases {
             assert_eq!(identifier_kind(seg), want, "{seg}");
