@@ -85,6 +85,10 @@ pub fn load(path: &Path) -> Result<Value> {
             "{}: OpenAPI {v} is not supported (3.0 and 3.1 are); convert Swagger 2.0 with swagger2openapi",
             path.display()
         ),
+        None if doc.get("swagger").is_some() => bail!(
+            "{}: Swagger 2.0 is not supported (OpenAPI 3.0 and 3.1 are); convert it first, e.g. with `npx swagger2openapi`",
+            path.display()
+        ),
         None => bail!(
             "{}: no `openapi` version field; is this an OpenAPI document?",
             path.display()

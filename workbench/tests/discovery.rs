@@ -218,3 +218,35 @@ fn a_second_import_raises_inventory_findings() {
         "{findings:#}"
     );
 }
+
+#[test]
+fn yaml_specs_load_and_bad_ones_are_refused_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("case.duckdb");
+    import(&db, "catalog-api.pcap");
+    let json: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(sample_captures().join("catalog-api.openapi.json")).unwrap(),
+    )
+    .unwrap();
+    let yaml = dir.path().join("catalog.yaml");
+    std::fs::write(&yaml, serde_yaml_ng::to_string(&json).unwrap()).unwrap();
+    let (_, report) = diff(&yaml, &db);
+    assert_eq!(report["documented"], 38);
+    assert_eq!(report["shadow"].as_array().unwrap().len(), 1);
+
+    let swagger = dir.path().join("swagger.json");
+    std::fs::write(&swagger, r#"{"swagger": "2.0", "paths": {}}"#).unwrap();
+    let out = tapline()
+        .arg("diff")
+        .arg(&swagger)
+        .arg("--db")
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("swagger.json") && err.contains("Swagger 2.0 is not supported"),
+        "{err}"
+    );
+}
