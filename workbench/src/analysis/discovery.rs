@@ -667,6 +667,24 @@ mod tests {
         }
     }
 
+    /// The endpoints as the case holds them after writing `out` (ids from 1).
+    fn stored(out: &DiscoveryOutput) -> Vec<Endpoint> {
+        out.endpoints
+            .iter()
+            .enumerate()
+            .map(|(i, r)| Endpoint {
+                id: i as i64 + 1,
+                host: r.host.clone(),
+                method: r.method.clone(),
+                template: r.template.clone(),
+                first_seen_ns: r.first_seen_ns,
+                last_seen_ns: r.last_seen_ns,
+                count: r.count,
+                detail: serde_json::from_str(&r.detail).ok(),
+            })
+            .collect()
+    }
+
     fn templates(out: &DiscoveryOutput) -> Vec<String> {
         out.endpoints
             .iter()
@@ -727,21 +745,7 @@ mod tests {
     #[test]
     fn later_imports_keep_templates_and_report_changes() {
         let first = consolidate(&[], vec![obs("GET", "/users/{userId}", 4)]);
-        let existing: Vec<Endpoint> = first
-            .endpoints
-            .iter()
-            .enumerate()
-            .map(|(i, r)| Endpoint {
-                id: i as i64 + 1,
-                host: r.host.clone(),
-                method: r.method.clone(),
-                template: r.template.clone(),
-                first_seen_ns: r.first_seen_ns,
-                last_seen_ns: r.last_seen_ns,
-                count: r.count,
-                detail: serde_json::from_str(&r.detail).ok(),
-            })
-            .collect();
+        let existing = stored(&first);
         let mut newer = obs("GET", "/users/{userId}", 2);
         newer
             .profile
@@ -799,21 +803,7 @@ mod tests {
             3,
             "three words are not yet a parameter"
         );
-        let existing: Vec<Endpoint> = first
-            .endpoints
-            .iter()
-            .enumerate()
-            .map(|(i, r)| Endpoint {
-                id: i as i64 + 1,
-                host: r.host.clone(),
-                method: r.method.clone(),
-                template: r.template.clone(),
-                first_seen_ns: r.first_seen_ns,
-                last_seen_ns: r.last_seen_ns,
-                count: r.count,
-                detail: serde_json::from_str(&r.detail).ok(),
-            })
-            .collect();
+        let existing = stored(&first);
         let out = consolidate(
             &existing,
             words

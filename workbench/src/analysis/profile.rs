@@ -301,11 +301,16 @@ impl EndpointProfile {
         for (name, v) in path_params {
             param(&mut self.path_params, name).observe(v);
         }
+        // The API-key query parameter, found while the query is parsed once.
+        let mut key_param: Option<String> = None;
         if let Some(q) = tx.query() {
             for pair in q.split('&').filter(|p| !p.is_empty()) {
                 let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
                 let k = percent_decode(k);
                 param(&mut self.query_params, &k).observe(&percent_decode(v));
+                if key_param.is_none() && API_KEY_QUERY.contains(&k.to_ascii_lowercase().as_str()) {
+                    key_param = Some(k);
+                }
             }
         }
         let mut authed = false;
@@ -335,15 +340,9 @@ impl EndpointProfile {
                 param(&mut self.header_params, &lower).observe(value);
             }
         }
-        for k in self.query_params.keys() {
-            if API_KEY_QUERY.contains(&k.to_ascii_lowercase().as_str())
-                && tx.query().is_some_and(|q| query_has(q, k))
-            {
-                authed = true;
-                let key = format!("api_key_query:{k}");
-                bump_auth(&mut self.auth, &key);
-                break;
-            }
+        if let Some(k) = key_param {
+            authed = true;
+            bump_auth(&mut self.auth, &format!("api_key_query:{k}"));
         }
         if !authed {
             bump_auth(&mut self.auth, "none");
@@ -498,11 +497,6 @@ fn param<'m>(m: &'m mut BTreeMap<String, ParamStats>, k: &str) -> &'m mut ParamS
         m.insert(k.to_owned(), ParamStats::default());
     }
     m.get_mut(k).expect("inserted above")
-}
-
-fn query_has(q: &str, k: &str) -> bool {
-    q.split('&')
-        .any(|p| p.split_once('=').map_or(p, |(a, _)| a) == k)
 }
 
 /// `%xx` and `+` decoded; invalid escapes kept as they are.
