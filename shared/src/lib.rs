@@ -12,6 +12,7 @@
 //! an anomaly flag on the record. Every buffer is bounded by a limit in [`EngineConfig`].
 
 pub mod capture;
+pub mod classify;
 pub mod defrag;
 pub mod engine;
 pub mod flow;

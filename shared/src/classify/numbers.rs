@@ -1,0 +1,354 @@
+//! Numbers: a run of digit groups (`4012 8888 8888 1881`, `+1 415 555 0132`, `078-05-1123`,
+//! `192.168.0.1`) is read once, then every contiguous range of its groups is tried against the
+//! numeric classes, longest first, so one run can hold several values.
+
+use super::checks::{self, card_brand, luhn, num};
+use super::{Confidence, DataClass, Hint, Scan, is_word};
+
+const MAX_GROUPS: usize = 12;
+
+#[derive(Clone, Copy, Default)]
+struct Group {
+    start: usize,
+    len: usize,
+}
+
+/// Reads the number run starting at the digit `p` (a word start) and records what it holds.
+/// Returns where scanning resumes.
+pub(super) fn at(s: &mut Scan<'_, '_>, p: usize) -> usize {
+    let b = s.b;
+    let mut groups = [Group::default(); MAX_GROUPS];
+    let mut seps = [0u8; MAX_GROUPS];
+    let mut n = 0;
+    let mut j = p;
+    let paren = p > 0 && b[p - 1] == b'(';
+    loop {
+        let gs = j;
+        while j < b.len() && b[j].is_ascii_digit() {
+            j += 1;
+        }
+        if j - gs > 19 {
+            // A long digit string (a hash, a big id): no class starts inside it.
+            return j;
+        }
+        groups[n] = Group {
+            start: gs,
+            len: j - gs,
+        };
+        n += 1;
+        if n == MAX_GROUPS || j + 1 >= b.len() {
+            break;
+        }
+        let c = b[j];
+        if matches!(c, b' ' | b'-' | b'.' | b':') && b[j + 1].is_ascii_digit() {
+            seps[n - 1] = c;
+            j += 1;
+        } else if c == b')' && paren && n == 1 {
+            if b[j + 1].is_ascii_digit() {
+                seps[0] = b')';
+                j += 1;
+            } else if b[j + 1] == b' ' && b.get(j + 2).is_some_and(u8::is_ascii_digit) {
+                seps[0] = b')';
+                j += 2;
+            } else {
+                break;
+            }
+        } else {
+            break;
+        }
+    }
+    let end = j;
+    let after_ok = end >= b.len() || !is_word(b[end]);
+    if !after_ok {
+        if n == 1 {
+            es_nif(s, groups[0]);
+        }
+        // Digits glued to letters (`v2`, `12345678Z`): nothing else to read here.
+        return end;
+    }
+    let hint = s.hint_at(p);
+    let mut a = 0;
+    while a < n {
+        let mut matched = false;
+        for z in (a + 1..=n).rev() {
+            let run = Run {
+                b,
+                groups: &groups[a..z],
+                seps: &seps[a..z - 1],
+                first: a == 0,
+                paren,
+            };
+            if let Some((class, conf, start, stop)) = run.eval(hint) {
+                s.push(class, start, stop, conf);
+                a = z;
+                matched = true;
+                break;
+            }
+        }
+        if !matched {
+            a += 1;
+        }
+    }
+    end
+}
+
+/// A Spanish DNI/NIF: 7–8 digits and the control letter, optionally after a dash.
+fn es_nif(s: &mut Scan<'_, '_>, g: Group) {
+    let b = s.b;
+    if !(7..=8).contains(&g.len) {
+        return;
+    }
+    let mut k = g.start + g.len;
+    if b.get(k) == Some(&b'-') {
+        k += 1;
+    }
+    let Some(&letter) = b.get(k) else { return };
+    if !letter.is_ascii_alphabetic() || b.get(k + 1).is_some_and(|&c| is_word(c)) {
+        return;
+    }
+    let n = num(&b[g.start..g.start + g.len]);
+    if checks::es_nif_letter(n) == letter.to_ascii_uppercase() {
+        s.push(DataClass::EsNif, g.start, k + 1, Confidence::Medium);
+    }
+}
+
+struct Run<'a> {
+    b: &'a [u8],
+    groups: &'a [Group],
+    seps: &'a [u8],
+    /// The range starts at the run's first group (a leading `+` or `(` belongs to it).
+    first: bool,
+    paren: bool,
+}
+
+impl Run<'_> {
+    fn start(&self) -> usize {
+        self.groups[0].start
+    }
+
+    fn end(&self) -> usize {
+        let g = self.groups[self.groups.len() - 1];
+        g.start + g.len
+    }
+
+    fn lens(&self, want: &[usize]) -> bool {
+        self.groups.len() == want.len() && self.groups.iter().zip(want).all(|(g, &w)| g.len == w)
+    }
+
+    /// All separators equal and one of `allowed` (true for a single group).
+    fn uniform(&self, allowed: &[u8]) -> bool {
+        match self.seps.first() {
+            None => true,
+            Some(&c) => allowed.contains(&c) && self.seps.iter().all(|&x| x == c),
+        }
+    }
+
+    fn bare(&self) -> bool {
+        self.groups.len() == 1
+    }
+
+    fn eval(&self, hint: Hint) -> Option<(DataClass, Confidence, usize, usize)> {
+        let mut digits = [0u8; 40];
+        let mut nd = 0;
+        for g in self.groups {
+            if nd + g.len > digits.len() {
+                return None;
+            }
+            digits[nd..nd + g.len].copy_from_slice(&self.b[g.start..g.start + g.len]);
+            nd += g.len;
+        }
+        let d = &digits[..nd];
+        if let Some(hit) = self.ipv4() {
+            return Some(hit);
+        }
+        if nd < 7 {
+            return None;
+        }
+        let (start, end) = (self.start(), self.end());
+        let grouped = |conf_if_bare: Confidence| {
+            if self.bare() {
+                conf_if_bare
+            } else {
+                Confidence::Medium
+            }
+        };
+        let named_id = hint.has(Hint::NATIONAL_ID);
+        match nd {
+            13..=19 if luhn(d) && self.card_layout() => {
+                if card_brand(d).is_some() {
+                    return Some((DataClass::CreditCard, Confidence::High, start, end));
+                }
+                if hint.has(Hint::CARD) {
+                    return Some((DataClass::CreditCard, Confidence::Medium, start, end));
+                }
+            }
+            12 if (self.bare() || self.lens(&[4, 4, 4]) && self.uniform(b" -:"))
+                && d[0] >= b'2'
+                && checks::verhoeff(d) =>
+            {
+                let conf = if named_id { Confidence::High } else { grouped(Confidence::Low) };
+                return Some((DataClass::InAadhaar, conf, start, end));
+            }
+            9 => {
+                if let Ok(arr) = <[u8; 9]>::try_from(d) {
+                    let ssn_layout = self.lens(&[3, 2, 4]) && self.uniform(b"- .");
+                    if (ssn_layout || self.bare() && hint.has(Hint::SSN)) && checks::us_ssn(&arr) {
+                        let conf = if hint.has(Hint::SSN) { Confidence::High } else { Confidence::Medium };
+                        return Some((DataClass::UsSsn, conf, start, end));
+                    }
+                }
+                let sin_layout = self.bare() || self.lens(&[3, 3, 3]) && self.uniform(b" -");
+                if sin_layout && !matches!(d[0], b'0' | b'8') && luhn(d) {
+                    let conf = if named_id { Confidence::High } else { grouped(Confidence::Low) };
+                    return Some((DataClass::CaSin, conf, start, end));
+                }
+            }
+            10 if (self.bare() || self.lens(&[3, 3, 4]) && self.uniform(b" -"))
+                && checks::uk_nhs(d) =>
+            {
+                let conf = if named_id { Confidence::High } else { grouped(Confidence::Low) };
+                return Some((DataClass::UkNhs, conf, start, end));
+            }
+            11 if self.bare() && checks::pl_pesel(d) => {
+                let conf = if named_id { Confidence::High } else { Confidence::Low };
+                return Some((DataClass::PlPesel, conf, start, end));
+            }
+            _ => {}
+        }
+        self.phone(d, hint)
+    }
+
+    /// Four dot-separated octets, optionally with a `/prefix`.
+    fn ipv4(&self) -> Option<(DataClass, Confidence, usize, usize)> {
+        if self.groups.len() != 4 || !self.seps.iter().all(|&c| c == b'.') {
+            return None;
+        }
+        for g in self.groups {
+            if g.len > 3 || num(&self.b[g.start..g.start + g.len]) > 255 {
+                return None;
+            }
+        }
+        let mut end = self.end();
+        // A prefix length belongs to the address when it is one.
+        if self.b.get(end) == Some(&b'/') {
+            let digits = self.b[end + 1..]
+                .iter()
+                .take_while(|c| c.is_ascii_digit())
+                .count();
+            let after = end + 1 + digits;
+            if (1..=2).contains(&digits)
+                && num(&self.b[end + 1..after]) <= 32
+                && self.b.get(after).is_none_or(|&c| !is_word(c))
+            {
+                end = after;
+            }
+        }
+        Some((DataClass::IpAddress, Confidence::Medium, self.start(), end))
+    }
+
+    fn card_layout(&self) -> bool {
+        if self.bare() {
+            return true;
+        }
+        if !self.uniform(b" -") {
+            return false;
+        }
+        let lens: Vec<usize> = self.groups.iter().map(|g| g.len).collect();
+        matches!(lens.as_slice(), [4, 6, 5] | [4, 6, 4])
+            || (lens.len() >= 3
+                && lens[..lens.len() - 1].iter().all(|&l| l == 4)
+                && (1..=4).contains(&lens[lens.len() - 1]))
+    }
+
+    fn phone(&self, d: &[u8], hint: Hint) -> Option<(DataClass, Confidence, usize, usize)> {
+        let nd = d.len();
+        let (start, end) = (self.start(), self.end());
+        let phone_seps = b" -.";
+        let plus = self.first && start > 0 && self.b[start - 1] == b'+'
+            && (start < 2 || !is_word(self.b[start - 2]));
+        if plus {
+            let seps_ok = self.seps.iter().all(|c| phone_seps.contains(c));
+            let groups_ok = self.bare() || self.groups.iter().all(|g| g.len <= 8);
+            if seps_ok && groups_ok && (8..=15).contains(&nd) && e164(d) {
+                return Some((DataClass::PhoneNumber, Confidence::High, start - 1, end));
+            }
+            return None;
+        }
+        if self.first && self.paren && self.seps.first() == Some(&b')') {
+            let rest_ok = self.seps[1..].iter().all(|c| phone_seps.contains(c));
+            if self.lens(&[3, 3, 4]) && rest_ok && nanp(d) {
+                return Some((DataClass::PhoneNumber, Confidence::High, start - 1, end));
+            }
+            return None;
+        }
+        if hint.has(Hint::PHONE) && (7..=15).contains(&nd) {
+            return Some((DataClass::PhoneNumber, Confidence::High, start, end));
+        }
+        // Layouts other classes own (`078-05-0000` is a malformed SSN, not a phone).
+        if !self.uniform(phone_seps) || self.lens(&[3, 2, 4]) {
+            return None;
+        }
+        if self.lens(&[3, 3, 4]) && nanp(d) {
+            return Some((DataClass::PhoneNumber, Confidence::Medium, start, end));
+        }
+        if self.lens(&[1, 3, 3, 4]) && d[0] == b'1' && nanp(&d[1..]) {
+            return Some((DataClass::PhoneNumber, Confidence::Medium, start, end));
+        }
+        // National formats with a trunk prefix: `09-7625400`, `0 532 123 45 67`, `09171234567`.
+        if d[0] == b'0' && d[1] != b'0' && (9..=11).contains(&nd) {
+            if !self.bare() && self.groups.iter().all(|g| g.len <= 7) {
+                return Some((DataClass::PhoneNumber, Confidence::Medium, start, end));
+            }
+            if self.bare() && nd >= 10 {
+                return Some((DataClass::PhoneNumber, Confidence::Low, start, end));
+            }
+        }
+        // Ten-digit national numbers: grouped `532.123.45.67`, or bare.
+        if nd == 10 && d[0] >= b'2' {
+            if self.groups.len() >= 4 && self.groups.iter().all(|g| (2..=4).contains(&g.len)) {
+                return Some((DataClass::PhoneNumber, Confidence::Medium, start, end));
+            }
+            if self.bare() {
+                return Some((DataClass::PhoneNumber, Confidence::Low, start, end));
+            }
+        }
+        None
+    }
+}
+
+/// A North American number: area code and exchange start with 2–9, area code not N11.
+fn nanp(d: &[u8]) -> bool {
+    d.len() == 10 && d[0] >= b'2' && !(d[1] == b'1' && d[2] == b'1') && d[3] >= b'2'
+}
+
+/// An international number: a real country calling code and a plausible national length.
+fn e164(d: &[u8]) -> bool {
+    if d[0] == b'0' {
+        return false;
+    }
+    let cc_len = if matches!(d[0], b'1' | b'7') {
+        1
+    } else if TWO_DIGIT_CC.contains(&num(&d[..2])) {
+        2
+    } else if THREE_DIGIT_CC_PREFIX.contains(&num(&d[..2])) {
+        3
+    } else {
+        return false;
+    };
+    let national = &d[cc_len..];
+    if d[0] == b'1' {
+        return nanp(national);
+    }
+    (6..=12).contains(&national.len())
+}
+
+const TWO_DIGIT_CC: &[u32] = &[
+    20, 27, 30, 31, 32, 33, 34, 36, 39, 40, 41, 43, 44, 45, 46, 47, 48, 49, 51, 52, 53, 54, 55,
+    56, 57, 58, 60, 61, 62, 63, 64, 65, 66, 81, 82, 84, 86, 90, 91, 92, 93, 94, 95, 98,
+];
+
+/// First two digits of the three-digit country codes (21x–29x, 35x, 37x, 38x, 42x, 50x, 59x,
+/// 67x–69x, 85x, 88x, 96x, 97x, 99x).
+const THREE_DIGIT_CC_PREFIX: &[u32] = &[
+    21, 22, 23, 24, 25, 26, 29, 35, 37, 38, 42, 50, 59, 67, 68, 69, 85, 88, 96, 97, 99,
+];
