@@ -1,5 +1,7 @@
 //! Helpers for Tapline's end-to-end tests: where the sample captures are and what they hold.
 
+pub mod pii;
+
 use serde::Deserialize;
 use std::path::PathBuf;
 

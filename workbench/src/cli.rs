@@ -28,6 +28,19 @@ pub enum Command {
     /// Compare the team's OpenAPI document with the discovered inventory: shadow and zombie
     /// endpoints, drift. Exits 1 when there are differences.
     Diff(DiffArgs),
+    /// Classify values, one a line (a JSON string, {"text": ..., "key": ...}, or raw text):
+    /// prints the data classes found in each with their character spans.
+    Classify(ClassifyArgs),
+}
+
+/// Arguments of `tapline classify`.
+#[derive(Debug, clap::Args)]
+pub struct ClassifyArgs {
+    /// Input file; `-` or nothing reads standard input.
+    pub file: Option<PathBuf>,
+    /// Also print low-confidence hits (a bare number that only fits a class's shape).
+    #[arg(long)]
+    pub all: bool,
 }
 
 /// Arguments of `tapline diff`.

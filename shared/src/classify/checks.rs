@@ -46,9 +46,7 @@ pub fn card_brand(digits: &[u8]) -> Option<&'static str> {
         b'3' if (16..=19).contains(&n) && (3528..=3589).contains(&p4) => Some("jcb"),
         b'5' if n == 16 && (51..=55).contains(&p2) => Some("mastercard"),
         b'2' if n == 16 && (222_100..=272_099).contains(&p6) => Some("mastercard"),
-        b'6' if (16..=19).contains(&n)
-            && (p4 == 6011 || p2 == 65 || (644..=649).contains(&p3)) =>
-        {
+        b'6' if (16..=19).contains(&n) && (p4 == 6011 || p2 == 65 || (644..=649).contains(&p3)) => {
             Some("discover")
         }
         b'6' if (16..=19).contains(&n) && p2 == 62 => Some("unionpay"),
@@ -166,7 +164,8 @@ pub fn verhoeff(d: &[u8]) -> bool {
     c == 0
 }
 
-/// Polish PESEL: weighted check digit and a real birth date (the month encodes the century).
+/// Polish PESEL: weighted check digit and a real birth date (the month encodes the century;
+/// the 2100s and 2200s encodings are not accepted: nobody alive was born then).
 pub fn pl_pesel(d: &[u8]) -> bool {
     if d.len() != 11 {
         return false;
@@ -186,8 +185,6 @@ pub fn pl_pesel(d: &[u8]) -> bool {
     let (century, month) = match mm {
         1..=12 => (1900, mm),
         21..=32 => (2000, mm - 20),
-        41..=52 => (2100, mm - 40),
-        61..=72 => (2200, mm - 60),
         81..=92 => (1800, mm - 80),
         _ => return false,
     };
@@ -206,7 +203,10 @@ pub fn uk_nino(prefix: [u8; 2], suffix: u8) -> bool {
     let bad_second = b"DFIOQUV";
     !bad_first.contains(&a)
         && !bad_second.contains(&b)
-        && !matches!(&[a, b], b"BG" | b"GB" | b"NK" | b"KN" | b"TN" | b"NT" | b"ZZ")
+        && !matches!(
+            &[a, b],
+            b"BG" | b"GB" | b"NK" | b"KN" | b"TN" | b"NT" | b"ZZ"
+        )
         && matches!(suffix.to_ascii_uppercase(), b'A'..=b'D')
 }
 

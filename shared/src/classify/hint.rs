@@ -185,13 +185,25 @@ fn word_flags(w: Option<&str>, prev: Option<&str>) -> (Hint, Hint) {
         "password" | "passwd" | "pwd" | "pass" | "passphrase" | "passcode" => Hint::PASSWORD,
         "secret" | "secrets" | "token" | "apikey" | "credential" | "credentials" | "creds"
         | "auth" | "bearer" => Hint::SECRET,
-        "key" if matches!(
-            prev,
-            Some(
-                "api" | "access" | "secret" | "private" | "auth" | "client" | "signing"
-                    | "master" | "encryption" | "account" | "app" | "service" | "admin"
-            )
-        ) =>
+        "key"
+            if matches!(
+                prev,
+                Some(
+                    "api"
+                        | "access"
+                        | "secret"
+                        | "private"
+                        | "auth"
+                        | "client"
+                        | "signing"
+                        | "master"
+                        | "encryption"
+                        | "account"
+                        | "app"
+                        | "service"
+                        | "admin"
+                )
+            ) =>
         {
             Hint::SECRET
         }
@@ -213,11 +225,27 @@ pub(crate) fn is_placeholder(v: &[u8]) -> bool {
     }
     let lower = v.to_ascii_lowercase();
     let fillers: &[&[u8]] = &[
-        b"xxxx", b"****", b"....", b"changeme", b"change_me", b"your_", b"your-", b"example",
-        b"placeholder", b"redacted", b"secret_here", b"todo", b"dummy", b"null", b"none",
-        b"undefined", b"password",
+        b"xxxx",
+        b"****",
+        b"....",
+        b"changeme",
+        b"change_me",
+        b"your_",
+        b"your-",
+        b"example",
+        b"placeholder",
+        b"redacted",
+        b"secret_here",
+        b"todo",
+        b"dummy",
+        b"null",
+        b"none",
+        b"undefined",
+        b"password",
     ];
-    fillers.iter().any(|f| lower.windows(f.len()).any(|w| w == *f))
+    fillers
+        .iter()
+        .any(|f| lower.windows(f.len()).any(|w| w == *f))
         || v.iter().all(|&c| c == first)
 }
 
@@ -277,7 +305,9 @@ pub(crate) fn looks_secret(v: &[u8]) -> bool {
     if !(16..=512).contains(&v.len()) || is_placeholder(v) {
         return false;
     }
-    if v.iter().any(|c| c.is_ascii_whitespace() || matches!(c, b'"' | b'\'' | b',' | b';')) {
+    if v.iter()
+        .any(|c| c.is_ascii_whitespace() || matches!(c, b'"' | b'\'' | b',' | b';'))
+    {
         return false;
     }
     if is_uuid(v) {
@@ -286,8 +316,8 @@ pub(crate) fn looks_secret(v: &[u8]) -> bool {
     let digits = v.iter().filter(|c| c.is_ascii_digit()).count();
     let letters = v.iter().filter(|c| c.is_ascii_alphabetic()).count();
     // Words and paths (`prod5zyxlmy-cmk`, `cmp2-qat-1208358310`) are names, not keys.
-    let seps = v.iter().filter(|c| matches!(c, b'-' | b'.' | b'/' | b':')).count();
-    digits > 0 && letters > 0 && seps * 6 < v.len() && entropy(v) >= 3.5
+    let seps = v.iter().filter(|c| matches!(c, b'-' | b'.' | b':')).count();
+    digits > 0 && letters > 0 && seps <= 1 && entropy(v) >= 3.5
 }
 
 /// `8-4-4-4-12` hexadecimal.
@@ -315,7 +345,10 @@ fn is_date(v: &[u8]) -> bool {
     let &[a, b, c] = digits.as_slice() else {
         return false;
     };
-    let word_ok = v.len() <= 35 && !v.iter().any(|&c| is_word(c) && c.is_ascii_alphabetic() && c != b'T' && c != b'Z');
+    let word_ok = v.len() <= 35
+        && !v
+            .iter()
+            .any(|&c| is_word(c) && c.is_ascii_alphabetic() && c != b'T' && c != b'Z');
     word_ok
         && if a > 1850 {
             valid_date(a, b, c)

@@ -240,11 +240,21 @@ fn resolve_overlaps(hits: &mut Vec<Hit>) {
     }
     hits.sort_by_key(|h| (h.start, std::cmp::Reverse(h.end)));
     let score = |h: &Hit| (h.confidence, h.class.rank(), h.end - h.start);
+    let within = |inner: &Hit, outer: &Hit| inner.start >= outer.start && inner.end <= outer.end;
     let mut kept: Vec<Hit> = Vec::with_capacity(hits.len());
     for h in hits.drain(..) {
         match kept.last_mut() {
             Some(last) if h.start < last.end => {
-                if score(&h) > score(last) {
+                // A value inside a longer one (digits inside an IPv6 address) is part of it
+                // unless it is surer.
+                let replace = if within(&h, last) {
+                    h.confidence > last.confidence
+                } else if within(last, &h) {
+                    h.confidence >= last.confidence
+                } else {
+                    score(&h) > score(last)
+                };
+                if replace {
                     *last = h;
                 }
             }

@@ -59,10 +59,10 @@ pub(super) fn at(s: &mut Scan<'_, '_>, p: usize) -> usize {
     }
     let end = j;
     let after_ok = end >= b.len() || !is_word(b[end]);
+    if n == 1 {
+        es_nif(s, groups[0]);
+    }
     if !after_ok {
-        if n == 1 {
-            es_nif(s, groups[0]);
-        }
         // Digits glued to letters (`v2`, `12345678Z`): nothing else to read here.
         return end;
     }
@@ -186,31 +186,51 @@ impl Run<'_> {
                 && d[0] >= b'2'
                 && checks::verhoeff(d) =>
             {
-                let conf = if named_id { Confidence::High } else { grouped(Confidence::Low) };
+                let conf = if named_id {
+                    Confidence::High
+                } else {
+                    grouped(Confidence::Low)
+                };
                 return Some((DataClass::InAadhaar, conf, start, end));
             }
             9 => {
                 if let Ok(arr) = <[u8; 9]>::try_from(d) {
                     let ssn_layout = self.lens(&[3, 2, 4]) && self.uniform(b"- .");
                     if (ssn_layout || self.bare() && hint.has(Hint::SSN)) && checks::us_ssn(&arr) {
-                        let conf = if hint.has(Hint::SSN) { Confidence::High } else { Confidence::Medium };
+                        let conf = if hint.has(Hint::SSN) {
+                            Confidence::High
+                        } else {
+                            Confidence::Medium
+                        };
                         return Some((DataClass::UsSsn, conf, start, end));
                     }
                 }
                 let sin_layout = self.bare() || self.lens(&[3, 3, 3]) && self.uniform(b" -");
                 if sin_layout && !matches!(d[0], b'0' | b'8') && luhn(d) {
-                    let conf = if named_id { Confidence::High } else { grouped(Confidence::Low) };
+                    let conf = if named_id {
+                        Confidence::High
+                    } else {
+                        grouped(Confidence::Low)
+                    };
                     return Some((DataClass::CaSin, conf, start, end));
                 }
             }
             10 if (self.bare() || self.lens(&[3, 3, 4]) && self.uniform(b" -"))
                 && checks::uk_nhs(d) =>
             {
-                let conf = if named_id { Confidence::High } else { grouped(Confidence::Low) };
+                let conf = if named_id {
+                    Confidence::High
+                } else {
+                    grouped(Confidence::Low)
+                };
                 return Some((DataClass::UkNhs, conf, start, end));
             }
             11 if self.bare() && checks::pl_pesel(d) => {
-                let conf = if named_id { Confidence::High } else { Confidence::Low };
+                let conf = if named_id {
+                    Confidence::High
+                } else {
+                    Confidence::Low
+                };
                 return Some((DataClass::PlPesel, conf, start, end));
             }
             _ => {}
@@ -264,11 +284,13 @@ impl Run<'_> {
         let nd = d.len();
         let (start, end) = (self.start(), self.end());
         let phone_seps = b" -.";
-        let plus = self.first && start > 0 && self.b[start - 1] == b'+'
+        let plus = self.first
+            && start > 0
+            && self.b[start - 1] == b'+'
             && (start < 2 || !is_word(self.b[start - 2]));
         if plus {
             let seps_ok = self.seps.iter().all(|c| phone_seps.contains(c));
-            let groups_ok = self.bare() || self.groups.iter().all(|g| g.len <= 8);
+            let groups_ok = self.groups.iter().all(|g| g.len <= 12);
             if seps_ok && groups_ok && (8..=15).contains(&nd) && e164(d) {
                 return Some((DataClass::PhoneNumber, Confidence::High, start - 1, end));
             }
@@ -343,8 +365,8 @@ fn e164(d: &[u8]) -> bool {
 }
 
 const TWO_DIGIT_CC: &[u32] = &[
-    20, 27, 30, 31, 32, 33, 34, 36, 39, 40, 41, 43, 44, 45, 46, 47, 48, 49, 51, 52, 53, 54, 55,
-    56, 57, 58, 60, 61, 62, 63, 64, 65, 66, 81, 82, 84, 86, 90, 91, 92, 93, 94, 95, 98,
+    20, 27, 30, 31, 32, 33, 34, 36, 39, 40, 41, 43, 44, 45, 46, 47, 48, 49, 51, 52, 53, 54, 55, 56,
+    57, 58, 60, 61, 62, 63, 64, 65, 66, 81, 82, 84, 86, 90, 91, 92, 93, 94, 95, 98,
 ];
 
 /// First two digits of the three-digit country codes (21x–29x, 35x, 37x, 38x, 42x, 50x, 59x,

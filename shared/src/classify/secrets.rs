@@ -25,6 +25,7 @@ enum Kind {
     Basic,
     UrlCreds,
     AzureClientSecret,
+    GcpServiceAccount,
 }
 
 const PREFIXES: &[(&str, Kind)] = &[
@@ -67,6 +68,7 @@ const PREFIXES: &[(&str, Kind)] = &[
     ("basic ", Kind::Basic),
     ("://", Kind::UrlCreds),
     ("Q~", Kind::AzureClientSecret),
+    ("service_account", Kind::GcpServiceAccount),
 ];
 
 static AUTOMATON: LazyLock<Option<AhoCorasick>> = LazyLock::new(|| {
@@ -139,7 +141,7 @@ fn token(s: &mut Scan<'_, '_>, kind: Kind, start: usize, pend: usize) -> Option<
     let before_ok = start == 0 || !is_word(b[start - 1]);
     let (class, end) = match kind {
         Kind::AwsId => {
-            let n = run(b, pend, |c| c.is_ascii_uppercase() || (b'2'..=b'7').contains(&c));
+            let n = run(b, pend, |c| c.is_ascii_uppercase() || c.is_ascii_digit());
             let end = pend + 16;
             if !before_ok || n != 16 || b.get(end).is_some_and(|&c| alnum(c)) {
                 return None;
@@ -208,7 +210,11 @@ fn token(s: &mut Scan<'_, '_>, kind: Kind, start: usize, pend: usize) -> Option<
                 return None;
             }
             // Include the scheme when it is there.
-            let from = if start >= 8 && b[..start].ends_with(b"https://") { start - 8 } else { start };
+            let from = if start >= 8 && b[..start].ends_with(b"https://") {
+                start - 8
+            } else {
+                start
+            };
             s.push(DataClass::SlackWebhook, from, pend + n, Confidence::High);
             return Some(pend + n);
         }
@@ -247,7 +253,9 @@ fn token(s: &mut Scan<'_, '_>, kind: Kind, start: usize, pend: usize) -> Option<
                     at.saturating_sub(lead) >= 20 && n - at - 8 >= 20
                 }
                 None => {
-                    (body.starts_with(b"proj-") || body.starts_with(b"svcacct-") || body.starts_with(b"admin-"))
+                    (body.starts_with(b"proj-")
+                        || body.starts_with(b"svcacct-")
+                        || body.starts_with(b"admin-"))
                         && n >= 40
                 }
             };
@@ -257,6 +265,19 @@ fn token(s: &mut Scan<'_, '_>, kind: Kind, start: usize, pend: usize) -> Option<
             (DataClass::OpenaiKey, pend + n)
         }
         Kind::Pem => return pem(s, start, pend),
+        Kind::GcpServiceAccount => {
+            // `"type": "service_account"` in a key file that carries its private key.
+            let quoted = start > 0
+                && b[start - 1] == b'"'
+                && b.get(pend).is_some_and(|&c| c == b'"' || c == b'\\');
+            let typed =
+                memchr::memmem::find(&b[start.saturating_sub(24)..start], b"type").is_some();
+            if !quoted || !typed || memchr::memmem::find(b, b"private_key").is_none() {
+                return None;
+            }
+            s.push(DataClass::GcpServiceAccount, start, pend, Confidence::High);
+            return Some(pend);
+        }
         Kind::Jwt => {
             let end = jwt(b, start)?;
             if !before_ok {
@@ -282,9 +303,9 @@ fn token(s: &mut Scan<'_, '_>, kind: Kind, start: usize, pend: usize) -> Option<
         Kind::UrlCreds => {
             // scheme://user:password@host — the password.
             let rest = &b[pend..];
-            let stop = rest
-                .iter()
-                .position(|&c| matches!(c, b'/' | b'@' | b' ' | b'"' | b'\'' | b'<' | b'>' | b'\n'))?;
+            let stop = rest.iter().position(|&c| {
+                matches!(c, b'/' | b'@' | b' ' | b'"' | b'\'' | b'<' | b'>' | b'\n')
+            })?;
             if rest[stop] != b'@' {
                 return None;
             }
@@ -293,7 +314,12 @@ fn token(s: &mut Scan<'_, '_>, kind: Kind, start: usize, pend: usize) -> Option<
             if pw.is_empty() || is_placeholder(pw) {
                 return None;
             }
-            s.push(DataClass::Password, pend + colon + 1, pend + stop, Confidence::Medium);
+            s.push(
+                DataClass::Password,
+                pend + colon + 1,
+                pend + stop,
+                Confidence::Medium,
+            );
             return Some(pend + stop);
         }
         Kind::AzureClientSecret => {
@@ -311,7 +337,12 @@ fn token(s: &mut Scan<'_, '_>, kind: Kind, start: usize, pend: usize) -> Option<
             if !(31..=34).contains(&n) || b[pend..pend + n].iter().all(|&c| c == b'~') {
                 return None;
             }
-            s.push(DataClass::AzureClientSecret, from, pend + n, Confidence::High);
+            s.push(
+                DataClass::AzureClientSecret,
+                from,
+                pend + n,
+                Confidence::High,
+            );
             return Some(pend + n);
         }
     };
@@ -337,14 +368,18 @@ fn jwt(b: &[u8], start: usize) -> Option<usize> {
     }
     let sig = run(b, dot2 + 1, b64url);
     let end = dot2 + 1 + sig;
-    if b.get(end).is_some_and(|&c| c == b'=' || c == b'.' || is_word(c)) {
+    if b.get(end)
+        .is_some_and(|&c| c == b'=' || c == b'.' || is_word(c))
+    {
         return None;
     }
     let header = &b[start..dot1];
     let header = &header[..header.len().min(1024)];
     let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(header)
-        .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(&header[..header.len() / 4 * 4]))
+        .or_else(|_| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(&header[..header.len() / 4 * 4])
+        })
         .ok()?;
     let opens = raw.iter().find(|c| !c.is_ascii_whitespace()) == Some(&b'{');
     let names = memchr::memmem::find(&raw, b"\"alg\"").is_some()
@@ -363,7 +398,8 @@ fn pem(s: &mut Scan<'_, '_>, start: usize, pend: usize) -> Option<usize> {
     let rest = &b[body_start..];
     let (body, end) = match memchr::memmem::find(rest, b"-----END") {
         Some(e) => {
-            let close = memchr::memmem::find(&rest[e + 8..], b"-----").map_or(e + 8, |c| e + 8 + c + 5);
+            let close =
+                memchr::memmem::find(&rest[e + 8..], b"-----").map_or(e + 8, |c| e + 8 + c + 5);
             (&rest[..e], body_start + close)
         }
         None => {
@@ -392,9 +428,15 @@ fn aws_secret_after(s: &mut Scan<'_, '_>, from: usize) {
             let n = run(window, i, b64);
             if n == 40 && window.get(i + n).is_none_or(|&c| !b64(c) && c != b'=') {
                 let tok = &window[i..i + n];
-                let mixed = tok.iter().any(u8::is_ascii_lowercase) && tok.iter().any(u8::is_ascii_uppercase);
+                let mixed = tok.iter().any(u8::is_ascii_lowercase)
+                    && tok.iter().any(u8::is_ascii_uppercase);
                 if mixed && !is_placeholder(tok) && entropy(tok) > 4.0 {
-                    s.push(DataClass::AwsSecretAccessKey, from + i, from + i + n, Confidence::High);
+                    s.push(
+                        DataClass::AwsSecretAccessKey,
+                        from + i,
+                        from + i + n,
+                        Confidence::High,
+                    );
                     return;
                 }
             }
@@ -422,7 +464,12 @@ fn azure_storage_keys(s: &mut Scan<'_, '_>) {
             || s.key.has(Hint::AZURE)
             || window.windows(3).any(|w| w.eq_ignore_ascii_case(b"key"));
         if keyish && entropy(&b[start..eq]) > 4.5 {
-            s.push(DataClass::AzureStorageKey, start, eq + 2, Confidence::Medium);
+            s.push(
+                DataClass::AzureStorageKey,
+                start,
+                eq + 2,
+                Confidence::Medium,
+            );
         }
     }
 }
@@ -433,7 +480,11 @@ fn assignments(s: &mut Scan<'_, '_>) {
     let b = s.b;
     for sep in memchr::memchr2_iter(b'=', b':', b) {
         let next = b.get(sep + 1).copied().unwrap_or(b' ');
-        if next == b'=' || next == b'/' || next == b':' || (sep > 0 && matches!(b[sep - 1], b'=' | b':' | b'!' | b'<' | b'>')) {
+        if next == b'='
+            || next == b'/'
+            || next == b':'
+            || (sep > 0 && matches!(b[sep - 1], b'=' | b':' | b'!' | b'<' | b'>'))
+        {
             continue;
         }
         // The name, right to left.
@@ -451,7 +502,9 @@ fn assignments(s: &mut Scan<'_, '_>) {
         if k == kend || kend - k > 64 {
             continue;
         }
-        let Ok(name) = std::str::from_utf8(&b[k..kend]) else { continue };
+        let Ok(name) = std::str::from_utf8(&b[k..kend]) else {
+            continue;
+        };
         let hint = Hint::from_key(name);
         if !hint.has(Hint::PASSWORD) && !hint.has(Hint::SECRET) {
             continue;
@@ -464,7 +517,10 @@ fn assignments(s: &mut Scan<'_, '_>) {
         while v < b.len() && matches!(b[v], b' ' | b'\t') {
             v += 1;
         }
-        let quote = b.get(v).copied().filter(|c| matches!(c, b'"' | b'\'' | b'`'));
+        let quote = b
+            .get(v)
+            .copied()
+            .filter(|c| matches!(c, b'"' | b'\'' | b'`'));
         if quote.is_some() {
             v += 1;
         }
@@ -473,7 +529,21 @@ fn assignments(s: &mut Scan<'_, '_>) {
             None => {
                 v + b[v..]
                     .iter()
-                    .take_while(|&&c| !c.is_ascii_whitespace() && !matches!(c, b',' | b';' | b'&' | b')' | b'}' | b']' | b'<' | b'>' | b'"' | b'\''))
+                    .take_while(|&&c| {
+                        !c.is_ascii_whitespace()
+                            && !matches!(
+                                c,
+                                b',' | b';'
+                                    | b'&'
+                                    | b')'
+                                    | b'}'
+                                    | b']'
+                                    | b'<'
+                                    | b'>'
+                                    | b'"'
+                                    | b'\''
+                            )
+                    })
                     .count()
             }
         };

@@ -12,7 +12,10 @@ fn classes<'a>(text: &'a str, key: Option<&str>) -> Vec<(DataClass, &'a str)> {
 #[test]
 fn cards_need_luhn_and_a_brand_or_context() {
     assert_eq!(
-        classes("4012888888881881 4012-8888-8888-1881 4012 8888 8888 1881", None),
+        classes(
+            "4012888888881881 4012-8888-8888-1881 4012 8888 8888 1881",
+            None
+        ),
         vec![
             (DataClass::CreditCard, "4012888888881881"),
             (DataClass::CreditCard, "4012-8888-8888-1881"),
@@ -29,10 +32,16 @@ fn cards_need_luhn_and_a_brand_or_context() {
 
 #[test]
 fn ssn_rules_and_layouts() {
-    assert_eq!(classes("078.05.1123", None), vec![(DataClass::UsSsn, "078.05.1123")]);
+    assert_eq!(
+        classes("078.05.1123", None),
+        vec![(DataClass::UsSsn, "078.05.1123")]
+    );
     assert!(classes("078-05-0000", None).is_empty());
     assert!(classes("693-09.4444", None).is_empty());
-    assert_eq!(classes("123456789", Some("ssn")), vec![(DataClass::UsSsn, "123456789")]);
+    assert_eq!(
+        classes("123456789", Some("ssn")),
+        vec![(DataClass::UsSsn, "123456789")]
+    );
 }
 
 #[test]
@@ -44,8 +53,14 @@ fn phones() {
             (DataClass::PhoneNumber, "+1 415 555 0132"),
         ]
     );
-    assert!(classes("917-123-4567", None).is_empty(), "exchange 123 is not NANP");
-    assert_eq!(classes("+905321234567", None), vec![(DataClass::PhoneNumber, "+905321234567")]);
+    assert!(
+        classes("917-123-4567", None).is_empty(),
+        "exchange 123 is not NANP"
+    );
+    assert_eq!(
+        classes("+905321234567", None),
+        vec![(DataClass::PhoneNumber, "+905321234567")]
+    );
 }
 
 #[test]
@@ -53,16 +68,28 @@ fn addresses() {
     assert_eq!(classes("IPs: 192.168.1.1, 2001:db8::1", None).len(), 2);
     assert!(classes("Version 1.2.3", None).is_empty());
     assert!(classes("std::cout 12:34:56", None).is_empty());
-    assert_eq!(classes("10.0.0.0/8", None), vec![(DataClass::IpAddress, "10.0.0.0/8")]);
-    assert_eq!(classes("MAC: 01:23:45:67:89:AB", None), vec![(DataClass::MacAddress, "01:23:45:67:89:AB")]);
+    assert_eq!(
+        classes("10.0.0.0/8", None),
+        vec![(DataClass::IpAddress, "10.0.0.0/8")]
+    );
+    assert_eq!(
+        classes("MAC: 01:23:45:67:89:AB", None),
+        vec![(DataClass::MacAddress, "01:23:45:67:89:AB")]
+    );
     assert!(classes("00:00:00:00:00:00", None).is_empty());
-    assert_eq!(classes("a@xn--d1acufc.xn--p1ai", None), vec![(DataClass::Email, "a@xn--d1acufc.xn--p1ai")]);
+    assert_eq!(
+        classes("a@xn--d1acufc.xn--p1ai", None),
+        vec![(DataClass::Email, "a@xn--d1acufc.xn--p1ai")]
+    );
 }
 
 #[test]
 fn iban_with_groups_and_trailing_text() {
     assert_eq!(
-        classes("this is an iban VG96 VPVG 0000 0123 4567 8901 X in a sentence", None),
+        classes(
+            "this is an iban VG96 VPVG 0000 0123 4567 8901 X in a sentence",
+            None
+        ),
         vec![(DataClass::Iban, "VG96 VPVG 0000 0123 4567 8901")]
     );
     assert!(classes("GB29 1WBK 6016 1331 9268 19", None).is_empty());
@@ -71,7 +98,10 @@ fn iban_with_groups_and_trailing_text() {
 #[test]
 fn tokens() {
     let jwt = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0In0.c2lnbmF0dXJlLXNpZ25hdHVyZQ";
-    assert_eq!(classes(&format!("Bearer {jwt}"), None), vec![(DataClass::Jwt, jwt)]);
+    assert_eq!(
+        classes(&format!("Bearer {jwt}"), None),
+        vec![(DataClass::Jwt, jwt)]
+    );
     assert_eq!(
         classes("key AKIAIOSFODNN7EXAMPLE", None),
         vec![],
@@ -79,7 +109,10 @@ fn tokens() {
     );
     assert_eq!(
         classes("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", None),
-        vec![(DataClass::GithubToken, "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")]
+        vec![(
+            DataClass::GithubToken,
+            "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"
+        )]
     );
     assert!(classes("xoxb-xxxxxxxxx-xxxxxxxxxx-xxxxxxxxxxxx", None).is_empty());
     assert_eq!(
@@ -90,8 +123,14 @@ fn tokens() {
 
 #[test]
 fn named_fields() {
-    assert_eq!(classes("hunter2", Some("password")), vec![(DataClass::Password, "hunter2")]);
-    assert_eq!(classes("1990-04-01", Some("dateOfBirth")), vec![(DataClass::DateOfBirth, "1990-04-01")]);
+    assert_eq!(
+        classes("hunter2", Some("password")),
+        vec![(DataClass::Password, "hunter2")]
+    );
+    assert_eq!(
+        classes("1990-04-01", Some("dateOfBirth")),
+        vec![(DataClass::DateOfBirth, "1990-04-01")]
+    );
     assert!(classes("1990-04-01", Some("createdAt")).is_empty());
     assert_eq!(
         classes("3kJnB7gH9pLqX1ZsV4tUvWxY2aBcD5fG", Some("client_secret")),
@@ -103,7 +142,23 @@ fn named_fields() {
 
 #[test]
 fn never_panics_on_odd_input() {
-    for s in ["", "@", ":", "::", "+", "(", "-----BEGIN ", "eyJ.", "AKIA", "é@é.é", "0", "SG.", "Basic ", "x://a:@", "Q~"] {
+    for s in [
+        "",
+        "@",
+        ":",
+        "::",
+        "+",
+        "(",
+        "-----BEGIN ",
+        "eyJ.",
+        "AKIA",
+        "é@é.é",
+        "0",
+        "SG.",
+        "Basic ",
+        "x://a:@",
+        "Q~",
+    ] {
         let _ = classify(s, None);
         let _ = classify(s, Some("password"));
     }

@@ -98,7 +98,11 @@ fn iban(s: &mut Scan<'_, '_>, i: usize) {
         }
     }
     if n == want && b.get(k).is_none_or(|&c| !is_word(c)) && iban_mod97(&buf[..n]) {
-        let conf = if s.key.has(Hint::IBAN) { Confidence::High } else { Confidence::Medium };
+        let conf = if s.key.has(Hint::IBAN) {
+            Confidence::High
+        } else {
+            Confidence::Medium
+        };
         s.push(DataClass::Iban, i, k, conf);
     }
 }
@@ -187,7 +191,9 @@ fn mac(s: &mut Scan<'_, '_>, i: usize) {
     } else {
         return;
     };
-    if b.get(end).is_some_and(|&c| is_word(c) || matches!(c, b':' | b'-' | b'.')) {
+    if b.get(end)
+        .is_some_and(|&c| is_word(c) || matches!(c, b':' | b'-' | b'.'))
+    {
         return;
     }
     let digits = b[i..end].iter().filter(|c| c.is_ascii_hexdigit());
@@ -235,7 +241,11 @@ fn emails(s: &mut Scan<'_, '_>) {
             .split(|&c| c == b'.')
             .all(|l| !l.is_empty() && l[0] != b'-' && l[l.len() - 1] != b'-');
         if tld_ok && labels_ok {
-            let conf = if s.hint_at(l).has(Hint::EMAIL) { Confidence::High } else { Confidence::Medium };
+            let conf = if s.hint_at(l).has(Hint::EMAIL) {
+                Confidence::High
+            } else {
+                Confidence::Medium
+            };
             s.push(DataClass::Email, l, r, conf);
         }
     }
@@ -271,7 +281,9 @@ fn ipv6(s: &mut Scan<'_, '_>) {
         if !(compressed || colons == 7) || colons > 7 {
             continue;
         }
-        let Ok(text) = std::str::from_utf8(t) else { continue };
+        let Ok(text) = std::str::from_utf8(t) else {
+            continue;
+        };
         if text.parse::<Ipv6Addr>().is_err() {
             continue;
         }
