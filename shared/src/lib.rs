@@ -20,6 +20,7 @@ pub mod http;
 pub mod packet;
 pub mod reassembly;
 pub mod record;
+pub mod sensitive;
 
 pub use engine::{DecodedCapture, Engine, EngineConfig, EngineStats, decode_capture};
 pub use record::{Anomalies, Body, Headers, HttpVersion, Transaction};
