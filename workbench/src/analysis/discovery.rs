@@ -56,6 +56,7 @@ pub struct Discovery {
     key: String,
     template: String,
     params: Vec<(std::ops::Range<usize>, std::ops::Range<usize>)>,
+    scanner: tapline_core::sensitive::Scanner,
 }
 
 /// `users` → `user`, `categories` → `category`, `addresses` → `address`.
@@ -209,6 +210,7 @@ impl Discovery {
             *slot = (&self.template[name.clone()], &path[value.clone()]);
         }
         e.profile.observe(tx, e.count, &params[..n]);
+        e.profile.observe_sensitive(id, tx, &mut self.scanner);
         e.count += 1;
         e.first_seen_ns = e.first_seen_ns.min(ts);
         e.last_seen_ns = e.last_seen_ns.max(ts);
@@ -249,6 +251,55 @@ pub struct DiscoveryOutput {
     pub retired: Vec<i64>,
     /// New endpoints on known hosts, newly exposed response fields.
     pub findings: Vec<NewFinding>,
+}
+
+/// Data classes an endpoint carries now that the case had not seen on it: one finding per
+/// class, secrets high, personal data medium.
+fn newly_exposed(
+    before: &EndpointProfile,
+    now: &EndpointProfile,
+    key: &(String, String, String),
+    method: &str,
+    host: &str,
+    template: &str,
+) -> Vec<NewFinding> {
+    use tapline_core::classify::{ClassKind, DataClass};
+    let mut out = Vec::new();
+    for (class, locs) in &now.data_classes {
+        if before.data_classes.contains_key(class) {
+            continue;
+        }
+        let secret = DataClass::from_name(class).is_some_and(|c| c.kind() == ClassKind::Secret);
+        let first = locs.values().min_by_key(|s| (s.first_seen_ns, s.first_tx));
+        let last = locs
+            .values()
+            .map(|s| s.last_seen_ns)
+            .max()
+            .unwrap_or_default();
+        let count: u64 = locs.values().map(|s| s.count).sum();
+        let places: Vec<&str> = locs.keys().map(String::as_str).collect();
+        out.push(NewFinding {
+            kind: "sensitive_data_exposed".into(),
+            severity: if secret { "high" } else { "medium" }.into(),
+            confidence: 0.9,
+            endpoint: Some(key.clone()),
+            first_seen_ns: first.map_or(0, |s| s.first_seen_ns),
+            last_seen_ns: last,
+            count,
+            evidence: first.map(|s| s.first_tx).into_iter().collect(),
+            title: format!(
+                "{class} newly seen on {method} {host}{template} ({})",
+                places
+                    .iter()
+                    .take(4)
+                    .copied()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            detail: Some(serde_json::json!({ "class": class, "locations": places }).to_string()),
+        });
+    }
+    out
 }
 
 /// A template split into segments.
@@ -413,6 +464,9 @@ fn consolidate(existing: &[Endpoint], observed: Vec<Observed>) -> DiscoveryOutpu
                 });
             }
             (Some(before), Some(_)) => {
+                out.findings.extend(newly_exposed(
+                    before, &e.profile, &key, &e.method, &e.host, &template,
+                ));
                 let old = before.response_fields();
                 let new: Vec<String> = e
                     .profile

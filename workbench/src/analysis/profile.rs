@@ -268,12 +268,80 @@ pub struct EndpointProfile {
     /// Authentication schemes: `bearer_jwt`, `bearer`, `basic`, `api_key_header:<name>`,
     /// `api_key_query:<name>`, `session_cookie:<name>`, `none`.
     pub auth: BTreeMap<String, AuthStats>,
-    /// Data classes found (the sensitive-data engine fills this).
-    pub data_classes: BTreeMap<String, u64>,
+    /// Sensitive data seen: class → location → how often and when (medium and high
+    /// confidence hits; one count per transaction).
+    pub data_classes: BTreeMap<String, BTreeMap<String, DataSeen>>,
     /// Bodies parsed (the rest were sampled out).
     pub bodies_parsed: u64,
     /// Templates folded into this one (learned parameters), with when.
     pub merged_from: Vec<String>,
+}
+
+/// Where one data class showed up on an endpoint.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DataSeen {
+    /// Transactions that carried it there.
+    pub count: u64,
+    /// First time, ns.
+    pub first_seen_ns: i64,
+    /// Last time, ns.
+    pub last_seen_ns: i64,
+    /// The earliest transaction id that carried it (evidence; the value is not stored).
+    pub first_tx: i64,
+}
+
+impl DataSeen {
+    fn absorb(&mut self, o: &DataSeen) {
+        self.count += o.count;
+        if o.first_seen_ns < self.first_seen_ns
+            || (o.first_seen_ns == self.first_seen_ns && o.first_tx < self.first_tx)
+        {
+            self.first_seen_ns = o.first_seen_ns;
+            self.first_tx = o.first_tx;
+        }
+        self.last_seen_ns = self.last_seen_ns.max(o.last_seen_ns);
+    }
+}
+
+impl EndpointProfile {
+    /// Records the sensitive data in one transaction (its id is the evidence).
+    pub fn observe_sensitive(
+        &mut self,
+        id: i64,
+        tx: &Transaction,
+        scanner: &mut tapline_core::sensitive::Scanner,
+    ) {
+        use tapline_core::classify::Confidence;
+        let mut seen: Vec<(&'static str, String)> = Vec::new();
+        scanner.scan(tx, &mut |f| {
+            if f.hit.confidence >= Confidence::Medium
+                && !seen
+                    .iter()
+                    .any(|(c, l)| *c == f.hit.class.name() && l == f.location)
+            {
+                seen.push((f.hit.class.name(), f.location.to_owned()));
+            }
+        });
+        let ts = tx.request_ts_nanos;
+        for (class, loc) in seen {
+            let one = DataSeen {
+                count: 1,
+                first_seen_ns: ts,
+                last_seen_ns: ts,
+                first_tx: id,
+            };
+            let locs = match self.data_classes.get_mut(class) {
+                Some(l) => l,
+                None => self.data_classes.entry(class.to_owned()).or_default(),
+            };
+            match locs.get_mut(&loc) {
+                Some(m) => m.absorb(&one),
+                None => {
+                    locs.insert(loc, one);
+                }
+            }
+        }
+    }
 }
 
 fn media_type(ct: &str) -> String {
@@ -440,7 +508,14 @@ impl EndpointProfile {
             a.jwt_algs.extend(v.jwt_algs.iter().cloned());
             a.jwt_claims.extend(v.jwt_claims.iter().cloned());
         }
-        add_counts(&mut self.data_classes, &o.data_classes);
+        for (class, locs) in &o.data_classes {
+            let mine = self.data_classes.entry(class.clone()).or_default();
+            for (loc, seen) in locs {
+                mine.entry(loc.clone())
+                    .and_modify(|m| m.absorb(seen))
+                    .or_insert_with(|| seen.clone());
+            }
+        }
         self.bodies_parsed += o.bodies_parsed;
         for m in &o.merged_from {
             if !self.merged_from.contains(m) {
@@ -501,40 +576,9 @@ fn param<'m>(m: &'m mut BTreeMap<String, ParamStats>, k: &str) -> &'m mut ParamS
 
 /// `%xx` and `+` decoded; invalid escapes kept as they are.
 pub fn percent_decode(s: &str) -> String {
-    if !s.contains(['%', '+']) {
-        return s.to_owned();
-    }
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'%' if i + 2 < b.len() => {
-                let hex = std::str::from_utf8(&b[i + 1..i + 3])
-                    .ok()
-                    .and_then(|h| u8::from_str_radix(h, 16).ok());
-                match hex {
-                    Some(v) => {
-                        out.push(v);
-                        i += 3;
-                    }
-                    None => {
-                        out.push(b'%');
-                        i += 1;
-                    }
-                }
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            c => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    let mut out = String::new();
+    tapline_core::sensitive::percent_decode_into(s, true, &mut out);
+    out
 }
 
 /// A JWT's `alg` and claim names, when `token` is one.
