@@ -75,6 +75,9 @@ pub struct ImportArgs {
     /// rows bypass the write-ahead log).
     #[arg(long, default_value_t = 2 * 122_880)]
     pub batch: usize,
+    /// Skip sensitive-data classification (endpoints get no data classes).
+    #[arg(long)]
+    pub no_sensitive: bool,
     /// No progress bar.
     #[arg(long, short)]
     pub quiet: bool,

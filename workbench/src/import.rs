@@ -36,6 +36,9 @@ pub struct ImportOptions {
     /// full row groups are compressed straight into the case file instead of going through
     /// the write-ahead log first.
     pub batch: usize,
+    /// Classify sensitive data in every transaction (the inventory's data classes and their
+    /// findings). Off only to measure what it costs.
+    pub scan_sensitive: bool,
 }
 
 impl Default for ImportOptions {
@@ -44,6 +47,7 @@ impl Default for ImportOptions {
             max_body: 64 * 1024,
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             batch: 2 * 122_880,
+            scan_sensitive: true,
         }
     }
 }
@@ -381,7 +385,7 @@ impl<'a> ShardWriter<'a> {
         let batch = opts.batch.max(1);
         Ok(ShardWriter {
             writer: store.batch_writer(Some(source))?,
-            analyses: crate::analysis::Analyses::default(),
+            analyses: crate::analysis::Analyses::new(opts.scan_sensitive),
             shared,
             chunk: batch.min(APPEND_CHUNK),
             batch,

@@ -214,6 +214,33 @@ fn word_flags(w: Option<&str>, prev: Option<&str>) -> (Hint, Hint) {
     (any, last)
 }
 
+/// Words that mark a value as a stand-in (`changeme`, `xxxx`, `your_api_key`).
+static FILLERS: std::sync::LazyLock<Option<aho_corasick::AhoCorasick>> =
+    std::sync::LazyLock::new(|| {
+        aho_corasick::AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .build([
+                "xxxx",
+                "****",
+                "....",
+                "changeme",
+                "change_me",
+                "your_",
+                "your-",
+                "example",
+                "placeholder",
+                "redacted",
+                "secret_here",
+                "todo",
+                "dummy",
+                "null",
+                "none",
+                "undefined",
+                "password",
+            ])
+            .ok()
+    });
+
 /// Values that stand in for a secret rather than being one.
 pub(crate) fn is_placeholder(v: &[u8]) -> bool {
     let first = v.first().copied().unwrap_or(b' ');
@@ -223,30 +250,7 @@ pub(crate) fn is_placeholder(v: &[u8]) -> bool {
     {
         return true;
     }
-    let lower = v.to_ascii_lowercase();
-    let fillers: &[&[u8]] = &[
-        b"xxxx",
-        b"****",
-        b"....",
-        b"changeme",
-        b"change_me",
-        b"your_",
-        b"your-",
-        b"example",
-        b"placeholder",
-        b"redacted",
-        b"secret_here",
-        b"todo",
-        b"dummy",
-        b"null",
-        b"none",
-        b"undefined",
-        b"password",
-    ];
-    fillers
-        .iter()
-        .any(|f| lower.windows(f.len()).any(|w| w == *f))
-        || v.iter().all(|&c| c == first)
+    v.iter().all(|&c| c == first) || FILLERS.as_ref().is_some_and(|f| f.is_match(v))
 }
 
 /// Classes decided by the field name over the whole value: passwords, dates of birth, named

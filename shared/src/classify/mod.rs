@@ -191,8 +191,18 @@ pub fn classify(text: &str, key: Option<&str>) -> Vec<Hit> {
 
 /// Classifies one value into `out` (cleared first), reusing its allocation.
 pub fn classify_into(text: &str, key: Option<&str>, out: &mut Vec<Hit>) {
+    classify_with_hint(text, key.map(Hint::from_key).unwrap_or_default(), out);
+}
+
+/// Classifies one value whose field name's [`Hint`] is already known (callers that see the
+/// same names again and again compute it once).
+pub fn classify_with_hint(text: &str, hint: Hint, out: &mut Vec<Hit>) {
     out.clear();
-    let hint = key.map(Hint::from_key).unwrap_or_default();
+    // Nothing shorter than six characters is a class on its own; a name can still say so
+    // (`pwd: abc`).
+    if text.len() < 6 && hint == Hint::default() {
+        return;
+    }
     let mut s = Scan {
         text,
         b: text.as_bytes(),

@@ -451,8 +451,11 @@ fn aws_secret_after(s: &mut Scan<'_, '_>, from: usize) {
 /// to a name that says key.
 fn azure_storage_keys(s: &mut Scan<'_, '_>) {
     let b = s.b;
-    for eq in memchr::memmem::find_iter(b, b"==") {
-        if eq < 86 || b.get(eq + 2).is_some_and(|&c| b64(c) || c == b'=') {
+    if b.len() < 88 {
+        return;
+    }
+    for eq in memchr::memchr_iter(b'=', &b[86..]).map(|i| i + 86) {
+        if b.get(eq + 1) != Some(&b'=') || b.get(eq + 2).is_some_and(|&c| b64(c) || c == b'=') {
             continue;
         }
         let start = eq - 86;

@@ -6,9 +6,10 @@
 //! serde's streaming deserializer (no `Value` tree); arrays collapse to `[]` so every element
 //! of a list shares one location.
 
-use crate::classify::{Hit, classify_into};
+use crate::classify::{Hint, Hit, classify_with_hint};
 use crate::record::{Body, Headers, Transaction};
 use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use std::collections::HashMap;
 use std::fmt;
 
 /// Headers that carry protocol metadata, never data: not scanned.
@@ -74,7 +75,13 @@ pub struct Scanner {
     location: String,
     decoded: String,
     key_buf: String,
+    lower: String,
+    /// Hints of field names seen so far (names repeat across millions of records).
+    hints: HashMap<String, Hint>,
 }
+
+/// Field names whose hints are remembered, at most.
+const MAX_HINTS: usize = 4096;
 
 impl fmt::Debug for Scanner {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -114,8 +121,23 @@ impl Scanner {
         );
     }
 
+    fn hint(&mut self, key: Option<&str>) -> Hint {
+        let Some(key) = key else {
+            return Hint::default();
+        };
+        if let Some(&h) = self.hints.get(key) {
+            return h;
+        }
+        let h = Hint::from_key(key);
+        if self.hints.len() < MAX_HINTS {
+            self.hints.insert(key.to_owned(), h);
+        }
+        h
+    }
+
     fn value(&mut self, key: Option<&str>, value: &str, found: &mut dyn FnMut(Found<'_>)) {
-        classify_into(value, key, &mut self.hits);
+        let hint = self.hint(key);
+        classify_with_hint(value, hint, &mut self.hits);
         for &hit in &self.hits {
             found(Found {
                 location: &self.location,
@@ -128,30 +150,33 @@ impl Scanner {
 
     fn headers(&mut self, side: &str, headers: &Headers, found: &mut dyn FnMut(Found<'_>)) {
         for (name, value) in headers.iter() {
-            if STRUCTURAL_HEADERS
-                .iter()
-                .any(|h| h.eq_ignore_ascii_case(name))
-            {
-                continue;
-            }
-            let lower = name.to_ascii_lowercase();
-            if lower == "cookie" {
-                for pair in value.split(';') {
-                    let (k, v) = pair.split_once('=').unwrap_or(("", pair));
-                    self.set_location(side, "cookie", k.trim());
-                    self.value(Some(k.trim()), v.trim(), found);
-                }
-                continue;
-            }
-            if lower == "set-cookie" {
-                let first = value.split(';').next().unwrap_or("");
-                let (k, v) = first.split_once('=').unwrap_or(("", first));
+            let mut lower = std::mem::take(&mut self.lower);
+            lower.clear();
+            lower.push_str(name);
+            lower.make_ascii_lowercase();
+            self.header(side, &lower, value, found);
+            self.lower = lower;
+        }
+    }
+
+    fn header(&mut self, side: &str, lower: &str, value: &str, found: &mut dyn FnMut(Found<'_>)) {
+        if STRUCTURAL_HEADERS.contains(&lower) {
+            return;
+        }
+        if lower == "cookie" {
+            for pair in value.split(';') {
+                let (k, v) = pair.split_once('=').unwrap_or(("", pair));
                 self.set_location(side, "cookie", k.trim());
                 self.value(Some(k.trim()), v.trim(), found);
-                continue;
             }
-            self.set_location(side, "header", &lower);
-            self.value(Some(&lower), value, found);
+        } else if lower == "set-cookie" {
+            let first = value.split(';').next().unwrap_or("");
+            let (k, v) = first.split_once('=').unwrap_or(("", first));
+            self.set_location(side, "cookie", k.trim());
+            self.value(Some(k.trim()), v.trim(), found);
+        } else {
+            self.set_location(side, "header", lower);
+            self.value(Some(lower), value, found);
         }
     }
 

@@ -2,7 +2,7 @@
 //! that exists — printing wall time, transactions/s, peak memory and case-file size.
 //!
 //! ```text
-//! cargo run --release -p tapline-tests --bin import_bench -- BENCH.pcap [--db CASE.duckdb] [--threads N] [--batch TX] [--runs 3]
+//! cargo run --release -p tapline-tests --bin import_bench -- BENCH.pcap [--db CASE.duckdb] [--threads N] [--batch TX] [--runs 3] [--no-sensitive]
 //! ```
 
 use anyhow::{Context, Result, bail};
@@ -25,6 +25,7 @@ fn main() -> Result<()> {
     while let Some(a) = args.next() {
         match a.as_str() {
             "--db" => db = args.next().map(PathBuf::from),
+            "--no-sensitive" => opts.scan_sensitive = false,
             "--runs" => {
                 runs = args
                     .next()

@@ -57,6 +57,7 @@ pub struct Discovery {
     template: String,
     params: Vec<(std::ops::Range<usize>, std::ops::Range<usize>)>,
     scanner: tapline_core::sensitive::Scanner,
+    scan_sensitive: bool,
 }
 
 /// `users` → `user`, `categories` → `category`, `addresses` → `address`.
@@ -165,6 +166,14 @@ fn template_into(
 }
 
 impl Discovery {
+    /// A discovery engine; `scan_sensitive` also records the data classes of each endpoint.
+    pub fn new(scan_sensitive: bool) -> Discovery {
+        Discovery {
+            scan_sensitive,
+            ..Discovery::default()
+        }
+    }
+
     /// Sees one stored transaction with its case id.
     pub fn observe(&mut self, id: i64, tx: &Transaction) {
         if tx.method.is_empty() {
@@ -210,7 +219,9 @@ impl Discovery {
             *slot = (&self.template[name.clone()], &path[value.clone()]);
         }
         e.profile.observe(tx, e.count, &params[..n]);
-        e.profile.observe_sensitive(id, tx, &mut self.scanner);
+        if self.scan_sensitive {
+            e.profile.observe_sensitive(id, tx, &mut self.scanner);
+        }
         e.count += 1;
         e.first_seen_ns = e.first_seen_ns.min(ts);
         e.last_seen_ns = e.last_seen_ns.max(ts);

@@ -17,13 +17,25 @@ use tapline_store::endpoints::Endpoint;
 use tapline_store::sources::Derived;
 
 /// The engines of one import shard.
-#[derive(Default)]
 pub struct Analyses {
     /// API discovery.
     pub discovery: discovery::Discovery,
 }
 
+impl Default for Analyses {
+    fn default() -> Self {
+        Analyses::new(true)
+    }
+}
+
 impl Analyses {
+    /// Engines for one shard; `scan_sensitive` turns sensitive-data classification on.
+    pub fn new(scan_sensitive: bool) -> Analyses {
+        Analyses {
+            discovery: discovery::Discovery::new(scan_sensitive),
+        }
+    }
+
     /// Sees one stored transaction with its case id.
     pub fn observe(&mut self, id: i64, tx: &Transaction) {
         self.discovery.observe(id, tx);

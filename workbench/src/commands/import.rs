@@ -22,6 +22,7 @@ pub fn run(args: &ImportArgs) -> Result<()> {
             .threads
             .unwrap_or_else(|| ImportOptions::default().threads),
         batch: args.batch,
+        scan_sensitive: !args.no_sensitive,
     };
     for file in &args.files {
         let bar = if args.quiet {
