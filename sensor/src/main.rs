@@ -4,10 +4,13 @@
 //! The QUIC uplink to the workbench arrives with its own issue; until then records go to
 //! stdout as JSON lines with `--stdout`.
 
+mod config;
+
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use std::io::Write;
 use tapline_core::capture::LinkType;
+use tapline_core::sensitive::{Redactor, Scanner};
 use tapline_core::{Engine, EngineConfig, Transaction};
 
 #[global_allocator]
@@ -35,6 +38,9 @@ struct Args {
     /// Write records to stdout as JSON lines.
     #[arg(long)]
     stdout: bool,
+    /// Sensor configuration (TOML): the edge policy (`[redact]`), ...
+    #[arg(long)]
+    config: Option<std::path::PathBuf>,
 }
 
 fn main() -> Result<()> {
@@ -44,9 +50,24 @@ fn main() -> Result<()> {
         ..EngineConfig::default()
     };
     let mut engine = Engine::new(cfg);
+    let config = match &args.config {
+        Some(path) => config::SensorConfig::load(path)?,
+        None => config::SensorConfig::default(),
+    };
+    let redactor = Redactor::new(&config.redact).with_context(|| {
+        format!(
+            "in the [redact] policy of {}",
+            args.config
+                .as_deref()
+                .map_or("the configuration".into(), |p| p.display().to_string())
+        )
+    })?;
     let mut sink = RecordSink {
         stdout: args.stdout,
         count: 0,
+        redactor,
+        scanner: Scanner::default(),
+        redacted: 0,
     };
     if let Some(path) = &args.read {
         let mut cap = pcap::Capture::from_file(path)
@@ -74,11 +95,11 @@ fn main() -> Result<()> {
     }
     let mut out = Vec::new();
     engine.finish(&mut out);
-    sink.emit(&out)?;
+    sink.emit(&mut out)?;
     let s = engine.stats();
     eprintln!(
-        "tapline-sensor: {} packets, {} connections, {} transactions",
-        s.packets, s.flows.created, sink.count
+        "tapline-sensor: {} packets, {} connections, {} transactions, {} values redacted",
+        s.packets, s.flows.created, sink.count, sink.redacted
     );
     Ok(())
 }
@@ -86,11 +107,20 @@ fn main() -> Result<()> {
 struct RecordSink {
     stdout: bool,
     count: u64,
+    /// The edge policy: applied to every record before it leaves the sensor.
+    redactor: Redactor,
+    scanner: Scanner,
+    redacted: u64,
 }
 
 impl RecordSink {
-    fn emit(&mut self, txs: &[Transaction]) -> Result<()> {
+    fn emit(&mut self, txs: &mut [Transaction]) -> Result<()> {
         self.count += txs.len() as u64;
+        if !self.redactor.is_empty() {
+            for tx in txs.iter_mut() {
+                self.redacted += self.redactor.apply(tx, &mut self.scanner) as u64;
+            }
+        }
         if self.stdout && !txs.is_empty() {
             let mut out = std::io::stdout().lock();
             for tx in txs {
@@ -116,7 +146,7 @@ fn run<T: pcap::Activated + ?Sized>(
                 let ts_nanos = ts.tv_sec * 1_000_000_000 + ts.tv_usec * 1_000;
                 engine.frame(ts_nanos, link, p.data, &mut out);
                 if !out.is_empty() {
-                    sink.emit(&out)?;
+                    sink.emit(&mut out)?;
                     out.clear();
                 }
             }

@@ -14,8 +14,8 @@ use std::collections::BTreeSet;
 pub enum Action {
     /// Replace every character of the span with `*` (length kept).
     Mask,
-    /// Replace the span with `hash:` and 16 hex digits of a keyed BLAKE3 hash, so equal values
-    /// stay joinable without being readable.
+    /// Replace the span with `hash:` and 64 bits of a keyed BLAKE3 hash (as 16 letters a–p),
+    /// so equal values stay joinable without being readable.
     Hash,
     /// Remove the whole field (header, cookie, parameter, JSON member's value becomes null).
     Drop,
@@ -229,8 +229,14 @@ impl Ctx<'_, '_> {
                 Action::Hash => {
                     let digest =
                         blake3::keyed_hash(&self.red.key, &value.as_bytes()[h.start..h.end]);
-                    let hex = digest.to_hex();
-                    out.replace_range(h.start..h.end, &format!("hash:{}", &hex.as_str()[..16]));
+                    // Sixteen nibbles spelled with the letters a–p: a hash never reads as a
+                    // number (a card, a phone) to the next classifier.
+                    let tag: String = digest.as_bytes()[..8]
+                        .iter()
+                        .flat_map(|b| [b >> 4, b & 15])
+                        .map(|n| char::from(b'a' + n))
+                        .collect();
+                    out.replace_range(h.start..h.end, &format!("hash:{tag}"));
                 }
             }
         }
