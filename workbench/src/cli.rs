@@ -38,9 +38,21 @@ pub enum Command {
 pub struct ClassifyArgs {
     /// Input file; `-` or nothing reads standard input.
     pub file: Option<PathBuf>,
-    /// Also print low-confidence hits (a bare number that only fits a class's shape).
-    #[arg(long)]
-    pub all: bool,
+    /// Print hits of at least this confidence (`low` includes bare numbers that only fit a
+    /// class's shape and check digits).
+    #[arg(long, value_enum, default_value_t = MinConfidence::Low)]
+    pub min_confidence: MinConfidence,
+}
+
+/// Confidence threshold of `tapline classify`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum MinConfidence {
+    /// Everything.
+    Low,
+    /// Strict formats and validators.
+    Medium,
+    /// Exact token formats, or validators with naming context.
+    High,
 }
 
 /// Arguments of `tapline diff`.

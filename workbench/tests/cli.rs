@@ -85,3 +85,47 @@ fn decode_of_a_non_capture_says_what_is_wrong() {
     assert!(err.contains("notes.txt"), "{err}");
     assert!(err.contains("not a pcap or pcapng file"), "{err}");
 }
+
+#[test]
+fn classify_prints_classes_with_character_spans() {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tapline"))
+        .arg("classify")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("tapline runs");
+    let input = concat!(
+        "\"Zoë's card: 4111 1111 1111 1111\"\n",
+        "{\"text\": \"hunter2\", \"key\": \"password\"}\n",
+        "no quotes, raw text with 078-05-1123\n",
+        "\"nothing here\"\n",
+    );
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 4);
+    // Characters, not bytes: `ë` is one.
+    assert_eq!(lines[0]["data"][0]["class"], "credit_card");
+    assert_eq!(
+        (
+            lines[0]["data"][0]["start"].as_u64(),
+            lines[0]["data"][0]["end"].as_u64()
+        ),
+        (Some(12), Some(31))
+    );
+    assert_eq!(lines[1]["data"][0]["class"], "password");
+    assert_eq!(lines[2]["data"][0]["class"], "us_ssn");
+    assert_eq!(lines[3]["data"].as_array().unwrap().len(), 0);
+    assert!(lines.iter().all(|l| l["attacks"].is_array()));
+}

@@ -8,13 +8,9 @@
 
 mod common;
 
-use common::sample_captures;
+use common::{findings, har_get, import_into, sample_captures, tapline};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-fn tapline() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_tapline"))
-}
 
 fn validator() -> PathBuf {
     let repo = sample_captures().join("..");
@@ -177,35 +173,11 @@ fn a_second_import_raises_inventory_findings() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("case.duckdb");
     import(&db, "shop-api.pcap");
-    let har = serde_json::json!({"log": {"version": "1.2", "creator": {"name": "t", "version": "1"}, "entries": [{
-        "startedDateTime": "2026-11-23T10:00:00.000Z",
-        "time": 1.0,
-        "request": {"method": "GET", "url": "http://127.0.0.1:18088/api/v1/users/7/addresses", "httpVersion": "HTTP/1.1",
-                    "headers": [{"name": "Host", "value": "127.0.0.1:18088"}], "queryString": [], "cookies": [], "headersSize": -1, "bodySize": 0},
-        "response": {"status": 200, "statusText": "OK", "httpVersion": "HTTP/1.1",
-                     "headers": [{"name": "Content-Type", "value": "application/json"}], "cookies": [],
-                     "content": {"size": 2, "mimeType": "application/json", "text": "[]"}, "redirectURL": "", "headersSize": -1, "bodySize": 2},
-        "cache": {}, "timings": {"send": 0, "wait": 1, "receive": 0}
-    }]}});
+    let har = har_get("/api/v1/users/7/addresses", "[]");
     let har_path = dir.path().join("new.har");
-    std::fs::write(&har_path, har.to_string()).unwrap();
-    let out = tapline()
-        .args(["import", "-q", "--db"])
-        .arg(&db)
-        .arg(&har_path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let out = tapline()
-        .args(["findings", "--format", "json", "--db"])
-        .arg(&db)
-        .output()
-        .unwrap();
-    let findings: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    std::fs::write(&har_path, har).unwrap();
+    import_into(&db, &har_path);
+    let findings = serde_json::Value::Array(findings(&db));
     let titles: Vec<&str> = findings
         .as_array()
         .unwrap()

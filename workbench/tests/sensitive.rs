@@ -7,46 +7,18 @@
 
 mod common;
 
-use common::sample_captures;
-use std::path::Path;
-use std::process::Command;
+use common::{findings, har_get, import_into, sample_captures};
 use tapline_store::CaseStore;
-
-fn tapline() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_tapline"))
-}
-
-fn import(db: &Path, file: &Path) {
-    let out = tapline().args(["import", "-q", "--db"]).arg(db).arg(file).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-}
-
-fn findings(db: &Path) -> Vec<serde_json::Value> {
-    let out = tapline().args(["findings", "--format", "json", "--db"]).arg(db).output().unwrap();
-    serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap().as_array().unwrap().clone()
-}
-
-fn har(uri: &str, body: &str) -> String {
-    serde_json::json!({"log": {"version": "1.2", "creator": {"name": "t", "version": "1"}, "entries": [{
-        "startedDateTime": "2026-11-23T10:00:00.000Z",
-        "time": 1.0,
-        "request": {"method": "GET", "url": format!("http://127.0.0.1:18088{uri}"), "httpVersion": "HTTP/1.1",
-                    "headers": [{"name": "Host", "value": "127.0.0.1:18088"}], "queryString": [], "cookies": [], "headersSize": -1, "bodySize": 0},
-        "response": {"status": 200, "statusText": "OK", "httpVersion": "HTTP/1.1",
-                     "headers": [{"name": "Content-Type", "value": "application/json"}], "cookies": [],
-                     "content": {"size": body.len(), "mimeType": "application/json", "text": body}, "redirectURL": "", "headersSize": -1, "bodySize": body.len()},
-        "cache": {}, "timings": {"send": 0, "wait": 1, "receive": 0}
-    }]}})
-    .to_string()
-}
 
 #[test]
 fn endpoints_carry_their_data_classes_and_new_exposure_is_a_finding() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("case.duckdb");
-    import(&db, &sample_captures().join("shop-api.pcap"));
+    import_into(&db, &sample_captures().join("shop-api.pcap"));
     assert!(
-        findings(&db).iter().all(|f| f["kind"] != "sensitive_data_exposed"),
+        findings(&db)
+            .iter()
+            .all(|f| f["kind"] != "sensitive_data_exposed"),
         "the first import of a host is its baseline"
     );
 
@@ -63,23 +35,39 @@ fn endpoints_carry_their_data_classes_and_new_exposure_is_a_finding() {
         ("credit_card", "response.body.card"),
     ] {
         let seen = &classes[class][location];
-        assert!(seen["count"].as_u64().unwrap() > 0, "{class} at {location}: {classes:#}");
+        assert!(
+            seen["count"].as_u64().unwrap() > 0,
+            "{class} at {location}: {classes:#}"
+        );
         assert!(seen["first_tx"].as_i64().is_some());
     }
     // Counts, times and evidence ids only: no value is stored in the inventory.
     let text = classes.to_string();
-    assert!(!text.contains("@example.com") && !text.contains("378282246310005"), "{text}");
-    let login = endpoints.iter().find(|e| e.template == "/api/v1/login").unwrap();
-    assert!(login.detail.as_ref().unwrap()["data_classes"]["password"]["request.body.password"]["count"].as_u64().unwrap() > 0);
+    assert!(
+        !text.contains("@example.com") && !text.contains("378282246310005"),
+        "{text}"
+    );
+    let login = endpoints
+        .iter()
+        .find(|e| e.template == "/api/v1/login")
+        .unwrap();
+    assert!(
+        login.detail.as_ref().unwrap()["data_classes"]["password"]["request.body.password"]["count"]
+            .as_u64()
+            .unwrap() > 0
+    );
 
     // Later traffic: the same endpoint now also returns an IBAN.
     let later = dir.path().join("later.har");
     std::fs::write(
         &later,
-        har("/api/v1/users/3", r#"{"id":3,"email":"carol@example.com","iban":"DE89 3704 0044 0532 0130 00"}"#),
+        har_get(
+            "/api/v1/users/3",
+            r#"{"id":3,"email":"carol@example.com","iban":"DE89 3704 0044 0532 0130 00"}"#,
+        ),
     )
     .unwrap();
-    import(&db, &later);
+    import_into(&db, &later);
     let exposed: Vec<serde_json::Value> = findings(&db)
         .into_iter()
         .filter(|f| f["kind"] == "sensitive_data_exposed")

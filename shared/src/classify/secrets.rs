@@ -168,7 +168,7 @@ fn token(s: &mut Scan<'_, '_>, kind: Kind, start: usize, pend: usize) -> Option<
         }
         Kind::Github => {
             let n = run(b, pend, |c| alnum(c) || c == b'_');
-            if !before_ok || n < 36 || n > 255 {
+            if !before_ok || !(36..=255).contains(&n) {
                 return None;
             }
             (DataClass::GithubToken, pend + n)
@@ -391,9 +391,7 @@ fn pem(s: &mut Scan<'_, '_>, start: usize, pend: usize) -> Option<usize> {
     let b = s.b;
     let label_len = memchr::memmem::find(&b[pend..b.len().min(pend + 64)], b"-----")?;
     let label = &b[pend..pend + label_len];
-    if memchr::memmem::find(label, b"PRIVATE KEY").is_none() {
-        return None;
-    }
+    memchr::memmem::find(label, b"PRIVATE KEY")?;
     let body_start = pend + label_len + 5;
     let rest = &b[body_start..];
     let (body, end) = match memchr::memmem::find(rest, b"-----END") {

@@ -6,7 +6,7 @@
 //! Output: one JSON object a line, `{"data":[{"class","start","end","confidence"}],
 //! "attacks":[]}`; spans count Unicode scalar values (characters), end exclusive.
 
-use crate::cli::ClassifyArgs;
+use crate::cli::{ClassifyArgs, MinConfidence};
 use anyhow::{Context, Result};
 use serde::Serialize;
 use std::io::{BufRead, BufWriter, Write};
@@ -39,10 +39,10 @@ pub fn parse_line(line: &str) -> (String, Option<String>) {
     }
 }
 
-/// Converts byte spans to character spans.
-pub fn char_spans(text: &str, hits: &[Hit], all: bool) -> Vec<(Hit, usize, usize)> {
+/// Converts byte spans to character spans, keeping hits of at least `min` confidence.
+pub fn char_spans(text: &str, hits: &[Hit], min: Confidence) -> Vec<(Hit, usize, usize)> {
     hits.iter()
-        .filter(|h| all || h.confidence > Confidence::Low)
+        .filter(|h| h.confidence >= min)
         .map(|h| {
             let start = text[..h.start].chars().count();
             let len = text[h.start..h.end].chars().count();
@@ -60,13 +60,18 @@ pub fn run(args: &ClassifyArgs) -> Result<()> {
             std::fs::File::open(p).with_context(|| format!("cannot open {}", p.display()))?,
         )),
     };
+    let min = match args.min_confidence {
+        MinConfidence::Low => Confidence::Low,
+        MinConfidence::Medium => Confidence::Medium,
+        MinConfidence::High => Confidence::High,
+    };
     let mut out = BufWriter::new(std::io::stdout().lock());
     let mut hits = Vec::new();
     for (n, line) in input.lines().enumerate() {
         let line = line.with_context(|| format!("line {}: not readable as UTF-8 text", n + 1))?;
         let (text, key) = parse_line(&line);
         classify_into(&text, key.as_deref(), &mut hits);
-        let data = char_spans(&text, &hits, args.all)
+        let data = char_spans(&text, &hits, min)
             .into_iter()
             .map(|(h, start, end)| DataHit {
                 class: h.class.name(),

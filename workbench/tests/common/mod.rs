@@ -1,7 +1,8 @@
 //! Helpers shared by the workbench's end-to-end tests.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 
 /// The repository's `sample-captures/` folder.
 pub fn sample_captures() -> PathBuf {
@@ -10,6 +11,57 @@ pub fn sample_captures() -> PathBuf {
         .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
         .join("..")
         .join("sample-captures")
+}
+
+/// The `tapline` binary under test.
+pub fn tapline() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_tapline"))
+}
+
+/// `tapline import -q --db DB FILE`, which must succeed.
+pub fn import_into(db: &Path, file: &Path) {
+    let out = tapline()
+        .args(["import", "-q", "--db"])
+        .arg(db)
+        .arg(file)
+        .output()
+        .expect("tapline runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `tapline findings --format json`.
+pub fn findings(db: &Path) -> Vec<serde_json::Value> {
+    let out = tapline()
+        .args(["findings", "--format", "json", "--db"])
+        .arg(db)
+        .output()
+        .expect("tapline runs");
+    match serde_json::from_slice::<serde_json::Value>(&out.stdout) {
+        Ok(serde_json::Value::Array(a)) => a,
+        other => panic!(
+            "findings output {other:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    }
+}
+
+/// A HAR with one `GET` on the shop capture's host answering `200` with a JSON `body`.
+pub fn har_get(uri: &str, body: &str) -> String {
+    serde_json::json!({"log": {"version": "1.2", "creator": {"name": "t", "version": "1"}, "entries": [{
+        "startedDateTime": "2026-11-23T10:00:00.000Z",
+        "time": 1.0,
+        "request": {"method": "GET", "url": format!("http://127.0.0.1:18088{uri}"), "httpVersion": "HTTP/1.1",
+                    "headers": [{"name": "Host", "value": "127.0.0.1:18088"}], "queryString": [], "cookies": [], "headersSize": -1, "bodySize": 0},
+        "response": {"status": 200, "statusText": "OK", "httpVersion": "HTTP/1.1",
+                     "headers": [{"name": "Content-Type", "value": "application/json"}], "cookies": [],
+                     "content": {"size": body.len(), "mimeType": "application/json", "text": body}, "redirectURL": "", "headersSize": -1, "bodySize": body.len()},
+        "cache": {}, "timings": {"send": 0, "wait": 1, "receive": 0}
+    }]}})
+    .to_string()
 }
 
 /// A classic pcap (Ethernet, IPv4, TCP) of `conns` keep-alive connections with `per_conn`
