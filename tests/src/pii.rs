@@ -23,12 +23,20 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use tapline_core::classify::{DataClass, Hit, classify};
 
-/// The corpus folder (`../shared/corpus/pii` beside the repository), if present.
+/// The corpus folder: `$TAPLINE_CORPUS/pii`, else `shared/corpus/pii` beside the repository or
+/// beside one of its parent folders (`../shared`, the workplace layout), if present.
 pub fn corpus_dir() -> Option<PathBuf> {
-    let root = std::env::var_os("CARGO_MANIFEST_DIR")
+    if let Some(dir) = std::env::var_os("TAPLINE_CORPUS") {
+        let dir = PathBuf::from(dir).join("pii");
+        return dir.join("presidio_cases.jsonl").exists().then_some(dir);
+    }
+    let crate_dir = std::env::var_os("CARGO_MANIFEST_DIR")
         .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
-    let dir = root.join("../../shared/corpus/pii");
-    dir.join("presidio_cases.jsonl").exists().then_some(dir)
+    crate_dir
+        .ancestors()
+        .skip(1)
+        .map(|a| a.join("shared/corpus/pii"))
+        .find(|d| d.join("presidio_cases.jsonl").exists())
 }
 
 /// Counts for one class.

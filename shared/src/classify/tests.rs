@@ -163,3 +163,49 @@ fn never_panics_on_odd_input() {
         let _ = classify(s, Some("password"));
     }
 }
+
+#[test]
+fn luhn_invalid_numbers_are_never_cards() {
+    // A deterministic walk over many numbers, layouts and contexts: whatever else a number may
+    // be, it is a card only when Luhn holds.
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let mut checked = 0;
+    for _ in 0..20_000 {
+        let len = 13 + (next() % 7) as usize;
+        let digits: String = (0..len)
+            .map(|_| char::from(b'0' + (next() % 10) as u8))
+            .collect();
+        if luhn(digits.as_bytes()) {
+            continue;
+        }
+        checked += 1;
+        let spaced: String = digits
+            .as_bytes()
+            .chunks(4)
+            .map(|c| std::str::from_utf8(c).unwrap_or(""))
+            .collect::<Vec<_>>()
+            .join(" ");
+        for (text, key) in [
+            (digits.as_str(), None),
+            (spaced.as_str(), Some("card_number")),
+            (digits.as_str(), Some("cc")),
+        ] {
+            let framed = format!("my credit card: {text}");
+            for t in [text, framed.as_str()] {
+                assert!(
+                    classify(t, key)
+                        .iter()
+                        .all(|h| h.class != DataClass::CreditCard),
+                    "{t:?} ({key:?}) reported as a card"
+                );
+            }
+        }
+    }
+    assert!(checked > 15_000);
+}
