@@ -71,12 +71,20 @@ pub(super) fn at(s: &mut Scan<'_, '_>, p: usize) -> usize {
     while a < n {
         let mut matched = false;
         for z in (a + 1..=n).rev() {
+            // A range inside a longer run of the same layout (`8709 8372 1959 4843 62`) is
+            // not a card on its own: the number is the whole run.
+            let inner = if z - a > 1 { Some(seps[a]) } else { None };
+            let continues = inner.is_some_and(|sep| {
+                (z < n && seps[z - 1] == sep && (z + 1 == n || seps[z] == sep))
+                    || (a > 0 && seps[a - 1] == sep && (a == 1 || seps[a - 2] == sep))
+            });
             let run = Run {
                 b,
                 groups: &groups[a..z],
                 seps: &seps[a..z - 1],
                 first: a == 0,
                 paren,
+                part_of_longer: continues,
             };
             if let Some((class, conf, start, stop)) = run.eval(hint) {
                 s.push(class, start, stop, conf);
@@ -119,6 +127,8 @@ struct Run<'a> {
     /// The range starts at the run's first group (a leading `+` or `(` belongs to it).
     first: bool,
     paren: bool,
+    /// The range continues, with the same separator, into more groups of the run.
+    part_of_longer: bool,
 }
 
 impl Run<'_> {
@@ -174,7 +184,7 @@ impl Run<'_> {
         };
         let named_id = hint.has(Hint::NATIONAL_ID);
         match nd {
-            13..=19 if luhn(d) && self.card_layout() => {
+            13..=19 if !self.part_of_longer && luhn(d) && self.card_layout() => {
                 if card_brand(d).is_some() {
                     return Some((DataClass::CreditCard, Confidence::High, start, end));
                 }
