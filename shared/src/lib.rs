@@ -11,6 +11,7 @@
 //! global state, and never panics on input: damage becomes an error naming the file offset or
 //! an anomaly flag on the record. Every buffer is bounded by a limit in [`EngineConfig`].
 
+pub mod attack;
 pub mod capture;
 pub mod classify;
 pub mod defrag;

@@ -1,0 +1,247 @@
+//! Undoing the encodings attackers hide payloads behind, before any detector looks.
+//!
+//! Up to four rounds of: percent-decoding (`%2e`, `%u002e`, and `%%32%65`-style nesting),
+//! HTML character references (`&#47;`, `&#x2f;`, `&sol;`), JavaScript/JSON escapes (`\x2f`,
+//! `\u002f`); then overlong UTF-8 (`%c0%ae` is `.`) and look-alike characters (fullwidth forms,
+//! division and set-minus slashes) fold to ASCII, and everything is lowercased.
+
+/// The decoded, folded, lowercased form of a value.
+pub fn normalize(input: &str) -> String {
+    let mut cur: Vec<u8> = input.as_bytes().to_vec();
+    for _ in 0..4 {
+        let next = decode_once(&cur);
+        if next == cur {
+            break;
+        }
+        cur = next;
+    }
+    fold(&cur)
+}
+
+fn hex(c: u8) -> Option<u8> {
+    (c as char).to_digit(16).map(|d| d as u8)
+}
+
+fn push_char(out: &mut Vec<u8>, cp: u32) {
+    match char::from_u32(cp) {
+        Some(c) => {
+            let mut buf = [0u8; 4];
+            out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+        }
+        None => out.push(b'?'),
+    }
+}
+
+/// One round of every decoding.
+fn decode_once(b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        match c {
+            b'%' => {
+                // %uXXXX
+                if matches!(b.get(i + 1), Some(b'u' | b'U')) {
+                    let digits: Option<Vec<u8>> = (2..6).map(|k| b.get(i + k).and_then(|&c| hex(c))).collect();
+                    if let Some(d) = digits {
+                        let cp = d.iter().fold(0u32, |a, &x| a * 16 + u32::from(x));
+                        push_char(&mut out, cp);
+                        i += 6;
+                        continue;
+                    }
+                }
+                match (b.get(i + 1).and_then(|&c| hex(c)), b.get(i + 2).and_then(|&c| hex(c))) {
+                    (Some(h), Some(l)) => {
+                        out.push(h * 16 + l);
+                        i += 3;
+                    }
+                    _ => {
+                        out.push(b'%');
+                        i += 1;
+                    }
+                }
+            }
+            b'&' => {
+                if let Some((cp, len)) = entity(&b[i..]) {
+                    push_char(&mut out, cp);
+                    i += len;
+                } else {
+                    out.push(c);
+                    i += 1;
+                }
+            }
+            b'\\' => match b.get(i + 1) {
+                Some(b'x' | b'X') => match (b.get(i + 2).and_then(|&c| hex(c)), b.get(i + 3).and_then(|&c| hex(c))) {
+                    (Some(h), Some(l)) => {
+                        out.push(h * 16 + l);
+                        i += 4;
+                    }
+                    _ => {
+                        out.push(c);
+                        i += 1;
+                    }
+                },
+                Some(b'u' | b'U') => {
+                    let digits: Option<Vec<u8>> = (2..6).map(|k| b.get(i + k).and_then(|&c| hex(c))).collect();
+                    match digits {
+                        Some(d) => {
+                            push_char(&mut out, d.iter().fold(0u32, |a, &x| a * 16 + u32::from(x)));
+                            i += 6;
+                        }
+                        None => {
+                            out.push(c);
+                            i += 1;
+                        }
+                    }
+                }
+                _ => {
+                    out.push(c);
+                    i += 1;
+                }
+            },
+            _ => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+/// An HTML character reference at the start of `b`: (code point, bytes used).
+fn entity(b: &[u8]) -> Option<(u32, usize)> {
+    let end = b.iter().take(12).position(|&c| c == b';');
+    if b.get(1) == Some(&b'#') {
+        // Numeric; the `;` is optional in browsers.
+        let (radix, start) = if matches!(b.get(2), Some(b'x' | b'X')) { (16, 3) } else { (10, 2) };
+        let digits = b[start..].iter().take(8).take_while(|c| (**c as char).is_digit(radix)).count();
+        if digits == 0 {
+            return None;
+        }
+        let text = std::str::from_utf8(&b[start..start + digits]).ok()?;
+        let cp = u32::from_str_radix(text, radix).ok()?;
+        let used = start + digits + usize::from(b.get(start + digits) == Some(&b';'));
+        return Some((cp, used));
+    }
+    let end = end?;
+    let name = &b[1..end];
+    let cp = match name {
+        b"lt" => '<',
+        b"gt" => '>',
+        b"amp" => '&',
+        b"quot" => '"',
+        b"apos" => '\'',
+        b"sol" => '/',
+        b"bsol" => '\\',
+        b"period" => '.',
+        b"colon" => ':',
+        b"lpar" => '(',
+        b"rpar" => ')',
+        b"semi" => ';',
+        b"equals" => '=',
+        b"tab" => '\t',
+        b"newline" => '\n',
+        b"nbsp" => ' ',
+        _ => return None,
+    };
+    Some((cp as u32, end + 1))
+}
+
+/// Bytes to lowercase text: valid UTF-8 as is, overlong encodings to what they encode,
+/// look-alikes to ASCII, stray bytes to `?`.
+fn fold(b: &[u8]) -> String {
+    let mut out = String::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        if c < 0x80 {
+            out.push(c.to_ascii_lowercase() as char);
+            i += 1;
+            continue;
+        }
+        // Overlong forms: a lead byte with all payload bits zero, then continuation bytes.
+        let overlong_len = match c {
+            0xc0 | 0xc1 => 2,
+            0xe0 if b.get(i + 1).is_some_and(|&x| x & 0xe0 == 0x80) => 3,
+            0xf0 if b.get(i + 1).is_some_and(|&x| x & 0xf0 == 0x80) => 4,
+            0xf8 => 5,
+            0xfc => 6,
+            _ => 0,
+        };
+        if overlong_len > 0 && i + overlong_len <= b.len() {
+            let lead_bits = match overlong_len {
+                2 => u32::from(c & 0x1f),
+                3 => u32::from(c & 0x0f),
+                4 => u32::from(c & 0x07),
+                5 => u32::from(c & 0x03),
+                _ => u32::from(c & 0x01),
+            };
+            let cp = b[i + 1..i + overlong_len]
+                .iter()
+                .fold(lead_bits, |acc, &x| (acc << 6) | u32::from(x & 0x3f));
+            out.push(lookalike(char::from_u32(cp).unwrap_or('?')));
+            i += overlong_len;
+            continue;
+        }
+        let width = match c {
+            0xc2..=0xdf => 2,
+            0xe0..=0xef => 3,
+            0xf0..=0xf4 => 4,
+            _ => 1,
+        };
+        match b.get(i..i + width).and_then(|s| std::str::from_utf8(s).ok()) {
+            Some(s) => {
+                for ch in s.chars() {
+                    for l in lookalike(ch).to_lowercase() {
+                        out.push(l);
+                    }
+                }
+                i += width;
+            }
+            None => {
+                out.push('?');
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+/// Characters that browsers, servers or filesystems treat like an ASCII one.
+fn lookalike(c: char) -> char {
+    match c as u32 {
+        0xff01..=0xff5e => char::from_u32(c as u32 - 0xfee0).unwrap_or(c),
+        0x2215 | 0x2044 | 0x29f8 => '/',
+        0x2216 | 0x29f5 | 0xfe68 => '\\',
+        0x2024 | 0xfe52 => '.',
+        0x02bc | 0x2018 | 0x2019 | 0x2032 => '\'',
+        0x201c | 0x201d | 0x2033 => '"',
+        0x3008 | 0x2039 | 0xfe64 => '<',
+        0x3009 | 0x203a | 0xfe65 => '>',
+        _ => c,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalize;
+
+    #[test]
+    fn undoes_layers() {
+        assert_eq!(normalize("%252e%252e%252fetc"), "../etc");
+        assert_eq!(normalize("%c0%ae%c0%ae%c0%afboot.ini"), "../boot.ini");
+        assert_eq!(normalize("%uff0e%uff0e%u2215x"), "../x");
+        assert_eq!(normalize("&#x3C;SCRIPT&#62;"), "<script>");
+        assert_eq!(normalize("\\x3cimg\\u0020src"), "<img src");
+        assert_eq!(normalize("%%32%66"), "/");
+        assert_eq!(normalize("plain"), "plain");
+        assert_eq!(normalize("%e0%80%ae"), ".");
+    }
+
+    #[test]
+    fn never_panics() {
+        for s in ["%", "%u", "%u12", "&#", "&#x;", "\\x", "\\u12", "\u{ffff}%ff%fe", "&#99999999999;"] {
+            let _ = normalize(s);
+        }
+    }
+}

@@ -1,0 +1,466 @@
+//! The rules of each family, over a normalised (decoded, folded, lowercased) value.
+
+use super::{AttackHit, Family};
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+pub(super) fn run(n: &str, key: Option<&str>, out: &mut Vec<AttackHit>) {
+    let mut hit = |family: Family, found: Option<(&'static str, String)>| {
+        if let Some((rule, why)) = found {
+            out.push(AttackHit { family, rule, why });
+        }
+    };
+    hit(Family::PathTraversal, traversal(n));
+    hit(Family::Cmdi, cmdi(n));
+    hit(Family::Ssrf, ssrf(n));
+    hit(Family::Xxe, xxe(n));
+    hit(Family::Nosqli, nosqli(n));
+    let jndi = jndi(n);
+    let is_jndi = jndi.is_some();
+    hit(Family::Jndi, jndi);
+    if !is_jndi {
+        hit(Family::Ssti, ssti(n));
+    }
+    hit(Family::Ldapi, ldapi(n));
+    hit(Family::Crlf, crlf(n));
+    hit(Family::OpenRedirect, open_redirect(n, key));
+}
+
+/// Files and folders an attacker reads through traversal or inclusion.
+const SENSITIVE_PATHS: &[&str] = &[
+    "etc/passwd", "etc/shadow", "etc/issue", "etc/hosts", "etc/group", "etc/motd", "etc/httpd",
+    "etc/apache", "etc/nginx", "etc/mysql", "etc/php", "proc/self", "proc/version", "var/log/",
+    "var/www", "boot.ini", "win.ini", "system.ini", "windows/system32", "winnt/", "system32/",
+    "windows/repair", ".htaccess", ".htpasswd", "web.config", "wp-config", "access.log",
+    "error.log", "access_log", "error_log", "id_rsa", ".ssh/", ".bash_history", "php.ini",
+    "my.cnf", "httpd.conf", "apache2.conf", "nginx.conf", "usr/local/apache", "opt/lampp",
+    "/etc/", "web-inf/", "/.env", ".git/config",
+];
+
+fn traversal(n: &str) -> Option<(&'static str, String)> {
+    let p: String = n.chars().map(|c| if c == '\\' { '/' } else { c }).collect();
+    let steps = p.matches("../").count() + usize::from(p.ends_with("/..") || p == "..") + p.matches("..;/").count();
+    let target = SENSITIVE_PATHS.iter().find(|t| p.contains(*t));
+    if steps >= 2 {
+        return Some(("traversal.dotdot", format!("{steps} parent-directory steps in {}", clip(&p))));
+    }
+    if steps == 1 && (target.is_some() || p.starts_with("../") || p.starts_with("/../")) {
+        return Some(("traversal.dotdot_target", format!("parent-directory step to {}", clip(&p))));
+    }
+    for w in ["php://", "file://", "zip://", "phar://", "expect://", "data://", "glob://", "compress.zlib://"] {
+        if p.contains(w) {
+            return Some(("lfi.wrapper", format!("stream wrapper {w}")));
+        }
+    }
+    let absolute = p.starts_with('/')
+        || p.as_bytes().get(1..3).is_some_and(|d| d == b":/") && p.as_bytes()[0].is_ascii_alphabetic()
+        || p.contains("\0");
+    if let Some(t) = target
+        && absolute
+    {
+        return Some(("lfi.sensitive_file", format!("path to {t}")));
+    }
+    None
+}
+
+const COMMANDS: &[&str] = &[
+    "id", "whoami", "ls", "cat", "dir", "ping", "nslookup", "wget", "curl", "uname", "echo",
+    "net", "ipconfig", "ifconfig", "nc", "ncat", "netcat", "bash", "sh", "zsh", "cmd", "cmd.exe",
+    "powershell", "reg", "sleep", "type", "ver", "systeminfo", "pwd", "ps", "netstat", "rm",
+    "chmod", "python", "python3", "perl", "php", "ruby", "telnet", "tasklist", "taskkill",
+    "hostname", "env", "passwd", "useradd", "nohup", "xterm", "timeout", "copy", "del", "find",
+    "ftp", "tftp", "certutil", "bitsadmin", "wmic", "mshta", "rundll32", "regsvr32",
+    "shutdown", "kill", "killall", "head", "tail", "awk", "sed", "grep", "touch", "mkdir",
+    "chown", "crontab", "base64", "xxd", "dig", "traceroute", "tracert", "arp", "scp", "ssh",
+    "sudo", "su", "eval", "exec", "system", "set", "more", "uptime", "w", "last", "who", "host",
+    "lsof", "ifup", "mail", "sendmail", "nmap", "java", "node", "gcc", "make", "vi", "vim",
+];
+
+const CODE_CALLS: &[&str] = &[
+    "eval(", "system(", "exec(", "passthru(", "shell_exec(", "popen(", "proc_open(",
+    "pcntl_exec(", "getruntime().exec", "os.system(", "os.popen(", "subprocess.", "child_process",
+    "assert(", "create_function(",
+];
+
+/// A command word starting at `s` (after optional quotes, spaces and a path), and its end.
+fn command_at(s: &str) -> Option<&str> {
+    let s = s.trim_start_matches([' ', '\t', '\'', '"', '(', '{', '+']);
+    let word_end = s
+        .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '/' | '_' | '-')))
+        .unwrap_or(s.len());
+    let word = &s[..word_end];
+    let base = word.rsplit('/').next().unwrap_or(word);
+    (!base.is_empty() && COMMANDS.contains(&base)).then_some(word)
+}
+
+fn cmdi(n: &str) -> Option<(&'static str, String)> {
+    for call in CODE_CALLS {
+        if n.contains(call) {
+            return Some(("cmdi.code_call", format!("call to {call}")));
+        }
+    }
+    let b = n.as_bytes();
+    for (i, &c) in b.iter().enumerate() {
+        let after = match c {
+            b';' | b'|' | b'&' | b'\n' | b'`' => &n[i + 1..],
+            b'$' if b.get(i + 1) == Some(&b'(') => &n[i + 2..],
+            _ => continue,
+        };
+        let after = after.trim_start_matches(['|', '&']);
+        if let Some(word) = command_at(after) {
+            let sep = if c == b'$' { "$(" } else { &n[i..i + 1] };
+            // `a & id` needs the separator to stand apart (not inside a word like `r&d`).
+            let before_ok = i == 0 || !b[i - 1].is_ascii_alphanumeric() || c != b'&';
+            if before_ok {
+                return Some(("cmdi.separator_command", format!("{sep:?} then command {word:?}")));
+            }
+        }
+    }
+    // A value that is a command followed by a separator (`id;`, `whoami|`).
+    if let Some(word) = command_at(n) {
+        let rest = n.trim_start_matches([' ', '\'', '"'])[word.len()..].trim_start();
+        if rest.starts_with([';', '|', '&', '`']) {
+            return Some(("cmdi.command_separator", format!("command {word:?} then a separator")));
+        }
+    }
+    None
+}
+
+/// inet_aton: 1–4 dot-separated parts, each decimal, octal (leading 0) or hex (0x).
+fn parse_ipv4_loose(host: &str) -> Option<Ipv4Addr> {
+    let parts: Vec<&str> = host.split('.').collect();
+    if parts.is_empty() || parts.len() > 4 || parts.iter().any(|p| p.is_empty()) {
+        return None;
+    }
+    let nums: Option<Vec<u64>> = parts
+        .iter()
+        .map(|p| {
+            if let Some(h) = p.strip_prefix("0x") {
+                if h.is_empty() { Some(0) } else { u64::from_str_radix(h, 16).ok() }
+            } else if p.len() > 1 && p.starts_with('0') {
+                u64::from_str_radix(p, 8).ok()
+            } else {
+                p.parse().ok()
+            }
+        })
+        .collect();
+    let nums = nums?;
+    let (last, head) = nums.split_last()?;
+    if head.iter().any(|&x| x > 255) {
+        return None;
+    }
+    let shift = 8 * (4 - head.len() as u32);
+    if shift < 32 && *last >= (1u64 << shift) {
+        return None;
+    }
+    let mut v: u64 = 0;
+    for (i, &x) in head.iter().enumerate() {
+        v |= x << (24 - 8 * i as u32);
+    }
+    v |= last;
+    u32::try_from(v).ok().map(Ipv4Addr::from)
+}
+
+fn internal_v4(ip: Ipv4Addr) -> bool {
+    let [a, b, c, _] = ip.octets();
+    ip.is_loopback()
+        || ip.is_private()
+        || ip.is_link_local()
+        || ip.is_unspecified()
+        || a == 0
+        || (a == 100 && (64..128).contains(&b))
+        || (a == 192 && b == 0 && c == 0)
+}
+
+fn internal_host(host: &str) -> Option<String> {
+    let host = host.trim_end_matches('.');
+    let names = [
+        "localhost", "metadata", "metadata.google.internal", "instance-data", "kubernetes.default",
+        "localtest.me",
+    ];
+    if names.contains(&host)
+        || host.ends_with(".localhost")
+        || host.ends_with(".internal")
+        || host.ends_with(".localtest.me")
+        || host.ends_with(".svc.cluster.local")
+    {
+        return Some(format!("internal name {host}"));
+    }
+    // Wildcard-DNS names that embed an address (`127.0.0.1.nip.io`).
+    for suffix in [".nip.io", ".xip.io", ".sslip.io"] {
+        if let Some(inner) = host.strip_suffix(suffix)
+            && let Some(ip) = parse_ipv4_loose(inner)
+            && internal_v4(ip)
+        {
+            return Some(format!("{host} resolves to {ip}"));
+        }
+    }
+    if let Some(v6) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).or(host.contains(':').then_some(host)) {
+        let v6 = v6.split('%').next().unwrap_or(v6);
+        if let Ok(ip) = v6.parse::<Ipv6Addr>() {
+            let s = ip.segments();
+            let mapped = ip.to_ipv4_mapped().or_else(|| ip.to_ipv4()).filter(|_| s[0] == 0);
+            if ip.is_loopback() || ip.is_unspecified() || (s[0] & 0xffc0) == 0xfe80 || (s[0] & 0xfe00) == 0xfc00 || mapped.is_some_and(internal_v4) {
+                return Some(format!("internal address [{ip}]"));
+            }
+        }
+        return None;
+    }
+    let ip = parse_ipv4_loose(host)?;
+    internal_v4(ip).then(|| format!("internal address {ip} (written {host})"))
+}
+
+fn ssrf(n: &str) -> Option<(&'static str, String)> {
+    for (at, _) in n.match_indices("://") {
+        let scheme_start = n[..at]
+            .rfind(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')))
+            .map_or(0, |i| i + 1);
+        let scheme = &n[scheme_start..at];
+        // (`ldap://` inside `${jndi:…}` is the JNDI family's.)
+        let jndi = scheme == "ldap" && n.contains("${");
+        if !jndi && matches!(scheme, "gopher" | "dict" | "tftp" | "ldap" | "netdoc" | "jar" | "sftp") {
+            return Some(("ssrf.scheme", format!("{scheme}:// URL")));
+        }
+        if !matches!(scheme, "http" | "https" | "ftp" | "ws" | "wss") {
+            continue;
+        }
+        let rest = &n[at + 3..];
+        let authority = &rest[..rest.find(['/', '?', '#', ' ', '"', '\'', '\\']).unwrap_or(rest.len())];
+        let hostport = authority.rsplit('@').next().unwrap_or(authority);
+        let host = if hostport.starts_with('[') {
+            &hostport[..hostport.find(']').map_or(hostport.len(), |i| i + 1)]
+        } else {
+            hostport.split(':').next().unwrap_or(hostport)
+        };
+        if let Some(why) = internal_host(host) {
+            return Some(("ssrf.internal_host", format!("{scheme} URL to {why}")));
+        }
+    }
+    None
+}
+
+fn xxe(n: &str) -> Option<(&'static str, String)> {
+    let doctype = n.contains("<!doctype");
+    let entity = n.contains("<!entity");
+    if entity && (n.contains(" system") || n.contains(" public")) {
+        return Some(("xxe.external_entity", "entity declared with SYSTEM/PUBLIC".into()));
+    }
+    if entity && (doctype || n.contains("<!entity %")) {
+        return Some(("xxe.entity_declaration", "DOCTYPE declaring entities".into()));
+    }
+    if n.contains("xi:include") || n.contains("xmlns:xi=") {
+        return Some(("xxe.xinclude", "XInclude".into()));
+    }
+    None
+}
+
+const MONGO_OPERATORS: &[&str] = &[
+    "ne", "eq", "gt", "gte", "lt", "lte", "in", "nin", "regex", "where", "or", "and", "not",
+    "nor", "exists", "expr", "function", "elemmatch", "all", "size", "type", "mod", "text",
+    "comment", "accumulator",
+];
+
+fn nosqli(n: &str) -> Option<(&'static str, String)> {
+    let b = n.as_bytes();
+    for (i, _) in n.match_indices('$') {
+        let before_ok = i == 0 || matches!(b[i - 1], b'[' | b'{' | b',' | b'\'' | b'"' | b' ' | b'(' | b'\t');
+        if !before_ok {
+            continue;
+        }
+        let word_end = n[i + 1..]
+            .find(|c: char| !c.is_ascii_alphanumeric())
+            .map_or(n.len(), |k| i + 1 + k);
+        let word = &n[i + 1..word_end];
+        let after = b.get(word_end).copied().unwrap_or(b' ');
+        if MONGO_OPERATORS.contains(&word) && matches!(after, b']' | b':' | b'"' | b'\'' | b' ' | b'=') {
+            return Some(("nosqli.operator", format!("query operator ${word}")));
+        }
+    }
+    for js in ["this.", "return true", "return 1", "sleep(", "db.", "tojson(", "function("] {
+        if let Some(at) = n.find(js) {
+            let before = n[..at].trim_end();
+            if before.ends_with([';', '\'', '"', '|', '&']) || before.ends_with("||") || before.is_empty() && js.starts_with("return") {
+                return Some(("nosqli.javascript", format!("server-side JavaScript {js:?}")));
+            }
+        }
+    }
+    None
+}
+
+fn between<'a>(n: &'a str, open: &str, close: &str) -> Option<&'a str> {
+    let s = n.find(open)? + open.len();
+    let e = n[s..].find(close)? + s;
+    Some(&n[s..e])
+}
+
+fn ssti(n: &str) -> Option<(&'static str, String)> {
+    let expr_like = |inner: &str| {
+        let inner = inner.trim();
+        !inner.is_empty()
+            && (inner.contains(['.', '(', '[', '*', '+', '|', '_', '%', '\'', '"'])
+                || ["config", "self", "request", "settings", "session", "class", "7*7"].iter().any(|w| inner.contains(w)))
+    };
+    if let Some(inner) = between(n, "{{", "}}")
+        && expr_like(inner)
+    {
+        return Some(("ssti.double_curly", format!("{{{{{}}}}}", clip(inner))));
+    }
+    if let Some(inner) = between(n, "{%", "%}")
+        && !inner.trim().is_empty()
+    {
+        return Some(("ssti.statement", format!("{{%{}%}}", clip(inner))));
+    }
+    for (open, rule) in [("${", "ssti.dollar"), ("#{", "ssti.hash"), ("*{", "ssti.star"), ("@{", "ssti.at")] {
+        if let Some(inner) = between(n, open, "}")
+            && expr_like(inner)
+            && inner.contains(['.', '(', '*'])
+        {
+            return Some((rule, format!("{open}{}}}", clip(inner))));
+        }
+    }
+    if let Some(inner) = between(n, "<%", "%>") {
+        return Some(("ssti.erb", format!("<%{}%>", clip(inner))));
+    }
+    None
+}
+
+fn jndi(n: &str) -> Option<(&'static str, String)> {
+    if !n.contains("${") {
+        return None;
+    }
+    // Resolve the lookups used to hide `jndi` (`${lower:j}`, `${::-n}`, `${env:x:-d}`).
+    let mut s = n.to_owned();
+    for _ in 0..8 {
+        let Some(start) = s.find("${") else { break };
+        let Some(len) = s[start + 2..].find(['}', '$']) else { break };
+        let inner = &s[start + 2..start + 2 + len];
+        if s.as_bytes().get(start + 2 + len) == Some(&b'$') {
+            // Nested: resolve the innermost first.
+            let Some(inner_start) = s[start + 2..].find("${").map(|k| start + 2 + k) else { break };
+            let Some(close) = s[inner_start..].find('}').map(|k| inner_start + k) else { break };
+            let resolved = resolve_lookup(&s[inner_start + 2..close]);
+            s.replace_range(inner_start..=close, &resolved);
+            continue;
+        }
+        if inner.starts_with("jndi:") {
+            break;
+        }
+        let resolved = resolve_lookup(inner);
+        if resolved == inner {
+            break;
+        }
+        s.replace_range(start..start + 3 + len, &resolved);
+    }
+    let at = s.find("jndi:")?;
+    let proto = &s[at + 5..];
+    ["ldap", "ldaps", "rmi", "dns", "iiop", "corba", "nds", "nis", "http"]
+        .iter()
+        .find(|p| proto.starts_with(*p))
+        .map(|p| ("jndi.lookup", format!("JNDI {p} lookup (resolved to {})", clip(&s))))
+}
+
+/// What a Log4j lookup evaluates to when it only hides a character.
+fn resolve_lookup(inner: &str) -> String {
+    if let Some(v) = inner.strip_prefix("lower:").or_else(|| inner.strip_prefix("upper:")) {
+        return v.to_owned();
+    }
+    if let Some(pos) = inner.find(":-") {
+        return inner[pos + 2..].to_owned();
+    }
+    inner.to_owned()
+}
+
+fn ldapi(n: &str) -> Option<(&'static str, String)> {
+    for pat in ["*)(", ")(|", ")(&", ")(!", "(|(", "(&(", "objectclass=*", "(cn=*", "(uid=*"] {
+        if n.contains(pat) {
+            return Some(("ldapi.filter", format!("LDAP filter syntax {pat:?}")));
+        }
+    }
+    None
+}
+
+fn crlf(n: &str) -> Option<(&'static str, String)> {
+    let b = n.as_bytes();
+    for (i, &c) in b.iter().enumerate() {
+        if c != b'\r' && c != b'\n' {
+            continue;
+        }
+        let rest = n[i + 1..].trim_start_matches(['\r', '\n', ' ', '\t']);
+        let name_len = rest
+            .find(|ch: char| !(ch.is_ascii_alphanumeric() || ch == '-'))
+            .unwrap_or(rest.len());
+        if name_len > 0 && rest[name_len..].starts_with(':') {
+            let name = &rest[..name_len];
+            return Some(("crlf.header_injection", format!("line break then header {name:?}")));
+        }
+    }
+    if n.contains("\r\n\r\n") {
+        return Some(("crlf.response_split", "blank line inside a value".into()));
+    }
+    None
+}
+
+const REDIRECT_KEYS: &[&str] = &[
+    "redirect", "redirect_uri", "redirect_url", "redirecturl", "redirecturi", "return",
+    "returnto", "return_to", "returnurl", "return_url", "next", "url", "continue", "dest",
+    "destination", "goto", "target", "redir", "forward", "callback", "to", "out", "view",
+    "checkout_url", "success_url", "image_url", "login_url", "logout",
+];
+
+fn open_redirect(n: &str, key: Option<&str>) -> Option<(&'static str, String)> {
+    let v = n.trim_start_matches([' ', '\t', '\n', '\r', '<', '>', '"', '\'']);
+    let protocol_relative = v.starts_with("//") || v.starts_with("/\\") || v.starts_with("\\\\") || v.starts_with("/\t/") || v.starts_with("\\/");
+    if protocol_relative && v.len() > 3 {
+        return Some(("redirect.protocol_relative", format!("protocol-relative target {}", clip(v))));
+    }
+    let keyed = key.is_some_and(|k| REDIRECT_KEYS.contains(&k.to_ascii_lowercase().as_str()));
+    if keyed && (v.starts_with("http:") || v.starts_with("https:") || v.starts_with("javascript:")) {
+        return Some(("redirect.absolute_url", format!("redirect parameter to {}", clip(v))));
+    }
+    None
+}
+
+fn clip(s: &str) -> String {
+    let mut out: String = s.chars().take(80).collect();
+    if out.len() < s.len() {
+        out.push('…');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::attack::{Family, detect};
+
+    fn families(v: &str, key: Option<&str>) -> Vec<Family> {
+        detect(v, key).into_iter().map(|h| h.family).collect()
+    }
+
+    #[test]
+    fn each_family_on_a_typical_payload() {
+        assert_eq!(families("%c0%ae%c0%ae/%c0%ae%c0%ae/etc/passwd", None), vec![Family::PathTraversal]);
+        assert_eq!(families("/etc/shadow", None), vec![Family::PathTraversal]);
+        assert!(families("127.0.0.1; cat /etc/passwd", None).contains(&Family::Cmdi));
+        assert!(families("x | whoami", None).contains(&Family::Cmdi));
+        assert!(families("$(id)", None).contains(&Family::Cmdi));
+        assert_eq!(families("http://0x7f000001/admin", None), vec![Family::Ssrf]);
+        assert_eq!(families("http://169.254.169.254/latest/meta-data/", None), vec![Family::Ssrf]);
+        assert_eq!(families("http://[::ffff:127.0.0.1]/", None), vec![Family::Ssrf]);
+        assert_eq!(families("gopher://evil:70/_x", None), vec![Family::Ssrf]);
+        assert!(families("<!DOCTYPE x [<!ENTITY e SYSTEM \"file:///etc/passwd\">]>", None).contains(&Family::Xxe));
+        assert_eq!(families("user[$ne]=1", None), vec![Family::Nosqli]);
+        assert_eq!(families("{{7*7}}", None), vec![Family::Ssti]);
+        assert_eq!(families("${${lower:j}ndi:ldap://x/a}", None), vec![Family::Jndi]);
+        assert_eq!(families("*)(uid=*))(|(uid=*", None), vec![Family::Ldapi]);
+        assert_eq!(families("/%0d%0aSet-Cookie:x=1", None), vec![Family::Crlf]);
+        assert_eq!(families("https://evil.example", Some("returnTo")), vec![Family::OpenRedirect]);
+        assert_eq!(families("//evil.example", None), vec![Family::OpenRedirect]);
+    }
+
+    #[test]
+    fn ordinary_values_are_quiet() {
+        for v in ["Smith & Jones", "R&D dept", "recomendaci$n", "https://example.com/a?b=c", "2024-01-01", "a/b/c", "C:/Users/me", "price: $20", "{\"a\": 1}", "50% off", "10.0.0.1"] {
+            assert!(detect(v, None).is_empty(), "{v}: {:?}", detect(v, None));
+        }
+        assert!(detect("https://example.com", Some("homepage")).is_empty());
+    }
+}
