@@ -1,5 +1,6 @@
 //! Helpers for Tapline's end-to-end tests: where the sample captures are and what they hold.
 
+pub mod attacks;
 pub mod pii;
 
 use serde::Deserialize;

@@ -42,7 +42,8 @@ fn decode_once(b: &[u8]) -> Vec<u8> {
             b'%' => {
                 // %uXXXX
                 if matches!(b.get(i + 1), Some(b'u' | b'U')) {
-                    let digits: Option<Vec<u8>> = (2..6).map(|k| b.get(i + k).and_then(|&c| hex(c))).collect();
+                    let digits: Option<Vec<u8>> =
+                        (2..6).map(|k| b.get(i + k).and_then(|&c| hex(c))).collect();
                     if let Some(d) = digits {
                         let cp = d.iter().fold(0u32, |a, &x| a * 16 + u32::from(x));
                         push_char(&mut out, cp);
@@ -50,7 +51,10 @@ fn decode_once(b: &[u8]) -> Vec<u8> {
                         continue;
                     }
                 }
-                match (b.get(i + 1).and_then(|&c| hex(c)), b.get(i + 2).and_then(|&c| hex(c))) {
+                match (
+                    b.get(i + 1).and_then(|&c| hex(c)),
+                    b.get(i + 2).and_then(|&c| hex(c)),
+                ) {
                     (Some(h), Some(l)) => {
                         out.push(h * 16 + l);
                         i += 3;
@@ -71,7 +75,10 @@ fn decode_once(b: &[u8]) -> Vec<u8> {
                 }
             }
             b'\\' => match b.get(i + 1) {
-                Some(b'x' | b'X') => match (b.get(i + 2).and_then(|&c| hex(c)), b.get(i + 3).and_then(|&c| hex(c))) {
+                Some(b'x' | b'X') => match (
+                    b.get(i + 2).and_then(|&c| hex(c)),
+                    b.get(i + 3).and_then(|&c| hex(c)),
+                ) {
                     (Some(h), Some(l)) => {
                         out.push(h * 16 + l);
                         i += 4;
@@ -81,8 +88,18 @@ fn decode_once(b: &[u8]) -> Vec<u8> {
                         i += 1;
                     }
                 },
+                Some(&e @ (b'n' | b'r' | b't' | b'0')) => {
+                    out.push(match e {
+                        b'n' => b'\n',
+                        b'r' => b'\r',
+                        b't' => b'\t',
+                        _ => 0,
+                    });
+                    i += 2;
+                }
                 Some(b'u' | b'U') => {
-                    let digits: Option<Vec<u8>> = (2..6).map(|k| b.get(i + k).and_then(|&c| hex(c))).collect();
+                    let digits: Option<Vec<u8>> =
+                        (2..6).map(|k| b.get(i + k).and_then(|&c| hex(c))).collect();
                     match digits {
                         Some(d) => {
                             push_char(&mut out, d.iter().fold(0u32, |a, &x| a * 16 + u32::from(x)));
@@ -113,8 +130,16 @@ fn entity(b: &[u8]) -> Option<(u32, usize)> {
     let end = b.iter().take(12).position(|&c| c == b';');
     if b.get(1) == Some(&b'#') {
         // Numeric; the `;` is optional in browsers.
-        let (radix, start) = if matches!(b.get(2), Some(b'x' | b'X')) { (16, 3) } else { (10, 2) };
-        let digits = b[start..].iter().take(8).take_while(|c| (**c as char).is_digit(radix)).count();
+        let (radix, start) = if matches!(b.get(2), Some(b'x' | b'X')) {
+            (16, 3)
+        } else {
+            (10, 2)
+        };
+        let digits = b[start..]
+            .iter()
+            .take(8)
+            .take_while(|c| (**c as char).is_digit(radix))
+            .count();
         if digits == 0 {
             return None;
         }
@@ -189,7 +214,10 @@ fn fold(b: &[u8]) -> String {
             0xf0..=0xf4 => 4,
             _ => 1,
         };
-        match b.get(i..i + width).and_then(|s| std::str::from_utf8(s).ok()) {
+        match b
+            .get(i..i + width)
+            .and_then(|s| std::str::from_utf8(s).ok())
+        {
             Some(s) => {
                 for ch in s.chars() {
                     for l in lookalike(ch).to_lowercase() {
@@ -240,7 +268,17 @@ mod tests {
 
     #[test]
     fn never_panics() {
-        for s in ["%", "%u", "%u12", "&#", "&#x;", "\\x", "\\u12", "\u{ffff}%ff%fe", "&#99999999999;"] {
+        for s in [
+            "%",
+            "%u",
+            "%u12",
+            "&#",
+            "&#x;",
+            "\\x",
+            "\\u12",
+            "\u{ffff}%ff%fe",
+            "&#99999999999;",
+        ] {
             let _ = normalize(s);
         }
     }

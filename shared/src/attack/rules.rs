@@ -27,33 +27,169 @@ pub(super) fn run(n: &str, key: Option<&str>, out: &mut Vec<AttackHit>) {
 
 /// Files and folders an attacker reads through traversal or inclusion.
 const SENSITIVE_PATHS: &[&str] = &[
-    "etc/passwd", "etc/shadow", "etc/issue", "etc/hosts", "etc/group", "etc/motd", "etc/httpd",
-    "etc/apache", "etc/nginx", "etc/mysql", "etc/php", "proc/self", "proc/version", "var/log/",
-    "var/www", "boot.ini", "win.ini", "system.ini", "windows/system32", "winnt/", "system32/",
-    "windows/repair", ".htaccess", ".htpasswd", "web.config", "wp-config", "access.log",
-    "error.log", "access_log", "error_log", "id_rsa", ".ssh/", ".bash_history", "php.ini",
-    "my.cnf", "httpd.conf", "apache2.conf", "nginx.conf", "usr/local/apache", "opt/lampp",
-    "/etc/", "web-inf/", "/.env", ".git/config",
+    "etc/passwd",
+    "etc/shadow",
+    "etc/issue",
+    "etc/hosts",
+    "etc/group",
+    "etc/motd",
+    "etc/httpd",
+    "etc/apache",
+    "etc/nginx",
+    "etc/mysql",
+    "etc/php",
+    "proc/self",
+    "proc/version",
+    "var/log/",
+    "var/www",
+    "boot.ini",
+    "win.ini",
+    "system.ini",
+    "windows/system32",
+    "winnt/",
+    "system32/",
+    "windows/repair",
+    ".htaccess",
+    ".htpasswd",
+    "web.config",
+    "wp-config",
+    "access.log",
+    "error.log",
+    "access_log",
+    "error_log",
+    "id_rsa",
+    ".ssh/",
+    ".bash_history",
+    "php.ini",
+    "my.cnf",
+    "httpd.conf",
+    "apache2.conf",
+    "nginx.conf",
+    "usr/local/apache",
+    "opt/lampp",
+    "/etc/",
+    "web-inf/",
+    "/.env",
+    ".git/config",
+    "global.asa",
+    "inetpub",
+    "autoexec.bat",
+    "config.sys",
+    "/windows/",
+    "/winnt/",
+    "etc/issue",
+    "/dev/",
+    "repair/sam",
+    "/root/",
+    "/home/",
 ];
 
+/// Parent-directory steps: runs of two or more dots followed by a separator — `/`, or whatever
+/// junk a broken or exotic encoding left in its place (`..%c0%9v..`) — but not by a letter,
+/// a digit or a space (`wait..ok`, `1..2`).
+fn dotdot_steps(p: &str) -> usize {
+    let b = p.as_bytes();
+    let mut steps = 0;
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] != b'.' {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < b.len() && b[i] == b'.' {
+            i += 1;
+        }
+        if i - start < 2 {
+            continue;
+        }
+        let next = b.get(i).copied();
+        let sep = match next {
+            None => start > 0 && b[start - 1] == b'/',
+            Some(c) => {
+                !(c.is_ascii_alphanumeric() || c.is_ascii_whitespace() || c == b'"' || c == b'\'')
+            }
+        };
+        steps += usize::from(sep);
+    }
+    steps
+}
+
+/// Targets that follow a run of repeated steps in traversal payloads.
+const STEP_TARGETS: &[&str] = &[
+    "etc", "boot.ini", "windows", "winnt", "win.ini", "passwd", "issue", "system32", "inetpub",
+];
+
+/// A run of one step repeated (however it is encoded, even in encodings no server decodes the
+/// same way: `..%c1%pc..%c1%pc..%c1%pcetc`), then a system path: the unit that repeats.
+fn repeated_steps(n: &str) -> Option<&str> {
+    let (pos, _) = STEP_TARGETS
+        .iter()
+        .filter_map(|t| n.find(t).map(|p| (p, *t)))
+        .min_by_key(|(p, _)| *p)?;
+    let prefix = n[..pos].trim_start_matches('/');
+    if prefix.len() < 4 || prefix.contains(' ') {
+        return None;
+    }
+    let b = prefix.as_bytes();
+    (2..=24.min(b.len() / 2)).find_map(|unit| {
+        (b.len() % unit == 0
+            && b.chunks(unit).all(|c| c == &b[..unit])
+            && !b[..unit].iter().all(u8::is_ascii_alphanumeric))
+        .then(|| &prefix[..unit])
+    })
+}
+
 fn traversal(n: &str) -> Option<(&'static str, String)> {
-    let p: String = n.chars().map(|c| if c == '\\' { '/' } else { c }).collect();
-    let steps = p.matches("../").count() + usize::from(p.ends_with("/..") || p == "..") + p.matches("..;/").count();
+    // Literal hex (`0x2e0x2e0x2f`), NULs between dots, backslashes as slashes.
+    let p: String = n
+        .replace("0x2e", ".")
+        .replace("0x2f", "/")
+        .replace("0x5c", "/")
+        .chars()
+        .filter(|&c| c != '\0')
+        .map(|c| if c == '\\' { '/' } else { c })
+        .collect();
+    let steps = dotdot_steps(&p);
     let target = SENSITIVE_PATHS.iter().find(|t| p.contains(*t));
-    if steps >= 2 {
-        return Some(("traversal.dotdot", format!("{steps} parent-directory steps in {}", clip(&p))));
+    if let Some(unit) = repeated_steps(n) {
+        return Some((
+            "traversal.repeated_steps",
+            format!("{:?} repeated before a system file", clip(unit)),
+        ));
+    }
+    let spaced = p.contains(' ');
+    if steps >= 2 && !spaced {
+        return Some((
+            "traversal.dotdot",
+            format!("{steps} parent-directory steps in {}", clip(&p)),
+        ));
     }
     if steps == 1 && (target.is_some() || p.starts_with("../") || p.starts_with("/../")) {
-        return Some(("traversal.dotdot_target", format!("parent-directory step to {}", clip(&p))));
+        return Some((
+            "traversal.dotdot_target",
+            format!("parent-directory step to {}", clip(&p)),
+        ));
     }
-    for w in ["php://", "file://", "zip://", "phar://", "expect://", "data://", "glob://", "compress.zlib://"] {
+    for w in [
+        "php://",
+        "file://",
+        "zip://",
+        "phar://",
+        "expect://",
+        "data://",
+        "glob://",
+        "compress.zlib://",
+    ] {
         if p.contains(w) {
             return Some(("lfi.wrapper", format!("stream wrapper {w}")));
         }
     }
     let absolute = p.starts_with('/')
-        || p.as_bytes().get(1..3).is_some_and(|d| d == b":/") && p.as_bytes()[0].is_ascii_alphabetic()
-        || p.contains("\0");
+        || p.starts_with('~')
+        || p.as_bytes().get(1..3).is_some_and(|d| d == b":/")
+            && p.as_bytes()[0].is_ascii_alphabetic()
+        || n.contains('\0');
     if let Some(t) = target
         && absolute
     {
@@ -63,22 +199,164 @@ fn traversal(n: &str) -> Option<(&'static str, String)> {
 }
 
 const COMMANDS: &[&str] = &[
-    "id", "whoami", "ls", "cat", "dir", "ping", "nslookup", "wget", "curl", "uname", "echo",
-    "net", "ipconfig", "ifconfig", "nc", "ncat", "netcat", "bash", "sh", "zsh", "cmd", "cmd.exe",
-    "powershell", "reg", "sleep", "type", "ver", "systeminfo", "pwd", "ps", "netstat", "rm",
-    "chmod", "python", "python3", "perl", "php", "ruby", "telnet", "tasklist", "taskkill",
-    "hostname", "env", "passwd", "useradd", "nohup", "xterm", "timeout", "copy", "del", "find",
-    "ftp", "tftp", "certutil", "bitsadmin", "wmic", "mshta", "rundll32", "regsvr32",
-    "shutdown", "kill", "killall", "head", "tail", "awk", "sed", "grep", "touch", "mkdir",
-    "chown", "crontab", "base64", "xxd", "dig", "traceroute", "tracert", "arp", "scp", "ssh",
-    "sudo", "su", "eval", "exec", "system", "set", "more", "uptime", "w", "last", "who", "host",
-    "lsof", "ifup", "mail", "sendmail", "nmap", "java", "node", "gcc", "make", "vi", "vim",
+    "id",
+    "whoami",
+    "ls",
+    "cat",
+    "dir",
+    "ping",
+    "nslookup",
+    "wget",
+    "curl",
+    "uname",
+    "echo",
+    "net",
+    "ipconfig",
+    "ifconfig",
+    "nc",
+    "ncat",
+    "netcat",
+    "bash",
+    "sh",
+    "zsh",
+    "cmd",
+    "cmd.exe",
+    "powershell",
+    "reg",
+    "sleep",
+    "type",
+    "ver",
+    "systeminfo",
+    "pwd",
+    "ps",
+    "netstat",
+    "rm",
+    "chmod",
+    "python",
+    "python3",
+    "perl",
+    "php",
+    "ruby",
+    "telnet",
+    "tasklist",
+    "taskkill",
+    "hostname",
+    "env",
+    "passwd",
+    "useradd",
+    "nohup",
+    "xterm",
+    "timeout",
+    "copy",
+    "del",
+    "find",
+    "ftp",
+    "tftp",
+    "certutil",
+    "bitsadmin",
+    "wmic",
+    "mshta",
+    "rundll32",
+    "regsvr32",
+    "shutdown",
+    "kill",
+    "killall",
+    "head",
+    "tail",
+    "awk",
+    "sed",
+    "grep",
+    "touch",
+    "mkdir",
+    "chown",
+    "crontab",
+    "base64",
+    "xxd",
+    "dig",
+    "traceroute",
+    "tracert",
+    "arp",
+    "scp",
+    "ssh",
+    "sudo",
+    "su",
+    "eval",
+    "exec",
+    "system",
+    "set",
+    "more",
+    "uptime",
+    "w",
+    "last",
+    "who",
+    "host",
+    "lsof",
+    "ifup",
+    "mail",
+    "sendmail",
+    "nmap",
+    "java",
+    "node",
+    "gcc",
+    "make",
+    "vi",
+    "vim",
+    "netsh",
+    "sysinfo",
+    "which",
+    "whereis",
+    "locate",
+    "ping.exe",
+    "true",
+    "false",
+    "id.exe",
+    "cscript",
+    "wscript",
+    "icacls",
+    "attrib",
+    "schtasks",
+    "at",
+    "runas",
+    "nbtstat",
+    "route",
+];
+
+/// Commands that are an attack on their own as a whole value.
+const STANDALONE: &[&str] = &[
+    "whoami",
+    "ipconfig",
+    "ifconfig",
+    "netstat",
+    "systeminfo",
+    "uname",
+    "tasklist",
+    "phpinfo()",
+    "id",
+    "ipconfig /all",
+    "net user",
+    "net view",
+    "pwd",
 ];
 
 const CODE_CALLS: &[&str] = &[
-    "eval(", "system(", "exec(", "passthru(", "shell_exec(", "popen(", "proc_open(",
-    "pcntl_exec(", "getruntime().exec", "os.system(", "os.popen(", "subprocess.", "child_process",
-    "assert(", "create_function(",
+    "eval(",
+    "system(",
+    "exec(",
+    "passthru(",
+    "shell_exec(",
+    "popen(",
+    "proc_open(",
+    "pcntl_exec(",
+    "getruntime().exec",
+    "os.system(",
+    "os.popen(",
+    "subprocess.",
+    "child_process",
+    "assert(",
+    "create_function(",
+    "phpinfo(",
+    "<!--#exec",
+    "<!--#include",
 ];
 
 /// A command word starting at `s` (after optional quotes, spaces and a path), and its end.
@@ -93,6 +371,12 @@ fn command_at(s: &str) -> Option<&str> {
 }
 
 fn cmdi(n: &str) -> Option<(&'static str, String)> {
+    // PHP complex interpolation calling a function: `{${system(id)}}`.
+    if let Some(inner) = between(n, "{${", "}")
+        && inner.contains('(')
+    {
+        return Some(("cmdi.code_call", format!("{{${{{}}}", clip(inner))));
+    }
     for call in CODE_CALLS {
         if n.contains(call) {
             return Some(("cmdi.code_call", format!("call to {call}")));
@@ -111,16 +395,46 @@ fn cmdi(n: &str) -> Option<(&'static str, String)> {
             // `a & id` needs the separator to stand apart (not inside a word like `r&d`).
             let before_ok = i == 0 || !b[i - 1].is_ascii_alphanumeric() || c != b'&';
             if before_ok {
-                return Some(("cmdi.separator_command", format!("{sep:?} then command {word:?}")));
+                return Some((
+                    "cmdi.separator_command",
+                    format!("{sep:?} then command {word:?}"),
+                ));
             }
         }
     }
     // A value that is a command followed by a separator (`id;`, `whoami|`).
-    if let Some(word) = command_at(n) {
-        let rest = n.trim_start_matches([' ', '\'', '"'])[word.len()..].trim_start();
+    let bare = n.trim_matches([' ', '\'', '"', '\n', '\r', '\t']);
+    if let Some(word) = command_at(bare) {
+        let rest = bare[word.len()..].trim_start();
         if rest.starts_with([';', '|', '&', '`']) {
-            return Some(("cmdi.command_separator", format!("command {word:?} then a separator")));
+            return Some((
+                "cmdi.command_separator",
+                format!("command {word:?} then a separator"),
+            ));
         }
+        // A command line: a command with a flag or a path argument (`cat /etc/passwd`,
+        // `uname -a`, `dir c:/users`).
+        let arg = rest.split_whitespace().next().unwrap_or("");
+        if arg.starts_with('-')
+            || arg.starts_with('/')
+            || arg.contains(":/")
+            || arg.contains(":\\")
+            || arg.starts_with('%')
+        {
+            return Some((
+                "cmdi.command_line",
+                format!("command line {:?}", clip(bare)),
+            ));
+        }
+    }
+    if STANDALONE.contains(&bare) {
+        return Some(("cmdi.command_line", format!("command {bare:?}")));
+    }
+    if let Some(inner) = between(n, "`", "`")
+        && !inner.trim().is_empty()
+        && command_at(inner).is_some()
+    {
+        return Some(("cmdi.backticks", format!("`{}`", clip(inner))));
     }
     None
 }
@@ -135,7 +449,13 @@ fn parse_ipv4_loose(host: &str) -> Option<Ipv4Addr> {
         .iter()
         .map(|p| {
             if let Some(h) = p.strip_prefix("0x") {
-                if h.is_empty() { Some(0) } else { u64::from_str_radix(h, 16).ok() }
+                if h.is_empty() {
+                    Some(0)
+                } else {
+                    u128::from_str_radix(h, 16)
+                        .ok()
+                        .map(|v| (v & 0xffff_ffff_ffff_ffff) as u64)
+                }
             } else if p.len() > 1 && p.starts_with('0') {
                 u64::from_str_radix(p, 8).ok()
             } else {
@@ -143,7 +463,11 @@ fn parse_ipv4_loose(host: &str) -> Option<Ipv4Addr> {
             }
         })
         .collect();
-    let nums = nums?;
+    let mut nums = nums?;
+    // One hex number wider than 32 bits: some URL parsers keep the low 32 (`0x41414141a9fea9fe`).
+    if nums.len() == 1 && parts[0].starts_with("0x") {
+        nums[0] &= 0xffff_ffff;
+    }
     let (last, head) = nums.split_last()?;
     if head.iter().any(|&x| x > 255) {
         return None;
@@ -174,8 +498,15 @@ fn internal_v4(ip: Ipv4Addr) -> bool {
 fn internal_host(host: &str) -> Option<String> {
     let host = host.trim_end_matches('.');
     let names = [
-        "localhost", "metadata", "metadata.google.internal", "instance-data", "kubernetes.default",
+        "localhost",
+        "metadata",
+        "metadata.google.internal",
+        "instance-data",
+        "kubernetes.default",
         "localtest.me",
+        "ip6-localhost",
+        "ip6-loopback",
+        "rancher-metadata",
     ];
     if names.contains(&host)
         || host.ends_with(".localhost")
@@ -194,12 +525,24 @@ fn internal_host(host: &str) -> Option<String> {
             return Some(format!("{host} resolves to {ip}"));
         }
     }
-    if let Some(v6) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).or(host.contains(':').then_some(host)) {
+    if let Some(v6) = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .or(host.contains(':').then_some(host))
+    {
         let v6 = v6.split('%').next().unwrap_or(v6);
         if let Ok(ip) = v6.parse::<Ipv6Addr>() {
             let s = ip.segments();
-            let mapped = ip.to_ipv4_mapped().or_else(|| ip.to_ipv4()).filter(|_| s[0] == 0);
-            if ip.is_loopback() || ip.is_unspecified() || (s[0] & 0xffc0) == 0xfe80 || (s[0] & 0xfe00) == 0xfc00 || mapped.is_some_and(internal_v4) {
+            let mapped = ip
+                .to_ipv4_mapped()
+                .or_else(|| ip.to_ipv4())
+                .filter(|_| s[0] == 0);
+            if ip.is_loopback()
+                || ip.is_unspecified()
+                || (s[0] & 0xffc0) == 0xfe80
+                || (s[0] & 0xfe00) == 0xfc00
+                || mapped.is_some_and(internal_v4)
+            {
                 return Some(format!("internal address [{ip}]"));
             }
         }
@@ -217,19 +560,30 @@ fn ssrf(n: &str) -> Option<(&'static str, String)> {
         let scheme = &n[scheme_start..at];
         // (`ldap://` inside `${jndi:…}` is the JNDI family's.)
         let jndi = scheme == "ldap" && n.contains("${");
-        if !jndi && matches!(scheme, "gopher" | "dict" | "tftp" | "ldap" | "netdoc" | "jar" | "sftp") {
+        if !jndi
+            && matches!(
+                scheme,
+                "gopher" | "dict" | "tftp" | "ldap" | "netdoc" | "jar" | "sftp"
+            )
+        {
             return Some(("ssrf.scheme", format!("{scheme}:// URL")));
         }
         if !matches!(scheme, "http" | "https" | "ftp" | "ws" | "wss") {
             continue;
         }
         let rest = &n[at + 3..];
-        let authority = &rest[..rest.find(['/', '?', '#', ' ', '"', '\'', '\\']).unwrap_or(rest.len())];
+        let authority = &rest[..rest
+            .find(['/', '?', '#', ' ', '"', '\'', '\\'])
+            .unwrap_or(rest.len())];
         let hostport = authority.rsplit('@').next().unwrap_or(authority);
         let host = if hostport.starts_with('[') {
             &hostport[..hostport.find(']').map_or(hostport.len(), |i| i + 1)]
         } else {
-            hostport.split(':').next().unwrap_or(hostport)
+            let h = hostport.split(':').next().unwrap_or(hostport);
+            // Junk after the host (`127.0.0.1!/`) does not change where the request goes.
+            &h[..h
+                .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_')))
+                .unwrap_or(h.len())]
         };
         if let Some(why) = internal_host(host) {
             return Some(("ssrf.internal_host", format!("{scheme} URL to {why}")));
@@ -242,10 +596,16 @@ fn xxe(n: &str) -> Option<(&'static str, String)> {
     let doctype = n.contains("<!doctype");
     let entity = n.contains("<!entity");
     if entity && (n.contains(" system") || n.contains(" public")) {
-        return Some(("xxe.external_entity", "entity declared with SYSTEM/PUBLIC".into()));
+        return Some((
+            "xxe.external_entity",
+            "entity declared with SYSTEM/PUBLIC".into(),
+        ));
     }
     if entity && (doctype || n.contains("<!entity %")) {
-        return Some(("xxe.entity_declaration", "DOCTYPE declaring entities".into()));
+        return Some((
+            "xxe.entity_declaration",
+            "DOCTYPE declaring entities".into(),
+        ));
     }
     if n.contains("xi:include") || n.contains("xmlns:xi=") {
         return Some(("xxe.xinclude", "XInclude".into()));
@@ -254,15 +614,41 @@ fn xxe(n: &str) -> Option<(&'static str, String)> {
 }
 
 const MONGO_OPERATORS: &[&str] = &[
-    "ne", "eq", "gt", "gte", "lt", "lte", "in", "nin", "regex", "where", "or", "and", "not",
-    "nor", "exists", "expr", "function", "elemmatch", "all", "size", "type", "mod", "text",
-    "comment", "accumulator",
+    "ne",
+    "eq",
+    "gt",
+    "gte",
+    "lt",
+    "lte",
+    "in",
+    "nin",
+    "regex",
+    "where",
+    "or",
+    "and",
+    "not",
+    "nor",
+    "exists",
+    "expr",
+    "function",
+    "elemmatch",
+    "all",
+    "size",
+    "type",
+    "mod",
+    "text",
+    "comment",
+    "accumulator",
 ];
 
 fn nosqli(n: &str) -> Option<(&'static str, String)> {
     let b = n.as_bytes();
     for (i, _) in n.match_indices('$') {
-        let before_ok = i == 0 || matches!(b[i - 1], b'[' | b'{' | b',' | b'\'' | b'"' | b' ' | b'(' | b'\t');
+        let before_ok = i == 0
+            || matches!(
+                b[i - 1],
+                b'[' | b'{' | b',' | b'\'' | b'"' | b' ' | b'(' | b'\t'
+            );
         if !before_ok {
             continue;
         }
@@ -271,15 +657,31 @@ fn nosqli(n: &str) -> Option<(&'static str, String)> {
             .map_or(n.len(), |k| i + 1 + k);
         let word = &n[i + 1..word_end];
         let after = b.get(word_end).copied().unwrap_or(b' ');
-        if MONGO_OPERATORS.contains(&word) && matches!(after, b']' | b':' | b'"' | b'\'' | b' ' | b'=') {
+        if MONGO_OPERATORS.contains(&word)
+            && matches!(after, b']' | b':' | b'"' | b'\'' | b' ' | b'=')
+        {
             return Some(("nosqli.operator", format!("query operator ${word}")));
         }
     }
-    for js in ["this.", "return true", "return 1", "sleep(", "db.", "tojson(", "function("] {
+    for js in [
+        "this.",
+        "return true",
+        "return 1",
+        "sleep(",
+        "db.",
+        "tojson(",
+        "function(",
+    ] {
         if let Some(at) = n.find(js) {
             let before = n[..at].trim_end();
-            if before.ends_with([';', '\'', '"', '|', '&']) || before.ends_with("||") || before.is_empty() && js.starts_with("return") {
-                return Some(("nosqli.javascript", format!("server-side JavaScript {js:?}")));
+            if before.ends_with([';', '\'', '"', '|', '&'])
+                || before.ends_with("||")
+                || before.is_empty() && js.starts_with("return")
+            {
+                return Some((
+                    "nosqli.javascript",
+                    format!("server-side JavaScript {js:?}"),
+                ));
             }
         }
     }
@@ -297,7 +699,11 @@ fn ssti(n: &str) -> Option<(&'static str, String)> {
         let inner = inner.trim();
         !inner.is_empty()
             && (inner.contains(['.', '(', '[', '*', '+', '|', '_', '%', '\'', '"'])
-                || ["config", "self", "request", "settings", "session", "class", "7*7"].iter().any(|w| inner.contains(w)))
+                || [
+                    "config", "self", "request", "settings", "session", "class", "7*7",
+                ]
+                .iter()
+                .any(|w| inner.contains(w)))
     };
     if let Some(inner) = between(n, "{{", "}}")
         && expr_like(inner)
@@ -309,7 +715,12 @@ fn ssti(n: &str) -> Option<(&'static str, String)> {
     {
         return Some(("ssti.statement", format!("{{%{}%}}", clip(inner))));
     }
-    for (open, rule) in [("${", "ssti.dollar"), ("#{", "ssti.hash"), ("*{", "ssti.star"), ("@{", "ssti.at")] {
+    for (open, rule) in [
+        ("${", "ssti.dollar"),
+        ("#{", "ssti.hash"),
+        ("*{", "ssti.star"),
+        ("@{", "ssti.at"),
+    ] {
         if let Some(inner) = between(n, open, "}")
             && expr_like(inner)
             && inner.contains(['.', '(', '*'])
@@ -331,12 +742,18 @@ fn jndi(n: &str) -> Option<(&'static str, String)> {
     let mut s = n.to_owned();
     for _ in 0..8 {
         let Some(start) = s.find("${") else { break };
-        let Some(len) = s[start + 2..].find(['}', '$']) else { break };
+        let Some(len) = s[start + 2..].find(['}', '$']) else {
+            break;
+        };
         let inner = &s[start + 2..start + 2 + len];
         if s.as_bytes().get(start + 2 + len) == Some(&b'$') {
             // Nested: resolve the innermost first.
-            let Some(inner_start) = s[start + 2..].find("${").map(|k| start + 2 + k) else { break };
-            let Some(close) = s[inner_start..].find('}').map(|k| inner_start + k) else { break };
+            let Some(inner_start) = s[start + 2..].find("${").map(|k| start + 2 + k) else {
+                break;
+            };
+            let Some(close) = s[inner_start..].find('}').map(|k| inner_start + k) else {
+                break;
+            };
             let resolved = resolve_lookup(&s[inner_start + 2..close]);
             s.replace_range(inner_start..=close, &resolved);
             continue;
@@ -352,15 +769,25 @@ fn jndi(n: &str) -> Option<(&'static str, String)> {
     }
     let at = s.find("jndi:")?;
     let proto = &s[at + 5..];
-    ["ldap", "ldaps", "rmi", "dns", "iiop", "corba", "nds", "nis", "http"]
-        .iter()
-        .find(|p| proto.starts_with(*p))
-        .map(|p| ("jndi.lookup", format!("JNDI {p} lookup (resolved to {})", clip(&s))))
+    [
+        "ldap", "ldaps", "rmi", "dns", "iiop", "corba", "nds", "nis", "http",
+    ]
+    .iter()
+    .find(|p| proto.starts_with(*p))
+    .map(|p| {
+        (
+            "jndi.lookup",
+            format!("JNDI {p} lookup (resolved to {})", clip(&s)),
+        )
+    })
 }
 
 /// What a Log4j lookup evaluates to when it only hides a character.
 fn resolve_lookup(inner: &str) -> String {
-    if let Some(v) = inner.strip_prefix("lower:").or_else(|| inner.strip_prefix("upper:")) {
+    if let Some(v) = inner
+        .strip_prefix("lower:")
+        .or_else(|| inner.strip_prefix("upper:"))
+    {
         return v.to_owned();
     }
     if let Some(pos) = inner.find(":-") {
@@ -370,7 +797,17 @@ fn resolve_lookup(inner: &str) -> String {
 }
 
 fn ldapi(n: &str) -> Option<(&'static str, String)> {
-    for pat in ["*)(", ")(|", ")(&", ")(!", "(|(", "(&(", "objectclass=*", "(cn=*", "(uid=*"] {
+    for pat in [
+        "*)(",
+        ")(|",
+        ")(&",
+        ")(!",
+        "(|(",
+        "(&(",
+        "objectclass=*",
+        "(cn=*",
+        "(uid=*",
+    ] {
         if n.contains(pat) {
             return Some(("ldapi.filter", format!("LDAP filter syntax {pat:?}")));
         }
@@ -390,7 +827,10 @@ fn crlf(n: &str) -> Option<(&'static str, String)> {
             .unwrap_or(rest.len());
         if name_len > 0 && rest[name_len..].starts_with(':') {
             let name = &rest[..name_len];
-            return Some(("crlf.header_injection", format!("line break then header {name:?}")));
+            return Some((
+                "crlf.header_injection",
+                format!("line break then header {name:?}"),
+            ));
         }
     }
     if n.contains("\r\n\r\n") {
@@ -400,21 +840,56 @@ fn crlf(n: &str) -> Option<(&'static str, String)> {
 }
 
 const REDIRECT_KEYS: &[&str] = &[
-    "redirect", "redirect_uri", "redirect_url", "redirecturl", "redirecturi", "return",
-    "returnto", "return_to", "returnurl", "return_url", "next", "url", "continue", "dest",
-    "destination", "goto", "target", "redir", "forward", "callback", "to", "out", "view",
-    "checkout_url", "success_url", "image_url", "login_url", "logout",
+    "redirect",
+    "redirect_uri",
+    "redirect_url",
+    "redirecturl",
+    "redirecturi",
+    "return",
+    "returnto",
+    "return_to",
+    "returnurl",
+    "return_url",
+    "next",
+    "url",
+    "continue",
+    "dest",
+    "destination",
+    "goto",
+    "target",
+    "redir",
+    "forward",
+    "callback",
+    "to",
+    "out",
+    "view",
+    "checkout_url",
+    "success_url",
+    "image_url",
+    "login_url",
+    "logout",
 ];
 
 fn open_redirect(n: &str, key: Option<&str>) -> Option<(&'static str, String)> {
     let v = n.trim_start_matches([' ', '\t', '\n', '\r', '<', '>', '"', '\'']);
-    let protocol_relative = v.starts_with("//") || v.starts_with("/\\") || v.starts_with("\\\\") || v.starts_with("/\t/") || v.starts_with("\\/");
+    let protocol_relative = v.starts_with("//")
+        || v.starts_with("/\\")
+        || v.starts_with("\\\\")
+        || v.starts_with("/\t/")
+        || v.starts_with("\\/");
     if protocol_relative && v.len() > 3 {
-        return Some(("redirect.protocol_relative", format!("protocol-relative target {}", clip(v))));
+        return Some((
+            "redirect.protocol_relative",
+            format!("protocol-relative target {}", clip(v)),
+        ));
     }
     let keyed = key.is_some_and(|k| REDIRECT_KEYS.contains(&k.to_ascii_lowercase().as_str()));
-    if keyed && (v.starts_with("http:") || v.starts_with("https:") || v.starts_with("javascript:")) {
-        return Some(("redirect.absolute_url", format!("redirect parameter to {}", clip(v))));
+    if keyed && (v.starts_with("http:") || v.starts_with("https:") || v.starts_with("javascript:"))
+    {
+        return Some((
+            "redirect.absolute_url",
+            format!("redirect parameter to {}", clip(v)),
+        ));
     }
     None
 }
@@ -437,28 +912,64 @@ mod tests {
 
     #[test]
     fn each_family_on_a_typical_payload() {
-        assert_eq!(families("%c0%ae%c0%ae/%c0%ae%c0%ae/etc/passwd", None), vec![Family::PathTraversal]);
+        assert_eq!(
+            families("%c0%ae%c0%ae/%c0%ae%c0%ae/etc/passwd", None),
+            vec![Family::PathTraversal]
+        );
         assert_eq!(families("/etc/shadow", None), vec![Family::PathTraversal]);
         assert!(families("127.0.0.1; cat /etc/passwd", None).contains(&Family::Cmdi));
         assert!(families("x | whoami", None).contains(&Family::Cmdi));
         assert!(families("$(id)", None).contains(&Family::Cmdi));
-        assert_eq!(families("http://0x7f000001/admin", None), vec![Family::Ssrf]);
-        assert_eq!(families("http://169.254.169.254/latest/meta-data/", None), vec![Family::Ssrf]);
-        assert_eq!(families("http://[::ffff:127.0.0.1]/", None), vec![Family::Ssrf]);
+        assert_eq!(
+            families("http://0x7f000001/admin", None),
+            vec![Family::Ssrf]
+        );
+        assert_eq!(
+            families("http://169.254.169.254/latest/meta-data/", None),
+            vec![Family::Ssrf]
+        );
+        assert_eq!(
+            families("http://[::ffff:127.0.0.1]/", None),
+            vec![Family::Ssrf]
+        );
         assert_eq!(families("gopher://evil:70/_x", None), vec![Family::Ssrf]);
-        assert!(families("<!DOCTYPE x [<!ENTITY e SYSTEM \"file:///etc/passwd\">]>", None).contains(&Family::Xxe));
+        assert!(
+            families(
+                "<!DOCTYPE x [<!ENTITY e SYSTEM \"file:///etc/passwd\">]>",
+                None
+            )
+            .contains(&Family::Xxe)
+        );
         assert_eq!(families("user[$ne]=1", None), vec![Family::Nosqli]);
         assert_eq!(families("{{7*7}}", None), vec![Family::Ssti]);
-        assert_eq!(families("${${lower:j}ndi:ldap://x/a}", None), vec![Family::Jndi]);
+        assert_eq!(
+            families("${${lower:j}ndi:ldap://x/a}", None),
+            vec![Family::Jndi]
+        );
         assert_eq!(families("*)(uid=*))(|(uid=*", None), vec![Family::Ldapi]);
         assert_eq!(families("/%0d%0aSet-Cookie:x=1", None), vec![Family::Crlf]);
-        assert_eq!(families("https://evil.example", Some("returnTo")), vec![Family::OpenRedirect]);
+        assert_eq!(
+            families("https://evil.example", Some("returnTo")),
+            vec![Family::OpenRedirect]
+        );
         assert_eq!(families("//evil.example", None), vec![Family::OpenRedirect]);
     }
 
     #[test]
     fn ordinary_values_are_quiet() {
-        for v in ["Smith & Jones", "R&D dept", "recomendaci$n", "https://example.com/a?b=c", "2024-01-01", "a/b/c", "C:/Users/me", "price: $20", "{\"a\": 1}", "50% off", "10.0.0.1"] {
+        for v in [
+            "Smith & Jones",
+            "R&D dept",
+            "recomendaci$n",
+            "https://example.com/a?b=c",
+            "2024-01-01",
+            "a/b/c",
+            "C:/Users/me",
+            "price: $20",
+            "{\"a\": 1}",
+            "50% off",
+            "10.0.0.1",
+        ] {
             assert!(detect(v, None).is_empty(), "{v}: {:?}", detect(v, None));
         }
         assert!(detect("https://example.com", Some("homepage")).is_empty());
