@@ -322,21 +322,27 @@ const COMMANDS: &[&str] = &[
 ];
 
 /// Commands that are an attack on their own as a whole value.
+#[rustfmt::skip]
 const STANDALONE: &[&str] = &[
-    "whoami",
-    "ipconfig",
-    "ifconfig",
-    "netstat",
-    "systeminfo",
-    "uname",
-    "tasklist",
-    "phpinfo()",
-    "id",
-    "ipconfig /all",
-    "net user",
-    "net view",
-    "pwd",
+    "whoami", "ipconfig", "ifconfig", "netstat", "systeminfo", "uname", "tasklist", "phpinfo()",
+    "id", "ipconfig /all", "net user", "net view", "pwd", "dir", "sysinfo", "ls", "ls -la",
 ];
+
+/// Commands whose arguments make the line unmistakable: `which gcc`, `sleep 5`, `net user x`.
+fn command_with_argument(word: &str, arg: &str) -> bool {
+    match word {
+        "which" | "whereis" | "type" => COMMANDS.contains(&arg),
+        "sleep" | "ping" => arg.parse::<u32>().is_ok() || arg.starts_with('-'),
+        "net" => matches!(
+            arg,
+            "user" | "view" | "localgroup" | "group" | "share" | "use" | "start" | "stop"
+        ),
+        "netsh" => matches!(arg, "firewall" | "advfirewall" | "interface" | "wlan"),
+        "reg" => matches!(arg, "add" | "query" | "delete" | "export" | "save"),
+        "dir" | "cd" | "copy" | "del" => arg.len() >= 2 && arg.as_bytes()[1] == b':',
+        _ => false,
+    }
+}
 
 const CODE_CALLS: &[&str] = &[
     "eval(",
@@ -403,6 +409,14 @@ fn cmdi(n: &str) -> Option<(&'static str, String)> {
         }
     }
     // A value that is a command followed by a separator (`id;`, `whoami|`).
+    // `+` is a space in query strings: `+dir+c:+|`.
+    let plus_spaced;
+    let n = if !n.contains(' ') && n.contains('+') {
+        plus_spaced = n.replace('+', " ");
+        plus_spaced.as_str()
+    } else {
+        n
+    };
     let bare = n.trim_matches([' ', '\'', '"', '\n', '\r', '\t']);
     if let Some(word) = command_at(bare) {
         let rest = bare[word.len()..].trim_start();
@@ -415,6 +429,12 @@ fn cmdi(n: &str) -> Option<(&'static str, String)> {
         // A command line: a command with a flag or a path argument (`cat /etc/passwd`,
         // `uname -a`, `dir c:/users`).
         let arg = rest.split_whitespace().next().unwrap_or("");
+        if command_with_argument(word.rsplit('/').next().unwrap_or(word), arg) {
+            return Some((
+                "cmdi.command_line",
+                format!("command line {:?}", clip(bare)),
+            ));
+        }
         if arg.starts_with('-')
             || arg.starts_with('/')
             || arg.contains(":/")
