@@ -7,6 +7,8 @@
 
 pub mod normalize;
 mod rules;
+mod sqli;
+mod xss;
 
 pub use normalize::normalize;
 

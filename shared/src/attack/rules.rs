@@ -9,6 +9,8 @@ pub(super) fn run(n: &str, key: Option<&str>, out: &mut Vec<AttackHit>) {
             out.push(AttackHit { family, rule, why });
         }
     };
+    hit(Family::Sqli, super::sqli::detect(n));
+    hit(Family::Xss, super::xss::detect(n));
     hit(Family::PathTraversal, traversal(n));
     hit(Family::Cmdi, cmdi(n));
     hit(Family::Ssrf, ssrf(n));

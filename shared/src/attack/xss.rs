@@ -1,0 +1,198 @@
+//! Cross-site scripting: an HTML tag scanner (tag names, attribute names and values as a
+//! browser would split them, tolerant of the junk browsers skip) plus script-context breakouts
+//! and script URIs.
+
+const DANGEROUS_TAGS: &[&str] = &[
+    "script", "iframe", "frame", "frameset", "object", "embed", "applet", "meta", "base", "link",
+    "style", "svg", "math", "xml", "import", "form", "isindex", "xss", "template", "portal",
+    "animate", "set", "handler", "listener",
+];
+
+const SCRIPT_SCHEMES: &[&str] = &[
+    "javascript:",
+    "vbscript:",
+    "livescript:",
+    "mocha:",
+    "data:text/html",
+    "data:image/svg",
+    "data:application/x-",
+    "jar:",
+];
+
+/// Words that only script calls (an argument list must follow).
+const SINKS: &[&str] = &[
+    "alert",
+    "prompt",
+    "confirm",
+    "eval",
+    "settimeout",
+    "setinterval",
+    "fromcharcode",
+    "document.write",
+    "document.cookie",
+    "document.domain",
+    "window.location",
+    "fetch",
+    "atob",
+    "import",
+    "constructor",
+    "showmodaldialog",
+    "execscript",
+];
+
+/// `javascript:` with the tabs, newlines and control characters browsers drop inside it.
+fn has_script_scheme(v: &str) -> Option<&'static str> {
+    let squeezed: String = v
+        .chars()
+        .filter(|c| !c.is_whitespace() && (*c as u32) >= 0x20 && *c != '\u{0}')
+        .collect();
+    SCRIPT_SCHEMES
+        .iter()
+        .find(|s| squeezed.contains(*s))
+        .copied()
+}
+
+/// A tag at `b[i] == '<'`: its name and the attributes' names, up to the `>` (or the end).
+fn tag_at(b: &[u8], i: usize) -> Option<(String, Vec<String>, usize)> {
+    let mut j = i + 1;
+    if b.get(j) == Some(&b'/') {
+        j += 1;
+    }
+    let name_start = j;
+    while j < b.len() && (b[j].is_ascii_alphanumeric() || matches!(b[j], b':' | b'-' | b'_')) {
+        j += 1;
+    }
+    if j == name_start {
+        return None;
+    }
+    let name = String::from_utf8_lossy(&b[name_start..j]).into_owned();
+    let name = name.rsplit(':').next().unwrap_or(&name).to_owned();
+    let mut attrs = Vec::new();
+    // Attributes: separated by whitespace, `/`, or junk browsers skip.
+    while j < b.len() && b[j] != b'>' && b[j] != b'<' {
+        let c = b[j];
+        if c.is_ascii_alphabetic() {
+            let s = j;
+            while j < b.len()
+                && (b[j].is_ascii_alphanumeric() || matches!(b[j], b'-' | b'_' | b':'))
+            {
+                j += 1;
+            }
+            attrs.push(String::from_utf8_lossy(&b[s..j]).into_owned());
+            // Skip the value.
+            let mut k = j;
+            while k < b.len() && b[k].is_ascii_whitespace() {
+                k += 1;
+            }
+            if b.get(k) == Some(&b'=') {
+                k += 1;
+                while k < b.len() && b[k].is_ascii_whitespace() {
+                    k += 1;
+                }
+                match b.get(k) {
+                    Some(&q @ (b'"' | b'\'' | b'`')) => {
+                        k = memchr::memchr(q, &b[k + 1..]).map_or(b.len(), |e| k + 1 + e + 1);
+                    }
+                    _ => {
+                        while k < b.len() && !b[k].is_ascii_whitespace() && b[k] != b'>' {
+                            k += 1;
+                        }
+                    }
+                }
+                j = k;
+            }
+        } else {
+            j += 1;
+        }
+    }
+    Some((name, attrs, j))
+}
+
+fn is_event_handler(attr: &str) -> bool {
+    attr.len() > 3 && attr.starts_with("on") && attr[2..].bytes().all(|c| c.is_ascii_lowercase())
+}
+
+/// A call of a script sink: `alert(1)`, `alert``1```, `eval(...)`.
+fn sink_call(v: &str) -> Option<&'static str> {
+    SINKS.iter().copied().find(|s| {
+        v.match_indices(s).any(|(at, _)| {
+            let after = v[at + s.len()..].trim_start();
+            let before_ok = at == 0 || !v.as_bytes()[at - 1].is_ascii_alphanumeric();
+            before_ok
+                && (after.starts_with('(')
+                    || after.starts_with('`')
+                    || after.starts_with('=') && s.contains('.'))
+        })
+    })
+}
+
+/// Detects XSS in a normalised value.
+pub(super) fn detect(n: &str) -> Option<(&'static str, String)> {
+    let b = n.as_bytes();
+    for i in memchr::memchr_iter(b'<', b) {
+        let Some((name, attrs, _end)) = tag_at(b, i) else {
+            continue;
+        };
+        if let Some(h) = attrs.iter().find(|a| is_event_handler(a)) {
+            return Some(("xss.event_handler", format!("<{name} {h}=…>")));
+        }
+        if DANGEROUS_TAGS.contains(&name.as_str())
+            && !(name == "set" || name == "form" || name == "link")
+        {
+            return Some(("xss.dangerous_tag", format!("<{name}>")));
+        }
+        let tag_text = &n[i..n[i..].find('>').map_or(n.len(), |e| i + e)];
+        if let Some(scheme) = has_script_scheme(tag_text) {
+            return Some((
+                "xss.script_uri_attribute",
+                format!("<{name}> with {scheme}"),
+            ));
+        }
+        if tag_text.contains("expression(")
+            || tag_text.contains("expr/*")
+            || tag_text.contains("-moz-binding")
+            || tag_text.contains("behavior:")
+        {
+            return Some((
+                "xss.css_expression",
+                format!("<{name}> with a CSS script expression"),
+            ));
+        }
+    }
+    // Attribute breakout without a tag: `" onmouseover="alert(1)`, `' autofocus onfocus=…`.
+    for (at, _) in n.match_indices("on") {
+        let before = n[..at].trim_end_matches([' ', '\t', '\n', '/', '+']);
+        let quoted = before.ends_with(['"', '\'', '`']);
+        let attr_end = n[at..]
+            .find(|c: char| !c.is_ascii_lowercase())
+            .map_or(n.len(), |e| at + e);
+        let attr = &n[at..attr_end];
+        let eq = n[attr_end..].trim_start().starts_with('=');
+        if quoted && eq && is_event_handler(attr) {
+            return Some((
+                "xss.attribute_breakout",
+                format!("closes an attribute, adds {attr}="),
+            ));
+        }
+    }
+    if let Some(scheme) = has_script_scheme(n)
+        && (n.trim_start().starts_with(scheme.trim_end_matches(':')) || sink_call(n).is_some())
+    {
+        return Some(("xss.script_uri", format!("{scheme} URI")));
+    }
+    // Script-context breakout: `';alert(1)//`, `"-alert(1)-"`, `</script><script>`.
+    if let Some(sink) = sink_call(n) {
+        let before = &n[..n.find(sink).unwrap_or(0)];
+        if before.contains(['\'', '"', ';', '>', '`']) || n.trim_start().starts_with(sink) {
+            return Some((
+                "xss.script_breakout",
+                format!("breaks into script and calls {sink}"),
+            ));
+        }
+    }
+    // UTF-7 `+ADw-script+AD4-`.
+    if n.contains("+adw-") && (n.contains("script") || n.contains("+ad4-")) {
+        return Some(("xss.utf7", "UTF-7 encoded tag".into()));
+    }
+    None
+}
