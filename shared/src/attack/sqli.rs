@@ -258,12 +258,13 @@ fn tokenize(s: &str, quote: Option<u8>) -> Vec<Tok> {
                 // `1e0union` style glue: a number runs into a word.
                 T::Num
             }
+            // `--` and `#` run to the end of the line (MySQL reads on after a newline).
             b'-' if b.get(i + 1) == Some(&b'-') => {
-                i = b.len();
+                i = memchr::memchr(b'\n', &b[i..]).map_or(b.len(), |e| i + e + 1);
                 T::Comment
             }
             b'#' => {
-                i = b.len();
+                i = memchr::memchr(b'\n', &b[i..]).map_or(b.len(), |e| i + e + 1);
                 T::Comment
             }
             b'/' if b.get(i + 1) == Some(&b'*') => {
@@ -448,17 +449,27 @@ fn judge(s: &str, toks: &[Tok], quoted: bool) -> Option<(&'static str, String)> 
     };
     let first = if quoted { 1 } else { 0 };
     let mut i = first;
-    if !quoted {
-        // Skip the value itself: `1`, `-1`, `abc`, `1)`.
-        while matches!(ty(i), Some(T::Num | T::Word | T::Op)) && i < 2 {
-            i += 1;
-        }
-    }
-    while ty(i) == Some(T::Close) {
+    // Skip what the value itself is: `(1`, `-1`, `abc`, `@a`, a string after a quote
+    // (`''1'`), and closing parentheses or modifiers (`1' in boolean mode)`).
+    while ty(i) == Some(T::Open) && i < first + 3 {
         i += 1;
     }
-    if i == 0 && !quoted {
-        return None;
+    let mut skipped = 0;
+    while matches!(ty(i), Some(T::Num | T::Word | T::Var | T::Str)) && skipped < 1
+        || ty(i) == Some(T::Op) && i == first && !quoted
+    {
+        if ty(i) != Some(T::Op) {
+            skipped += 1;
+        }
+        i += 1;
+    }
+    let mut mods = 0;
+    while (ty(i) == Some(T::Close)
+        || ty(i) == Some(T::Kw) && matches!(word(s, &toks[i]), "in" | "boolean" | "mode") && quoted)
+        && mods < 4
+    {
+        mods += 1;
+        i += 1;
     }
     match ty(i) {
         // …' OR 1=1, …) AND sleep(5), 1 OR x=x
@@ -483,7 +494,12 @@ fn judge(s: &str, toks: &[Tok], quoted: bool) -> Option<(&'static str, String)> 
                         .iter()
                         .all(|t| matches!(t.t, T::Comment | T::Close | T::Semi));
                 let called = ty(j) == Some(T::Func);
-                let chained = rest.iter().any(|t| t.t == T::Logic);
+                let chained = rest.iter().any(|t| {
+                    t.t == T::Logic
+                        || t.t == T::Kw
+                            && matches!(word(s, t), "group" | "order" | "having" | "limit")
+                });
+                let commented = rest.last().is_some_and(|t| t.t == T::Comment);
                 if compared
                     || called
                     || (ends && (quoted || ty(j) == Some(T::Num) || ty(j) == Some(T::Str)))
@@ -508,13 +524,21 @@ fn judge(s: &str, toks: &[Tok], quoted: bool) -> Option<(&'static str, String)> 
             if matches!(
                 word(s, &toks[i]),
                 "order" | "group" | "having" | "into" | "limit" | "procedure" | "where" | "as"
-            ) && (quoted || i > first) =>
+            ) =>
         {
             let next = ty(i + 1);
-            if matches!(
+            // At the very start of a plain value only SQL's own shape counts: `ORDER BY 8`,
+            // `WHERE 1=1` (not `where is my order`).
+            let at_start = !quoted && i == first;
+            let sql_shape = next == Some(T::Num)
+                || (next == Some(T::Kw)
+                    && word(s, &toks[i + 1]) == "by"
+                    && matches!(ty(i + 2), Some(T::Num | T::Func)));
+            let clause_follows = matches!(
                 next,
                 Some(T::Kw | T::Num | T::Word | T::Func | T::Open | T::Str)
-            ) {
+            );
+            if (at_start && sql_shape) || (!at_start && clause_follows) {
                 return Some((
                     "sqli.clause",
                     format!("breaks out into {}", word(s, &toks[i])),
