@@ -148,5 +148,19 @@ pub fn table(r: &Report) -> String {
             ));
         }
     }
+    out.push_str("\nBy source:\n\n| label | source | payloads | detected | rate | flagged as any |\n|---|---|---:|---:|---:|---:|\n");
+    for ((label, source), rate) in &r.rates {
+        let pct = |n: usize| 100.0 * n as f64 / rate.total.max(1) as f64;
+        let detected = if family_of(label).is_some() {
+            format!("{} | {:.1}%", rate.detected, pct(rate.detected))
+        } else {
+            "— | —".into()
+        };
+        out.push_str(&format!(
+            "| {label} | {source} | {} | {detected} | {:.2}% |\n",
+            rate.total,
+            pct(rate.any)
+        ));
+    }
     out
 }

@@ -111,5 +111,13 @@ pub fn detect(value: &str, key: Option<&str>) -> Vec<AttackHit> {
     }
     let n = normalize(value);
     rules::run(&n, key, &mut out);
+    // A value that is only an escaped `<` (`&#060`, `\x3c`, `%3C`): a filter probe.
+    if out.is_empty() && n.trim() == "<" && value.trim() != "<" {
+        out.push(AttackHit {
+            family: Family::Xss,
+            rule: "xss.encoding_probe",
+            why: format!("the value is an encoded '<' ({})", value.trim()),
+        });
+    }
     out
 }

@@ -88,7 +88,10 @@ fn decode_once(b: &[u8]) -> Vec<u8> {
                         i += 1;
                     }
                 },
-                Some(&e @ (b'n' | b'r' | b't' | b'0')) => {
+                // (`\0` followed by hex is a CSS escape like `\0075`, left for the CSS reading.)
+                Some(&e @ (b'n' | b'r' | b't' | b'0'))
+                    if e != b'0' || !b.get(i + 2).is_some_and(u8::is_ascii_hexdigit) =>
+                {
                     out.push(match e {
                         b'n' => b'\n',
                         b'r' => b'\r',

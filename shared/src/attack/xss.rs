@@ -126,8 +126,162 @@ fn sink_call(v: &str) -> Option<&'static str> {
     })
 }
 
+/// DOM events (after `on`) and the prefixes of event families.
+const EVENTS: &[&str] = &[
+    "abort",
+    "blur",
+    "change",
+    "click",
+    "dblclick",
+    "copy",
+    "cut",
+    "paste",
+    "load",
+    "unload",
+    "begin",
+    "end",
+    "ended",
+    "finish",
+    "help",
+    "input",
+    "invalid",
+    "pause",
+    "play",
+    "playing",
+    "progress",
+    "ratechange",
+    "redo",
+    "undo",
+    "reset",
+    "resume",
+    "search",
+    "seeked",
+    "seeking",
+    "start",
+    "storage",
+    "submit",
+    "timeerror",
+    "toggle",
+    "urlflip",
+    "volumechange",
+    "wheel",
+    "message",
+    "popstate",
+    "hashchange",
+    "canplay",
+    "emptied",
+    "stalled",
+    "suspend",
+    "waiting",
+    "show",
+    "cancel",
+    "close",
+    "auxclick",
+    "move",
+    "moveend",
+    "movestart",
+    "zoom",
+    "drop",
+    "readystatechange",
+    "filterchange",
+    "propertychange",
+    "cellchange",
+    "bounce",
+    "error",
+    "errorupdate",
+    "mediaerror",
+    "datasetcomplete",
+    "datasetchanged",
+    "dataavailable",
+    "losecapture",
+    "contextmenu",
+    "select",
+    "selectstart",
+    "selectionchange",
+    "scroll",
+    "scrollend",
+    "resize",
+    "resizestart",
+    "resizeend",
+    "help",
+    "beforeunload",
+];
+const EVENT_PREFIXES: &[&str] = &[
+    "before",
+    "after",
+    "mouse",
+    "key",
+    "drag",
+    "pointer",
+    "touch",
+    "transition",
+    "animation",
+    "webkit",
+    "moz",
+    "focus",
+    "row",
+    "page",
+    "media",
+    "gotpointer",
+    "lostpointer",
+];
+
+/// A DOM event handler name (`onmouseover`), not an English word that starts with `on`.
+fn is_dom_handler(w: &str) -> bool {
+    w.strip_prefix("on").is_some_and(|e| {
+        !e.is_empty()
+            && e.bytes().all(|c| c.is_ascii_lowercase())
+            && (EVENTS.contains(&e) || EVENT_PREFIXES.iter().any(|p| e.starts_with(p)))
+    })
+}
+
+/// CSS hex escapes (`\0065` is `e`) undone, CSS comments removed.
+fn css_plain(n: &str) -> String {
+    let mut out = String::with_capacity(n.len());
+    let b = n.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' {
+            let digits = b[i + 1..]
+                .iter()
+                .take(6)
+                .take_while(|c| c.is_ascii_hexdigit())
+                .count();
+            if digits > 0 {
+                let cp = u32::from_str_radix(&n[i + 1..i + 1 + digits], 16).unwrap_or(0);
+                if let Some(c) = char::from_u32(cp) {
+                    out.push(c);
+                }
+                i += 1 + digits;
+                if b.get(i) == Some(&b' ') {
+                    i += 1;
+                }
+                continue;
+            }
+            i += 1;
+            continue;
+        }
+        if b[i] == b'/' && b.get(i + 1) == Some(&b'*') {
+            i = n[i + 2..].find("*/").map_or(b.len(), |e| i + 2 + e + 2);
+            continue;
+        }
+        let ch = n[i..].chars().next().unwrap_or(' ');
+        out.push(ch);
+        i += ch.len_utf8();
+    }
+    out.to_lowercase()
+}
+
 /// Detects XSS in a normalised value.
 pub(super) fn detect(n: &str) -> Option<(&'static str, String)> {
+    // US-ASCII with the high bit set (`¼script¾`) reads as tags in old browsers.
+    let seven_bit;
+    let n = if n.contains('¼') && n.contains('¾') {
+        seven_bit = n.replace('¼', "<").replace('¾', ">").replace('¢', "\"");
+        seven_bit.as_str()
+    } else {
+        n
+    };
     let b = n.as_bytes();
     for i in memchr::memchr_iter(b'<', b) {
         let Some((name, attrs, _end)) = tag_at(b, i) else {
@@ -183,12 +337,67 @@ pub(super) fn detect(n: &str) -> Option<(&'static str, String)> {
     // Script-context breakout: `';alert(1)//`, `"-alert(1)-"`, `</script><script>`.
     if let Some(sink) = sink_call(n) {
         let before = &n[..n.find(sink).unwrap_or(0)];
-        if before.contains(['\'', '"', ';', '>', '`']) || n.trim_start().starts_with(sink) {
+        if before.contains(['\'', '"', ';', '>', '`', '=', '(', ','])
+            || n.trim_start().starts_with(sink)
+        {
             return Some((
                 "xss.script_breakout",
                 format!("breaks into script and calls {sink}"),
             ));
         }
+    }
+    // A handler attribute without a tag or quote before it: ` onerror=alert(1)>`.
+    for (at, _) in n.match_indices("on") {
+        if at > 0 && n.as_bytes()[at - 1].is_ascii_alphanumeric() {
+            continue;
+        }
+        let attr_end = n[at..]
+            .find(|c: char| !c.is_ascii_lowercase())
+            .map_or(n.len(), |e| at + e);
+        let rest = n[attr_end..].trim_start();
+        if let Some(value) = rest.strip_prefix('=')
+            && is_dom_handler(&n[at..attr_end])
+            && (sink_call(value).is_some() || has_script_scheme(value).is_some())
+        {
+            return Some((
+                "xss.handler_attribute",
+                format!("{}= calling script", &n[at..attr_end]),
+            ));
+        }
+    }
+    // CSS that runs script: `expression(…)`, `behavior:`, `binding:` (escapes and comments
+    // undone first).
+    if n.contains(['(', ':', '\\']) {
+        let css = css_plain(n);
+        if css.contains("expression(")
+            || css.contains("behavior:")
+            || css.contains("behaviour:")
+            || css.contains("-moz-binding")
+        {
+            return Some(("xss.css_expression", "CSS that runs script".into()));
+        }
+        if css.contains("url(")
+            && let Some(scheme) = has_script_scheme(&css)
+        {
+            return Some(("xss.css_script_uri", format!("CSS url() with {scheme}")));
+        }
+    }
+    // Netscape JavaScript entities `&{…};`, style sheets pulled into XML.
+    if let Some(at) = n.find("&{")
+        && n[at..].contains('}')
+    {
+        return Some(("xss.js_entity", "&{…} script entity".into()));
+    }
+    if n.contains("<?xml-stylesheet") || n.contains("<xsl:stylesheet") {
+        return Some(("xss.stylesheet", "XML style sheet instruction".into()));
+    }
+    // Probes: a lone handler name, a lone encoded `<` (testing what a filter lets through).
+    let t = n.trim();
+    if is_dom_handler(t) {
+        return Some((
+            "xss.handler_probe",
+            format!("the value is the handler name {t}"),
+        ));
     }
     // UTF-7 `+ADw-script+AD4-`.
     if n.contains("+adw-") && (n.contains("script") || n.contains("+ad4-")) {
