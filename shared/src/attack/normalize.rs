@@ -152,8 +152,8 @@ fn entity(b: &[u8]) -> Option<(u32, usize)> {
         return Some((cp, used));
     }
     let end = end?;
-    let name = &b[1..end];
-    let cp = match name {
+    let name = b[1..end].to_ascii_lowercase();
+    let cp = match name.as_slice() {
         b"lt" => '<',
         b"gt" => '>',
         b"amp" => '&',

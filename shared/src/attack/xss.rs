@@ -65,8 +65,13 @@ fn tag_at(b: &[u8], i: usize) -> Option<(String, Vec<String>, usize)> {
     if j == name_start {
         return None;
     }
-    let name = String::from_utf8_lossy(&b[name_start..j]).into_owned();
-    let name = name.rsplit(':').next().unwrap_or(&name).to_owned();
+    let raw = String::from_utf8_lossy(&b[name_start..j]).into_owned();
+    // An SVG element injected with its namespace prefix is script-capable markup.
+    let name = if raw.starts_with("svg:") {
+        "svg".to_owned()
+    } else {
+        raw.rsplit(':').next().unwrap_or(&raw).to_owned()
+    };
     let mut attrs = Vec::new();
     // Attributes: separated by whitespace, `/`, or junk browsers skip.
     while j < b.len() && b[j] != b'>' && b[j] != b'<' {
@@ -290,6 +295,12 @@ pub(super) fn detect(n: &str) -> Option<(&'static str, String)> {
         if let Some(h) = attrs.iter().find(|a| is_event_handler(a)) {
             return Some(("xss.event_handler", format!("<{name} {h}=…>")));
         }
+        if attrs
+            .iter()
+            .any(|a| matches!(a.as_str(), "datasrc" | "datafld" | "dataformatas"))
+        {
+            return Some(("xss.data_binding", format!("<{name}> binding data as HTML")));
+        }
         if DANGEROUS_TAGS.contains(&name.as_str())
             && !(name == "set" || name == "form" || name == "link")
         {
@@ -300,6 +311,12 @@ pub(super) fn detect(n: &str) -> Option<(&'static str, String)> {
             return Some((
                 "xss.script_uri_attribute",
                 format!("<{name}> with {scheme}"),
+            ));
+        }
+        if name == "link" && tag_text.contains("stylesheet") && tag_text.contains("//") {
+            return Some((
+                "xss.external_stylesheet",
+                "<link> to another site's style sheet".into(),
             ));
         }
         if tag_text.contains("expression(")
@@ -330,20 +347,75 @@ pub(super) fn detect(n: &str) -> Option<(&'static str, String)> {
         }
     }
     if let Some(scheme) = has_script_scheme(n)
-        && (n.trim_start().starts_with(scheme.trim_end_matches(':')) || sink_call(n).is_some())
+        && (n
+            .trim_start_matches([' ', '"', '\'', '`', '(', '='])
+            .starts_with(scheme.trim_end_matches(':'))
+            || sink_call(n).is_some()
+            || [
+                format!("\"{scheme}"),
+                format!("'{scheme}"),
+                format!("={scheme}"),
+            ]
+            .iter()
+            .any(|p| n.contains(p.as_str())))
     {
         return Some(("xss.script_uri", format!("{scheme} URI")));
     }
     // Script-context breakout: `';alert(1)//`, `"-alert(1)-"`, `</script><script>`.
     if let Some(sink) = sink_call(n) {
         let before = &n[..n.find(sink).unwrap_or(0)];
-        if before.contains(['\'', '"', ';', '>', '`', '=', '(', ','])
+        if before.contains(['\'', '"', ';', '>', '`', '=', '(', ',', '?'])
             || n.trim_start().starts_with(sink)
         {
             return Some((
                 "xss.script_breakout",
                 format!("breaks into script and calls {sink}"),
             ));
+        }
+    }
+    // Tags whose brackets a filter stripped (`scriptalert(1)/script`).
+    for (at, _) in n.match_indices("script") {
+        let after = &n[at + 6..];
+        if after.starts_with(|c: char| c.is_ascii_alphabetic())
+            && sink_call(after).is_some_and(|s| after.starts_with(s))
+        {
+            return Some((
+                "xss.stripped_tag",
+                "script tag without brackets calling script".into(),
+            ));
+        }
+    }
+    // Indirect calls that dodge a sink's name: `(alert)(1)`, `top["al"+"ert"](1)`.
+    for pat in [
+        "(alert)(",
+        "(prompt)(",
+        "(confirm)(",
+        "top[",
+        "window[",
+        "self[",
+        "parent[",
+        "frames[",
+    ] {
+        if let Some(at) = n.find(pat)
+            && (pat.starts_with('(') || n[at + pat.len()..].starts_with(['"', '\'', '`']))
+        {
+            return Some(("xss.indirect_call", format!("script called through {pat}")));
+        }
+    }
+    // Navigation by script: `location="…"`, `location.href=…`.
+    for pat in [
+        "location=",
+        "location.href=",
+        "location.replace(",
+        "location.assign(",
+    ] {
+        if let Some(at) = n.find(pat)
+            && (at == 0
+                || n[..at].trim_end().ends_with([';', '\'', '"', '>'])
+                || n[..at].ends_with("document.")
+                || n[..at].ends_with("window."))
+        {
+            return Some(("xss.navigation", format!("script navigation {pat}")));
         }
     }
     // A handler attribute without a tag or quote before it: ` onerror=alert(1)>`.
