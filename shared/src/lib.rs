@@ -16,6 +16,7 @@ pub mod capture;
 pub mod classify;
 pub mod defrag;
 pub mod engine;
+pub mod fields;
 pub mod flow;
 pub mod http;
 pub mod packet;

@@ -504,6 +504,8 @@ fn judge(s: &str, toks: &[Tok], quoted: bool) -> Option<(&'static str, String)> 
                     || called
                     || (ends && (quoted || ty(j) == Some(T::Num) || ty(j) == Some(T::Str)))
                     || (quoted && chained)
+                    || (chained && ty(j) == Some(T::Num))
+                    || (commented && matches!(ty(j), Some(T::Num | T::Str | T::Var | T::Open)))
                 {
                     return Some((
                         "sqli.tautology",
