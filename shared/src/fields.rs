@@ -47,6 +47,10 @@ const STRUCTURAL_HEADERS: &[&str] = &[
     "x-frame-options",
 ];
 
+static STRUCTURAL: std::sync::LazyLock<
+    std::collections::HashSet<&'static str, foldhash::fast::FixedState>,
+> = std::sync::LazyLock::new(|| STRUCTURAL_HEADERS.iter().copied().collect());
+
 /// Bytes of a body scanned at most (bodies are already capped by the decoder).
 const MAX_SCAN: usize = 256 * 1024;
 /// Deepest JSON nesting walked.
@@ -75,6 +79,8 @@ pub struct Walk {
     /// Also headers that carry protocol metadata (`User-Agent`, `Host`, ...), which attacks
     /// use but data does not live in.
     pub structural_headers: bool,
+    /// Each path segment on its own (`request.path[2]`).
+    pub path_segments: bool,
 }
 
 impl Walk {
@@ -83,12 +89,14 @@ impl Walk {
         request: true,
         response: true,
         structural_headers: false,
+        path_segments: true,
     };
-    /// What a client controls: the request, every header.
+    /// What a client controls: the request, every header (the path is the caller's, whole).
     pub const REQUEST: Walk = Walk {
         request: true,
         response: false,
         structural_headers: true,
+        path_segments: false,
     };
 }
 
@@ -100,6 +108,7 @@ pub struct Walker {
     key_buf: String,
     lower: String,
     structural: bool,
+    segments: bool,
 }
 
 impl fmt::Debug for Walker {
@@ -112,6 +121,7 @@ impl Walker {
     /// Calls `found` for every value of the parts of `tx` that `walk` names.
     pub fn walk(&mut self, tx: &Transaction, walk: Walk, found: &mut dyn FnMut(Field<'_>)) {
         self.structural = walk.structural_headers;
+        self.segments = walk.path_segments;
         if walk.request {
             self.request(tx, found);
         }
@@ -129,7 +139,8 @@ impl Walker {
     fn request(&mut self, tx: &Transaction, found: &mut dyn FnMut(Field<'_>)) {
         self.headers("request", &tx.request_headers, found);
         let path = tx.path();
-        for (i, seg) in path.split('/').filter(|s| !s.is_empty()).enumerate() {
+        let segments = if self.segments { path } else { "" };
+        for (i, seg) in segments.split('/').filter(|s| !s.is_empty()).enumerate() {
             self.location.clear();
             use fmt::Write as _;
             let _ = write!(self.location, "request.path[{i}]");
@@ -169,7 +180,7 @@ impl Walker {
     }
 
     fn header(&mut self, side: &str, lower: &str, value: &str, found: &mut dyn FnMut(Field<'_>)) {
-        if !self.structural && STRUCTURAL_HEADERS.contains(&lower) {
+        if !self.structural && STRUCTURAL.contains(lower) {
             return;
         }
         if lower == "cookie" {

@@ -100,6 +100,7 @@ fn classify_prints_classes_with_character_spans() {
         "{\"text\": \"hunter2\", \"key\": \"password\"}\n",
         "no quotes, raw text with 078-05-1123\n",
         "\"nothing here\"\n",
+        "{\"text\": \"1' OR '1'='1' --\", \"key\": \"q\"}\n",
     );
     child
         .stdin
@@ -114,7 +115,14 @@ fn classify_prints_classes_with_character_spans() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(lines.len(), 4);
+    assert_eq!(lines.len(), 5);
+    assert_eq!(lines[4]["attacks"][0]["family"], "sqli");
+    assert!(
+        lines[4]["attacks"][0]["rule"]
+            .as_str()
+            .unwrap()
+            .starts_with("sqli.")
+    );
     // Characters, not bytes: `ë` is one.
     assert_eq!(lines[0]["data"][0]["class"], "credit_card");
     assert_eq!(
@@ -127,5 +135,9 @@ fn classify_prints_classes_with_character_spans() {
     assert_eq!(lines[1]["data"][0]["class"], "password");
     assert_eq!(lines[2]["data"][0]["class"], "us_ssn");
     assert_eq!(lines[3]["data"].as_array().unwrap().len(), 0);
-    assert!(lines.iter().all(|l| l["attacks"].is_array()));
+    assert!(
+        lines[..4]
+            .iter()
+            .all(|l| l["attacks"].as_array().unwrap().is_empty())
+    );
 }

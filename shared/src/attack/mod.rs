@@ -6,11 +6,13 @@
 //! lowercased, so one rule sees `../`, `%2e%2e%2f`, `%c0%ae%c0%ae%c0%af` and `．．／` alike.
 
 pub mod normalize;
+pub mod request;
 mod rules;
 mod sqli;
 mod xss;
 
 pub use normalize::normalize;
+pub use request::{AttackFound, RequestScanner};
 
 use serde::{Deserialize, Serialize};
 use std::fmt;

@@ -6,8 +6,19 @@
 //! division and set-minus slashes) fold to ASCII, and everything is lowercased.
 
 /// The decoded, folded, lowercased form of a value.
-pub fn normalize(input: &str) -> String {
-    let mut cur: Vec<u8> = input.as_bytes().to_vec();
+pub fn normalize(input: &str) -> std::borrow::Cow<'_, str> {
+    let b = input.as_bytes();
+    // Most values: plain ASCII with nothing to decode.
+    if b.iter()
+        .all(|&c| c.is_ascii() && !matches!(c, b'%' | b'&' | b'\\'))
+    {
+        return if b.iter().any(u8::is_ascii_uppercase) {
+            input.to_ascii_lowercase().into()
+        } else {
+            input.into()
+        };
+    }
+    let mut cur: Vec<u8> = b.to_vec();
     for _ in 0..4 {
         let next = decode_once(&cur);
         if next == cur {
@@ -15,7 +26,7 @@ pub fn normalize(input: &str) -> String {
         }
         cur = next;
     }
-    fold(&cur)
+    fold(&cur).into()
 }
 
 fn hex(c: u8) -> Option<u8> {

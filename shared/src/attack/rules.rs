@@ -3,27 +3,98 @@
 use super::{AttackHit, Family};
 use std::net::{Ipv4Addr, Ipv6Addr};
 
+/// Which bytes occur in a value: one pass, then every family asks for the characters its
+/// rules need before doing any work (most values have none of them).
+struct Bytes([bool; 128]);
+
+impl Bytes {
+    fn of(n: &str) -> Bytes {
+        let mut seen = [false; 128];
+        for &c in n.as_bytes() {
+            if c < 128 {
+                seen[usize::from(c)] = true;
+            }
+        }
+        Bytes(seen)
+    }
+
+    fn any(&self, set: &[u8]) -> bool {
+        set.iter().any(|&c| self.0[usize::from(c)])
+    }
+}
+
+/// A set of words found with one Aho-Corasick pass.
+pub(super) struct Words(
+    std::sync::LazyLock<Option<aho_corasick::AhoCorasick>>,
+    &'static [&'static str],
+);
+
+impl Words {
+    /// The first word of the set that occurs in `hay`.
+    pub(super) fn find(&self, hay: &str) -> Option<&'static str> {
+        let m = self.0.as_ref()?.find(hay)?;
+        self.1.get(m.pattern().as_usize()).copied()
+    }
+}
+
+macro_rules! words {
+    ($name:ident, $list:ident) => {
+        static $name: Words = Words(
+            std::sync::LazyLock::new(|| aho_corasick::AhoCorasick::new($list).ok()),
+            $list,
+        );
+    };
+}
+
+words!(SENSITIVE, SENSITIVE_PATHS);
+words!(STEP_TARGET_WORDS, STEP_TARGETS);
+words!(CODE, CODE_CALLS);
+
+/// A set of words hashed with foldhash (SipHash showed up in profiles).
+type WordSet = std::collections::HashSet<&'static str, foldhash::fast::FixedState>;
+
+static COMMAND_SET: std::sync::LazyLock<WordSet> =
+    std::sync::LazyLock::new(|| COMMANDS.iter().copied().collect::<WordSet>());
+
 pub(super) fn run(n: &str, key: Option<&str>, out: &mut Vec<AttackHit>) {
     let mut hit = |family: Family, found: Option<(&'static str, String)>| {
         if let Some((rule, why)) = found {
             out.push(AttackHit { family, rule, why });
         }
     };
+    let bs = Bytes::of(n);
     hit(Family::Sqli, super::sqli::detect(n));
-    hit(Family::Xss, super::xss::detect(n));
-    hit(Family::PathTraversal, traversal(n));
-    hit(Family::Cmdi, cmdi(n));
-    hit(Family::Ssrf, ssrf(n));
-    hit(Family::Xxe, xxe(n));
-    hit(Family::Nosqli, nosqli(n));
-    let jndi = jndi(n);
-    let is_jndi = jndi.is_some();
-    hit(Family::Jndi, jndi);
-    if !is_jndi {
+    if bs.any(b"<(`:=&+") || n.starts_with("on") {
+        hit(Family::Xss, super::xss::detect(n));
+    }
+    if bs.any(b"./\\:~\0?%") || !n.is_ascii() {
+        hit(Family::PathTraversal, traversal(n));
+    }
+    hit(Family::Cmdi, cmdi(n, &bs));
+    if n.contains("://") {
+        hit(Family::Ssrf, ssrf(n));
+    }
+    if bs.any(b"<") {
+        hit(Family::Xxe, xxe(n));
+    }
+    if bs.any(b"$;'\"|&") {
+        hit(Family::Nosqli, nosqli(n));
+    }
+    let mut is_jndi = false;
+    if n.contains("${") {
+        let jndi = jndi(n);
+        is_jndi = jndi.is_some();
+        hit(Family::Jndi, jndi);
+    }
+    if !is_jndi && bs.any(b"{%") {
         hit(Family::Ssti, ssti(n));
     }
-    hit(Family::Ldapi, ldapi(n));
-    hit(Family::Crlf, crlf(n));
+    if bs.any(b"()") || n.contains("objectclass") {
+        hit(Family::Ldapi, ldapi(n));
+    }
+    if bs.any(b"\r\n") {
+        hit(Family::Crlf, crlf(n));
+    }
     hit(Family::OpenRedirect, open_redirect(n, key));
 }
 
@@ -125,17 +196,16 @@ const STEP_TARGETS: &[&str] = &[
 /// A run of one step repeated (however it is encoded, even in encodings no server decodes the
 /// same way: `..%c1%pc..%c1%pc..%c1%pcetc`), then a system path: the unit that repeats.
 fn repeated_steps(n: &str) -> Option<&str> {
-    let (pos, _) = STEP_TARGETS
-        .iter()
-        .filter_map(|t| n.find(t).map(|p| (p, *t)))
-        .min_by_key(|(p, _)| *p)?;
+    // Leftmost target: Aho-Corasick reports matches left to right.
+    let t = STEP_TARGET_WORDS.find(n)?;
+    let pos = n.find(t)?;
     let prefix = n[..pos].trim_start_matches('/');
     if prefix.len() < 4 || prefix.contains(' ') {
         return None;
     }
     let b = prefix.as_bytes();
     (2..=24.min(b.len() / 2)).find_map(|unit| {
-        (b.len() % unit == 0
+        (b.len().is_multiple_of(unit)
             && b.chunks(unit).all(|c| c == &b[..unit])
             && !b[..unit].iter().all(u8::is_ascii_alphanumeric))
         .then(|| &prefix[..unit])
@@ -144,16 +214,21 @@ fn repeated_steps(n: &str) -> Option<&str> {
 
 fn traversal(n: &str) -> Option<(&'static str, String)> {
     // Literal hex (`0x2e0x2e0x2f`), NULs between dots, backslashes as slashes.
-    let p: String = n
-        .replace("0x2e", ".")
-        .replace("0x2f", "/")
-        .replace("0x5c", "/")
-        .chars()
-        .filter(|&c| c != '\0')
-        .map(|c| if c == '\\' { '/' } else { c })
-        .collect();
-    let steps = dotdot_steps(&p);
-    let target = SENSITIVE_PATHS.iter().find(|t| p.contains(*t));
+    let p: std::borrow::Cow<'_, str> = if n.contains("0x") || n.contains(['\0', '\\']) {
+        n.replace("0x2e", ".")
+            .replace("0x2f", "/")
+            .replace("0x5c", "/")
+            .chars()
+            .filter(|&c| c != '\0')
+            .map(|c| if c == '\\' { '/' } else { c })
+            .collect::<String>()
+            .into()
+    } else {
+        n.into()
+    };
+    let p = p.as_ref();
+    let steps = dotdot_steps(p);
+    let target = SENSITIVE.find(p);
     if let Some(unit) = repeated_steps(n) {
         return Some((
             "traversal.repeated_steps",
@@ -164,13 +239,13 @@ fn traversal(n: &str) -> Option<(&'static str, String)> {
     if steps >= 2 && !spaced {
         return Some((
             "traversal.dotdot",
-            format!("{steps} parent-directory steps in {}", clip(&p)),
+            format!("{steps} parent-directory steps in {}", clip(p)),
         ));
     }
     if steps == 1 && (target.is_some() || p.starts_with("../") || p.starts_with("/../")) {
         return Some((
             "traversal.dotdot_target",
-            format!("parent-directory step to {}", clip(&p)),
+            format!("parent-directory step to {}", clip(p)),
         ));
     }
     for w in [
@@ -375,20 +450,30 @@ fn command_at(s: &str) -> Option<&str> {
         .unwrap_or(s.len());
     let word = &s[..word_end];
     let base = word.rsplit('/').next().unwrap_or(word);
-    (!base.is_empty() && COMMANDS.contains(&base)).then_some(word)
+    (!base.is_empty() && COMMAND_SET.contains(base)).then_some(word)
 }
 
-fn cmdi(n: &str) -> Option<(&'static str, String)> {
+fn cmdi(n: &str, bs: &Bytes) -> Option<(&'static str, String)> {
+    if !bs.any(b";|&`$\n{(<'\"")
+        && !COMMAND_SET.contains(
+            n.split([' ', '\t', '+'])
+                .next()
+                .unwrap_or("")
+                .rsplit('/')
+                .next()
+                .unwrap_or(""),
+        )
+    {
+        return None;
+    }
     // PHP complex interpolation calling a function: `{${system(id)}}`.
     if let Some(inner) = between(n, "{${", "}")
         && inner.contains('(')
     {
         return Some(("cmdi.code_call", format!("{{${{{}}}", clip(inner))));
     }
-    for call in CODE_CALLS {
-        if n.contains(call) {
-            return Some(("cmdi.code_call", format!("call to {call}")));
-        }
+    if let Some(call) = CODE.find(n) {
+        return Some(("cmdi.code_call", format!("call to {call}")));
     }
     let b = n.as_bytes();
     for (i, &c) in b.iter().enumerate() {
@@ -905,9 +990,9 @@ fn open_redirect(n: &str, key: Option<&str>) -> Option<(&'static str, String)> {
             format!("protocol-relative target {}", clip(v)),
         ));
     }
-    let keyed = key.is_some_and(|k| REDIRECT_KEYS.contains(&k.to_ascii_lowercase().as_str()));
-    if keyed && (v.starts_with("http:") || v.starts_with("https:") || v.starts_with("javascript:"))
-    {
+    let absolute =
+        v.starts_with("http:") || v.starts_with("https:") || v.starts_with("javascript:");
+    if absolute && key.is_some_and(|k| REDIRECT_KEYS.iter().any(|r| r.eq_ignore_ascii_case(k))) {
         return Some((
             "redirect.absolute_url",
             format!("redirect parameter to {}", clip(v)),

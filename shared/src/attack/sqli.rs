@@ -189,6 +189,14 @@ const TELLING_FUNCTIONS: &[&str] = &[
     "sha1",
 ];
 
+/// A set of words hashed with foldhash (SipHash showed up in profiles).
+type WordSet = std::collections::HashSet<&'static str, foldhash::fast::FixedState>;
+
+static STATEMENT_SET: std::sync::LazyLock<WordSet> =
+    std::sync::LazyLock::new(|| STATEMENTS.iter().copied().collect::<WordSet>());
+static KEYWORD_SET: std::sync::LazyLock<WordSet> =
+    std::sync::LazyLock::new(|| KEYWORDS.iter().copied().collect::<WordSet>());
+
 #[derive(Clone, Copy)]
 struct Tok {
     t: T,
@@ -339,11 +347,11 @@ fn tokenize(s: &str, quote: Option<u8>) -> Vec<Tok> {
                     T::Logic
                 } else if w == "union" {
                     T::Union
-                } else if STATEMENTS.contains(&w) {
+                } else if STATEMENT_SET.contains(w) {
                     T::Stmt
                 } else if next == Some(b'(') {
                     T::Func
-                } else if KEYWORDS.contains(&w) {
+                } else if KEYWORD_SET.contains(w) {
                     T::Kw
                 } else {
                     T::Word
@@ -567,27 +575,79 @@ fn judge(s: &str, toks: &[Tok], quoted: bool) -> Option<(&'static str, String)> 
 }
 
 /// Detects SQL injection in a normalised value.
+/// Words that can carry an injection without any punctuation (`1 or 1`, `order by 2`).
+const BARE_SQL_WORDS: &[&str] = &[
+    "or",
+    "and",
+    "xor",
+    "not",
+    "union",
+    "select",
+    "order",
+    "group",
+    "having",
+    "where",
+    "waitfor",
+    "insert",
+    "delete",
+    "drop",
+    "update",
+    "exec",
+    "execute",
+    "div",
+    "like",
+    "rlike",
+    "regexp",
+    "in",
+    "is",
+    "limit",
+    "case",
+    "procedure",
+    "into",
+    "declare",
+    "sleep",
+    "benchmark",
+    "between",
+    "sounds",
+    "null",
+    "true",
+    "false",
+    "shutdown",
+    "begin",
+    "if",
+    "iif",
+    "mod",
+];
+static BARE_SQL: std::sync::LazyLock<WordSet> =
+    std::sync::LazyLock::new(|| BARE_SQL_WORDS.iter().copied().collect::<WordSet>());
+
+/// Cheap test first: punctuation SQL needs, a comment, or a SQL word.
+fn could_be_sql(n: &str) -> bool {
+    let b = n.as_bytes();
+    b.iter().any(|&c| {
+        matches!(
+            c,
+            b'\''
+                | b'"'
+                | b'('
+                | b'#'
+                | b';'
+                | b'='
+                | b'|'
+                | b'&'
+                | b'@'
+                | b'`'
+                | b'<'
+                | b'>'
+                | b'*'
+        )
+    }) || n.contains("--")
+        || n.split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+            .any(|w| BARE_SQL.contains(w))
+}
+
 pub(super) fn detect(n: &str) -> Option<(&'static str, String)> {
-    if n.len() < 2
-        || !n.bytes().any(|c| {
-            matches!(
-                c,
-                b'\''
-                    | b'"'
-                    | b' '
-                    | b'('
-                    | b'-'
-                    | b'#'
-                    | b'/'
-                    | b';'
-                    | b'+'
-                    | b'='
-                    | b'|'
-                    | b'&'
-                    | b'@'
-            )
-        })
-    {
+    if n.len() < 2 || !could_be_sql(n) {
         return None;
     }
     let plain = tokenize(n, None);

@@ -331,7 +331,7 @@ pub(super) fn detect(n: &str) -> Option<(&'static str, String)> {
         }
     }
     // Attribute breakout without a tag: `" onmouseover="alert(1)`, `' autofocus onfocus=…`.
-    for (at, _) in n.match_indices("on") {
+    for (at, _) in n.match_indices("on").filter(|_| n.contains('=')) {
         let before = n[..at].trim_end_matches([' ', '\t', '\n', '/', '+']);
         let quoted = before.ends_with(['"', '\'', '`']);
         let attr_end = n[at..]
@@ -346,7 +346,7 @@ pub(super) fn detect(n: &str) -> Option<(&'static str, String)> {
             ));
         }
     }
-    if let Some(scheme) = has_script_scheme(n)
+    if let Some(scheme) = n.contains(':').then(|| has_script_scheme(n)).flatten()
         && (n
             .trim_start_matches([' ', '"', '\'', '`', '(', '='])
             .starts_with(scheme.trim_end_matches(':'))
@@ -362,7 +362,7 @@ pub(super) fn detect(n: &str) -> Option<(&'static str, String)> {
         return Some(("xss.script_uri", format!("{scheme} URI")));
     }
     // Script-context breakout: `';alert(1)//`, `"-alert(1)-"`, `</script><script>`.
-    if let Some(sink) = sink_call(n) {
+    if let Some(sink) = n.contains(['(', '`']).then(|| sink_call(n)).flatten() {
         let before = &n[..n.find(sink).unwrap_or(0)];
         if before.contains(['\'', '"', ';', '>', '`', '=', '(', ',', '?'])
             || n.trim_start().starts_with(sink)
@@ -374,7 +374,7 @@ pub(super) fn detect(n: &str) -> Option<(&'static str, String)> {
         }
     }
     // Tags whose brackets a filter stripped (`scriptalert(1)/script`).
-    for (at, _) in n.match_indices("script") {
+    for (at, _) in n.match_indices("script").filter(|_| n.contains('(')) {
         let after = &n[at + 6..];
         if after.starts_with(|c: char| c.is_ascii_alphabetic())
             && sink_call(after).is_some_and(|s| after.starts_with(s))
@@ -395,7 +395,10 @@ pub(super) fn detect(n: &str) -> Option<(&'static str, String)> {
         "self[",
         "parent[",
         "frames[",
-    ] {
+    ]
+    .into_iter()
+    .filter(|_| n.contains(['(', '[']))
+    {
         if let Some(at) = n.find(pat)
             && (pat.starts_with('(') || n[at + pat.len()..].starts_with(['"', '\'', '`']))
         {
@@ -408,7 +411,10 @@ pub(super) fn detect(n: &str) -> Option<(&'static str, String)> {
         "location.href=",
         "location.replace(",
         "location.assign(",
-    ] {
+    ]
+    .into_iter()
+    .filter(|_| n.contains("location"))
+    {
         if let Some(at) = n.find(pat)
             && (at == 0
                 || n[..at].trim_end().ends_with([';', '\'', '"', '>'])
@@ -419,7 +425,7 @@ pub(super) fn detect(n: &str) -> Option<(&'static str, String)> {
         }
     }
     // A handler attribute without a tag or quote before it: ` onerror=alert(1)>`.
-    for (at, _) in n.match_indices("on") {
+    for (at, _) in n.match_indices("on").filter(|_| n.contains('=')) {
         if at > 0 && n.as_bytes()[at - 1].is_ascii_alphanumeric() {
             continue;
         }
@@ -439,7 +445,12 @@ pub(super) fn detect(n: &str) -> Option<(&'static str, String)> {
     }
     // CSS that runs script: `expression(…)`, `behavior:`, `binding:` (escapes and comments
     // undone first).
-    if n.contains(['(', ':', '\\']) {
+    if n.contains("expression")
+        || n.contains("behavio")
+        || n.contains("binding")
+        || n.contains("url(")
+        || n.contains('\\')
+    {
         let css = css_plain(n);
         if css.contains("expression(")
             || css.contains("behavior:")

@@ -1,10 +1,12 @@
-//! `tapline classify [FILE|-]`: the data classes in each input value, with character spans, so
+//! `tapline classify [FILE|-]`: the data classes (with character spans) and the attack families
+//! (with the rule and why) in each input value, so
 //! any labelled corpus can be scored from the command line.
 //!
 //! Input: one value a line — a JSON string, a JSON object `{"text": ..., "key": ...}` (`key`
 //! is the field name the value came from, optional), or any other line taken as raw text.
 //! Output: one JSON object a line, `{"data":[{"class","start","end","confidence"}],
-//! "attacks":[]}`; spans count Unicode scalar values (characters), end exclusive.
+//! "attacks":[{"family","rule","why"}]}`; spans count Unicode scalar values (characters), end
+//! exclusive.
 
 use crate::cli::{ClassifyArgs, MinConfidence};
 use anyhow::{Context, Result};
@@ -13,9 +15,16 @@ use std::io::{BufRead, BufWriter, Write};
 use tapline_core::classify::{Confidence, Hit, classify_into};
 
 #[derive(Serialize)]
-struct Line<'a> {
+struct Line {
     data: Vec<DataHit>,
-    attacks: &'a [()],
+    attacks: Vec<AttackLine>,
+}
+
+#[derive(Serialize)]
+struct AttackLine {
+    family: &'static str,
+    rule: &'static str,
+    why: String,
 }
 
 #[derive(Serialize)]
@@ -80,7 +89,15 @@ pub fn run(args: &ClassifyArgs) -> Result<()> {
                 confidence: h.confidence,
             })
             .collect();
-        serde_json::to_writer(&mut out, &Line { data, attacks: &[] })?;
+        let attacks = tapline_core::attack::detect(&text, key.as_deref())
+            .into_iter()
+            .map(|h| AttackLine {
+                family: h.family.name(),
+                rule: h.rule,
+                why: h.why,
+            })
+            .collect();
+        serde_json::to_writer(&mut out, &Line { data, attacks })?;
         out.write_all(b"\n")?;
     }
     out.flush()?;

@@ -1,14 +1,17 @@
-//! Sensitive-data scanning throughput: decodes a capture once, then classifies every value of
-//! every transaction (headers, cookies, path, query, bodies) the way an import does, and prints
-//! transactions/s and MB/s of values scanned per core. Figures, not assertions.
+//! Detector throughput: decodes a capture once, then (1) classifies every value of every
+//! transaction for sensitive data (headers, cookies, path, query, bodies) the way an import
+//! does, and (2) runs the attack detectors over every request (path, query, headers, cookies,
+//! form and JSON values, framing). Prints transactions/s and MB/s per core. Figures, not
+//! assertions.
 //!
 //! ```text
-//! cargo run --release -p tapline-tests --bin sensitive_bench -- CAPTURE.pcap [--max-tx N] [--rounds 3]
+//! cargo run --release -p tapline-tests --bin detect_bench -- CAPTURE.pcap [--max-tx N] [--rounds 3]
 //! ```
 
 use anyhow::{Context, Result};
 use std::time::Instant;
 use tapline_core::EngineConfig;
+use tapline_core::attack::RequestScanner;
 use tapline_core::classify::Confidence;
 use tapline_core::sensitive::Scanner;
 use tapline_workbench::capture_file::decode_file;
@@ -28,7 +31,7 @@ fn main() -> Result<()> {
             other => file = Some(std::path::PathBuf::from(other)),
         }
     }
-    let file = file.context("usage: sensitive_bench CAPTURE [--max-tx N] [--rounds N]")?;
+    let file = file.context("usage: detect_bench CAPTURE [--max-tx N] [--rounds N]")?;
     let mut decoded = decode_file(&file, EngineConfig::default())?;
     decoded.transactions.truncate(max_tx);
     let txs = &decoded.transactions;
@@ -68,7 +71,30 @@ fn main() -> Result<()> {
         }
         best = best.min(t0.elapsed().as_secs_f64());
     }
+    let request_bytes: usize = txs
+        .iter()
+        .map(|t| {
+            t.uri.len()
+                + t.request_headers
+                    .iter()
+                    .map(|(n, v)| n.len() + v.len())
+                    .sum::<usize>()
+                + t.request_body.data.len()
+        })
+        .sum();
+    let mut attacks = RequestScanner::default();
+    let mut best_attack = f64::MAX;
+    let mut attack_hits = 0usize;
+    for _ in 0..rounds {
+        attack_hits = 0;
+        let t0 = Instant::now();
+        for tx in txs {
+            attacks.scan(tx, &mut |_| attack_hits += 1);
+        }
+        best_attack = best_attack.min(t0.elapsed().as_secs_f64());
+    }
     println!("transactions        {}", txs.len());
+    println!("-- sensitive data (both sides)");
     println!(
         "bytes scanned       {:.1} MB ({:.1} MB bodies)",
         bytes as f64 / 1e6,
@@ -81,6 +107,15 @@ fn main() -> Result<()> {
         txs.len() as f64 / best,
         bytes as f64 / 1e6 / best,
         body_bytes as f64 / 1e6 / best
+    );
+    println!("-- attack detectors (requests)");
+    println!("request bytes       {:.1} MB", request_bytes as f64 / 1e6);
+    println!("detections          {attack_hits}");
+    println!("best of {rounds}          {best_attack:.3} s on one core");
+    println!(
+        "throughput          {:.0} requests/s, {:.1} MB/s",
+        txs.len() as f64 / best_attack,
+        request_bytes as f64 / 1e6 / best_attack
     );
     Ok(())
 }
