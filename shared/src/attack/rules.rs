@@ -64,7 +64,7 @@ pub(super) fn run(n: &str, key: Option<&str>, out: &mut Vec<AttackHit>) {
     };
     let bs = Bytes::of(n);
     hit(Family::Sqli, super::sqli::detect(n));
-    if bs.any(b"<(`:=&+") || n.starts_with("on") {
+    if bs.any(b"<(`:=&+") || n.trim_start().starts_with("on") {
         hit(Family::Xss, super::xss::detect(n));
     }
     if bs.any(b"./\\:~\0?%") || !n.is_ascii() {

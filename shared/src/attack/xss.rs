@@ -362,7 +362,7 @@ pub(super) fn detect(n: &str) -> Option<(&'static str, String)> {
         return Some(("xss.script_uri", format!("{scheme} URI")));
     }
     // Script-context breakout: `';alert(1)//`, `"-alert(1)-"`, `</script><script>`.
-    if let Some(sink) = n.contains(['(', '`']).then(|| sink_call(n)).flatten() {
+    if let Some(sink) = n.contains(['(', '`', '=']).then(|| sink_call(n)).flatten() {
         let before = &n[..n.find(sink).unwrap_or(0)];
         if before.contains(['\'', '"', ';', '>', '`', '=', '(', ',', '?'])
             || n.trim_start().starts_with(sink)
@@ -374,7 +374,7 @@ pub(super) fn detect(n: &str) -> Option<(&'static str, String)> {
         }
     }
     // Tags whose brackets a filter stripped (`scriptalert(1)/script`).
-    for (at, _) in n.match_indices("script").filter(|_| n.contains('(')) {
+    for (at, _) in n.match_indices("script").filter(|_| n.contains(['(', '='])) {
         let after = &n[at + 6..];
         if after.starts_with(|c: char| c.is_ascii_alphabetic())
             && sink_call(after).is_some_and(|s| after.starts_with(s))
