@@ -177,6 +177,7 @@ impl Discovery {
     /// Sees one stored transaction with its case id.
     pub fn observe(&mut self, id: i64, tx: &Transaction) {
         if tx.method.is_empty() {
+            self.key.clear();
             return; // a response without a request: no endpoint to attribute it to
         }
         let server;
@@ -226,6 +227,13 @@ impl Discovery {
         e.first_seen_ns = e.first_seen_ns.min(ts);
         e.last_seen_ns = e.last_seen_ns.max(ts);
         e.first_id = e.first_id.min(id);
+    }
+
+    /// The endpoint (host, method, template) of the transaction seen last, if it had one.
+    pub fn last_endpoint(&self) -> Option<(&str, &str, &str)> {
+        let mut parts = self.key.split('\0');
+        let (h, m, t) = (parts.next()?, parts.next()?, parts.next()?);
+        (!m.is_empty()).then_some((h, m, t))
     }
 
     /// Folds in another shard's observations.
@@ -308,6 +316,7 @@ fn newly_exposed(
                     .join(", ")
             ),
             detail: Some(serde_json::json!({ "class": class, "locations": places }).to_string()),
+            actor: Default::default(),
         });
     }
     out
@@ -472,6 +481,7 @@ fn consolidate(existing: &[Endpoint], observed: Vec<Observed>) -> DiscoveryOutpu
                     evidence: e.first_id.into_iter().collect(),
                     title: format!("New endpoint {} {}{}", e.method, e.host, template),
                     detail: None,
+                    actor: Default::default(),
                 });
             }
             (Some(before), Some(_)) => {
@@ -503,6 +513,7 @@ fn consolidate(existing: &[Endpoint], observed: Vec<Observed>) -> DiscoveryOutpu
                             new.iter().take(8).cloned().collect::<Vec<_>>().join(", ")
                         ),
                         detail: Some(serde_json::json!({ "fields": new }).to_string()),
+                        actor: Default::default(),
                     });
                 }
             }

@@ -7,6 +7,8 @@
 //! then [`Analyses::finish`] consolidates them with the case's current state; what comes out is
 //! written in the DuckDB transaction that completes the import.
 
+pub mod actor;
+pub mod attacks;
 pub mod discovery;
 pub mod profile;
 pub mod schema;
@@ -20,6 +22,8 @@ use tapline_store::sources::Derived;
 pub struct Analyses {
     /// API discovery.
     pub discovery: discovery::Discovery,
+    /// Payload attacks, grouped by family, endpoint and actor.
+    pub attacks: attacks::Attacks,
 }
 
 impl Default for Analyses {
@@ -33,26 +37,31 @@ impl Analyses {
     pub fn new(scan_sensitive: bool) -> Analyses {
         Analyses {
             discovery: discovery::Discovery::new(scan_sensitive),
+            attacks: attacks::Attacks::default(),
         }
     }
 
     /// Sees one stored transaction with its case id.
     pub fn observe(&mut self, id: i64, tx: &Transaction) {
         self.discovery.observe(id, tx);
+        self.attacks.observe(id, tx, self.discovery.last_endpoint());
     }
 
     /// Folds in another shard's state.
     pub fn absorb(&mut self, other: Analyses) {
         self.discovery.absorb(other.discovery);
+        self.attacks.absorb(other.attacks);
     }
 
     /// Consolidates with the case's inventory (`existing`) into what to write.
     pub fn finish(self, existing: &[Endpoint]) -> Derived {
         let d = self.discovery.finish(existing);
+        let mut findings = d.findings;
+        findings.extend(self.attacks.finish());
         Derived {
             endpoints: d.endpoints,
             retired_endpoints: d.retired,
-            findings: d.findings,
+            findings,
         }
     }
 }

@@ -56,7 +56,7 @@ const STANDARD_HEADERS: &[&str] = &[
 ];
 
 /// Header names that carry API keys.
-const API_KEY_HEADERS: &[&str] = &[
+pub(crate) const API_KEY_HEADERS: &[&str] = &[
     "x-api-key",
     "api-key",
     "apikey",
@@ -79,7 +79,7 @@ const API_KEY_QUERY: &[&str] = &[
 ];
 
 /// Cookie names of sessions.
-fn is_session_cookie(name: &str) -> bool {
+pub(crate) fn is_session_cookie(name: &str) -> bool {
     let n = name.to_ascii_lowercase();
     n.contains("sess")
         || n == "sid"

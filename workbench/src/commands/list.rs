@@ -52,16 +52,16 @@ pub fn findings(args: &ListArgs, out: &mut dyn Write) -> Result<()> {
         ListFormat::Table => {
             writeln!(
                 out,
-                "{:<9} {:<22} {:<16} {:>6}  title",
+                "{:<9} {:<22} {:<28} {:>6}  title",
                 "SEVERITY", "KIND", "ACTOR", "COUNT"
             )?;
             for f in &fs {
                 writeln!(
                     out,
-                    "{:<9} {:<22} {:<16} {:>6}  {}",
+                    "{:<9} {:<22} {:<28} {:>6}  {}",
                     f.severity,
                     f.kind,
-                    f.actor_ip.as_deref().unwrap_or("-"),
+                    actor_cell(f),
                     f.count,
                     f.title
                 )?;
@@ -69,6 +69,21 @@ pub fn findings(args: &ListArgs, out: &mut dyn Write) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// `user@ip`, `key…@ip`, `ip`, or `-`.
+fn actor_cell(f: &tapline_store::endpoints::Finding) -> String {
+    let who = f
+        .actor_user
+        .as_deref()
+        .or(f.actor_key.as_deref())
+        .or(f.actor_session.as_deref());
+    match (who, f.actor_ip.as_deref()) {
+        (Some(w), Some(ip)) => format!("{w}@{ip}"),
+        (Some(w), None) => w.to_owned(),
+        (None, Some(ip)) => ip.to_owned(),
+        (None, None) => "-".to_owned(),
+    }
 }
 
 /// Compares an OpenAPI document with the inventory; `Ok(false)` when they differ.

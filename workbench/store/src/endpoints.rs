@@ -69,6 +69,21 @@ pub struct NewFinding {
     pub title: String,
     /// More, JSON.
     pub detail: Option<String>,
+    /// Who did it, when a finding is about someone's requests.
+    pub actor: Actor,
+}
+
+/// The actor behind a finding: any of address, principal, API key, session.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+pub struct Actor {
+    /// Client address.
+    pub ip: Option<String>,
+    /// Principal (JWT subject, Basic user).
+    pub user: Option<String>,
+    /// API key (shortened, never whole).
+    pub key: Option<String>,
+    /// Session (shortened, never whole).
+    pub session: Option<String>,
 }
 
 /// One finding.
@@ -88,6 +103,10 @@ pub struct Finding {
     pub actor_ip: Option<String>,
     /// Actor principal.
     pub actor_user: Option<String>,
+    /// Actor API key (shortened).
+    pub actor_key: Option<String>,
+    /// Actor session (shortened).
+    pub actor_session: Option<String>,
     /// First evidence, ns.
     pub first_seen_ns: i64,
     /// Last evidence, ns.
@@ -96,6 +115,10 @@ pub struct Finding {
     pub count: u64,
     /// One line for people.
     pub title: String,
+    /// Evidence transaction ids.
+    pub evidence: Vec<i64>,
+    /// More, JSON.
+    pub detail: Option<serde_json::Value>,
 }
 
 /// Writes what analysis derived inside the caller's DuckDB transaction: endpoint upserts,
@@ -160,9 +183,9 @@ pub fn write_derived(
                 .join(",")
         );
         tx.execute(
-            "INSERT INTO findings (id, kind, severity, confidence, endpoint_id, first_seen_ns, last_seen_ns, count, evidence, title, detail) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, CAST(? AS BIGINT[]), ?, ?)",
-            params![id, f.kind, f.severity, f.confidence, endpoint, f.first_seen_ns, f.last_seen_ns, f.count, evidence, f.title, f.detail],
+            "INSERT INTO findings (id, kind, severity, confidence, endpoint_id, actor_ip, actor_user, actor_key, actor_session, first_seen_ns, last_seen_ns, count, evidence, title, detail) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, CAST(? AS BIGINT[]), ?, ?)",
+            params![id, f.kind, f.severity, f.confidence, endpoint, f.actor.ip, f.actor.user, f.actor.key, f.actor.session, f.first_seen_ns, f.last_seen_ns, f.count, evidence, f.title, f.detail],
         )?;
     }
     Ok(())
@@ -194,7 +217,7 @@ impl CaseStore {
     /// Every finding, most severe and most recent first.
     pub fn findings(&self) -> Result<Vec<Finding>, StoreError> {
         self.select(
-            "SELECT id, kind, severity, confidence, endpoint_id, actor_ip, actor_user, first_seen_ns, last_seen_ns, count, title \
+            "SELECT id, kind, severity, confidence, endpoint_id, actor_ip, actor_user, actor_key, actor_session, first_seen_ns, last_seen_ns, count, title, CAST(evidence AS VARCHAR), CAST(detail AS VARCHAR) \
                  FROM findings ORDER BY CASE severity WHEN 'critical' THEN 0 WHEN 'high' THEN 1 WHEN 'medium' THEN 2 WHEN 'low' THEN 3 ELSE 4 END, last_seen_ns DESC",
             &[],
             |r| {
@@ -206,10 +229,19 @@ impl CaseStore {
                     endpoint_id: r.get(4)?,
                     actor_ip: r.get(5)?,
                     actor_user: r.get(6)?,
-                    first_seen_ns: r.get(7)?,
-                    last_seen_ns: r.get(8)?,
-                    count: r.get(9)?,
-                    title: r.get(10)?,
+                    actor_key: r.get(7)?,
+                    actor_session: r.get(8)?,
+                    first_seen_ns: r.get(9)?,
+                    last_seen_ns: r.get(10)?,
+                    count: r.get(11)?,
+                    title: r.get(12)?,
+                    evidence: r
+                        .get::<_, Option<String>>(13)?
+                        .and_then(|s| serde_json::from_str(&s).ok())
+                        .unwrap_or_default(),
+                    detail: r
+                        .get::<_, Option<String>>(14)?
+                        .and_then(|s| serde_json::from_str(&s).ok()),
                 })
             },
         )
