@@ -67,7 +67,9 @@ pub(super) fn run(n: &str, key: Option<&str>, out: &mut Vec<AttackHit>) {
     if bs.any(b"<(`:=&+") || n.trim_start().starts_with("on") {
         hit(Family::Xss, super::xss::detect(n));
     }
-    if bs.any(b"./\\:~\0?%") || !n.is_ascii() {
+    // Traversal needs `..`, a slash, a drive, `~`, a NUL, or the junk of exotic encodings; a
+    // lone dot (a JWT, a host name) does not.
+    if n.contains("..") || n.contains("0x") || bs.any(b"/\\:~\0?%") || !n.is_ascii() {
         hit(Family::PathTraversal, traversal(n));
     }
     hit(Family::Cmdi, cmdi(n, &bs));
@@ -257,7 +259,10 @@ fn traversal(n: &str) -> Option<(&'static str, String)> {
         "data://",
         "glob://",
         "compress.zlib://",
-    ] {
+    ]
+    .into_iter()
+    .filter(|_| p.contains("://"))
+    {
         if p.contains(w) {
             return Some(("lfi.wrapper", format!("stream wrapper {w}")));
         }
