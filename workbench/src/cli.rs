@@ -90,6 +90,9 @@ pub struct ImportArgs {
     /// Skip sensitive-data classification (endpoints get no data classes).
     #[arg(long)]
     pub no_sensitive: bool,
+    /// Skip the attack detectors (no payload findings).
+    #[arg(long)]
+    pub no_attacks: bool,
     /// No progress bar.
     #[arg(long, short)]
     pub quiet: bool,

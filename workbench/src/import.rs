@@ -39,6 +39,9 @@ pub struct ImportOptions {
     /// Classify sensitive data in every transaction (the inventory's data classes and their
     /// findings). Off only to measure what it costs.
     pub scan_sensitive: bool,
+    /// Run the attack detectors over every request (payload findings). Off only to measure
+    /// what it costs.
+    pub detect_attacks: bool,
 }
 
 impl Default for ImportOptions {
@@ -48,6 +51,7 @@ impl Default for ImportOptions {
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             batch: 2 * 122_880,
             scan_sensitive: true,
+            detect_attacks: true,
         }
     }
 }
@@ -385,7 +389,7 @@ impl<'a> ShardWriter<'a> {
         let batch = opts.batch.max(1);
         Ok(ShardWriter {
             writer: store.batch_writer(Some(source))?,
-            analyses: crate::analysis::Analyses::new(opts.scan_sensitive),
+            analyses: crate::analysis::Analyses::new(opts.scan_sensitive, opts.detect_attacks),
             shared,
             chunk: batch.min(APPEND_CHUNK),
             batch,

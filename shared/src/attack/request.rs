@@ -38,10 +38,41 @@ const SMUGGLING: &[(Anomalies, &str, &str)] = &[
     ),
 ];
 
+/// Values remembered as clean, at most (then the memory starts over).
+const MAX_CLEAN: usize = 1 << 16;
+
 /// Reusable state for scanning many requests on one thread.
 #[derive(Default, Debug)]
 pub struct RequestScanner {
     walker: Walker,
+    /// Hashes of (field name, value) pairs that detected nothing: traffic repeats the same
+    /// headers, cookies and parameters, and detection is a pure function of the pair.
+    clean: std::collections::HashSet<u64, foldhash::fast::FixedState>,
+}
+
+fn pair_hash(key: Option<&str>, value: &str) -> u64 {
+    use std::hash::BuildHasher;
+    foldhash::fast::FixedState::with_seed(0x5ca1_ab1e).hash_one((key, value))
+}
+
+/// Detects in one value unless it is known clean; remembers it when clean.
+fn detect_cached(
+    clean: &mut std::collections::HashSet<u64, foldhash::fast::FixedState>,
+    key: Option<&str>,
+    value: &str,
+) -> Vec<AttackHit> {
+    let h = pair_hash(key, value);
+    if clean.contains(&h) {
+        return Vec::new();
+    }
+    let hits = detect(value, key);
+    if hits.is_empty() {
+        if clean.len() >= MAX_CLEAN {
+            clean.clear();
+        }
+        clean.insert(h);
+    }
+    hits
 }
 
 impl RequestScanner {

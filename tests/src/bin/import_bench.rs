@@ -2,7 +2,7 @@
 //! that exists — printing wall time, transactions/s, peak memory and case-file size.
 //!
 //! ```text
-//! cargo run --release -p tapline-tests --bin import_bench -- BENCH.pcap [--db CASE.duckdb] [--threads N] [--batch TX] [--runs 3] [--no-sensitive]
+//! cargo run --release -p tapline-tests --bin import_bench -- BENCH.pcap [--db CASE.duckdb] [--threads N] [--batch TX] [--runs 3] [--no-sensitive] [--no-attacks]
 //! ```
 
 use anyhow::{Context, Result, bail};
@@ -26,6 +26,7 @@ fn main() -> Result<()> {
         match a.as_str() {
             "--db" => db = args.next().map(PathBuf::from),
             "--no-sensitive" => opts.scan_sensitive = false,
+            "--no-attacks" => opts.detect_attacks = false,
             "--runs" => {
                 runs = args
                     .next()

@@ -24,27 +24,32 @@ pub struct Analyses {
     pub discovery: discovery::Discovery,
     /// Payload attacks, grouped by family, endpoint and actor.
     pub attacks: attacks::Attacks,
+    detect_attacks: bool,
 }
 
 impl Default for Analyses {
     fn default() -> Self {
-        Analyses::new(true)
+        Analyses::new(true, true)
     }
 }
 
 impl Analyses {
-    /// Engines for one shard; `scan_sensitive` turns sensitive-data classification on.
-    pub fn new(scan_sensitive: bool) -> Analyses {
+    /// Engines for one shard; `scan_sensitive` turns sensitive-data classification on,
+    /// `detect_attacks` the payload detectors.
+    pub fn new(scan_sensitive: bool, detect_attacks: bool) -> Analyses {
         Analyses {
             discovery: discovery::Discovery::new(scan_sensitive),
             attacks: attacks::Attacks::default(),
+            detect_attacks,
         }
     }
 
     /// Sees one stored transaction with its case id.
     pub fn observe(&mut self, id: i64, tx: &Transaction) {
         self.discovery.observe(id, tx);
-        self.attacks.observe(id, tx, self.discovery.last_endpoint());
+        if self.detect_attacks {
+            self.attacks.observe(id, tx, self.discovery.last_endpoint());
+        }
     }
 
     /// Folds in another shard's state.

@@ -23,6 +23,7 @@ pub fn run(args: &ImportArgs) -> Result<()> {
             .unwrap_or_else(|| ImportOptions::default().threads),
         batch: args.batch,
         scan_sensitive: !args.no_sensitive,
+        detect_attacks: !args.no_attacks,
     };
     for file in &args.files {
         let bar = if args.quiet {
