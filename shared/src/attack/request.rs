@@ -82,7 +82,7 @@ impl RequestScanner {
             return; // a response without a request
         }
         let path = tx.path();
-        for hit in detect(path, None) {
+        for hit in detect_cached(&mut self.clean, None, path) {
             found(AttackFound {
                 location: "request.path",
                 key: None,
@@ -90,8 +90,9 @@ impl RequestScanner {
                 hit,
             });
         }
+        let clean = &mut self.clean;
         self.walker.walk(tx, Walk::REQUEST, &mut |f: Field<'_>| {
-            for hit in detect(f.value, f.key) {
+            for hit in detect_cached(clean, f.key, f.value) {
                 found(AttackFound {
                     location: f.location,
                     key: f.key,

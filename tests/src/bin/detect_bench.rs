@@ -82,11 +82,12 @@ fn main() -> Result<()> {
                 + t.request_body.data.len()
         })
         .sum();
-    let mut attacks = RequestScanner::default();
     let mut best_attack = f64::MAX;
     let mut attack_hits = 0usize;
     for _ in 0..rounds {
         attack_hits = 0;
+        // A fresh scanner per round: its memory of clean values must not carry over.
+        let mut attacks = RequestScanner::default();
         let t0 = Instant::now();
         for tx in txs {
             attacks.scan(tx, &mut |_| attack_hits += 1);
