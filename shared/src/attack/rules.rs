@@ -667,8 +667,9 @@ fn internal_host(host: &str) -> Option<String> {
 fn ssrf(n: &str) -> Option<(&'static str, String)> {
     for (at, _) in n.match_indices("://") {
         let scheme_start = n[..at]
-            .rfind(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')))
-            .map_or(0, |i| i + 1);
+            .char_indices()
+            .rfind(|&(_, c)| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')))
+            .map_or(0, |(i, c)| i + c.len_utf8());
         let scheme = &n[scheme_start..at];
         // (`ldap://` inside `${jndi:…}` is the JNDI family's.)
         let jndi = scheme == "ldap" && n.contains("${");
@@ -1065,6 +1066,27 @@ mod tests {
             vec![Family::OpenRedirect]
         );
         assert_eq!(families("//evil.example", None), vec![Family::OpenRedirect]);
+    }
+
+    #[test]
+    fn odd_input_never_panics() {
+        // Found by the `attack` fuzz target: a multi-byte character right before `://`.
+        for v in [
+            "é://x",
+            "ü://127.0.0.1/",
+            "%",
+            "${",
+            "{{",
+            "<",
+            "..",
+            "$(",
+            "\u{0}",
+            "&#",
+            "0x",
+        ] {
+            let _ = detect(v, None);
+            let _ = detect(v, Some("redirect"));
+        }
     }
 
     #[test]
