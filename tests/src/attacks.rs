@@ -12,17 +12,7 @@ use tapline_core::attack::{Family, detect};
 /// The corpus folder: `$TAPLINE_CORPUS/attacks`, else `shared/corpus/attacks` beside the
 /// repository or one of its parent folders.
 pub fn corpus_dir() -> Option<PathBuf> {
-    if let Some(dir) = std::env::var_os("TAPLINE_CORPUS") {
-        let dir = PathBuf::from(dir).join("attacks");
-        return dir.join("labelled_payloads.jsonl").exists().then_some(dir);
-    }
-    let crate_dir = std::env::var_os("CARGO_MANIFEST_DIR")
-        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
-    crate_dir
-        .ancestors()
-        .skip(1)
-        .map(|a| a.join("shared/corpus/attacks"))
-        .find(|d| d.join("labelled_payloads.jsonl").exists())
+    crate::corpus_dir("attacks", "labelled_payloads.jsonl")
 }
 
 /// The family a corpus label means, `None` for benign and labels we do not score.

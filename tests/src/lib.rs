@@ -6,6 +6,23 @@ pub mod pii;
 use serde::Deserialize;
 use std::path::PathBuf;
 
+/// A folder of the third-party corpus: `$TAPLINE_CORPUS/<sub>`, else `shared/corpus/<sub>`
+/// beside the repository or one of its parent folders (the workplace layout), if it holds
+/// `marker`.
+pub fn corpus_dir(sub: &str, marker: &str) -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("TAPLINE_CORPUS") {
+        let dir = PathBuf::from(dir).join(sub);
+        return dir.join(marker).exists().then_some(dir);
+    }
+    let crate_dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+    crate_dir
+        .ancestors()
+        .skip(1)
+        .map(|a| a.join("shared/corpus").join(sub))
+        .find(|d| d.join(marker).exists())
+}
+
 /// The repository's `sample-captures/` folder.
 pub fn sample_captures() -> PathBuf {
     // At run time: one target directory may serve several checkouts.

@@ -26,17 +26,7 @@ use tapline_core::classify::{DataClass, Hit, classify};
 /// The corpus folder: `$TAPLINE_CORPUS/pii`, else `shared/corpus/pii` beside the repository or
 /// beside one of its parent folders (`../shared`, the workplace layout), if present.
 pub fn corpus_dir() -> Option<PathBuf> {
-    if let Some(dir) = std::env::var_os("TAPLINE_CORPUS") {
-        let dir = PathBuf::from(dir).join("pii");
-        return dir.join("presidio_cases.jsonl").exists().then_some(dir);
-    }
-    let crate_dir = std::env::var_os("CARGO_MANIFEST_DIR")
-        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
-    crate_dir
-        .ancestors()
-        .skip(1)
-        .map(|a| a.join("shared/corpus/pii"))
-        .find(|d| d.join("presidio_cases.jsonl").exists())
+    crate::corpus_dir("pii", "presidio_cases.jsonl")
 }
 
 /// Counts for one class.

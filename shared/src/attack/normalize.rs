@@ -33,6 +33,16 @@ fn hex(c: u8) -> Option<u8> {
     (c as char).to_digit(16).map(|d| d as u8)
 }
 
+/// Two hex digits at `b[i..i + 2]` as a byte.
+fn hex2(b: &[u8], i: usize) -> Option<u8> {
+    Some(hex(*b.get(i)?)? * 16 + hex(*b.get(i + 1)?)?)
+}
+
+/// Four hex digits at `b[i..i + 4]` as a code point (`%uXXXX`, `\uXXXX`).
+fn hex4(b: &[u8], i: usize) -> Option<u32> {
+    (i..i + 4).try_fold(0u32, |acc, k| Some(acc * 16 + u32::from(hex(*b.get(k)?)?)))
+}
+
 fn push_char(out: &mut Vec<u8>, cp: u32) {
     match char::from_u32(cp) {
         Some(c) => {
@@ -51,29 +61,16 @@ fn decode_once(b: &[u8]) -> Vec<u8> {
         let c = b[i];
         match c {
             b'%' => {
-                // %uXXXX
-                if matches!(b.get(i + 1), Some(b'u' | b'U')) {
-                    let digits: Option<Vec<u8>> =
-                        (2..6).map(|k| b.get(i + k).and_then(|&c| hex(c))).collect();
-                    if let Some(d) = digits {
-                        let cp = d.iter().fold(0u32, |a, &x| a * 16 + u32::from(x));
-                        push_char(&mut out, cp);
-                        i += 6;
-                        continue;
-                    }
-                }
-                match (
-                    b.get(i + 1).and_then(|&c| hex(c)),
-                    b.get(i + 2).and_then(|&c| hex(c)),
-                ) {
-                    (Some(h), Some(l)) => {
-                        out.push(h * 16 + l);
-                        i += 3;
-                    }
-                    _ => {
-                        out.push(b'%');
-                        i += 1;
-                    }
+                let unicode = matches!(b.get(i + 1), Some(b'u' | b'U'));
+                if let Some(cp) = hex4(b, i + 2).filter(|_| unicode) {
+                    push_char(&mut out, cp);
+                    i += 6;
+                } else if let Some(v) = hex2(b, i + 1) {
+                    out.push(v);
+                    i += 3;
+                } else {
+                    out.push(b'%');
+                    i += 1;
                 }
             }
             b'&' => {
@@ -86,15 +83,12 @@ fn decode_once(b: &[u8]) -> Vec<u8> {
                 }
             }
             b'\\' => match b.get(i + 1) {
-                Some(b'x' | b'X') => match (
-                    b.get(i + 2).and_then(|&c| hex(c)),
-                    b.get(i + 3).and_then(|&c| hex(c)),
-                ) {
-                    (Some(h), Some(l)) => {
-                        out.push(h * 16 + l);
+                Some(b'x' | b'X') => match hex2(b, i + 2) {
+                    Some(v) => {
+                        out.push(v);
                         i += 4;
                     }
-                    _ => {
+                    None => {
                         out.push(c);
                         i += 1;
                     }
@@ -111,20 +105,16 @@ fn decode_once(b: &[u8]) -> Vec<u8> {
                     });
                     i += 2;
                 }
-                Some(b'u' | b'U') => {
-                    let digits: Option<Vec<u8>> =
-                        (2..6).map(|k| b.get(i + k).and_then(|&c| hex(c))).collect();
-                    match digits {
-                        Some(d) => {
-                            push_char(&mut out, d.iter().fold(0u32, |a, &x| a * 16 + u32::from(x)));
-                            i += 6;
-                        }
-                        None => {
-                            out.push(c);
-                            i += 1;
-                        }
+                Some(b'u' | b'U') => match hex4(b, i + 2) {
+                    Some(cp) => {
+                        push_char(&mut out, cp);
+                        i += 6;
                     }
-                }
+                    None => {
+                        out.push(c);
+                        i += 1;
+                    }
+                },
                 _ => {
                     out.push(c);
                     i += 1;

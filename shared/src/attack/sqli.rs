@@ -112,83 +112,6 @@ const KEYWORDS: &[&str] = &[
     "rownum",
 ];
 
-/// Functions an injection calls to time, read, write or probe.
-#[allow(dead_code)]
-const TELLING_FUNCTIONS: &[&str] = &[
-    "sleep",
-    "benchmark",
-    "pg_sleep",
-    "load_file",
-    "extractvalue",
-    "updatexml",
-    "xp_cmdshell",
-    "dbms_pipe.receive_message",
-    "receive_message",
-    "utl_inaddr.get_host_address",
-    "randomblob",
-    "make_set",
-    "elt",
-    "floor",
-    "rand",
-    "version",
-    "database",
-    "user",
-    "current_user",
-    "system_user",
-    "session_user",
-    "schema",
-    "concat",
-    "concat_ws",
-    "group_concat",
-    "char",
-    "chr",
-    "ascii",
-    "substring",
-    "substr",
-    "mid",
-    "ord",
-    "hex",
-    "unhex",
-    "count",
-    "if",
-    "ifnull",
-    "iif",
-    "cast",
-    "convert",
-    "length",
-    "lower",
-    "upper",
-    "xmltype",
-    "row",
-    "exp",
-    "gtid_subset",
-    "json_keys",
-    "polygon",
-    "multipoint",
-    "geometrycollection",
-    "name_const",
-    "db_name",
-    "user_name",
-    "host_name",
-    "suser_name",
-    "is_srvrolemember",
-    "waitfor",
-    "generate_series",
-    "pg_read_file",
-    "lo_import",
-    "sqlite_version",
-    "like",
-    "instr",
-    "locate",
-    "position",
-    "reverse",
-    "bin",
-    "oct",
-    "conv",
-    "md5",
-    "sha1",
-];
-
 /// A set of words hashed with foldhash (SipHash showed up in profiles).
 type WordSet = std::collections::HashSet<&'static str, foldhash::fast::FixedState>;
 
@@ -263,15 +186,10 @@ fn tokenize(s: &str, quote: Option<u8>) -> Vec<Tok> {
                         i += 1;
                     }
                 }
-                // `1e0union` style glue: a number runs into a word.
                 T::Num
             }
             // `--` and `#` run to the end of the line (MySQL reads on after a newline).
-            b'-' if b.get(i + 1) == Some(&b'-') => {
-                i = memchr::memchr(b'\n', &b[i..]).map_or(b.len(), |e| i + e + 1);
-                T::Comment
-            }
-            b'#' => {
+            b'-' | b'#' if c == b'#' || b.get(i + 1) == Some(&b'-') => {
                 i = memchr::memchr(b'\n', &b[i..]).map_or(b.len(), |e| i + e + 1);
                 T::Comment
             }

@@ -208,7 +208,6 @@ const EVENTS: &[&str] = &[
     "resize",
     "resizestart",
     "resizeend",
-    "help",
     "beforeunload",
 ];
 const EVENT_PREFIXES: &[&str] = &[

@@ -299,25 +299,32 @@ impl Ctx<'_, '_> {
             .collect();
         let mut out = segs.join("/");
         if let Some(q) = query {
-            let mut key = String::new();
-            let pairs: Vec<String> = q
-                .split('&')
-                .filter_map(|pair| {
-                    let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-                    percent_decode_into(k, true, &mut key);
-                    percent_decode_into(v, true, &mut decoded);
-                    let loc = format!("request.query.{key}");
-                    match self.value(&loc, Some(&key), &decoded) {
-                        Some(nv) if nv == decoded => Some(pair.to_owned()),
-                        Some(nv) => Some(format!("{k}={}", encode(&nv))),
-                        None => None,
-                    }
-                })
-                .collect();
             out.push('?');
-            out.push_str(&pairs.join("&"));
+            out.push_str(&self.pairs("request.query", q));
         }
         out
+    }
+
+    /// `a=1&b=2` (a query or a form body) after the policy: changed values re-encoded,
+    /// dropped pairs removed, untouched pairs byte for byte as they were.
+    fn pairs(&mut self, prefix: &str, text: &str) -> String {
+        let mut key = String::new();
+        let mut decoded = String::new();
+        let pairs: Vec<String> = text
+            .split('&')
+            .filter_map(|pair| {
+                let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+                percent_decode_into(k, true, &mut key);
+                percent_decode_into(v, true, &mut decoded);
+                let loc = format!("{prefix}.{key}");
+                match self.value(&loc, Some(&key), &decoded) {
+                    Some(nv) if nv == decoded => Some(pair.to_owned()),
+                    Some(nv) => Some(format!("{k}={}", encode(&nv))),
+                    None => None,
+                }
+            })
+            .collect();
+        pairs.join("&")
     }
 
     fn body(&mut self, side: &str, ct: Option<&str>, body: &mut Body) {
@@ -330,23 +337,7 @@ impl Ctx<'_, '_> {
             self.json(&mut loc, None, &mut v);
             serde_json::to_string(&v).ok()
         } else if ct.contains("x-www-form-urlencoded") {
-            let mut key = String::new();
-            let mut decoded = String::new();
-            let pairs: Vec<String> = text
-                .split('&')
-                .filter_map(|pair| {
-                    let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-                    percent_decode_into(k, true, &mut key);
-                    percent_decode_into(v, true, &mut decoded);
-                    let loc = format!("{side}.form.{key}");
-                    match self.value(&loc, Some(&key), &decoded) {
-                        Some(nv) if nv == decoded => Some(pair.to_owned()),
-                        Some(nv) => Some(format!("{k}={}", encode(&nv))),
-                        None => None,
-                    }
-                })
-                .collect();
-            Some(pairs.join("&"))
+            Some(self.pairs(&format!("{side}.form"), text))
         } else {
             let loc = format!("{side}.body");
             Some(self.value(&loc, None, text).unwrap_or_default())

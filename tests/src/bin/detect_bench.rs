@@ -19,6 +19,15 @@ use tapline_workbench::capture_file::decode_file;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+fn headers_len(h: &tapline_core::Headers) -> usize {
+    h.iter().map(|(n, v)| n.len() + v.len()).sum()
+}
+
+/// Bytes of a request's target, headers and body.
+fn request_len(t: &tapline_core::Transaction) -> usize {
+    t.uri.len() + headers_len(&t.request_headers) + t.request_body.data.len()
+}
+
 fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
     let mut file = None;
@@ -37,19 +46,7 @@ fn main() -> Result<()> {
     let txs = &decoded.transactions;
     let bytes: usize = txs
         .iter()
-        .map(|t| {
-            t.uri.len()
-                + t.request_headers
-                    .iter()
-                    .map(|(n, v)| n.len() + v.len())
-                    .sum::<usize>()
-                + t.response_headers
-                    .iter()
-                    .map(|(n, v)| n.len() + v.len())
-                    .sum::<usize>()
-                + t.request_body.data.len()
-                + t.response_body.data.len()
-        })
+        .map(|t| request_len(t) + headers_len(&t.response_headers) + t.response_body.data.len())
         .sum();
     let body_bytes: usize = txs
         .iter()
@@ -71,17 +68,7 @@ fn main() -> Result<()> {
         }
         best = best.min(t0.elapsed().as_secs_f64());
     }
-    let request_bytes: usize = txs
-        .iter()
-        .map(|t| {
-            t.uri.len()
-                + t.request_headers
-                    .iter()
-                    .map(|(n, v)| n.len() + v.len())
-                    .sum::<usize>()
-                + t.request_body.data.len()
-        })
-        .sum();
+    let request_bytes: usize = txs.iter().map(request_len).sum();
     let mut best_attack = f64::MAX;
     let mut attack_hits = 0usize;
     for _ in 0..rounds {
