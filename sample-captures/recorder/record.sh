@@ -3,9 +3,11 @@
 # loopback:
 # - shop: the shop API (shop_server.py) driven by shop_client.py (http.client) and curl;
 # - catalog: the catalog API (catalog_server.py), whose OpenAPI document is the ground truth of
-#   discovery, driven by catalog_client.py.
+#   discovery, driven by catalog_client.py;
+# - abuse: the shop API again, customers among abusive clients (abuse_client.py): credential
+#   stuffing, scraping, enumeration, broken authentication, an error spike.
 #
-#   sample-captures/recorder/record.sh [shop|catalog|all]   # rewrites sample-captures/<name>-api.*
+#   sample-captures/recorder/record.sh [shop|catalog|abuse|all]   # rewrites sample-captures/<name>-api.*
 #
 # Needs root (or CAP_NET_RAW) for tcpdump, and python3, tcpdump, curl.
 set -euo pipefail
@@ -37,25 +39,37 @@ cp "$work/expected.jsonl" "$out/shop-api.expected.jsonl"
 ls -l "$out"/shop-api.*
 }
 
-record_catalog() {
-port=18089
-python3 "$here/catalog_server.py" 127.0.0.1 "$port" & server=$!
-for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$port/api/v1/health" && break; sleep 0.1; done
-tcpdump -i lo -s 0 -U -w "$work/catalog.pcap" "tcp port $port" 2>"$work/tcpdump.log" & td=$!
+# record NAME SERVER PORT HEALTH_PATH CLIENT: runs SERVER on PORT, captures CLIENT's traffic
+# into sample-captures/NAME-api.pcap with its ground truth NAME-api.expected.jsonl.
+record() {
+local name=$1 server_py=$2 port=$3 health=$4 client_py=$5
+python3 "$here/$server_py" 127.0.0.1 "$port" & server=$!
+for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$port$health" && break; sleep 0.1; done
+tcpdump -i lo -s 0 -U -w "$work/$name.pcap" "tcp port $port" 2>"$work/tcpdump.log" & td=$!
 sleep 1
-python3 "$here/catalog_client.py" 127.0.0.1 "$port" "$work/catalog.jsonl"
+python3 "$here/$client_py" 127.0.0.1 "$port" "$work/$name.jsonl"
 sleep 1
 kill -INT $td; wait $td || true
 kill $server; wait $server 2>/dev/null || true
-cp "$work/catalog.pcap" "$out/catalog-api.pcap"
-cp "$work/catalog.jsonl" "$out/catalog-api.expected.jsonl"
+cp "$work/$name.pcap" "$out/$name-api.pcap"
+cp "$work/$name.jsonl" "$out/$name-api.expected.jsonl"
+}
+
+record_catalog() {
+record catalog catalog_server.py 18089 /api/v1/health catalog_client.py
 python3 "$here/catalog_server.py" --spec "$out/catalog-api.openapi.json"
 ls -l "$out"/catalog-api.*
+}
+
+record_abuse() {
+record abuse shop_server.py 18090 /health abuse_client.py
+ls -l "$out"/abuse-api.*
 }
 
 case "$what" in
   shop) record_shop ;;
   catalog) record_catalog ;;
-  all) record_shop; record_catalog ;;
-  *) echo "usage: $0 [shop|catalog|all]" >&2; exit 2 ;;
+  abuse) record_abuse ;;
+  all) record_shop; record_catalog; record_abuse ;;
+  *) echo "usage: $0 [shop|catalog|abuse|all]" >&2; exit 2 ;;
 esac

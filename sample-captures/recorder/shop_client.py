@@ -4,49 +4,13 @@ what it sent and what came back (one JSON object a line) as the capture's ground
 
 usage: shop_client.py HOST PORT EXPECTED.jsonl
 """
-import http.client
-import json
 import sys
 import uuid
 from urllib.parse import quote
 
-HOST, PORT, OUT = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-expected = []
+from client_session import from_argv, write_expected
 
-
-class Session:
-    """One keep-alive connection from one client address."""
-
-    def __init__(self, source="127.0.0.1", agent="shop-web/2.3"):
-        self.conn = http.client.HTTPConnection(HOST, PORT, source_address=(source, 0), timeout=10)
-        self.source = source
-        self.agent = agent
-        self.token = None
-
-    def call(self, method, uri, tag, body=None, headers=None):
-        h = {"User-Agent": self.agent, "Accept": "application/json"}
-        if self.token:
-            h["Authorization"] = f"Bearer {self.token}"
-        data = None
-        if body is not None:
-            data = json.dumps(body).encode()
-            h["Content-Type"] = "application/json"
-        h.update(headers or {})
-        self.conn.request(method, uri, body=data, headers=h)
-        resp = self.conn.getresponse()
-        payload = resp.read()
-        expected.append({"method": method, "uri": uri, "status": resp.status, "tag": tag,
-                         "client": self.source})
-        return resp.status, payload
-
-    def login(self, user, password, tag="normal"):
-        status, payload = self.call("POST", "/api/v1/login", tag, {"username": user, "password": password})
-        if status == 200:
-            self.token = json.loads(payload)["token"]
-        return status
-
-    def close(self):
-        self.conn.close()
+Session, expected, OUT = from_argv()
 
 
 def order_id(uid, n):
@@ -102,7 +66,5 @@ for i, guess in enumerate(["123456", "password", "qwerty", "letmein", "alice2024
     b.login("alice", guess, tag="brute_force")
 b.close()
 
-with open(OUT, "w") as f:
-    for e in expected:
-        f.write(json.dumps(e) + "\n")
+write_expected(OUT, expected)
 print(f"{len(expected)} exchanges", file=sys.stderr)

@@ -2,7 +2,9 @@
 """A small JSON shop API used to record Tapline's sample captures.
 
 Deliberately realistic and deliberately flawed: responses carry personal data, any logged-in
-user can read any other user's record (BOLA), and search reflects its query. Standard library
+user can read any other user's record (BOLA), search reflects its query, a support header left
+in place opens a user's orders without a token (broken authentication), and a malformed order
+crashes the handler (500). Standard library
 only; HTTP/1.1 with keep-alive, gzip and chunked responses.
 """
 import base64
@@ -130,6 +132,10 @@ class Handler(BaseHTTPRequestHandler):
             if ".." in name or name.startswith("/"):
                 return self.send_json(400, {"error": "invalid file name"})
             return self.send_json(404, {"error": "no such file", "name": name})
+        m = re.fullmatch(r"/api/v1/users/(\d+)/orders", path)
+        if me is None and m and self.headers.get("X-User-Id") == m.group(1):
+            # Broken authentication: a support tool's header, trusted instead of a token.
+            me = USERS.get(int(m.group(1)))
         if me is None and path.startswith(("/api/v1/users", "/api/v1/orders", "/admin")):
             return self.send_json(401, {"error": "authentication required"})
         if path == "/admin/stats":
@@ -170,6 +176,11 @@ class Handler(BaseHTTPRequestHandler):
         if me is None:
             return self.send_json(401, {"error": "authentication required"})
         if path == "/api/v1/orders":
+            try:
+                sum(int(i.get("qty", 1)) for i in data.get("items", []))
+            except (AttributeError, TypeError, ValueError):
+                # The handler's unguarded validation: a malformed order is a server error.
+                return self.send_json(500, {"error": "internal server error"})
             oid = str(uuid.UUID(int=me["id"] * 1000 + 500 + len(ORDERS)))
             order = {"id": oid, "user_id": me["id"], "items": data.get("items", []), "status": "new",
                      "shipping": data.get("shipping", {})}

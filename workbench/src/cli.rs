@@ -23,8 +23,8 @@ pub enum Command {
     Export(ExportArgs),
     /// List the API endpoints discovered in a case.
     Endpoints(ListArgs),
-    /// List the findings in a case.
-    Findings(ListArgs),
+    /// List the findings in a case (`--by-actor`: grouped into attacks per actor).
+    Findings(FindingsArgs),
     /// Compare the team's OpenAPI document with the discovered inventory: shadow and zombie
     /// endpoints, drift. Exits 1 when there are differences.
     Diff(DiffArgs),
@@ -143,6 +143,17 @@ pub struct ListArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = ListFormat::Table)]
     pub format: ListFormat,
+}
+
+/// Arguments of `tapline findings`.
+#[derive(Debug, clap::Args)]
+pub struct FindingsArgs {
+    /// The case and the output format.
+    #[command(flatten)]
+    pub list: ListArgs,
+    /// One row per actor (principal, else address): what they did, how much, when.
+    #[arg(long)]
+    pub by_actor: bool,
 }
 
 /// Output formats of `decode`.

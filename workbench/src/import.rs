@@ -302,7 +302,9 @@ pub fn import_file(
         counts.first_ts_ns = min_some(counts.first_ts_ns, s.first_ts);
         counts.last_ts_ns = counts.last_ts_ns.max(s.last_ts);
     }
-    let derived = analyses.finish(&store.endpoints()?);
+    let derived = analyses
+        .finish(&store.endpoints()?)
+        .context("behaviour analysis failed; the import was not completed")?;
     store.complete_source(source_id, counts, &derived)?;
     // Fold the WAL into the case now, so the import's cost is paid here, not at close.
     store.execute_batch("CHECKPOINT;")?;

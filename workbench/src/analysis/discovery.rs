@@ -236,6 +236,20 @@ impl Discovery {
         (!m.is_empty()).then_some((h, m, t))
     }
 
+    /// `host \0 method \0 template` of the transaction seen last, if it had an endpoint.
+    pub fn last_key(&self) -> Option<&str> {
+        (!self.key.is_empty()).then_some(self.key.as_str())
+    }
+
+    /// The value of the last path parameter of the transaction seen last (`/users/{userId}` →
+    /// the user id), as a byte range of its path: the object the request addressed.
+    pub fn last_object(&self) -> Option<std::ops::Range<usize>> {
+        if self.key.is_empty() {
+            return None;
+        }
+        self.params.last().map(|(_, value)| value.clone())
+    }
+
     /// Folds in another shard's observations.
     pub fn absorb(&mut self, other: Discovery) {
         for (k, o) in other.seen {

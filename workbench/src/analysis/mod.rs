@@ -9,6 +9,7 @@
 
 pub mod actor;
 pub mod attacks;
+pub mod behaviour;
 pub mod discovery;
 pub mod profile;
 pub mod schema;
@@ -24,6 +25,8 @@ pub struct Analyses {
     pub discovery: discovery::Discovery,
     /// Payload attacks, grouped by family, endpoint and actor.
     pub attacks: attacks::Attacks,
+    /// Requests as events for the behaviour detectors.
+    pub behaviour: behaviour::Behaviour,
     detect_attacks: bool,
 }
 
@@ -40,6 +43,7 @@ impl Analyses {
         Analyses {
             discovery: discovery::Discovery::new(scan_sensitive),
             attacks: attacks::Attacks::default(),
+            behaviour: behaviour::Behaviour::default(),
             detect_attacks,
         }
     }
@@ -49,6 +53,9 @@ impl Analyses {
         self.discovery.observe(id, tx);
         if self.detect_attacks {
             self.attacks.observe(id, tx, self.discovery.last_endpoint());
+            let object = self.discovery.last_object().and_then(|r| tx.path().get(r));
+            self.behaviour
+                .observe(id, tx, self.discovery.last_key(), object);
         }
     }
 
@@ -56,17 +63,21 @@ impl Analyses {
     pub fn absorb(&mut self, other: Analyses) {
         self.discovery.absorb(other.discovery);
         self.attacks.absorb(other.attacks);
+        self.behaviour.absorb(other.behaviour);
     }
 
-    /// Consolidates with the case's inventory (`existing`) into what to write.
-    pub fn finish(self, existing: &[Endpoint]) -> Derived {
+    /// Consolidates with the case's inventory (`existing`) into what to write. Fails only if
+    /// the behaviour detectors' frame queries do (a bug, not bad input).
+    pub fn finish(self, existing: &[Endpoint]) -> Result<Derived, polars::error::PolarsError> {
+        let behaviour = self.behaviour.finish(&behaviour::Thresholds::default())?;
         let d = self.discovery.finish(existing);
         let mut findings = d.findings;
         findings.extend(self.attacks.finish());
-        Derived {
+        findings.extend(behaviour);
+        Ok(Derived {
             endpoints: d.endpoints,
             retired_endpoints: d.retired,
             findings,
-        }
+        })
     }
 }

@@ -1,6 +1,7 @@
 //! `tapline endpoints` and `tapline findings`.
 
-use crate::cli::{ListArgs, ListFormat};
+use crate::analysis::actor::{ActorAttacks, attacks_by_actor};
+use crate::cli::{FindingsArgs, ListArgs, ListFormat};
 use crate::jsonl::rfc3339_nanos;
 use anyhow::{Context, Result};
 use std::io::Write;
@@ -44,10 +45,13 @@ pub fn endpoints(args: &ListArgs, out: &mut dyn Write) -> Result<()> {
     Ok(())
 }
 
-/// Prints the findings.
-pub fn findings(args: &ListArgs, out: &mut dyn Write) -> Result<()> {
-    let fs = open(args)?.findings()?;
-    match args.format {
+/// Prints the findings, or with `--by-actor` the attacks per actor.
+pub fn findings(args: &FindingsArgs, out: &mut dyn Write) -> Result<()> {
+    let fs = open(&args.list)?.findings()?;
+    if args.by_actor {
+        return by_actor(&attacks_by_actor(&fs), args.list.format, out);
+    }
+    match args.list.format {
         ListFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&fs)?)?,
         ListFormat::Table => {
             writeln!(
@@ -64,6 +68,52 @@ pub fn findings(args: &ListArgs, out: &mut dyn Write) -> Result<()> {
                     actor_cell(f),
                     f.count,
                     f.title
+                )?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn by_actor(groups: &[ActorAttacks], format: ListFormat, out: &mut dyn Write) -> Result<()> {
+    match format {
+        ListFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(groups)?)?,
+        ListFormat::Table => {
+            let aw = groups
+                .iter()
+                .map(|g| g.label.len())
+                .max()
+                .unwrap_or(0)
+                .max(5);
+            writeln!(
+                out,
+                "{:<aw$} {:<9} {:>8} {:>8}  {:<30}  kinds",
+                "ACTOR", "SEVERITY", "FINDINGS", "REQUESTS", "FIRST SEEN → LAST SEEN"
+            )?;
+            for g in groups {
+                let kinds: Vec<String> = g
+                    .kinds
+                    .iter()
+                    .map(|(k, n)| {
+                        if *n > 1 {
+                            format!("{k}×{n}")
+                        } else {
+                            k.clone()
+                        }
+                    })
+                    .collect();
+                let first = rfc3339_nanos(g.first_seen_ns);
+                let last = rfc3339_nanos(g.last_seen_ns);
+                writeln!(
+                    out,
+                    "{:<aw$} {:<9} {:>8} {:>8}  {} → {}  {}",
+                    g.label,
+                    g.severity,
+                    g.findings.len(),
+                    g.requests,
+                    first.get(..19).unwrap_or(&first),
+                    last.get(11..19).unwrap_or(&last),
+                    kinds.join(", ")
                 )?;
             }
         }
