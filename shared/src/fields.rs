@@ -81,6 +81,9 @@ pub struct Walk {
     pub structural_headers: bool,
     /// Each path segment on its own (`request.path[2]`).
     pub path_segments: bool,
+    /// XML bodies also whole, as `SIDE.body`, besides their attributes and text: markup
+    /// attacks (XSS sent as XML, XXE) are judged on the markup itself.
+    pub markup_whole: bool,
 }
 
 impl Walk {
@@ -90,6 +93,7 @@ impl Walk {
         response: true,
         structural_headers: false,
         path_segments: true,
+        markup_whole: false,
     };
     /// What a client controls: the request, every header (the path is the caller's, whole).
     pub const REQUEST: Walk = Walk {
@@ -97,6 +101,7 @@ impl Walk {
         response: false,
         structural_headers: true,
         path_segments: false,
+        markup_whole: true,
     };
 }
 
@@ -109,6 +114,7 @@ pub struct Walker {
     lower: String,
     structural: bool,
     segments: bool,
+    markup_whole: bool,
 }
 
 impl fmt::Debug for Walker {
@@ -122,6 +128,7 @@ impl Walker {
     pub fn walk(&mut self, tx: &Transaction, walk: Walk, found: &mut dyn FnMut(Field<'_>)) {
         self.structural = walk.structural_headers;
         self.segments = walk.path_segments;
+        self.markup_whole = walk.markup_whole;
         if walk.request {
             self.request(tx, found);
         }
@@ -207,7 +214,7 @@ impl Walker {
         self.location.push_str(part);
         self.location.push('.');
         self.location.push_str(name);
-        self.location.truncate(MAX_LOCATION);
+        cap_location(&mut self.location);
     }
 
     /// `a=1&b=2`: every pair, percent-decoded.
@@ -220,7 +227,7 @@ impl Walker {
             self.location.push_str(prefix);
             self.location.push('.');
             self.location.push_str(&self.key_buf);
-            self.location.truncate(MAX_LOCATION);
+            cap_location(&mut self.location);
             let key = std::mem::take(&mut self.key_buf);
             let value = std::mem::take(&mut self.decoded);
             self.value(Some(&key), &value, found);
@@ -270,9 +277,14 @@ impl Walker {
             // Not JSON after all (or cut by the body cap): scan it as text below. Hits the walk
             // already reported stand; the text pass may report them again under `body`.
         }
-        if ct.contains("x-www-form-urlencoded") {
+        // Forms, also when the client left the content type out (servers parse them anyway).
+        if ct.contains("x-www-form-urlencoded") || (ct.is_empty() && looks_like_form(text)) {
             let prefix = format!("{side}.form");
             self.pairs(&prefix, text, found);
+            return;
+        }
+        if ct.contains("xml") || (ct.is_empty() && trimmed.starts_with('<')) {
+            self.xml(side, text, found);
             return;
         }
         if ct.is_empty()
@@ -287,6 +299,139 @@ impl Walker {
             self.location.push_str(".body");
             self.value(None, text, found);
         }
+    }
+}
+
+/// Cuts a location to [`MAX_LOCATION`] bytes on a character boundary (names come from the
+/// traffic and may be any text).
+fn cap_location(location: &mut String) {
+    if location.len() > MAX_LOCATION {
+        let mut at = MAX_LOCATION;
+        while !location.is_char_boundary(at) {
+            at -= 1;
+        }
+        location.truncate(at);
+    }
+}
+
+/// `a=1&b=x%20y`: every pair's name is a plain identifier and nothing is outside a pair.
+fn looks_like_form(text: &str) -> bool {
+    let text = text.trim_end_matches(['\r', '\n']);
+    !text.is_empty()
+        && text.split('&').all(|pair| {
+            pair.split_once('=').is_some_and(|(k, _)| {
+                !k.is_empty()
+                    && k.bytes().all(|b| {
+                        b.is_ascii_alphanumeric()
+                            || matches!(b, b'_' | b'-' | b'.' | b'[' | b']' | b'%')
+                    })
+            })
+        })
+}
+
+impl Walker {
+    /// An XML document as values: the prolog when it declares anything (`<!DOCTYPE`, where
+    /// external entities live) as `SIDE.body.doctype`, each attribute as
+    /// `SIDE.body.ELEMENT@NAME` and each text node as `SIDE.body.ELEMENT` — a payload in one
+    /// attribute is then judged alone, not inside the markup around it. Entities and CDATA
+    /// stay as written; the detectors' normalisation decodes entities.
+    fn xml(&mut self, side: &str, text: &str, found: &mut dyn FnMut(Field<'_>)) {
+        let mut element = String::new();
+        // The prolog: everything before the first element.
+        let mut prolog_end = 0;
+        while let Some(at) = text[prolog_end..].find('<') {
+            let tag = &text[prolog_end + at..];
+            if tag.starts_with("<?") || tag.starts_with("<!") {
+                // Declarations may nest brackets (`<!DOCTYPE x [ <!ENTITY …> ]>`).
+                let close = if tag.starts_with("<!DOCTYPE") || tag.starts_with("<!doctype") {
+                    tag.find("]>")
+                        .map(|i| i + 2)
+                        .or_else(|| tag.find('>').map(|i| i + 1))
+                } else {
+                    tag.find('>').map(|i| i + 1)
+                };
+                prolog_end += at + close.unwrap_or(tag.len());
+            } else {
+                break;
+            }
+        }
+        if self.markup_whole {
+            self.location.clear();
+            self.location.push_str(side);
+            self.location.push_str(".body");
+            self.value(None, text, found);
+        } else if text[..prolog_end].contains("<!") {
+            self.location.clear();
+            self.location.push_str(side);
+            self.location.push_str(".body.doctype");
+            self.value(None, &text[..prolog_end], found);
+        }
+        let mut rest = &text[prolog_end..];
+        let mut tags = 0;
+        while let Some(open) = rest.find('<') {
+            tags += 1;
+            if tags > 10_000 {
+                break; // bounded work per body
+            }
+            let content = rest[..open].trim();
+            if !content.is_empty() && !element.is_empty() {
+                self.xml_value(side, &element, None, content, found);
+            }
+            rest = &rest[open + 1..];
+            if let Some(cdata) = rest.strip_prefix("![CDATA[") {
+                let end = cdata.find("]]>").unwrap_or(cdata.len());
+                if !cdata[..end].trim().is_empty() {
+                    self.xml_value(side, &element, None, &cdata[..end], found);
+                }
+                rest = &cdata[(end + 3).min(cdata.len())..];
+                continue;
+            }
+            let end = rest.find('>').unwrap_or(rest.len());
+            let tag = &rest[..end];
+            rest = &rest[(end + 1).min(rest.len())..];
+            if tag.starts_with(['/', '!', '?']) {
+                continue; // closing tags, comments, processing instructions
+            }
+            let name_end = tag
+                .find(|c: char| c.is_whitespace() || c == '/')
+                .unwrap_or(tag.len());
+            element.clear();
+            element.push_str(&tag[..name_end]);
+            let mut attrs = &tag[name_end..];
+            while let Some(eq) = attrs.find('=') {
+                let name = attrs[..eq].trim();
+                let after = attrs[eq + 1..].trim_start();
+                let Some(quote) = after.chars().next().filter(|c| *c == '"' || *c == '\'') else {
+                    break;
+                };
+                let body = &after[1..];
+                let close = body.find(quote).unwrap_or(body.len());
+                self.xml_value(side, &element, Some(name), &body[..close], found);
+                attrs = &body[(close + 1).min(body.len())..];
+            }
+        }
+    }
+
+    /// One XML value at `SIDE.body.ELEMENT` or `SIDE.body.ELEMENT@ATTRIBUTE`.
+    fn xml_value(
+        &mut self,
+        side: &str,
+        element: &str,
+        attribute: Option<&str>,
+        value: &str,
+        found: &mut dyn FnMut(Field<'_>),
+    ) {
+        self.set_location(side, "body", element);
+        if let Some(a) = attribute {
+            self.location.push('@');
+            self.location.push_str(a);
+            cap_location(&mut self.location);
+        }
+        found(Field {
+            location: &self.location,
+            key: Some(attribute.unwrap_or(element)),
+            value,
+        });
     }
 }
 
@@ -438,5 +583,126 @@ impl<'de> Visitor<'de> for JsonWalk<'_, '_> {
             self.scanner.location.truncate(mark);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn walk(ct: Option<&str>, body: &str) -> Vec<(String, Option<String>, String)> {
+        walk_with(ct, body, Walk::DATA)
+    }
+
+    fn walk_with(ct: Option<&str>, body: &str, how: Walk) -> Vec<(String, Option<String>, String)> {
+        let mut tx = Transaction {
+            method: "POST".into(),
+            uri: "/x".into(),
+            ..Transaction::default()
+        };
+        if let Some(ct) = ct {
+            tx.request_headers.push("Content-Type", ct);
+        }
+        tx.request_body.data = body.as_bytes().to_vec();
+        let mut out = Vec::new();
+        Walker::default().walk(&tx, how, &mut |f| {
+            if f.location.starts_with("request.body") || f.location.starts_with("request.form") {
+                out.push((
+                    f.location.to_owned(),
+                    f.key.map(str::to_owned),
+                    f.value.to_owned(),
+                ));
+            }
+        });
+        out
+    }
+
+    #[test]
+    fn xml_bodies_are_walked_into_attributes_and_text() {
+        let got = walk(
+            Some("application/xml"),
+            r#"<?xml version="1.0"?><root><a probe="1 OR 1=1" b='x'>hello &amp; bye</a><c><![CDATA[<b>]]></c></root>"#,
+        );
+        let want = [
+            ("request.body.a@probe", "probe", "1 OR 1=1"),
+            ("request.body.a@b", "b", "x"),
+            ("request.body.a", "a", "hello &amp; bye"),
+            ("request.body.c", "c", "<b>"),
+        ];
+        assert_eq!(got.len(), want.len(), "{got:?}");
+        for ((loc, key, value), (l, k, v)) in got.iter().zip(want) {
+            assert_eq!(
+                (loc.as_str(), key.as_deref(), value.as_str()),
+                (l, Some(k), v)
+            );
+        }
+    }
+
+    #[test]
+    fn an_xml_doctype_is_one_value_for_the_xxe_detector() {
+        let body = r#"<?xml version="1.0"?><!DOCTYPE foo [ <!ENTITY xxe SYSTEM "file:///etc/passwd"> ]><foo>&xxe;</foo>"#;
+        let got = walk(None, body);
+        assert_eq!(got[0].0, "request.body.doctype");
+        assert!(got[0].2.contains("<!ENTITY xxe SYSTEM"), "{got:?}");
+        assert_eq!(
+            got[1],
+            (
+                "request.body.foo".into(),
+                Some("foo".into()),
+                "&xxe;".into()
+            )
+        );
+    }
+
+    #[test]
+    fn attack_walks_also_see_markup_whole() {
+        let body = "<a><script>alert(1)</script></a>";
+        let got = walk_with(Some("text/xml"), body, Walk::REQUEST);
+        assert_eq!(got[0], ("request.body".into(), None, body.into()));
+        assert!(got.len() > 1);
+    }
+
+    #[test]
+    fn untyped_bodies_that_look_like_forms_are_forms() {
+        let got = walk(None, "var=1234%20OR%201=1&b=2");
+        assert_eq!(
+            got[0],
+            (
+                "request.form.var".into(),
+                Some("var".into()),
+                "1234 OR 1=1".into()
+            )
+        );
+        // Prose with an equals sign is not a form.
+        let got = walk(None, "if a = b then");
+        assert_eq!(got, [("request.body".into(), None, "if a = b then".into())]);
+    }
+
+    #[test]
+    fn long_names_are_cut_on_character_boundaries() {
+        // Found by the `walk` fuzz target: a 200-byte cut inside a multi-byte character.
+        let name = format!("{}é", "a".repeat(186));
+        let got = walk(None, &format!("<{name}>x</{name}><r {name}='y'/>"));
+        assert_eq!(got.len(), 2);
+        assert!(
+            got.iter().all(|(l, _, _)| l.len() <= MAX_LOCATION),
+            "{got:?}"
+        );
+    }
+
+    #[test]
+    fn broken_xml_ends_without_panicking() {
+        for body in [
+            "<",
+            "<a",
+            "<a b=",
+            "<a b='x",
+            "<![CDATA[",
+            "<?xml",
+            "<!DOCTYPE [",
+            "<a>é<b é='é'>",
+        ] {
+            walk(Some("text/xml"), body);
+        }
     }
 }

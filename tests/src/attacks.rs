@@ -3,7 +3,7 @@
 //! PayloadsAllTheThings) and the share of benign values (real CSIC-2010 traffic values and
 //! libinjection's false-positive list) that any detector flags.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -77,16 +77,8 @@ struct Payload {
 /// Runs every payload through the detectors.
 pub fn evaluate(dir: &Path) -> Result<Report> {
     let path = dir.join("labelled_payloads.jsonl");
-    let text =
-        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     let mut report = Report::default();
-    for (i, line) in text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-    {
-        let p: Payload =
-            serde_json::from_str(line).with_context(|| format!("{}:{}", path.display(), i + 1))?;
+    for p in crate::read_jsonl::<Payload>(&path)? {
         let hits = detect(&p.payload, None);
         let r = report
             .rates

@@ -1,10 +1,27 @@
 //! Helpers for Tapline's end-to-end tests: where the sample captures are and what they hold.
 
 pub mod attacks;
+pub mod crs;
 pub mod pii;
 
 use serde::Deserialize;
 use std::path::PathBuf;
+
+/// Every non-blank line of a JSON-lines file, parsed; errors name the file and line.
+pub fn read_jsonl<T: serde::de::DeserializeOwned>(
+    path: &std::path::Path,
+) -> anyhow::Result<Vec<T>> {
+    use anyhow::Context as _;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, line)| {
+            serde_json::from_str(line).with_context(|| format!("{}:{}", path.display(), i + 1))
+        })
+        .collect()
+}
 
 /// A folder of the third-party corpus: `$TAPLINE_CORPUS/<sub>`, else `shared/corpus/<sub>`
 /// beside the repository or one of its parent folders (the workplace layout), if it holds

@@ -81,6 +81,11 @@ const KEYWORDS: &[&str] = &[
     "sounds",
     "escape",
     "collate",
+    "glob",
+    "ilike",
+    "notnull",
+    "isnull",
+    "similar",
     "binary",
     "unknown",
     "true",
@@ -412,7 +417,18 @@ fn judge(s: &str, toks: &[Tok], quoted: bool) -> Option<(&'static str, String)> 
                         || t.t == T::Kw
                             && matches!(
                                 word(s, t),
-                                "like" | "rlike" | "regexp" | "between" | "in" | "is" | "sounds"
+                                "like"
+                                    | "rlike"
+                                    | "regexp"
+                                    | "between"
+                                    | "in"
+                                    | "is"
+                                    | "sounds"
+                                    | "glob"
+                                    | "ilike"
+                                    | "notnull"
+                                    | "isnull"
+                                    | "similar"
                             )
                 });
                 let ends = rest.is_empty()
@@ -488,6 +504,19 @@ fn judge(s: &str, toks: &[Tok], quoted: bool) -> Option<(&'static str, String)> 
             }
         }
         _ => {}
+    }
+    // …' <SQL> --: out of the string, SQL words, and the rest of the query commented out.
+    if quoted
+        && n > i + 1
+        && toks[n - 1].t == T::Comment
+        && toks[i..n - 1]
+            .iter()
+            .any(|t| matches!(t.t, T::Kw | T::Logic | T::Op))
+    {
+        return Some((
+            "sqli.comment",
+            "closes the value, continues in SQL, comments out the rest".into(),
+        ));
     }
     None
 }

@@ -14,6 +14,7 @@ use tapline_core::EngineConfig;
 use tapline_core::attack::RequestScanner;
 use tapline_core::classify::Confidence;
 use tapline_core::sensitive::Scanner;
+use tapline_workbench::analysis::behaviour::{Behaviour, Thresholds};
 use tapline_workbench::capture_file::decode_file;
 
 #[global_allocator]
@@ -81,6 +82,35 @@ fn main() -> Result<()> {
         }
         best_attack = best_attack.min(t0.elapsed().as_secs_f64());
     }
+    // Behaviour: discovery's endpoint keys and path objects first (not timed: discovery runs
+    // anyway), then the events and the detectors' frame queries.
+    let mut discovery = tapline_workbench::analysis::discovery::Discovery::new(false);
+    let keys: Vec<(Option<String>, Option<String>)> = txs
+        .iter()
+        .enumerate()
+        .map(|(i, tx)| {
+            discovery.observe(i as i64, tx);
+            (
+                discovery.last_key().map(str::to_owned),
+                discovery
+                    .last_object()
+                    .and_then(|r| tx.path().get(r))
+                    .map(str::to_owned),
+            )
+        })
+        .collect();
+    let (mut best_observe, mut best_finish, mut behaviour_findings) = (f64::MAX, f64::MAX, 0);
+    for _ in 0..rounds {
+        let mut b = Behaviour::default();
+        let t0 = Instant::now();
+        for (i, (tx, (key, object))) in txs.iter().zip(&keys).enumerate() {
+            b.observe(i as i64, tx, key.as_deref(), object.as_deref());
+        }
+        best_observe = best_observe.min(t0.elapsed().as_secs_f64());
+        let t1 = Instant::now();
+        behaviour_findings = b.finish(&Thresholds::default())?.len();
+        best_finish = best_finish.min(t1.elapsed().as_secs_f64());
+    }
     println!("transactions        {}", txs.len());
     println!("-- sensitive data (both sides)");
     println!(
@@ -104,6 +134,16 @@ fn main() -> Result<()> {
         "throughput          {:.0} requests/s, {:.1} MB/s",
         txs.len() as f64 / best_attack,
         request_bytes as f64 / 1e6 / best_attack
+    );
+    println!("-- behaviour (events, then the frame queries)");
+    println!("findings            {behaviour_findings}");
+    println!(
+        "observe             {best_observe:.3} s on one core, {:.0} requests/s",
+        txs.len() as f64 / best_observe
+    );
+    println!(
+        "finish              {best_finish:.3} s ({:.0} requests/s)",
+        txs.len() as f64 / best_finish
     );
     Ok(())
 }
