@@ -40,6 +40,22 @@ fn the_shop_captures_attacks_are_findings_grouped_by_actor() {
                 .all(|r| r.starts_with(rule_prefix)),
             "{f:#}"
         );
+        // The values as decoded from their locations, with the rule each fired.
+        let examples = f["detail"]["examples"].as_array().unwrap();
+        assert_eq!(examples.len(), 2, "{f:#}");
+        assert!(
+            examples
+                .iter()
+                .all(|e| e["rule"].as_str().unwrap().starts_with(rule_prefix))
+        );
+        if kind == "sqli" {
+            assert!(
+                examples
+                    .iter()
+                    .any(|e| e["location"] == "request.query.q" && e["value"] == "' OR '1'='1' --"),
+                "{f:#}"
+            );
+        }
         assert!(
             f["endpoint_id"].as_i64().is_some(),
             "attributed to an endpoint: {f:#}"

@@ -29,7 +29,20 @@ struct Group {
     rules: BTreeMap<&'static str, u64>,
     locations: BTreeSet<String>,
     reasons: Vec<String>,
+    /// What was sent: location, rule and the value as decoded from its location.
+    examples: Vec<Example>,
 }
+
+/// One detected value, as evidence an analyst can read without opening the transaction.
+#[derive(Clone, Debug, serde::Serialize)]
+struct Example {
+    location: String,
+    rule: &'static str,
+    value: String,
+}
+
+/// Characters of a value kept in an example.
+const MAX_EXAMPLE_CHARS: usize = 300;
 
 /// Accumulates detections; one per import shard, merged with [`Attacks::absorb`].
 #[derive(Default)]
@@ -70,12 +83,19 @@ fn title(f: Family) -> &'static str {
 impl Attacks {
     /// Sees one stored transaction; `endpoint` is discovery's (host, method, template) for it.
     pub fn observe(&mut self, id: i64, tx: &Transaction, endpoint: Option<(&str, &str, &str)>) {
-        let mut found: Vec<(Family, &'static str, String, String)> = Vec::new();
+        let mut found: Vec<(Family, &'static str, String, String, String)> = Vec::new();
         self.scanner.scan(tx, &mut |f| {
-            if !found.iter().any(|(fam, rule, loc, _)| {
+            if !found.iter().any(|(fam, rule, loc, _, _)| {
                 *fam == f.hit.family && *rule == f.hit.rule && loc == f.location
             }) {
-                found.push((f.hit.family, f.hit.rule, f.location.to_owned(), f.hit.why));
+                let value = f.value.chars().take(MAX_EXAMPLE_CHARS).collect();
+                found.push((
+                    f.hit.family,
+                    f.hit.rule,
+                    f.location.to_owned(),
+                    f.hit.why,
+                    value,
+                ));
             }
         });
         if found.is_empty() {
@@ -85,7 +105,7 @@ impl Attacks {
         let endpoint = endpoint.map(|(h, m, t)| (h.to_owned(), m.to_owned(), t.to_owned()));
         let ts = tx.request_ts_nanos;
         let mut counted: Vec<Family> = Vec::new();
-        for (family, rule, location, why) in found {
+        for (family, rule, location, why, value) in found {
             let g = self
                 .groups
                 .entry(GroupKey {
@@ -108,6 +128,13 @@ impl Attacks {
                 }
             }
             *g.rules.entry(rule).or_default() += 1;
+            if g.examples.len() < MAX_DETAIL {
+                g.examples.push(Example {
+                    location: location.clone(),
+                    rule,
+                    value,
+                });
+            }
             if g.locations.len() < MAX_DETAIL {
                 g.locations.insert(location);
             }
@@ -135,6 +162,8 @@ impl Attacks {
                         *g.rules.entry(r).or_default() += n;
                     }
                     g.locations.extend(o.locations);
+                    let room = MAX_DETAIL.saturating_sub(g.examples.len());
+                    g.examples.extend(o.examples.into_iter().take(room));
                     for r in o.reasons {
                         if g.reasons.len() < MAX_DETAIL && !g.reasons.contains(&r) {
                             g.reasons.push(r);
@@ -179,6 +208,7 @@ impl Attacks {
                             "rules": g.rules,
                             "locations": g.locations,
                             "why": g.reasons,
+                            "examples": g.examples,
                         })
                         .to_string(),
                     ),
