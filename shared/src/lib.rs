@@ -23,6 +23,7 @@ pub mod packet;
 pub mod reassembly;
 pub mod record;
 pub mod sensitive;
+pub mod wire;
 
 pub use engine::{DecodedCapture, Engine, EngineConfig, EngineStats, decode_capture};
 pub use record::{Anomalies, Body, Headers, HttpVersion, Transaction};
