@@ -227,7 +227,7 @@ impl FrameReader {
 
     /// The next whole message, `Ok(None)` when more bytes are needed. An error leaves the
     /// stream unusable: the caller closes the connection.
-    pub fn next<T: for<'de> Deserialize<'de>>(&mut self) -> Result<Option<T>, WireError> {
+    pub fn next_message<T: for<'de> Deserialize<'de>>(&mut self) -> Result<Option<T>, WireError> {
         let pending = &self.buf[self.start..];
         let Some(head) = pending.get(..4) else {
             return Ok(None);
@@ -305,7 +305,10 @@ mod tests {
             let mut got = Vec::new();
             for chunk in bytes.chunks(piece) {
                 r.push(chunk);
-                while let Some(m) = r.next::<SensorMessage>().unwrap_or_else(|e| panic!("{e}")) {
+                while let Some(m) = r
+                    .next_message::<SensorMessage>()
+                    .unwrap_or_else(|e| panic!("{e}"))
+                {
                     got.push(m);
                 }
             }
@@ -318,7 +321,7 @@ mod tests {
         let mut r = FrameReader::default();
         r.push(&u32::MAX.to_be_bytes());
         assert!(matches!(
-            r.next::<HubMessage>(),
+            r.next_message::<HubMessage>(),
             Err(WireError::FrameTooLarge(_))
         ));
         let mut b = Batch::encode(3, &[tx(1)]).unwrap_or_else(|e| panic!("{e}"));

@@ -12,10 +12,10 @@ fuzz_target!(|data: &[u8]| {
         sensor.push(chunk);
         hub.push(chunk);
     }
-    while let Ok(Some(m)) = sensor.next::<SensorMessage>() {
+    while let Ok(Some(m)) = sensor.next_message::<SensorMessage>() {
         if let SensorMessage::Batch(b) = m {
             let _ = b.decode();
         }
     }
-    while let Ok(Some(_)) = hub.next::<HubMessage>() {}
+    while let Ok(Some(_)) = hub.next_message::<HubMessage>() {}
 });
