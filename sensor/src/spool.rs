@@ -1,0 +1,455 @@
+//! The on-disk spool: every batch of records waits here until the hub acknowledges it, so a
+//! closed or slow workbench costs disk, not memory and not data.
+//!
+//! Layout: a directory of segment files named by their first sequence number
+//! (`00000000000000000001.spool`), each a run of entries `[u32 length][u32 crc32][postcard
+//! Batch]`, and a file `acked` holding the highest sequence number the hub has stored. A
+//! crash can tear the last entry; opening the spool cuts a segment at its first entry that is
+//! short or fails its checksum and says how much it cut. Acknowledged segments are deleted
+//! whole.
+//!
+//! The spool is bounded ([`Spool::open`]'s `max_bytes`). When a batch does not fit, the policy
+//! decides: drop the oldest unacknowledged segment or refuse the new batch. Either way the
+//! records lost are counted ([`SpoolStats::lost_records`]) and reported in the sensor's stats,
+//! never silently. Dropping the oldest leaves a gap in the sequence; the hub takes gaps (it
+//! stores each sequence number at most once, in any order).
+
+use anyhow::{Context, Result, bail};
+use std::collections::VecDeque;
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use tapline_core::Transaction;
+use tapline_core::wire::Batch;
+
+/// A segment is closed and a new one started past this size.
+const SEGMENT_BYTES: u64 = 8 << 20;
+/// Entry header: length and checksum.
+const HEADER: u64 = 8;
+
+/// What to do with a batch that does not fit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FullPolicy {
+    /// Delete the oldest unacknowledged segment (keep the newest traffic).
+    DropOldest,
+    /// Refuse the new batch (keep the oldest traffic).
+    DropNewest,
+}
+
+/// Where a spool stands.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SpoolStats {
+    /// Batches waiting for an acknowledgement.
+    pub batches: u64,
+    /// Their records.
+    pub records: u64,
+    /// Bytes on disk.
+    pub bytes: u64,
+    /// Records lost to the full policy since the spool was created (kept across restarts
+    /// only while the segments that recorded them exist: the sensor reports them as it goes).
+    pub lost_records: u64,
+    /// Batches lost to the full policy.
+    pub lost_batches: u64,
+    /// Bytes cut from torn or corrupt entries when the spool was opened.
+    pub recovered_cut_bytes: u64,
+}
+
+#[derive(Debug)]
+struct Entry {
+    seq: u64,
+    records: u32,
+    offset: u64,
+    len: u32,
+}
+
+#[derive(Debug)]
+struct Segment {
+    path: PathBuf,
+    bytes: u64,
+    entries: Vec<Entry>,
+}
+
+/// The spool of one sensor.
+#[derive(Debug)]
+pub struct Spool {
+    dir: PathBuf,
+    max_bytes: u64,
+    policy: FullPolicy,
+    segments: VecDeque<Segment>,
+    next_seq: u64,
+    acked: u64,
+    stats: SpoolStats,
+}
+
+fn segment_path(dir: &Path, first_seq: u64) -> PathBuf {
+    dir.join(format!("{first_seq:020}.spool"))
+}
+
+/// Reads a segment's entries, cutting it at the first torn or corrupt one.
+fn load_segment(path: &Path, cut: &mut u64) -> Result<Segment> {
+    let mut data = Vec::new();
+    File::open(path)
+        .and_then(|mut f| f.read_to_end(&mut data))
+        .with_context(|| format!("reading spool segment {}", path.display()))?;
+    let mut entries = Vec::new();
+    let mut at = 0usize;
+    while let Some(head) = data.get(at..at + HEADER as usize) {
+        let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]);
+        let crc = u32::from_be_bytes([head[4], head[5], head[6], head[7]]);
+        let start = at + HEADER as usize;
+        let Some(body) = data.get(start..start + len as usize) else {
+            break;
+        };
+        if crc32fast::hash(body) != crc {
+            break;
+        }
+        let Ok(batch) = postcard::from_bytes::<Batch>(body) else {
+            break;
+        };
+        entries.push(Entry {
+            seq: batch.seq,
+            records: batch.records,
+            offset: at as u64,
+            len,
+        });
+        at = start + len as usize;
+    }
+    if at < data.len() {
+        *cut += (data.len() - at) as u64;
+        OpenOptions::new()
+            .write(true)
+            .open(path)
+            .and_then(|f| f.set_len(at as u64))
+            .with_context(|| format!("cutting the torn tail of {}", path.display()))?;
+    }
+    Ok(Segment {
+        path: path.to_owned(),
+        bytes: at as u64,
+        entries,
+    })
+}
+
+impl Spool {
+    /// Opens (or creates) the spool in `dir`, recovering what a crash left.
+    pub fn open(dir: &Path, max_bytes: u64, policy: FullPolicy) -> Result<Spool> {
+        fs::create_dir_all(dir).with_context(|| format!("creating spool {}", dir.display()))?;
+        let acked = match fs::read_to_string(dir.join("acked")) {
+            Ok(s) => s
+                .trim()
+                .parse()
+                .with_context(|| format!("{}/acked is not a number", dir.display()))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+            Err(e) => return Err(e).with_context(|| format!("reading {}/acked", dir.display())),
+        };
+        let mut paths: Vec<PathBuf> = fs::read_dir(dir)
+            .with_context(|| format!("listing spool {}", dir.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "spool"))
+            .collect();
+        paths.sort();
+        let mut spool = Spool {
+            dir: dir.to_owned(),
+            max_bytes,
+            policy,
+            segments: VecDeque::new(),
+            next_seq: acked + 1,
+            acked,
+            stats: SpoolStats::default(),
+        };
+        for path in paths {
+            let mut seg = load_segment(&path, &mut spool.stats.recovered_cut_bytes)?;
+            if let Some(last) = seg.entries.last() {
+                spool.next_seq = spool.next_seq.max(last.seq + 1);
+            }
+            seg.entries.retain(|e| e.seq > acked);
+            if seg.entries.is_empty() {
+                fs::remove_file(&path)
+                    .with_context(|| format!("removing acknowledged {}", path.display()))?;
+            } else {
+                spool.segments.push_back(seg);
+            }
+        }
+        spool.recount();
+        Ok(spool)
+    }
+
+    fn recount(&mut self) {
+        let entries = self.segments.iter().flat_map(|s| &s.entries);
+        self.stats.batches = entries.clone().count() as u64;
+        self.stats.records = entries.map(|e| u64::from(e.records)).sum();
+        self.stats.bytes = self.segments.iter().map(|s| s.bytes).sum();
+    }
+
+    /// Where the spool stands.
+    pub fn stats(&self) -> SpoolStats {
+        self.stats
+    }
+
+    /// The highest sequence number the hub has acknowledged.
+    pub fn acked(&self) -> u64 {
+        self.acked
+    }
+
+    /// Stores `records` as the next batch and returns its sequence number, or `None` when the
+    /// spool is full and the policy refused it (the loss is counted).
+    pub fn push(&mut self, records: &[Transaction]) -> Result<Option<u64>> {
+        let seq = self.next_seq;
+        let batch = Batch::encode(seq, records)?;
+        let body = postcard::to_stdvec(&batch)?;
+        let need = HEADER + body.len() as u64;
+        if need > self.max_bytes {
+            bail!(
+                "a batch of {} bytes cannot fit a spool of {} bytes; raise the spool size or lower the batch size",
+                need,
+                self.max_bytes
+            );
+        }
+        while self.stats.bytes + need > self.max_bytes {
+            match self.policy {
+                FullPolicy::DropNewest => {
+                    self.stats.lost_batches += 1;
+                    self.stats.lost_records += records.len() as u64;
+                    return Ok(None);
+                }
+                FullPolicy::DropOldest => {
+                    let Some(old) = self.segments.pop_front() else {
+                        break;
+                    };
+                    self.stats.lost_batches += old.entries.len() as u64;
+                    self.stats.lost_records += old
+                        .entries
+                        .iter()
+                        .map(|e| u64::from(e.records))
+                        .sum::<u64>();
+                    fs::remove_file(&old.path)
+                        .with_context(|| format!("dropping {}", old.path.display()))?;
+                    self.recount();
+                }
+            }
+        }
+        if self
+            .segments
+            .back()
+            .is_none_or(|s| s.bytes >= SEGMENT_BYTES)
+        {
+            self.segments.push_back(Segment {
+                path: segment_path(&self.dir, seq),
+                bytes: 0,
+                entries: Vec::new(),
+            });
+        }
+        let Some(seg) = self.segments.back_mut() else {
+            bail!("spool {} has no segment to write", self.dir.display());
+        };
+        let mut f = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&seg.path)
+            .with_context(|| format!("opening {}", seg.path.display()))?;
+        let mut entry = Vec::with_capacity(need as usize);
+        entry.extend_from_slice(&(body.len() as u32).to_be_bytes());
+        entry.extend_from_slice(&crc32fast::hash(&body).to_be_bytes());
+        entry.extend_from_slice(&body);
+        f.write_all(&entry)
+            .and_then(|()| f.sync_data())
+            .with_context(|| format!("writing {} (disk full?)", seg.path.display()))?;
+        seg.entries.push(Entry {
+            seq,
+            records: batch.records,
+            offset: seg.bytes,
+            len: body.len() as u32,
+        });
+        seg.bytes += need;
+        self.next_seq += 1;
+        self.recount();
+        Ok(Some(seq))
+    }
+
+    /// Up to `max` waiting batches with sequence numbers above `after`, oldest first.
+    pub fn pending(&self, after: u64, max: usize) -> Result<Vec<Batch>> {
+        let mut out = Vec::new();
+        for seg in &self.segments {
+            let wanted: Vec<&Entry> = seg
+                .entries
+                .iter()
+                .filter(|e| e.seq > after)
+                .take(max - out.len())
+                .collect();
+            if wanted.is_empty() {
+                continue;
+            }
+            let mut f =
+                File::open(&seg.path).with_context(|| format!("opening {}", seg.path.display()))?;
+            for e in wanted {
+                let mut body = vec![0; e.len as usize];
+                f.seek(SeekFrom::Start(e.offset + HEADER))
+                    .and_then(|_| f.read_exact(&mut body))
+                    .with_context(|| {
+                        format!("reading batch {} from {}", e.seq, seg.path.display())
+                    })?;
+                out.push(postcard::from_bytes(&body).with_context(|| {
+                    format!("batch {} in {} is corrupt", e.seq, seg.path.display())
+                })?);
+            }
+            if out.len() >= max {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// The hub stored everything up to `through`: forget it.
+    pub fn ack(&mut self, through: u64) -> Result<()> {
+        if through <= self.acked {
+            return Ok(());
+        }
+        self.acked = through;
+        let tmp = self.dir.join("acked.tmp");
+        fs::write(&tmp, format!("{through}\n"))
+            .and_then(|()| fs::rename(&tmp, self.dir.join("acked")))
+            .with_context(|| format!("recording the acknowledgement in {}", self.dir.display()))?;
+        while let Some(seg) = self.segments.front_mut() {
+            seg.entries.retain(|e| e.seq > through);
+            if !seg.entries.is_empty() {
+                break;
+            }
+            fs::remove_file(&seg.path)
+                .with_context(|| format!("removing acknowledged {}", seg.path.display()))?;
+            self.segments.pop_front();
+        }
+        self.recount();
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn records(n: usize, tag: usize) -> Vec<Transaction> {
+        (0..n)
+            .map(|i| Transaction {
+                method: "GET".into(),
+                uri: format!("/r/{tag}/{i}"),
+                ..Transaction::default()
+            })
+            .collect()
+    }
+
+    fn open(dir: &Path, max: u64, policy: FullPolicy) -> Spool {
+        Spool::open(dir, max, policy).unwrap_or_else(|e| panic!("{e:#}"))
+    }
+
+    #[test]
+    fn batches_survive_a_restart_until_acknowledged() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let mut s = open(dir.path(), 1 << 20, FullPolicy::DropNewest);
+        for b in 0..5 {
+            assert_eq!(s.push(&records(3, b)).ok().flatten(), Some(b as u64 + 1));
+        }
+        s.ack(2).unwrap_or_else(|e| panic!("{e:#}"));
+        drop(s);
+        let s = open(dir.path(), 1 << 20, FullPolicy::DropNewest);
+        assert_eq!(s.acked(), 2);
+        assert_eq!((s.stats().batches, s.stats().records), (3, 9));
+        let waiting = s.pending(0, 10).unwrap_or_default();
+        assert_eq!(waiting.iter().map(|b| b.seq).collect::<Vec<_>>(), [3, 4, 5]);
+        assert_eq!(waiting[0].decode().unwrap_or_default(), records(3, 2));
+        // Numbering continues after the restart.
+        let mut s = s;
+        assert_eq!(s.push(&records(1, 9)).ok().flatten(), Some(6));
+    }
+
+    #[test]
+    fn a_torn_tail_is_cut_and_reported() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let mut s = open(dir.path(), 1 << 20, FullPolicy::DropNewest);
+        for b in 0..3 {
+            s.push(&records(2, b)).unwrap_or_else(|e| panic!("{e:#}"));
+        }
+        let path = segment_path(dir.path(), 1);
+        drop(s);
+        // A crash mid-write: half an entry at the end.
+        let mut f = OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap_or_else(|e| panic!("{e}"));
+        f.write_all(&[0, 0, 1, 0, 9, 9])
+            .unwrap_or_else(|e| panic!("{e}"));
+        drop(f);
+        let s = open(dir.path(), 1 << 20, FullPolicy::DropNewest);
+        assert_eq!(s.stats().batches, 3);
+        assert_eq!(s.stats().recovered_cut_bytes, 6);
+        // A flipped bit in the last entry: its checksum fails, it is cut, the rest stays.
+        drop(s);
+        let mut data = fs::read(&path).unwrap_or_default();
+        let last = data.len() - 3;
+        data[last] ^= 0x40;
+        fs::write(&path, &data).unwrap_or_else(|e| panic!("{e}"));
+        let s = open(dir.path(), 1 << 20, FullPolicy::DropNewest);
+        assert_eq!(s.stats().batches, 2);
+        assert!(s.stats().recovered_cut_bytes > 0);
+    }
+
+    #[test]
+    fn a_full_spool_applies_its_policy_and_counts_the_loss() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let one = {
+            let mut s = open(&dir.path().join("probe"), 1 << 20, FullPolicy::DropNewest);
+            s.push(&records(10, 0)).unwrap_or_else(|e| panic!("{e:#}"));
+            s.stats().bytes
+        };
+        // Room for three batches.
+        let mut newest = open(&dir.path().join("n"), one * 3 + 1, FullPolicy::DropNewest);
+        for b in 0..5 {
+            newest
+                .push(&records(10, b))
+                .unwrap_or_else(|e| panic!("{e:#}"));
+        }
+        assert_eq!(newest.stats().batches, 3);
+        assert_eq!(
+            (newest.stats().lost_batches, newest.stats().lost_records),
+            (2, 20)
+        );
+        assert!(newest.stats().bytes <= one * 3 + 1);
+    }
+
+    #[test]
+    fn drop_oldest_deletes_whole_old_segments() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        // One segment per batch: batches bigger than a segment.
+        let big: Vec<Transaction> = (0..2)
+            .map(|i| {
+                let mut t = records(1, i).remove(0);
+                // Incompressible: a xorshift stream.
+                let mut x: u64 = 0x9E37_79B9_7F4A_7C15 + i as u64;
+                t.response_body.data = (0..SEGMENT_BYTES as usize)
+                    .map(|_| {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        (x >> 24) as u8
+                    })
+                    .collect();
+                t
+            })
+            .collect();
+        // Room for two of them.
+        let max = SEGMENT_BYTES * 5 / 2;
+        let mut s = open(dir.path(), max, FullPolicy::DropOldest);
+        for b in 0..4 {
+            s.push(&big[b % 2..b % 2 + 1])
+                .unwrap_or_else(|e| panic!("{e:#}"));
+        }
+        assert_eq!(
+            (s.stats().lost_batches, s.stats().lost_records),
+            (2, 2),
+            "{:?}",
+            s.stats()
+        );
+        assert!(s.stats().bytes <= max);
+        let waiting = s.pending(0, 10).unwrap_or_default();
+        assert_eq!(waiting.last().map(|b| b.seq), Some(4), "the newest is kept");
+    }
+}
