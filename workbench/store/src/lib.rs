@@ -6,6 +6,7 @@
 
 pub mod endpoints;
 pub mod query;
+pub mod sensors;
 pub mod sources;
 pub mod transactions;
 
@@ -15,7 +16,7 @@ use tapline_core::Transaction;
 use thiserror::Error;
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// Failures opening or using a case file.
 #[derive(Debug, Error)]
@@ -220,6 +221,15 @@ const MIGRATIONS: &[&str] = &[
     FROM transactions;
     DROP TABLE transactions;
     ALTER TABLE transactions_v3 RENAME TO transactions;",
+    // v4: which batches each sensor has delivered, so each is stored exactly once.
+    "CREATE TABLE sensor_batches (
+        sensor_id BIGINT NOT NULL,
+        seq UBIGINT NOT NULL,               -- the sensor's batch sequence number
+        records UINTEGER NOT NULL,
+        first_transaction BIGINT NOT NULL,  -- ids first_transaction .. + records
+        received_at TIMESTAMP NOT NULL DEFAULT current_timestamp,
+        PRIMARY KEY (sensor_id, seq)
+    );",
 ];
 
 /// An open case file.
