@@ -1,7 +1,17 @@
-//! The sensor's configuration file (TOML). Today it holds the edge policy; the uplink and
-//! capture settings join it with the sensor issue.
+//! The sensor's configuration file (TOML): the edge policy, how records are batched, and the
+//! spool that holds batches until the workbench has them. Uplink and capture settings join it
+//! with the rest of the sensor issue.
 //!
 //! ```toml
+//! [batch]
+//! records = 2000                         # a batch closes at this many records …
+//! max_ms = 500                           # … or this long after its first record
+//!
+//! [spool]
+//! dir = "/var/lib/tapline-sensor/spool"
+//! max_mb = 1024                          # bounded; when full:
+//! full = "drop_oldest"                   # drop_oldest | drop_newest (losses are counted)
+//!
 //! [redact]
 //! hash_key = "…64 hex digits…"          # needed by `hash` rules
 //!
@@ -27,6 +37,53 @@ pub struct SensorConfig {
     /// Sensitive-data redaction applied before records leave the sensor.
     #[serde(default)]
     pub redact: Policy,
+    /// How records are grouped into batches.
+    #[serde(default)]
+    pub batch: BatchConfig,
+    /// Where batches wait for the workbench (`--spool` overrides `dir`).
+    #[serde(default)]
+    pub spool: SpoolConfig,
+}
+
+/// `[batch]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BatchConfig {
+    /// Records per batch at most.
+    pub records: usize,
+    /// Milliseconds a batch stays open after its first record at most.
+    pub max_ms: u64,
+}
+
+impl Default for BatchConfig {
+    fn default() -> Self {
+        BatchConfig {
+            records: 2000,
+            max_ms: 500,
+        }
+    }
+}
+
+/// `[spool]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SpoolConfig {
+    /// The spool directory; none: no spool.
+    pub dir: Option<std::path::PathBuf>,
+    /// Size bound, MiB.
+    pub max_mb: u64,
+    /// What a full spool does.
+    pub full: crate::spool::FullPolicy,
+}
+
+impl Default for SpoolConfig {
+    fn default() -> Self {
+        SpoolConfig {
+            dir: None,
+            max_mb: 1024,
+            full: crate::spool::FullPolicy::DropOldest,
+        }
+    }
 }
 
 impl SensorConfig {
@@ -66,5 +123,21 @@ mod tests {
         .expect_err("unknown action")
         .to_string();
         assert!(err.contains("blur"), "{err}");
+    }
+
+    #[test]
+    fn batch_and_spool_settings_have_defaults_and_read_back() {
+        let c: SensorConfig = toml::from_str("").expect("empty is valid");
+        assert_eq!(
+            (c.batch.records, c.batch.max_ms, c.spool.max_mb),
+            (2000, 500, 1024)
+        );
+        let c: SensorConfig = toml::from_str(
+            "[batch]\nrecords = 10\n[spool]\ndir = \"/tmp/s\"\nfull = \"drop_newest\"\n",
+        )
+        .expect("valid");
+        assert_eq!(c.batch.records, 10);
+        assert_eq!(c.spool.full, crate::spool::FullPolicy::DropNewest);
+        assert!(toml::from_str::<SensorConfig>("[spool]\nfull = \"panic\"\n").is_err());
     }
 }

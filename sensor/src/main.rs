@@ -1,12 +1,11 @@
 //! `tapline-sensor`: reads packets from an interface (or replays a file) through libpcap,
 //! decodes them with `tapline-core`, and emits transaction records.
 //!
-//! The QUIC uplink to the workbench arrives with its own issue; until then records go to
-//! stdout as JSON lines with `--stdout`.
+//! Records go out as JSON lines (`--stdout`) and/or in batches into the on-disk spool
+//! (`--spool DIR` or `[spool] dir`), where they wait for the workbench; the QUIC uplink that
+//! drains the spool arrives with the rest of the sensor issue.
 
 mod config;
-// The uplink (issue 8, in progress) sends from it; until then only its tests use it.
-#[cfg_attr(not(test), allow(dead_code))]
 mod spool;
 
 use anyhow::{Context, Result, bail};
@@ -41,9 +40,12 @@ struct Args {
     /// Write records to stdout as JSON lines.
     #[arg(long)]
     stdout: bool,
-    /// Sensor configuration (TOML): the edge policy (`[redact]`), ...
+    /// Sensor configuration (TOML): the edge policy (`[redact]`), batching, the spool.
     #[arg(long)]
     config: Option<std::path::PathBuf>,
+    /// Spool batches of records in this directory (overrides `[spool] dir`).
+    #[arg(long)]
+    spool: Option<std::path::PathBuf>,
 }
 
 fn main() -> Result<()> {
@@ -65,12 +67,33 @@ fn main() -> Result<()> {
                 .map_or("the configuration".into(), |p| p.display().to_string())
         )
     })?;
+    let spool = match args.spool.as_ref().or(config.spool.dir.as_ref()) {
+        Some(dir) => Some(
+            spool::Spool::open(dir, config.spool.max_mb << 20, config.spool.full)
+                .with_context(|| format!("cannot use the spool {}", dir.display()))?,
+        ),
+        None => None,
+    };
+    if let Some(s) = &spool {
+        let st = s.stats();
+        if st.recovered_cut_bytes > 0 {
+            eprintln!(
+                "tapline-sensor: spool recovered: cut {} bytes of torn or corrupt entries",
+                st.recovered_cut_bytes
+            );
+        }
+    }
     let mut sink = RecordSink {
         stdout: args.stdout,
         count: 0,
         redactor,
         scanner: Scanner::default(),
         redacted: 0,
+        spool,
+        batch: Vec::new(),
+        batch_opened: None,
+        batch_records: config.batch.records.max(1),
+        batch_max: std::time::Duration::from_millis(config.batch.max_ms),
     };
     if let Some(path) = &args.read {
         let mut cap = pcap::Capture::from_file(path)
@@ -99,11 +122,19 @@ fn main() -> Result<()> {
     let mut out = Vec::new();
     engine.finish(&mut out);
     sink.emit(&mut out)?;
+    sink.flush()?;
     let s = engine.stats();
     eprintln!(
         "tapline-sensor: {} packets, {} connections, {} transactions, {} values redacted",
         s.packets, s.flows.created, sink.count, sink.redacted
     );
+    if let Some(sp) = &sink.spool {
+        let st = sp.stats();
+        eprintln!(
+            "tapline-sensor: spool: {} records in {} batches waiting ({} bytes), {} records lost to a full spool",
+            st.records, st.batches, st.bytes, st.lost_records
+        );
+    }
     Ok(())
 }
 
@@ -114,9 +145,39 @@ struct RecordSink {
     redactor: Redactor,
     scanner: Scanner,
     redacted: u64,
+    spool: Option<spool::Spool>,
+    /// The batch being filled for the spool.
+    batch: Vec<Transaction>,
+    batch_opened: Option<std::time::Instant>,
+    batch_records: usize,
+    batch_max: std::time::Duration,
 }
 
 impl RecordSink {
+    /// Closes the open batch into the spool (if any records and a spool).
+    fn flush(&mut self) -> Result<()> {
+        self.batch_opened = None;
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        if let Some(sp) = &mut self.spool {
+            sp.push(&self.batch)?;
+        }
+        self.batch.clear();
+        Ok(())
+    }
+
+    /// Closes the open batch when it has been open too long (called while capture is idle).
+    fn tick(&mut self) -> Result<()> {
+        if self
+            .batch_opened
+            .is_some_and(|t| t.elapsed() >= self.batch_max)
+        {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
     fn emit(&mut self, txs: &mut [Transaction]) -> Result<()> {
         self.count += txs.len() as u64;
         if !self.redactor.is_empty() {
@@ -126,10 +187,21 @@ impl RecordSink {
         }
         if self.stdout && !txs.is_empty() {
             let mut out = std::io::stdout().lock();
-            for tx in txs {
+            for tx in txs.iter() {
                 serde_json::to_writer(&mut out, tx)?;
                 out.write_all(b"\n")?;
             }
+        }
+        if self.spool.is_some() {
+            for tx in txs.iter() {
+                self.batch_opened
+                    .get_or_insert_with(std::time::Instant::now);
+                self.batch.push(tx.clone());
+                if self.batch.len() >= self.batch_records {
+                    self.flush()?;
+                }
+            }
+            self.tick()?;
         }
         Ok(())
     }
@@ -154,7 +226,7 @@ fn run<T: pcap::Activated + ?Sized>(
                 }
             }
             Err(pcap::Error::NoMorePackets) => return Ok(()),
-            Err(pcap::Error::TimeoutExpired) => continue,
+            Err(pcap::Error::TimeoutExpired) => sink.tick()?,
             Err(e) => return Err(e).context("capture failed"),
         }
     }

@@ -14,13 +14,12 @@ fn sample() -> PathBuf {
         .join("../sample-captures/shop-api.pcap")
 }
 
-#[test]
-fn replaying_the_sample_capture_emits_every_transaction() {
-    let sample = sample();
+/// Replays the sample capture with `args`; the run must succeed.
+fn run_sensor(args: &[&std::ffi::OsStr]) -> std::process::Output {
     let out = Command::new(env!("CARGO_BIN_EXE_tapline-sensor"))
         .arg("--read")
-        .arg(&sample)
-        .args(["--stdout", "--name", "lab-1"])
+        .arg(sample())
+        .args(args)
         .output()
         .expect("sensor runs");
     assert!(
@@ -28,6 +27,12 @@ fn replaying_the_sample_capture_emits_every_transaction() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    out
+}
+
+#[test]
+fn replaying_the_sample_capture_emits_every_transaction() {
+    let out = run_sensor(&["--stdout".as_ref(), "--name".as_ref(), "lab-1".as_ref()]);
     let records: Vec<serde_json::Value> = String::from_utf8(out.stdout)
         .unwrap()
         .lines()
@@ -39,18 +44,11 @@ fn replaying_the_sample_capture_emits_every_transaction() {
 
 #[test]
 fn a_bpf_filter_limits_what_is_decoded() {
-    let sample = sample();
-    let out = Command::new(env!("CARGO_BIN_EXE_tapline-sensor"))
-        .arg("--read")
-        .arg(&sample)
-        .args(["--stdout", "--filter", "host 127.0.0.77"])
-        .output()
-        .expect("sensor runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = run_sensor(&[
+        "--stdout".as_ref(),
+        "--filter".as_ref(),
+        "host 127.0.0.77".as_ref(),
+    ]);
     let n = String::from_utf8(out.stdout).unwrap().lines().count();
     assert_eq!(n, 24, "only the brute-force client's logins");
 }
@@ -179,4 +177,42 @@ action = "drop"
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("credit_crad"));
+}
+
+#[test]
+fn records_are_spooled_in_batches_that_survive_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("sensor.toml");
+    std::fs::write(&config, "[batch]\nrecords = 10\n").unwrap();
+    let spool = dir.path().join("spool");
+    let run = || {
+        let out = run_sensor(&[
+            "--config".as_ref(),
+            config.as_os_str(),
+            "--spool".as_ref(),
+            spool.as_os_str(),
+        ]);
+        String::from_utf8(out.stderr).unwrap()
+    };
+    // 83 transactions in batches of at most 10: nine batches, nothing lost.
+    let first = run();
+    assert!(
+        first.contains("spool: 83 records in 9 batches waiting"),
+        "{first}"
+    );
+    assert!(first.contains(", 0 records lost"), "{first}");
+    // Nobody acknowledged them: a second run adds to what waits.
+    let second = run();
+    assert!(
+        second.contains("spool: 166 records in 18 batches waiting"),
+        "{second}"
+    );
+    let segments = std::fs::read_dir(&spool)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "spool"))
+        })
+        .count();
+    assert_eq!(segments, 1, "small batches share one segment");
 }
