@@ -3,6 +3,12 @@
 //! with the rest of the sensor issue.
 //!
 //! ```toml
+//! [headers]
+//! deny = ["cookie", "set-cookie", "x-internal-*"]   # never leave the sensor; `allow` keeps only
+//!
+//! [bodies]
+//! max_bytes = 65536                      # kept per body (full length still recorded)
+//!
 //! [batch]
 //! records = 2000                         # a batch closes at this many records …
 //! max_ms = 500                           # … or this long after its first record
@@ -37,6 +43,12 @@ pub struct SensorConfig {
     /// Sensitive-data redaction applied before records leave the sensor.
     #[serde(default)]
     pub redact: Policy,
+    /// Which headers leave the sensor (`allow`, `deny`: case-insensitive `*` globs).
+    #[serde(default)]
+    pub headers: tapline_core::edge::HeaderPolicy,
+    /// How much of each body leaves the sensor (`max_bytes`).
+    #[serde(default)]
+    pub bodies: tapline_core::edge::BodyPolicy,
     /// How records are grouped into batches.
     #[serde(default)]
     pub batch: BatchConfig,
@@ -87,6 +99,14 @@ impl Default for SpoolConfig {
 }
 
 impl SensorConfig {
+    /// The header and body policy, as `tapline_core` applies it.
+    pub fn edge(&self) -> tapline_core::edge::EdgePolicy {
+        tapline_core::edge::EdgePolicy {
+            headers: self.headers.clone(),
+            bodies: self.bodies.clone(),
+        }
+    }
+
     /// Reads and parses a configuration file.
     pub fn load(path: &Path) -> Result<SensorConfig> {
         let text = std::fs::read_to_string(path)

@@ -84,6 +84,7 @@ fn main() -> Result<()> {
         }
     }
     let mut sink = RecordSink {
+        edge: config.edge(),
         stdout: args.stdout,
         count: 0,
         redactor,
@@ -139,6 +140,8 @@ fn main() -> Result<()> {
 }
 
 struct RecordSink {
+    /// Header allow/deny lists and body caps: applied first, before redaction.
+    edge: tapline_core::edge::EdgePolicy,
     stdout: bool,
     count: u64,
     /// The edge policy: applied to every record before it leaves the sensor.
@@ -180,6 +183,11 @@ impl RecordSink {
 
     fn emit(&mut self, txs: &mut [Transaction]) -> Result<()> {
         self.count += txs.len() as u64;
+        if !self.edge.is_empty() {
+            for tx in txs.iter_mut() {
+                self.edge.apply(tx);
+            }
+        }
         if !self.redactor.is_empty() {
             for tx in txs.iter_mut() {
                 self.redacted += self.redactor.apply(tx, &mut self.scanner) as u64;

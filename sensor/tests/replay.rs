@@ -216,3 +216,47 @@ fn records_are_spooled_in_batches_that_survive_restarts() {
         .count();
     assert_eq!(segments, 1, "small batches share one segment");
 }
+
+#[test]
+fn header_lists_and_body_caps_apply_before_records_leave() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("sensor.toml");
+    std::fs::write(
+        &config,
+        "[headers]\ndeny = [\"authorization\", \"*-agent\"]\n[bodies]\nmax_bytes = 64\n",
+    )
+    .unwrap();
+    let out = run_sensor(&["--stdout".as_ref(), "--config".as_ref(), config.as_os_str()]);
+    let records: Vec<tapline_core::Transaction> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(records.len(), 83);
+    for r in &records {
+        assert!(
+            r.request_headers
+                .iter()
+                .all(|(n, _)| !n.eq_ignore_ascii_case("authorization")
+                    && !n.eq_ignore_ascii_case("user-agent")),
+            "{r:?}"
+        );
+        assert!(r.request_body.data.len() <= 64 && r.response_body.data.len() <= 64);
+    }
+    // The shop's product pages are longer than 64 bytes: cut, said, full length kept.
+    let cut = records
+        .iter()
+        .find(|r| r.response_body.len > 64)
+        .expect("a long body");
+    assert!(cut.response_body.truncated);
+    assert!(
+        cut.redactions
+            .iter()
+            .any(|x| x.class == "body_cap" && x.location == "response.body")
+    );
+    assert!(records.iter().any(|r| {
+        r.redactions
+            .iter()
+            .any(|x| x.location == "request.header.authorization")
+    }));
+}

@@ -15,6 +15,7 @@ pub mod attack;
 pub mod capture;
 pub mod classify;
 pub mod defrag;
+pub mod edge;
 pub mod engine;
 pub mod fields;
 pub mod flow;
