@@ -6,14 +6,18 @@
 //! drains the spool arrives with the rest of the sensor issue.
 
 mod config;
+mod counters;
+mod pipeline;
+mod sink;
+mod source;
 mod spool;
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
-use std::io::Write;
-use tapline_core::capture::LinkType;
-use tapline_core::sensitive::{Redactor, Scanner};
-use tapline_core::{Engine, EngineConfig, Transaction};
+use counters::Counters;
+use std::sync::Arc;
+use tapline_core::EngineConfig;
+use tapline_core::sensitive::Redactor;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -34,6 +38,23 @@ struct Args {
     /// Snap length for live capture.
     #[arg(long, default_value_t = 65_535)]
     snaplen: i32,
+    /// Do not put the interface in promiscuous mode (a host sensor sees only its own traffic).
+    #[arg(long)]
+    no_promisc: bool,
+    /// Kernel capture buffer, MiB (bigger rides out bursts without drops).
+    #[arg(long, default_value_t = 64)]
+    buffer_mb: i32,
+    /// Deliver each packet at once instead of in blocks of up to 100 ms (lower latency, more
+    /// wake-ups).
+    #[arg(long)]
+    immediate: bool,
+    /// Replay at the capture's recorded speed instead of as fast as possible.
+    #[arg(long, requires = "read")]
+    recorded_speed: bool,
+    /// Decoding threads; connections are spread over them by flow hash. Default: the cores
+    /// left after the capture thread (at least 1, at most 8).
+    #[arg(long)]
+    workers: Option<usize>,
     /// Sensor name stamped on every record.
     #[arg(long, default_value = "sensor")]
     name: String,
@@ -50,11 +71,9 @@ struct Args {
 
 fn main() -> Result<()> {
     let args = Args::parse();
-    let cfg = EngineConfig {
-        sensor_id: Some(args.name.as_str().into()),
-        ..EngineConfig::default()
-    };
-    let mut engine = Engine::new(cfg);
+    // Ctrl-C / SIGTERM: finish the capture loop, drain the workers, flush into the spool, report.
+    ctrlc::set_handler(|| source::STOP.store(true, std::sync::atomic::Ordering::Relaxed))
+        .context("cannot install the signal handler")?;
     let config = match &args.config {
         Some(path) => config::SensorConfig::load(path)?,
         None => config::SensorConfig::default(),
@@ -68,174 +87,89 @@ fn main() -> Result<()> {
         )
     })?;
     let spool = match args.spool.as_ref().or(config.spool.dir.as_ref()) {
-        Some(dir) => Some(
-            spool::Spool::open(dir, config.spool.max_mb << 20, config.spool.full)
-                .with_context(|| format!("cannot use the spool {}", dir.display()))?,
-        ),
+        Some(dir) => {
+            let sp = spool::Spool::open(dir, config.spool.max_mb << 20, config.spool.full)
+                .with_context(|| format!("cannot use the spool {}", dir.display()))?;
+            let cut = sp.stats().recovered_cut_bytes;
+            if cut > 0 {
+                eprintln!(
+                    "tapline-sensor: spool recovered: cut {cut} bytes of torn or corrupt entries"
+                );
+            }
+            Some(Arc::new(spool::SharedSpool::new(sp)))
+        }
         None => None,
     };
-    if let Some(s) = &spool {
-        let st = s.stats();
-        if st.recovered_cut_bytes > 0 {
-            eprintln!(
-                "tapline-sensor: spool recovered: cut {} bytes of torn or corrupt entries",
-                st.recovered_cut_bytes
-            );
-        }
-    }
-    let mut sink = RecordSink {
+    let counters = Arc::new(Counters::default());
+    let setup = pipeline::WorkerSetup {
+        engine: EngineConfig {
+            sensor_id: Some(args.name.as_str().into()),
+            ..EngineConfig::default()
+        },
         edge: config.edge(),
-        stdout: args.stdout,
-        count: 0,
         redactor,
-        scanner: Scanner::default(),
-        redacted: 0,
-        spool,
-        batch: Vec::new(),
-        batch_opened: None,
-        batch_records: config.batch.records.max(1),
-        batch_max: std::time::Duration::from_millis(config.batch.max_ms),
     };
-    if let Some(path) = &args.read {
-        let mut cap = pcap::Capture::from_file(path)
-            .with_context(|| format!("cannot open {} with libpcap", path.display()))?;
-        if let Some(f) = &args.filter {
-            cap.filter(f, true)
-                .with_context(|| format!("bad BPF filter {f:?}"))?;
-        }
-        run(&mut cap, &mut engine, &mut sink)?;
-    } else if let Some(iface) = &args.interface {
-        let mut cap = pcap::Capture::from_device(iface.as_str())
-            .with_context(|| format!("no capture device {iface}"))?
-            .snaplen(args.snaplen)
-            .promisc(true)
-            .immediate_mode(true)
-            .open()
-            .with_context(|| format!("cannot capture on {iface} (needs CAP_NET_RAW)"))?;
-        if let Some(f) = &args.filter {
-            cap.filter(f, true)
-                .with_context(|| format!("bad BPF filter {f:?}"))?;
-        }
-        run(&mut cap, &mut engine, &mut sink)?;
+    let workers = args.workers.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map_or(1, |n| n.get().saturating_sub(1))
+            .clamp(1, 8)
+    });
+    let sink = sink::RecordSink::new(
+        args.stdout,
+        spool.clone(),
+        config.batch.records,
+        std::time::Duration::from_millis(config.batch.max_ms),
+    );
+    let live = if let Some(iface) = &args.interface {
+        // Open the capture (the privileged step) before anything else runs.
+        Some(source::Live::open(&source::LiveOptions {
+            interface: iface.clone(),
+            filter: args.filter.clone(),
+            snaplen: args.snaplen,
+            promisc: !args.no_promisc,
+            buffer_bytes: args.buffer_mb.saturating_mul(1 << 20),
+            immediate: args.immediate,
+        })?)
+    } else {
+        None
+    };
+    let mut pipe =
+        pipeline::Pipeline::start(workers, &setup, sink, Arc::clone(&counters), live.is_some())?;
+    if let Some(mut live) = live {
+        live.run(&mut pipe, &counters)?;
+        // Drops are the figure a tap operator watches: say them even when zero.
+        eprintln!(
+            "tapline-sensor: {}: {} packets received, {} dropped by the kernel, {} by the interface",
+            live.name(),
+            Counters::get(&counters.packets),
+            Counters::get(&counters.kernel_drops),
+            Counters::get(&counters.interface_drops),
+        );
+    } else if let Some(path) = &args.read {
+        source::replay(
+            path,
+            args.filter.as_deref(),
+            args.recorded_speed,
+            &mut pipe,
+            &counters,
+        )?;
     } else {
         bail!("say where packets come from: --interface IF or --read FILE");
     }
-    let mut out = Vec::new();
-    engine.finish(&mut out);
-    sink.emit(&mut out)?;
-    sink.flush()?;
-    let s = engine.stats();
+    let report = pipe.finish()?;
     eprintln!(
         "tapline-sensor: {} packets, {} connections, {} transactions, {} values redacted",
-        s.packets, s.flows.created, sink.count, sink.redacted
+        Counters::get(&counters.packets),
+        report.engine.flows.created,
+        Counters::get(&counters.records),
+        Counters::get(&counters.redacted),
     );
-    if let Some(sp) = &sink.spool {
-        let st = sp.stats();
+    if let Some(sp) = &spool {
+        let st = sp.with(|s| s.stats());
         eprintln!(
             "tapline-sensor: spool: {} records in {} batches waiting ({} bytes), {} records lost to a full spool",
             st.records, st.batches, st.bytes, st.lost_records
         );
     }
     Ok(())
-}
-
-struct RecordSink {
-    /// Header allow/deny lists and body caps: applied first, before redaction.
-    edge: tapline_core::edge::EdgePolicy,
-    stdout: bool,
-    count: u64,
-    /// The edge policy: applied to every record before it leaves the sensor.
-    redactor: Redactor,
-    scanner: Scanner,
-    redacted: u64,
-    spool: Option<spool::Spool>,
-    /// The batch being filled for the spool.
-    batch: Vec<Transaction>,
-    batch_opened: Option<std::time::Instant>,
-    batch_records: usize,
-    batch_max: std::time::Duration,
-}
-
-impl RecordSink {
-    /// Closes the open batch into the spool (if any records and a spool).
-    fn flush(&mut self) -> Result<()> {
-        self.batch_opened = None;
-        if self.batch.is_empty() {
-            return Ok(());
-        }
-        if let Some(sp) = &mut self.spool {
-            sp.push(&self.batch)?;
-        }
-        self.batch.clear();
-        Ok(())
-    }
-
-    /// Closes the open batch when it has been open too long (called while capture is idle).
-    fn tick(&mut self) -> Result<()> {
-        if self
-            .batch_opened
-            .is_some_and(|t| t.elapsed() >= self.batch_max)
-        {
-            self.flush()?;
-        }
-        Ok(())
-    }
-
-    fn emit(&mut self, txs: &mut [Transaction]) -> Result<()> {
-        self.count += txs.len() as u64;
-        if !self.edge.is_empty() {
-            for tx in txs.iter_mut() {
-                self.edge.apply(tx);
-            }
-        }
-        if !self.redactor.is_empty() {
-            for tx in txs.iter_mut() {
-                self.redacted += self.redactor.apply(tx, &mut self.scanner) as u64;
-            }
-        }
-        if self.stdout && !txs.is_empty() {
-            let mut out = std::io::stdout().lock();
-            for tx in txs.iter() {
-                serde_json::to_writer(&mut out, tx)?;
-                out.write_all(b"\n")?;
-            }
-        }
-        if self.spool.is_some() {
-            for tx in txs.iter() {
-                self.batch_opened
-                    .get_or_insert_with(std::time::Instant::now);
-                self.batch.push(tx.clone());
-                if self.batch.len() >= self.batch_records {
-                    self.flush()?;
-                }
-            }
-            self.tick()?;
-        }
-        Ok(())
-    }
-}
-
-fn run<T: pcap::Activated + ?Sized>(
-    cap: &mut pcap::Capture<T>,
-    engine: &mut Engine,
-    sink: &mut RecordSink,
-) -> Result<()> {
-    let link = LinkType(cap.get_datalink().0 as u16);
-    let mut out = Vec::new();
-    loop {
-        match cap.next_packet() {
-            Ok(p) => {
-                let ts = p.header.ts;
-                let ts_nanos = ts.tv_sec * 1_000_000_000 + ts.tv_usec * 1_000;
-                engine.frame(ts_nanos, link, p.data, &mut out);
-                if !out.is_empty() {
-                    sink.emit(&mut out)?;
-                    out.clear();
-                }
-            }
-            Err(pcap::Error::NoMorePackets) => return Ok(()),
-            Err(pcap::Error::TimeoutExpired) => sink.tick()?,
-            Err(e) => return Err(e).context("capture failed"),
-        }
-    }
 }

@@ -329,6 +329,42 @@ impl Spool {
     }
 }
 
+/// The spool shared by the record sink (which pushes) and the uplink (which drains and acks).
+#[derive(Debug)]
+pub struct SharedSpool {
+    spool: std::sync::Mutex<Spool>,
+    /// Woken on every push, so an idle uplink sends at once instead of polling.
+    pub pushed: tokio::sync::Notify,
+}
+
+impl SharedSpool {
+    /// Shares `spool`.
+    pub fn new(spool: Spool) -> Self {
+        SharedSpool {
+            spool: std::sync::Mutex::new(spool),
+            pushed: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// Runs `f` on the spool. A panic elsewhere while holding the lock cannot leave the spool
+    /// half-written in memory in a way that matters (every change is written to disk first),
+    /// so a poisoned lock is taken over.
+    pub fn with<T>(&self, f: impl FnOnce(&mut Spool) -> T) -> T {
+        let mut guard = self
+            .spool
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(&mut guard)
+    }
+
+    /// Pushes a batch and wakes the uplink.
+    pub fn push(&self, records: &[Transaction]) -> Result<Option<u64>> {
+        let seq = self.with(|s| s.push(records))?;
+        self.pushed.notify_one();
+        Ok(seq)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

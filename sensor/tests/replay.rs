@@ -260,3 +260,24 @@ fn header_lists_and_body_caps_apply_before_records_leave() {
             .any(|x| x.location == "request.header.authorization")
     }));
 }
+
+#[test]
+fn workers_sharded_by_flow_hash_find_the_same_records() {
+    let records = |workers: &str| {
+        let out = run_sensor(&["--stdout".as_ref(), "--workers".as_ref(), workers.as_ref()]);
+        let mut lines: Vec<String> = String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        lines.sort();
+        lines
+    };
+    let one = records("1");
+    assert_eq!(one.len(), 83);
+    assert_eq!(
+        records("3"),
+        one,
+        "both directions of each flow met on one worker"
+    );
+}

@@ -148,6 +148,27 @@ impl Engine {
     }
 }
 
+/// Where a dispatcher sends a frame when `count` engines share the traffic (each configured
+/// with [`EngineConfig::shard`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FrameShard {
+    /// Only this shard needs it: a TCP segment of one of its connections, or a frame that is
+    /// merely counted (given to shard 0 so it is counted once).
+    One(u64),
+    /// Every shard needs it: an IPv4 fragment, whose ports are known only after reassembly
+    /// (each shard reassembles and keeps the datagram only if the connection is its own).
+    All,
+}
+
+/// Which shard of `count` handles `data` (reads only the headers).
+pub fn frame_shard(link: LinkType, data: &[u8], count: u64) -> FrameShard {
+    match packet::decode(link, data) {
+        Ok(Decoded::Tcp(seg)) => FrameShard::One(FlowKey::of(&seg).shard_hash() % count.max(1)),
+        Ok(Decoded::Ipv4Fragment(_)) => FrameShard::All,
+        Ok(Decoded::Other) | Err(_) => FrameShard::One(0),
+    }
+}
+
 /// What decoding a whole capture held in memory produced.
 #[derive(Debug, Default)]
 pub struct DecodedCapture {
