@@ -1,8 +1,21 @@
-//! The sensor's configuration file (TOML): the edge policy, how records are batched, and the
-//! spool that holds batches until the workbench has them. Uplink and capture settings join it
-//! with the rest of the sensor issue.
+//! The sensor's configuration file (TOML): its name and link to the workbench, the edge policy,
+//! how records are batched, and the spool that holds batches until the workbench has them.
+//! Capture settings are flags. The file holds the sensor's private key: keep it 0600.
 //!
 //! ```toml
+//! name = "edge-1"                        # written by `tapline sensors add`
+//!
+//! [uplink]
+//! hub = "workbench.lan:4433"              # the workbench hub (`--workbench` overrides)
+//! window = 16                            # batches sent before an acknowledgement, at most
+//! heartbeat_s = 5
+//! linger_s = 30                          # at exit, keep delivering this long at most
+//! [uplink.credentials]                   # written by `tapline sensors add`
+//! cert_pem = "-----BEGIN CERTIFICATE-----…"   # the sensor's certificate
+//! key_pem = "-----BEGIN PRIVATE KEY-----…"     # and key
+//! hub_ca_pem = "-----BEGIN CERTIFICATE-----…" # the workbench CA it trusts …
+//! hub_fingerprint = "9f86d0…"                  # … pinned by its SHA-256
+//!
 //! [headers]
 //! deny = ["cookie", "set-cookie", "x-internal-*"]   # never leave the sensor; `allow` keeps only
 //!
@@ -40,6 +53,11 @@ use tapline_core::sensitive::Policy;
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SensorConfig {
+    /// The sensor's enrolled name, stamped on its records (`--name` overrides).
+    pub name: Option<String>,
+    /// The link to the workbench hub.
+    #[serde(default)]
+    pub uplink: crate::uplink::UplinkConfig,
     /// Sensitive-data redaction applied before records leave the sensor.
     #[serde(default)]
     pub redact: Policy,

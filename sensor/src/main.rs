@@ -11,6 +11,7 @@ mod pipeline;
 mod sink;
 mod source;
 mod spool;
+mod uplink;
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
@@ -55,15 +56,24 @@ struct Args {
     /// left after the capture thread (at least 1, at most 8).
     #[arg(long)]
     workers: Option<usize>,
-    /// Sensor name stamped on every record.
-    #[arg(long, default_value = "sensor")]
-    name: String,
+    /// Sensor name stamped on every record (default: the configuration's `name`, else
+    /// "sensor").
+    #[arg(long)]
+    name: Option<String>,
+    /// Stream records to the workbench hub at HOST:PORT (overrides `[uplink] hub`; needs the
+    /// credentials `tapline sensors add` writes into the configuration).
+    #[arg(long)]
+    workbench: Option<String>,
     /// Write records to stdout as JSON lines.
     #[arg(long)]
     stdout: bool,
     /// Sensor configuration (TOML): the edge policy (`[redact]`), batching, the spool.
     #[arg(long)]
     config: Option<std::path::PathBuf>,
+    /// At exit, keep delivering to the hub at most this many seconds (overrides
+    /// `[uplink] linger_s`).
+    #[arg(long)]
+    linger: Option<u64>,
     /// Spool batches of records in this directory (overrides `[spool] dir`).
     #[arg(long)]
     spool: Option<std::path::PathBuf>,
@@ -86,7 +96,19 @@ fn main() -> Result<()> {
                 .map_or("the configuration".into(), |p| p.display().to_string())
         )
     })?;
-    let spool = match args.spool.as_ref().or(config.spool.dir.as_ref()) {
+    let name = args
+        .name
+        .clone()
+        .or_else(|| config.name.clone())
+        .unwrap_or_else(|| "sensor".to_owned());
+    let hub = args.workbench.clone().or_else(|| config.uplink.hub.clone());
+    // An uplink always goes through a spool: backpressure goes to disk, not to memory.
+    let spool_dir = args
+        .spool
+        .clone()
+        .or_else(|| config.spool.dir.clone())
+        .or_else(|| hub.is_some().then(|| default_spool_dir(&name)));
+    let spool = match spool_dir.as_ref() {
         Some(dir) => {
             let sp = spool::Spool::open(dir, config.spool.max_mb << 20, config.spool.full)
                 .with_context(|| format!("cannot use the spool {}", dir.display()))?;
@@ -103,7 +125,7 @@ fn main() -> Result<()> {
     let counters = Arc::new(Counters::default());
     let setup = pipeline::WorkerSetup {
         engine: EngineConfig {
-            sensor_id: Some(args.name.as_str().into()),
+            sensor_id: Some(name.as_str().into()),
             ..EngineConfig::default()
         },
         edge: config.edge(),
@@ -132,6 +154,16 @@ fn main() -> Result<()> {
         })?)
     } else {
         None
+    };
+    let uplink = match (&hub, &spool) {
+        (Some(hub), Some(sp)) => Some(uplink::Uplink::start(
+            &name,
+            hub,
+            &config.uplink,
+            Arc::clone(sp),
+            Arc::clone(&counters),
+        )?),
+        _ => None,
     };
     let mut pipe =
         pipeline::Pipeline::start(workers, &setup, sink, Arc::clone(&counters), live.is_some())?;
@@ -164,6 +196,15 @@ fn main() -> Result<()> {
         Counters::get(&counters.records),
         Counters::get(&counters.redacted),
     );
+    if let Some(up) = uplink {
+        let linger = std::time::Duration::from_secs(args.linger.unwrap_or(config.uplink.linger_s));
+        if !up.finish(linger) {
+            eprintln!(
+                "tapline-sensor: the hub did not take everything within {}s; the rest waits in the spool for the next run",
+                linger.as_secs()
+            );
+        }
+    }
     if let Some(sp) = &spool {
         let st = sp.with(|s| s.stats());
         eprintln!(
@@ -172,4 +213,17 @@ fn main() -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Where an uplink's spool lives when none is configured: systemd's `StateDirectory`, else the
+/// user's state directory.
+fn default_spool_dir(name: &str) -> std::path::PathBuf {
+    if let Some(d) = std::env::var_os("STATE_DIRECTORY") {
+        return std::path::PathBuf::from(d).join("spool");
+    }
+    let base = std::env::var_os("XDG_STATE_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".local/state")))
+        .unwrap_or_else(|| std::path::PathBuf::from("."));
+    base.join("tapline-sensor").join(name).join("spool")
 }

@@ -80,6 +80,8 @@ pub struct Spool {
     max_bytes: u64,
     policy: FullPolicy,
     segments: VecDeque<Segment>,
+    /// This spool's identity (file `id`): sequence numbers count within it.
+    id: u64,
     next_seq: u64,
     acked: u64,
     stats: SpoolStats,
@@ -133,6 +135,16 @@ fn load_segment(path: &Path, cut: &mut u64) -> Result<Segment> {
     })
 }
 
+/// A fresh identity: random per process (std's hasher seed) mixed with the time, so two spools
+/// created anywhere, any time, differ.
+fn new_spool_id() -> u64 {
+    use std::hash::BuildHasher;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    std::collections::hash_map::RandomState::new().hash_one((now, std::process::id()))
+}
+
 impl Spool {
     /// Opens (or creates) the spool in `dir`, recovering what a crash left.
     pub fn open(dir: &Path, max_bytes: u64, policy: FullPolicy) -> Result<Spool> {
@@ -145,6 +157,19 @@ impl Spool {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
             Err(e) => return Err(e).with_context(|| format!("reading {}/acked", dir.display())),
         };
+        let id = match fs::read_to_string(dir.join("id")) {
+            Ok(s) => u64::from_str_radix(s.trim(), 16)
+                .with_context(|| format!("{}/id is not a spool identity", dir.display()))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let id = new_spool_id();
+                let tmp = dir.join("id.tmp");
+                fs::write(&tmp, format!("{id:016x}\n"))
+                    .and_then(|()| fs::rename(&tmp, dir.join("id")))
+                    .with_context(|| format!("writing {}/id", dir.display()))?;
+                id
+            }
+            Err(e) => return Err(e).with_context(|| format!("reading {}/id", dir.display())),
+        };
         let mut paths: Vec<PathBuf> = fs::read_dir(dir)
             .with_context(|| format!("listing spool {}", dir.display()))?
             .filter_map(|e| e.ok().map(|e| e.path()))
@@ -156,6 +181,7 @@ impl Spool {
             max_bytes,
             policy,
             segments: VecDeque::new(),
+            id,
             next_seq: acked + 1,
             acked,
             stats: SpoolStats::default(),
@@ -182,6 +208,11 @@ impl Spool {
         self.stats.batches = entries.clone().count() as u64;
         self.stats.records = entries.map(|e| u64::from(e.records)).sum();
         self.stats.bytes = self.segments.iter().map(|s| s.bytes).sum();
+    }
+
+    /// This spool's identity, sent in the hello: the hub keeps sequence numbers per spool.
+    pub fn id(&self) -> u64 {
+        self.id
     }
 
     /// Where the spool stands.
@@ -391,8 +422,12 @@ mod tests {
             assert_eq!(s.push(&records(3, b)).ok().flatten(), Some(b as u64 + 1));
         }
         s.ack(2).unwrap_or_else(|e| panic!("{e:#}"));
+        let id = s.id();
         drop(s);
         let s = open(dir.path(), 1 << 20, FullPolicy::DropNewest);
+        assert_eq!(s.id(), id, "the identity survives restarts");
+        let other = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        assert_ne!(open(other.path(), 1 << 20, FullPolicy::DropNewest).id(), id);
         assert_eq!(s.acked(), 2);
         assert_eq!((s.stats().batches, s.stats().records), (3, 9));
         let waiting = s.pending(0, 10).unwrap_or_default();

@@ -14,7 +14,7 @@ use crate::record::{RECORD_VERSION, Transaction};
 use serde::{Deserialize, Serialize};
 
 /// Version of the messages below. Bumped on any change to their serialised form.
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;
 /// Largest frame accepted, bytes.
 pub const MAX_FRAME: usize = 32 << 20;
 /// Largest decompressed batch accepted, bytes.
@@ -55,6 +55,9 @@ pub enum WireError {
     /// A message did not decode (postcard).
     #[error("malformed message: {0}")]
     Message(#[from] postcard::Error),
+    /// The stream ended inside a frame.
+    #[error("the stream ended in the middle of a message")]
+    Truncated,
 }
 
 /// Sensor → hub.
@@ -70,6 +73,10 @@ pub enum SensorMessage {
         protocol: u16,
         /// [`RECORD_VERSION`] of its records.
         record_version: u16,
+        /// Identifies the sensor's spool: sequence numbers count within one spool, so a spool
+        /// created anew (a reinstall, a wiped disk) starts a new series instead of having its
+        /// batches mistaken for ones already stored.
+        spool: u64,
     },
     /// Records.
     Batch(Batch),
@@ -79,12 +86,13 @@ pub enum SensorMessage {
 
 impl SensorMessage {
     /// The hello this build sends.
-    pub fn hello(sensor: &str, version: &str) -> SensorMessage {
+    pub fn hello(sensor: &str, version: &str, spool: u64) -> SensorMessage {
         SensorMessage::Hello {
             sensor: sensor.to_owned(),
             version: version.to_owned(),
             protocol: PROTOCOL_VERSION,
             record_version: RECORD_VERSION,
+            spool,
         }
     }
 }
@@ -225,6 +233,11 @@ impl FrameReader {
         self.buf.extend_from_slice(bytes);
     }
 
+    /// Whether no bytes of an unfinished frame are held.
+    pub fn is_empty(&self) -> bool {
+        self.start == self.buf.len()
+    }
+
     /// The next whole message, `Ok(None)` when more bytes are needed. An error leaves the
     /// stream unusable: the caller closes the connection.
     pub fn next_message<T: for<'de> Deserialize<'de>>(&mut self) -> Result<Option<T>, WireError> {
@@ -286,7 +299,7 @@ mod tests {
     #[test]
     fn frames_reassemble_from_any_split() {
         let msgs = vec![
-            SensorMessage::hello("edge-1", "0.1.0"),
+            SensorMessage::hello("edge-1", "0.1.0", 7),
             SensorMessage::Batch(
                 Batch::encode(1, &[tx(1), tx(2)]).unwrap_or_else(|e| panic!("{e}")),
             ),

@@ -31,6 +31,79 @@ pub enum Command {
     /// Classify values, one a line (a JSON string, {"text": ..., "key": ...}, or raw text):
     /// prints the data classes found in each with their character spans.
     Classify(ClassifyArgs),
+    /// Headless sensor hub: accept enrolled sensors over QUIC and store their records in the
+    /// case (what the desktop app does while it is open). Ctrl-C stops it.
+    Serve(ServeArgs),
+    /// Enrol, list and revoke sensors.
+    #[command(subcommand)]
+    Sensors(SensorsCommand),
+}
+
+/// Arguments of `tapline serve`.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on (UDP), e.g. `0.0.0.0:4433`.
+    #[arg(long, default_value = "0.0.0.0:4433")]
+    pub listen: std::net::SocketAddr,
+    /// The case file (created if missing).
+    #[arg(long)]
+    pub db: PathBuf,
+    /// The workbench identity.
+    #[command(flatten)]
+    pub identity: IdentityArg,
+    /// Print every batch received (default: connections and refusals only).
+    #[arg(long, short)]
+    pub verbose: bool,
+}
+
+/// Where the workbench keeps its certificate authority.
+#[derive(Debug, clap::Args)]
+pub struct IdentityArg {
+    /// Directory of the workbench's CA and hub certificate (created on first use). Default:
+    /// `$TAPLINE_IDENTITY`, else `$XDG_DATA_HOME/tapline/identity` (`~/.local/share/…`).
+    #[arg(long, env = "TAPLINE_IDENTITY")]
+    pub identity: Option<PathBuf>,
+}
+
+/// `tapline sensors …`.
+#[derive(Debug, Subcommand)]
+pub enum SensorsCommand {
+    /// Enrol a sensor: sign its certificate and write its configuration (name, hub address,
+    /// credentials). Copy that file to the sensor and run `tapline-sensor --config FILE`.
+    Add(SensorsAddArgs),
+    /// The case's sensors with their last heartbeat: packets, drops, records, spool, uplink.
+    List(ListArgs),
+    /// Revoke a sensor: the hub refuses its certificate from now on.
+    Revoke(SensorsRevokeArgs),
+}
+
+/// Arguments of `tapline sensors add`.
+#[derive(Debug, clap::Args)]
+pub struct SensorsAddArgs {
+    /// The sensor's name (stamped on its records).
+    pub name: String,
+    /// The case file (created if missing).
+    #[arg(long)]
+    pub db: PathBuf,
+    /// The address sensors reach the hub at, `HOST:PORT`.
+    #[arg(long)]
+    pub hub: String,
+    /// Where to write the sensor's configuration (mode 0600: it holds the sensor's key).
+    #[arg(long, short)]
+    pub output: PathBuf,
+    /// The workbench identity.
+    #[command(flatten)]
+    pub identity: IdentityArg,
+}
+
+/// Arguments of `tapline sensors revoke`.
+#[derive(Debug, clap::Args)]
+pub struct SensorsRevokeArgs {
+    /// The sensor's name.
+    pub name: String,
+    /// The case file.
+    #[arg(long)]
+    pub db: PathBuf,
 }
 
 /// Arguments of `tapline classify`.

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod commands;
 pub mod ecs;
 pub mod har;
+pub mod hub;
 pub mod import;
 pub mod jsonl;
 pub mod openapi;

@@ -27,6 +27,8 @@ fn main() -> Result<()> {
             }
             Ok(())
         }
+        Some(Command::Serve(args)) => commands::sensors::serve(&args),
+        Some(Command::Sensors(cmd)) => commands::sensors::run(&cmd, &mut std::io::stdout().lock()),
         None => {
             // The desktop workbench arrives with its own issue; until then, explain.
             Cli::command().print_help()?;

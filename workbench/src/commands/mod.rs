@@ -5,3 +5,4 @@ pub mod decode;
 pub mod export;
 pub mod import;
 pub mod list;
+pub mod sensors;

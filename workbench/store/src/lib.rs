@@ -16,7 +16,7 @@ use tapline_core::Transaction;
 use thiserror::Error;
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// Failures opening or using a case file.
 #[derive(Debug, Error)]
@@ -230,6 +230,21 @@ const MIGRATIONS: &[&str] = &[
         received_at TIMESTAMP NOT NULL DEFAULT current_timestamp,
         PRIMARY KEY (sensor_id, seq)
     );",
+    // v5: sequence numbers count within one spool of the sensor (a reinstalled sensor starts a
+    // new spool and a new series).
+    "CREATE TABLE sensor_batches_v5 (
+        sensor_id BIGINT NOT NULL,
+        spool UBIGINT NOT NULL,             -- the sensor spool's identity
+        seq UBIGINT NOT NULL,               -- the batch's number within that spool
+        records UINTEGER NOT NULL,
+        first_transaction BIGINT NOT NULL,  -- ids first_transaction .. + records
+        received_at TIMESTAMP NOT NULL DEFAULT current_timestamp,
+        PRIMARY KEY (sensor_id, spool, seq)
+    );
+    INSERT INTO sensor_batches_v5
+        SELECT sensor_id, 0, seq, records, first_transaction, received_at FROM sensor_batches;
+    DROP TABLE sensor_batches;
+    ALTER TABLE sensor_batches_v5 RENAME TO sensor_batches;",
 ];
 
 /// An open case file.

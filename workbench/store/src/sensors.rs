@@ -1,7 +1,8 @@
-//! Sensors as the case knows them: enrolment, and the batches each has delivered — the ledger
-//! that makes delivery exactly once. A batch is stored with its ledger row in one DuckDB
-//! transaction, so a hub killed at any moment either has both or neither, and a batch sent
-//! again after a lost acknowledgement is recognised and skipped.
+//! Sensors as the case knows them: enrolment and revocation, their latest heartbeat, and the
+//! batches each has delivered — the ledger that makes delivery exactly once. A batch is stored
+//! with its ledger row in one DuckDB transaction, so a hub killed at any moment either has both
+//! or neither, and a batch sent again after a lost acknowledgement is recognised and skipped.
+//! Sequence numbers count within one spool of a sensor (a reinstalled sensor starts anew).
 
 use crate::{CaseStore, StoreError, transactions};
 use duckdb::params;
@@ -14,6 +15,31 @@ pub enum Delivery {
     Stored(std::ops::Range<i64>),
     /// Already stored earlier (a resend); nothing written.
     Duplicate,
+}
+
+/// An enrolled sensor as `tapline sensors list` shows it.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct SensorRow {
+    /// Its id in this case.
+    pub id: i64,
+    /// Its enrolled name.
+    pub name: String,
+    /// SHA-256 of its certificate (hex).
+    pub cert_fingerprint: String,
+    /// When it was enrolled (UTC, `YYYY-MM-DD HH:MM:SS`).
+    pub enrolled_at: String,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<String>,
+    /// Its last heartbeat or batch.
+    pub last_seen_at: Option<String>,
+    /// Software version it last reported.
+    pub version: Option<String>,
+    /// Its last heartbeat's counters (JSON object).
+    pub stats: Option<serde_json::Value>,
+    /// Batches stored from it.
+    pub batches: u64,
+    /// Transactions stored from it.
+    pub transactions: u64,
 }
 
 impl CaseStore {
@@ -33,6 +59,21 @@ impl CaseStore {
         })
     }
 
+    /// Revokes the sensor named `name`: the hub refuses it from now on, and its name is free
+    /// to enrol again (with a new certificate). Returns whether a sensor was revoked.
+    pub fn revoke_sensor(&mut self, name: &str) -> Result<bool, StoreError> {
+        self.atomically(|tx| {
+            // Keep the row (its batches refer to it) under a name that frees the original.
+            let n = tx.execute(
+                "UPDATE sensors SET revoked_at = current_timestamp,
+                        name = name || ' (revoked ' || strftime(current_timestamp, '%Y-%m-%d %H:%M:%S') || ' #' || id || ')'
+                 WHERE name = ? AND revoked_at IS NULL",
+                params![name],
+            )?;
+            Ok(n > 0)
+        })
+    }
+
     /// The enrolled, unrevoked sensor with this certificate fingerprint: (id, name).
     pub fn sensor_by_fingerprint(
         &self,
@@ -46,29 +87,77 @@ impl CaseStore {
         Ok(rows.into_iter().next())
     }
 
-    /// The highest batch sequence number stored for `sensor` (0: none); the sensor resumes
-    /// after it.
-    pub fn stored_through(&self, sensor: i64) -> Result<u64, StoreError> {
+    /// Every sensor, enrolment order, with its delivery totals.
+    pub fn sensors(&self) -> Result<Vec<SensorRow>, StoreError> {
+        self.select(
+            "SELECT s.id, s.name, s.cert_fingerprint,
+                    strftime(s.enrolled_at, '%Y-%m-%d %H:%M:%S'),
+                    strftime(s.revoked_at, '%Y-%m-%d %H:%M:%S'),
+                    strftime(s.last_seen_at, '%Y-%m-%d %H:%M:%S'),
+                    s.version, CAST(s.stats AS VARCHAR),
+                    (SELECT count(*) FROM sensor_batches b WHERE b.sensor_id = s.id),
+                    (SELECT coalesce(sum(records), 0) FROM sensor_batches b WHERE b.sensor_id = s.id)
+             FROM sensors s ORDER BY s.id",
+            &[],
+            |r| {
+                let stats: Option<String> = r.get(7)?;
+                Ok(SensorRow {
+                    id: r.get(0)?,
+                    name: r.get(1)?,
+                    cert_fingerprint: r.get(2)?,
+                    enrolled_at: r.get(3)?,
+                    revoked_at: r.get(4)?,
+                    last_seen_at: r.get(5)?,
+                    version: r.get(6)?,
+                    stats: stats.and_then(|s| serde_json::from_str(&s).ok()),
+                    batches: r.get::<_, i64>(8)? as u64,
+                    transactions: r.get::<_, i128>(9)? as u64,
+                })
+            },
+        )
+    }
+
+    /// Records a heartbeat: the sensor's version and counters (a JSON object), seen now.
+    pub fn sensor_heartbeat(
+        &mut self,
+        sensor: i64,
+        version: &str,
+        stats: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        let stats = stats.to_string();
+        self.atomically(|tx| {
+            tx.execute(
+                "UPDATE sensors SET last_seen_at = current_timestamp, version = ?, stats = ?::JSON WHERE id = ?",
+                params![version, stats, sensor],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// The highest batch sequence number stored from `spool` of `sensor` (0: none); the
+    /// sensor resumes after it.
+    pub fn stored_through(&self, sensor: i64, spool: u64) -> Result<u64, StoreError> {
         let rows = self.select(
-            "SELECT coalesce(max(seq), 0) FROM sensor_batches WHERE sensor_id = ?",
-            &[&sensor],
+            "SELECT coalesce(max(seq), 0) FROM sensor_batches WHERE sensor_id = ? AND spool = ?",
+            &[&sensor, &spool],
             |r| r.get::<_, u64>(0),
         )?;
         Ok(rows.into_iter().next().unwrap_or(0))
     }
 
-    /// Stores batch `seq` of `sensor` unless it already was: the transactions and the ledger
-    /// row land together or not at all.
+    /// Stores batch `seq` of `spool` of `sensor` unless it already was: the transactions and
+    /// the ledger row land together or not at all.
     pub fn store_sensor_batch(
         &mut self,
         sensor: i64,
+        spool: u64,
         seq: u64,
         txs: &[Transaction],
     ) -> Result<Delivery, StoreError> {
         self.atomically(|tx| {
             let seen: i64 = tx.query_row(
-                "SELECT count(*) FROM sensor_batches WHERE sensor_id = ? AND seq = ?",
-                params![sensor, seq],
+                "SELECT count(*) FROM sensor_batches WHERE sensor_id = ? AND spool = ? AND seq = ?",
+                params![sensor, spool, seq],
                 |r| r.get(0),
             )?;
             if seen > 0 {
@@ -81,8 +170,12 @@ impl CaseStore {
             )?;
             transactions::append(tx, None, first, txs)?;
             tx.execute(
-                "INSERT INTO sensor_batches (sensor_id, seq, records, first_transaction) VALUES (?, ?, ?, ?)",
-                params![sensor, seq, txs.len() as u32, first],
+                "INSERT INTO sensor_batches (sensor_id, spool, seq, records, first_transaction) VALUES (?, ?, ?, ?, ?)",
+                params![sensor, spool, seq, txs.len() as u32, first],
+            )?;
+            tx.execute(
+                "UPDATE sensors SET last_seen_at = current_timestamp WHERE id = ?",
+                params![sensor],
             )?;
             Ok(Delivery::Stored(first..first + txs.len() as i64))
         })
@@ -121,26 +214,68 @@ mod tests {
             Some((id, "edge-1".into()))
         );
         assert_eq!(store.sensor_by_fingerprint("zz").ok().flatten(), None);
-        assert_eq!(store.stored_through(id).ok(), Some(0));
+        assert_eq!(store.stored_through(id, 9).ok(), Some(0));
         let first = store
-            .store_sensor_batch(id, 1, &txs(3))
+            .store_sensor_batch(id, 9, 1, &txs(3))
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(first, Delivery::Stored(1..4));
         assert_eq!(
-            store.store_sensor_batch(id, 1, &txs(3)).ok(),
+            store.store_sensor_batch(id, 9, 1, &txs(3)).ok(),
             Some(Delivery::Duplicate)
         );
         assert_eq!(
-            store.store_sensor_batch(id, 2, &txs(2)).ok(),
+            store.store_sensor_batch(id, 9, 2, &txs(2)).ok(),
             Some(Delivery::Stored(4..6))
         );
         drop(store);
         let mut store = CaseStore::open(&path).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(store.stored_through(id).ok(), Some(2));
+        assert_eq!(store.stored_through(id, 9).ok(), Some(2));
         assert_eq!(
-            store.store_sensor_batch(id, 2, &txs(2)).ok(),
+            store.store_sensor_batch(id, 9, 2, &txs(2)).ok(),
             Some(Delivery::Duplicate)
         );
         assert_eq!(store.next_transaction_id().ok(), Some(6));
+    }
+
+    #[test]
+    fn spools_number_apart_heartbeats_list_and_revocation_refuses() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let mut store =
+            CaseStore::open(&dir.path().join("c.duckdb")).unwrap_or_else(|e| panic!("{e}"));
+        let id = store
+            .enrol_sensor("edge-1", "ab12")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(matches!(
+            store.store_sensor_batch(id, 1, 1, &txs(2)),
+            Ok(Delivery::Stored(_))
+        ));
+        // A new spool (reinstalled sensor) starts its own series: batch 1 again is new data.
+        assert!(matches!(
+            store.store_sensor_batch(id, 2, 1, &txs(3)),
+            Ok(Delivery::Stored(_))
+        ));
+        assert_eq!(store.stored_through(id, 2).ok(), Some(1));
+        assert_eq!(store.stored_through(id, 3).ok(), Some(0));
+        store
+            .sensor_heartbeat(id, "0.1.0", &serde_json::json!({"packets": 42}))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let rows = store.sensors().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(rows.len(), 1);
+        assert_eq!((rows[0].batches, rows[0].transactions), (2, 5));
+        assert_eq!(rows[0].version.as_deref(), Some("0.1.0"));
+        assert_eq!(
+            rows[0].stats.as_ref().and_then(|s| s["packets"].as_u64()),
+            Some(42)
+        );
+        assert!(rows[0].last_seen_at.is_some() && rows[0].revoked_at.is_none());
+
+        assert_eq!(store.revoke_sensor("edge-1").ok(), Some(true));
+        assert_eq!(store.revoke_sensor("edge-1").ok(), Some(false));
+        assert_eq!(store.sensor_by_fingerprint("ab12").ok().flatten(), None);
+        // The name is free again; the revoked row stays with its batches.
+        assert!(store.enrol_sensor("edge-1", "cd34").is_ok());
+        let rows = store.sensors().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(rows.len(), 2);
+        assert!(rows[0].revoked_at.is_some() && rows[0].name.starts_with("edge-1 (revoked"));
     }
 }
