@@ -39,6 +39,13 @@ pub fn key_der(pem: &str, what: &str) -> Result<PrivateKeyDer<'static>, LinkErro
     })
 }
 
+/// (CA certificate, own certificate, own key): what each end's TLS configuration is built from.
+pub(crate) type TlsParts = (
+    CertificateDer<'static>,
+    CertificateDer<'static>,
+    PrivateKeyDer<'static>,
+);
+
 /// The workbench's side: its CA and its hub certificate.
 #[derive(Clone)]
 pub struct HubIdentity {
@@ -164,16 +171,7 @@ impl HubIdentity {
     }
 
     /// The hub's certificate chain and key, for the server configuration.
-    pub(crate) fn server_parts(
-        &self,
-    ) -> Result<
-        (
-            CertificateDer<'static>,
-            CertificateDer<'static>,
-            PrivateKeyDer<'static>,
-        ),
-        LinkError,
-    > {
+    pub(crate) fn server_parts(&self) -> Result<TlsParts, LinkError> {
         Ok((
             cert_der(&self.ca_cert_pem, "the CA certificate")?,
             cert_der(&self.hub_cert_pem, "the hub certificate")?,
@@ -238,16 +236,7 @@ impl SensorCredentials {
     }
 
     /// Checks the pin, then returns (CA, sensor certificate, sensor key).
-    pub(crate) fn client_parts(
-        &self,
-    ) -> Result<
-        (
-            CertificateDer<'static>,
-            CertificateDer<'static>,
-            PrivateKeyDer<'static>,
-        ),
-        LinkError,
-    > {
+    pub(crate) fn client_parts(&self) -> Result<TlsParts, LinkError> {
         let ca = cert_der(&self.hub_ca_pem, "the hub CA certificate")?;
         let found = fingerprint(&ca);
         if !found.eq_ignore_ascii_case(self.hub_fingerprint.trim()) {

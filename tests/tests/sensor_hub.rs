@@ -1,0 +1,365 @@
+//! Sensor → QUIC → hub → case file, end to end, with the real binaries: every transaction
+//! lands exactly once — through a hub killed mid-stream, and from a spool filled while the hub
+//! was away — and sensors the case does not know are refused.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+use tapline_core::{EngineConfig, Transaction, decode_capture};
+use tapline_store::CaseStore;
+use tapline_store::query::TxFilter;
+use tapline_tests::sample_captures;
+
+/// A binary of this workspace, built next to the test executable by `cargo test --workspace`.
+fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(Path::parent).unwrap();
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run the tests with `cargo test --workspace` so the binaries are built",
+        path.display()
+    );
+    path
+}
+
+/// A child process killed when the test ends, whatever happens.
+struct Proc(Child, PathBuf);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Proc {
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.1).unwrap_or_default()
+    }
+
+    /// Waits until the log contains `what`.
+    fn wait_for(&self, what: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while !self.log().contains(what) {
+            assert!(
+                Instant::now() < deadline,
+                "waited {timeout:?} for {what:?}; log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Stops it as an operator would (SIGINT) and waits.
+    fn interrupt(mut self) -> String {
+        let _ = Command::new("kill")
+            .args(["-INT", &self.0.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.0.try_wait().unwrap().is_none() {
+            assert!(Instant::now() < deadline, "did not stop on SIGINT");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.log()
+    }
+}
+
+struct Lab {
+    dir: tempfile::TempDir,
+    port: u16,
+    hubs: usize,
+}
+
+impl Lab {
+    fn new() -> Lab {
+        // A free UDP port for the hub.
+        let port = std::net::UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        Lab {
+            dir: tempfile::tempdir().unwrap(),
+            port,
+            hubs: 0,
+        }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn tapline(&self, args: &[&str]) -> Output {
+        let out = Command::new(bin("tapline"))
+            .args(args)
+            .current_dir(self.dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "tapline {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    /// Enrols `name` against identity `identity` in `case`; returns its configuration file.
+    fn enrol(&self, name: &str, case: &str, identity: &str, extra: &str) -> PathBuf {
+        let file = format!("{name}.toml");
+        let hub = format!("127.0.0.1:{}", self.port);
+        self.tapline(&[
+            "sensors",
+            "add",
+            name,
+            "--db",
+            case,
+            "--hub",
+            &hub,
+            "-o",
+            &file,
+            "--identity",
+            identity,
+        ]);
+        let path = self.path(&file);
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        text.push_str(extra);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    fn hub(&mut self) -> Proc {
+        self.hubs += 1;
+        let log = self.path(&format!("hub-{}.log", self.hubs));
+        let child = Command::new(bin("tapline"))
+            .args(["serve", "--db", "case.duckdb", "--identity", "id", "-v"])
+            .args(["--listen", &format!("127.0.0.1:{}", self.port)])
+            .current_dir(self.dir.path())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let p = Proc(child, log);
+        p.wait_for("hub listening", Duration::from_secs(20));
+        p
+    }
+
+    fn sensor(&self, config: &Path, capture: &str, extra: &[&str]) -> Proc {
+        let log = self.path(&format!(
+            "sensor-{}.log",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        ));
+        let child = Command::new(bin("tapline-sensor"))
+            .arg("--config")
+            .arg(config)
+            .arg("--read")
+            .arg(sample_captures().join(capture))
+            .arg("--spool")
+            .arg(self.path("spool"))
+            .args(extra)
+            .current_dir(self.dir.path())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        Proc(child, log)
+    }
+
+    /// Runs a sensor to its end; returns its log.
+    fn sensor_run(&self, config: &Path, capture: &str, extra: &[&str]) -> String {
+        let mut p = self.sensor(config, capture, extra);
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            if let Some(status) = p.0.try_wait().unwrap() {
+                let log = p.log();
+                assert!(status.success(), "sensor failed:\n{log}");
+                return log;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "sensor did not finish:\n{}",
+                p.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// (client, method, uri, status, request time) → count, from the case (hub stopped).
+    fn stored(&self) -> BTreeMap<Key, usize> {
+        let store = CaseStore::open(&self.path("case.duckdb")).unwrap();
+        let mut txs = Vec::new();
+        store
+            .for_each_transaction(&TxFilter::default(), |_, t| {
+                txs.push(t);
+                Ok(())
+            })
+            .unwrap();
+        tally(&txs)
+    }
+}
+
+type Key = (String, String, String, Option<u16>, i64);
+
+fn tally(txs: &[Transaction]) -> BTreeMap<Key, usize> {
+    let mut m = BTreeMap::new();
+    for t in txs {
+        let k = (
+            t.client.map(|c| c.to_string()).unwrap_or_default(),
+            t.method.to_string(),
+            t.uri.clone(),
+            t.status,
+            t.request_ts_nanos,
+        );
+        *m.entry(k).or_insert(0) += 1;
+    }
+    m
+}
+
+fn decoded(name: &str) -> BTreeMap<Key, usize> {
+    let bytes = std::fs::read(sample_captures().join(name)).unwrap();
+    tally(
+        &decode_capture(&bytes, EngineConfig::default())
+            .unwrap()
+            .transactions,
+    )
+}
+
+fn total(m: &BTreeMap<Key, usize>) -> usize {
+    m.values().sum()
+}
+
+#[test]
+fn a_replayed_capture_lands_in_the_case_exactly_once() {
+    let mut lab = Lab::new();
+    let cfg = lab.enrol("edge-1", "case.duckdb", "id", "[batch]\nrecords = 10\n");
+    let hub = lab.hub();
+    let log = lab.sensor_run(&cfg, "shop-api.pcap", &["--linger", "30"]);
+    assert!(log.contains("0 records in 0 batches waiting"), "{log}");
+    // A second run with nothing new sends nothing again.
+    lab.sensor_run(&cfg, "shop-api.pcap", &["--filter", "host 203.0.113.9"]);
+    let hub_log = hub.interrupt();
+    assert_eq!(hub_log.matches(" records").count(), 9, "{hub_log}");
+    assert!(!hub_log.contains("already stored"), "{hub_log}");
+    let stored = lab.stored();
+    assert_eq!(total(&stored), 83);
+    assert_eq!(
+        stored,
+        decoded("shop-api.pcap"),
+        "every transaction exactly once"
+    );
+
+    let list = String::from_utf8(
+        lab.tapline(&["sensors", "list", "--db", "case.duckdb", "--format", "json"])
+            .stdout,
+    )
+    .unwrap();
+    let rows: serde_json::Value = serde_json::from_str(&list).unwrap();
+    assert_eq!(rows[0]["name"], "edge-1");
+    assert_eq!(rows[0]["transactions"], 83);
+    assert_eq!(rows[0]["batches"], 9);
+    // The last heartbeat: the second run's counters (537 packets read, none matched).
+    assert_eq!(rows[0]["stats"]["packets"], 0);
+    assert_eq!(rows[0]["stats"]["spool_batches"], 0);
+    assert_eq!(rows[0]["stats"]["version"], env!("CARGO_PKG_VERSION"));
+}
+
+#[test]
+fn a_hub_killed_mid_stream_loses_and_duplicates_nothing() {
+    let mut lab = Lab::new();
+    let cfg = lab.enrol(
+        "edge-1",
+        "case.duckdb",
+        "id",
+        "[batch]\nrecords = 5\nmax_ms = 100\n",
+    );
+    let hub = lab.hub();
+    // At recorded speed the 342 exchanges take 14 s: the hub dies in the middle.
+    let sensor = lab.sensor(
+        &cfg,
+        "abuse-api.pcap",
+        &["--recorded-speed", "--linger", "60"],
+    );
+    hub.wait_for("batch 10:", Duration::from_secs(30));
+    drop(hub); // SIGKILL: no goodbye, acknowledgements in flight are lost
+    std::thread::sleep(Duration::from_secs(2));
+    let hub = lab.hub();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut sensor = sensor;
+    while sensor.0.try_wait().unwrap().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "sensor did not finish:\n{}",
+            sensor.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let slog = sensor.log();
+    assert!(slog.contains("0 records in 0 batches waiting"), "{slog}");
+    assert!(
+        slog.contains("disconnected"),
+        "the sensor saw the hub go: {slog}"
+    );
+    let hub_log = hub.interrupt();
+    assert!(hub_log.contains("resuming after batch"), "{hub_log}");
+    let stored = lab.stored();
+    assert_eq!(total(&stored), 342);
+    assert_eq!(
+        stored,
+        decoded("abuse-api.pcap"),
+        "nothing lost, nothing twice"
+    );
+}
+
+#[test]
+fn a_spool_filled_while_the_hub_was_away_is_delivered_after_a_restart() {
+    let mut lab = Lab::new();
+    let cfg = lab.enrol("edge-1", "case.duckdb", "id", "");
+    // No hub: everything waits in the spool.
+    let log = lab.sensor_run(&cfg, "shop-api.pcap", &["--linger", "1"]);
+    assert!(log.contains("83 records in 1 batches waiting"), "{log}");
+    let mut spooled = 0;
+    for e in std::fs::read_dir(lab.path("spool")).unwrap() {
+        let mut f = std::fs::File::open(e.unwrap().path()).unwrap();
+        let mut buf = Vec::new();
+        f.read_to_end(&mut buf).unwrap();
+        spooled += buf.len();
+    }
+    assert!(spooled > 1000, "the batch is on disk ({spooled} bytes)");
+    let hub = lab.hub();
+    // The sensor restarts with nothing new to capture: the spool alone is delivered.
+    let log = lab.sensor_run(&cfg, "shop-api.pcap", &["--filter", "host 203.0.113.9"]);
+    assert!(log.contains("0 records in 0 batches waiting"), "{log}");
+    hub.interrupt();
+    assert_eq!(lab.stored(), decoded("shop-api.pcap"));
+}
+
+#[test]
+fn sensors_with_a_foreign_or_revoked_certificate_are_refused() {
+    let mut lab = Lab::new();
+    lab.enrol("edge-1", "case.duckdb", "id", "");
+    // Enrolled with another workbench (another CA) but pointed at this hub.
+    let stranger = lab.enrol("edge-9", "other.duckdb", "other-id", "");
+    let revoked = lab.enrol("edge-2", "case.duckdb", "id", "");
+    lab.tapline(&["sensors", "revoke", "edge-2", "--db", "case.duckdb"]);
+    let hub = lab.hub();
+    let log = lab.sensor_run(&stranger, "shop-api.pcap", &["--linger", "2"]);
+    assert!(
+        log.contains("83 records in 1 batches waiting"),
+        "kept for later: {log}"
+    );
+    assert!(!log.contains(": connected"), "{log}");
+    let log = lab.sensor_run(&revoked, "shop-api.pcap", &["--linger", "20"]);
+    assert!(log.contains("refused by the hub"), "{log}");
+    assert!(log.contains("revoked"), "the reason is given: {log}");
+    let hub_log = hub.interrupt();
+    assert!(hub_log.matches("refused").count() >= 2, "{hub_log}");
+    assert!(hub_log.contains("TLS handshake failed"), "{hub_log}");
+    assert_eq!(total(&lab.stored()), 0);
+}
