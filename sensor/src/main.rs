@@ -8,6 +8,7 @@
 mod config;
 mod counters;
 mod pipeline;
+mod privilege;
 mod sink;
 mod source;
 mod spool;
@@ -81,9 +82,6 @@ struct Args {
 
 fn main() -> Result<()> {
     let args = Args::parse();
-    // Ctrl-C / SIGTERM: finish the capture loop, drain the workers, flush into the spool, report.
-    ctrlc::set_handler(|| source::STOP.store(true, std::sync::atomic::Ordering::Relaxed))
-        .context("cannot install the signal handler")?;
     let config = match &args.config {
         Some(path) => config::SensorConfig::load(path)?,
         None => config::SensorConfig::default(),
@@ -155,6 +153,20 @@ fn main() -> Result<()> {
     } else {
         None
     };
+    // The capture is open: from here on nothing needs privileges. Dropped while this is the
+    // only thread, so no thread keeps any.
+    if live.is_some() {
+        let dropped = privilege::drop_all()?;
+        if !dropped.had.is_empty() {
+            eprintln!(
+                "tapline-sensor: capture open; capabilities dropped ({:?})",
+                dropped.had
+            );
+        }
+    }
+    // Ctrl-C / SIGTERM: finish the capture loop, drain the workers, flush into the spool, report.
+    ctrlc::set_handler(|| source::STOP.store(true, std::sync::atomic::Ordering::Relaxed))
+        .context("cannot install the signal handler")?;
     let uplink = match (&hub, &spool) {
         (Some(hub), Some(sp)) => Some(uplink::Uplink::start(
             &name,

@@ -86,6 +86,17 @@ fn live_capture_on_loopback_sees_real_exchanges() {
         return;
     }
 
+    // Privileges are gone once the capture is open, in every thread.
+    let pid = sensor.id();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let status = std::fs::read_to_string(task.unwrap().path().join("status")).unwrap();
+        for set in ["CapEff:", "CapPrm:", "CapAmb:"] {
+            let line = status.lines().find(|l| l.starts_with(set)).unwrap();
+            assert!(line.ends_with("0000000000000000"), "{line}");
+        }
+        assert!(status.contains("NoNewPrivs:\t1"), "{status}");
+    }
+
     // Real traffic: two keep-alive connections, 25 requests each.
     for c in 0..2 {
         let mut conn = TcpStream::connect(("127.0.0.1", port)).unwrap();
