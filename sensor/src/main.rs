@@ -159,8 +159,8 @@ fn main() -> Result<()> {
         let dropped = privilege::drop_all()?;
         if !dropped.had.is_empty() {
             eprintln!(
-                "tapline-sensor: capture open; capabilities dropped ({:?})",
-                dropped.had
+                "tapline-sensor: capture open; all {} capabilities dropped",
+                dropped.had.bits().count_ones()
             );
         }
     }

@@ -156,13 +156,15 @@ impl Lab {
                 .unwrap()
                 .as_nanos()
         ));
-        let child = Command::new(bin("tapline-sensor"))
-            .arg("--config")
+        let mut cmd = Command::new(bin("tapline-sensor"));
+        cmd.arg("--config")
             .arg(config)
             .arg("--read")
-            .arg(sample_captures().join(capture))
-            .arg("--spool")
-            .arg(self.path("spool"))
+            .arg(sample_captures().join(capture));
+        if !extra.contains(&"--spool") {
+            cmd.arg("--spool").arg(self.path("spool"));
+        }
+        let child = cmd
             .args(extra)
             .current_dir(self.dir.path())
             .stdout(Stdio::null())
@@ -362,4 +364,48 @@ fn sensors_with_a_foreign_or_revoked_certificate_are_refused() {
     assert!(hub_log.matches("refused").count() >= 2, "{hub_log}");
     assert!(hub_log.contains("TLS handshake failed"), "{hub_log}");
     assert_eq!(total(&lab.stored()), 0);
+}
+
+#[test]
+fn many_sensors_stream_into_one_case_at_once() {
+    let mut lab = Lab::new();
+    let a = lab.enrol("edge-a", "case.duckdb", "id", "[batch]\nrecords = 20\n");
+    let b = lab.enrol("edge-b", "case.duckdb", "id", "[batch]\nrecords = 20\n");
+    let hub = lab.hub();
+    // Each sensor has its own spool directory.
+    let spool_b = lab.path("spool-b");
+    let sa = lab.sensor(&a, "abuse-api.pcap", &["--linger", "60"]);
+    let sb = lab.sensor(
+        &b,
+        "shop-api.pcap",
+        &["--linger", "60", "--spool", spool_b.to_str().unwrap()],
+    );
+    for p in [sa, sb] {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        let mut p = p;
+        while p.0.try_wait().unwrap().is_none() {
+            assert!(Instant::now() < deadline, "{}", p.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(
+            p.log().contains("0 records in 0 batches waiting"),
+            "{}",
+            p.log()
+        );
+    }
+    hub.interrupt();
+    let store = CaseStore::open(&lab.path("case.duckdb")).unwrap();
+    let mut by_sensor: BTreeMap<String, Vec<Transaction>> = BTreeMap::new();
+    store
+        .for_each_transaction(&TxFilter::default(), |_, t| {
+            by_sensor
+                .entry(t.sensor_id.as_deref().unwrap_or("").to_owned())
+                .or_default()
+                .push(t);
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(tally(&by_sensor["edge-a"]), decoded("abuse-api.pcap"));
+    assert_eq!(tally(&by_sensor["edge-b"]), decoded("shop-api.pcap"));
+    assert_eq!(by_sensor.len(), 2);
 }

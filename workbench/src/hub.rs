@@ -19,7 +19,7 @@ use tapline_core::wire::{HubMessage, PROTOCOL_VERSION, SensorMessage};
 use tapline_link::stream::{MessageReader, send};
 use tapline_link::{HubIdentity, transport};
 use tapline_store::CaseStore;
-use tapline_store::sensors::Delivery;
+use tapline_store::sensors::{Delivery, SensorBatch};
 use tokio::sync::{mpsc, oneshot};
 
 /// What the hub reports as it works (the CLI logs these; the GUI shows them).
@@ -244,19 +244,19 @@ async fn serve_connection(
             stored_through,
         });
         let stamp: Arc<str> = name.as_str().into();
-        while let Some(msg) = rx.recv::<SensorMessage>().await? {
-            match msg {
-                SensorMessage::Batch(batch) => {
-                    let seq = batch.seq;
-                    let mut txs = batch
-                        .decode()
-                        .with_context(|| format!("batch {seq} from {name}"))?;
-                    // Records carry the enrolled name, whatever the sensor stamped.
-                    for t in &mut txs {
-                        t.sensor_id = Some(Arc::clone(&stamp));
-                    }
-                    let records = txs.len();
-                    let d = ask(jobs, |r| Job::Store(id, spool, seq, txs, r)).await?;
+        // Batches are handed to the store without waiting for the previous one to commit, so
+        // the store can commit several together; an acker task sends the acknowledgements in
+        // order as commits complete. The queue bounds what one sensor has in flight.
+        let (pending, mut commits) =
+            mpsc::channel::<(u64, usize, oneshot::Receiver<Result<Delivery>>)>(64);
+        let acker = {
+            let on_event = Arc::clone(on_event);
+            let name = name.clone();
+            tokio::spawn(async move {
+                while let Some((seq, records, commit)) = commits.recv().await {
+                    let d = commit
+                        .await
+                        .map_err(|_| anyhow!("the hub's store stopped"))??;
                     send(&mut tx, &HubMessage::Ack { through: seq }).await?;
                     on_event(HubEvent::Batch {
                         sensor: name.clone(),
@@ -265,16 +265,53 @@ async fn serve_connection(
                         new: matches!(d, Delivery::Stored(_)),
                     });
                 }
-                SensorMessage::Stats(stats) => {
-                    let version = stats.version.clone();
-                    let json = serde_json::to_value(&stats)?;
-                    jobs.send(Job::Heartbeat(id, version, json))
-                        .await
-                        .map_err(|_| anyhow!("the hub's store stopped"))?;
+                anyhow::Ok(tx)
+            })
+        };
+        let reading: Result<()> = async {
+            while let Some(msg) = rx.recv::<SensorMessage>().await? {
+                match msg {
+                    SensorMessage::Batch(batch) => {
+                        let seq = batch.seq;
+                        let mut txs = batch
+                            .decode()
+                            .with_context(|| format!("batch {seq} from {name}"))?;
+                        // Records carry the enrolled name, whatever the sensor stamped.
+                        for t in &mut txs {
+                            t.sensor_id = Some(Arc::clone(&stamp));
+                        }
+                        let records = txs.len();
+                        let (reply, commit) = oneshot::channel();
+                        jobs.send(Job::Store(id, spool, seq, txs, reply))
+                            .await
+                            .map_err(|_| anyhow!("the hub's store stopped"))?;
+                        pending
+                            .send((seq, records, commit))
+                            .await
+                            .map_err(|_| anyhow!("acknowledging failed"))?;
+                    }
+                    SensorMessage::Stats(stats) => {
+                        let version = stats.version.clone();
+                        let json = serde_json::to_value(&stats)?;
+                        jobs.send(Job::Heartbeat(id, version, json))
+                            .await
+                            .map_err(|_| anyhow!("the hub's store stopped"))?;
+                    }
+                    SensorMessage::Hello { .. } => bail!("sent a second hello"),
                 }
-                SensorMessage::Hello { .. } => bail!("sent a second hello"),
             }
+            Ok(())
         }
+        .await;
+        drop(pending);
+        // The acker's error (a failed commit) explains a failed read better than the read.
+        let mut tx = match acker.await {
+            Ok(Ok(tx)) => tx,
+            Ok(Err(e)) => return Err(e),
+            Err(e) => return Err(anyhow!("the acknowledging task failed: {e}")),
+        };
+        reading?;
+        let _ = tx.finish();
         Ok(())
     }
     .await;
@@ -308,9 +345,22 @@ async fn ask<T>(
     rx.await.map_err(|_| anyhow!("the hub's store stopped"))?
 }
 
-/// The store thread: one writer, requests in arrival order.
+/// Batches committed together at most (and records, roughly).
+const GROUP_BATCHES: usize = 256;
+const GROUP_RECORDS: usize = 250_000;
+
+/// The store thread: one writer, requests in arrival order. Store requests that queued up
+/// while the last commit ran are committed together (group commit), each acknowledged after.
 fn store_loop(mut store: CaseStore, mut jobs: mpsc::Receiver<Job>) -> Result<()> {
-    while let Some(job) = jobs.blocking_recv() {
+    let mut carry: Option<Job> = None;
+    loop {
+        let job = match carry.take() {
+            Some(j) => j,
+            None => match jobs.blocking_recv() {
+                Some(j) => j,
+                None => return Ok(()),
+            },
+        };
         match job {
             Job::Lookup(fp, reply) => {
                 let _ = reply.send(store.sensor_by_fingerprint(&fp).map_err(Into::into));
@@ -318,19 +368,50 @@ fn store_loop(mut store: CaseStore, mut jobs: mpsc::Receiver<Job>) -> Result<()>
             Job::Through(id, spool, reply) => {
                 let _ = reply.send(store.stored_through(id, spool).map_err(Into::into));
             }
-            Job::Store(id, spool, seq, txs, reply) => {
-                let _ = reply.send(
-                    store
-                        .store_sensor_batch(id, spool, seq, &txs)
-                        .map_err(Into::into),
-                );
-            }
             Job::Heartbeat(id, version, stats) => {
                 if let Err(e) = store.sensor_heartbeat(id, &version, &stats) {
                     eprintln!("tapline: hub: cannot record a heartbeat: {e}");
                 }
             }
+            Job::Store(id, spool, seq, txs, reply) => {
+                let mut group = vec![(id, spool, seq, txs, reply)];
+                let mut records = group[0].3.len();
+                while group.len() < GROUP_BATCHES && records < GROUP_RECORDS {
+                    match jobs.try_recv() {
+                        Ok(Job::Store(id, spool, seq, txs, reply)) => {
+                            records += txs.len();
+                            group.push((id, spool, seq, txs, reply));
+                        }
+                        Ok(other) => {
+                            carry = Some(other);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                let items: Vec<SensorBatch<'_>> = group
+                    .iter()
+                    .map(|(sensor, spool, seq, txs, _)| SensorBatch {
+                        sensor: *sensor,
+                        spool: *spool,
+                        seq: *seq,
+                        txs,
+                    })
+                    .collect();
+                match store.store_sensor_batches(&items) {
+                    Ok(ds) => {
+                        for ((.., reply), d) in group.into_iter().zip(ds) {
+                            let _ = reply.send(Ok(d));
+                        }
+                    }
+                    Err(e) => {
+                        let msg = format!("{e}");
+                        for (.., reply) in group {
+                            let _ = reply.send(Err(anyhow!("storing the batch failed: {msg}")));
+                        }
+                    }
+                }
+            }
         }
     }
-    Ok(())
 }

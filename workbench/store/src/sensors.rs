@@ -154,32 +154,84 @@ impl CaseStore {
         seq: u64,
         txs: &[Transaction],
     ) -> Result<Delivery, StoreError> {
+        let mut d = self.store_sensor_batches(&[SensorBatch {
+            sensor,
+            spool,
+            seq,
+            txs,
+        }])?;
+        Ok(d.pop().unwrap_or(Delivery::Duplicate))
+    }
+
+    /// Stores several batches (of any sensors) in one DuckDB transaction — a group commit:
+    /// each commit logs its rows to the WAL and syncs, so a hub under load commits what has
+    /// queued up together instead of paying that per batch. Batches already stored (or
+    /// repeated within `batches`) are skipped. All land or none do.
+    pub fn store_sensor_batches(
+        &mut self,
+        batches: &[SensorBatch<'_>],
+    ) -> Result<Vec<Delivery>, StoreError> {
         self.atomically(|tx| {
-            let seen: i64 = tx.query_row(
-                "SELECT count(*) FROM sensor_batches WHERE sensor_id = ? AND spool = ? AND seq = ?",
-                params![sensor, spool, seq],
-                |r| r.get(0),
-            )?;
-            if seen > 0 {
-                return Ok(Delivery::Duplicate);
-            }
-            let first: i64 = tx.query_row(
+            let mut next: i64 = tx.query_row(
                 "SELECT coalesce(max(id), 0) + 1 FROM transactions",
                 [],
                 |r| r.get(0),
             )?;
-            transactions::append(tx, None, first, txs)?;
-            tx.execute(
+            let mut out = Vec::with_capacity(batches.len());
+            let mut seen_now = std::collections::HashSet::new();
+            let mut ledger = tx.prepare(
+                "SELECT count(*) FROM sensor_batches WHERE sensor_id = ? AND spool = ? AND seq = ?",
+            )?;
+            let mut rows: Vec<&Transaction> = Vec::new();
+            let mut entries = Vec::new();
+            for b in batches {
+                let seen: i64 =
+                    ledger.query_row(params![b.sensor, b.spool, b.seq], |r| r.get(0))?;
+                if seen > 0 || !seen_now.insert((b.sensor, b.spool, b.seq)) {
+                    out.push(Delivery::Duplicate);
+                    continue;
+                }
+                let first = next;
+                next += b.txs.len() as i64;
+                rows.extend(b.txs.iter());
+                entries.push((b, first));
+                out.push(Delivery::Stored(first..next));
+            }
+            if entries.is_empty() {
+                return Ok(out);
+            }
+            let first_id = entries[0].1;
+            transactions::append_refs(tx, None, first_id, &rows)?;
+            let mut ins = tx.prepare(
                 "INSERT INTO sensor_batches (sensor_id, spool, seq, records, first_transaction) VALUES (?, ?, ?, ?, ?)",
-                params![sensor, spool, seq, txs.len() as u32, first],
             )?;
-            tx.execute(
-                "UPDATE sensors SET last_seen_at = current_timestamp WHERE id = ?",
-                params![sensor],
-            )?;
-            Ok(Delivery::Stored(first..first + txs.len() as i64))
+            let mut touched = std::collections::BTreeSet::new();
+            for (b, first) in &entries {
+                ins.execute(params![b.sensor, b.spool, b.seq, b.txs.len() as u32, first])?;
+                touched.insert(b.sensor);
+            }
+            for s in touched {
+                tx.execute(
+                    "UPDATE sensors SET last_seen_at = current_timestamp WHERE id = ?",
+                    params![s],
+                )?;
+            }
+            Ok(out)
         })
     }
+}
+
+/// One sensor batch to store.
+#[derive(Clone, Copy, Debug)]
+pub struct SensorBatch<'a> {
+    /// The sensor's id in the case.
+    pub sensor: i64,
+    /// Its spool's identity.
+    pub spool: u64,
+    /// The batch's number in that spool.
+    pub seq: u64,
+    /// The records.
+    pub txs: &'a [Transaction],
 }
 
 #[cfg(test)]

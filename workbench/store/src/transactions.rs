@@ -26,6 +26,17 @@ pub fn append(
     first: i64,
     txs: &[Transaction],
 ) -> Result<(), duckdb::Error> {
+    let refs: Vec<&Transaction> = txs.iter().collect();
+    append_refs(tx, source, first, &refs)
+}
+
+/// [`append`] for records held elsewhere (several sensor batches stored together).
+pub fn append_refs(
+    tx: &duckdb::Connection,
+    source: Option<i64>,
+    first: i64,
+    txs: &[&Transaction],
+) -> Result<(), duckdb::Error> {
     // Arrow batches of DuckDB's vector size: their buffers stay small enough for the
     // allocator to reuse, instead of fresh pages the kernel must zero for every batch.
     const CHUNK: usize = 2048;
@@ -110,7 +121,7 @@ impl Drop for BatchWriter {
 fn record_batch(
     source: Option<i64>,
     first: i64,
-    txs: &[Transaction],
+    txs: &[&Transaction],
 ) -> Result<RecordBatch, duckdb::arrow::error::ArrowError> {
     let n = txs.len();
     let strings = |f: &dyn Fn(&Transaction) -> Option<&str>| -> ArrayRef {
