@@ -54,19 +54,10 @@ impl Drop for KillOnDrop {
     }
 }
 
-#[test]
-fn live_capture_on_loopback_sees_real_exchanges() {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || serve(listener));
-
+/// Starts `cmd` (a sensor on `lo`); `None` when the machine does not allow capture.
+fn start(mut cmd: Command) -> Option<KillOnDrop> {
     let mut guard = KillOnDrop(Some(
-        Command::new(env!("CARGO_BIN_EXE_tapline-sensor"))
-            .args(["--interface", "lo", "--stdout", "--name", "lo-test"])
-            .args(["--filter", &format!("tcp port {port}")])
-            // Two workers: the two connections may land on different ones.
-            .args(["--workers", "2"])
-            .stdout(Stdio::piped())
+        cmd.stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap(),
@@ -83,25 +74,17 @@ fn live_capture_on_loopback_sees_real_exchanges() {
             .read_to_string(&mut err)
             .unwrap();
         eprintln!("skipped: this machine does not allow capture on lo ({status}): {err}");
-        return;
+        return None;
     }
+    Some(guard)
+}
 
-    // Privileges are gone once the capture is open, in every thread.
-    let pid = sensor.id();
-    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
-        let status = std::fs::read_to_string(task.unwrap().path().join("status")).unwrap();
-        for set in ["CapEff:", "CapPrm:", "CapAmb:"] {
-            let line = status.lines().find(|l| l.starts_with(set)).unwrap();
-            assert!(line.ends_with("0000000000000000"), "{line}");
-        }
-        assert!(status.contains("NoNewPrivs:\t1"), "{status}");
-    }
-
-    // Real traffic: two keep-alive connections, 25 requests each.
-    for c in 0..2 {
+/// Real traffic: `conns` keep-alive connections, `per` requests each.
+fn exchange(port: u16, conns: usize, per: usize) {
+    for c in 0..conns {
         let mut conn = TcpStream::connect(("127.0.0.1", port)).unwrap();
         let mut reader = BufReader::new(conn.try_clone().unwrap());
-        for i in 0..25 {
+        for i in 0..per {
             write!(conn, "GET /items/{c}-{i} HTTP/1.1\r\nHost: lo.test\r\n\r\n").unwrap();
             let mut len = 0;
             loop {
@@ -118,8 +101,12 @@ fn live_capture_on_loopback_sees_real_exchanges() {
             reader.read_exact(&mut body).unwrap();
         }
     }
+}
+
+/// Stops the sensor as systemd or an operator would (SIGINT); returns its records and log.
+fn stop(mut guard: KillOnDrop) -> (Vec<serde_json::Value>, String) {
     std::thread::sleep(Duration::from_millis(500));
-    // Stop it as systemd or an operator would.
+    let sensor = guard.0.as_mut().unwrap();
     Command::new("kill")
         .args(["-INT", &sensor.id().to_string()])
         .status()
@@ -133,13 +120,48 @@ fn live_capture_on_loopback_sees_real_exchanges() {
         std::thread::sleep(Duration::from_millis(50));
     }
     let out = guard.0.take().unwrap().wait_with_output().unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(out.status.success(), "{err}");
-    let records: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+    let records = String::from_utf8(out.stdout)
         .unwrap()
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
+    (records, err)
+}
+
+/// Capabilities and `no_new_privs` of every thread of `pid`: all sets empty.
+fn assert_unprivileged(pid: u32) {
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let status = std::fs::read_to_string(task.unwrap().path().join("status")).unwrap();
+        for set in ["CapEff:", "CapPrm:", "CapAmb:"] {
+            let line = status.lines().find(|l| l.starts_with(set)).unwrap();
+            assert!(line.ends_with("0000000000000000"), "{line}");
+        }
+        assert!(status.contains("NoNewPrivs:\t1"), "{status}");
+    }
+}
+
+fn server() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || serve(listener));
+    port
+}
+
+#[test]
+fn live_capture_on_loopback_sees_real_exchanges() {
+    let port = server();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tapline-sensor"));
+    cmd.args(["--interface", "lo", "--stdout", "--name", "lo-test"])
+        .args(["--filter", &format!("tcp port {port}")])
+        // Two workers: the two connections may land on different ones.
+        .args(["--workers", "2"]);
+    let Some(guard) = start(cmd) else { return };
+    // Privileges are gone once the capture is open, in every thread.
+    assert_unprivileged(guard.0.as_ref().unwrap().id());
+    exchange(port, 2, 25);
+    let (records, err) = stop(guard);
     assert_eq!(records.len(), 50, "{err}");
     assert!(
         records
@@ -147,4 +169,52 @@ fn live_capture_on_loopback_sees_real_exchanges() {
             .all(|r| r["status"] == 200 && r["sensor_id"] == "lo-test")
     );
     assert!(err.contains("dropped by the kernel"), "{err}");
+}
+
+/// As a service runs it: an ordinary user holding only CAP_NET_RAW and CAP_NET_ADMIN (here as
+/// file capabilities on a copy of the binary). Needs root to set that up, `setcap`, and a
+/// temporary directory not mounted `nosuid`; skipped otherwise.
+#[test]
+fn an_unprivileged_user_with_capture_capabilities_can_run_it() {
+    let root = std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"));
+    if !root || Command::new("setcap").arg("-v").output().is_err() {
+        eprintln!("skipped: needs root and setcap to prepare the unprivileged run");
+        return;
+    }
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let bin = dir.path().join("tapline-sensor");
+    std::fs::copy(env!("CARGO_BIN_EXE_tapline-sensor"), &bin).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let ok = Command::new("setcap")
+        .arg("cap_net_raw,cap_net_admin+ep")
+        .arg(&bin)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "setcap failed");
+    let port = server();
+    let mut cmd = Command::new("setpriv");
+    cmd.args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
+        .arg(&bin)
+        .args(["--interface", "lo", "--stdout", "--no-promisc"])
+        .args(["--filter", &format!("tcp port {port}")]);
+    let Some(guard) = start(cmd) else {
+        eprintln!("skipped: file capabilities do not apply here (nosuid mount?)");
+        return;
+    };
+    let pid = guard.0.as_ref().unwrap().id();
+    let uid = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    assert!(
+        uid.lines()
+            .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("65534")),
+        "{uid}"
+    );
+    assert_unprivileged(pid);
+    exchange(port, 1, 10);
+    let (records, err) = stop(guard);
+    assert_eq!(records.len(), 10, "{err}");
 }
