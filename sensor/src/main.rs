@@ -204,7 +204,7 @@ fn main() -> Result<()> {
     eprintln!(
         "tapline-sensor: {} packets, {} connections, {} transactions, {} values redacted",
         Counters::get(&counters.packets),
-        report.engine.flows.created,
+        report.connections,
         Counters::get(&counters.records),
         Counters::get(&counters.redacted),
     );

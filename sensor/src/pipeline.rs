@@ -53,8 +53,8 @@ pub struct WorkerSetup {
 /// What the pipeline did, once it has drained.
 #[derive(Debug, Default)]
 pub struct Report {
-    /// Summed over the workers' engines.
-    pub engine: EngineStats,
+    /// Connections the workers' engines tracked, summed.
+    pub connections: u64,
 }
 
 /// The running pipeline; feed it frames, then [`Pipeline::finish`].
@@ -145,7 +145,7 @@ impl Pipeline {
         let mut first_err = None;
         for h in self.workers {
             match h.join() {
-                Ok(Ok(s)) => add(&mut report.engine, &s),
+                Ok(Ok(s)) => report.connections += s.flows.created,
                 Ok(Err(e)) => {
                     first_err.get_or_insert(e);
                 }
@@ -185,19 +185,6 @@ impl FrameSink for Pipeline {
     fn idle(&mut self) -> Result<()> {
         (0..self.chunks.len()).try_for_each(|i| self.send(i))
     }
-}
-
-fn add(sum: &mut EngineStats, s: &EngineStats) {
-    sum.packets += s.packets;
-    sum.bytes += s.bytes;
-    sum.tcp_segments += s.tcp_segments;
-    sum.other_packets += s.other_packets;
-    sum.malformed_packets += s.malformed_packets;
-    sum.fragments += s.fragments;
-    sum.fragments_dropped += s.fragments_dropped;
-    sum.transactions += s.transactions;
-    sum.other_shard_segments += s.other_shard_segments;
-    sum.flows.created += s.flows.created;
 }
 
 /// One worker: decodes its shard, applies the edge policy, passes records on.

@@ -90,13 +90,12 @@ impl HubIdentity {
         let ca_key_pem = ca_key.serialize_pem();
         let issuer = Issuer::new(ca, ca_key);
 
-        let mut hub = CertificateParams::new(vec![HUB_NAME.to_owned()])?;
-        hub.distinguished_name.push(DnType::CommonName, HUB_NAME);
-        hub.use_authority_key_identifier_extension = true;
-        hub.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        hub.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        let hub_key = KeyPair::generate()?;
-        let hub_cert = hub.signed_by(&hub_key, &issuer)?;
+        let (hub_cert, hub_key) = leaf(
+            vec![HUB_NAME.to_owned()],
+            HUB_NAME,
+            ExtendedKeyUsagePurpose::ServerAuth,
+            &issuer,
+        )?;
         Ok(HubIdentity {
             ca_cert_pem: ca_cert.pem(),
             ca_key_pem,
@@ -155,13 +154,12 @@ impl HubIdentity {
     pub fn enrol(&self, name: &str) -> Result<SensorCredentials, LinkError> {
         let ca_key = KeyPair::from_pem(&self.ca_key_pem)?;
         let issuer = Issuer::from_ca_cert_pem(&self.ca_cert_pem, ca_key)?;
-        let mut p = CertificateParams::new(Vec::<String>::new())?;
-        p.distinguished_name.push(DnType::CommonName, name);
-        p.use_authority_key_identifier_extension = true;
-        p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-        let key = KeyPair::generate()?;
-        let cert = p.signed_by(&key, &issuer)?;
+        let (cert, key) = leaf(
+            Vec::new(),
+            name,
+            ExtendedKeyUsagePurpose::ClientAuth,
+            &issuer,
+        )?;
         Ok(SensorCredentials {
             cert_pem: cert.pem(),
             key_pem: key.serialize_pem(),
@@ -178,6 +176,24 @@ impl HubIdentity {
             key_der(&self.hub_key_pem, "the hub key")?,
         ))
     }
+}
+
+/// A new key and a certificate for it signed by `issuer`: the hub's (server) or a sensor's
+/// (client).
+fn leaf(
+    alt_names: Vec<String>,
+    common_name: &str,
+    usage: ExtendedKeyUsagePurpose,
+    issuer: &Issuer<'_, KeyPair>,
+) -> Result<(rcgen::Certificate, KeyPair), LinkError> {
+    let mut p = CertificateParams::new(alt_names)?;
+    p.distinguished_name.push(DnType::CommonName, common_name);
+    p.use_authority_key_identifier_extension = true;
+    p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    p.extended_key_usages = vec![usage];
+    let key = KeyPair::generate()?;
+    let cert = p.signed_by(&key, issuer)?;
+    Ok((cert, key))
 }
 
 fn write_file(path: &Path, text: &str, secret: bool) -> Result<(), LinkError> {
