@@ -111,7 +111,8 @@ pub enum ImportOutcome {
 pub struct ImportSummary {
     /// The new source's id.
     pub source_id: i64,
-    /// Ids given to the stored transactions.
+    /// From the lowest to one past the highest id given to the stored transactions. Dense
+    /// unless another writer of the process (the GUI's sensor hub) stored in between.
     pub ids: std::ops::Range<i64>,
     /// Packets read (0 for HAR).
     pub packets: u64,
@@ -245,11 +246,12 @@ pub fn import_file(
     store.execute_batch(
         "SET checkpoint_threshold = '512MB'; SET preserve_insertion_order = false;",
     )?;
-    let first_id = store.next_transaction_id()?;
     let shared = Shared {
         cancel,
         stop: AtomicBool::new(false),
-        next_id: AtomicI64::new(first_id),
+        ids: store.transaction_ids().clone(),
+        first_id: AtomicI64::new(i64::MAX),
+        end_id: AtomicI64::new(0),
         appended: AtomicU64::new(0),
         commits: AtomicU64::new(0),
         bytes_done: AtomicU64::new(0),
@@ -326,7 +328,11 @@ pub fn import_file(
     progress(&report);
     Ok(ImportOutcome::Imported(ImportSummary {
         source_id,
-        ids: first_id..shared.next_id.load(Ordering::Relaxed),
+        ids: {
+            let first = shared.first_id.load(Ordering::Relaxed);
+            let end = shared.end_id.load(Ordering::Relaxed);
+            if first <= end { first..end } else { 0..0 }
+        },
         packets: counts.packets,
         transactions: counts.transactions,
         resumed,
@@ -351,7 +357,11 @@ struct Shared<'a> {
     /// Set when the import must stop: cancelled, or a shard failed.
     stop: AtomicBool,
     /// The next unused transaction id; shards take ranges of it.
-    next_id: AtomicI64,
+    /// The case's id allocator: shared with other writers of the process (the GUI's hub).
+    ids: tapline_store::TransactionIds,
+    /// The lowest and one past the highest id this import took.
+    first_id: AtomicI64,
+    end_id: AtomicI64,
     /// Transactions appended so far (committed or about to be), for progress.
     appended: AtomicU64,
     /// Commits made so far, over all shards.
@@ -418,10 +428,10 @@ impl<'a> ShardWriter<'a> {
         if txs.is_empty() {
             return Ok(());
         }
-        let first = self
-            .shared
-            .next_id
-            .fetch_add(txs.len() as i64, Ordering::Relaxed);
+        let ids = self.shared.ids.reserve(txs.len());
+        self.shared.first_id.fetch_min(ids.start, Ordering::Relaxed);
+        self.shared.end_id.fetch_max(ids.end, Ordering::Relaxed);
+        let first = ids.start;
         for (i, t) in txs.iter().enumerate() {
             self.analyses.observe(first + i as i64, t);
             let ts = t.request_ts_nanos;
@@ -593,7 +603,7 @@ pub enum ImportEvent {
         /// What happened.
         outcome: Result<ImportOutcome, String>,
     },
-    /// Every file was handled; the case is closed again.
+    /// Every file was handled (or the import was cancelled).
     Finished,
 }
 
@@ -607,47 +617,44 @@ pub struct ImportHandle {
     pub thread: std::thread::JoinHandle<()>,
 }
 
-/// Imports `files` into the case at `db` on a worker thread, for callers that must not block
-/// (the GUI): events arrive on a channel, and `notify` runs after each one (the GUI passes
-/// `ctx.request_repaint`).
+/// Imports `files` into `store` on a worker thread, for callers that must not block (the
+/// GUI, which passes a clone of its open case): events arrive on a channel, and `notify` runs
+/// after each one (the GUI passes `ctx.request_repaint`).
 pub fn spawn_import(
-    db: PathBuf,
+    mut store: CaseStore,
     files: Vec<PathBuf>,
     opts: ImportOptions,
     notify: impl Fn() + Send + 'static,
-) -> ImportHandle {
+) -> std::io::Result<ImportHandle> {
     let (send, events) = mpsc::channel();
     let cancel = std::sync::Arc::new(AtomicBool::new(false));
     let flag = cancel.clone();
-    let thread = std::thread::spawn(move || {
-        let emit = |e: ImportEvent| {
-            let _ = send.send(e);
-            notify();
-        };
-        match CaseStore::open(&db) {
-            Ok(mut store) => {
-                for file in files {
-                    let mut last = Instant::now();
-                    let outcome = import_file(&mut store, &file, &opts, &flag, &mut |p| {
-                        if last.elapsed() >= Duration::from_millis(50) {
-                            last = Instant::now();
-                            emit(ImportEvent::Progress(p.clone()));
-                        }
-                    })
-                    .map_err(|e| format!("{e:#}"));
-                    emit(ImportEvent::FileDone { file, outcome });
+    let thread = std::thread::Builder::new()
+        .name("import".into())
+        .spawn(move || {
+            let emit = |e: ImportEvent| {
+                let _ = send.send(e);
+                notify();
+            };
+            for file in files {
+                let mut last = Instant::now();
+                let outcome = import_file(&mut store, &file, &opts, &flag, &mut |p| {
+                    if last.elapsed() >= Duration::from_millis(50) {
+                        last = Instant::now();
+                        emit(ImportEvent::Progress(p.clone()));
+                    }
+                })
+                .map_err(|e| format!("{e:#}"));
+                emit(ImportEvent::FileDone { file, outcome });
+                if flag.load(Ordering::Relaxed) {
+                    break;
                 }
             }
-            Err(e) => emit(ImportEvent::FileDone {
-                file: db.clone(),
-                outcome: Err(format!("cannot open case {}: {e}", db.display())),
-            }),
-        }
-        emit(ImportEvent::Finished);
-    });
-    ImportHandle {
+            emit(ImportEvent::Finished);
+        })?;
+    Ok(ImportHandle {
         events,
         cancel,
         thread,
-    }
+    })
 }

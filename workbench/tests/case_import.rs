@@ -294,12 +294,14 @@ fn killed_import_is_completed_by_a_rerun() {
 fn background_import_reports_through_a_channel() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("case.duckdb");
+    let store = tapline_store::CaseStore::open(&db).unwrap();
     let handle = tapline_workbench::import::spawn_import(
-        db.clone(),
+        store.try_clone().unwrap(),
         vec![sample_captures().join("shop-api.pcapng")],
         ImportOptions::default(),
         || {},
-    );
+    )
+    .unwrap();
     let events: Vec<_> = handle.events.iter().collect();
     handle.thread.join().unwrap();
     assert!(matches!(

@@ -12,6 +12,8 @@ pub mod transactions;
 
 use duckdb::Connection;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use tapline_core::Transaction;
 use thiserror::Error;
 
@@ -248,9 +250,35 @@ const MIGRATIONS: &[&str] = &[
 ];
 
 /// An open case file.
+///
+/// Clones ([`CaseStore::try_clone`]) are further connections to the same open database, for
+/// other threads of one process (the GUI's query worker, an import, the sensor hub); they share
+/// one [`TransactionIds`], so writers running side by side never hand out the same id.
 pub struct CaseStore {
     conn: Connection,
     path: PathBuf,
+    ids: TransactionIds,
+}
+
+/// The transaction-id allocator of one open case, shared by every connection to it.
+///
+/// Ids are unique and increase in the order they are reserved; a writer that rolls back
+/// leaves a gap, which nothing depends on. One process at a time can have a case open (DuckDB
+/// locks the file), so an in-process counter seeded from `max(id)` at open is enough.
+#[derive(Clone, Debug)]
+pub struct TransactionIds(Arc<AtomicI64>);
+
+impl TransactionIds {
+    /// Reserves `n` consecutive ids.
+    pub fn reserve(&self, n: usize) -> std::ops::Range<i64> {
+        let first = self.0.fetch_add(n as i64, Ordering::Relaxed);
+        first..first + n as i64
+    }
+
+    /// The id the next reservation starts at.
+    pub fn peek(&self) -> i64 {
+        self.0.load(Ordering::Relaxed)
+    }
 }
 
 impl CaseStore {
@@ -261,12 +289,37 @@ impl CaseStore {
             source,
         };
         let conn = Connection::open(path).map_err(db)?;
-        let store = CaseStore {
+        let mut store = CaseStore {
             conn,
             path: path.to_owned(),
+            ids: TransactionIds(Arc::new(AtomicI64::new(1))),
         };
         store.migrate()?;
+        let next: i64 = store
+            .conn
+            .query_row(
+                "SELECT coalesce(max(id), 0) + 1 FROM transactions",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(|e| store.db_err(e))?;
+        store.ids = TransactionIds(Arc::new(AtomicI64::new(next)));
         Ok(store)
+    }
+
+    /// Another connection to this open case, for another thread. Writes through either are
+    /// seen by both once committed; both share the transaction-id allocator.
+    pub fn try_clone(&self) -> Result<Self, StoreError> {
+        Ok(CaseStore {
+            conn: self.conn.try_clone().map_err(|e| self.db_err(e))?,
+            path: self.path.clone(),
+            ids: self.ids.clone(),
+        })
+    }
+
+    /// The case's transaction-id allocator (shared with every clone of this store).
+    pub fn transaction_ids(&self) -> &TransactionIds {
+        &self.ids
     }
 
     fn db_err(&self, source: duckdb::Error) -> StoreError {
@@ -333,23 +386,18 @@ impl CaseStore {
         self.conn.execute_batch(sql).map_err(|e| self.db_err(e))
     }
 
-    /// The next free transaction id.
+    /// The id the next stored transaction gets (unless another writer reserves first).
     pub fn next_transaction_id(&self) -> Result<i64, StoreError> {
-        self.conn
-            .query_row(
-                "SELECT coalesce(max(id), 0) + 1 FROM transactions",
-                [],
-                |r| r.get(0),
-            )
-            .map_err(|e| self.db_err(e))
+        Ok(self.ids.peek())
     }
 
-    /// Appends transactions in one DuckDB transaction, numbering them from
-    /// [`CaseStore::next_transaction_id`]; returns the ids given to them.
+    /// Appends transactions in one DuckDB transaction, numbered from the case's allocator;
+    /// returns the ids given to them.
     pub fn append(&mut self, txs: &[Transaction]) -> Result<std::ops::Range<i64>, StoreError> {
-        let first = self.next_transaction_id()?;
+        let ids = self.ids.reserve(txs.len());
+        let first = ids.start;
         self.atomically(|tx| transactions::append(tx, None, first, txs))?;
-        Ok(first..first + txs.len() as i64)
+        Ok(ids)
     }
 
     /// A writer on a connection of its own, for storing transactions of `source` from another

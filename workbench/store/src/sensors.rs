@@ -171,36 +171,42 @@ impl CaseStore {
         &mut self,
         batches: &[SensorBatch<'_>],
     ) -> Result<Vec<Delivery>, StoreError> {
+        let ids = self.transaction_ids().clone();
         self.atomically(|tx| {
-            let mut next: i64 = tx.query_row(
-                "SELECT coalesce(max(id), 0) + 1 FROM transactions",
-                [],
-                |r| r.get(0),
-            )?;
             let mut out = Vec::with_capacity(batches.len());
             let mut seen_now = std::collections::HashSet::new();
             let mut ledger = tx.prepare(
                 "SELECT count(*) FROM sensor_batches WHERE sensor_id = ? AND spool = ? AND seq = ?",
             )?;
             let mut rows: Vec<&Transaction> = Vec::new();
-            let mut entries = Vec::new();
+            // (batch, offset of its first record in `rows`), or None for a duplicate.
+            let mut fresh: Vec<Option<(&SensorBatch<'_>, i64)>> = Vec::with_capacity(batches.len());
             for b in batches {
                 let seen: i64 =
                     ledger.query_row(params![b.sensor, b.spool, b.seq], |r| r.get(0))?;
                 if seen > 0 || !seen_now.insert((b.sensor, b.spool, b.seq)) {
-                    out.push(Delivery::Duplicate);
+                    fresh.push(None);
                     continue;
                 }
-                let first = next;
-                next += b.txs.len() as i64;
+                fresh.push(Some((b, rows.len() as i64)));
                 rows.extend(b.txs.iter());
-                entries.push((b, first));
-                out.push(Delivery::Stored(first..next));
+            }
+            // Ids only for what is stored; a rollback leaves a gap, never a reuse.
+            let first_id = ids.reserve(rows.len()).start;
+            let mut entries = Vec::new();
+            for f in fresh {
+                match f {
+                    None => out.push(Delivery::Duplicate),
+                    Some((b, offset)) => {
+                        let first = first_id + offset;
+                        entries.push((b, first));
+                        out.push(Delivery::Stored(first..first + b.txs.len() as i64));
+                    }
+                }
             }
             if entries.is_empty() {
                 return Ok(out);
             }
-            let first_id = entries[0].1;
             transactions::append_refs(tx, None, first_id, &rows)?;
             let mut ins = tx.prepare(
                 "INSERT INTO sensor_batches (sensor_id, spool, seq, records, first_transaction) VALUES (?, ?, ?, ?, ?)",
@@ -287,6 +293,33 @@ mod tests {
             Some(Delivery::Duplicate)
         );
         assert_eq!(store.next_transaction_id().ok(), Some(6));
+    }
+
+    #[test]
+    fn clones_share_the_id_allocator_so_side_by_side_writers_never_collide() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let mut hub =
+            CaseStore::open(&dir.path().join("case.duckdb")).unwrap_or_else(|e| panic!("{e}"));
+        let mut import = hub.try_clone().unwrap_or_else(|e| panic!("{e}"));
+        let id = hub
+            .enrol_sensor("edge-1", "ab12")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut seen = Vec::new();
+        for seq in 1..=5 {
+            // Interleaved: a sensor batch, then an import chunk on the other connection.
+            match hub.store_sensor_batch(id, 1, seq, &txs(3)) {
+                Ok(Delivery::Stored(r)) => seen.extend(r),
+                other => panic!("{other:?}"),
+            }
+            seen.extend(import.append(&txs(2)).unwrap_or_else(|e| panic!("{e}")));
+        }
+        let stored: Vec<i64> = hub
+            .select("SELECT id FROM transactions ORDER BY id", &[], |r| r.get(0))
+            .unwrap_or_else(|e| panic!("{e}"));
+        seen.sort_unstable();
+        assert_eq!(stored.len(), 25);
+        assert_eq!(stored, seen, "every reserved id stored once, none shared");
+        assert_eq!(stored, (1..=25).collect::<Vec<_>>());
     }
 
     #[test]
