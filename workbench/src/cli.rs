@@ -15,6 +15,9 @@ pub struct Cli {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Open the desktop workbench on a case (.duckdb) or on captures (pcap, pcapng, HAR:
+    /// imported into a case in the background). `tapline` alone opens the last case.
+    Open(OpenArgs),
     /// Print the HTTP transactions in a capture, one JSON object a line; nothing is stored.
     Decode(DecodeArgs),
     /// Decode pcap, pcapng or HAR files and store them in a case file (progress on stderr).
@@ -56,8 +59,28 @@ pub struct ServeArgs {
     pub verbose: bool,
 }
 
+/// Arguments of `tapline open`.
+#[derive(Debug, Default, clap::Args)]
+pub struct OpenArgs {
+    /// A case file, or captures to import.
+    pub files: Vec<PathBuf>,
+    /// The case captures go into. Default: one named after the first capture in
+    /// `$XDG_DATA_HOME/tapline/cases` (`~/.local/share/…`).
+    #[arg(long)]
+    pub db: Option<PathBuf>,
+    /// Listen for sensors at once, on this address (UDP), e.g. `0.0.0.0:4433`.
+    #[arg(long)]
+    pub listen: Option<std::net::SocketAddr>,
+    /// The workbench identity (for the hub).
+    #[command(flatten)]
+    pub identity: IdentityArg,
+    /// Save a PNG of the window once everything is loaded, then quit (CI, documentation).
+    #[arg(long, value_name = "PNG")]
+    pub screenshot: Option<PathBuf>,
+}
+
 /// Where the workbench keeps its certificate authority.
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Default, clap::Args)]
 pub struct IdentityArg {
     /// Directory of the workbench's CA and hub certificate (created on first use). Default:
     /// `$TAPLINE_IDENTITY`, else `$XDG_DATA_HOME/tapline/identity` (`~/.local/share/…`).

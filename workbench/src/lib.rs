@@ -1,5 +1,5 @@
-//! `tapline-workbench`: the analyst's side of Tapline — the headless CLI today, and the home of
-//! import jobs, analysis engines and the desktop app as they arrive.
+//! `tapline-workbench`: the analyst's side of Tapline — import jobs, analysis engines, the
+//! sensor hub, the headless CLI and the desktop app ([`ui`]).
 //!
 //! Data flows one way: capture files (or sensors) → [`tapline_core`] decoding → records →
 //! the case store ([`tapline_store`]) → analysis → views and exports.
@@ -15,3 +15,4 @@ pub mod import;
 pub mod jsonl;
 pub mod openapi;
 pub mod spec_diff;
+pub mod ui;

@@ -1,8 +1,8 @@
 //! The `tapline` binary.
 
 use anyhow::Result;
-use clap::{CommandFactory, Parser};
-use tapline_workbench::cli::{Cli, Command};
+use clap::Parser;
+use tapline_workbench::cli::{Cli, Command, OpenArgs};
 use tapline_workbench::commands;
 
 #[global_allocator]
@@ -29,10 +29,27 @@ fn main() -> Result<()> {
         }
         Some(Command::Serve(args)) => commands::sensors::serve(&args),
         Some(Command::Sensors(cmd)) => commands::sensors::run(&cmd, &mut std::io::stdout().lock()),
-        None => {
-            // The desktop workbench arrives with its own issue; until then, explain.
-            Cli::command().print_help()?;
-            Ok(())
+        Some(Command::Open(args)) => open(args, false),
+        None => open(OpenArgs::default(), true),
+    }
+}
+
+/// The desktop app: `tapline open …`, or `tapline` alone (which reopens the last case).
+fn open(args: OpenArgs, restore: bool) -> Result<()> {
+    let data_dir = commands::sensors::data_dir()?;
+    let launch = tapline_workbench::ui::Launch {
+        open: args.files,
+        case: args.db,
+        identity_dir: commands::sensors::identity_dir(&args.identity)?,
+        data_dir,
+        listen: args.listen,
+        screenshot: args.screenshot,
+        restore,
+    };
+    for f in &launch.open {
+        if !f.exists() && f.extension().is_none_or(|e| e != "duckdb") {
+            anyhow::bail!("{}: no such file", f.display());
         }
     }
+    tapline_workbench::ui::run(launch)
 }

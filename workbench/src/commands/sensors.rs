@@ -9,15 +9,20 @@ use tapline_link::{HubIdentity, SensorCredentials};
 use tapline_store::CaseStore;
 
 /// The identity directory: the flag (or `$TAPLINE_IDENTITY`), else the user's data directory.
-fn identity_dir(arg: &IdentityArg) -> Result<PathBuf> {
+pub fn identity_dir(arg: &IdentityArg) -> Result<PathBuf> {
     if let Some(d) = &arg.identity {
         return Ok(d.clone());
     }
+    Ok(data_dir()?.join("identity"))
+}
+
+/// Tapline's data directory: `$XDG_DATA_HOME/tapline`, else `~/.local/share/tapline`.
+pub fn data_dir() -> Result<PathBuf> {
     let data = std::env::var_os("XDG_DATA_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
-        .context("no --identity given and neither XDG_DATA_HOME nor HOME is set")?;
-    Ok(data.join("tapline").join("identity"))
+        .context("neither XDG_DATA_HOME nor HOME is set: cannot place Tapline's data directory")?;
+    Ok(data.join("tapline"))
 }
 
 fn load_identity(arg: &IdentityArg) -> Result<HubIdentity> {
@@ -68,32 +73,42 @@ struct UplinkFile<'a> {
 }
 
 fn add(a: &SensorsAddArgs, out: &mut dyn Write) -> Result<()> {
-    if a.output.exists() {
+    let identity = load_identity(&a.identity)?;
+    let mut store = open(&a.db)?;
+    let done = enrol(&mut store, &identity, &a.name, &a.hub, &a.output)?;
+    writeln!(out, "{done}")?;
+    Ok(())
+}
+
+/// Enrols sensor `name` in `store` and writes its configuration (name, the `hub` address it
+/// dials, its credentials) to `output`, readable by its owner only; returns a line for people.
+/// Refuses to overwrite `output`: it would hold a new key.
+pub fn enrol(
+    store: &mut CaseStore,
+    identity: &HubIdentity,
+    name: &str,
+    hub: &str,
+    output: &std::path::Path,
+) -> Result<String> {
+    if output.exists() {
         bail!(
-            "{} exists; choose another --output (it would hold a new key for {:?})",
-            a.output.display(),
-            a.name
+            "{} exists; choose another file (it would hold a new key for {name:?})",
+            output.display(),
         );
     }
-    let identity = load_identity(&a.identity)?;
-    let creds = identity.enrol(&a.name)?;
-    let mut store = open(&a.db)?;
+    let creds = identity.enrol(name)?;
     store
-        .enrol_sensor(&a.name, &creds.fingerprint()?)
+        .enrol_sensor(name, &creds.fingerprint()?)
         .with_context(|| {
-            format!(
-                "cannot enrol {:?} (a sensor of that name is enrolled: `tapline sensors revoke` it first)",
-                a.name
-            )
+            format!("cannot enrol {name:?} (a sensor of that name is enrolled: revoke it first)")
         })?;
     let text = format!(
-        "# Tapline sensor {:?}: run `tapline-sensor --config THIS_FILE --interface IF`.\n\
+        "# Tapline sensor {name:?}: run `tapline-sensor --config THIS_FILE --interface IF`.\n\
          # It holds the sensor's private key: keep it readable by the sensor's user only.\n{}",
-        a.name,
         toml::to_string(&SensorFile {
-            name: &a.name,
+            name,
             uplink: UplinkFile {
-                hub: &a.hub,
+                hub,
                 credentials: &creds,
             },
         })?
@@ -105,19 +120,16 @@ fn add(a: &SensorsAddArgs, out: &mut dyn Write) -> Result<()> {
         use std::os::unix::fs::OpenOptionsExt;
         o.mode(0o600);
     }
-    o.open(&a.output)
+    o.open(output)
         .and_then(|mut f| f.write_all(text.as_bytes()))
-        .with_context(|| format!("cannot write {}", a.output.display()))?;
-    writeln!(
-        out,
-        "enrolled sensor {:?} (certificate sha256 {}); its configuration is in {}\n\
+        .with_context(|| format!("cannot write {}", output.display()))?;
+    Ok(format!(
+        "enrolled sensor {name:?} (certificate sha256 {}); its configuration is in {}\n\
          workbench CA sha256 {} (pinned in that file)",
-        a.name,
         creds.fingerprint()?,
-        a.output.display(),
+        output.display(),
         identity.fingerprint()?
-    )?;
-    Ok(())
+    ))
 }
 
 fn list(a: &ListArgs, out: &mut dyn Write) -> Result<()> {

@@ -26,6 +26,41 @@ pub struct TxFilter {
     pub text: Option<String>,
     /// Only transactions from this source.
     pub source_id: Option<i64>,
+    /// Path matching an inventory template (`/users/{id}`: each `{…}` one non-empty segment).
+    pub template: Option<String>,
+    /// Only these transactions (a finding's evidence).
+    pub ids: Option<Vec<i64>>,
+    /// Only records from the sensor of this name.
+    pub sensor: Option<String>,
+}
+
+/// The anchored regular expression for a path template: literal segments escaped, each
+/// `{name}` one segment.
+pub fn template_regex(template: &str) -> String {
+    let mut re = String::from("^");
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        let Some(close) = rest[open..].find('}') else {
+            break;
+        };
+        re.push_str(&regex_escape(&rest[..open]));
+        re.push_str("[^/]+");
+        rest = &rest[open + close + 1..];
+    }
+    re.push_str(&regex_escape(rest));
+    re.push('$');
+    re
+}
+
+fn regex_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if "\\.+*?()|[]{}^$".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// Sort orders for transaction lists.
@@ -159,6 +194,25 @@ fn where_clause(f: &TxFilter) -> (String, Vec<Box<dyn ToSql>>) {
         conds.push("source_id = ?");
         params.push(Box::new(s));
     }
+    if let Some(sensor) = &f.sensor {
+        conds.push("sensor_id = ?");
+        params.push(Box::new(sensor.clone()));
+    }
+    if let Some(t) = &f.template {
+        conds.push("regexp_full_match(path, ?)");
+        params.push(Box::new(template_regex(t)));
+    }
+    let ids_cond;
+    if let Some(ids) = &f.ids {
+        // Ids are numbers: inlined, they cannot inject anything.
+        let list: Vec<String> = ids.iter().map(i64::to_string).collect();
+        ids_cond = if list.is_empty() {
+            "FALSE".to_owned()
+        } else {
+            format!("id IN ({})", list.join(","))
+        };
+        conds.push(&ids_cond);
+    }
     let sql = if conds.is_empty() {
         String::new()
     } else {
@@ -231,6 +285,17 @@ impl CaseStore {
         })
     }
 
+    /// The earliest and latest request time, ns; `None` for an empty case.
+    pub fn time_span(&self) -> Result<Option<(i64, i64)>, StoreError> {
+        self.conn()
+            .query_row(
+                "SELECT min(request_ts_ns), max(request_ts_ns) FROM transactions",
+                [],
+                |r| Ok(r.get::<_, Option<i64>>(0)?.zip(r.get::<_, Option<i64>>(1)?)),
+            )
+            .map_err(|e| self.db_err(e))
+    }
+
     /// Count per status code (`None` = no response) among transactions matching `f`.
     pub fn status_mix(&self, f: &TxFilter) -> Result<Vec<(Option<u16>, u64)>, StoreError> {
         let (cond, params) = where_clause(f);
@@ -297,5 +362,70 @@ impl CaseStore {
             )
             .map_err(|e| self.db_err(e))?;
         Ok(n as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tapline_core::Transaction;
+
+    #[test]
+    fn template_regex_matches_one_segment_per_parameter() {
+        assert_eq!(
+            template_regex("/users/{id}/orders.json"),
+            r"^/users/[^/]+/orders\.json$"
+        );
+        assert_eq!(
+            template_regex("/a/{x"),
+            r"^/a/\{x$",
+            "an unclosed brace is literal"
+        );
+    }
+
+    #[test]
+    fn filters_by_template_and_by_ids() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let mut store =
+            CaseStore::open(&dir.path().join("c.duckdb")).unwrap_or_else(|e| panic!("{e}"));
+        let uris = [
+            "/users/1",
+            "/users/22",
+            "/users/1/orders",
+            "/users/",
+            "/usersX/3",
+        ];
+        let txs: Vec<Transaction> = uris
+            .iter()
+            .map(|u| Transaction {
+                method: "GET".into(),
+                uri: (*u).into(),
+                ..Transaction::default()
+            })
+            .collect();
+        store.append(&txs).unwrap_or_else(|e| panic!("{e}"));
+        let paths = |f: &TxFilter| -> Vec<String> {
+            store
+                .query_transactions(f, &Page::default())
+                .unwrap_or_else(|e| panic!("{e}"))
+                .into_iter()
+                .map(|r| r.path)
+                .collect()
+        };
+        let by_template = TxFilter {
+            template: Some("/users/{id}".into()),
+            ..TxFilter::default()
+        };
+        assert_eq!(paths(&by_template), ["/users/1", "/users/22"]);
+        let by_ids = TxFilter {
+            ids: Some(vec![2, 5]),
+            ..TxFilter::default()
+        };
+        assert_eq!(paths(&by_ids), ["/users/22", "/usersX/3"]);
+        let none = TxFilter {
+            ids: Some(vec![]),
+            ..TxFilter::default()
+        };
+        assert_eq!(store.count_transactions(&none).ok(), Some(0));
     }
 }

@@ -1,0 +1,371 @@
+//! Attacks: findings grouped by the actor behind them (address, principal, key, session),
+//! the actor's timeline, and a finding's evidence down to the transactions.
+
+use super::app::Command;
+use super::backend::severity_rank;
+use super::case::Case;
+use super::format;
+use super::overview::loading;
+use eframe::egui::{self, RichText};
+use egui_plot::{Line, Plot, PlotPoints, Points};
+use std::collections::BTreeMap;
+use tapline_store::endpoints::Finding;
+use tapline_store::query::TxFilter;
+
+/// The view's state.
+#[derive(Debug, Default)]
+pub struct State {
+    /// Only findings of this severity.
+    pub severity: Option<String>,
+    /// Include `info` findings (new endpoints and the like).
+    pub show_info: bool,
+    /// The selected finding.
+    pub selected: Option<i64>,
+    /// The evidence of `selected` must be (re)loaded.
+    load_pending: bool,
+}
+
+impl State {
+    /// Selects a finding and asks for its evidence.
+    pub fn select(&mut self, id: i64, case: Option<&mut Case>) {
+        self.selected = Some(id);
+        self.load_pending = true;
+        if let Some(case) = case {
+            self.load(case);
+        }
+    }
+
+    fn load(&mut self, case: &mut Case) {
+        if !self.load_pending {
+            return;
+        }
+        let Some(inv) = case.inventory.value.clone() else {
+            return; // once the inventory arrives
+        };
+        self.load_pending = false;
+        if let Some(f) = self.selected.and_then(|id| inv.finding(id)) {
+            if f.severity == "info" {
+                self.show_info = true;
+            }
+            case.load_evidence(&f.evidence);
+        }
+    }
+}
+
+/// Who a finding is about, as one line.
+pub fn actor_label(f: &Finding) -> String {
+    let mut parts = Vec::new();
+    if let Some(u) = &f.actor_user {
+        parts.push(format!("user {u}"));
+    }
+    if let Some(ip) = &f.actor_ip {
+        parts.push(ip.clone());
+    }
+    if let Some(k) = &f.actor_key {
+        parts.push(format!("key {k}"));
+    }
+    if let Some(s) = &f.actor_session {
+        parts.push(format!("session {s}"));
+    }
+    if parts.is_empty() {
+        "no single actor".to_owned()
+    } else {
+        parts.join(" · ")
+    }
+}
+
+/// Draws the attacks view.
+pub fn ui(ui: &mut egui::Ui, state: &mut State, case: &mut Case, cmds: &mut Vec<Command>) {
+    let Some(inv) = case.inventory.value.clone() else {
+        loading(ui, case.inventory.error.as_deref());
+        return;
+    };
+    state.load(case);
+    if ui.input(|i| i.key_pressed(egui::Key::Escape)) {
+        state.selected = None;
+    }
+    ui.horizontal_wrapped(|ui| {
+        ui.label("Severity:");
+        if ui
+            .selectable_label(state.severity.is_none(), "all")
+            .clicked()
+        {
+            state.severity = None;
+        }
+        for s in ["critical", "high", "medium", "low", "info"] {
+            let n = inv.findings.iter().filter(|f| f.severity == s).count();
+            if n > 0
+                && ui
+                    .selectable_label(state.severity.as_deref() == Some(s), format!("{s} ({n})"))
+                    .clicked()
+            {
+                state.severity = Some(s.to_owned());
+            }
+        }
+        ui.checkbox(&mut state.show_info, "include info findings");
+    });
+    let shown: Vec<&Finding> = inv
+        .findings
+        .iter()
+        .filter(|f| match &state.severity {
+            Some(s) => &f.severity == s,
+            None => state.show_info || f.severity != "info",
+        })
+        .collect();
+    // Actor → findings; actors with the most severe findings first.
+    let mut actors: BTreeMap<String, Vec<&Finding>> = BTreeMap::new();
+    for f in &shown {
+        actors.entry(actor_label(f)).or_default().push(f);
+    }
+    let mut actors: Vec<(String, Vec<&Finding>)> = actors.into_iter().collect();
+    actors.sort_by_key(|(name, fs)| {
+        (
+            fs.iter()
+                .map(|f| severity_rank(&f.severity))
+                .min()
+                .unwrap_or(9),
+            std::cmp::Reverse(fs.len()),
+            name.clone(),
+        )
+    });
+    egui::Panel::left("actors")
+        .resizable(true)
+        .default_size(ui.available_width() * 0.42)
+        .show(ui, |ui| {
+            ui.label(
+                RichText::new(format!(
+                    "{} findings from {} actors",
+                    shown.len(),
+                    actors.len()
+                ))
+                .weak(),
+            );
+            egui::ScrollArea::vertical()
+                .id_salt("actor-list")
+                .show(ui, |ui| {
+                    for (actor, fs) in &actors {
+                        let worst = fs
+                            .iter()
+                            .map(|f| f.severity.as_str())
+                            .min_by_key(|s| severity_rank(s))
+                            .unwrap_or("info");
+                        let header = egui::CollapsingHeader::new(
+                            RichText::new(format!("{actor}  ({})", fs.len()))
+                                .strong()
+                                .color(format::severity_color(worst)),
+                        )
+                        .id_salt(actor)
+                        .default_open(true);
+                        header.show(ui, |ui| {
+                            for f in fs {
+                                ui.horizontal(|ui| {
+                                    ui.label(format::severity_badge(&f.severity));
+                                    let chosen = state.selected == Some(f.id);
+                                    if ui
+                                        .selectable_label(
+                                            chosen,
+                                            format!("{} · {}", f.kind, f.count),
+                                        )
+                                        .on_hover_text(&f.title)
+                                        .clicked()
+                                    {
+                                        state.selected = Some(f.id);
+                                        state.load_pending = true;
+                                    }
+                                });
+                            }
+                        });
+                    }
+                });
+        });
+    state.load(case);
+    egui::ScrollArea::vertical()
+        .id_salt("finding-detail")
+        .show(ui, |ui| {
+            match state.selected.and_then(|id| inv.finding(id)) {
+                None => {
+                    ui.label(RichText::new("Select a finding to see its evidence.").weak());
+                    if let Some((actor, fs)) = actors.first() {
+                        ui.add_space(8.0);
+                        ui.label(RichText::new(format!("Timeline of {actor}")).strong());
+                        actor_timeline(ui, fs);
+                    }
+                }
+                Some(f) => {
+                    let same_actor: Vec<&Finding> = actors
+                        .iter()
+                        .find(|(a, _)| *a == actor_label(f))
+                        .map(|(_, fs)| fs.clone())
+                        .unwrap_or_default();
+                    finding_detail(ui, f, &same_actor, case, &inv, cmds);
+                }
+            }
+        });
+}
+
+fn actor_timeline(ui: &mut egui::Ui, fs: &[&Finding]) {
+    let Some(t0) = fs.iter().map(|f| f.first_seen_ns).min() else {
+        return;
+    };
+    let names: Vec<String> = fs.iter().map(|f| f.kind.clone()).collect();
+    Plot::new(("actor-timeline", fs.len(), t0))
+        .height(40.0 + 24.0 * fs.len() as f32)
+        .allow_scroll(false)
+        .allow_drag(false)
+        .allow_zoom(false)
+        .show_y(false)
+        .y_axis_formatter(move |m, _| {
+            let i = m.value.round();
+            if (m.value - i).abs() < 1e-6 && i >= 0.0 {
+                names.get(i as usize).cloned().unwrap_or_default()
+            } else {
+                String::new()
+            }
+        })
+        .x_axis_formatter(move |m, _| format::time(t0 + (m.value * 1e9) as i64)[11..19].to_owned())
+        .show(ui, |p| {
+            for (i, f) in fs.iter().enumerate() {
+                let a = (f.first_seen_ns - t0) as f64 / 1e9;
+                let b = (f.last_seen_ns - t0) as f64 / 1e9;
+                let color = format::severity_color(&f.severity);
+                p.line(
+                    Line::new(
+                        f.kind.clone(),
+                        PlotPoints::from(vec![[a, i as f64], [b.max(a + 0.05), i as f64]]),
+                    )
+                    .width(8.0)
+                    .color(color),
+                );
+            }
+        });
+}
+
+fn finding_detail(
+    ui: &mut egui::Ui,
+    f: &Finding,
+    same_actor: &[&Finding],
+    case: &mut Case,
+    inv: &super::backend::Inventory,
+    cmds: &mut Vec<Command>,
+) {
+    ui.horizontal_wrapped(|ui| {
+        ui.label(format::severity_badge(&f.severity));
+        ui.heading(&f.title);
+    });
+    egui::Grid::new("finding-facts").show(ui, |ui| {
+        ui.label("kind");
+        ui.label(RichText::new(&f.kind).monospace());
+        ui.end_row();
+        ui.label("confidence");
+        ui.label(format!("{:.0}%", f.confidence * 100.0));
+        ui.end_row();
+        ui.label("actor");
+        ui.label(actor_label(f));
+        ui.end_row();
+        ui.label("seen");
+        ui.label(format!(
+            "{} times, {} → {}",
+            format::count(f.count),
+            format::time(f.first_seen_ns),
+            format::time(f.last_seen_ns)
+        ));
+        ui.end_row();
+        if let Some(e) = f.endpoint_id.and_then(|id| inv.endpoint(id)) {
+            ui.label("endpoint");
+            if ui.link(&e.label).clicked() {
+                cmds.push(Command::ShowEndpoint(e.endpoint.id));
+            }
+            ui.end_row();
+        }
+    });
+    ui.horizontal(|ui| {
+        if ui.button("Show evidence in Traffic").clicked() {
+            cmds.push(Command::ShowTraffic(TxFilter {
+                ids: Some(f.evidence.clone()),
+                ..TxFilter::default()
+            }));
+        }
+        if let Some(ip) = &f.actor_ip
+            && ui.button(format!("All traffic from {ip}")).clicked()
+        {
+            cmds.push(Command::ShowTraffic(TxFilter {
+                client_ip: Some(ip.clone()),
+                ..TxFilter::default()
+            }));
+        }
+    });
+    if same_actor.len() > 1 {
+        ui.label(RichText::new("This actor's findings over time").strong());
+        actor_timeline(ui, same_actor);
+    }
+    if let Some(d) = &f.detail {
+        egui::CollapsingHeader::new("Detail")
+            .default_open(false)
+            .show(ui, |ui| {
+                let text = serde_json::to_string_pretty(d).unwrap_or_default();
+                ui.add(egui::Label::new(RichText::new(text).monospace()).selectable(true));
+            });
+    }
+    ui.separator();
+    ui.label(RichText::new(format!("Evidence ({} transactions)", f.evidence.len())).strong());
+    let Some(rows) = case.evidence.value.clone() else {
+        loading(ui, case.evidence.error.as_deref());
+        return;
+    };
+    if let Some(t0) = rows.iter().map(|r| r.ts_ns).min() {
+        let pts: Vec<[f64; 2]> = rows
+            .iter()
+            .map(|r| {
+                [
+                    (r.ts_ns - t0) as f64 / 1e9,
+                    f64::from(r.status.unwrap_or(0)),
+                ]
+            })
+            .collect();
+        Plot::new(("evidence-timeline", f.id))
+            .height(140.0)
+            .allow_scroll(false)
+            .allow_drag(false)
+            .allow_zoom(false)
+            .include_y(0.0)
+            .x_axis_formatter(move |m, _| {
+                format::time(t0 + (m.value * 1e9) as i64)[11..23].to_owned()
+            })
+            .label_formatter(move |h| {
+                let p = super::overview::hover_point(h);
+                Some(format!(
+                    "{}\nstatus {:.0}",
+                    format::time(t0 + (p.x * 1e9) as i64),
+                    p.y
+                ))
+            })
+            .show(ui, |p| {
+                p.points(
+                    Points::new("status", PlotPoints::from(pts))
+                        .radius(3.0)
+                        .color(format::severity_color(&f.severity)),
+                );
+            });
+    }
+    let dark = ui.visuals().dark_mode;
+    egui::Grid::new("evidence-rows")
+        .striped(true)
+        .show(ui, |ui| {
+            for r in rows.iter().take(500) {
+                if ui.link(format!("#{}", r.id)).clicked() {
+                    cmds.push(Command::ShowTransaction(r.id));
+                }
+                ui.label(RichText::new(format::time(r.ts_ns)).monospace());
+                ui.label(r.client.map(|c| c.ip().to_string()).unwrap_or_default());
+                ui.label(RichText::new(format!("{} {}", r.method, r.path)).monospace());
+                ui.label(
+                    RichText::new(r.status.map_or_else(|| "—".into(), |s| s.to_string()))
+                        .color(format::status_color(r.status, dark)),
+                );
+                ui.end_row();
+            }
+        });
+    if rows.len() > 500 {
+        ui.label(RichText::new("first 500 shown; the rest in Traffic").weak());
+    }
+}

@@ -1,0 +1,191 @@
+//! Sensors: the hub (listen, stop), the enrolled sensors with their last heartbeat's
+//! counters and health, enrolment and revocation, and the hub's recent events.
+
+use super::app::{Command, HubState, Settings};
+use super::case::Case;
+use super::format;
+use super::overview::loading;
+use eframe::egui::{self, RichText};
+use tapline_store::query::TxFilter;
+
+/// The view's state.
+#[derive(Debug, Default)]
+pub struct State {
+    /// Name typed for a new sensor.
+    pub new_name: String,
+}
+
+/// Draws the sensors view.
+pub fn ui(
+    ui: &mut egui::Ui,
+    state: &mut State,
+    case: &mut Case,
+    hub: Option<&HubState>,
+    settings: &mut Settings,
+    cmds: &mut Vec<Command>,
+) {
+    ui.heading("Hub");
+    match hub {
+        Some(h) => {
+            ui.horizontal(|ui| {
+                ui.label(
+                    RichText::new(format!("listening on {} (UDP, QUIC + mutual TLS)", h.addr))
+                        .strong(),
+                );
+                if ui.button("Stop").clicked() {
+                    cmds.push(Command::StopHub);
+                }
+            });
+            ui.label(
+                RichText::new(format!("workbench CA sha256 {}", h.ca_fingerprint))
+                    .monospace()
+                    .weak(),
+            );
+        }
+        None => {
+            ui.horizontal(|ui| {
+                ui.label("Listen on");
+                ui.add(egui::TextEdit::singleline(&mut settings.listen).desired_width(160.0));
+                if ui.button("Listen for sensors").clicked() {
+                    cmds.push(Command::StartHub);
+                }
+            });
+            ui.label(
+                RichText::new("Sensors deliver into this case while the hub runs; they spool to disk while it does not.")
+                    .weak(),
+            );
+        }
+    }
+    ui.separator();
+    ui.heading("Enrolled sensors");
+    match &case.sensors.value {
+        None => loading(ui, case.sensors.error.as_deref()),
+        Some(list) if list.is_empty() => {
+            ui.label("None yet: enrol one below.");
+        }
+        Some(list) => {
+            let list = list.clone();
+            egui::Grid::new("sensors").striped(true).show(ui, |ui| {
+                for h in [
+                    "name",
+                    "state",
+                    "last seen (UTC)",
+                    "version",
+                    "transactions",
+                    "packets",
+                    "drops",
+                    "spool",
+                    "",
+                    "",
+                ] {
+                    ui.label(RichText::new(h).strong());
+                }
+                ui.end_row();
+                for s in list.iter() {
+                    let stat = |k: &str| {
+                        s.stats
+                            .as_ref()
+                            .and_then(|v| v.get(k))
+                            .and_then(|v| v.as_u64())
+                    };
+                    ui.label(RichText::new(&s.name).strong());
+                    let live = hub.and_then(|h| h.connected.get(&s.name));
+                    let state_text = if s.revoked_at.is_some() {
+                        RichText::new("revoked").color(ui.visuals().error_fg_color)
+                    } else if let Some((peer, batches, records)) = live {
+                        RichText::new(format!(
+                            "connected from {peer} · {batches} batches, {records} records now"
+                        ))
+                        .color(format::status_color(Some(200), ui.visuals().dark_mode))
+                    } else {
+                        RichText::new("not connected").weak()
+                    };
+                    ui.label(state_text);
+                    ui.label(s.last_seen_at.as_deref().unwrap_or("never"));
+                    ui.label(s.version.as_deref().unwrap_or(""));
+                    ui.label(format::count(s.transactions));
+                    ui.label(stat("packets").map(format::count).unwrap_or_default());
+                    let drops =
+                        stat("kernel_drops").unwrap_or(0) + stat("interface_drops").unwrap_or(0);
+                    let lost = stat("lost_records").unwrap_or(0);
+                    let health = if drops + lost > 0 {
+                        RichText::new(format!(
+                            "{} dropped, {} lost",
+                            format::count(drops),
+                            format::count(lost)
+                        ))
+                        .color(ui.visuals().warn_fg_color)
+                    } else {
+                        RichText::new("0")
+                    };
+                    ui.label(health);
+                    ui.label(match (stat("spool_batches"), stat("spool_bytes")) {
+                        (Some(b), Some(by)) => format!("{b} batches, {}", format::bytes(by)),
+                        _ => String::new(),
+                    })
+                    .on_hover_text(
+                        s.stats
+                            .as_ref()
+                            .and_then(|v| serde_json::to_string_pretty(v).ok())
+                            .unwrap_or_else(|| "no heartbeat yet".into()),
+                    );
+                    if ui.small_button("traffic").clicked() {
+                        cmds.push(Command::ShowTraffic(TxFilter {
+                            sensor: Some(s.name.clone()),
+                            ..TxFilter::default()
+                        }));
+                    }
+                    if s.revoked_at.is_none() && ui.small_button("revoke").clicked() {
+                        cmds.push(Command::RevokeSensor(s.name.clone()));
+                    }
+                    ui.end_row();
+                }
+            });
+        }
+    }
+    ui.separator();
+    ui.heading("Enrol a sensor");
+    ui.horizontal(|ui| {
+        ui.label("Name");
+        ui.add(
+            egui::TextEdit::singleline(&mut state.new_name)
+                .hint_text("edge-1")
+                .desired_width(140.0),
+        );
+        ui.label("sensors dial");
+        ui.add(egui::TextEdit::singleline(&mut settings.hub_address).desired_width(200.0))
+            .on_hover_text(
+                "the address (host:port) this workbench is reachable at from the sensor",
+            );
+        let name = state.new_name.trim().to_owned();
+        if ui
+            .add_enabled(!name.is_empty(), egui::Button::new("Enrol…"))
+            .on_hover_text(
+                "signs a certificate for it and saves its configuration file (keep it secret)",
+            )
+            .clicked()
+        {
+            cmds.push(Command::EnrolSensor(name));
+            state.new_name.clear();
+        }
+    });
+    ui.label(
+        RichText::new("Then on the sensor: tapline-sensor --config NAME.toml --interface IF")
+            .weak(),
+    );
+    if let Some(h) = hub
+        && !h.log.is_empty()
+    {
+        ui.separator();
+        ui.heading("Hub events");
+        egui::ScrollArea::vertical()
+            .id_salt("hub-log")
+            .max_height(200.0)
+            .stick_to_bottom(true)
+            .show(ui, |ui| {
+                for line in &h.log {
+                    ui.label(RichText::new(line).monospace());
+                }
+            });
+    }
+}
