@@ -163,7 +163,7 @@ pub enum Command {
     /// The sensitive-data view, on this class (and endpoint).
     ShowDataClass(String, Option<i64>),
     /// The traffic view with this filter.
-    ShowTraffic(TxFilter),
+    ShowTraffic(Box<TxFilter>),
     /// The traffic view, this transaction in the detail pane.
     ShowTransaction(i64),
     /// Export the inventory as OpenAPI (asks where).
@@ -572,6 +572,7 @@ impl Workbench {
                 self.views.sensitive.focus(class, endpoint);
             }
             Command::ShowTraffic(filter) => {
+                let filter = *filter;
                 self.settings.view = View::Traffic;
                 self.views.traffic.set_filter(&filter);
                 if let Some(case) = &mut self.case {
@@ -1138,6 +1139,8 @@ fn apply_style(ctx: &egui::Context, theme: ThemeChoice) {
         ThemeChoice::Dark => egui::ThemePreference::Dark,
     });
     ctx.global_style_mut(|s| {
+        // Rows and links take the click; text meant for copying says so (bodies, values).
+        s.interaction.selectable_labels = false;
         s.spacing.item_spacing = egui::vec2(8.0, 5.0);
         s.spacing.button_padding = egui::vec2(6.0, 3.0);
         if let Some(body) = s.text_styles.get_mut(&egui::TextStyle::Body) {

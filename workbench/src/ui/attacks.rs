@@ -264,7 +264,7 @@ fn finding_detail(
         ui.end_row();
         ui.label("seen");
         ui.label(format!(
-            "{} times, {} → {}",
+            "{} times, {} – {}",
             format::count(f.count),
             format::time(f.first_seen_ns),
             format::time(f.last_seen_ns)
@@ -280,18 +280,18 @@ fn finding_detail(
     });
     ui.horizontal(|ui| {
         if ui.button("Show evidence in Traffic").clicked() {
-            cmds.push(Command::ShowTraffic(TxFilter {
+            cmds.push(Command::ShowTraffic(Box::new(TxFilter {
                 ids: Some(f.evidence.clone()),
                 ..TxFilter::default()
-            }));
+            })));
         }
         if let Some(ip) = &f.actor_ip
             && ui.button(format!("All traffic from {ip}")).clicked()
         {
-            cmds.push(Command::ShowTraffic(TxFilter {
+            cmds.push(Command::ShowTraffic(Box::new(TxFilter {
                 client_ip: Some(ip.clone()),
                 ..TxFilter::default()
-            }));
+            })));
         }
     });
     if same_actor.len() > 1 {

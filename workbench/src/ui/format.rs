@@ -23,7 +23,7 @@ pub fn parse_time(s: &str) -> Option<i64> {
     } else if t.len() == 16 {
         t.push_str(":00");
     }
-    if !t.ends_with('Z') && !t[10..].contains(['+', '-']) {
+    if !t.ends_with('Z') && !t.get(10..).unwrap_or("").contains(['+', '-']) {
         t.push('Z');
     }
     crate::har::parse_rfc3339(&t)
@@ -64,7 +64,7 @@ pub fn count(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::with_capacity(s.len() + s.len() / 3);
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -274,6 +274,12 @@ mod tests {
         assert_eq!(parse_time("2023-11-14 22:13"), Some(t - 20_000_000_000));
         assert_eq!(parse_time("2023-11-14"), Some(t - 80_000_000_000_000));
         assert_eq!(parse_time("yesterday"), None);
+        assert_eq!(
+            parse_time("é"),
+            None,
+            "short and non-ASCII input is refused, not a panic"
+        );
+        assert_eq!(parse_time("2023-11-1é 22:13"), None);
         assert_eq!(parse_time(""), None);
     }
 

@@ -93,11 +93,13 @@ pub fn ui(ui: &mut egui::Ui, state: &mut State, case: &mut Case, cmds: &mut Vec<
     }
     ui.horizontal(|ui| {
         ui.label("Filter");
-        let r = ui.add(
-            egui::TextEdit::singleline(&mut state.filter)
-                .hint_text("method, host or path  (Ctrl+F)")
-                .desired_width(260.0),
-        );
+        let r = ui
+            .add(
+                egui::TextEdit::singleline(&mut state.filter)
+                    .hint_text("method, host or path  (Ctrl+F)")
+                    .desired_width(260.0),
+            )
+            .accessible_name("Filter");
         if std::mem::take(&mut state.focus_filter) {
             r.request_focus();
         }
@@ -224,7 +226,7 @@ fn keyboard_moves(ui: &egui::Ui, state: &mut State, rows: &[&EndpointView]) {
 
 fn sort_header(ui: &mut egui::Ui, label: &str, by: SortBy, state: &mut State) {
     let arrow = if state.sort == by {
-        if state.ascending { " ▲" } else { " ▼" }
+        if state.ascending { " ^" } else { " v" }
     } else {
         ""
     };
@@ -268,12 +270,7 @@ fn detail(ui: &mut egui::Ui, e: &EndpointView, inv: &Inventory, cmds: &mut Vec<C
         }
     });
     if ui.button("Show transactions").clicked() {
-        cmds.push(Command::ShowTraffic(TxFilter {
-            host: Some(e.endpoint.host.clone()),
-            method: Some(e.endpoint.method.clone()),
-            template: Some(e.endpoint.template.clone()),
-            ..TxFilter::default()
-        }));
+        cmds.push(Command::ShowTraffic(Box::new(endpoint_filter(e, inv))));
     }
     ui.separator();
 
@@ -384,6 +381,26 @@ fn detail(ui: &mut egui::Ui, e: &EndpointView, inv: &Inventory, cmds: &mut Vec<C
     );
     if !p.merged_from.is_empty() {
         ui.label(RichText::new(format!("merged from {}", p.merged_from.join(", "))).weak());
+    }
+}
+
+/// The transactions of endpoint `e`: its host, method and template, minus the paths of
+/// more specific sibling endpoints (`/users/me` is not `/users/{id}`).
+pub fn endpoint_filter(e: &EndpointView, inv: &Inventory) -> TxFilter {
+    let ep = &e.endpoint;
+    TxFilter {
+        host: Some(ep.host.clone()),
+        method: Some(ep.method.clone()),
+        template: Some(ep.template.clone()),
+        not_templates: inv
+            .endpoints
+            .iter()
+            .map(|o| &o.endpoint)
+            .filter(|o| o.host == ep.host && o.method == ep.method)
+            .filter(|o| tapline_store::query::template_covers(&ep.template, &o.template))
+            .map(|o| o.template.clone())
+            .collect(),
+        ..TxFilter::default()
     }
 }
 

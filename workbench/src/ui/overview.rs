@@ -233,10 +233,12 @@ fn status_mix(ui: &mut egui::Ui, classes: &[u64; 6], cmds: &mut Vec<Command>) {
             if range.is_none() {
                 ui.label(text);
             } else if ui.link(text).clicked() {
-                cmds.push(Command::ShowTraffic(tapline_store::query::TxFilter {
-                    status: range,
-                    ..Default::default()
-                }));
+                cmds.push(Command::ShowTraffic(Box::new(
+                    tapline_store::query::TxFilter {
+                        status: range,
+                        ..Default::default()
+                    },
+                )));
             }
             let frac = n as f32 / total.max(1) as f32;
             ui.add(

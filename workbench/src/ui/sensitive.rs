@@ -9,7 +9,6 @@ use super::format;
 use super::overview::loading;
 use eframe::egui::{self, RichText};
 use egui_extras::{Column, TableBuilder};
-use tapline_store::query::TxFilter;
 
 /// The view's state.
 #[derive(Debug, Default)]
@@ -67,12 +66,7 @@ pub fn ui(
             .get(&class)
             .map(|locs| locs.values().map(|d| d.first_tx).collect())
             .unwrap_or_default();
-        let filter = TxFilter {
-            host: Some(e.endpoint.host.clone()),
-            method: Some(e.endpoint.method.clone()),
-            template: Some(e.endpoint.template.clone()),
-            ..TxFilter::default()
-        };
+        let filter = super::inventory::endpoint_filter(e, &inv);
         case.load_examples(ids, filter, class, None);
     }
     if ui.input(|i| i.key_pressed(egui::Key::Escape)) {

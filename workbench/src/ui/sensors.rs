@@ -130,10 +130,10 @@ pub fn ui(
                             .unwrap_or_else(|| "no heartbeat yet".into()),
                     );
                     if ui.small_button("traffic").clicked() {
-                        cmds.push(Command::ShowTraffic(TxFilter {
+                        cmds.push(Command::ShowTraffic(Box::new(TxFilter {
                             sensor: Some(s.name.clone()),
                             ..TxFilter::default()
-                        }));
+                        })));
                     }
                     if s.revoked_at.is_none() && ui.small_button("revoke").clicked() {
                         cmds.push(Command::RevokeSensor(s.name.clone()));

@@ -83,6 +83,7 @@ impl State {
         };
         self.hidden = TxFilter {
             template: f.template.clone(),
+            not_templates: f.not_templates.clone(),
             ids: f.ids.clone(),
             source_id: f.source_id,
             sensor: f.sensor.clone(),
@@ -172,11 +173,13 @@ fn filter_bar(ui: &mut egui::Ui, state: &mut State, case: &mut Case) {
         let mut field =
             |ui: &mut egui::Ui, label: &str, value: &mut String, hint: &str, width: f32| {
                 ui.label(label);
-                let r = ui.add(
-                    egui::TextEdit::singleline(value)
-                        .hint_text(hint)
-                        .desired_width(width),
-                );
+                let r = ui
+                    .add(
+                        egui::TextEdit::singleline(value)
+                            .hint_text(hint)
+                            .desired_width(width),
+                    )
+                    .accessible_name(label);
                 if r.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter)) {
                     apply = true;
                 }
@@ -259,7 +262,7 @@ fn window_bar(ui: &mut egui::Ui, state: &mut State, total: u64) {
     ui.horizontal(|ui| {
         let end = (state.window_start + WINDOW_ROWS).min(total);
         if ui
-            .add_enabled(state.window_start > 0, egui::Button::new("◀ previous"))
+            .add_enabled(state.window_start > 0, egui::Button::new("< previous"))
             .clicked()
         {
             state.window_start = state.window_start.saturating_sub(WINDOW_ROWS);
@@ -271,19 +274,22 @@ fn window_bar(ui: &mut egui::Ui, state: &mut State, total: u64) {
             format::count(total)
         ));
         if ui
-            .add_enabled(end < total, egui::Button::new("next ▶"))
+            .add_enabled(end < total, egui::Button::new("next >"))
             .clicked()
         {
             state.window_start += WINDOW_ROWS;
         }
         ui.label("go to row");
-        let r = ui.add(egui::TextEdit::singleline(&mut state.jump_to).desired_width(90.0));
-        if r.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter)) {
-            if let Ok(n) = state.jump_to.replace(',', "").trim().parse::<u64>() {
-                let row = n.clamp(1, total) - 1;
-                state.window_start = row / WINDOW_ROWS * WINDOW_ROWS;
-                state.scroll_to = Some((row - state.window_start) as usize);
-            }
+        let r = ui
+            .add(egui::TextEdit::singleline(&mut state.jump_to).desired_width(90.0))
+            .accessible_name("go to row");
+        if r.lost_focus()
+            && ui.input(|i| i.key_pressed(egui::Key::Enter))
+            && let Ok(n) = state.jump_to.replace(',', "").trim().parse::<u64>()
+        {
+            let row = n.clamp(1, total) - 1;
+            state.window_start = row / WINDOW_ROWS * WINDOW_ROWS;
+            state.scroll_to = Some((row - state.window_start) as usize);
         }
     });
 }
@@ -320,8 +326,8 @@ fn keyboard_moves(ui: &egui::Ui, state: &mut State, case: &mut Case, window: u64
 
 fn sort_header(ui: &mut egui::Ui, label: &str, key: SortKey, case: &mut Case) {
     let arrow = match (case.tx.sort == key, case.tx.descending) {
-        (true, true) => " ▼",
-        (true, false) => " ▲",
+        (true, true) => " v",
+        (true, false) => " ^",
         _ => "",
     };
     if ui
@@ -345,7 +351,8 @@ fn table(ui: &mut egui::Ui, state: &mut State, case: &mut Case, window: u64) {
     let dark = ui.visuals().dark_mode;
     let selected = case.transaction.value.as_ref().map(|(id, _)| *id);
     let mut clicked = None;
-    let mut visible = u64::MAX..0;
+    // The rows drawn this frame: (lowest, one past the highest).
+    let mut visible = (u64::MAX, 0);
     let mut t = TableBuilder::new(ui)
         .id_salt("traffic-table")
         .striped(true)
@@ -377,8 +384,8 @@ fn table(ui: &mut egui::Ui, state: &mut State, case: &mut Case, window: u64) {
     .body(|body| {
         body.rows(ROW_HEIGHT, window as usize, |mut row| {
             let r = state.window_start + row.index() as u64;
-            visible.start = visible.start.min(r);
-            visible.end = visible.end.max(r + 1);
+            visible.0 = visible.0.min(r);
+            visible.1 = visible.1.max(r + 1);
             let Some(tx) = case.traffic_row(r).cloned() else {
                 row.col(|ui| {
                     ui.label(RichText::new("…").weak());
@@ -424,8 +431,8 @@ fn table(ui: &mut egui::Ui, state: &mut State, case: &mut Case, window: u64) {
             }
         });
     });
-    if visible.start < visible.end {
-        case.trim_pages(visible);
+    if visible.0 < visible.1 {
+        case.trim_pages(visible.0..visible.1);
     }
     if let Some(id) = clicked {
         case.select_transaction(id);
@@ -460,7 +467,7 @@ fn detail(ui: &mut egui::Ui, state: &mut State, case: &mut Case, cmds: &mut Vec<
         );
         if let Some(s) = tx.status {
             ui.label(
-                RichText::new(format!("→ {s} {}", tx.reason.as_deref().unwrap_or("")))
+                RichText::new(format!("{s} {}", tx.reason.as_deref().unwrap_or("")))
                     .color(format::status_color(Some(s), dark))
                     .strong(),
             );
@@ -478,7 +485,7 @@ fn detail(ui: &mut egui::Ui, state: &mut State, case: &mut Case, cmds: &mut Vec<
     });
     ui.label(
         RichText::new(format!(
-            "{}  {} → {}{}",
+            "{}  {} to {}{}",
             format::time(tx.request_ts_nanos),
             tx.client
                 .map(|c| c.to_string())

@@ -28,6 +28,9 @@ pub struct TxFilter {
     pub source_id: Option<i64>,
     /// Path matching an inventory template (`/users/{id}`: each `{…}` one non-empty segment).
     pub template: Option<String>,
+    /// Paths matching none of these templates (the literal siblings of `template`:
+    /// `/users/me` beside `/users/{id}`).
+    pub not_templates: Vec<String>,
     /// Only these transactions (a finding's evidence).
     pub ids: Option<Vec<i64>>,
     /// Only records from the sensor of this name.
@@ -50,6 +53,19 @@ pub fn template_regex(template: &str) -> String {
     re.push_str(&regex_escape(rest));
     re.push('$');
     re
+}
+
+/// True when every path `specific` matches, `general` matches too, and they differ: same
+/// number of segments, and each of `general`'s is a `{parameter}` or equal to `specific`'s.
+/// (`/users/{id}` covers `/users/me`.)
+pub fn template_covers(general: &str, specific: &str) -> bool {
+    let g: Vec<&str> = general.split('/').collect();
+    let s: Vec<&str> = specific.split('/').collect();
+    general != specific
+        && g.len() == s.len()
+        && g.iter()
+            .zip(&s)
+            .all(|(g, s)| g == s || (g.starts_with('{') && g.ends_with('}')))
 }
 
 fn regex_escape(s: &str) -> String {
@@ -200,6 +216,10 @@ fn where_clause(f: &TxFilter) -> (String, Vec<Box<dyn ToSql>>) {
     }
     if let Some(t) = &f.template {
         conds.push("regexp_full_match(path, ?)");
+        params.push(Box::new(template_regex(t)));
+    }
+    for t in &f.not_templates {
+        conds.push("NOT regexp_full_match(path, ?)");
         params.push(Box::new(template_regex(t)));
     }
     let ids_cond;
@@ -384,6 +404,15 @@ mod tests {
     }
 
     #[test]
+    fn templates_cover_their_literal_siblings() {
+        assert!(template_covers("/users/{id}", "/users/me"));
+        assert!(template_covers("/a/{x}/{y}", "/a/{x}/b"));
+        assert!(!template_covers("/users/{id}", "/users/{id}"));
+        assert!(!template_covers("/users/me", "/users/{id}"));
+        assert!(!template_covers("/users/{id}", "/users/1/orders"));
+    }
+
+    #[test]
     fn filters_by_template_and_by_ids() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let mut store =
@@ -417,6 +446,11 @@ mod tests {
             ..TxFilter::default()
         };
         assert_eq!(paths(&by_template), ["/users/1", "/users/22"]);
+        let without_sibling = TxFilter {
+            not_templates: vec!["/users/22".into()],
+            ..by_template.clone()
+        };
+        assert_eq!(paths(&without_sibling), ["/users/1"]);
         let by_ids = TxFilter {
             ids: Some(vec![2, 5]),
             ..TxFilter::default()
