@@ -2,7 +2,8 @@
 # Tapline developer setup: system packages, the prebuilt DuckDB library, then an optional job.
 #
 #   installers/setup.sh          set up only
-#   installers/setup.sh run      set up, build, and run the main job on a sample capture
+#   installers/setup.sh run      set up, build, and open the workbench on the sample captures
+#                                (without a display: under Xvfb, saving a screenshot)
 #   installers/setup.sh test     set up and run the whole test suite
 #
 # Idempotent: each step checks first and says what it does. Safe to re-run; fast when done.
@@ -86,10 +87,19 @@ case "${1:-}" in
   "") say "done" ;;
   run)
     shift
-    capture="${1:-$repo/sample-captures/shop-api.pcap}"
-    say "building tapline and decoding $capture"
+    captures=("$@")
+    [ ${#captures[@]} -gt 0 ] || captures=("$repo/sample-captures/shop-api.pcap" "$repo/sample-captures/abuse-api.pcap")
+    say "building tapline"
     cargo build --quiet -p tapline-workbench --bin tapline ${cargo_features[@]+"${cargo_features[@]}"}
-    cargo run --quiet -p tapline-workbench --bin tapline ${cargo_features[@]+"${cargo_features[@]}"} -- decode "$capture" --format table
+    if [ -n "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ]; then
+      say "opening the workbench on ${captures[*]}"
+      cargo run --quiet -p tapline-workbench --bin tapline ${cargo_features[@]+"${cargo_features[@]}"} -- open "${captures[@]}"
+    else
+      # No desktop here: run the app on a virtual screen and save what it shows.
+      shot="$repo/target-screenshot.png"
+      say "no display: running the workbench under Xvfb on ${captures[*]}; screenshot to $shot"
+      TAPLINE_CARGO_FEATURES="${cargo_features[*]:-}" "$repo/tests/gui/screenshot.sh" "$shot" "${captures[@]}"
+    fi
     ;;
   test)
     shift
