@@ -82,6 +82,13 @@ impl App {
         assert!(self.has(text), "nothing on screen says {text:?}");
     }
 
+    #[track_caller]
+    fn expect_all(&self, texts: &[&str]) {
+        for t in texts {
+            self.expect(t);
+        }
+    }
+
     /// Clicks the first widget whose label contains `text`, and lets the app settle.
     #[track_caller]
     fn click(&mut self, text: &str) {
@@ -159,7 +166,7 @@ fn the_overview_shows_the_case_at_a_glance() {
         "2xx and 4xx only"
     );
     app.expect("imported 83 transactions from 537 packets");
-    for text in [
+    app.expect_all(&[
         "Traffic over time",
         "Status mix",
         "Busiest endpoints",
@@ -168,9 +175,7 @@ fn the_overview_shows_the_case_at_a_glance() {
         "Brute force: 24 failed logins for alice",
         "Sensitive data",
         "us_ssn",
-    ] {
-        app.expect(text);
-    }
+    ]);
 }
 
 #[test]
@@ -193,7 +198,7 @@ fn endpoints_are_one_click_away_and_their_detail_two() {
     app.click_exact("127.0.0.1:18088/api/v1/users/{userId}");
     assert!(app.clicks <= 3);
     // The endpoint's detail: its parameter, schema, auth, data classes and findings.
-    for text in [
+    app.expect_all(&[
         "GET 127.0.0.1:18088/api/v1/users/{userId}",
         "23 transactions",
         "userId",
@@ -201,9 +206,7 @@ fn endpoints_are_one_click_away_and_their_detail_two() {
         "bearer_jwt",
         "response.body.ssn",
         "Broken object-level authorisation",
-    ] {
-        app.expect(text);
-    }
+    ]);
 
     // The filter box narrows the table.
     app.type_into("Filter", "login");
@@ -216,16 +219,14 @@ fn sensitive_data_is_reached_in_three_clicks_and_masked_until_revealed() {
     let mut app = App::open(&["shop-api.pcap"]);
     app.nav(View::Sensitive);
     assert_eq!(app.view(), View::Sensitive);
-    for class in [
+    app.expect_all(&[
         "us_ssn",
         "credit_card",
         "email",
         "phone_number",
         "password",
         "jwt",
-    ] {
-        app.expect(class);
-    }
+    ]);
     // From the overview's class list straight to the class: the endpoints carrying it.
     let mut app = App::open(&["shop-api.pcap"]);
     app.click_exact("us_ssn");
@@ -250,7 +251,7 @@ fn attacks_are_grouped_by_actor_with_their_evidence_in_two_clicks() {
     app.nav(View::Attacks);
     assert_eq!(app.view(), View::Attacks);
     // Every attack the README lists, under its actor.
-    for text in [
+    app.expect_all(&[
         "127.0.0.99",
         "credential_stuffing",
         "127.0.0.88",
@@ -268,9 +269,7 @@ fn attacks_are_grouped_by_actor_with_their_evidence_in_two_clicks() {
         "sqli",
         "xss",
         "path_traversal",
-    ] {
-        app.expect(text);
-    }
+    ]);
     app.click("bola · 19");
     assert_eq!(app.clicks, 2);
     app.expect("Broken object-level authorisation: user 11 (127.0.0.66)");

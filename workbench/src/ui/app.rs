@@ -263,6 +263,8 @@ pub struct Workbench {
     last_live_refresh: Instant,
     screenshot_requested: bool,
     idle_frames: u32,
+    /// The theme the style was last built for.
+    applied_theme: ThemeChoice,
     egui_ctx: egui::Context,
 }
 
@@ -286,9 +288,11 @@ impl Workbench {
             last_live_refresh: Instant::now(),
             screenshot_requested: false,
             idle_frames: 0,
+            applied_theme: ThemeChoice::System,
             egui_ctx: cc.egui_ctx.clone(),
         };
         apply_style(&cc.egui_ctx, app.settings.theme);
+        app.applied_theme = app.settings.theme;
         if !launch.open.is_empty() {
             app.commands.push(Command::Open(launch.open.clone()));
         } else if launch.restore
@@ -335,25 +339,19 @@ impl Workbench {
 
     /// Drains the workers' channels: query answers, import progress, hub events.
     fn absorb(&mut self) {
+        let mut done = Vec::new();
         if let Some(case) = &mut self.case {
             case.absorb_replies();
-            for done in std::mem::take(&mut case.done) {
-                match done {
-                    Ok(msg) => self.notices.push(Notice {
-                        at: Instant::now(),
-                        error: false,
-                        text: msg,
-                    }),
-                    Err(e) => self.notices.push(Notice {
-                        at: Instant::now(),
-                        error: true,
-                        text: e,
-                    }),
-                }
+            done = std::mem::take(&mut case.done);
+            if !done.is_empty() {
                 // Actions change sensors or files; show the result.
-                if let Some(case) = &mut self.case {
-                    case.refresh_live();
-                }
+                case.refresh();
+            }
+        }
+        for d in done {
+            match d {
+                Ok(msg) => self.notify(false, msg),
+                Err(e) => self.notify(true, e),
             }
         }
         self.absorb_import();
@@ -477,7 +475,7 @@ impl Workbench {
             h.new_data = false;
             self.last_live_refresh = Instant::now();
             if let Some(case) = &mut self.case {
-                case.refresh_live();
+                case.refresh();
             }
         }
         if h.new_data {
@@ -1177,10 +1175,10 @@ impl eframe::App for Workbench {
             self.status_bar(ui);
         });
         egui::CentralPanel::default().show(ui, |ui| self.central(ui));
-        let theme = self.settings.theme;
         self.handle_commands(&ctx);
-        if theme != self.settings.theme || ctx.theme() != theme_of(&ctx, self.settings.theme) {
+        if self.applied_theme != self.settings.theme {
             apply_style(&ctx, self.settings.theme);
+            self.applied_theme = self.settings.theme;
         }
         self.maybe_screenshot(&ctx);
         let took = started.elapsed();
@@ -1203,14 +1201,5 @@ impl eframe::App for Workbench {
                 .store(true, std::sync::atomic::Ordering::Relaxed);
             let _ = job.handle.thread.join();
         }
-    }
-}
-
-/// The theme `choice` means now.
-fn theme_of(ctx: &egui::Context, choice: ThemeChoice) -> egui::Theme {
-    match choice {
-        ThemeChoice::Light => egui::Theme::Light,
-        ThemeChoice::Dark => egui::Theme::Dark,
-        ThemeChoice::System => ctx.theme(),
     }
 }

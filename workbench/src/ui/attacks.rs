@@ -80,7 +80,6 @@ pub fn ui(ui: &mut egui::Ui, state: &mut State, case: &mut Case, cmds: &mut Vec<
         loading(ui, case.inventory.error.as_deref());
         return;
     };
-    state.load(case);
     if ui.input(|i| i.key_pressed(egui::Key::Escape)) {
         state.selected = None;
     }

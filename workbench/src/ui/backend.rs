@@ -18,10 +18,8 @@ use tapline_store::sensors::SensorRow;
 /// Which answer a request fills; a newer request for the same slot supersedes an older one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Slot {
-    /// The overview's figures.
+    /// The overview's figures, with the inventory they summarise.
     Overview,
-    /// Endpoints and findings.
-    Inventory,
     /// Enrolled sensors.
     Sensors,
     /// The traffic table's row count.
@@ -41,10 +39,8 @@ pub enum Slot {
 /// What to fetch or do.
 #[derive(Clone, Debug)]
 pub enum Query {
-    /// [`Overview`].
+    /// [`Overview`] and the [`Inventory`] it is drawn from (read once for both).
     Overview,
-    /// [`Inventory`].
-    Inventory,
     /// Every enrolled sensor.
     Sensors,
     /// How many transactions match.
@@ -182,9 +178,7 @@ pub struct Example {
 #[derive(Clone, Debug)]
 pub enum Answer {
     /// For [`Query::Overview`].
-    Overview(Arc<Overview>),
-    /// For [`Query::Inventory`].
-    Inventory(Arc<Inventory>),
+    Overview(Arc<Overview>, Arc<Inventory>),
     /// For [`Query::Sensors`].
     Sensors(Arc<Vec<SensorRow>>),
     /// For [`Query::TxCount`].
@@ -294,18 +288,14 @@ fn worker(
             }
             queued.insert(r.slot, r);
         }
-        let newest_page = order.iter().rev().find(|s| matches!(s, Slot::TxPage(_)));
-        let keep_pages: Vec<Slot> = match newest_page {
-            // The last few page requests are what is on screen now.
-            Some(_) => order
-                .iter()
-                .filter(|s| matches!(s, Slot::TxPage(_)))
-                .rev()
-                .take(4)
-                .copied()
-                .collect(),
-            None => Vec::new(),
-        };
+        // The last few page requests are what is on screen now.
+        let keep_pages: Vec<Slot> = order
+            .iter()
+            .rev()
+            .filter(|s| matches!(s, Slot::TxPage(_)))
+            .take(4)
+            .copied()
+            .collect();
         for slot in order {
             if matches!(slot, Slot::TxPage(_)) && !keep_pages.contains(&slot) {
                 // Scrolled past: tell the UI so it can ask again if it comes back.
@@ -348,8 +338,11 @@ fn run(
 ) -> Result<Answer, String> {
     let e = |e: tapline_store::StoreError| e.to_string();
     Ok(match query {
-        Query::Overview => Answer::Overview(Arc::new(overview(store).map_err(e)?)),
-        Query::Inventory => Answer::Inventory(Arc::new(inventory(store).map_err(e)?)),
+        Query::Overview => {
+            let inv = inventory(store).map_err(e)?;
+            let o = overview(store, &inv).map_err(e)?;
+            Answer::Overview(Arc::new(o), Arc::new(inv))
+        }
         Query::Sensors => Answer::Sensors(Arc::new(store.sensors().map_err(e)?)),
         Query::TxCount(f) => Answer::TxCount(store.count_transactions(&f).map_err(e)?),
         Query::TxPage(f, page) => Answer::TxPage(store.query_transactions(&f, &page).map_err(e)?),
@@ -474,7 +467,7 @@ fn inventory(store: &CaseStore) -> Result<Inventory, tapline_store::StoreError> 
     })
 }
 
-fn overview(store: &CaseStore) -> Result<Overview, tapline_store::StoreError> {
+fn overview(store: &CaseStore, inv: &Inventory) -> Result<Overview, tapline_store::StoreError> {
     let all = TxFilter::default();
     let mut o = Overview {
         transactions: store.count_transactions(&all)?,
@@ -492,7 +485,6 @@ fn overview(store: &CaseStore) -> Result<Overview, tapline_store::StoreError> {
         };
         o.status_classes[class] += n;
     }
-    let inv = inventory(store)?;
     o.endpoints = inv.endpoints.len();
     o.top_endpoints = inv
         .endpoints

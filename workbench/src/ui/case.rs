@@ -136,18 +136,13 @@ impl Case {
         Ok(self.store.try_clone()?)
     }
 
-    /// Asks again for everything shown (after an import or new sensor data). Values stay on
-    /// screen until their replacements arrive.
+    /// Asks again for everything shown (after an import, new sensor data or an action).
+    /// Values stay on screen until their replacements arrive.
     pub fn refresh(&mut self) {
-        self.overview.pending = Some(self.backend.request(Slot::Overview, Query::Overview));
-        self.inventory.pending = Some(self.backend.request(Slot::Inventory, Query::Inventory));
-        self.sensors.pending = Some(self.backend.request(Slot::Sensors, Query::Sensors));
-        self.reload_traffic();
-    }
-
-    /// Refreshes what sensor data changes (counts, pages, sensors), not the inventory.
-    pub fn refresh_live(&mut self) {
-        self.overview.pending = Some(self.backend.request(Slot::Overview, Query::Overview));
+        // One answer fills both: the overview is drawn from the inventory.
+        let serial = self.backend.request(Slot::Overview, Query::Overview);
+        self.overview.pending = Some(serial);
+        self.inventory.pending = Some(serial);
         self.sensors.pending = Some(self.backend.request(Slot::Sensors, Query::Sensors));
         self.reload_traffic();
     }
@@ -280,10 +275,14 @@ impl Case {
         }
         let s = r.serial;
         match (r.slot, r.answer) {
-            (Slot::Overview, Ok(Answer::Overview(o))) => fill(&mut self.overview, s, Ok(o)),
-            (Slot::Overview, Err(e)) => fill(&mut self.overview, s, Err(e)),
-            (Slot::Inventory, Ok(Answer::Inventory(i))) => fill(&mut self.inventory, s, Ok(i)),
-            (Slot::Inventory, Err(e)) => fill(&mut self.inventory, s, Err(e)),
+            (Slot::Overview, Ok(Answer::Overview(o, i))) => {
+                fill(&mut self.overview, s, Ok(o));
+                fill(&mut self.inventory, s, Ok(i));
+            }
+            (Slot::Overview, Err(e)) => {
+                fill(&mut self.overview, s, Err(e.clone()));
+                fill(&mut self.inventory, s, Err(e));
+            }
             (Slot::Sensors, Ok(Answer::Sensors(v))) => fill(&mut self.sensors, s, Ok(v)),
             (Slot::Sensors, Err(e)) => fill(&mut self.sensors, s, Err(e)),
             (Slot::TxCount, Ok(Answer::TxCount(n))) => fill(&mut self.tx.count, s, Ok(n)),
@@ -335,8 +334,7 @@ impl Case {
 
 fn answer_name(a: &Answer) -> &'static str {
     match a {
-        Answer::Overview(_) => "overview",
-        Answer::Inventory(_) => "inventory",
+        Answer::Overview(..) => "overview",
         Answer::Sensors(_) => "sensors",
         Answer::TxCount(_) => "count",
         Answer::TxPage(_) => "page",
