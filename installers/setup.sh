@@ -90,10 +90,10 @@ case "${1:-}" in
     captures=("$@")
     [ ${#captures[@]} -gt 0 ] || captures=("$repo/sample-captures/shop-api.pcap" "$repo/sample-captures/abuse-api.pcap")
     say "building tapline"
-    cargo build --quiet -p tapline-workbench --bin tapline ${cargo_features[@]+"${cargo_features[@]}"}
+    cargo build --quiet -p tapline --bin tapline ${cargo_features[@]+"${cargo_features[@]}"}
     if [ -n "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ]; then
       say "opening the workbench on ${captures[*]}"
-      cargo run --quiet -p tapline-workbench --bin tapline ${cargo_features[@]+"${cargo_features[@]}"} -- open "${captures[@]}"
+      cargo run --quiet -p tapline --bin tapline ${cargo_features[@]+"${cargo_features[@]}"} -- open "${captures[@]}"
     else
       # No desktop here: run the app on a virtual screen and save what it shows.
       shot="$repo/target-screenshot.png"

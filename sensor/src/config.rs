@@ -47,7 +47,7 @@
 use anyhow::{Context, Result};
 use serde::Deserialize;
 use std::path::Path;
-use tapline_core::sensitive::Policy;
+use tapline_detect::sensitive::Policy;
 
 /// Everything `--config` can say.
 #[derive(Debug, Default, Deserialize)]
@@ -63,10 +63,10 @@ pub struct SensorConfig {
     pub redact: Policy,
     /// Which headers leave the sensor (`allow`, `deny`: case-insensitive `*` globs).
     #[serde(default)]
-    pub headers: tapline_core::edge::HeaderPolicy,
+    pub headers: tapline_detect::edge::HeaderPolicy,
     /// How much of each body leaves the sensor (`max_bytes`).
     #[serde(default)]
-    pub bodies: tapline_core::edge::BodyPolicy,
+    pub bodies: tapline_detect::edge::BodyPolicy,
     /// How records are grouped into batches.
     #[serde(default)]
     pub batch: BatchConfig,
@@ -117,9 +117,9 @@ impl Default for SpoolConfig {
 }
 
 impl SensorConfig {
-    /// The header and body policy, as `tapline_core` applies it.
-    pub fn edge(&self) -> tapline_core::edge::EdgePolicy {
-        tapline_core::edge::EdgePolicy {
+    /// The header and body policy, as `tapline_detect::edge` applies it.
+    pub fn edge(&self) -> tapline_detect::edge::EdgePolicy {
+        tapline_detect::edge::EdgePolicy {
             headers: self.headers.clone(),
             bodies: self.bodies.clone(),
         }

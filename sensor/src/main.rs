@@ -18,8 +18,8 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 use counters::Counters;
 use std::sync::Arc;
-use tapline_core::EngineConfig;
-use tapline_core::sensitive::Redactor;
+use tapline_decode::EngineConfig;
+use tapline_detect::sensitive::Redactor;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

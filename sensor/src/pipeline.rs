@@ -16,11 +16,12 @@ use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-use tapline_core::capture::LinkType;
-use tapline_core::edge::EdgePolicy;
-use tapline_core::engine::{FrameShard, frame_shard};
-use tapline_core::sensitive::{Redactor, Scanner};
-use tapline_core::{Engine, EngineConfig, EngineStats, Transaction};
+use tapline_decode::capture::LinkType;
+use tapline_decode::engine::{FrameShard, frame_shard};
+use tapline_decode::{Engine, EngineConfig, EngineStats};
+use tapline_detect::edge::EdgePolicy;
+use tapline_detect::sensitive::{Redactor, Scanner};
+use tapline_record::Transaction;
 
 /// Frames per chunk handed to a worker (amortises the channel).
 const CHUNK_FRAMES: usize = 512;

@@ -6,7 +6,7 @@ use anyhow::Result;
 use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tapline_core::Transaction;
+use tapline_record::Transaction;
 
 /// Batches records into the spool and prints them.
 pub struct RecordSink {

@@ -6,7 +6,7 @@ use crate::counters::Counters;
 use anyhow::{Context, Result};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
-use tapline_core::capture::LinkType;
+use tapline_decode::capture::LinkType;
 
 /// Longest a live capture sleeps without looking at the stop flag and the clock.
 pub const IDLE_WAKE: Duration = Duration::from_millis(100);

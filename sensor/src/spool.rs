@@ -19,8 +19,8 @@ use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use tapline_core::Transaction;
-use tapline_core::wire::Batch;
+use tapline_record::Transaction;
+use tapline_record::wire::Batch;
 
 /// A segment is closed and a new one started past this size.
 const SEGMENT_BYTES: u64 = 8 << 20;

@@ -17,9 +17,9 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tapline_core::wire::{HubMessage, SensorMessage, SensorStats};
 use tapline_link::SensorCredentials;
 use tapline_link::stream::{MessageReader, send};
+use tapline_record::wire::{HubMessage, SensorMessage, SensorStats};
 use tokio::sync::mpsc;
 
 /// `[uplink]` in the sensor configuration.

@@ -54,7 +54,7 @@ fn a_bpf_filter_limits_what_is_decoded() {
 }
 
 /// Every value text of a record, bodies decoded: what would leave the sensor.
-fn texts(tx: &tapline_core::Transaction) -> String {
+fn texts(tx: &tapline_record::Transaction) -> String {
     let mut all = tx.uri.clone();
     for (n, v) in tx.request_headers.iter().chain(tx.response_headers.iter()) {
         all.push_str(&format!("\n{n}: {v}"));
@@ -64,7 +64,7 @@ fn texts(tx: &tapline_core::Transaction) -> String {
     all
 }
 
-fn replay(config: Option<&std::path::Path>) -> Vec<tapline_core::Transaction> {
+fn replay(config: Option<&std::path::Path>) -> Vec<tapline_record::Transaction> {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_tapline-sensor"));
     cmd.arg("--read").arg(sample()).arg("--stdout");
     if let Some(c) = config {
@@ -85,7 +85,7 @@ fn replay(config: Option<&std::path::Path>) -> Vec<tapline_core::Transaction> {
 
 #[test]
 fn redacted_values_never_leave_the_sensor() {
-    use tapline_core::classify::DataClass;
+    use tapline_detect::classify::DataClass;
     let policy_classes = [
         DataClass::CreditCard,
         DataClass::UsSsn,
@@ -95,7 +95,7 @@ fn redacted_values_never_leave_the_sensor() {
     // What the sample carries, found in an unredacted replay.
     let plain = replay(None);
     let mut values = std::collections::BTreeSet::new();
-    let mut scanner = tapline_core::sensitive::Scanner::default();
+    let mut scanner = tapline_detect::sensitive::Scanner::default();
     for tx in &plain {
         scanner.scan(tx, &mut |f| {
             if policy_classes.contains(&f.hit.class) {
@@ -227,7 +227,7 @@ fn header_lists_and_body_caps_apply_before_records_leave() {
     )
     .unwrap();
     let out = run_sensor(&["--stdout".as_ref(), "--config".as_ref(), config.as_os_str()]);
-    let records: Vec<tapline_core::Transaction> = String::from_utf8(out.stdout)
+    let records: Vec<tapline_record::Transaction> = String::from_utf8(out.stdout)
         .unwrap()
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())

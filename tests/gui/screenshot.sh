@@ -14,7 +14,7 @@ captures=("$@")
 command -v xvfb-run >/dev/null || { echo "screenshot: xvfb-run missing (installers/setup.sh installs it)" >&2; exit 1; }
 bin="${TAPLINE_BIN:-}"
 if [ -z "$bin" ]; then
-  cargo build --quiet -p tapline-workbench --bin tapline ${TAPLINE_CARGO_FEATURES:-}
+  cargo build --quiet -p tapline --bin tapline ${TAPLINE_CARGO_FEATURES:-}
   bin="${CARGO_TARGET_DIR:-$repo/target}/debug/tapline"
 fi
 

@@ -7,7 +7,7 @@ use anyhow::Result;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use tapline_core::attack::{Family, detect};
+use tapline_detect::attack::{Family, detect};
 
 /// The corpus folder: `$TAPLINE_CORPUS/attacks`, else `shared/corpus/attacks` beside the
 /// repository or one of its parent folders.

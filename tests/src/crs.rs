@@ -14,9 +14,9 @@ use base64::Engine as _;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::Path;
-use tapline_core::attack::{Family, RequestScanner};
-use tapline_core::http::{HttpConfig, HttpConnection};
-use tapline_core::{Anomalies, Transaction};
+use tapline_decode::http::{HttpConfig, HttpConnection};
+use tapline_detect::attack::{Family, RequestScanner};
+use tapline_record::{Anomalies, Transaction};
 
 /// The Tapline families that answer a CRS family; empty when Tapline has no such family
 /// (only "flagged as any family" is then meaningful).

@@ -25,8 +25,34 @@ pub fn read_jsonl<T: serde::de::DeserializeOwned>(
 
 /// A folder of the third-party corpus: `$TAPLINE_CORPUS/<sub>`, else `shared/corpus/<sub>`
 /// beside the repository or one of its parent folders (the workplace layout), if it holds
-/// `marker`.
+/// `marker`. `None` lets a test skip on a fresh clone; with `TAPLINE_REQUIRE_CORPUS=1` (CI)
+/// a missing corpus is a failure instead, so an accuracy test can never pass by not running.
 pub fn corpus_dir(sub: &str, marker: &str) -> Option<PathBuf> {
+    let required = std::env::var_os("TAPLINE_REQUIRE_CORPUS").is_some_and(|v| v == "1");
+    match corpus_or_skip(find_corpus(sub, marker), required, sub, marker) {
+        Ok(found) => found,
+        Err(why) => panic!("{why}"),
+    }
+}
+
+/// What to do about a corpus folder: use it, skip (not required), or fail (required).
+pub fn corpus_or_skip(
+    found: Option<PathBuf>,
+    required: bool,
+    sub: &str,
+    marker: &str,
+) -> Result<Option<PathBuf>, String> {
+    match found {
+        Some(dir) => Ok(Some(dir)),
+        None if required => Err(format!(
+            "TAPLINE_REQUIRE_CORPUS=1 but the corpus folder {sub:?} (with {marker}) was not \
+             found: set TAPLINE_CORPUS to the corpus, or place it at ../shared/corpus"
+        )),
+        None => Ok(None),
+    }
+}
+
+fn find_corpus(sub: &str, marker: &str) -> Option<PathBuf> {
     if let Some(dir) = std::env::var_os("TAPLINE_CORPUS") {
         let dir = PathBuf::from(dir).join(sub);
         return dir.join(marker).exists().then_some(dir);
@@ -120,4 +146,24 @@ pub fn proc_status_kib(field: &str) -> u64 {
                 .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         })
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_corpus_fails_only_when_required() {
+        assert_eq!(corpus_or_skip(None, false, "pii", "x.jsonl"), Ok(None));
+        let err = corpus_or_skip(None, true, "pii", "x.jsonl").unwrap_err();
+        assert!(
+            err.contains("TAPLINE_REQUIRE_CORPUS") && err.contains("pii"),
+            "{err}"
+        );
+        let dir = PathBuf::from("/somewhere/pii");
+        assert_eq!(
+            corpus_or_skip(Some(dir.clone()), true, "pii", "x.jsonl"),
+            Ok(Some(dir))
+        );
+    }
 }

@@ -21,7 +21,7 @@ use anyhow::{Context, Result};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use tapline_core::classify::{DataClass, Hit, classify};
+use tapline_detect::classify::{DataClass, Hit, classify};
 
 /// The corpus folder: `$TAPLINE_CORPUS/pii`, else `shared/corpus/pii` beside the repository or
 /// beside one of its parent folders (`../shared`, the workplace layout), if present.
@@ -366,7 +366,7 @@ fn trufflehog(dir: &Path, r: &mut Report) -> Result<()> {
         let Some(class) = trufflehog_class(&c.detector) else {
             let any = hits
                 .iter()
-                .any(|h| h.class.kind() == tapline_core::classify::ClassKind::Secret);
+                .any(|h| h.class.kind() == tapline_detect::classify::ClassKind::Secret);
             let cov = &mut r.unmapped_secret_coverage;
             if positive {
                 cov.1 += 1;

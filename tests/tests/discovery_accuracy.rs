@@ -9,9 +9,9 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
+use tapline_ingest::import::{ImportOptions, ImportOutcome, import_file};
 use tapline_store::CaseStore;
 use tapline_tests::sample_captures;
-use tapline_workbench::import::{ImportOptions, ImportOutcome, import_file};
 
 /// `GET /users/{userId}` → `GET /users/{}`.
 fn shape(op: &str) -> String {

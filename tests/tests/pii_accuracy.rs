@@ -30,7 +30,10 @@ fn every_class_meets_the_bar() -> anyhow::Result<()> {
     }
     let cards = report
         .scores
-        .get(&(tapline_core::classify::DataClass::CreditCard, "test_cards"))
+        .get(&(
+            tapline_detect::classify::DataClass::CreditCard,
+            "test_cards",
+        ))
         .copied()
         .unwrap_or_default();
     if cards.fp > 0 {

@@ -1,7 +1,8 @@
 //! The sample captures decode to exactly what the recording client sent and received.
 
 use std::collections::BTreeMap;
-use tapline_core::{EngineConfig, Transaction, decode_capture};
+use tapline_decode::{EngineConfig, decode_capture};
+use tapline_record::Transaction;
 use tapline_tests::{expected, sample_captures};
 
 fn decode(name: &str) -> Vec<Transaction> {

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tapline_core::attack::{detect, normalize};
+use tapline_detect::attack::{detect, normalize};
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);

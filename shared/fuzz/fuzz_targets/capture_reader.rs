@@ -3,8 +3,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tapline_core::capture::CaptureReader;
-use tapline_core::{EngineConfig, decode_capture};
+use tapline_decode::capture::CaptureReader;
+use tapline_decode::{EngineConfig, decode_capture};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(reader) = CaptureReader::new(data) {

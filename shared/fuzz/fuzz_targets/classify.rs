@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tapline_core::classify::classify;
+use tapline_detect::classify::classify;
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);

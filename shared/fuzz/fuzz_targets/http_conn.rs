@@ -3,8 +3,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tapline_core::Anomalies;
-use tapline_core::http::{HttpConfig, HttpConnection};
+use tapline_record::Anomalies;
+use tapline_decode::http::{HttpConfig, HttpConnection};
 
 fuzz_target!(|data: &[u8]| {
     let cfg = HttpConfig {

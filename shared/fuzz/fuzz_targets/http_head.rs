@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tapline_core::http::head;
+use tapline_decode::http::head;
 
 fuzz_target!(|data: &[u8]| {
     if let Some((fast, len)) = head::parse_request_fast(data) {

@@ -2,8 +2,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tapline_core::capture::LinkType;
-use tapline_core::packet;
+use tapline_decode::capture::LinkType;
+use tapline_decode::packet;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&sel, frame)) = data.split_first() else {

@@ -5,10 +5,10 @@
 
 use libfuzzer_sys::fuzz_target;
 use std::net::{IpAddr, Ipv4Addr};
-use tapline_core::flow::{FlowLimits, FlowTable};
-use tapline_core::http::HttpConfig;
-use tapline_core::packet::TcpSegment;
-use tapline_core::reassembly::ReassemblyLimits;
+use tapline_decode::flow::{FlowLimits, FlowTable};
+use tapline_decode::http::HttpConfig;
+use tapline_decode::packet::TcpSegment;
+use tapline_decode::reassembly::ReassemblyLimits;
 
 fuzz_target!(|data: &[u8]| {
     let limits = FlowLimits {
@@ -20,7 +20,13 @@ fuzz_target!(|data: &[u8]| {
         },
         ..FlowLimits::default()
     };
-    let cfg = HttpConfig::default();
+    let cfg = HttpConfig {
+        max_body: 4096,
+        max_encoded_body: 8192,
+        max_decoded: 65536,
+        max_head: 2048,
+        max_pending: 4,
+    };
     let mut table = FlowTable::new(limits);
     let mut out = Vec::new();
     let mut rest = data;
@@ -51,6 +57,15 @@ fuzz_target!(|data: &[u8]| {
         ts += i64::from(hdr[1] >> 5) * 50_000_000_000;
         table.segment(ts, &seg, &cfg, &mut out);
         assert!(table.len() <= 4);
+        let ooo = table.ooo_buffered();
+        assert!(ooo.total <= 4096, "{ooo:?}");
+        assert!(ooo.max_direction <= 1024, "{ooo:?}");
+        // Heads, carried bytes and kept bodies per connection are capped by HttpConfig (the
+        // factor 2 allows for vectors' spare capacity).
+        let http = table.http_buffered();
+        let per_conn = 2 * 2 * (cfg.max_head + cfg.max_encoded_body)
+            + (cfg.max_pending + 1) * 2 * cfg.max_body;
+        assert!(http <= 4 * per_conn, "{http} bytes in HTTP buffers");
     }
     table.close_all(&cfg, &mut out);
 });

@@ -4,8 +4,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tapline_core::Transaction;
-use tapline_core::sensitive::{Action, Policy, Redactor, Rule, Scanner};
+use tapline_record::Transaction;
+use tapline_detect::sensitive::{Action, Policy, Redactor, Rule, Scanner};
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);

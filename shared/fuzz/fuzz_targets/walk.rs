@@ -3,8 +3,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tapline_core::Transaction;
-use tapline_core::fields::{Walk, Walker};
+use tapline_record::Transaction;
+use tapline_detect::fields::{Walk, Walker};
 
 fuzz_target!(|data: &[u8]| {
     let (ct, body) = match data.split_first() {

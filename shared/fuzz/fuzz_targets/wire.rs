@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tapline_core::wire::{FrameReader, HubMessage, SensorMessage};
+use tapline_record::wire::{FrameReader, HubMessage, SensorMessage};
 
 fuzz_target!(|data: &[u8]| {
     let mut sensor = FrameReader::default();

@@ -7,7 +7,7 @@
 //!   hub against the case's sensor list, by certificate fingerprint).
 //! - [`transport`]: quinn endpoints configured for TLS 1.3 only, bounded receive windows,
 //!   keep-alives below the idle timeout.
-//! - [`stream`]: `tapline_core::wire` messages as length-delimited frames on a QUIC stream.
+//! - [`stream`]: `tapline_record::wire` messages as length-delimited frames on a QUIC stream.
 //!
 //! Architecture invariant: no capture, no database, no UI here — only what both ends of the
 //! link must agree on.
@@ -75,7 +75,7 @@ pub enum LinkError {
     Read(#[from] quinn::ReadError),
     /// The peer sent something that is not a valid message.
     #[error("the peer sent a malformed message: {0}")]
-    Wire(#[from] tapline_core::wire::WireError),
+    Wire(#[from] tapline_record::wire::WireError),
     /// A socket could not be bound.
     #[error("cannot bind {addr}: {source}")]
     Bind {

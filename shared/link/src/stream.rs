@@ -1,11 +1,11 @@
 //! Wire messages on a QUIC stream: each a length-delimited postcard frame
-//! ([`tapline_core::wire::frame`]), read back with [`tapline_core::wire::FrameReader`] so any
+//! ([`tapline_record::wire::frame`]), read back with [`tapline_record::wire::FrameReader`] so any
 //! split of the byte stream works and every size is bounded before allocation.
 
 use crate::LinkError;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tapline_core::wire::{FrameReader, frame};
+use tapline_record::wire::{FrameReader, frame};
 
 /// Writes one message.
 pub async fn send<T: Serialize>(s: &mut quinn::SendStream, msg: &T) -> Result<(), LinkError> {
@@ -41,7 +41,7 @@ impl MessageReader {
                 Some(chunk) => self.frames.push(&chunk.bytes),
                 None if self.frames.is_empty() => return Ok(None),
                 None => {
-                    return Err(LinkError::Wire(tapline_core::wire::WireError::Truncated));
+                    return Err(LinkError::Wire(tapline_record::wire::WireError::Truncated));
                 }
             }
         }

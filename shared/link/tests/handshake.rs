@@ -3,10 +3,10 @@
 
 #![allow(clippy::unwrap_used)]
 
-use tapline_core::wire::{HubMessage, SensorMessage};
 use tapline_link::stream::{MessageReader, send};
 use tapline_link::transport::{self, peer_fingerprint};
 use tapline_link::{HubIdentity, LinkError};
+use tapline_record::wire::{HubMessage, SensorMessage};
 
 async fn hub_once(ep: quinn::Endpoint) -> Option<String> {
     let conn = ep.accept().await?.await.ok()?;
@@ -34,7 +34,7 @@ async fn talk(
     let mut rx = MessageReader::new(rx);
     let reply = rx.recv::<HubMessage>().await?;
     conn.close(0u32.into(), b"done");
-    reply.ok_or(LinkError::Wire(tapline_core::wire::WireError::Truncated))
+    reply.ok_or(LinkError::Wire(tapline_record::wire::WireError::Truncated))
 }
 
 #[tokio::test]

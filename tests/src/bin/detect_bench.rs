@@ -10,22 +10,22 @@
 
 use anyhow::{Context, Result};
 use std::time::Instant;
-use tapline_core::EngineConfig;
-use tapline_core::attack::RequestScanner;
-use tapline_core::classify::Confidence;
-use tapline_core::sensitive::Scanner;
-use tapline_workbench::analysis::behaviour::{Behaviour, Thresholds};
-use tapline_workbench::capture_file::decode_file;
+use tapline_analysis::behaviour::{Behaviour, Thresholds};
+use tapline_decode::EngineConfig;
+use tapline_detect::attack::RequestScanner;
+use tapline_detect::classify::Confidence;
+use tapline_detect::sensitive::Scanner;
+use tapline_ingest::capture_file::decode_file;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-fn headers_len(h: &tapline_core::Headers) -> usize {
+fn headers_len(h: &tapline_record::Headers) -> usize {
     h.iter().map(|(n, v)| n.len() + v.len()).sum()
 }
 
 /// Bytes of a request's target, headers and body.
-fn request_len(t: &tapline_core::Transaction) -> usize {
+fn request_len(t: &tapline_record::Transaction) -> usize {
     t.uri.len() + headers_len(&t.request_headers) + t.request_body.data.len()
 }
 
@@ -84,18 +84,15 @@ fn main() -> Result<()> {
     }
     // Behaviour: discovery's endpoint keys and path objects first (not timed: discovery runs
     // anyway), then the events and the detectors' frame queries.
-    let mut discovery = tapline_workbench::analysis::discovery::Discovery::new(false);
+    let mut discovery = tapline_analysis::discovery::Discovery::new(false);
     let keys: Vec<(Option<String>, Option<String>)> = txs
         .iter()
         .enumerate()
         .map(|(i, tx)| {
-            discovery.observe(i as i64, tx);
+            let resolved = discovery.observe(i as i64, tx);
             (
-                discovery.last_key().map(str::to_owned),
-                discovery
-                    .last_object()
-                    .and_then(|r| tx.path().get(r))
-                    .map(str::to_owned),
+                resolved.map(|r| r.key.to_owned()),
+                resolved.and_then(|r| r.object).map(str::to_owned),
             )
         })
         .collect();

@@ -2,16 +2,16 @@
 //! that exists — printing wall time, transactions/s, peak memory and case-file size.
 //!
 //! ```text
-//! cargo run --release -p tapline-tests --bin import_bench -- BENCH.pcap [--db CASE.duckdb] [--threads N] [--batch TX] [--runs 3] [--no-sensitive] [--no-attacks]
+//! cargo run --release -p tapline-tests --bin import_bench -- BENCH.pcap [--db CASE.duckdb] [--threads N] [--batch TX] [--runs 3] [--no-sensitive] [--no-attacks] [--no-behaviour]
 //! ```
 
 use anyhow::{Context, Result, bail};
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
+use tapline_ingest::import::{ImportOptions, ImportOutcome, import_file};
 use tapline_store::CaseStore;
 use tapline_tests::PeakAnon;
-use tapline_workbench::import::{ImportOptions, ImportOutcome, import_file};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -25,8 +25,9 @@ fn main() -> Result<()> {
     while let Some(a) = args.next() {
         match a.as_str() {
             "--db" => db = args.next().map(PathBuf::from),
-            "--no-sensitive" => opts.scan_sensitive = false,
-            "--no-attacks" => opts.detect_attacks = false,
+            "--no-sensitive" => opts.detectors.sensitive = false,
+            "--no-attacks" => opts.detectors.attacks = false,
+            "--no-behaviour" => opts.detectors.behaviour = false,
             "--runs" => {
                 runs = args
                     .next()

@@ -2,7 +2,7 @@
 //! batches as the sensor's spool holds them (LZ4 + postcard, encoded beforehand, as the
 //! spool does when a batch closes), a window of unacknowledged batches like the uplink's.
 //!
-//! Two hubs in the same run: the real one (`tapline_workbench::hub`, every batch committed to
+//! Two hubs in the same run: the real one (`tapline_hub`, every batch committed to
 //! a DuckDB case with its ledger row before the acknowledgement) and a bare one that decodes
 //! and acknowledges without storing — the transport's own ceiling.
 //!
@@ -13,13 +13,14 @@
 use anyhow::{Context, Result, bail};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
-use tapline_core::wire::{Batch, HubMessage, SensorMessage};
-use tapline_core::{EngineConfig, Transaction, decode_capture};
+use tapline_decode::{EngineConfig, decode_capture};
+use tapline_hub::{Hub, HubEvent};
 use tapline_link::stream::{MessageReader, send};
 use tapline_link::{HubIdentity, SensorCredentials, transport};
+use tapline_record::Transaction;
+use tapline_record::wire::{Batch, HubMessage, SensorMessage};
 use tapline_store::CaseStore;
 use tapline_tests::sample_captures;
-use tapline_workbench::hub::{Hub, HubEvent};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -16,10 +16,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
-use tapline_core::capture::CaptureReader;
-use tapline_core::{Engine, EngineConfig, EngineStats};
+use tapline_decode::capture::CaptureReader;
+use tapline_decode::{Engine, EngineConfig, EngineStats};
+use tapline_ingest::capture_file::MappedFile;
 use tapline_tests::PeakAnon;
-use tapline_workbench::capture_file::MappedFile;
 
 /// Counts heap allocations so the benchmark can show the steady state allocates per
 /// transaction, not per packet.

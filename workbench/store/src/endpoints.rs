@@ -21,8 +21,8 @@ pub struct Endpoint {
     pub last_seen_ns: i64,
     /// Transactions seen.
     pub count: u64,
-    /// Statistics and schemas (JSON), as discovery wrote them.
-    pub detail: Option<serde_json::Value>,
+    /// Statistics and schemas as discovery wrote them (JSON text; analysis reads it).
+    pub detail: Option<String>,
 }
 
 /// An endpoint as discovery wants it written: a new row (`id: None`) or an update.
@@ -55,8 +55,8 @@ pub struct NewFinding {
     pub severity: String,
     /// 0..1.
     pub confidence: f64,
-    /// The endpoint, by (host, method, template), resolved to its id when written.
-    pub endpoint: Option<(String, String, String)>,
+    /// The endpoint, resolved to its id when written.
+    pub endpoint: Option<EndpointKey>,
     /// First evidence, ns.
     pub first_seen_ns: i64,
     /// Last evidence, ns.
@@ -71,6 +71,23 @@ pub struct NewFinding {
     pub detail: Option<String>,
     /// Who did it, when a finding is about someone's requests.
     pub actor: Actor,
+}
+
+/// An endpoint's identity: host, method and path template (`GET api.test/users/{userId}`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+pub struct EndpointKey {
+    /// `Host` (else the server address).
+    pub host: String,
+    /// Request method.
+    pub method: String,
+    /// Path template.
+    pub template: String,
+}
+
+impl std::fmt::Display for EndpointKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}{}", self.method, self.host, self.template)
+    }
 }
 
 /// The actor behind a finding: any of address, principal, API key, session.
@@ -165,10 +182,10 @@ pub fn write_derived(
         })?;
     for (id, f) in (first_finding..).zip(&d.findings) {
         let endpoint: Option<i64> = match &f.endpoint {
-            Some((h, m, t)) => tx
+            Some(e) => tx
                 .query_row(
                     "SELECT id FROM endpoints WHERE host = ? AND method = ? AND template = ?",
-                    params![h, m, t],
+                    params![e.host, e.method, e.template],
                     |r| r.get(0),
                 )
                 .ok(),
@@ -191,6 +208,20 @@ pub fn write_derived(
     Ok(())
 }
 
+/// A JSON column read as `T`: text the store wrote that does not parse is an error (which
+/// names the column), never a silent default.
+fn json_column<T: serde::de::DeserializeOwned>(
+    r: &duckdb::Row<'_>,
+    idx: usize,
+) -> duckdb::Result<Option<T>> {
+    let Some(text) = r.get::<_, Option<String>>(idx)? else {
+        return Ok(None);
+    };
+    serde_json::from_str(&text).map(Some).map_err(|e| {
+        duckdb::Error::FromSqlConversionFailure(idx, duckdb::types::Type::Text, Box::new(e))
+    })
+}
+
 impl CaseStore {
     /// Every endpoint, by host, template, method.
     pub fn endpoints(&self) -> Result<Vec<Endpoint>, StoreError> {
@@ -199,7 +230,6 @@ impl CaseStore {
                  FROM endpoints ORDER BY host, template, method",
             &[],
             |r| {
-                let detail: Option<String> = r.get(7)?;
                 Ok(Endpoint {
                     id: r.get(0)?,
                     host: r.get(1)?,
@@ -208,7 +238,7 @@ impl CaseStore {
                     first_seen_ns: r.get(4)?,
                     last_seen_ns: r.get(5)?,
                     count: r.get(6)?,
-                    detail: detail.and_then(|d| serde_json::from_str(&d).ok()),
+                    detail: r.get(7)?,
                 })
             },
         )
@@ -235,13 +265,8 @@ impl CaseStore {
                     last_seen_ns: r.get(10)?,
                     count: r.get(11)?,
                     title: r.get(12)?,
-                    evidence: r
-                        .get::<_, Option<String>>(13)?
-                        .and_then(|s| serde_json::from_str(&s).ok())
-                        .unwrap_or_default(),
-                    detail: r
-                        .get::<_, Option<String>>(14)?
-                        .and_then(|s| serde_json::from_str(&s).ok()),
+                    evidence: json_column::<Vec<i64>>(r, 13)?.unwrap_or_default(),
+                    detail: json_column(r, 14)?,
                 })
             },
         )

@@ -8,17 +8,20 @@ pub mod endpoints;
 pub mod query;
 pub mod sensors;
 pub mod sources;
+pub mod template;
 pub mod transactions;
+
+pub use query::parquet_row_count;
 
 use duckdb::Connection;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
-use tapline_core::Transaction;
+use tapline_record::Transaction;
 use thiserror::Error;
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 /// Failures opening or using a case file.
 #[derive(Debug, Error)]
@@ -247,6 +250,13 @@ const MIGRATIONS: &[&str] = &[
         SELECT sensor_id, 0, seq, records, first_transaction, received_at FROM sensor_batches;
     DROP TABLE sensor_batches;
     ALTER TABLE sensor_batches_v5 RENAME TO sensor_batches;",
+    // v6: tables and a column frozen into v2 that nothing ever wrote; the issues that need
+    // such data design their own tables.
+    "DROP TABLE block_rules;
+    DROP TABLE security_tests;
+    DROP TABLE test_runs;
+    DROP TABLE data_class_hits;
+    ALTER TABLE transactions DROP COLUMN endpoint_id;",
 ];
 
 /// An open case file.
@@ -381,9 +391,39 @@ impl CaseStore {
         Ok(out)
     }
 
-    /// Runs a DuckDB setting or maintenance statement (`SET …`, `CHECKPOINT`).
-    pub fn execute_batch(&self, sql: &str) -> Result<(), StoreError> {
-        self.conn.execute_batch(sql).map_err(|e| self.db_err(e))
+    /// Settings for a bulk import on this connection: compress once at the end instead of at
+    /// every WAL checkpoint along the way, and let DuckDB write row groups in any order (ids
+    /// carry the order).
+    pub fn prepare_bulk_import(&self) -> Result<(), StoreError> {
+        self.conn
+            .execute_batch(
+                "SET checkpoint_threshold = '512MB'; SET preserve_insertion_order = false;",
+            )
+            .map_err(|e| self.db_err(e))
+    }
+
+    /// Folds the write-ahead log into the case file now (so its cost is paid here, not at
+    /// close).
+    pub fn checkpoint(&self) -> Result<(), StoreError> {
+        self.conn
+            .execute_batch("CHECKPOINT;")
+            .map_err(|e| self.db_err(e))
+    }
+
+    /// For benchmarks: repeats the case's transactions `copies` times (ids and times shifted
+    /// so every copy is distinct), then checkpoints. Returns the new transaction count.
+    pub fn replicate_transactions(&self, copies: u64) -> Result<u64, StoreError> {
+        self.conn
+            .execute_batch(&format!(
+                "INSERT INTO transactions SELECT t.* REPLACE (
+                     t.id + r.range * 1000 AS id,
+                     t.request_ts_ns + r.range * 4000000000 AS request_ts_ns,
+                     t.response_ts_ns + r.range * 4000000000 AS response_ts_ns)
+                 FROM transactions t, range(1, {copies}) r;
+                 CHECKPOINT;"
+            ))
+            .map_err(|e| self.db_err(e))?;
+        self.transaction_count()
     }
 
     /// The id the next stored transaction gets (unless another writer reserves first).
@@ -447,7 +487,67 @@ impl CaseStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tapline_core::{Anomalies, Body};
+    use tapline_record::{Anomalies, Body};
+
+    #[test]
+    fn older_case_is_migrated() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v1.duckdb");
+        {
+            // A case as Tapline 0.1 (schema v1) wrote it.
+            let conn = duckdb::Connection::open(&path).unwrap();
+            conn.execute_batch(
+                "CREATE TABLE schema_version (version BIGINT NOT NULL, applied_at TIMESTAMP DEFAULT current_timestamp);
+                 CREATE TABLE transactions (id BIGINT PRIMARY KEY, request_ts_ns BIGINT NOT NULL, response_ts_ns BIGINT,
+                   sensor_id VARCHAR, client VARCHAR, server VARCHAR, method VARCHAR NOT NULL, host VARCHAR,
+                   uri VARCHAR NOT NULL, path VARCHAR NOT NULL, query VARCHAR, version VARCHAR NOT NULL,
+                   status USMALLINT, reason VARCHAR, request_headers VARCHAR NOT NULL, response_headers VARCHAR NOT NULL,
+                   request_body BLOB, request_body_len UBIGINT NOT NULL, request_body_truncated BOOLEAN NOT NULL,
+                   response_body BLOB, response_body_len UBIGINT NOT NULL, response_body_truncated BOOLEAN NOT NULL,
+                   anomalies UINTEGER NOT NULL);
+                 INSERT INTO schema_version (version) VALUES (1);
+                 INSERT INTO transactions VALUES (1, 1700000000000000000, NULL, NULL, '10.0.0.1:5000', '10.0.0.2:80',
+                   'GET', 'old.test', '/legacy?x=1', '/legacy', 'x=1', 'HTTP/1.1', 200, 'OK', '[[\"Host\",\"old.test\"]]', '[]',
+                   NULL, 0, false, NULL, 0, false, 0);
+                 INSERT INTO transactions VALUES (2, 1700000000000000001, NULL, NULL, '[2001:db8::7]:61000', NULL,
+                   'GET', 'old.test', '/v6', '/v6', NULL, 'HTTP/1.1', 200, 'OK', '[]', '[]',
+                   NULL, 0, false, NULL, 0, false, 0);",
+            )
+            .unwrap();
+        }
+        let mut store = CaseStore::open(&path).unwrap();
+        assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+        let old = store.transaction(1).unwrap().unwrap();
+        assert_eq!(old.uri, "/legacy?x=1");
+        assert_eq!(old.request_headers.get("host"), Some("old.test"));
+        // v3 split `ip:port` text into address and port columns.
+        assert_eq!(old.client, "10.0.0.1:5000".parse().ok());
+        assert_eq!(old.server, "10.0.0.2:80".parse().ok());
+        let v6 = store.transaction(2).unwrap().unwrap();
+        assert_eq!(v6.client, "[2001:db8::7]:61000".parse().ok());
+        assert_eq!(v6.server, None);
+        let by_ip = query::TxFilter {
+            client_ip: Some("2001:db8::7".into()),
+            ..query::TxFilter::default()
+        };
+        assert_eq!(store.count_transactions(&by_ip).unwrap(), 1);
+        // v6 dropped what nothing ever used.
+        let unused: i64 = store
+            .conn
+            .query_row(
+                "SELECT count(*) FROM information_schema.columns WHERE table_name IN \
+                 ('block_rules', 'security_tests', 'test_runs', 'data_class_hits') \
+                 OR (table_name = 'transactions' AND column_name = 'endpoint_id')",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(unused, 0, "unused tables or columns survived the migration");
+        // The migrated case takes new transactions, numbered after the old ones.
+        let ids = store.append(&[old.clone(), v6.clone()]).unwrap();
+        assert_eq!(ids, 3..5);
+        assert_eq!(store.transaction_count().unwrap(), 4);
+    }
 
     #[test]
     fn case_file_round_trips_a_transaction() {

@@ -3,7 +3,7 @@
 
 use crate::{CaseStore, StoreError};
 use duckdb::ToSql;
-use tapline_core::Transaction;
+use tapline_record::Transaction;
 
 /// Which transactions a view shows. Every field narrows; `None` means any.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -35,48 +35,6 @@ pub struct TxFilter {
     pub ids: Option<Vec<i64>>,
     /// Only records from the sensor of this name.
     pub sensor: Option<String>,
-}
-
-/// The anchored regular expression for a path template: literal segments escaped, each
-/// `{name}` one segment.
-pub fn template_regex(template: &str) -> String {
-    let mut re = String::from("^");
-    let mut rest = template;
-    while let Some(open) = rest.find('{') {
-        let Some(close) = rest[open..].find('}') else {
-            break;
-        };
-        re.push_str(&regex_escape(&rest[..open]));
-        re.push_str("[^/]+");
-        rest = &rest[open + close + 1..];
-    }
-    re.push_str(&regex_escape(rest));
-    re.push('$');
-    re
-}
-
-/// True when every path `specific` matches, `general` matches too, and they differ: same
-/// number of segments, and each of `general`'s is a `{parameter}` or equal to `specific`'s.
-/// (`/users/{id}` covers `/users/me`.)
-pub fn template_covers(general: &str, specific: &str) -> bool {
-    let g: Vec<&str> = general.split('/').collect();
-    let s: Vec<&str> = specific.split('/').collect();
-    general != specific
-        && g.len() == s.len()
-        && g.iter()
-            .zip(&s)
-            .all(|(g, s)| g == s || (g.starts_with('{') && g.ends_with('}')))
-}
-
-fn regex_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        if "\\.+*?()|[]{}^$".contains(c) {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
 }
 
 /// Sort orders for transaction lists.
@@ -216,11 +174,11 @@ fn where_clause(f: &TxFilter) -> (String, Vec<Box<dyn ToSql>>) {
     }
     if let Some(t) = &f.template {
         conds.push("regexp_full_match(path, ?)");
-        params.push(Box::new(template_regex(t)));
+        params.push(Box::new(crate::template::regex(t)));
     }
     for t in &f.not_templates {
         conds.push("NOT regexp_full_match(path, ?)");
-        params.push(Box::new(template_regex(t)));
+        params.push(Box::new(crate::template::regex(t)));
     }
     let ids_cond;
     if let Some(ids) = &f.ids {
@@ -385,32 +343,30 @@ impl CaseStore {
     }
 }
 
+/// Rows in a Parquet file, as DuckDB reads it (checks an export end to end).
+pub fn parquet_row_count(path: &std::path::Path) -> Result<u64, StoreError> {
+    let conn = duckdb::Connection::open_in_memory().map_err(|source| StoreError::Db {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let target = path.display().to_string().replace('\'', "''");
+    let n: i64 = conn
+        .query_row(
+            &format!("SELECT count(*) FROM read_parquet('{target}')"),
+            [],
+            |r| r.get(0),
+        )
+        .map_err(|source| StoreError::Db {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    Ok(n.max(0) as u64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tapline_core::Transaction;
-
-    #[test]
-    fn template_regex_matches_one_segment_per_parameter() {
-        assert_eq!(
-            template_regex("/users/{id}/orders.json"),
-            r"^/users/[^/]+/orders\.json$"
-        );
-        assert_eq!(
-            template_regex("/a/{x"),
-            r"^/a/\{x$",
-            "an unclosed brace is literal"
-        );
-    }
-
-    #[test]
-    fn templates_cover_their_literal_siblings() {
-        assert!(template_covers("/users/{id}", "/users/me"));
-        assert!(template_covers("/a/{x}/{y}", "/a/{x}/b"));
-        assert!(!template_covers("/users/{id}", "/users/{id}"));
-        assert!(!template_covers("/users/me", "/users/{id}"));
-        assert!(!template_covers("/users/{id}", "/users/1/orders"));
-    }
+    use tapline_record::Transaction;
 
     #[test]
     fn filters_by_template_and_by_ids() {
@@ -423,6 +379,7 @@ mod tests {
             "/users/1/orders",
             "/users/",
             "/usersX/3",
+            "/users/7/",
         ];
         let txs: Vec<Transaction> = uris
             .iter()
@@ -445,12 +402,13 @@ mod tests {
             template: Some("/users/{id}".into()),
             ..TxFilter::default()
         };
-        assert_eq!(paths(&by_template), ["/users/1", "/users/22"]);
+        // Discovery templates `/users/7/` as `/users/{userId}`: the query agrees.
+        assert_eq!(paths(&by_template), ["/users/1", "/users/22", "/users/7/"]);
         let without_sibling = TxFilter {
             not_templates: vec!["/users/22".into()],
             ..by_template.clone()
         };
-        assert_eq!(paths(&without_sibling), ["/users/1"]);
+        assert_eq!(paths(&without_sibling), ["/users/1", "/users/7/"]);
         let by_ids = TxFilter {
             ids: Some(vec![2, 5]),
             ..TxFilter::default()

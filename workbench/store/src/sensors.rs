@@ -6,7 +6,7 @@
 
 use crate::{CaseStore, StoreError, transactions};
 use duckdb::params;
-use tapline_core::Transaction;
+use tapline_record::Transaction;
 
 /// What storing a sensor's batch did.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -12,8 +12,8 @@ use duckdb::arrow::record_batch::RecordBatch;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use tapline_core::record::{method_token, reason_phrase};
-use tapline_core::{Anomalies, Body, Headers, HttpVersion, Transaction};
+use tapline_record::{Anomalies, Body, Headers, HttpVersion, Transaction};
+use tapline_record::{method_token, reason_phrase};
 
 /// Appends `txs` with ids from `first`, tagged with `source`, inside the connection's open
 /// DuckDB transaction.
@@ -212,7 +212,6 @@ fn record_batch(
         Arc::new(UInt32Array::from_iter_values(
             txs.iter().map(|t| t.anomalies.bits()),
         )),
-        Arc::new(Int64Array::from_iter(txs.iter().map(|_| None::<i64>))),
     ];
     let fields: Vec<Field> = columns
         .iter()

@@ -9,8 +9,8 @@
 use super::SetResult;
 use anyhow::{Context, Result};
 use std::path::Path;
-use tapline_core::http::{HttpConfig, HttpConnection};
-use tapline_core::{Anomalies, Transaction};
+use tapline_decode::http::{HttpConfig, HttpConnection};
+use tapline_record::{Anomalies, Transaction};
 
 /// One message as llhttp's log describes it.
 #[derive(Debug, Default, PartialEq)]

@@ -13,7 +13,8 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use tapline_core::{EngineConfig, Transaction, decode_capture};
+use tapline_decode::{EngineConfig, decode_capture};
+use tapline_record::Transaction;
 
 const EICAR: &[u8] = b"EICAR-STANDARD-ANTIVIRUS-TEST-FILE";
 
@@ -238,7 +239,7 @@ fn zeek(corpus: &Path, verbose: bool) -> Result<SetResult> {
 fn zeek_key(t: &Transaction, columns: &[bool; 4]) -> Key {
     let status = match (t.status, t.version, t.response_ts_nanos) {
         (Some(s), _, _) => s.to_string(),
-        (None, tapline_core::HttpVersion::Http09, Some(_)) => "0".into(),
+        (None, tapline_record::HttpVersion::Http09, Some(_)) => "0".into(),
         _ => "-".into(),
     };
     let key = (

@@ -1,0 +1,965 @@
+//! API discovery: requests grouped per host, method and path template, each template with a
+//! profile ([`EndpointProfile`]) of its parameters, bodies, auth and latency.
+//!
+//! Templating happens in two steps:
+//! 1. per request, path segments that are identifiers on their own (integers, UUIDs, ObjectIds,
+//!    hex digests, dates, e-mail addresses, tokens, codes like `SKU-00042`) become parameters
+//!    named after the resource before them (`/users/123` → `/users/{userId}`);
+//! 2. when an import ends, positions that hold many different words under the same parent
+//!    (`/articles/tent-care-guide`, `/articles/lamp-repair-guide`, …) are learned as parameters,
+//!    counting every method and every deeper path under that parent. Words of the API itself
+//!    stay literal: segments under a version (`/v1/products`), action words (`/users/me`,
+//!    `/products/featured`), file names (`/reports/summary.pdf`), and anything not repeated
+//!    with enough different values.
+//!
+//! Templates are stable across imports: traffic that fits a known endpoint is attributed to it;
+//! a learned parameter that folds known endpoints into one records the merge
+//! (`EndpointProfile::merged_from`, and the folded rows are retired).
+
+use super::profile::{EndpointProfile, ProfileError};
+use super::values::{IdKind, has_file_extension, identifier_kind, is_version};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use tapline_record::Transaction;
+use tapline_store::endpoints::{Endpoint, EndpointKey, EndpointRecord, NewFinding};
+use tapline_store::template::{self, Segment};
+
+/// Distinct words at one position before it becomes a parameter.
+const LEARN_MIN_DISTINCT: usize = 8;
+/// … or fewer, when most of them look like slugs or names with digits.
+const LEARN_MIN_DISTINCT_SLUGS: usize = 5;
+
+/// Words that name actions or singletons beside identifiers, never identifiers.
+const ACTION_WORDS: &[&str] = &[
+    "me", "self", "current", "mine", "new", "search", "featured", "latest", "popular", "recent",
+    "top", "trending", "all", "count", "stats", "summary", "export", "import", "bulk", "batch",
+    "settings", "profile", "config", "status", "health", "login", "logout", "register", "refresh",
+    "default", "public", "private", "upload", "download", "history", "preview", "feed",
+];
+
+/// Which endpoint a request addresses: host, method and path template.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct EndpointRef<'a> {
+    /// `Host` (else the server address).
+    pub host: &'a str,
+    /// Request method.
+    pub method: &'a str,
+    /// Path template (`/users/{userId}`).
+    pub template: &'a str,
+}
+
+impl EndpointRef<'_> {
+    /// The owned key findings carry.
+    pub fn to_key(self) -> EndpointKey {
+        EndpointKey {
+            host: self.host.to_owned(),
+            method: self.method.to_owned(),
+            template: self.template.to_owned(),
+        }
+    }
+}
+
+/// What discovery resolved one request to, handed to the engines that run after it.
+#[derive(Clone, Copy, Debug)]
+pub struct Resolved<'a> {
+    /// The endpoint.
+    pub endpoint: EndpointRef<'a>,
+    /// The endpoint as one string (`host \0 method \0 template`), for interning.
+    pub key: &'a str,
+    /// The value of the last path parameter (`/users/{userId}` → the user id): the object
+    /// the request addressed.
+    pub object: Option<&'a str>,
+}
+
+/// One template's observations.
+#[derive(Clone, Debug)]
+struct Observed {
+    host: String,
+    method: String,
+    template: String,
+    first_seen_ns: i64,
+    last_seen_ns: i64,
+    count: u64,
+    first_id: i64,
+    profile: EndpointProfile,
+}
+
+/// Accumulates endpoint observations; one per import shard, merged with [`Discovery::absorb`].
+#[derive(Default)]
+pub struct Discovery {
+    /// Keyed by `host \0 method \0 template`, so a lookup needs no allocation.
+    seen: HashMap<String, Observed>,
+    key: String,
+    template: String,
+    params: Vec<(std::ops::Range<usize>, std::ops::Range<usize>)>,
+    scanner: tapline_detect::sensitive::Scanner,
+    scan_sensitive: bool,
+}
+
+/// `users` → `user`, `categories` → `category`, `addresses` → `address`.
+fn singular(p: &str) -> String {
+    if let Some(s) = p.strip_suffix("ies") {
+        format!("{s}y")
+    } else if let Some(s) = p.strip_suffix("sses") {
+        format!("{s}ss")
+    } else if let Some(s) = p.strip_suffix("xes") {
+        format!("{s}x")
+    } else if let Some(s) = p.strip_suffix('s').filter(|s| !s.ends_with('s')) {
+        s.to_owned()
+    } else {
+        p.to_owned()
+    }
+}
+
+fn camel(word: &str) -> String {
+    let mut out = String::new();
+    let mut upper = false;
+    for c in word.chars() {
+        if c == '-' || c == '_' || c == '.' {
+            upper = !out.is_empty();
+        } else if upper {
+            out.extend(c.to_uppercase());
+            upper = false;
+        } else {
+            out.push(c.to_ascii_lowercase());
+        }
+    }
+    out
+}
+
+fn is_word(s: &str) -> bool {
+    s.len() > 1
+        && s.bytes()
+            .all(|b| b.is_ascii_alphabetic() || b == b'_' || b == b'-')
+}
+
+/// A parameter's name from the resource before it and what it holds.
+fn param_name(prev: Option<&str>, suffix: &str) -> String {
+    match prev {
+        Some(p) if is_word(p) && !is_version(p) => format!("{}{suffix}", camel(&singular(p))),
+        _ => {
+            let mut s = suffix.to_owned();
+            if let Some(f) = s.get_mut(0..1) {
+                f.make_ascii_lowercase();
+            }
+            s
+        }
+    }
+}
+
+fn static_suffix(kind: IdKind) -> &'static str {
+    match kind {
+        IdKind::Date => "Date",
+        IdKind::Email => "Email",
+        IdKind::Token => "Token",
+        _ => "Id",
+    }
+}
+
+/// The template of a concrete path by the per-request rules (step 1).
+pub fn template(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    let mut params = Vec::new();
+    template_into(path, &mut out, &mut params);
+    out
+}
+
+/// Writes `path`'s template into `out` and the spans of (parameter name in `out`, value in
+/// `path`) into `params`.
+fn template_into(
+    path: &str,
+    out: &mut String,
+    params: &mut Vec<(std::ops::Range<usize>, std::ops::Range<usize>)>,
+) {
+    out.clear();
+    params.clear();
+    let trimmed = if path.len() > 1 {
+        path.strip_suffix('/').unwrap_or(path)
+    } else {
+        path
+    };
+    let mut prev: Option<&str> = None;
+    let mut offset = 0;
+    for seg in trimmed.split('/').skip(1) {
+        offset += 1;
+        out.push('/');
+        if let Some(kind) = identifier_kind(seg) {
+            out.push('{');
+            let start = out.len();
+            let name = param_name(prev, static_suffix(kind));
+            out.push_str(&name);
+            params.push((start..out.len(), offset..offset + seg.len()));
+            out.push('}');
+        } else {
+            out.push_str(seg);
+        }
+        offset += seg.len();
+        prev = Some(seg);
+    }
+    if out.is_empty() {
+        out.push('/');
+    }
+}
+
+impl Discovery {
+    /// A discovery engine; `scan_sensitive` also records the data classes of each endpoint.
+    pub fn new(scan_sensitive: bool) -> Discovery {
+        Discovery {
+            scan_sensitive,
+            ..Discovery::default()
+        }
+    }
+
+    /// Sees one stored transaction with its case id; returns the endpoint it resolved the
+    /// request to and the object its path addressed (`None`: a response without a request).
+    pub fn observe<'a>(&'a mut self, id: i64, tx: &'a Transaction) -> Option<Resolved<'a>> {
+        if tx.method.is_empty() {
+            return None; // a response without a request: no endpoint to attribute it to
+        }
+        let server;
+        let host = match (&tx.host, tx.server) {
+            (Some(h), _) => h.as_str(),
+            (None, Some(s)) => {
+                server = s.to_string();
+                server.as_str()
+            }
+            (None, None) => "",
+        };
+        let path = tx.path();
+        template_into(path, &mut self.template, &mut self.params);
+        self.key.clear();
+        for part in [host, "\0", &tx.method, "\0", &self.template] {
+            self.key.push_str(part);
+        }
+        let ts = tx.request_ts_nanos;
+        if !self.seen.contains_key(self.key.as_str()) {
+            self.seen.insert(
+                self.key.clone(),
+                Observed {
+                    host: host.to_owned(),
+                    method: tx.method.to_string(),
+                    template: self.template.clone(),
+                    first_seen_ns: ts,
+                    last_seen_ns: ts,
+                    count: 0,
+                    first_id: id,
+                    profile: EndpointProfile::default(),
+                },
+            );
+        }
+        let e = self.seen.get_mut(self.key.as_str())?;
+        let mut params: [(&str, &str); 8] = [("", ""); 8];
+        let n = self.params.len().min(params.len());
+        for (slot, (name, value)) in params.iter_mut().zip(&self.params) {
+            *slot = (&self.template[name.clone()], &path[value.clone()]);
+        }
+        e.profile.observe(tx, e.count, &params[..n]);
+        if self.scan_sensitive {
+            e.profile.observe_sensitive(id, tx, &mut self.scanner);
+        }
+        e.count += 1;
+        e.first_seen_ns = e.first_seen_ns.min(ts);
+        e.last_seen_ns = e.last_seen_ns.max(ts);
+        e.first_id = e.first_id.min(id);
+        let object = self
+            .params
+            .last()
+            .and_then(|(_, value)| path.get(value.clone()));
+        Some(Resolved {
+            endpoint: EndpointRef {
+                host: &e.host,
+                method: &e.method,
+                template: &e.template,
+            },
+            key: &self.key,
+            object,
+        })
+    }
+
+    /// Folds in another shard's observations.
+    pub fn absorb(&mut self, other: Discovery) {
+        for (k, o) in other.seen {
+            match self.seen.get_mut(&k) {
+                Some(mine) => {
+                    mine.profile.absorb(&o.profile);
+                    mine.count += o.count;
+                    mine.first_seen_ns = mine.first_seen_ns.min(o.first_seen_ns);
+                    mine.last_seen_ns = mine.last_seen_ns.max(o.last_seen_ns);
+                    mine.first_id = mine.first_id.min(o.first_id);
+                }
+                None => {
+                    self.seen.insert(k, o);
+                }
+            }
+        }
+    }
+
+    /// Consolidates this import's observations with the endpoints the case already holds:
+    /// what to write, what to retire, and the inventory changes worth a finding.
+    pub fn finish(self, existing: &[Endpoint]) -> Result<DiscoveryOutput, ProfileError> {
+        consolidate(existing, self.seen.into_values().collect())
+    }
+}
+
+/// What discovery hands the store when an import completes.
+#[derive(Debug, Default)]
+pub struct DiscoveryOutput {
+    /// Endpoints to insert (no id) or update (with id).
+    pub endpoints: Vec<EndpointRecord>,
+    /// Endpoint ids folded into others.
+    pub retired: Vec<i64>,
+    /// New endpoints on known hosts, newly exposed response fields.
+    pub findings: Vec<NewFinding>,
+}
+
+/// Data classes an endpoint carries now that the case had not seen on it: one finding per
+/// class, secrets high, personal data medium.
+fn newly_exposed(
+    before: &EndpointProfile,
+    now: &EndpointProfile,
+    key: &EndpointKey,
+) -> Vec<NewFinding> {
+    use tapline_detect::classify::{ClassKind, DataClass};
+    let mut out = Vec::new();
+    for (class, locs) in &now.data_classes {
+        if before.data_classes.contains_key(class) {
+            continue;
+        }
+        let secret = DataClass::from_name(class).is_some_and(|c| c.kind() == ClassKind::Secret);
+        let first = locs.values().min_by_key(|s| (s.first_seen_ns, s.first_tx));
+        let last = locs
+            .values()
+            .map(|s| s.last_seen_ns)
+            .max()
+            .unwrap_or_default();
+        let count: u64 = locs.values().map(|s| s.count).sum();
+        let places: Vec<&str> = locs.keys().map(String::as_str).collect();
+        out.push(NewFinding {
+            kind: "sensitive_data_exposed".into(),
+            severity: if secret { "high" } else { "medium" }.into(),
+            confidence: 0.9,
+            endpoint: Some(key.clone()),
+            first_seen_ns: first.map_or(0, |s| s.first_seen_ns),
+            last_seen_ns: last,
+            count,
+            evidence: first.map(|s| s.first_tx).into_iter().collect(),
+            title: format!(
+                "{class} newly seen on {key} ({})",
+                places
+                    .iter()
+                    .take(4)
+                    .copied()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            detail: Some(serde_json::json!({ "class": class, "locations": places }).to_string()),
+            actor: Default::default(),
+        });
+    }
+    out
+}
+
+/// A template split into segments.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum Seg {
+    Lit(String),
+    Param(String),
+}
+
+fn segments(template: &str) -> Vec<Seg> {
+    template::segments(template)
+        .map(|s| match s {
+            Segment::Param(name) => Seg::Param(name.to_owned()),
+            Segment::Lit(s) => Seg::Lit(s.to_owned()),
+        })
+        .collect()
+}
+
+impl Seg {
+    fn as_segment(&self) -> Segment<'_> {
+        match self {
+            Seg::Lit(s) => Segment::Lit(s),
+            Seg::Param(p) => Segment::Param(p),
+        }
+    }
+}
+
+fn render(segs: &[Seg]) -> String {
+    if segs.is_empty() {
+        return "/".into();
+    }
+    let mut out = String::new();
+    for s in segs {
+        out.push('/');
+        match s {
+            Seg::Lit(l) => out.push_str(l),
+            Seg::Param(p) => {
+                out.push('{');
+                out.push_str(p);
+                out.push('}');
+            }
+        }
+    }
+    out
+}
+
+/// Does `known` (a template) cover `seen` (another template)? Parameters match anything.
+/// `tapline_store::template`'s rule, on segments already split.
+fn covers(known: &[Seg], seen: &[Seg]) -> bool {
+    known.len() == seen.len()
+        && known
+            .iter()
+            .zip(seen)
+            .all(|(k, s)| k.as_segment().covers(s.as_segment()))
+}
+
+/// An endpoint being consolidated.
+struct Entry {
+    id: Option<i64>,
+    host: String,
+    method: String,
+    segs: Vec<Seg>,
+    original: String,
+    first_seen_ns: i64,
+    last_seen_ns: i64,
+    count: u64,
+    first_id: Option<i64>,
+    profile: EndpointProfile,
+    /// The profile as the case held it (for change findings).
+    before: Option<EndpointProfile>,
+    touched: bool,
+}
+
+fn consolidate(
+    existing: &[Endpoint],
+    observed: Vec<Observed>,
+) -> Result<DiscoveryOutput, ProfileError> {
+    let known_hosts: BTreeSet<&str> = existing.iter().map(|e| e.host.as_str()).collect();
+    let mut entries: Vec<Entry> = existing
+        .iter()
+        .map(|e| {
+            let profile = EndpointProfile::of(e)?;
+            Ok(Entry {
+                id: Some(e.id),
+                host: e.host.clone(),
+                method: e.method.clone(),
+                segs: segments(&e.template),
+                original: e.template.clone(),
+                first_seen_ns: e.first_seen_ns,
+                last_seen_ns: e.last_seen_ns,
+                count: e.count,
+                first_id: None,
+                before: Some(profile.clone()),
+                profile,
+                touched: false,
+            })
+        })
+        .collect::<Result<_, ProfileError>>()?;
+    let n_existing = entries.len();
+
+    // Traffic that fits a known endpoint goes to it (the most specific one).
+    for o in observed {
+        let segs = segments(&o.template);
+        let target = entries[..n_existing]
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.host == o.host && e.method == o.method && covers(&e.segs, &segs))
+            .min_by_key(|(_, e)| e.segs.iter().filter(|s| matches!(s, Seg::Param(_))).count())
+            .map(|(i, _)| i);
+        match target {
+            Some(i) => {
+                let mut profile = o.profile;
+                profile.rename_path_params(&param_renames(&segs, &entries[i].segs));
+                let e = &mut entries[i];
+                e.profile.absorb(&profile);
+                e.count += o.count;
+                e.first_seen_ns = e.first_seen_ns.min(o.first_seen_ns);
+                e.last_seen_ns = e.last_seen_ns.max(o.last_seen_ns);
+                e.first_id = Some(e.first_id.map_or(o.first_id, |f| f.min(o.first_id)));
+                e.touched = true;
+            }
+            None => entries.push(Entry {
+                id: None,
+                host: o.host,
+                method: o.method,
+                original: o.template.clone(),
+                segs,
+                first_seen_ns: o.first_seen_ns,
+                last_seen_ns: o.last_seen_ns,
+                count: o.count,
+                first_id: Some(o.first_id),
+                profile: o.profile,
+                before: None,
+                touched: true,
+            }),
+        }
+    }
+
+    learn_parameters(&mut entries);
+    let (mut entries, retired) = merge_identical(entries);
+    unique_param_names(&mut entries);
+
+    let mut out = DiscoveryOutput {
+        retired,
+        ..DiscoveryOutput::default()
+    };
+    for e in entries.into_iter().filter(|e| e.touched) {
+        let template = render(&e.segs);
+        let key = EndpointKey {
+            host: e.host.clone(),
+            method: e.method.clone(),
+            template: template.clone(),
+        };
+        match (&e.before, e.id) {
+            (None, None) if known_hosts.contains(e.host.as_str()) => {
+                out.findings.push(NewFinding {
+                    kind: "new_endpoint".into(),
+                    severity: "low".into(),
+                    confidence: 1.0,
+                    endpoint: Some(key.clone()),
+                    first_seen_ns: e.first_seen_ns,
+                    last_seen_ns: e.last_seen_ns,
+                    count: e.count,
+                    evidence: e.first_id.into_iter().collect(),
+                    title: format!("New endpoint {} {}{}", e.method, e.host, template),
+                    detail: None,
+                    actor: Default::default(),
+                });
+            }
+            (Some(before), Some(_)) => {
+                out.findings.extend(newly_exposed(before, &e.profile, &key));
+                let old = before.response_fields();
+                let new: Vec<String> = e
+                    .profile
+                    .response_fields()
+                    .into_iter()
+                    .filter(|f| !old.contains(f))
+                    .collect();
+                if !new.is_empty() && before.statuses.keys().any(|s| s.starts_with('2')) {
+                    out.findings.push(NewFinding {
+                        kind: "new_response_field".into(),
+                        severity: "low".into(),
+                        confidence: 0.9,
+                        endpoint: Some(key.clone()),
+                        first_seen_ns: e.first_seen_ns,
+                        last_seen_ns: e.last_seen_ns,
+                        count: new.len() as u64,
+                        evidence: e.first_id.into_iter().collect(),
+                        title: format!(
+                            "{} {}{} now returns {}",
+                            e.method,
+                            e.host,
+                            template,
+                            new.iter().take(8).cloned().collect::<Vec<_>>().join(", ")
+                        ),
+                        detail: Some(serde_json::json!({ "fields": new }).to_string()),
+                        actor: Default::default(),
+                    });
+                }
+            }
+            _ => {}
+        }
+        let detail = e
+            .profile
+            .to_json(&format!("{} {}{template}", e.method, e.host))?;
+        out.endpoints.push(EndpointRecord {
+            id: e.id,
+            host: e.host,
+            method: e.method,
+            template,
+            first_seen_ns: e.first_seen_ns,
+            last_seen_ns: e.last_seen_ns,
+            count: e.count,
+            detail,
+        });
+    }
+    out.endpoints
+        .sort_by(|a, b| (&a.host, &a.template, &a.method).cmp(&(&b.host, &b.template, &b.method)));
+    Ok(out)
+}
+
+/// Path-parameter renames from `from`'s names to `to`'s, position by position.
+fn param_renames(from: &[Seg], to: &[Seg]) -> Vec<(String, String)> {
+    from.iter()
+        .zip(to)
+        .filter_map(|(f, t)| match (f, t) {
+            (Seg::Param(a), Seg::Param(b)) => Some((a.clone(), b.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The words seen at one position under one prefix (with hits), and a parameter name already
+/// used there.
+type PositionWords = (BTreeMap<String, u64>, Option<String>);
+
+/// Step 2: positions with many different words under one parent become parameters.
+fn learn_parameters(entries: &mut [Entry]) {
+    let depth = entries.iter().map(|e| e.segs.len()).max().unwrap_or(0);
+    for d in 1..depth {
+        // (host, prefix with parameters as "{}") → literal at d → hits, and a parameter name
+        // already used at d under that prefix.
+        let mut groups: BTreeMap<(String, Vec<Seg>), PositionWords> = BTreeMap::new();
+        for e in entries.iter().filter(|e| e.segs.len() > d) {
+            let prefix: Vec<Seg> = e.segs[..d]
+                .iter()
+                .map(|s| match s {
+                    Seg::Param(_) => Seg::Param(String::new()),
+                    l => l.clone(),
+                })
+                .collect();
+            let g = groups.entry((e.host.clone(), prefix)).or_default();
+            match &e.segs[d] {
+                Seg::Lit(v) => *g.0.entry(v.clone()).or_default() += e.count,
+                Seg::Param(p) => {
+                    g.1.get_or_insert_with(|| p.clone());
+                }
+            }
+        }
+        for ((host, prefix), (words, existing_name)) in groups {
+            let Some(Seg::Lit(parent)) = prefix.last() else {
+                continue; // under a parameter: too little context to call words identifiers
+            };
+            if is_version(parent) || parent == "api" || !is_word(parent) {
+                continue;
+            }
+            let candidates: Vec<&String> = words
+                .keys()
+                .filter(|w| !ACTION_WORDS.contains(&w.as_str()) && !has_file_extension(w))
+                .collect();
+            let sluggy = candidates
+                .iter()
+                .filter(|w| w.contains(['-', '_']) || w.bytes().any(|b| b.is_ascii_digit()))
+                .count();
+            let enough = candidates.len() >= LEARN_MIN_DISTINCT
+                || (candidates.len() >= LEARN_MIN_DISTINCT_SLUGS && sluggy * 2 > candidates.len());
+            if !enough {
+                continue;
+            }
+            let name = existing_name.unwrap_or_else(|| {
+                param_name(
+                    Some(parent),
+                    if sluggy * 2 > candidates.len() {
+                        "Slug"
+                    } else {
+                        "Name"
+                    },
+                )
+            });
+            let merge: BTreeSet<&str> = candidates.iter().map(|s| s.as_str()).collect();
+            for e in entries
+                .iter_mut()
+                .filter(|e| e.host == host && e.segs.len() > d)
+            {
+                let fits = e.segs[..d].iter().zip(&prefix).all(|(a, b)| match (a, b) {
+                    (Seg::Param(_), Seg::Param(_)) => true,
+                    (a, b) => a == b,
+                });
+                let Seg::Lit(v) = &e.segs[d] else { continue };
+                if fits && merge.contains(v.as_str()) {
+                    let from = render(&e.segs);
+                    e.segs[d] = Seg::Param(name.clone());
+                    if !e.profile.merged_from.contains(&from) {
+                        e.profile.merged_from.push(from);
+                    }
+                    e.touched = true;
+                }
+            }
+        }
+    }
+}
+
+/// Entries that now share host, method and template become one; the lowest existing id
+/// survives and the other existing ids are retired.
+fn merge_identical(entries: Vec<Entry>) -> (Vec<Entry>, Vec<i64>) {
+    let mut by_key: BTreeMap<(String, String, Vec<Seg>), Entry> = BTreeMap::new();
+    let mut retired = Vec::new();
+    for e in entries {
+        let key = (e.host.clone(), e.method.clone(), normalised(&e.segs));
+        match by_key.remove(&key) {
+            None => {
+                by_key.insert(key, e);
+            }
+            Some(mut a) => {
+                let mut b = e;
+                if b.id.is_some() && (a.id.is_none() || b.id < a.id) {
+                    std::mem::swap(&mut a, &mut b);
+                }
+                if let Some(id) = b.id {
+                    retired.push(id);
+                }
+                let renames = param_renames(&b.segs, &a.segs);
+                b.profile.rename_path_params(&renames);
+                a.profile.absorb(&b.profile);
+                if !a.profile.merged_from.contains(&b.original) && b.original != render(&a.segs) {
+                    a.profile.merged_from.push(b.original.clone());
+                }
+                a.count += b.count;
+                a.first_seen_ns = a.first_seen_ns.min(b.first_seen_ns);
+                a.last_seen_ns = a.last_seen_ns.max(b.last_seen_ns);
+                a.first_id = match (a.first_id, b.first_id) {
+                    (Some(x), Some(y)) => Some(x.min(y)),
+                    (x, y) => x.or(y),
+                };
+                a.before = a.before.take().or(b.before.take());
+                a.touched = true;
+                by_key.insert(key, a);
+            }
+        }
+    }
+    (by_key.into_values().collect(), retired)
+}
+
+/// Parameters as positions, names ignored: `/users/{id}` and `/users/{userId}` are one.
+fn normalised(segs: &[Seg]) -> Vec<Seg> {
+    segs.iter()
+        .map(|s| match s {
+            Seg::Param(_) => Seg::Param(String::new()),
+            l => l.clone(),
+        })
+        .collect()
+}
+
+/// OpenAPI wants parameter names unique within a path: `/a/{id}/b/{id}` → `{id}`, `{id2}`.
+fn unique_param_names(entries: &mut [Entry]) {
+    for e in entries {
+        let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+        let mut renames = Vec::new();
+        for s in &mut e.segs {
+            if let Seg::Param(p) = s {
+                let n = seen.entry(p.clone()).or_default();
+                *n += 1;
+                if *n > 1 {
+                    let new = format!("{p}{n}");
+                    renames.push((p.clone(), new.clone()));
+                    *p = new;
+                }
+            }
+        }
+        if !renames.is_empty() {
+            e.touched = true;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identifiers_become_named_parameters() {
+        assert_eq!(template("/api/v1/users/123"), "/api/v1/users/{userId}");
+        assert_eq!(template("/users/me"), "/users/me");
+        assert_eq!(
+            template("/orders/0000002a-1b2c-4d5e-8f90-000000000126"),
+            "/orders/{orderId}"
+        );
+        assert_eq!(
+            template("/categories/7/items/9"),
+            "/categories/{categoryId}/items/{itemId}"
+        );
+        assert_eq!(template("/"), "/");
+        assert_eq!(template("/users/7/"), "/users/{userId}");
+        assert_eq!(
+            template("/v2/blob/0123456789abcdef0123"),
+            "/v2/blob/{blobId}"
+        );
+        assert_eq!(template("/events/2024-05-01"), "/events/{eventDate}");
+        assert_eq!(template("/invites/a@b.org"), "/invites/{inviteEmail}");
+        assert_eq!(
+            template("/v2/products/SKU-00042"),
+            "/v2/products/{productId}"
+        );
+        assert_eq!(template("/v1/42"), "/v1/{id}");
+    }
+
+    fn obs(method: &str, template: &str, count: u64) -> Observed {
+        Observed {
+            host: "api.test".into(),
+            method: method.into(),
+            template: template.into(),
+            first_seen_ns: 1,
+            last_seen_ns: 2,
+            count,
+            first_id: 1,
+            profile: EndpointProfile::default(),
+        }
+    }
+
+    #[test]
+    fn an_unreadable_stored_profile_is_an_error_naming_the_endpoint() {
+        let first = consolidate(&[], vec![obs("GET", "/users/{userId}", 4)]).unwrap();
+        let mut known = stored(&first);
+        known[0].detail = Some("{\"statuses\": [oops".into());
+        let err = consolidate(&known, vec![obs("GET", "/users/{userId}", 1)])
+            .expect_err("a damaged profile must not be reset silently")
+            .to_string();
+        assert!(err.contains("GET api.test/users/{userId}"), "{err}");
+
+        let mut newer: serde_json::Value =
+            serde_json::from_str(&first.endpoints[0].detail).unwrap();
+        newer["version"] = serde_json::json!(crate::profile::PROFILE_VERSION + 1);
+        known[0].detail = Some(newer.to_string());
+        let err = consolidate(&known, vec![])
+            .expect_err("newer layout")
+            .to_string();
+        assert!(err.contains("newer Tapline"), "{err}");
+    }
+
+    /// The endpoints as the case holds them after writing `out` (ids from 1).
+    fn stored(out: &DiscoveryOutput) -> Vec<Endpoint> {
+        out.endpoints
+            .iter()
+            .enumerate()
+            .map(|(i, r)| Endpoint {
+                id: i as i64 + 1,
+                host: r.host.clone(),
+                method: r.method.clone(),
+                template: r.template.clone(),
+                first_seen_ns: r.first_seen_ns,
+                last_seen_ns: r.last_seen_ns,
+                count: r.count,
+                detail: Some(r.detail.clone()),
+            })
+            .collect()
+    }
+
+    fn templates(out: &DiscoveryOutput) -> Vec<String> {
+        out.endpoints
+            .iter()
+            .map(|e| format!("{} {}", e.method, e.template))
+            .collect()
+    }
+
+    #[test]
+    fn many_words_under_a_collection_become_a_parameter() {
+        let mut seen = Vec::new();
+        for slug in [
+            "tent-care",
+            "lamp-repair",
+            "desk-buying",
+            "sofa-care",
+            "rug-repair",
+            "bed-buying",
+        ] {
+            seen.push(obs("GET", &format!("/api/v1/articles/{slug}"), 3));
+        }
+        seen.push(obs("POST", "/api/v1/articles/tent-care/comments", 1));
+        seen.push(obs("GET", "/api/v1/articles/featured", 9));
+        // Collections under a version stay words, however many.
+        for c in [
+            "products", "orders", "users", "carts", "invoices", "payments", "refunds", "coupons",
+            "stores",
+        ] {
+            seen.push(obs("GET", &format!("/api/v1/{c}"), 5));
+        }
+        seen.push(obs("GET", "/api/v1/reports/summary.csv", 1));
+        seen.push(obs("GET", "/api/v1/reports/summary.pdf", 1));
+        let out = consolidate(&[], seen).unwrap();
+        let t = templates(&out);
+        assert!(
+            t.contains(&"GET /api/v1/articles/{articleSlug}".into()),
+            "{t:?}"
+        );
+        assert!(
+            t.contains(&"POST /api/v1/articles/{articleSlug}/comments".into()),
+            "{t:?}"
+        );
+        assert!(t.contains(&"GET /api/v1/articles/featured".into()), "{t:?}");
+        assert!(t.contains(&"GET /api/v1/products".into()));
+        assert!(t.contains(&"GET /api/v1/reports/summary.pdf".into()));
+        assert_eq!(t.len(), 1 + 1 + 1 + 9 + 2, "{t:?}");
+        let slugs = out
+            .endpoints
+            .iter()
+            .find(|e| e.template == "/api/v1/articles/{articleSlug}" && e.method == "GET")
+            .unwrap();
+        assert_eq!(slugs.count, 18);
+        assert!(
+            out.findings.is_empty(),
+            "first sight of a host is the baseline"
+        );
+    }
+
+    #[test]
+    fn later_imports_keep_templates_and_report_changes() {
+        let first = consolidate(&[], vec![obs("GET", "/users/{userId}", 4)]).unwrap();
+        let existing = stored(&first);
+        let mut newer = obs("GET", "/users/{userId}", 2);
+        newer
+            .profile
+            .response_schemas
+            .entry("200".into())
+            .or_default()
+            .observe_json(br#"{"ssn": "x"}"#);
+        let out = consolidate(&existing, vec![newer, obs("DELETE", "/users/{userId}", 1)]).unwrap();
+        let user = out.endpoints.iter().find(|e| e.method == "GET").unwrap();
+        assert_eq!((user.id, user.count), (Some(1), 6));
+        let kinds: Vec<&str> = out.findings.iter().map(|f| f.kind.as_str()).collect();
+        assert_eq!(
+            kinds,
+            vec!["new_endpoint"],
+            "no 2xx before: no field finding"
+        );
+
+        // Once the case knows the 2xx response, a new field in it is a finding.
+        let mut known = existing.clone();
+        let mut before: serde_json::Value = serde_json::from_str(&user.detail).unwrap();
+        before["statuses"] = serde_json::json!({"200": 6});
+        known[0].detail = Some(before.to_string());
+        let mut later = obs("GET", "/users/{userId}", 1);
+        later.profile.statuses.insert("200".into(), 1);
+        later
+            .profile
+            .response_schemas
+            .entry("200".into())
+            .or_default()
+            .observe_json(br#"{"ssn": "x", "card": {"number": "4111"}}"#);
+        let out = consolidate(&known, vec![later]).unwrap();
+        let f = &out.findings[0];
+        assert_eq!(f.kind, "new_response_field");
+        assert!(
+            f.title.ends_with("now returns card, card.number"),
+            "{}",
+            f.title
+        );
+    }
+
+    #[test]
+    fn a_learned_parameter_retires_the_endpoints_it_folds() {
+        let words = [
+            "kitchen", "garden", "lighting", "bath", "bedding", "storage", "rugs", "lamps",
+        ];
+        let first = consolidate(
+            &[],
+            words[..3]
+                .iter()
+                .map(|w| obs("GET", &format!("/shop/categories/{w}"), 2))
+                .collect(),
+        )
+        .unwrap();
+        assert_eq!(
+            first.endpoints.len(),
+            3,
+            "three words are not yet a parameter"
+        );
+        let existing = stored(&first);
+        let out = consolidate(
+            &existing,
+            words
+                .iter()
+                .map(|w| obs("GET", &format!("/shop/categories/{w}"), 1))
+                .collect(),
+        )
+        .unwrap();
+        assert_eq!(out.endpoints.len(), 1, "{:?}", templates(&out));
+        let e = &out.endpoints[0];
+        assert_eq!(e.template, "/shop/categories/{categoryName}");
+        assert_eq!(e.count, 6 + 8);
+        assert_eq!(e.id, Some(1), "the oldest endpoint survives");
+        let mut retired = out.retired.clone();
+        retired.sort();
+        assert_eq!(retired, vec![2, 3]);
+        let profile: EndpointProfile = serde_json::from_str(&e.detail).unwrap();
+        assert!(profile.merged_from.iter().any(|m| m.ends_with("/garden")));
+    }
+}

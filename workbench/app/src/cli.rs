@@ -1,0 +1,278 @@
+//! The command line, per the contract in DESIGN.md. Subcommands appear as their features land.
+
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+/// Tapline: API security from your own traffic, on your own machine.
+#[derive(Debug, Parser)]
+#[command(name = "tapline", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Open the desktop workbench on a case (.duckdb) or on captures (pcap, pcapng, HAR:
+    /// imported into a case in the background). `tapline` alone opens the last case.
+    Open(OpenArgs),
+    /// Print the HTTP transactions in a capture, one JSON object a line; nothing is stored.
+    Decode(DecodeArgs),
+    /// Decode pcap, pcapng or HAR files and store them in a case file (progress on stderr).
+    Import(ImportArgs),
+    /// Export the case: transactions as ECS JSON lines, HAR or Parquet; the inventory as OpenAPI.
+    Export(ExportArgs),
+    /// List the API endpoints discovered in a case.
+    Endpoints(ListArgs),
+    /// List the findings in a case (`--by-actor`: grouped into attacks per actor).
+    Findings(FindingsArgs),
+    /// Compare the team's OpenAPI document with the discovered inventory: shadow and zombie
+    /// endpoints, drift. Exits 1 when there are differences.
+    Diff(DiffArgs),
+    /// Classify values, one a line (a JSON string, {"text": ..., "key": ...}, or raw text):
+    /// prints the data classes found in each with their character spans.
+    Classify(ClassifyArgs),
+    /// Headless sensor hub: accept enrolled sensors over QUIC and store their records in the
+    /// case (what the desktop app does while it is open). Ctrl-C stops it.
+    Serve(ServeArgs),
+    /// Enrol, list and revoke sensors.
+    #[command(subcommand)]
+    Sensors(SensorsCommand),
+}
+
+/// Arguments of `tapline serve`.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on (UDP), e.g. `0.0.0.0:4433`.
+    #[arg(long, default_value = "0.0.0.0:4433")]
+    pub listen: std::net::SocketAddr,
+    /// The case file (created if missing).
+    #[arg(long)]
+    pub db: PathBuf,
+    /// The workbench identity.
+    #[command(flatten)]
+    pub identity: IdentityArg,
+    /// Print every batch received (default: connections and refusals only).
+    #[arg(long, short)]
+    pub verbose: bool,
+}
+
+/// Arguments of `tapline open`.
+#[derive(Debug, Default, clap::Args)]
+pub struct OpenArgs {
+    /// A case file, or captures to import.
+    pub files: Vec<PathBuf>,
+    /// The case captures go into. Default: one named after the first capture in
+    /// `$XDG_DATA_HOME/tapline/cases` (`~/.local/share/…`).
+    #[arg(long)]
+    pub db: Option<PathBuf>,
+    /// Listen for sensors at once, on this address (UDP), e.g. `0.0.0.0:4433`.
+    #[arg(long)]
+    pub listen: Option<std::net::SocketAddr>,
+    /// The workbench identity (for the hub).
+    #[command(flatten)]
+    pub identity: IdentityArg,
+    /// Save a PNG of the window once everything is loaded, then quit (CI, documentation).
+    #[arg(long, value_name = "PNG")]
+    pub screenshot: Option<PathBuf>,
+}
+
+/// Where the workbench keeps its certificate authority.
+#[derive(Debug, Default, clap::Args)]
+pub struct IdentityArg {
+    /// Directory of the workbench's CA and hub certificate (created on first use). Default:
+    /// `$TAPLINE_IDENTITY`, else `$XDG_DATA_HOME/tapline/identity` (`~/.local/share/…`).
+    #[arg(long, env = "TAPLINE_IDENTITY")]
+    pub identity: Option<PathBuf>,
+}
+
+/// `tapline sensors …`.
+#[derive(Debug, Subcommand)]
+pub enum SensorsCommand {
+    /// Enrol a sensor: sign its certificate and write its configuration (name, hub address,
+    /// credentials). Copy that file to the sensor and run `tapline-sensor --config FILE`.
+    Add(SensorsAddArgs),
+    /// The case's sensors with their last heartbeat: packets, drops, records, spool, uplink.
+    List(ListArgs),
+    /// Revoke a sensor: the hub refuses its certificate from now on.
+    Revoke(SensorsRevokeArgs),
+}
+
+/// Arguments of `tapline sensors add`.
+#[derive(Debug, clap::Args)]
+pub struct SensorsAddArgs {
+    /// The sensor's name (stamped on its records).
+    pub name: String,
+    /// The case file (created if missing).
+    #[arg(long)]
+    pub db: PathBuf,
+    /// The address sensors reach the hub at, `HOST:PORT`.
+    #[arg(long)]
+    pub hub: String,
+    /// Where to write the sensor's configuration (mode 0600: it holds the sensor's key).
+    #[arg(long, short)]
+    pub output: PathBuf,
+    /// The workbench identity.
+    #[command(flatten)]
+    pub identity: IdentityArg,
+}
+
+/// Arguments of `tapline sensors revoke`.
+#[derive(Debug, clap::Args)]
+pub struct SensorsRevokeArgs {
+    /// The sensor's name.
+    pub name: String,
+    /// The case file.
+    #[arg(long)]
+    pub db: PathBuf,
+}
+
+/// Arguments of `tapline classify`.
+#[derive(Debug, clap::Args)]
+pub struct ClassifyArgs {
+    /// Input file; `-` or nothing reads standard input.
+    pub file: Option<PathBuf>,
+    /// Print hits of at least this confidence (`low` includes bare numbers that only fit a
+    /// class's shape and check digits).
+    #[arg(long, value_enum, default_value_t = MinConfidence::Low)]
+    pub min_confidence: MinConfidence,
+}
+
+/// Confidence threshold of `tapline classify`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum MinConfidence {
+    /// Everything.
+    Low,
+    /// Strict formats and validators.
+    Medium,
+    /// Exact token formats, or validators with naming context.
+    High,
+}
+
+/// Arguments of `tapline diff`.
+#[derive(Debug, clap::Args)]
+pub struct DiffArgs {
+    /// The OpenAPI 3.0/3.1 document (JSON or YAML).
+    pub spec: PathBuf,
+    /// The case file.
+    #[arg(long)]
+    pub db: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ListFormat::Table)]
+    pub format: ListFormat,
+}
+
+/// Arguments of `tapline import`.
+#[derive(Debug, clap::Args)]
+pub struct ImportArgs {
+    /// pcap, pcapng or HAR files.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// The case file (created if missing).
+    #[arg(long)]
+    pub db: PathBuf,
+    /// Decoded body bytes kept per message.
+    #[arg(long, default_value_t = 64 * 1024)]
+    pub max_body: usize,
+    /// Decoder threads (default: one per core).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Transactions each decoder thread commits at once (from 122,880, DuckDB's row group,
+    /// rows bypass the write-ahead log).
+    #[arg(long, default_value_t = 2 * 122_880)]
+    pub batch: usize,
+    /// Skip sensitive-data classification (endpoints get no data classes).
+    #[arg(long)]
+    pub no_sensitive: bool,
+    /// Skip the attack detectors (no payload findings).
+    #[arg(long)]
+    pub no_attacks: bool,
+    /// Skip the behaviour detectors (no BOLA, brute force, scraping… findings).
+    #[arg(long)]
+    pub no_behaviour: bool,
+    /// No progress bar.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// What `tapline export` writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ExportKind {
+    /// OpenAPI 3.1 document of the discovered inventory.
+    Openapi,
+    /// HAR 1.2 with every transaction.
+    Har,
+    /// One Elastic Common Schema JSON document per transaction per line.
+    Jsonl,
+    /// Every transaction as a Parquet file (needs -o).
+    Parquet,
+}
+
+/// Arguments of `tapline export`.
+#[derive(Debug, clap::Args)]
+pub struct ExportArgs {
+    /// What to export.
+    #[arg(value_enum)]
+    pub kind: ExportKind,
+    /// The case file.
+    #[arg(long)]
+    pub db: PathBuf,
+    /// Output file (default: standard output).
+    #[arg(long, short)]
+    pub output: Option<PathBuf>,
+}
+
+/// Output formats of list commands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ListFormat {
+    /// A JSON array.
+    Json,
+    /// Aligned columns for people.
+    Table,
+}
+
+/// Arguments of `tapline endpoints` and `tapline findings`.
+#[derive(Debug, clap::Args)]
+pub struct ListArgs {
+    /// The case file.
+    #[arg(long)]
+    pub db: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ListFormat::Table)]
+    pub format: ListFormat,
+}
+
+/// Arguments of `tapline findings`.
+#[derive(Debug, clap::Args)]
+pub struct FindingsArgs {
+    /// The case and the output format.
+    #[command(flatten)]
+    pub list: ListArgs,
+    /// One row per actor (principal, else address): what they did, how much, when.
+    #[arg(long)]
+    pub by_actor: bool,
+}
+
+/// Output formats of `decode`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DecodeFormat {
+    /// One JSON object per transaction per line.
+    Jsonl,
+    /// One human-readable line per transaction.
+    Table,
+}
+
+/// Arguments of `tapline decode`.
+#[derive(Debug, clap::Args)]
+pub struct DecodeArgs {
+    /// A pcap or pcapng file.
+    pub file: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = DecodeFormat::Jsonl)]
+    pub format: DecodeFormat,
+    /// Bytes of each decoded body to print (base64) and keep.
+    #[arg(long, default_value_t = 1 << 20)]
+    pub max_body: usize,
+}

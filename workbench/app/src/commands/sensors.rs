@@ -1,0 +1,168 @@
+//! `tapline serve` and `tapline sensors add|list|revoke`.
+
+use crate::cli::{IdentityArg, ListArgs, ListFormat, SensorsAddArgs, SensorsCommand, ServeArgs};
+use anyhow::{Context, Result, bail};
+use std::io::Write;
+use std::path::PathBuf;
+use tapline_hub::{Hub, HubEvent};
+use tapline_link::HubIdentity;
+use tapline_store::CaseStore;
+
+/// The identity directory: the flag (or `$TAPLINE_IDENTITY`), else the user's data directory.
+pub fn identity_dir(arg: &IdentityArg) -> Result<PathBuf> {
+    if let Some(d) = &arg.identity {
+        return Ok(d.clone());
+    }
+    Ok(data_dir()?.join("identity"))
+}
+
+/// Tapline's data directory: `$XDG_DATA_HOME/tapline`, else `~/.local/share/tapline`.
+pub fn data_dir() -> Result<PathBuf> {
+    let data = std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+        .context("neither XDG_DATA_HOME nor HOME is set: cannot place Tapline's data directory")?;
+    Ok(data.join("tapline"))
+}
+
+fn load_identity(arg: &IdentityArg) -> Result<HubIdentity> {
+    let dir = identity_dir(arg)?;
+    HubIdentity::load_or_create(&dir)
+        .with_context(|| format!("cannot use the workbench identity in {}", dir.display()))
+}
+
+fn open(db: &std::path::Path) -> Result<CaseStore> {
+    CaseStore::open(db).with_context(|| format!("cannot open case {}", db.display()))
+}
+
+/// `tapline sensors …`.
+pub fn run(cmd: &SensorsCommand, out: &mut dyn Write) -> Result<()> {
+    match cmd {
+        SensorsCommand::Add(a) => add(a, out),
+        SensorsCommand::List(a) => list(a, out),
+        SensorsCommand::Revoke(a) => {
+            if open(&a.db)?.revoke_sensor(&a.name)? {
+                writeln!(
+                    out,
+                    "revoked sensor {:?}: the hub refuses it from now on",
+                    a.name
+                )?;
+                Ok(())
+            } else {
+                bail!(
+                    "no enrolled sensor named {:?} in {}",
+                    a.name,
+                    a.db.display()
+                )
+            }
+        }
+    }
+}
+
+fn add(a: &SensorsAddArgs, out: &mut dyn Write) -> Result<()> {
+    let identity = load_identity(&a.identity)?;
+    let mut store = open(&a.db)?;
+    let done = tapline_hub::enrol::enrol(&mut store, &identity, &a.name, &a.hub, &a.output)?;
+    writeln!(out, "{done}")?;
+    Ok(())
+}
+
+fn list(a: &ListArgs, out: &mut dyn Write) -> Result<()> {
+    let rows = open(&a.db)?.sensors()?;
+    if a.format == ListFormat::Json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&rows)?)?;
+        return Ok(());
+    }
+    let nw = rows.iter().map(|r| r.name.len()).max().unwrap_or(0).max(4);
+    writeln!(
+        out,
+        "{:<nw$} {:<19} {:<8} {:>10} {:>8} {:>10} {:>7} {:>10}  UPLINK",
+        "NAME", "LAST SEEN", "VERSION", "PACKETS", "DROPS", "RECORDS", "SPOOL", "STORED"
+    )?;
+    for r in &rows {
+        let s = r.stats.as_ref();
+        let n = |k: &str| s.and_then(|s| s[k].as_u64());
+        let num = |v: Option<u64>| v.map_or("-".to_owned(), |v| v.to_string());
+        let drops = match (n("kernel_drops"), n("interface_drops")) {
+            (Some(k), Some(i)) => Some(k + i),
+            _ => None,
+        };
+        let uplink = if r.revoked_at.is_some() {
+            "revoked".to_owned()
+        } else {
+            s.and_then(|s| s["uplink"].as_str())
+                .unwrap_or("never connected")
+                .to_owned()
+        };
+        writeln!(
+            out,
+            "{:<nw$} {:<19} {:<8} {:>10} {:>8} {:>10} {:>7} {:>10}  {}",
+            r.name,
+            r.last_seen_at.as_deref().unwrap_or("never"),
+            r.version.as_deref().unwrap_or("-"),
+            num(n("packets")),
+            num(drops),
+            num(n("records")),
+            num(n("spool_batches")),
+            r.transactions,
+            uplink
+        )?;
+    }
+    Ok(())
+}
+
+/// `tapline serve`: runs the hub until Ctrl-C.
+pub fn serve(a: &ServeArgs) -> Result<()> {
+    let identity = load_identity(&a.identity)?;
+    let store = open(&a.db)?;
+    let verbose = a.verbose;
+    let hub = Hub::start(store, &identity, a.listen, move |e| log(&e, verbose))?;
+    eprintln!(
+        "tapline: hub listening on {} (udp) for sensors of {}; workbench CA sha256 {}",
+        hub.local_addr(),
+        a.db.display(),
+        identity.fingerprint()?
+    );
+    let (tx, rx) = std::sync::mpsc::channel();
+    ctrlc::set_handler(move || {
+        let _ = tx.send(());
+    })
+    .context("cannot install the signal handler")?;
+    let _ = rx.recv();
+    eprintln!("tapline: hub stopping");
+    hub.stop()
+}
+
+fn log(e: &HubEvent, verbose: bool) {
+    match e {
+        HubEvent::Connected {
+            sensor,
+            peer,
+            stored_through,
+        } => eprintln!(
+            "tapline: hub: sensor {sensor:?} connected from {peer} (resuming after batch {stored_through})"
+        ),
+        HubEvent::Batch {
+            sensor,
+            seq,
+            records,
+            new,
+        } if verbose => eprintln!(
+            "tapline: hub: {sensor:?} batch {seq}: {records} records{}",
+            if *new { "" } else { " (already stored)" }
+        ),
+        HubEvent::Batch { .. } => {}
+        HubEvent::Disconnected {
+            sensor,
+            peer,
+            error,
+        } => eprintln!(
+            "tapline: hub: {} at {peer} disconnected{}",
+            sensor.as_deref().unwrap_or("a sensor"),
+            error.as_ref().map_or(String::new(), |e| format!(": {e}"))
+        ),
+        HubEvent::Refused { peer, reason } => {
+            eprintln!("tapline: hub: refused {peer}: {reason}");
+        }
+    }
+}

@@ -1,0 +1,1211 @@
+//! The application: state that outlives views (settings, the open case, the import job, the
+//! hub), the command queue every view writes to, and the frame: menu, navigation, status bar.
+//!
+//! Views never mutate application state directly; they push [`Command`]s, handled in one
+//! place ([`Workbench::handle`]) at the end of the frame.
+
+use super::case::Case;
+use super::{attacks, format, inventory, overview, sensitive, sensors, traffic, welcome};
+use eframe::egui::{self, Key, KeyboardShortcut, Modifiers, RichText};
+use std::collections::{BTreeMap, VecDeque};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+use tapline_hub::{Hub, HubEvent};
+use tapline_ingest::import::{
+    ImportEvent, ImportHandle, ImportOptions, ImportOutcome, ImportProgress,
+};
+use tapline_store::query::TxFilter;
+
+/// How the app was started.
+#[derive(Clone, Debug, Default)]
+pub struct Launch {
+    /// A case file or captures to open (`tapline open FILE`).
+    pub open: Vec<PathBuf>,
+    /// The case captures go into (`--db`); default: a case named after the first capture in
+    /// `data_dir/cases`.
+    pub case: Option<PathBuf>,
+    /// Where new cases go, and the default identity directory's parent.
+    pub data_dir: PathBuf,
+    /// The workbench identity (CA and hub certificate) for the sensor hub.
+    pub identity_dir: PathBuf,
+    /// Start the sensor hub at launch on this address.
+    pub listen: Option<SocketAddr>,
+    /// Save a PNG of the window once the case is loaded and idle, then quit (for CI and docs).
+    pub screenshot: Option<PathBuf>,
+    /// Reopen the last case when nothing else is to be opened.
+    pub restore: bool,
+}
+
+/// The views, in navigation order.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum View {
+    /// Figures and charts.
+    #[default]
+    Overview,
+    /// The endpoints.
+    Inventory,
+    /// Every transaction.
+    Traffic,
+    /// Data classes × endpoints.
+    Sensitive,
+    /// Findings by actor.
+    Attacks,
+    /// The hub and the sensors.
+    Sensors,
+}
+
+impl View {
+    /// All views, in navigation order.
+    pub const ALL: [View; 6] = [
+        View::Overview,
+        View::Inventory,
+        View::Traffic,
+        View::Sensitive,
+        View::Attacks,
+        View::Sensors,
+    ];
+
+    /// The navigation label.
+    pub fn label(self) -> &'static str {
+        match self {
+            View::Overview => "Overview",
+            View::Inventory => "Inventory",
+            View::Traffic => "Traffic",
+            View::Sensitive => "Sensitive data",
+            View::Attacks => "Attacks",
+            View::Sensors => "Sensors",
+        }
+    }
+
+    fn key(self) -> Key {
+        match self {
+            View::Overview => Key::Num1,
+            View::Inventory => Key::Num2,
+            View::Traffic => Key::Num3,
+            View::Sensitive => Key::Num4,
+            View::Attacks => Key::Num5,
+            View::Sensors => Key::Num6,
+        }
+    }
+}
+
+/// Light, dark, or as the system says.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum ThemeChoice {
+    /// Follow the desktop.
+    #[default]
+    System,
+    /// Light.
+    Light,
+    /// Dark.
+    Dark,
+}
+
+/// What is remembered between runs (eframe persistence).
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    /// The case open at exit.
+    pub last_case: Option<PathBuf>,
+    /// Recently opened cases, newest first.
+    pub recent: Vec<PathBuf>,
+    /// The view shown at exit.
+    pub view: View,
+    /// Theme.
+    pub theme: ThemeChoice,
+    /// Show sensitive values masked.
+    pub mask_values: bool,
+    /// Where the hub listens.
+    pub listen: String,
+    /// The address sensors are told to dial at enrolment.
+    pub hub_address: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            last_case: None,
+            recent: Vec::new(),
+            view: View::Overview,
+            theme: ThemeChoice::System,
+            mask_values: true,
+            listen: "0.0.0.0:4433".into(),
+            hub_address: "workbench.example:4433".into(),
+        }
+    }
+}
+
+/// Everything a view can ask the app to do.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Command {
+    /// Pick capture files and import them (into the open case, else a new one).
+    OpenCaptureDialog,
+    /// Pick a case file.
+    OpenCaseDialog,
+    /// Choose where a new case goes.
+    NewCaseDialog,
+    /// Open a case, or import captures.
+    Open(Vec<PathBuf>),
+    /// Stop the running import (the current file rolls back).
+    CancelImport,
+    /// Close the case.
+    CloseCase,
+    /// Ask the worker for everything again.
+    Refresh,
+    /// Switch view.
+    Show(View),
+    /// The inventory, on this endpoint.
+    ShowEndpoint(i64),
+    /// The attacks view, on this finding.
+    ShowFinding(i64),
+    /// The attacks view, filtered to one severity.
+    ShowSeverity(String),
+    /// The sensitive-data view, on this class (and endpoint).
+    ShowDataClass(String, Option<i64>),
+    /// The traffic view with this filter.
+    ShowTraffic(Box<TxFilter>),
+    /// The traffic view, this transaction in the detail pane.
+    ShowTransaction(i64),
+    /// Export the inventory as OpenAPI (asks where).
+    ExportOpenApi,
+    /// Start the sensor hub.
+    StartHub,
+    /// Stop the sensor hub.
+    StopHub,
+    /// Enrol a sensor (asks where its configuration goes).
+    EnrolSensor(String),
+    /// Revoke a sensor.
+    RevokeSensor(String),
+    /// Put text on the clipboard.
+    Copy(String),
+}
+
+/// A running import.
+struct ImportJob {
+    handle: ImportHandle,
+    progress: Option<ImportProgress>,
+    files: usize,
+    finished_files: usize,
+    cancelling: bool,
+}
+
+/// A running hub and what it has said.
+pub struct HubState {
+    hub: Hub,
+    events: mpsc::Receiver<HubEvent>,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Sensors connected now: name → (peer, batches, records this session).
+    pub connected: BTreeMap<String, (SocketAddr, u64, u64)>,
+    /// Recent events, newest last.
+    pub log: VecDeque<String>,
+    /// The workbench CA fingerprint (what sensors pin).
+    pub ca_fingerprint: String,
+    new_data: bool,
+}
+
+/// A message for the analyst.
+#[derive(Clone, Debug)]
+pub struct Notice {
+    /// When.
+    pub at: Instant,
+    /// An error, not news.
+    pub error: bool,
+    /// What.
+    pub text: String,
+}
+
+/// Frame-time figures for the status bar and the screenshot run.
+#[derive(Clone, Debug, Default)]
+pub struct FrameStats {
+    /// Frames drawn.
+    pub frames: u64,
+    /// CPU time of the last frame's UI code.
+    pub last: Duration,
+    /// Worst so far.
+    pub worst: Duration,
+    /// Sum, for the mean.
+    pub total: Duration,
+}
+
+/// Per-view state (selection, filters, scroll): plain data the view modules own.
+#[derive(Default)]
+pub struct ViewStates {
+    /// Inventory.
+    pub inventory: inventory::State,
+    /// Traffic.
+    pub traffic: traffic::State,
+    /// Sensitive data.
+    pub sensitive: sensitive::State,
+    /// Attacks.
+    pub attacks: attacks::State,
+    /// Sensors.
+    pub sensors: sensors::State,
+}
+
+/// The desktop workbench.
+pub struct Workbench {
+    /// Remembered settings.
+    pub settings: Settings,
+    launch: Launch,
+    /// The open case.
+    pub case: Option<Case>,
+    import: Option<ImportJob>,
+    /// The sensor hub, while it runs.
+    pub hub: Option<HubState>,
+    /// Messages, newest last.
+    pub notices: Vec<Notice>,
+    commands: Vec<Command>,
+    /// Per-view state.
+    pub views: ViewStates,
+    /// Frame times.
+    pub frame_stats: FrameStats,
+    last_live_refresh: Instant,
+    screenshot_requested: bool,
+    idle_frames: u32,
+    /// The theme the style was last built for.
+    applied_theme: ThemeChoice,
+    egui_ctx: egui::Context,
+}
+
+impl Workbench {
+    /// Builds the app (restoring settings from eframe's storage) and opens what `launch` asks.
+    pub fn new(cc: &eframe::CreationContext<'_>, launch: Launch) -> Self {
+        let settings: Settings = cc
+            .storage
+            .and_then(|s| eframe::get_value(s, eframe::APP_KEY))
+            .unwrap_or_default();
+        let mut app = Workbench {
+            settings,
+            launch: launch.clone(),
+            case: None,
+            import: None,
+            hub: None,
+            notices: Vec::new(),
+            commands: Vec::new(),
+            views: ViewStates::default(),
+            frame_stats: FrameStats::default(),
+            last_live_refresh: Instant::now(),
+            screenshot_requested: false,
+            idle_frames: 0,
+            applied_theme: ThemeChoice::System,
+            egui_ctx: cc.egui_ctx.clone(),
+        };
+        apply_style(&cc.egui_ctx, app.settings.theme);
+        app.applied_theme = app.settings.theme;
+        if !launch.open.is_empty() {
+            app.commands.push(Command::Open(launch.open.clone()));
+        } else if launch.restore
+            && let Some(last) = app.settings.last_case.clone()
+            && last.exists()
+        {
+            app.commands.push(Command::Open(vec![last]));
+        }
+        if launch.listen.is_some() {
+            app.commands.push(Command::StartHub);
+        }
+        app
+    }
+
+    /// Queues a command, as a view would.
+    pub fn push(&mut self, c: Command) {
+        self.commands.push(c);
+    }
+
+    /// True while an import runs.
+    pub fn importing(&self) -> bool {
+        self.import.is_some()
+    }
+
+    fn notify(&mut self, error: bool, text: impl Into<String>) {
+        let text = text.into();
+        if error {
+            eprintln!("tapline: {text}");
+        }
+        self.notices.push(Notice {
+            at: Instant::now(),
+            error,
+            text,
+        });
+        if self.notices.len() > 200 {
+            self.notices.remove(0);
+        }
+    }
+
+    fn repaint_fn(&self) -> impl Fn() + Send + Sync + 'static {
+        let ctx = self.egui_ctx.clone();
+        move || ctx.request_repaint()
+    }
+
+    /// Drains the workers' channels: query answers, import progress, hub events.
+    fn absorb(&mut self) {
+        let mut done = Vec::new();
+        if let Some(case) = &mut self.case {
+            case.absorb_replies();
+            done = std::mem::take(&mut case.done);
+            if !done.is_empty() {
+                // Actions change sensors or files; show the result.
+                case.refresh();
+            }
+        }
+        for d in done {
+            match d {
+                Ok(msg) => self.notify(false, msg),
+                Err(e) => self.notify(true, e),
+            }
+        }
+        self.absorb_import();
+        self.absorb_hub();
+    }
+
+    fn absorb_import(&mut self) {
+        let Some(job) = &mut self.import else {
+            return;
+        };
+        let mut messages = Vec::new();
+        let mut finished = false;
+        for e in job.handle.events.try_iter() {
+            match e {
+                ImportEvent::Progress(p) => job.progress = Some(p),
+                ImportEvent::FileDone { file, outcome } => {
+                    job.finished_files += 1;
+                    job.progress = None;
+                    let name = file.display();
+                    messages.push(match outcome {
+                        Ok(ImportOutcome::Imported(s)) => (
+                            false,
+                            format!(
+                                "{name}: imported {} transactions from {} packets",
+                                format::count(s.transactions),
+                                format::count(s.packets)
+                            ),
+                        ),
+                        Ok(ImportOutcome::AlreadyImported {
+                            name: n,
+                            transactions,
+                            ..
+                        }) => (
+                            false,
+                            format!(
+                                "{name}: already in this case (as {n}, {} transactions)",
+                                format::count(transactions)
+                            ),
+                        ),
+                        Ok(ImportOutcome::Cancelled) => {
+                            (false, format!("{name}: import cancelled; nothing was kept"))
+                        }
+                        Err(e) => (true, format!("{name}: {e}")),
+                    });
+                }
+                ImportEvent::Finished => finished = true,
+            }
+        }
+        for (error, m) in messages {
+            self.notify(error, m);
+        }
+        if finished {
+            if let Some(job) = self.import.take() {
+                let _ = job.handle.thread.join();
+            }
+            if let Some(case) = &mut self.case {
+                case.refresh();
+            }
+        }
+    }
+
+    fn absorb_hub(&mut self) {
+        let Some(h) = &mut self.hub else {
+            return;
+        };
+        for e in h.events.try_iter() {
+            let line = match &e {
+                HubEvent::Connected {
+                    sensor,
+                    peer,
+                    stored_through,
+                } => {
+                    h.connected.insert(sensor.clone(), (*peer, 0, 0));
+                    format!(
+                        "{sensor} connected from {peer} (stored through batch {stored_through})"
+                    )
+                }
+                HubEvent::Batch {
+                    sensor,
+                    seq,
+                    records,
+                    new,
+                } => {
+                    if let Some(c) = h.connected.get_mut(sensor) {
+                        c.1 += 1;
+                        c.2 += *records as u64;
+                    }
+                    h.new_data |= *new;
+                    if !*new {
+                        format!("{sensor}: batch {seq} was already stored")
+                    } else {
+                        continue; // counted, not logged: there are many
+                    }
+                }
+                HubEvent::Disconnected {
+                    sensor,
+                    peer,
+                    error,
+                } => {
+                    if let Some(s) = sensor {
+                        h.connected.remove(s);
+                    }
+                    format!(
+                        "{} ({peer}) disconnected{}",
+                        sensor.as_deref().unwrap_or("a sensor"),
+                        error
+                            .as_deref()
+                            .map(|e| format!(": {e}"))
+                            .unwrap_or_default()
+                    )
+                }
+                HubEvent::Refused { peer, reason } => format!("refused {peer}: {reason}"),
+            };
+            h.log.push_back(line);
+            if h.log.len() > 500 {
+                h.log.pop_front();
+            }
+        }
+        // New sensor data: refresh counts at most every two seconds.
+        if h.new_data && self.last_live_refresh.elapsed() >= Duration::from_secs(2) {
+            h.new_data = false;
+            self.last_live_refresh = Instant::now();
+            if let Some(case) = &mut self.case {
+                case.refresh();
+            }
+        }
+        if h.new_data {
+            self.egui_ctx.request_repaint_after(Duration::from_secs(2));
+        }
+    }
+
+    /// Handles every queued command.
+    fn handle_commands(&mut self, ctx: &egui::Context) {
+        for c in std::mem::take(&mut self.commands) {
+            self.handle(c, ctx);
+        }
+    }
+
+    /// Carries out one command.
+    pub fn handle(&mut self, c: Command, ctx: &egui::Context) {
+        match c {
+            Command::OpenCaptureDialog => {
+                if let Some(files) = rfd::FileDialog::new()
+                    .set_title("Open captures")
+                    .add_filter(
+                        "Captures (pcap, pcapng, HAR)",
+                        &["pcap", "pcapng", "cap", "har"],
+                    )
+                    .add_filter("All files", &["*"])
+                    .pick_files()
+                {
+                    self.open(files);
+                }
+            }
+            Command::OpenCaseDialog => {
+                if let Some(f) = rfd::FileDialog::new()
+                    .set_title("Open case")
+                    .add_filter("Tapline case", &["duckdb"])
+                    .pick_file()
+                {
+                    self.open(vec![f]);
+                }
+            }
+            Command::NewCaseDialog => {
+                if let Some(f) = rfd::FileDialog::new()
+                    .set_title("New case")
+                    .set_file_name("case.duckdb")
+                    .save_file()
+                {
+                    self.open_case(f);
+                }
+            }
+            Command::Open(files) => self.open(files),
+            Command::CancelImport => {
+                if let Some(job) = &mut self.import {
+                    job.handle
+                        .cancel
+                        .store(true, std::sync::atomic::Ordering::Relaxed);
+                    job.cancelling = true;
+                }
+            }
+            Command::CloseCase => {
+                if self.import.is_some() {
+                    self.notify(
+                        true,
+                        "an import is running: cancel it before closing the case",
+                    );
+                } else {
+                    self.stop_hub();
+                    self.case = None;
+                    self.settings.last_case = None;
+                    self.views = ViewStates::default();
+                }
+            }
+            Command::Refresh => {
+                if let Some(c) = &mut self.case {
+                    c.refresh();
+                }
+            }
+            Command::Show(v) => self.settings.view = v,
+            Command::ShowEndpoint(id) => {
+                self.settings.view = View::Inventory;
+                self.views.inventory.selected = Some(id);
+                self.views.inventory.scroll_to_selected = true;
+            }
+            Command::ShowFinding(id) => {
+                self.settings.view = View::Attacks;
+                self.views.attacks.select(id, self.case.as_mut());
+            }
+            Command::ShowSeverity(s) => {
+                self.settings.view = View::Attacks;
+                self.views.attacks.severity = Some(s);
+            }
+            Command::ShowDataClass(class, endpoint) => {
+                self.settings.view = View::Sensitive;
+                self.views.sensitive.focus(class, endpoint);
+            }
+            Command::ShowTraffic(filter) => {
+                let filter = *filter;
+                self.settings.view = View::Traffic;
+                self.views.traffic.set_filter(&filter);
+                if let Some(case) = &mut self.case {
+                    let (sort, desc) = (case.tx.sort, case.tx.descending);
+                    case.set_traffic(filter, sort, desc);
+                }
+            }
+            Command::ShowTransaction(id) => {
+                self.settings.view = View::Traffic;
+                if let Some(case) = &mut self.case {
+                    case.select_transaction(id);
+                }
+            }
+            Command::ExportOpenApi => {
+                let Some(case) = &mut self.case else { return };
+                if let Some(f) = rfd::FileDialog::new()
+                    .set_title("Export OpenAPI")
+                    .set_file_name("openapi.json")
+                    .add_filter("OpenAPI JSON", &["json"])
+                    .save_file()
+                {
+                    case.act(super::backend::Query::ExportOpenApi(f));
+                }
+            }
+            Command::StartHub => self.start_hub(),
+            Command::StopHub => self.stop_hub(),
+            Command::EnrolSensor(name) => {
+                let Some(case) = &mut self.case else { return };
+                if let Some(output) = rfd::FileDialog::new()
+                    .set_title("Save the sensor's configuration")
+                    .set_file_name(format!("{name}.toml"))
+                    .save_file()
+                {
+                    case.act(super::backend::Query::Enrol {
+                        name,
+                        hub: self.settings.hub_address.clone(),
+                        identity: self.launch.identity_dir.clone(),
+                        output,
+                    });
+                }
+            }
+            Command::RevokeSensor(name) => {
+                if let Some(case) = &mut self.case {
+                    case.act(super::backend::Query::Revoke(name));
+                }
+            }
+            Command::Copy(text) => ctx.copy_text(text),
+        }
+    }
+
+    /// Opens a case file, or imports captures (into the open case, else a new one).
+    fn open(&mut self, files: Vec<PathBuf>) {
+        let (cases, captures): (Vec<PathBuf>, Vec<PathBuf>) =
+            files.into_iter().partition(|f| is_case_file(f));
+        if let Some(case) = cases.first() {
+            if cases.len() > 1 {
+                self.notify(true, "open one case at a time; opened the first");
+            }
+            if !self.open_case(case.clone()) {
+                return;
+            }
+        }
+        if captures.is_empty() {
+            return;
+        }
+        if self.case.is_none() {
+            let target = self
+                .launch
+                .case
+                .clone()
+                .unwrap_or_else(|| case_for_capture(&self.launch.data_dir, &captures[0]));
+            if let Some(dir) = target.parent()
+                && let Err(e) = std::fs::create_dir_all(dir)
+            {
+                self.notify(true, format!("cannot create {}: {e}", dir.display()));
+                return;
+            }
+            if !self.open_case(target) {
+                return;
+            }
+        }
+        self.start_import(captures);
+    }
+
+    fn open_case(&mut self, path: PathBuf) -> bool {
+        if self.import.is_some() {
+            self.notify(
+                true,
+                "an import is running: cancel it before opening another case",
+            );
+            return false;
+        }
+        if self.case.as_ref().is_some_and(|c| c.path == path) {
+            return true;
+        }
+        self.stop_hub();
+        self.case = None; // release the old case's file lock first
+        match Case::open(path.clone(), self.repaint_fn()) {
+            Ok(case) => {
+                self.case = Some(case);
+                self.views = ViewStates::default();
+                self.settings.last_case = Some(path.clone());
+                self.settings.recent.retain(|p| p != &path);
+                self.settings.recent.insert(0, path);
+                self.settings.recent.truncate(10);
+                true
+            }
+            Err(e) => {
+                self.notify(true, format!("cannot open case {}: {e:#}", path.display()));
+                false
+            }
+        }
+    }
+
+    fn start_import(&mut self, files: Vec<PathBuf>) {
+        if self.import.is_some() {
+            self.notify(
+                true,
+                "an import is already running; wait for it or cancel it",
+            );
+            return;
+        }
+        let Some(case) = &self.case else { return };
+        let store = match case.store_clone() {
+            Ok(s) => s,
+            Err(e) => {
+                self.notify(true, format!("cannot start the import: {e:#}"));
+                return;
+            }
+        };
+        let n = files.len();
+        match tapline_ingest::import::spawn_import(
+            store,
+            files,
+            ImportOptions::default(),
+            self.repaint_fn(),
+        ) {
+            Ok(handle) => {
+                self.import = Some(ImportJob {
+                    handle,
+                    progress: None,
+                    files: n,
+                    finished_files: 0,
+                    cancelling: false,
+                })
+            }
+            Err(e) => self.notify(true, format!("cannot start the import thread: {e}")),
+        }
+    }
+
+    fn start_hub(&mut self) {
+        if self.hub.is_some() {
+            return;
+        }
+        let Some(case) = &self.case else {
+            self.notify(
+                true,
+                "open or create a case first: sensor records are stored in it",
+            );
+            return;
+        };
+        let listen = match self.launch.listen {
+            Some(a) => a,
+            None => match self.settings.listen.parse() {
+                Ok(a) => a,
+                Err(e) => {
+                    self.notify(
+                        true,
+                        format!(
+                            "listen address {:?}: {e} (e.g. 0.0.0.0:4433)",
+                            self.settings.listen
+                        ),
+                    );
+                    return;
+                }
+            },
+        };
+        let started = (|| -> anyhow::Result<HubState> {
+            let identity = tapline_link::HubIdentity::load_or_create(&self.launch.identity_dir)?;
+            let (tx, events) = mpsc::channel();
+            let repaint = self.repaint_fn();
+            let hub = Hub::start(case.store_clone()?, &identity, listen, move |e| {
+                let _ = tx.send(e);
+                repaint();
+            })?;
+            Ok(HubState {
+                addr: hub.local_addr(),
+                hub,
+                events,
+                connected: BTreeMap::new(),
+                log: VecDeque::new(),
+                ca_fingerprint: identity.fingerprint()?,
+                new_data: false,
+            })
+        })();
+        match started {
+            Ok(h) => {
+                let msg = format!("listening for sensors on {} (UDP)", h.addr);
+                self.hub = Some(h);
+                self.notify(false, msg);
+            }
+            Err(e) => self.notify(
+                true,
+                format!("cannot listen for sensors on {listen}: {e:#}"),
+            ),
+        }
+    }
+
+    fn stop_hub(&mut self) {
+        if let Some(h) = self.hub.take()
+            && let Err(e) = h.hub.stop()
+        {
+            self.notify(true, format!("the hub stopped with an error: {e:#}"));
+        }
+    }
+
+    fn shortcuts(&mut self, ctx: &egui::Context) {
+        let cmd = |k| KeyboardShortcut::new(Modifiers::COMMAND, k);
+        let cmd_shift = |k| KeyboardShortcut::new(Modifiers::COMMAND | Modifiers::SHIFT, k);
+        ctx.input_mut(|i| {
+            for v in View::ALL {
+                if i.consume_shortcut(&cmd(v.key())) {
+                    self.commands.push(Command::Show(v));
+                }
+            }
+            if i.consume_shortcut(&cmd_shift(Key::O)) {
+                self.commands.push(Command::OpenCaseDialog);
+            }
+            if i.consume_shortcut(&cmd(Key::O)) {
+                self.commands.push(Command::OpenCaptureDialog);
+            }
+            if i.consume_shortcut(&cmd(Key::N)) {
+                self.commands.push(Command::NewCaseDialog);
+            }
+            if i.consume_shortcut(&cmd(Key::R)) || i.consume_key(Modifiers::NONE, Key::F5) {
+                self.commands.push(Command::Refresh);
+            }
+            if i.consume_shortcut(&cmd(Key::D)) {
+                self.settings.theme = match self.settings.theme {
+                    ThemeChoice::Dark => ThemeChoice::Light,
+                    _ => ThemeChoice::Dark,
+                };
+            }
+            if i.consume_shortcut(&cmd(Key::M)) {
+                self.settings.mask_values = !self.settings.mask_values;
+            }
+            if i.consume_shortcut(&cmd(Key::F)) {
+                self.views.traffic.focus_filter = true;
+                self.views.inventory.focus_filter = true;
+            }
+        });
+    }
+
+    fn menu_bar(&mut self, ui: &mut egui::Ui) {
+        egui::MenuBar::new().ui(ui, |ui| {
+            ui.menu_button("File", |ui| {
+                if ui.button("Open capture…  Ctrl+O").clicked() {
+                    self.commands.push(Command::OpenCaptureDialog);
+                }
+                if ui.button("Open case…  Ctrl+Shift+O").clicked() {
+                    self.commands.push(Command::OpenCaseDialog);
+                }
+                if ui.button("New case…  Ctrl+N").clicked() {
+                    self.commands.push(Command::NewCaseDialog);
+                }
+                ui.separator();
+                let has_case = self.case.is_some();
+                if ui
+                    .add_enabled(has_case, egui::Button::new("Export OpenAPI…"))
+                    .clicked()
+                {
+                    self.commands.push(Command::ExportOpenApi);
+                }
+                if ui
+                    .add_enabled(has_case, egui::Button::new("Close case"))
+                    .clicked()
+                {
+                    self.commands.push(Command::CloseCase);
+                }
+                ui.separator();
+                if ui.button("Quit").clicked() {
+                    ui.ctx().send_viewport_cmd(egui::ViewportCommand::Close);
+                }
+            });
+            ui.menu_button("View", |ui| {
+                for v in View::ALL {
+                    let n = View::ALL.iter().position(|x| *x == v).unwrap_or(0) + 1;
+                    if ui.button(format!("{}  Ctrl+{n}", v.label())).clicked() {
+                        self.commands.push(Command::Show(v));
+                    }
+                }
+                ui.separator();
+                ui.label("Theme (Ctrl+D)");
+                ui.radio_value(&mut self.settings.theme, ThemeChoice::System, "System");
+                ui.radio_value(&mut self.settings.theme, ThemeChoice::Light, "Light");
+                ui.radio_value(&mut self.settings.theme, ThemeChoice::Dark, "Dark");
+                ui.separator();
+                ui.checkbox(
+                    &mut self.settings.mask_values,
+                    "Mask sensitive values (Ctrl+M)",
+                );
+                if ui.button("Refresh  Ctrl+R").clicked() {
+                    self.commands.push(Command::Refresh);
+                }
+            });
+            ui.menu_button("Help", |ui| {
+                ui.label(RichText::new("Keyboard").strong());
+                for (k, what) in SHORTCUTS {
+                    ui.label(format!("{k:<16} {what}"));
+                }
+            });
+        });
+    }
+
+    fn nav_bar(&mut self, ui: &mut egui::Ui) {
+        ui.horizontal(|ui| {
+            for v in View::ALL {
+                let badge = self.nav_badge(v);
+                let text = match badge {
+                    Some(b) => format!("{}  {b}", v.label()),
+                    None => v.label().to_owned(),
+                };
+                if ui
+                    .selectable_label(self.settings.view == v, RichText::new(text).size(15.0))
+                    .clicked()
+                {
+                    self.commands.push(Command::Show(v));
+                }
+            }
+            ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                if let Some(case) = &self.case {
+                    ui.label(
+                        RichText::new(case.path.file_name().map_or_else(
+                            || case.path.display().to_string(),
+                            |n| n.to_string_lossy().into_owned(),
+                        ))
+                        .weak(),
+                    )
+                    .on_hover_text(case.path.display().to_string());
+                }
+            });
+        });
+    }
+
+    fn nav_badge(&self, v: View) -> Option<String> {
+        let inv = self.case.as_ref()?.inventory.value.as_ref()?;
+        match v {
+            View::Inventory => Some(inv.endpoints.len().to_string()),
+            View::Attacks => Some(
+                inv.findings
+                    .iter()
+                    .filter(|f| f.severity != "info")
+                    .count()
+                    .to_string(),
+            ),
+            View::Sensitive => Some(inv.classes.len().to_string()),
+            View::Traffic => self
+                .case
+                .as_ref()?
+                .overview
+                .value
+                .as_ref()
+                .map(|o| format::count(o.transactions)),
+            _ => None,
+        }
+    }
+
+    fn import_bar(&mut self, ui: &mut egui::Ui) {
+        let Some(job) = &self.import else { return };
+        ui.horizontal(|ui| {
+            let (fraction, text) = match &job.progress {
+                Some(p) => {
+                    let f = p.bytes_done as f32 / p.bytes_total.max(1) as f32;
+                    let eta = p.eta().map(format::eta).unwrap_or_else(|| "…".into());
+                    let name = p
+                        .file
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default();
+                    (
+                        f,
+                        format!(
+                            "{name}: {} of {} · {} transactions · {}/s · {eta} left",
+                            format::bytes(p.bytes_done),
+                            format::bytes(p.bytes_total),
+                            format::count(p.transactions),
+                            format::bytes(p.rate() as u64),
+                        ),
+                    )
+                }
+                None => (0.0, "reading…".to_owned()),
+            };
+            let label = if job.files > 1 {
+                format!("file {} of {} · {text}", job.finished_files + 1, job.files)
+            } else {
+                text
+            };
+            if job.cancelling {
+                ui.spinner();
+                ui.label("cancelling…");
+            } else if ui.button("Cancel import").clicked() {
+                self.commands.push(Command::CancelImport);
+            }
+            ui.add(
+                egui::ProgressBar::new(fraction)
+                    .text(label)
+                    .animate(true)
+                    .desired_width(ui.available_width()),
+            );
+        });
+    }
+
+    fn status_bar(&mut self, ui: &mut egui::Ui) {
+        ui.horizontal(|ui| {
+            if let Some(n) = self.notices.last() {
+                let text = RichText::new(&n.text);
+                let text = if n.error {
+                    text.color(ui.visuals().error_fg_color)
+                } else {
+                    text
+                };
+                ui.label(text).on_hover_ui(|ui| {
+                    for n in self.notices.iter().rev().take(20) {
+                        ui.label(&n.text);
+                    }
+                });
+            }
+            ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                let fs = &self.frame_stats;
+                ui.label(
+                    RichText::new(format!("frame {:.1} ms", fs.last.as_secs_f64() * 1e3))
+                        .weak()
+                        .monospace(),
+                )
+                .on_hover_text(format!(
+                    "CPU time of the UI per frame: last {:.2} ms, mean {:.2} ms, worst {:.2} ms over {} frames",
+                    fs.last.as_secs_f64() * 1e3,
+                    fs.total.as_secs_f64() * 1e3 / fs.frames.max(1) as f64,
+                    fs.worst.as_secs_f64() * 1e3,
+                    fs.frames
+                ));
+                if let Some(h) = &self.hub {
+                    ui.label(format!(
+                        "hub {} · {} sensor(s) connected",
+                        h.addr,
+                        h.connected.len()
+                    ));
+                }
+                if let Some(case) = &self.case
+                    && case.busy()
+                {
+                    ui.spinner();
+                }
+            });
+        });
+    }
+
+    fn central(&mut self, ui: &mut egui::Ui) {
+        let Some(case) = &mut self.case else {
+            welcome::ui(ui, &self.settings, &mut self.commands);
+            return;
+        };
+        let cmds = &mut self.commands;
+        let mask = self.settings.mask_values;
+        match self.settings.view {
+            View::Overview => overview::ui(ui, case, cmds),
+            View::Inventory => inventory::ui(ui, &mut self.views.inventory, case, cmds),
+            View::Traffic => traffic::ui(ui, &mut self.views.traffic, case, cmds),
+            View::Sensitive => sensitive::ui(ui, &mut self.views.sensitive, case, mask, cmds),
+            View::Attacks => attacks::ui(ui, &mut self.views.attacks, case, cmds),
+            View::Sensors => sensors::ui(
+                ui,
+                &mut self.views.sensors,
+                case,
+                self.hub.as_ref(),
+                &mut self.settings,
+                cmds,
+            ),
+        }
+    }
+
+    /// Screenshot mode: once the case is loaded, the import done and the worker idle for a
+    /// few frames, save the window as PNG and close.
+    fn maybe_screenshot(&mut self, ctx: &egui::Context) {
+        let Some(path) = self.launch.screenshot.clone() else {
+            return;
+        };
+        let idle = self.import.is_none()
+            && self.commands.is_empty()
+            && self
+                .case
+                .as_ref()
+                .is_some_and(|c| !c.busy() && c.overview.value.is_some());
+        self.idle_frames = if idle { self.idle_frames + 1 } else { 0 };
+        if self.idle_frames < 5 {
+            ctx.request_repaint();
+            return;
+        }
+        if self.screenshot_requested {
+            return;
+        }
+        self.screenshot_requested = true;
+        let ctx2 = ctx.clone();
+        let stats = self.frame_stats.clone();
+        ctx.request_screenshot(move |image| {
+            match save_png(&path, &image) {
+                Ok(()) => eprintln!(
+                    "tapline: screenshot {}x{} saved to {}; frames {}, UI CPU per frame mean {:.2} ms, worst {:.2} ms",
+                    image.size[0],
+                    image.size[1],
+                    path.display(),
+                    stats.frames,
+                    stats.total.as_secs_f64() * 1e3 / stats.frames.max(1) as f64,
+                    stats.worst.as_secs_f64() * 1e3
+                ),
+                Err(e) => eprintln!("tapline: cannot save the screenshot: {e:#}"),
+            }
+            ctx2.send_viewport_cmd(egui::ViewportCommand::Close);
+        });
+        ctx.request_repaint();
+    }
+}
+
+/// The keyboard shortcuts, for the help menu.
+pub const SHORTCUTS: &[(&str, &str)] = &[
+    ("Ctrl+1 … Ctrl+6", "switch view"),
+    ("Ctrl+O", "open capture"),
+    ("Ctrl+Shift+O", "open case"),
+    ("Ctrl+N", "new case"),
+    ("Ctrl+F", "filter (inventory, traffic)"),
+    ("Ctrl+R / F5", "refresh"),
+    ("Ctrl+D", "dark / light theme"),
+    ("Ctrl+M", "mask / reveal sensitive values"),
+    ("Ctrl+Shift+C", "copy transaction as curl"),
+    ("↑ ↓", "previous / next row"),
+    ("Esc", "clear the selection"),
+];
+
+fn is_case_file(p: &Path) -> bool {
+    p.extension().is_some_and(|e| e == "duckdb" || e == "db")
+}
+
+/// `data_dir/cases/<capture stem>.duckdb`.
+fn case_for_capture(data_dir: &Path, capture: &Path) -> PathBuf {
+    let stem = capture
+        .file_stem()
+        .map_or_else(|| "capture".into(), |s| s.to_string_lossy().into_owned());
+    data_dir.join("cases").join(format!("{stem}.duckdb"))
+}
+
+fn save_png(path: &Path, image: &egui::ColorImage) -> anyhow::Result<()> {
+    let file = std::io::BufWriter::new(std::fs::File::create(path)?);
+    let mut enc = png::Encoder::new(file, image.size[0] as u32, image.size[1] as u32);
+    enc.set_color(png::ColorType::Rgba);
+    enc.set_depth(png::BitDepth::Eight);
+    let mut w = enc.write_header()?;
+    let bytes: Vec<u8> = image.pixels.iter().flat_map(|c| c.to_array()).collect();
+    w.write_image_data(&bytes)?;
+    w.finish()?;
+    Ok(())
+}
+
+/// Readable defaults: slightly larger text, roomier rows, the chosen theme.
+fn apply_style(ctx: &egui::Context, theme: ThemeChoice) {
+    ctx.set_theme(match theme {
+        ThemeChoice::System => egui::ThemePreference::System,
+        ThemeChoice::Light => egui::ThemePreference::Light,
+        ThemeChoice::Dark => egui::ThemePreference::Dark,
+    });
+    ctx.global_style_mut(|s| {
+        // Rows and links take the click; text meant for copying says so (bodies, values).
+        s.interaction.selectable_labels = false;
+        s.spacing.item_spacing = egui::vec2(8.0, 5.0);
+        s.spacing.button_padding = egui::vec2(6.0, 3.0);
+        if let Some(body) = s.text_styles.get_mut(&egui::TextStyle::Body) {
+            body.size = 14.0;
+        }
+        if let Some(mono) = s.text_styles.get_mut(&egui::TextStyle::Monospace) {
+            mono.size = 13.0;
+        }
+        if let Some(button) = s.text_styles.get_mut(&egui::TextStyle::Button) {
+            button.size = 14.0;
+        }
+    });
+}
+
+impl eframe::App for Workbench {
+    fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
+        // Everything the workers sent since the last frame; each channel is drained fully
+        // (messages are small and bounded by what was asked).
+        self.absorb();
+        self.shortcuts(ctx);
+    }
+
+    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        let started = Instant::now();
+        let ctx = ui.ctx().clone();
+        egui::Panel::top("menu").show(ui, |ui| {
+            self.menu_bar(ui);
+            if self.case.is_some() {
+                self.nav_bar(ui);
+            }
+        });
+        egui::Panel::bottom("status").show(ui, |ui| {
+            self.import_bar(ui);
+            self.status_bar(ui);
+        });
+        egui::CentralPanel::default().show(ui, |ui| self.central(ui));
+        self.handle_commands(&ctx);
+        if self.applied_theme != self.settings.theme {
+            apply_style(&ctx, self.settings.theme);
+            self.applied_theme = self.settings.theme;
+        }
+        self.maybe_screenshot(&ctx);
+        let took = started.elapsed();
+        let fs = &mut self.frame_stats;
+        fs.frames += 1;
+        fs.last = took;
+        fs.worst = fs.worst.max(took);
+        fs.total += took;
+    }
+
+    fn save(&mut self, storage: &mut dyn eframe::Storage) {
+        eframe::set_value(storage, eframe::APP_KEY, &self.settings);
+    }
+
+    fn on_exit(&mut self, _gl: Option<&eframe::glow::Context>) {
+        self.stop_hub();
+        if let Some(job) = self.import.take() {
+            job.handle
+                .cancel
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+            let _ = job.handle.thread.join();
+        }
+    }
+}

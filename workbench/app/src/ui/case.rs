@@ -1,0 +1,346 @@
+//! The open case as the UI sees it: what has been loaded, what is on its way, and the
+//! traffic table's pages. Views read from here and ask for more; only the query worker
+//! ([`super::backend`]) touches the database.
+
+use super::backend::{
+    Answer, Backend, EVIDENCE_ROWS, Example, Inventory, Overview, Query, Reply, SKIPPED, Slot,
+};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tapline_record::Transaction;
+use tapline_store::CaseStore;
+use tapline_store::query::{Page, SortKey, TxFilter, TxRow};
+use tapline_store::sensors::SensorRow;
+
+/// Rows per traffic page request.
+pub const PAGE_ROWS: u64 = 100;
+
+/// A value that is loaded, loading, or failed to load.
+#[derive(Debug)]
+pub struct Loaded<T> {
+    /// The last value that arrived.
+    pub value: Option<T>,
+    /// The serial of the request on its way, if any.
+    pending: Option<u64>,
+    /// Why the last request failed.
+    pub error: Option<String>,
+}
+
+impl<T> Default for Loaded<T> {
+    fn default() -> Self {
+        Loaded {
+            value: None,
+            pending: None,
+            error: None,
+        }
+    }
+}
+
+impl<T> Loaded<T> {
+    /// True while a request is on its way.
+    pub fn is_loading(&self) -> bool {
+        self.pending.is_some()
+    }
+}
+
+/// The traffic table: the applied filter and sort, the match count, cached pages.
+#[derive(Debug, Default)]
+pub struct TxTable {
+    /// The filter the rows match.
+    pub filter: TxFilter,
+    /// Sort column.
+    pub sort: SortKey,
+    /// Largest first.
+    pub descending: bool,
+    /// Rows matching.
+    pub count: Loaded<u64>,
+    pages: HashMap<u64, Vec<TxRow>>,
+    pending_pages: HashMap<u64, u64>,
+    /// How long the last page took to arrive.
+    pub last_page_took: Option<Duration>,
+}
+
+impl TxTable {
+    fn page_of(row: u64) -> u64 {
+        row / PAGE_ROWS
+    }
+
+    /// Row `row` of the current order, when its page has arrived.
+    pub fn row(&self, row: u64) -> Option<&TxRow> {
+        self.pages
+            .get(&Self::page_of(row))?
+            .get((row % PAGE_ROWS) as usize)
+    }
+}
+
+/// An open case.
+pub struct Case {
+    /// The case file.
+    pub path: PathBuf,
+    /// The UI's connection: only cloned for workers (the import, the hub), never queried.
+    store: CaseStore,
+    backend: Backend,
+    /// Figures for the overview.
+    pub overview: Loaded<Arc<Overview>>,
+    /// Endpoints and findings.
+    pub inventory: Loaded<Arc<Inventory>>,
+    /// Enrolled sensors.
+    pub sensors: Loaded<Arc<Vec<SensorRow>>>,
+    /// The traffic table.
+    pub tx: TxTable,
+    /// The transaction in the detail pane: (id, the record once loaded).
+    pub transaction: Loaded<(i64, Option<Arc<Transaction>>)>,
+    /// Evidence rows of the selected finding.
+    pub evidence: Loaded<Arc<Vec<TxRow>>>,
+    /// Example values for the sensitive-data view.
+    pub examples: Loaded<Arc<Vec<Example>>>,
+    /// Results of actions (enrolment, export), for the notices.
+    pub done: Vec<Result<String, String>>,
+    /// Slowest query so far (for the status bar).
+    pub slowest_query: Duration,
+}
+
+impl Case {
+    /// Opens the case at `path` and starts its query worker; `repaint` is called whenever an
+    /// answer arrives.
+    pub fn open(path: PathBuf, repaint: impl Fn() + Send + 'static) -> anyhow::Result<Case> {
+        let store = CaseStore::open(&path).map_err(|e| {
+            anyhow::anyhow!(
+                "{e}\n(is the case open in another Tapline — the app, `tapline serve` or an import? \
+                 DuckDB lets one process at a time use a case file)"
+            )
+        })?;
+        let backend = Backend::start(store.try_clone()?, repaint)?;
+        let mut case = Case {
+            path,
+            store,
+            backend,
+            overview: Loaded::default(),
+            inventory: Loaded::default(),
+            sensors: Loaded::default(),
+            tx: TxTable::default(),
+            transaction: Loaded::default(),
+            evidence: Loaded::default(),
+            examples: Loaded::default(),
+            done: Vec::new(),
+            slowest_query: Duration::ZERO,
+        };
+        case.refresh();
+        Ok(case)
+    }
+
+    /// Another connection to the case, for a worker thread.
+    pub fn store_clone(&self) -> anyhow::Result<CaseStore> {
+        Ok(self.store.try_clone()?)
+    }
+
+    /// Asks again for everything shown (after an import, new sensor data or an action).
+    /// Values stay on screen until their replacements arrive.
+    pub fn refresh(&mut self) {
+        // One answer fills both: the overview is drawn from the inventory.
+        let serial = self.backend.request(Slot::Overview, Query::Overview);
+        self.overview.pending = Some(serial);
+        self.inventory.pending = Some(serial);
+        self.sensors.pending = Some(self.backend.request(Slot::Sensors, Query::Sensors));
+        self.reload_traffic();
+    }
+
+    /// Applies a new filter or sort to the traffic table.
+    pub fn set_traffic(&mut self, filter: TxFilter, sort: SortKey, descending: bool) {
+        if filter != self.tx.filter || sort != self.tx.sort || descending != self.tx.descending {
+            self.tx.filter = filter;
+            self.tx.sort = sort;
+            self.tx.descending = descending;
+            self.reload_traffic();
+        }
+    }
+
+    fn reload_traffic(&mut self) {
+        self.tx.pages.clear();
+        self.tx.pending_pages.clear();
+        self.tx.count.pending = Some(
+            self.backend
+                .request(Slot::TxCount, Query::TxCount(self.tx.filter.clone())),
+        );
+    }
+
+    /// Row `row` of the traffic table; asks for its page when it is not here yet.
+    pub fn traffic_row(&mut self, row: u64) -> Option<&TxRow> {
+        let page = TxTable::page_of(row);
+        if !self.tx.pages.contains_key(&page) && !self.tx.pending_pages.contains_key(&page) {
+            let serial = self.backend.request(
+                Slot::TxPage(page),
+                Query::TxPage(
+                    self.tx.filter.clone(),
+                    Page {
+                        offset: page * PAGE_ROWS,
+                        limit: PAGE_ROWS,
+                        sort: self.tx.sort,
+                        descending: self.tx.descending,
+                    },
+                ),
+            );
+            self.tx.pending_pages.insert(page, serial);
+        }
+        self.tx.row(row)
+    }
+
+    /// Drops cached pages far from `visible` rows, so scrolling through millions of rows
+    /// keeps memory flat.
+    pub fn trim_pages(&mut self, visible: std::ops::Range<u64>) {
+        let lo = TxTable::page_of(visible.start).saturating_sub(20);
+        let hi = TxTable::page_of(visible.end) + 20;
+        self.tx.pages.retain(|p, _| (lo..=hi).contains(p));
+    }
+
+    /// Shows transaction `id` in the detail pane.
+    pub fn select_transaction(&mut self, id: i64) {
+        if self
+            .transaction
+            .value
+            .as_ref()
+            .is_some_and(|(i, _)| *i == id)
+        {
+            return;
+        }
+        self.transaction.value = Some((id, None));
+        self.transaction.pending = Some(
+            self.backend
+                .request(Slot::Transaction, Query::Transaction(id)),
+        );
+    }
+
+    /// Loads the evidence rows of a finding.
+    pub fn load_evidence(&mut self, ids: &[i64]) {
+        self.evidence.value = None;
+        self.evidence.pending = Some(self.backend.request(
+            Slot::Evidence,
+            Query::Evidence(ids.iter().take(EVIDENCE_ROWS).copied().collect()),
+        ));
+    }
+
+    /// Loads example values of `class` (at `location`) from transactions `ids` and the first
+    /// ones matching `filter`.
+    pub fn load_examples(
+        &mut self,
+        ids: Vec<i64>,
+        filter: TxFilter,
+        class: String,
+        location: Option<String>,
+    ) {
+        self.examples.value = None;
+        self.examples.pending = Some(self.backend.request(
+            Slot::Examples,
+            Query::Examples {
+                ids,
+                filter,
+                class,
+                location,
+            },
+        ));
+    }
+
+    /// Runs a write (enrolment, revocation, export) on the worker; its result lands in
+    /// [`Case::done`].
+    pub fn act(&mut self, query: Query) {
+        self.backend.act(query);
+    }
+
+    /// Takes in every reply that has arrived. Returns true when any did.
+    pub fn absorb_replies(&mut self) -> bool {
+        let replies: Vec<Reply> = self.backend.poll().collect();
+        let any = !replies.is_empty();
+        for r in replies {
+            self.slowest_query = self.slowest_query.max(r.took);
+            self.absorb(r);
+        }
+        any
+    }
+
+    fn absorb(&mut self, r: Reply) {
+        fn fill<T>(l: &mut Loaded<T>, serial: u64, v: Result<T, String>) {
+            if l.pending != Some(serial) {
+                return; // superseded
+            }
+            l.pending = None;
+            match v {
+                Ok(v) => {
+                    l.value = Some(v);
+                    l.error = None;
+                }
+                Err(e) => l.error = Some(e),
+            }
+        }
+        let s = r.serial;
+        match (r.slot, r.answer) {
+            (Slot::Overview, Ok(Answer::Overview(o, i))) => {
+                fill(&mut self.overview, s, Ok(o));
+                fill(&mut self.inventory, s, Ok(i));
+            }
+            (Slot::Overview, Err(e)) => {
+                fill(&mut self.overview, s, Err(e.clone()));
+                fill(&mut self.inventory, s, Err(e));
+            }
+            (Slot::Sensors, Ok(Answer::Sensors(v))) => fill(&mut self.sensors, s, Ok(v)),
+            (Slot::Sensors, Err(e)) => fill(&mut self.sensors, s, Err(e)),
+            (Slot::TxCount, Ok(Answer::TxCount(n))) => fill(&mut self.tx.count, s, Ok(n)),
+            (Slot::TxCount, Err(e)) => fill(&mut self.tx.count, s, Err(e)),
+            (Slot::TxPage(p), answer) => {
+                if self.tx.pending_pages.get(&p) == Some(&s) {
+                    self.tx.pending_pages.remove(&p);
+                    match answer {
+                        Ok(Answer::TxPage(rows)) => {
+                            self.tx.last_page_took = Some(r.took);
+                            self.tx.pages.insert(p, rows);
+                        }
+                        Err(e) if e == SKIPPED => {} // asked again if still visible
+                        Err(e) => self.tx.count.error = Some(e),
+                        Ok(_) => {}
+                    }
+                }
+            }
+            (Slot::Transaction, Ok(Answer::Transaction(t))) => {
+                let id = self.transaction.value.as_ref().map_or(0, |(id, _)| *id);
+                fill(&mut self.transaction, s, Ok((id, t)));
+            }
+            (Slot::Transaction, Err(e)) => fill(&mut self.transaction, s, Err(e)),
+            (Slot::Evidence, Ok(Answer::Evidence(rows))) => fill(&mut self.evidence, s, Ok(rows)),
+            (Slot::Evidence, Err(e)) => fill(&mut self.evidence, s, Err(e)),
+            (Slot::Examples, Ok(Answer::Examples(v))) => fill(&mut self.examples, s, Ok(v)),
+            (Slot::Examples, Err(e)) => fill(&mut self.examples, s, Err(e)),
+            (Slot::Action(_), Ok(Answer::Done(msg))) => self.done.push(Ok(msg)),
+            (Slot::Action(_), Err(e)) => self.done.push(Err(e)),
+            (slot, Ok(other)) => self.done.push(Err(format!(
+                "internal: {slot:?} answered with {}",
+                answer_name(&other)
+            ))),
+        }
+    }
+
+    /// True while any query of this case is on its way.
+    pub fn busy(&self) -> bool {
+        self.overview.is_loading()
+            || self.inventory.is_loading()
+            || self.sensors.is_loading()
+            || self.tx.count.is_loading()
+            || !self.tx.pending_pages.is_empty()
+            || self.transaction.is_loading()
+            || self.evidence.is_loading()
+            || self.examples.is_loading()
+    }
+}
+
+fn answer_name(a: &Answer) -> &'static str {
+    match a {
+        Answer::Overview(..) => "overview",
+        Answer::Sensors(_) => "sensors",
+        Answer::TxCount(_) => "count",
+        Answer::TxPage(_) => "page",
+        Answer::Transaction(_) => "transaction",
+        Answer::Evidence(_) => "evidence",
+        Answer::Examples(_) => "examples",
+        Answer::Done(_) => "done",
+    }
+}

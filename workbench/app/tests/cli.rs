@@ -1,0 +1,143 @@
+//! The `tapline` command line, run as a user would.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn sample(name: &str) -> PathBuf {
+    // At run time: one target directory may serve several checkouts.
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
+        .join("../../sample-captures")
+        .join(name)
+}
+
+#[test]
+fn decode_prints_one_json_object_per_transaction() {
+    let out = Command::new(env!("CARGO_BIN_EXE_tapline"))
+        .args(["decode", "--format", "jsonl"])
+        .arg(sample("shop-api.pcap"))
+        .output()
+        .expect("tapline runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each line is JSON"))
+        .collect();
+    assert_eq!(lines.len(), 83);
+    let login = &lines[0];
+    for field in [
+        "ts",
+        "client",
+        "server",
+        "method",
+        "host",
+        "uri",
+        "version",
+        "status",
+        "request_headers",
+        "response_headers",
+        "request_body_b64",
+        "response_body_b64",
+        "request_body_len",
+        "response_body_len",
+        "anomalies",
+    ] {
+        assert!(login.get(field).is_some(), "missing field {field}");
+    }
+    assert_eq!(login["method"], "POST");
+    assert_eq!(login["server"], "127.0.0.1:18088");
+    assert_eq!(login["request_headers"][0][0], "Host");
+}
+
+#[test]
+fn decode_max_body_caps_printed_bodies() {
+    let out = Command::new(env!("CARGO_BIN_EXE_tapline"))
+        .args(["decode", "--max-body", "4"])
+        .arg(sample("shop-api.pcap"))
+        .output()
+        .expect("tapline runs");
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let first: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    // 4 bytes encode to 8 base64 characters; the full length is still reported.
+    assert_eq!(first["response_body_b64"].as_str().unwrap().len(), 8);
+    assert!(first["response_body_len"].as_u64().unwrap() > 4);
+    assert_eq!(first["response_body_truncated"], true);
+}
+
+#[test]
+fn decode_of_a_non_capture_says_what_is_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let bogus = dir.path().join("notes.txt");
+    std::fs::write(&bogus, "hello, this is not a pcap").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_tapline"))
+        .arg("decode")
+        .arg(&bogus)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("notes.txt"), "{err}");
+    assert!(err.contains("not a pcap or pcapng file"), "{err}");
+}
+
+#[test]
+fn classify_prints_classes_with_character_spans() {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tapline"))
+        .arg("classify")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("tapline runs");
+    let input = concat!(
+        "\"Zoë's card: 4111 1111 1111 1111\"\n",
+        "{\"text\": \"hunter2\", \"key\": \"password\"}\n",
+        "no quotes, raw text with 078-05-1123\n",
+        "\"nothing here\"\n",
+        "{\"text\": \"1' OR '1'='1' --\", \"key\": \"q\"}\n",
+    );
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 5);
+    assert_eq!(lines[4]["attacks"][0]["family"], "sqli");
+    assert!(
+        lines[4]["attacks"][0]["rule"]
+            .as_str()
+            .unwrap()
+            .starts_with("sqli.")
+    );
+    // Characters, not bytes: `ë` is one.
+    assert_eq!(lines[0]["data"][0]["class"], "credit_card");
+    assert_eq!(
+        (
+            lines[0]["data"][0]["start"].as_u64(),
+            lines[0]["data"][0]["end"].as_u64()
+        ),
+        (Some(12), Some(31))
+    );
+    assert_eq!(lines[1]["data"][0]["class"], "password");
+    assert_eq!(lines[2]["data"][0]["class"], "us_ssn");
+    assert_eq!(lines[3]["data"].as_array().unwrap().len(), 0);
+    assert!(
+        lines[..4]
+            .iter()
+            .all(|l| l["attacks"].as_array().unwrap().is_empty())
+    );
+}

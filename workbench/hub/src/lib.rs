@@ -1,0 +1,18 @@
+//! The sensor hub: accepts sensors over QUIC (mutual TLS against the workbench CA), stores
+//! their batches in the case exactly once, acknowledges them, and keeps their heartbeats.
+//!
+//! Threads: a tokio runtime runs one task per connection (TLS, framing, decompression); one
+//! store thread owns the [`CaseStore`] and serves the tasks' requests in order, so DuckDB sees
+//! a single writer however many sensors are connected. A batch is acknowledged only after its
+//! transaction has committed (with its ledger row), so an acknowledged batch is on disk.
+//!
+//! Refused: a certificate not signed by this workbench's CA (in the handshake), a certificate
+//! not enrolled in this case or revoked (after the handshake, with a reason), a protocol or
+//! record version this build does not speak.
+//!
+//! [`enrol`] issues a sensor its credentials and configuration file.
+
+pub mod enrol;
+mod server;
+
+pub use server::{Hub, HubEvent};

@@ -1,0 +1,407 @@
+//! The QUIC server: connection tasks and the single store thread.
+
+use anyhow::{Context, Result, anyhow, bail};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tapline_link::stream::{MessageReader, send};
+use tapline_link::{HubIdentity, transport};
+use tapline_record::RECORD_VERSION;
+use tapline_record::wire::{HubMessage, PROTOCOL_VERSION, SensorMessage};
+use tapline_store::CaseStore;
+use tapline_store::sensors::{Delivery, SensorBatch};
+use tokio::sync::{mpsc, oneshot};
+
+/// What the hub reports as it works (the CLI logs these; the GUI shows them).
+#[derive(Clone, Debug, PartialEq)]
+pub enum HubEvent {
+    /// A sensor said hello and was welcomed.
+    Connected {
+        /// Its enrolled name.
+        sensor: String,
+        /// Its address.
+        peer: SocketAddr,
+        /// Batches of its spool already stored.
+        stored_through: u64,
+    },
+    /// A batch was stored (or recognised as already stored).
+    Batch {
+        /// The sensor.
+        sensor: String,
+        /// Batch number.
+        seq: u64,
+        /// Records in it.
+        records: usize,
+        /// False when it was a resend of a stored batch.
+        new: bool,
+    },
+    /// A connection ended.
+    Disconnected {
+        /// The sensor (if it got as far as a hello).
+        sensor: Option<String>,
+        /// Its address.
+        peer: SocketAddr,
+        /// Why, when not a clean close.
+        error: Option<String>,
+    },
+    /// A peer was refused.
+    Refused {
+        /// Its address.
+        peer: SocketAddr,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// What the connection tasks ask of the store thread.
+enum Job {
+    Lookup(String, oneshot::Sender<Result<Option<(i64, String)>>>),
+    Through(i64, u64, oneshot::Sender<Result<u64>>),
+    Store(
+        i64,
+        u64,
+        u64,
+        Vec<tapline_record::Transaction>,
+        oneshot::Sender<Result<Delivery>>,
+    ),
+    Heartbeat(i64, String, serde_json::Value),
+}
+
+/// A running hub.
+pub struct Hub {
+    addr: SocketAddr,
+    endpoint: quinn::Endpoint,
+    runtime: Option<tokio::runtime::Runtime>,
+    store: Option<std::thread::JoinHandle<Result<()>>>,
+}
+
+type OnEvent = Arc<dyn Fn(HubEvent) + Send + Sync>;
+
+impl Hub {
+    /// Listens on `listen` and serves sensors into `store` until [`Hub::stop`].
+    pub fn start(
+        store: CaseStore,
+        identity: &HubIdentity,
+        listen: SocketAddr,
+        on_event: impl Fn(HubEvent) + Send + Sync + 'static,
+    ) -> Result<Hub> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("hub")
+            .enable_all()
+            .build()
+            .context("cannot start the hub's runtime")?;
+        let endpoint = {
+            let _guard = runtime.enter();
+            transport::server(identity, listen)
+                .with_context(|| format!("cannot listen for sensors on {listen}"))?
+        };
+        let addr = endpoint.local_addr()?;
+        let (jobs, rx) = mpsc::channel::<Job>(64);
+        let store = std::thread::Builder::new()
+            .name("hub-store".into())
+            .spawn(move || store_loop(store, rx))
+            .context("cannot start the hub's store thread")?;
+        let on_event: OnEvent = Arc::new(on_event);
+        let ep = endpoint.clone();
+        runtime.spawn(async move {
+            while let Some(incoming) = ep.accept().await {
+                let jobs = jobs.clone();
+                let on_event = Arc::clone(&on_event);
+                tokio::spawn(async move {
+                    let peer = incoming.remote_address();
+                    let mut sensor = None;
+                    let result = serve_connection(incoming, &jobs, &on_event, &mut sensor).await;
+                    match result {
+                        Err(Refusal(reason)) => on_event(HubEvent::Refused { peer, reason }),
+                        Ok(error) => on_event(HubEvent::Disconnected {
+                            sensor,
+                            peer,
+                            error,
+                        }),
+                    }
+                });
+            }
+        });
+        Ok(Hub {
+            addr,
+            endpoint,
+            runtime: Some(runtime),
+            store: Some(store),
+        })
+    }
+
+    /// The address it listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops accepting, closes connections (sensors keep their unacknowledged batches and
+    /// send them again later), and waits for the store thread to finish its last write.
+    pub fn stop(mut self) -> Result<()> {
+        self.shutdown()
+    }
+
+    fn shutdown(&mut self) -> Result<()> {
+        self.endpoint.close(0u32.into(), b"hub stopping");
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_timeout(Duration::from_secs(2));
+        }
+        match self.store.take().map(std::thread::JoinHandle::join) {
+            Some(Ok(r)) => r,
+            Some(Err(_)) => Err(anyhow!("the hub's store thread panicked")),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Hub {
+    fn drop(&mut self) {
+        let _ = self.shutdown();
+    }
+}
+
+/// A peer that must be told no (and logged as refused, not as a failure).
+struct Refusal(String);
+
+/// Serves one connection; `Ok(Some(error))` when it ended badly after the hello.
+async fn serve_connection(
+    incoming: quinn::Incoming,
+    jobs: &mpsc::Sender<Job>,
+    on_event: &OnEvent,
+    sensor_name: &mut Option<String>,
+) -> Result<Option<String>, Refusal> {
+    let peer = incoming.remote_address();
+    let conn = incoming
+        .await
+        .map_err(|e| Refusal(format!("TLS handshake failed: {e}")))?;
+    let fingerprint = transport::peer_fingerprint(&conn)
+        .ok_or_else(|| Refusal("presented no certificate".into()))?;
+    let (mut tx, rx) = tokio::time::timeout(Duration::from_secs(10), conn.accept_bi())
+        .await
+        .map_err(|_| Refusal("opened no stream within 10 s".into()))?
+        .map_err(|e| Refusal(format!("connection lost before the hello: {e}")))?;
+    let mut rx = MessageReader::new(rx);
+    let hello = tokio::time::timeout(Duration::from_secs(10), rx.recv::<SensorMessage>())
+        .await
+        .map_err(|_| Refusal("sent no hello within 10 s".into()))?;
+    let (spool, claimed) = match hello {
+        Ok(Some(SensorMessage::Hello {
+            sensor,
+            protocol,
+            record_version,
+            spool,
+            ..
+        })) => {
+            if protocol != PROTOCOL_VERSION || record_version != RECORD_VERSION {
+                return Err(refuse(
+                    &conn,
+                    &mut tx,
+                    format!(
+                        "speaks protocol {protocol} / records {record_version}; this workbench speaks {PROTOCOL_VERSION} / {RECORD_VERSION}: upgrade the older side"
+                    ),
+                )
+                .await);
+            }
+            (spool, sensor)
+        }
+        Ok(Some(other)) => {
+            return Err(refuse(&conn, &mut tx, format!("sent {other:?} before its hello")).await);
+        }
+        Ok(None) => return Err(Refusal("closed the stream before its hello".into())),
+        Err(e) => return Err(Refusal(format!("sent a malformed hello: {e}"))),
+    };
+    let Some((id, name)) = ask(jobs, |r| Job::Lookup(fingerprint.clone(), r))
+        .await
+        .map_err(|e| Refusal(format!("case lookup failed: {e:#}")))?
+    else {
+        return Err(refuse(
+            &conn,
+            &mut tx,
+            format!(
+                "the certificate of sensor {claimed:?} (sha256 {fingerprint}) is not enrolled in this case or was revoked"
+            ),
+        )
+        .await);
+    };
+    *sensor_name = Some(name.clone());
+    let outcome: Result<()> = async {
+        let stored_through = ask(jobs, |r| Job::Through(id, spool, r)).await?;
+        send(&mut tx, &HubMessage::Welcome { stored_through }).await?;
+        on_event(HubEvent::Connected {
+            sensor: name.clone(),
+            peer,
+            stored_through,
+        });
+        let stamp: Arc<str> = name.as_str().into();
+        // Batches are handed to the store without waiting for the previous one to commit, so
+        // the store can commit several together; an acker task sends the acknowledgements in
+        // order as commits complete. The queue bounds what one sensor has in flight.
+        let (pending, mut commits) =
+            mpsc::channel::<(u64, usize, oneshot::Receiver<Result<Delivery>>)>(64);
+        let acker = {
+            let on_event = Arc::clone(on_event);
+            let name = name.clone();
+            tokio::spawn(async move {
+                while let Some((seq, records, commit)) = commits.recv().await {
+                    let d = commit
+                        .await
+                        .map_err(|_| anyhow!("the hub's store stopped"))??;
+                    send(&mut tx, &HubMessage::Ack { through: seq }).await?;
+                    on_event(HubEvent::Batch {
+                        sensor: name.clone(),
+                        seq,
+                        records,
+                        new: matches!(d, Delivery::Stored(_)),
+                    });
+                }
+                anyhow::Ok(tx)
+            })
+        };
+        let reading: Result<()> = async {
+            while let Some(msg) = rx.recv::<SensorMessage>().await? {
+                match msg {
+                    SensorMessage::Batch(batch) => {
+                        let seq = batch.seq;
+                        let mut txs = batch
+                            .decode()
+                            .with_context(|| format!("batch {seq} from {name}"))?;
+                        // Records carry the enrolled name, whatever the sensor stamped.
+                        for t in &mut txs {
+                            t.sensor_id = Some(Arc::clone(&stamp));
+                        }
+                        let records = txs.len();
+                        let (reply, commit) = oneshot::channel();
+                        jobs.send(Job::Store(id, spool, seq, txs, reply))
+                            .await
+                            .map_err(|_| anyhow!("the hub's store stopped"))?;
+                        pending
+                            .send((seq, records, commit))
+                            .await
+                            .map_err(|_| anyhow!("acknowledging failed"))?;
+                    }
+                    SensorMessage::Stats(stats) => {
+                        let version = stats.version.clone();
+                        let json = serde_json::to_value(&stats)?;
+                        jobs.send(Job::Heartbeat(id, version, json))
+                            .await
+                            .map_err(|_| anyhow!("the hub's store stopped"))?;
+                    }
+                    SensorMessage::Hello { .. } => bail!("sent a second hello"),
+                }
+            }
+            Ok(())
+        }
+        .await;
+        drop(pending);
+        // The acker's error (a failed commit) explains a failed read better than the read.
+        let mut tx = match acker.await {
+            Ok(Ok(tx)) => tx,
+            Ok(Err(e)) => return Err(e),
+            Err(e) => return Err(anyhow!("the acknowledging task failed: {e}")),
+        };
+        reading?;
+        let _ = tx.finish();
+        Ok(())
+    }
+    .await;
+    Ok(outcome.err().map(|e| format!("{e:#}")))
+}
+
+/// Tells the peer why, closes the connection.
+async fn refuse(conn: &quinn::Connection, tx: &mut quinn::SendStream, reason: String) -> Refusal {
+    let _ = send(
+        tx,
+        &HubMessage::Refused {
+            reason: reason.clone(),
+        },
+    )
+    .await;
+    let _ = tx.finish();
+    let _ = tokio::time::timeout(Duration::from_secs(1), tx.stopped()).await;
+    conn.close(1u32.into(), b"refused");
+    Refusal(reason)
+}
+
+/// Sends a job to the store thread and waits for its answer.
+async fn ask<T>(
+    jobs: &mpsc::Sender<Job>,
+    make: impl FnOnce(oneshot::Sender<Result<T>>) -> Job,
+) -> Result<T> {
+    let (tx, rx) = oneshot::channel();
+    jobs.send(make(tx))
+        .await
+        .map_err(|_| anyhow!("the hub's store stopped"))?;
+    rx.await.map_err(|_| anyhow!("the hub's store stopped"))?
+}
+
+/// Batches committed together at most (and records, roughly).
+const GROUP_BATCHES: usize = 256;
+const GROUP_RECORDS: usize = 250_000;
+
+/// The store thread: one writer, requests in arrival order. Store requests that queued up
+/// while the last commit ran are committed together (group commit), each acknowledged after.
+fn store_loop(mut store: CaseStore, mut jobs: mpsc::Receiver<Job>) -> Result<()> {
+    let mut carry: Option<Job> = None;
+    loop {
+        let job = match carry.take() {
+            Some(j) => j,
+            None => match jobs.blocking_recv() {
+                Some(j) => j,
+                None => return Ok(()),
+            },
+        };
+        match job {
+            Job::Lookup(fp, reply) => {
+                let _ = reply.send(store.sensor_by_fingerprint(&fp).map_err(Into::into));
+            }
+            Job::Through(id, spool, reply) => {
+                let _ = reply.send(store.stored_through(id, spool).map_err(Into::into));
+            }
+            Job::Heartbeat(id, version, stats) => {
+                if let Err(e) = store.sensor_heartbeat(id, &version, &stats) {
+                    eprintln!("tapline: hub: cannot record a heartbeat: {e}");
+                }
+            }
+            Job::Store(id, spool, seq, txs, reply) => {
+                let mut group = vec![(id, spool, seq, txs, reply)];
+                let mut records = group[0].3.len();
+                while group.len() < GROUP_BATCHES && records < GROUP_RECORDS {
+                    match jobs.try_recv() {
+                        Ok(Job::Store(id, spool, seq, txs, reply)) => {
+                            records += txs.len();
+                            group.push((id, spool, seq, txs, reply));
+                        }
+                        Ok(other) => {
+                            carry = Some(other);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                let items: Vec<SensorBatch<'_>> = group
+                    .iter()
+                    .map(|(sensor, spool, seq, txs, _)| SensorBatch {
+                        sensor: *sensor,
+                        spool: *spool,
+                        seq: *seq,
+                        txs,
+                    })
+                    .collect();
+                match store.store_sensor_batches(&items) {
+                    Ok(ds) => {
+                        for ((.., reply), d) in group.into_iter().zip(ds) {
+                            let _ = reply.send(Ok(d));
+                        }
+                    }
+                    Err(e) => {
+                        let msg = format!("{e}");
+                        for (.., reply) in group {
+                            let _ = reply.send(Err(anyhow!("storing the batch failed: {msg}")));
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
