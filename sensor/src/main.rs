@@ -78,10 +78,35 @@ struct Args {
     /// Spool batches of records in this directory (overrides `[spool] dir`).
     #[arg(long)]
     spool: Option<std::path::PathBuf>,
+    /// Log more: -v debug, -vv trace (default: info). `RUST_LOG` overrides.
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// Log only warnings and errors.
+    #[arg(short, long, conflicts_with = "verbose")]
+    quiet: bool,
+}
+
+/// Logs go to stderr (the journal under systemd), at info unless `-v`/`-q` or `RUST_LOG` say
+/// otherwise.
+fn init_logging(args: &Args) {
+    let level = match (args.quiet, args.verbose) {
+        (true, _) => "warn",
+        (false, 0) => "info",
+        (false, 1) => "debug",
+        (false, _) => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
 }
 
 fn main() -> Result<()> {
     let args = Args::parse();
+    init_logging(&args);
     let config = match &args.config {
         Some(path) => config::SensorConfig::load(path)?,
         None => config::SensorConfig::default(),
@@ -112,9 +137,7 @@ fn main() -> Result<()> {
                 .with_context(|| format!("cannot use the spool {}", dir.display()))?;
             let cut = sp.stats().recovered_cut_bytes;
             if cut > 0 {
-                eprintln!(
-                    "tapline-sensor: spool recovered: cut {cut} bytes of torn or corrupt entries"
-                );
+                tracing::warn!("spool recovered: cut {cut} bytes of torn or corrupt entries");
             }
             Some(Arc::new(spool::SharedSpool::new(sp)))
         }
@@ -158,8 +181,8 @@ fn main() -> Result<()> {
     if live.is_some() {
         let dropped = privilege::drop_all()?;
         if !dropped.had.is_empty() {
-            eprintln!(
-                "tapline-sensor: capture open; all {} capabilities dropped",
+            tracing::info!(
+                "capture open; all {} capabilities dropped",
                 dropped.had.bits().count_ones()
             );
         }
@@ -182,8 +205,8 @@ fn main() -> Result<()> {
     if let Some(mut live) = live {
         live.run(&mut pipe, &counters)?;
         // Drops are the figure a tap operator watches: say them even when zero.
-        eprintln!(
-            "tapline-sensor: {}: {} packets received, {} dropped by the kernel, {} by the interface",
+        tracing::info!(
+            "{}: {} packets received, {} dropped by the kernel, {} by the interface",
             live.name(),
             Counters::get(&counters.packets),
             Counters::get(&counters.kernel_drops),
@@ -201,8 +224,8 @@ fn main() -> Result<()> {
         bail!("say where packets come from: --interface IF or --read FILE");
     }
     let report = pipe.finish()?;
-    eprintln!(
-        "tapline-sensor: {} packets, {} connections, {} transactions, {} values redacted",
+    tracing::info!(
+        "{} packets, {} connections, {} transactions, {} values redacted",
         Counters::get(&counters.packets),
         report.connections,
         Counters::get(&counters.records),
@@ -211,17 +234,20 @@ fn main() -> Result<()> {
     if let Some(up) = uplink {
         let linger = std::time::Duration::from_secs(args.linger.unwrap_or(config.uplink.linger_s));
         if !up.finish(linger) {
-            eprintln!(
-                "tapline-sensor: the hub did not take everything within {}s; the rest waits in the spool for the next run",
+            tracing::warn!(
+                "the hub did not take everything within {}s; the rest waits in the spool for the next run",
                 linger.as_secs()
             );
         }
     }
     if let Some(sp) = &spool {
         let st = sp.with(|s| s.stats());
-        eprintln!(
-            "tapline-sensor: spool: {} records in {} batches waiting ({} bytes), {} records lost to a full spool",
-            st.records, st.batches, st.bytes, st.lost_records
+        tracing::info!(
+            "spool: {} records in {} batches waiting ({} bytes), {} records lost to a full spool",
+            st.records,
+            st.batches,
+            st.bytes,
+            st.lost_records
         );
     }
     Ok(())

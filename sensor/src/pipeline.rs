@@ -91,7 +91,10 @@ impl Pipeline {
             let counters = Arc::clone(&counters);
             let h = std::thread::Builder::new()
                 .name(format!("worker-{i}"))
-                .spawn(move || work(rx, Engine::new(cfg), &edge, &redactor, &out, &counters))
+                .spawn(move || {
+                    let _span = tracing::debug_span!("worker", i).entered();
+                    work(rx, Engine::new(cfg), &edge, &redactor, &out, &counters)
+                })
                 .context("cannot start a worker thread")?;
             senders.push(tx);
             handles.push(h);

@@ -193,8 +193,8 @@ pub fn replay(
             Err(pcap::Error::NoMorePackets) => break,
             Err(e) => {
                 // Keep what was decoded before the damage; say where it stopped.
-                eprintln!(
-                    "tapline-sensor: {}: stopped reading after {} packets: {e}",
+                tracing::warn!(
+                    "{}: stopped reading after {} packets: {e}",
                     path.display(),
                     counters.packets.load(Ordering::Relaxed)
                 );

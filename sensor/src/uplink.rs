@@ -112,7 +112,11 @@ impl Uplink {
             .context("cannot start the uplink's runtime")?;
         let thread = std::thread::Builder::new()
             .name("uplink".into())
-            .spawn(move || rt.block_on(run(shared)))
+            .spawn(move || {
+                let span = tracing::info_span!("uplink");
+                let _entered = span.enter();
+                rt.block_on(run(shared))
+            })
             .context("cannot start the uplink thread")?;
         Ok(Uplink {
             stop,
@@ -152,7 +156,7 @@ fn lock(m: &Mutex<String>) -> std::sync::MutexGuard<'_, String> {
 fn set_state(shared: &Shared, state: String) {
     let mut s = lock(&shared.state);
     if *s != state {
-        eprintln!("tapline-sensor: uplink to {}: {state}", shared.hub);
+        tracing::info!("uplink to {}: {state}", shared.hub);
         *s = state;
     }
 }

@@ -14,7 +14,7 @@ use base64::Engine as _;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::Path;
-use tapline_decode::http::{HttpConfig, HttpConnection};
+use tapline_decode::http::{Direction, HttpConfig, HttpConnection};
 use tapline_detect::attack::{Family, RequestScanner};
 use tapline_record::{Anomalies, Transaction};
 
@@ -123,7 +123,7 @@ fn decode(raw: &[u8]) -> Vec<Transaction> {
     let cfg = HttpConfig::default();
     let mut conn = HttpConnection::new(None, None, false);
     let mut out = Vec::new();
-    conn.data(true, 0, raw, &cfg, &mut out);
+    conn.data(Direction::FromClient, 0, raw, &cfg, &mut out);
     conn.close(Anomalies::NONE, &cfg, &mut out);
     out
 }

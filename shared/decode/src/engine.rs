@@ -205,3 +205,72 @@ pub fn decode_capture(
         error,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capture::LinkType;
+    use crate::packet::tcp_flags::{ACK, FIN, PSH, SYN};
+    use crate::packet::tests::eth_ipv4_tcp;
+
+    const C: ([u8; 4], u16) = ([10, 0, 0, 1], 40000);
+    const S: ([u8; 4], u16) = ([10, 0, 0, 2], 8080);
+
+    fn frames() -> Vec<Vec<u8>> {
+        let req = b"POST /x HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabc";
+        let resp = b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n";
+        vec![
+            eth_ipv4_tcp(C, S, 10, SYN, b""),
+            eth_ipv4_tcp(S, C, 50, SYN | ACK, b""),
+            eth_ipv4_tcp(C, S, 11, ACK | PSH, req),
+            eth_ipv4_tcp(S, C, 51, ACK | PSH, resp),
+            eth_ipv4_tcp(C, S, 11 + req.len() as u32, FIN | ACK, b""),
+            eth_ipv4_tcp(S, C, 51 + resp.len() as u32, FIN | ACK, b""),
+        ]
+    }
+
+    fn decode(cfg: EngineConfig) -> (Vec<Transaction>, EngineStats) {
+        let mut e = Engine::new(cfg);
+        let mut out = Vec::new();
+        for (i, f) in frames().iter().enumerate() {
+            e.frame(i as i64 * 1_000, LinkType::ETHERNET, f, &mut out);
+        }
+        e.finish(&mut out);
+        (out, e.stats())
+    }
+
+    #[test]
+    fn test_frames_become_one_transaction_on_any_port() {
+        let (out, stats) = decode(EngineConfig::default());
+        assert_eq!(out.len(), 1);
+        let tx = &out[0];
+        assert_eq!(
+            (&*tx.method, tx.uri.as_str(), tx.status),
+            ("POST", "/x", Some(201))
+        );
+        assert_eq!(tx.request_body.data, b"abc");
+        assert_eq!(tx.request_ts_nanos, 2_000);
+        assert_eq!(stats.packets, 6);
+    }
+
+    #[test]
+    fn test_shards_split_connections_without_losing_any() {
+        let mut total = 0;
+        for shard in 0..3 {
+            let (out, _) = decode(EngineConfig {
+                shard: Some((shard, 3)),
+                ..EngineConfig::default()
+            });
+            total += out.len();
+        }
+        assert_eq!(total, 1, "exactly one shard keeps the connection");
+    }
+
+    #[test]
+    fn test_frame_shard_agrees_for_both_directions() {
+        let f = frames();
+        let a = frame_shard(LinkType::ETHERNET, &f[0], 4);
+        let b = frame_shard(LinkType::ETHERNET, &f[1], 4);
+        assert_eq!(a, b);
+    }
+}

@@ -5,9 +5,9 @@
 //! SYN flood costs O(1) amortised per packet), idle flows expire, and out-of-order bytes share
 //! one engine-wide budget.
 
-use crate::http::{HttpConfig, HttpConnection};
+use crate::http::{Direction, HttpConfig, HttpConnection};
 use crate::packet::{TcpSegment, tcp_flags};
-use crate::reassembly::{HalfStream, ReassemblyLimits, StreamEvent};
+use crate::reassembly::{HalfStream, ReassemblyLimits, SeqNum, StreamEvent};
 use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::net::{IpAddr, SocketAddr};
@@ -74,12 +74,41 @@ impl FlowKey {
     }
 }
 
+/// One of a connection's two directions, by who sent first: `A` sent the first packet seen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Half {
+    A,
+    B,
+}
+
+impl Half {
+    fn other(self) -> Half {
+        match self {
+            Half::A => Half::B,
+            Half::B => Half::A,
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Which way a half's bytes go, given the client's half (unknown: treated as the server's).
+fn direction_of(client: Option<Half>, half: Half) -> Direction {
+    if client == Some(half) {
+        Direction::FromClient
+    } else {
+        Direction::FromServer
+    }
+}
+
 #[derive(Debug)]
 struct Flow {
     /// The endpoint that sent the first packet we saw; direction 0 is from it.
     first: (IpAddr, u16),
-    /// Direction index of the client, once known.
-    client_dir: Option<usize>,
+    /// The client's half, once known.
+    client_dir: Option<Half>,
     halves: [HalfStream; 2],
     http: Option<Box<HttpConnection>>,
     midstream: bool,
@@ -203,8 +232,8 @@ impl FlowTable {
                 self.evict_oldest(http_cfg, out);
             }
             let client_dir = match (syn, ack) {
-                (true, false) => Some(0),
-                (true, true) => Some(1),
+                (true, false) => Some(Half::A),
+                (true, true) => Some(Half::B),
                 _ => None,
             };
             self.flows.insert(
@@ -225,10 +254,14 @@ impl FlowTable {
             return;
         };
         flow.last_ts = ts;
-        let dir = usize::from(flow.first != (seg.src, seg.src_port));
+        let dir = if flow.first == (seg.src, seg.src_port) {
+            Half::A
+        } else {
+            Half::B
+        };
 
         if syn {
-            flow.halves[dir].syn(seg.seq);
+            flow.halves[dir.index()].syn(SeqNum(seg.seq));
             if flow.client_dir.is_none() && !ack {
                 flow.client_dir = Some(dir);
             }
@@ -238,9 +271,9 @@ impl FlowTable {
         }
 
         let data_seq = if syn {
-            seg.seq.wrapping_add(1)
+            SeqNum(seg.seq) + 1
         } else {
-            seg.seq
+            SeqNum(seg.seq)
         };
         let Flow {
             halves,
@@ -256,7 +289,7 @@ impl FlowTable {
             // First payload: settle who is the client, then start HTTP parsing.
             let client = client_dir.unwrap_or_else(|| guess_client_dir(dir, seg));
             *client_dir = Some(client);
-            let from = |d: usize| -> SocketAddr {
+            let from = |d: Half| -> SocketAddr {
                 if d == dir {
                     SocketAddr::new(seg.src, seg.src_port)
                 } else {
@@ -266,41 +299,43 @@ impl FlowTable {
             // Midstream also when we saw a SYN-ACK but not the request's start.
             *http = Some(Box::new(HttpConnection::new(
                 Some(from(client)),
-                Some(from(1 - client)),
+                Some(from(client.other())),
                 *midstream,
             )));
         }
-        let from_client = client_dir.is_some_and(|c| c == dir);
+        let direction = direction_of(*client_dir, dir);
 
         // The ACK tells what the other side has received: holes before it are capture loss.
         if ack {
-            let other = 1 - dir;
+            let other = dir.other();
             if let Some(conn) = http.as_deref_mut() {
-                let from_other_client = client_dir.is_some_and(|c| c == other);
-                halves[other].acked(seg.ack, budget, &mut |ev| {
-                    deliver(conn, from_other_client, ts, ev, http_cfg, out);
+                let other_direction = direction_of(*client_dir, other);
+                halves[other.index()].acked(SeqNum(seg.ack), budget, &mut |ev| {
+                    deliver(conn, other_direction, ts, ev, http_cfg, out);
                 });
             }
         }
 
         if !seg.payload.is_empty() {
             if seg.payload.len() < seg.wire_payload_len as usize {
-                halves[dir].anomalies.insert(Anomalies::SNAPLEN_TRUNCATED);
+                halves[dir.index()]
+                    .anomalies
+                    .insert(Anomalies::SNAPLEN_TRUNCATED);
             }
             if let Some(conn) = http.as_deref_mut() {
                 if conn.is_not_http() {
                     // Keep sequence tracking cheap: no buffering for non-HTTP flows.
-                    halves[dir].start_at(data_seq);
+                    halves[dir.index()].start_at(data_seq);
                 } else {
-                    halves[dir].segment(data_seq, seg.payload, limits, budget, &mut |ev| {
-                        deliver(conn, from_client, ts, ev, http_cfg, out);
+                    halves[dir.index()].segment(data_seq, seg.payload, limits, budget, &mut |ev| {
+                        deliver(conn, direction, ts, ev, http_cfg, out);
                     });
                     if (seg.payload.len() as u32) < seg.wire_payload_len {
                         // Bytes cut by the snap length are missing from the stream.
                         let missing = seg.wire_payload_len - seg.payload.len() as u32;
-                        let seq_after = data_seq.wrapping_add(seg.payload.len() as u32);
-                        halves[dir].lost(seq_after, missing, &mut |ev| {
-                            deliver(conn, from_client, ts, ev, http_cfg, out);
+                        let seq_after = data_seq + seg.payload.len() as u32;
+                        halves[dir.index()].lost(seq_after, missing, &mut |ev| {
+                            deliver(conn, direction, ts, ev, http_cfg, out);
                         });
                     }
                 }
@@ -308,16 +343,16 @@ impl FlowTable {
         }
 
         if seg.flags & tcp_flags::FIN != 0 {
-            let was_closed = halves[dir].is_closed();
+            let was_closed = halves[dir.index()].is_closed();
             if let Some(conn) = http.as_deref_mut() {
-                halves[dir].fin(data_seq, seg.payload.len(), &mut |ev| {
-                    deliver(conn, from_client, ts, ev, http_cfg, out);
+                halves[dir.index()].fin(data_seq, seg.payload.len(), &mut |ev| {
+                    deliver(conn, direction, ts, ev, http_cfg, out);
                 });
-                if !was_closed && halves[dir].is_closed() {
-                    conn.end_of_stream(from_client, http_cfg, out);
+                if !was_closed && halves[dir.index()].is_closed() {
+                    conn.end_of_stream(direction, http_cfg, out);
                 }
             } else {
-                halves[dir].fin(data_seq, seg.payload.len(), &mut |_| {});
+                halves[dir.index()].fin(data_seq, seg.payload.len(), &mut |_| {});
             }
         }
 
@@ -346,16 +381,16 @@ impl FlowTable {
         http_cfg: &HttpConfig,
         out: &mut Vec<Transaction>,
     ) {
-        let client_dir = flow.client_dir.unwrap_or(0);
+        let client = flow.client_dir.unwrap_or(Half::A);
         let ts = flow.last_ts;
         if let Some(conn) = flow.http.as_deref_mut() {
             if conn.is_not_http() {
                 self.stats.not_http += 1;
             }
-            for dir in 0..2 {
-                let from_client = dir == client_dir;
-                flow.halves[dir].flush(&mut self.ooo_budget, &mut |ev| {
-                    deliver(conn, from_client, ts, ev, http_cfg, out);
+            for half in [Half::A, Half::B] {
+                let direction = direction_of(Some(client), half);
+                flow.halves[half.index()].flush(&mut self.ooo_budget, &mut |ev| {
+                    deliver(conn, direction, ts, ev, http_cfg, out);
                 });
             }
             let start = out.len();
@@ -421,24 +456,24 @@ impl FlowTable {
 
 fn deliver(
     conn: &mut HttpConnection,
-    from_client: bool,
+    direction: Direction,
     ts: i64,
     ev: StreamEvent<'_>,
     cfg: &HttpConfig,
     out: &mut Vec<Transaction>,
 ) {
     match ev {
-        StreamEvent::Data(d) => conn.data(from_client, ts, d, cfg, out),
-        StreamEvent::Gap(n) => conn.gap(from_client, n, cfg, out),
+        StreamEvent::Data(d) => conn.data(direction, ts, d, cfg, out),
+        StreamEvent::Gap(n) => conn.gap(direction, n, cfg, out),
     }
 }
 
 /// Which direction is the client's when the handshake was not seen: the one whose data looks
 /// like a request, else the one from the higher (ephemeral) port.
-fn guess_client_dir(dir: usize, seg: &TcpSegment<'_>) -> usize {
+fn guess_client_dir(dir: Half, seg: &TcpSegment<'_>) -> Half {
     let p = seg.payload;
     if p.starts_with(b"HTTP/") {
-        return 1 - dir;
+        return dir.other();
     }
     let first_word = p.iter().take(16).position(|&b| b == b' ');
     if first_word.is_some_and(|n| n > 0 && p[..n].iter().all(u8::is_ascii_uppercase)) {
@@ -447,6 +482,121 @@ fn guess_client_dir(dir: usize, seg: &TcpSegment<'_>) -> usize {
     if seg.src_port > seg.dst_port {
         dir
     } else {
-        1 - dir
+        dir.other()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::packet::tcp_flags::{ACK, FIN, PSH, SYN};
+    use std::net::Ipv4Addr;
+
+    const CLIENT: (Ipv4Addr, u16) = (Ipv4Addr::new(10, 0, 0, 1), 40000);
+    const SERVER: (Ipv4Addr, u16) = (Ipv4Addr::new(10, 0, 0, 2), 80);
+
+    fn seg(from_client: bool, seq: u32, flags: u8, payload: &[u8]) -> TcpSegment<'_> {
+        let (src, dst) = if from_client {
+            (CLIENT, SERVER)
+        } else {
+            (SERVER, CLIENT)
+        };
+        TcpSegment {
+            src: src.0.into(),
+            dst: dst.0.into(),
+            src_port: src.1,
+            dst_port: dst.1,
+            seq,
+            ack: 0,
+            flags,
+            payload,
+            wire_payload_len: payload.len() as u32,
+        }
+    }
+
+    const REQ: &[u8] = b"GET /a HTTP/1.1\r\nHost: t\r\n\r\n";
+    const RESP: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+
+    fn run(segments: &[TcpSegment<'_>]) -> (FlowTable, Vec<Transaction>) {
+        let mut t = FlowTable::new(FlowLimits::default());
+        let cfg = HttpConfig::default();
+        let mut out = Vec::new();
+        for (i, s) in segments.iter().enumerate() {
+            t.segment(i as i64, s, &cfg, &mut out);
+        }
+        (t, out)
+    }
+
+    #[test]
+    fn test_handshake_exchange_and_fin_close_the_flow() {
+        let (t, out) = run(&[
+            seg(true, 100, SYN, b""),
+            seg(false, 500, SYN | ACK, b""),
+            seg(true, 101, ACK | PSH, REQ),
+            seg(false, 501, ACK | PSH, RESP),
+            seg(true, 101 + REQ.len() as u32, FIN | ACK, b""),
+            seg(false, 501 + RESP.len() as u32, FIN | ACK, b""),
+        ]);
+        assert_eq!(out.len(), 1);
+        assert_eq!((&*out[0].method, out[0].uri.as_str()), ("GET", "/a"));
+        assert_eq!(out[0].status, Some(200));
+        assert_eq!(
+            out[0].client,
+            Some(SocketAddr::new(CLIENT.0.into(), CLIENT.1))
+        );
+        assert!(t.is_empty(), "both FINs close the flow");
+        assert_eq!(t.stats.closed, 1);
+    }
+
+    #[test]
+    fn test_without_a_handshake_the_request_side_is_the_client() {
+        // The capture starts with the server's response to an earlier request, then a request.
+        let (mut t, mut out) = run(&[
+            seg(false, 9000, ACK | PSH, RESP),
+            seg(true, 7000, ACK | PSH, REQ),
+        ]);
+        t.close_all(&HttpConfig::default(), &mut out);
+        let with_request = out
+            .iter()
+            .find(|tx| !tx.method.is_empty())
+            .expect("the request");
+        assert_eq!(
+            with_request.client,
+            Some(SocketAddr::new(CLIENT.0.into(), CLIENT.1))
+        );
+    }
+
+    #[test]
+    fn test_both_directions_share_one_key_and_one_shard() {
+        let a = seg(true, 1, ACK, b"");
+        let b = seg(false, 1, ACK, b"");
+        assert_eq!(FlowKey::of(&a), FlowKey::of(&b));
+        assert_eq!(FlowKey::of(&a).shard_hash(), FlowKey::of(&b).shard_hash());
+    }
+
+    #[test]
+    fn test_the_table_stays_within_max_flows() {
+        let mut t = FlowTable::new(FlowLimits {
+            max_flows: 8,
+            ..FlowLimits::default()
+        });
+        let cfg = HttpConfig::default();
+        let mut out = Vec::new();
+        for port in 0..100u16 {
+            let mut s = seg(true, 1, SYN, b"");
+            s.src_port = 1000 + port;
+            t.segment(i64::from(port), &s, &cfg, &mut out);
+            assert!(t.len() <= 8);
+        }
+        assert!(t.stats.evicted > 0);
+    }
+
+    #[test]
+    fn test_halves_and_directions() {
+        assert_eq!(Half::A.other(), Half::B);
+        assert_eq!(Half::B.other().index(), 0);
+        assert_eq!(direction_of(Some(Half::B), Half::B), Direction::FromClient);
+        assert_eq!(direction_of(Some(Half::B), Half::A), Direction::FromServer);
+        assert_eq!(direction_of(None, Half::A), Direction::FromServer);
     }
 }

@@ -22,6 +22,27 @@ pub enum StreamEvent<'a> {
     Gap(u64),
 }
 
+/// A TCP sequence number: arithmetic modulo 2^32 (RFC 9293 §3.4), positions compared by their
+/// signed distance, which is exact within 2^31 bytes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct SeqNum(pub u32);
+
+impl std::ops::Add<u32> for SeqNum {
+    type Output = SeqNum;
+
+    /// `n` bytes further on.
+    fn add(self, n: u32) -> SeqNum {
+        SeqNum(self.0.wrapping_add(n))
+    }
+}
+
+impl SeqNum {
+    /// How far this position is ahead of `base` (negative: behind it).
+    pub fn since(self, base: SeqNum) -> i32 {
+        self.0.wrapping_sub(base.0) as i32
+    }
+}
+
 /// Limits for one direction's reassembly.
 #[derive(Clone, Copy, Debug)]
 pub struct ReassemblyLimits {
@@ -44,7 +65,7 @@ impl Default for ReassemblyLimits {
 #[derive(Debug, Default)]
 pub struct HalfStream {
     /// The next sequence number to deliver; meaningful once `started`.
-    next_seq: u32,
+    next_seq: SeqNum,
     started: bool,
     /// Bytes delivered or skipped as gaps so far.
     offset: u64,
@@ -52,7 +73,7 @@ pub struct HalfStream {
     ooo: BTreeMap<u64, Vec<u8>>,
     ooo_bytes: usize,
     /// Sequence number just past the FIN, once seen.
-    fin_seq: Option<u32>,
+    fin_seq: Option<SeqNum>,
     closed: bool,
     /// Flags noticed on this direction.
     pub anomalies: Anomalies,
@@ -75,15 +96,15 @@ impl HalfStream {
     }
 
     /// Starts the stream at a SYN: data begins at `isn + 1`.
-    pub fn syn(&mut self, isn: u32) {
+    pub fn syn(&mut self, isn: SeqNum) {
         if !self.started {
-            self.next_seq = isn.wrapping_add(1);
+            self.next_seq = isn + 1;
             self.started = true;
         }
     }
 
     /// Starts the stream mid-way at `seq` (the capture missed the SYN).
-    pub fn start_at(&mut self, seq: u32) {
+    pub fn start_at(&mut self, seq: SeqNum) {
         if !self.started {
             self.next_seq = seq;
             self.started = true;
@@ -91,11 +112,11 @@ impl HalfStream {
     }
 
     /// Records a FIN at `seq` with `len` payload bytes before it.
-    pub fn fin(&mut self, seq: u32, len: usize, emit: &mut impl FnMut(StreamEvent<'_>)) {
+    pub fn fin(&mut self, seq: SeqNum, len: usize, emit: &mut impl FnMut(StreamEvent<'_>)) {
         if !self.started {
             self.start_at(seq);
         }
-        self.fin_seq = Some(seq.wrapping_add(len as u32));
+        self.fin_seq = Some(seq + len as u32);
         self.check_fin(emit);
     }
 
@@ -103,7 +124,7 @@ impl HalfStream {
         if let Some(fin) = self.fin_seq
             && !self.closed
         {
-            let ahead = fin.wrapping_sub(self.next_seq) as i32;
+            let ahead = fin.since(self.next_seq);
             if ahead <= 0 && self.ooo.is_empty() {
                 self.closed = true;
             } else if ahead > 0 && self.ooo.is_empty() {
@@ -116,14 +137,14 @@ impl HalfStream {
     }
 
     fn advance(&mut self, n: u32) {
-        self.next_seq = self.next_seq.wrapping_add(n);
+        self.next_seq = self.next_seq + n;
         self.offset += u64::from(n);
     }
 
     /// Adds a segment's payload. `budget` is the engine-wide out-of-order byte allowance.
     pub fn segment(
         &mut self,
-        seq: u32,
+        seq: SeqNum,
         payload: &[u8],
         limits: &ReassemblyLimits,
         budget: &mut usize,
@@ -135,7 +156,7 @@ impl HalfStream {
         if !self.started {
             self.start_at(seq);
         }
-        let rel = seq.wrapping_sub(self.next_seq) as i32;
+        let rel = seq.since(self.next_seq);
         if rel <= 0 {
             let skip = rel.unsigned_abs() as usize;
             if skip >= payload.len() {
@@ -279,7 +300,7 @@ impl HalfStream {
 
     /// `len` bytes at `seq` were on the wire but not captured (snap length): if they are next,
     /// skip them as a gap so the stream stays aligned.
-    pub fn lost(&mut self, seq: u32, len: u32, emit: &mut impl FnMut(StreamEvent<'_>)) {
+    pub fn lost(&mut self, seq: SeqNum, len: u32, emit: &mut impl FnMut(StreamEvent<'_>)) {
         if self.started && !self.closed && seq == self.next_seq && len > 0 {
             emit(StreamEvent::Gap(u64::from(len)));
             self.advance(len);
@@ -288,11 +309,16 @@ impl HalfStream {
 
     /// The peer acknowledged up to `ack`: bytes before it that we still miss were lost by the
     /// capture, so if buffered data waits beyond them, declare the gap now.
-    pub fn acked(&mut self, ack: u32, budget: &mut usize, emit: &mut impl FnMut(StreamEvent<'_>)) {
+    pub fn acked(
+        &mut self,
+        ack: SeqNum,
+        budget: &mut usize,
+        emit: &mut impl FnMut(StreamEvent<'_>),
+    ) {
         if !self.started || self.ooo.is_empty() {
             return;
         }
-        let rel = ack.wrapping_sub(self.next_seq) as i32;
+        let rel = ack.since(self.next_seq);
         if rel <= 0 {
             return;
         }
@@ -329,12 +355,12 @@ mod tests {
 
     fn run(segments: &[(u32, &[u8])], flush: bool) -> (Vec<u8>, Vec<Ev>) {
         let mut h = HalfStream::default();
-        h.syn(999);
+        h.syn(SeqNum(999));
         let limits = ReassemblyLimits::default();
         let mut budget = usize::MAX / 2;
         let mut evs = Vec::new();
         for (seq, data) in segments {
-            h.segment(*seq, data, &limits, &mut budget, &mut |e| match e {
+            h.segment(SeqNum(*seq), data, &limits, &mut budget, &mut |e| match e {
                 StreamEvent::Data(d) => evs.push(Ev::D(d.to_vec())),
                 StreamEvent::Gap(n) => evs.push(Ev::G(n)),
             });
@@ -370,13 +396,13 @@ mod tests {
     #[test]
     fn test_first_copy_wins_and_mismatch_flagged() {
         let mut h = HalfStream::default();
-        h.syn(0);
+        h.syn(SeqNum(0));
         let mut budget = 1 << 20;
         let mut out = Vec::new();
         let limits = ReassemblyLimits::default();
-        h.segment(5, b"XYZ", &limits, &mut budget, &mut |_| {});
-        h.segment(5, b"xyz", &limits, &mut budget, &mut |_| {});
-        h.segment(1, b"abcd", &limits, &mut budget, &mut |e| {
+        h.segment(SeqNum(5), b"XYZ", &limits, &mut budget, &mut |_| {});
+        h.segment(SeqNum(5), b"xyz", &limits, &mut budget, &mut |_| {});
+        h.segment(SeqNum(1), b"abcd", &limits, &mut budget, &mut |e| {
             if let StreamEvent::Data(d) = e {
                 out.extend_from_slice(d);
             }
@@ -397,12 +423,12 @@ mod tests {
     #[test]
     fn test_sequence_wraparound() {
         let mut h = HalfStream::default();
-        h.syn(u32::MAX - 2);
+        h.syn(SeqNum(u32::MAX - 2));
         let mut budget = 1 << 20;
         let mut out = Vec::new();
         let limits = ReassemblyLimits::default();
         for (seq, d) in [(1, &b"de"[..]), (u32::MAX - 1, b"abc")] {
-            h.segment(seq, d, &limits, &mut budget, &mut |e| {
+            h.segment(SeqNum(seq), d, &limits, &mut budget, &mut |e| {
                 if let StreamEvent::Data(d) = e {
                     out.extend_from_slice(d);
                 }
@@ -414,7 +440,7 @@ mod tests {
     #[test]
     fn test_out_of_order_cap_declares_gap() {
         let mut h = HalfStream::default();
-        h.syn(0);
+        h.syn(SeqNum(0));
         let limits = ReassemblyLimits {
             max_ooo_bytes: 10,
             max_ooo_segments: 4,
@@ -422,11 +448,17 @@ mod tests {
         let mut budget = 1 << 20;
         let mut gaps = 0;
         for i in 0..100u32 {
-            h.segment(100 + i * 8, b"12345678", &limits, &mut budget, &mut |e| {
-                if let StreamEvent::Gap(_) = e {
-                    gaps += 1;
-                }
-            });
+            h.segment(
+                SeqNum(100 + i * 8),
+                b"12345678",
+                &limits,
+                &mut budget,
+                &mut |e| {
+                    if let StreamEvent::Gap(_) = e {
+                        gaps += 1;
+                    }
+                },
+            );
             assert!(h.buffered_bytes() <= 10);
         }
         assert_eq!(gaps, 1);
@@ -437,7 +469,7 @@ mod tests {
         // Two holes buffered, then a segment bigger than the whole cap beyond them: the cap
         // must hold, and every byte is either delivered or declared a gap.
         let mut h = HalfStream::default();
-        h.syn(0);
+        h.syn(SeqNum(0));
         let limits = ReassemblyLimits {
             max_ooo_bytes: 10,
             max_ooo_segments: 4,
@@ -446,10 +478,16 @@ mod tests {
         let (mut data, mut gap) = (0u64, 0u64);
         let big = [b'x'; 30];
         for (seq, payload) in [(1, &b"a"[..]), (5, b"bcd"), (20, b"efgh"), (40, &big[..])] {
-            h.segment(seq, payload, &limits, &mut budget, &mut |e| match e {
-                StreamEvent::Data(d) => data += d.len() as u64,
-                StreamEvent::Gap(n) => gap += n,
-            });
+            h.segment(
+                SeqNum(seq),
+                payload,
+                &limits,
+                &mut budget,
+                &mut |e| match e {
+                    StreamEvent::Data(d) => data += d.len() as u64,
+                    StreamEvent::Gap(n) => gap += n,
+                },
+            );
             assert!(
                 h.buffered_bytes() <= 10,
                 "{} bytes buffered",
@@ -467,13 +505,13 @@ mod tests {
     #[test]
     fn test_ack_beyond_hole_declares_gap() {
         let mut h = HalfStream::default();
-        h.syn(0);
+        h.syn(SeqNum(0));
         let mut budget = 1 << 20;
         let limits = ReassemblyLimits::default();
-        h.segment(1, b"ab", &limits, &mut budget, &mut |_| {});
-        h.segment(10, b"zz", &limits, &mut budget, &mut |_| {});
+        h.segment(SeqNum(1), b"ab", &limits, &mut budget, &mut |_| {});
+        h.segment(SeqNum(10), b"zz", &limits, &mut budget, &mut |_| {});
         let mut evs = Vec::new();
-        h.acked(12, &mut budget, &mut |e| match e {
+        h.acked(SeqNum(12), &mut budget, &mut |e| match e {
             StreamEvent::Data(d) => evs.push(Ev::D(d.to_vec())),
             StreamEvent::Gap(n) => evs.push(Ev::G(n)),
         });

@@ -4,7 +4,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use tapline_record::Anomalies;
-use tapline_decode::http::{HttpConfig, HttpConnection};
+use tapline_decode::http::{Direction, HttpConfig, HttpConnection};
 
 fuzz_target!(|data: &[u8]| {
     let cfg = HttpConfig {
@@ -22,11 +22,15 @@ fuzz_target!(|data: &[u8]| {
         let (ctl, len) = (rest[0], usize::from(rest[1]).min(rest.len() - 2));
         let piece = &rest[2..2 + len];
         rest = &rest[2 + len..];
-        let from_client = ctl & 1 == 0;
-        if ctl & 0x80 != 0 {
-            conn.gap(from_client, u64::from(ctl & 0x3f), &cfg, &mut out);
+        let dir = if ctl & 1 == 0 {
+            Direction::FromClient
         } else {
-            conn.data(from_client, i64::from(ctl), piece, &cfg, &mut out);
+            Direction::FromServer
+        };
+        if ctl & 0x80 != 0 {
+            conn.gap(dir, u64::from(ctl & 0x3f), &cfg, &mut out);
+        } else {
+            conn.data(dir, i64::from(ctl), piece, &cfg, &mut out);
         }
     }
     conn.close(Anomalies::NONE, &cfg, &mut out);

@@ -6,6 +6,7 @@
 //! plain data: owned, serialisable, versioned on the wire ([`RECORD_VERSION`]). Bodies are kept
 //! after de-chunking and decompression, capped; [`Body::len`] always holds the full length.
 
+pub mod finding;
 pub mod time;
 pub mod wire;
 

@@ -7,7 +7,7 @@ use super::profile::{API_KEY_HEADERS, is_session_cookie};
 use base64::Engine as _;
 use std::collections::BTreeMap;
 use tapline_record::Transaction;
-use tapline_store::endpoints::{Actor, Finding};
+use tapline_store::endpoints::{Actor, Finding, Severity};
 
 /// A credential shortened to something recognisable but unusable: `abc123…#1f2e`.
 pub fn shorten(secret: &str) -> String {
@@ -72,17 +72,6 @@ pub fn describe(a: &Actor) -> String {
     }
 }
 
-/// `info` < `low` < `medium` < `high` < `critical`.
-pub fn severity_rank(severity: &str) -> u8 {
-    match severity {
-        "critical" => 4,
-        "high" => 3,
-        "medium" => 2,
-        "low" => 1,
-        _ => 0,
-    }
-}
-
 /// Everything one actor did, across findings: the unit an analyst blocks, tests or reports.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct ActorAttacks {
@@ -93,7 +82,7 @@ pub struct ActorAttacks {
     /// Client addresses seen in the findings.
     pub ips: Vec<String>,
     /// The highest severity among the findings.
-    pub severity: String,
+    pub severity: Severity,
     /// Finding kinds with how many findings of each.
     pub kinds: BTreeMap<String, u64>,
     /// Finding ids, most severe first.
@@ -127,7 +116,7 @@ pub fn attacks_by_actor(findings: &[Finding]) -> Vec<ActorAttacks> {
     let mut out: Vec<ActorAttacks> = groups
         .into_iter()
         .map(|((is_principal, _), mut fs)| {
-            fs.sort_by_key(|f| (std::cmp::Reverse(severity_rank(&f.severity)), f.id));
+            fs.sort_by_key(|f| (std::cmp::Reverse(f.severity), f.id));
             let first = fs[0];
             let actor = Actor {
                 ip: first.actor_ip.clone(),
@@ -140,7 +129,7 @@ pub fn attacks_by_actor(findings: &[Finding]) -> Vec<ActorAttacks> {
             ips.dedup();
             let mut kinds = BTreeMap::new();
             for f in &fs {
-                *kinds.entry(f.kind.clone()).or_default() += 1;
+                *kinds.entry(f.kind.to_string()).or_default() += 1;
             }
             let label = if ips.len() > 1 {
                 format!(
@@ -165,7 +154,7 @@ pub fn attacks_by_actor(findings: &[Finding]) -> Vec<ActorAttacks> {
                         .unwrap_or_default()
                 }),
                 ips,
-                severity: first.severity.clone(),
+                severity: first.severity,
                 kinds,
                 findings: fs.iter().map(|f| f.id).collect(),
                 requests: fs.iter().map(|f| f.count).sum(),
@@ -176,7 +165,7 @@ pub fn attacks_by_actor(findings: &[Finding]) -> Vec<ActorAttacks> {
         .collect();
     out.sort_by_key(|a| {
         (
-            std::cmp::Reverse(severity_rank(&a.severity)),
+            std::cmp::Reverse(a.severity),
             std::cmp::Reverse(a.requests),
             a.label.clone(),
         )
@@ -187,12 +176,13 @@ pub fn attacks_by_actor(findings: &[Finding]) -> Vec<ActorAttacks> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tapline_store::endpoints::FindingKind;
 
     fn finding(id: i64, kind: &str, severity: &str, ip: &str, user: Option<&str>) -> Finding {
         Finding {
             id,
-            kind: kind.into(),
-            severity: severity.into(),
+            kind: FindingKind::from_name(kind).unwrap(),
+            severity: Severity::from_name(severity).unwrap(),
             confidence: 0.9,
             endpoint_id: None,
             actor_ip: Some(ip.into()),
@@ -225,7 +215,7 @@ mod tests {
             .find(|a| a.principal.as_deref() == Some("11"))
             .unwrap();
         assert_eq!(u.findings, vec![2, 1]);
-        assert_eq!(u.severity, "high");
+        assert_eq!(u.severity, Severity::High);
         assert_eq!(u.ips, vec!["10.0.0.6", "10.0.0.7"]);
         assert_eq!(u.label, "user 11 (10.0.0.6, 10.0.0.7)");
         assert_eq!((u.first_seen_ns, u.last_seen_ns), (10, 25));

@@ -7,7 +7,7 @@ use super::discovery::EndpointRef;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use tapline_detect::attack::{Family, RequestScanner};
 use tapline_record::Transaction;
-use tapline_store::endpoints::{Actor, EndpointKey, NewFinding};
+use tapline_store::endpoints::{Actor, EndpointKey, FindingKind, NewFinding, Severity};
 
 /// Evidence transaction ids kept per group.
 const MAX_EVIDENCE: usize = 50;
@@ -52,14 +52,14 @@ pub struct Attacks {
     groups: HashMap<GroupKey, Group>,
 }
 
-fn severity(f: Family) -> &'static str {
+fn severity(f: Family) -> Severity {
     match f {
         Family::Sqli | Family::Cmdi | Family::Xxe | Family::Jndi | Family::Ssti | Family::Ssrf => {
-            "high"
+            Severity::High
         }
-        Family::RequestSmuggling => "high",
-        Family::Xss | Family::PathTraversal | Family::Nosqli | Family::Ldapi => "medium",
-        Family::Crlf | Family::OpenRedirect => "low",
+        Family::RequestSmuggling => Severity::High,
+        Family::Xss | Family::PathTraversal | Family::Nosqli | Family::Ldapi => Severity::Medium,
+        Family::Crlf | Family::OpenRedirect => Severity::Low,
     }
 }
 
@@ -194,8 +194,8 @@ impl Attacks {
                     format!("{} requests", g.count)
                 };
                 NewFinding {
-                    kind: k.family.name().to_owned(),
-                    severity: severity(k.family).to_owned(),
+                    kind: FindingKind::Attack(k.family),
+                    severity: severity(k.family),
                     confidence: 0.9,
                     endpoint: k.endpoint.clone(),
                     first_seen_ns: g.first_ns,

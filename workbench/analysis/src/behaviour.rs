@@ -17,7 +17,7 @@ use polars::prelude::*;
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, Hash, Hasher};
 use tapline_record::Transaction;
-use tapline_store::endpoints::{Actor, EndpointKey, NewFinding};
+use tapline_store::endpoints::{Actor, EndpointKey, FindingKind, NewFinding, Severity};
 
 /// Events kept per import; past this, requests are counted but not analysed for behaviour.
 const MAX_EVENTS: usize = 50_000_000;
@@ -508,7 +508,7 @@ impl Behaviour {
             let stuffing = names.len() >= t.stuffing_usernames as usize;
             let (kind, what) = if stuffing {
                 (
-                    "credential_stuffing",
+                    FindingKind::CredentialStuffing,
                     format!(
                         "Credential stuffing: {failures} failed logins for {} accounts",
                         names.len()
@@ -521,7 +521,7 @@ impl Behaviour {
                     many => format!(" for {} accounts", many.len()),
                 };
                 (
-                    "brute_force",
+                    FindingKind::BruteForce,
                     format!("Brute force: {failures} failed logins{whom}"),
                 )
             };
@@ -531,39 +531,36 @@ impl Behaviour {
             } else {
                 format!(", then logged in as {}", succeeded.join(", "))
             };
-            out.push(
-                self.finding(
-                    &r,
-                    i,
-                    Judgement {
-                        kind: kind.into(),
-                        severity: if succeeded.is_empty() {
-                            "high"
-                        } else {
-                            "critical"
-                        }
-                        .into(),
-                        confidence: if peak >= 2 * i64::from(t.login_failures) {
-                            0.9
-                        } else {
-                            0.7
-                        },
-                        endpoint: r.u32("endpoint", i)?.and_then(|e| self.endpoint_of(e)),
-                        count: failures as u64,
-                        title: format!("{what} from {}{then}", describe(&actor)),
-                        detail: serde_json::json!({
-                            "failures": failures,
-                            "peak_per_window": peak,
-                            "window_s": t.window_ns / 1_000_000_000,
-                            "threshold": t.login_failures,
-                            "accounts": names.iter().take(50).collect::<Vec<_>>(),
-                            "accounts_tried": names.len(),
-                            "logged_in_after": succeeded,
-                        }),
-                        actor,
+            out.push(self.finding(
+                &r,
+                i,
+                Judgement {
+                    kind,
+                    severity: if succeeded.is_empty() {
+                        Severity::High
+                    } else {
+                        Severity::Critical
                     },
-                )?,
-            );
+                    confidence: if peak >= 2 * i64::from(t.login_failures) {
+                        0.9
+                    } else {
+                        0.7
+                    },
+                    endpoint: r.u32("endpoint", i)?.and_then(|e| self.endpoint_of(e)),
+                    count: failures as u64,
+                    title: format!("{what} from {}{then}", describe(&actor)),
+                    detail: serde_json::json!({
+                        "failures": failures,
+                        "peak_per_window": peak,
+                        "window_s": t.window_ns / 1_000_000_000,
+                        "threshold": t.login_failures,
+                        "accounts": names.iter().take(50).collect::<Vec<_>>(),
+                        "accounts_tried": names.len(),
+                        "logged_in_after": succeeded,
+                    }),
+                    actor,
+                },
+            )?);
         }
         Ok(())
     }
@@ -652,8 +649,8 @@ impl Behaviour {
                 &r,
                 i,
                 Judgement {
-                    kind: "bola".into(),
-                    severity: "high".into(),
+                    kind: FindingKind::Bola,
+                    severity: Severity::High,
                     confidence: if walk && named { 0.9 } else { 0.6 },
                     endpoint,
                     count: r.i64("requests", i)?.unwrap_or(0) as u64,
@@ -753,8 +750,8 @@ impl Behaviour {
                 &r,
                 i,
                 Judgement {
-                    kind: "broken_authentication".into(),
-                    severity: "high".into(),
+                    kind: FindingKind::BrokenAuthentication,
+                    severity: Severity::High,
                     confidence: 0.8,
                     endpoint,
                     count: n as u64,
@@ -847,16 +844,16 @@ impl Behaviour {
             let endpoint = self.endpoint_of(e);
             let on = label(endpoint.as_ref());
             let (kind, what) = if enumeration {
-                ("enumeration", "Enumeration")
+                (FindingKind::Enumeration, "Enumeration")
             } else {
-                ("scraping", "Scraping")
+                (FindingKind::Scraping, "Scraping")
             };
             out.push(self.finding(
                 &r,
                 0,
                 Judgement {
-                    kind: kind.into(),
-                    severity: "medium".into(),
+                    kind,
+                    severity: Severity::Medium,
                     confidence: if p as f64 >= 2.0 * t.scrape_ratio * typical.max(1) as f64 {
                     0.8
                 } else {
@@ -977,8 +974,8 @@ impl Behaviour {
                 &r,
                 i,
                 Judgement {
-                    kind: "error_spike".into(),
-                    severity: "medium".into(),
+                    kind: FindingKind::ErrorSpike,
+                    severity: Severity::Medium,
                     confidence: 0.7,
                     endpoint,
                     count: errors as u64,
@@ -1012,8 +1009,8 @@ fn status_in(lo: i32, hi: i32) -> Expr {
 
 /// What a detector concluded about one group.
 struct Judgement {
-    kind: String,
-    severity: String,
+    kind: FindingKind,
+    severity: Severity,
     confidence: f64,
     endpoint: Option<EndpointKey>,
     count: u64,
@@ -1165,9 +1162,9 @@ mod tests {
     fn kinds(b: &Behaviour) -> Vec<String> {
         let mut k: Vec<String> = b
             .finish(&Thresholds::default())
-            .unwrap_or_default()
+            .unwrap()
             .into_iter()
-            .map(|f| f.kind)
+            .map(|f| f.kind.to_string())
             .collect();
         k.sort();
         k
@@ -1238,8 +1235,8 @@ mod tests {
         a.absorb(b);
         let out = a.finish(&Thresholds::default()).unwrap();
         assert_eq!(out.len(), 1);
-        assert_eq!(out[0].kind, "credential_stuffing");
-        assert_eq!(out[0].severity, "critical", "{}", out[0].title);
+        assert_eq!(out[0].kind, FindingKind::CredentialStuffing);
+        assert_eq!(out[0].severity, Severity::Critical, "{}", out[0].title);
         assert_eq!(out[0].actor.ip.as_deref(), Some("10.0.0.9"));
         assert!(
             out[0].title.ends_with("then logged in as carol"),
@@ -1361,7 +1358,7 @@ mod tests {
         );
         let out = b.finish(&Thresholds::default()).unwrap();
         assert_eq!(out.len(), 1);
-        assert_eq!(out[0].kind, "broken_authentication");
+        assert_eq!(out[0].kind, FindingKind::BrokenAuthentication);
         assert_eq!(out[0].actor.ip.as_deref(), Some("10.0.0.5"));
     }
 
@@ -1396,7 +1393,7 @@ mod tests {
         }
         let out = b.finish(&Thresholds::default()).unwrap();
         assert_eq!(out.len(), 1, "{out:#?}");
-        assert_eq!(out[0].kind, "error_spike");
+        assert_eq!(out[0].kind, FindingKind::ErrorSpike);
         assert_eq!(out[0].count, 12);
         assert_eq!(out[0].actor.ip.as_deref(), Some("10.0.0.4"));
     }

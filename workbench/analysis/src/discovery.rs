@@ -20,7 +20,9 @@ use super::profile::{EndpointProfile, ProfileError};
 use super::values::{IdKind, has_file_extension, identifier_kind, is_version};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use tapline_record::Transaction;
-use tapline_store::endpoints::{Endpoint, EndpointKey, EndpointRecord, NewFinding};
+use tapline_store::endpoints::{
+    Endpoint, EndpointKey, EndpointRecord, FindingKind, NewFinding, Severity,
+};
 use tapline_store::template::{self, Segment};
 
 /// Distinct words at one position before it becomes a parameter.
@@ -334,8 +336,12 @@ fn newly_exposed(
         let count: u64 = locs.values().map(|s| s.count).sum();
         let places: Vec<&str> = locs.keys().map(String::as_str).collect();
         out.push(NewFinding {
-            kind: "sensitive_data_exposed".into(),
-            severity: if secret { "high" } else { "medium" }.into(),
+            kind: FindingKind::SensitiveDataExposed,
+            severity: if secret {
+                Severity::High
+            } else {
+                Severity::Medium
+            },
             confidence: 0.9,
             endpoint: Some(key.clone()),
             first_seen_ns: first.map_or(0, |s| s.first_seen_ns),
@@ -512,8 +518,8 @@ fn consolidate(
         match (&e.before, e.id) {
             (None, None) if known_hosts.contains(e.host.as_str()) => {
                 out.findings.push(NewFinding {
-                    kind: "new_endpoint".into(),
-                    severity: "low".into(),
+                    kind: FindingKind::NewEndpoint,
+                    severity: Severity::Low,
                     confidence: 1.0,
                     endpoint: Some(key.clone()),
                     first_seen_ns: e.first_seen_ns,
@@ -536,8 +542,8 @@ fn consolidate(
                     .collect();
                 if !new.is_empty() && before.statuses.keys().any(|s| s.starts_with('2')) {
                     out.findings.push(NewFinding {
-                        kind: "new_response_field".into(),
-                        severity: "low".into(),
+                        kind: FindingKind::NewResponseField,
+                        severity: Severity::Low,
                         confidence: 0.9,
                         endpoint: Some(key.clone()),
                         first_seen_ns: e.first_seen_ns,
@@ -894,7 +900,7 @@ mod tests {
         let out = consolidate(&existing, vec![newer, obs("DELETE", "/users/{userId}", 1)]).unwrap();
         let user = out.endpoints.iter().find(|e| e.method == "GET").unwrap();
         assert_eq!((user.id, user.count), (Some(1), 6));
-        let kinds: Vec<&str> = out.findings.iter().map(|f| f.kind.as_str()).collect();
+        let kinds: Vec<&str> = out.findings.iter().map(|f| f.kind.name()).collect();
         assert_eq!(
             kinds,
             vec!["new_endpoint"],
@@ -916,7 +922,7 @@ mod tests {
             .observe_json(br#"{"ssn": "x", "card": {"number": "4111"}}"#);
         let out = consolidate(&known, vec![later]).unwrap();
         let f = &out.findings[0];
-        assert_eq!(f.kind, "new_response_field");
+        assert_eq!(f.kind, FindingKind::NewResponseField);
         assert!(
             f.title.ends_with("now returns card, card.number"),
             "{}",

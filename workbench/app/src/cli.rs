@@ -7,9 +7,37 @@ use std::path::PathBuf;
 #[derive(Debug, Parser)]
 #[command(name = "tapline", version, about, long_about = None)]
 pub struct Cli {
+    /// How much to say.
+    #[command(flatten)]
+    pub verbosity: Verbosity,
     /// What to do.
     #[command(subcommand)]
     pub command: Option<Command>,
+}
+
+/// `-v`/`-q`, for every subcommand. `RUST_LOG` (e.g. `tapline_ingest=debug`) overrides the
+/// log level they choose.
+#[derive(Clone, Copy, Debug, Default, clap::Args)]
+pub struct Verbosity {
+    /// Say more: -v logs what the jobs do (and `serve` every batch), -vv debug, -vvv trace.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Say only errors: no warnings, no progress bars.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+}
+
+impl Verbosity {
+    /// The log filter these flags choose when `RUST_LOG` is not set.
+    pub fn default_filter(self) -> &'static str {
+        match (self.quiet, self.verbose) {
+            (true, _) => "error",
+            (false, 0) => "warn",
+            (false, 1) => "info",
+            (false, 2) => "debug",
+            (false, _) => "trace",
+        }
+    }
 }
 
 /// Subcommands.
@@ -54,9 +82,6 @@ pub struct ServeArgs {
     /// The workbench identity.
     #[command(flatten)]
     pub identity: IdentityArg,
-    /// Print every batch received (default: connections and refusals only).
-    #[arg(long, short)]
-    pub verbose: bool,
 }
 
 /// Arguments of `tapline open`.
@@ -192,9 +217,6 @@ pub struct ImportArgs {
     /// Skip the behaviour detectors (no BOLA, brute force, scraping… findings).
     #[arg(long)]
     pub no_behaviour: bool,
-    /// No progress bar.
-    #[arg(long, short)]
-    pub quiet: bool,
 }
 
 /// What `tapline export` writes.

@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 use clap::Parser;
-use tapline::cli::{Cli, Command, OpenArgs};
+use tapline::cli::{Cli, Command, OpenArgs, Verbosity};
 use tapline::commands;
 
 #[global_allocator]
@@ -10,10 +10,12 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
+    init_logging(cli.verbosity);
+    let verbosity = cli.verbosity;
     match cli.command {
         Some(Command::Classify(args)) => commands::classify::run(&args),
         Some(Command::Decode(args)) => commands::decode::run(&args, &mut std::io::stdout().lock()),
-        Some(Command::Import(args)) => commands::import::run(&args),
+        Some(Command::Import(args)) => commands::import::run(&args, verbosity),
         Some(Command::Export(args)) => commands::export::run(&args),
         Some(Command::Endpoints(args)) => {
             commands::list::endpoints(&args, &mut std::io::stdout().lock())
@@ -27,11 +29,22 @@ fn main() -> Result<()> {
             }
             Ok(())
         }
-        Some(Command::Serve(args)) => commands::sensors::serve(&args),
+        Some(Command::Serve(args)) => commands::sensors::serve(&args, verbosity),
         Some(Command::Sensors(cmd)) => commands::sensors::run(&cmd, &mut std::io::stdout().lock()),
         Some(Command::Open(args)) => open(args, false),
         None => open(OpenArgs::default(), true),
     }
+}
+
+/// Logs go to stderr, at the level `-v`/`-q` choose unless `RUST_LOG` says otherwise.
+fn init_logging(verbosity: Verbosity) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(verbosity.default_filter()));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
 }
 
 /// The desktop app: `tapline open …`, or `tapline` alone (which reopens the last case).

@@ -26,6 +26,11 @@ impl App {
     /// The app as `tapline open FILES…` starts it, with its data directory in a temporary
     /// folder, after the import and the first queries have finished.
     fn open(files: &[&str]) -> App {
+        App::open_sized(files, eframe::egui::vec2(1440.0, 900.0))
+    }
+
+    /// [`App::open`] in a window of `size`.
+    fn open_sized(files: &[&str], size: eframe::egui::Vec2) -> App {
         let dir = tempfile::tempdir().unwrap();
         let launch = Launch {
             open: files.iter().map(|f| sample_captures().join(f)).collect(),
@@ -34,7 +39,7 @@ impl App {
             ..Launch::default()
         };
         let harness = Harness::builder()
-            .with_size(eframe::egui::vec2(1440.0, 900.0))
+            .with_size(size)
             .build_eframe(move |cc| Workbench::new(cc, launch));
         let mut app = App {
             harness,
@@ -53,7 +58,7 @@ impl App {
         while idle < 3 {
             self.harness.step();
             let s = self.harness.state();
-            let busy = s.importing() || s.case.as_ref().is_some_and(|c| c.busy());
+            let busy = s.busy() || s.case.as_ref().is_some_and(|c| c.busy());
             idle = if busy { 0 } else { idle + 1 };
             assert!(
                 Instant::now() < deadline,
@@ -342,6 +347,57 @@ fn traffic_filters_and_shows_a_transaction_with_curl() {
 }
 
 #[test]
+fn masking_hides_passwords_in_the_traffic_view_and_ctrl_m_reveals_them() {
+    let mut app = App::open(&["shop-api.pcap"]);
+    app.nav(View::Traffic);
+    app.type_into("Path", "/api/v1/login");
+    app.click_exact("Apply");
+    app.harness.key_press(eframe::egui::Key::ArrowDown);
+    app.settle();
+    app.expect("POST /api/v1/login");
+    assert_eq!(
+        app.count("-2024"),
+        0,
+        "a password is on screen while masked"
+    );
+    app.harness
+        .key_press_modifiers(eframe::egui::Modifiers::COMMAND, eframe::egui::Key::M);
+    app.settle();
+    assert!(app.count("-2024") > 0, "Ctrl+M reveals the password");
+}
+
+#[test]
+fn the_endpoint_detail_takes_its_own_clicks_in_a_narrow_window() {
+    // The inventory table is wider than what the detail pane leaves it: it must not take the
+    // clicks meant for the pane beside it.
+    let mut app = App::open_sized(&["shop-api.pcap"], eframe::egui::vec2(700.0, 700.0));
+    app.nav(View::Inventory);
+    app.click("/api/v1/users/{userId}");
+    let selected = app.harness.state().views.inventory.selected;
+    assert!(selected.is_some());
+    // A click anywhere on the pane (here its heading, level with the table's rows) is the
+    // pane's, not a table row's under it.
+    let heading = app
+        .harness
+        .query_all_by_label("GET 127.0.0.1:18088/api/v1/users/{userId}")
+        .next()
+        .expect("the detail heading");
+    heading.click();
+    app.settle();
+    assert_eq!(
+        app.harness.state().views.inventory.selected,
+        selected,
+        "a click on the detail pane selected a table row under it"
+    );
+    app.click_exact("Show transactions");
+    assert_eq!(
+        app.view(),
+        View::Traffic,
+        "the click reached the detail pane"
+    );
+}
+
+#[test]
 fn the_inventory_leads_to_matching_traffic() {
     let mut app = App::open(&["shop-api.pcap"]);
     app.harness
@@ -413,7 +469,7 @@ fn a_large_import_shows_progress_and_cancels() {
             break;
         }
         assert!(
-            harness.state().importing(),
+            harness.state().busy(),
             "the import ended before reporting progress"
         );
         assert!(

@@ -11,6 +11,7 @@ use tapline_record::wire::{HubMessage, PROTOCOL_VERSION, SensorMessage};
 use tapline_store::CaseStore;
 use tapline_store::sensors::{Delivery, SensorBatch};
 use tokio::sync::{mpsc, oneshot};
+use tracing::Instrument as _;
 
 /// What the hub reports as it works (the CLI logs these; the GUI shows them).
 #[derive(Clone, Debug, PartialEq)]
@@ -108,19 +109,30 @@ impl Hub {
             while let Some(incoming) = ep.accept().await {
                 let jobs = jobs.clone();
                 let on_event = Arc::clone(&on_event);
-                tokio::spawn(async move {
-                    let peer = incoming.remote_address();
-                    let mut sensor = None;
-                    let result = serve_connection(incoming, &jobs, &on_event, &mut sensor).await;
-                    match result {
-                        Err(Refusal(reason)) => on_event(HubEvent::Refused { peer, reason }),
-                        Ok(error) => on_event(HubEvent::Disconnected {
-                            sensor,
-                            peer,
-                            error,
-                        }),
+                let peer = incoming.remote_address();
+                let span = tracing::info_span!("sensor connection", %peer);
+                tokio::spawn(
+                    async move {
+                        let mut sensor = None;
+                        let result =
+                            serve_connection(incoming, &jobs, &on_event, &mut sensor).await;
+                        match result {
+                            Err(Refusal(reason)) => {
+                                tracing::warn!("refused: {reason}");
+                                on_event(HubEvent::Refused { peer, reason });
+                            }
+                            Ok(error) => {
+                                tracing::info!(?sensor, ?error, "disconnected");
+                                on_event(HubEvent::Disconnected {
+                                    sensor,
+                                    peer,
+                                    error,
+                                });
+                            }
+                        }
                     }
-                });
+                    .instrument(span),
+                );
             }
         });
         Ok(Hub {
@@ -228,6 +240,7 @@ async fn serve_connection(
     let outcome: Result<()> = async {
         let stored_through = ask(jobs, |r| Job::Through(id, spool, r)).await?;
         send(&mut tx, &HubMessage::Welcome { stored_through }).await?;
+        tracing::info!(sensor = %name, stored_through, "connected");
         on_event(HubEvent::Connected {
             sensor: name.clone(),
             peer,
@@ -248,6 +261,7 @@ async fn serve_connection(
                         .await
                         .map_err(|_| anyhow!("the hub's store stopped"))??;
                     send(&mut tx, &HubMessage::Ack { through: seq }).await?;
+                    tracing::debug!(seq, records, "batch acknowledged");
                     on_event(HubEvent::Batch {
                         sensor: name.clone(),
                         seq,
@@ -360,7 +374,7 @@ fn store_loop(mut store: CaseStore, mut jobs: mpsc::Receiver<Job>) -> Result<()>
             }
             Job::Heartbeat(id, version, stats) => {
                 if let Err(e) = store.sensor_heartbeat(id, &version, &stats) {
-                    eprintln!("tapline: hub: cannot record a heartbeat: {e}");
+                    tracing::warn!(sensor = id, "cannot record a heartbeat: {e}");
                 }
             }
             Job::Store(id, spool, seq, txs, reply) => {

@@ -41,17 +41,14 @@ impl MappedFile {
     }
 }
 
-/// Reads and decodes a whole pcap/pcapng file. A damaged tail is reported as a warning on
-/// stderr after everything before it was decoded.
+/// Reads and decodes a whole pcap/pcapng file. A damaged tail is logged as a warning after
+/// everything before it was decoded.
 pub fn decode_file(path: &Path, cfg: EngineConfig) -> Result<DecodedCapture> {
     let file = MappedFile::open(path)?;
     let decoded = tapline_decode::decode_capture(file.bytes(), cfg)
         .with_context(|| format!("{} is not a capture Tapline can read", path.display()))?;
     if let Some(err) = &decoded.error {
-        eprintln!(
-            "warning: {}: {err}; packets before it were decoded",
-            path.display()
-        );
+        tracing::warn!(file = %path.display(), "{err}; packets before it were decoded");
     }
     Ok(decoded)
 }

@@ -190,6 +190,8 @@ pub fn import_file(
     cancel: &AtomicBool,
     progress: &mut dyn FnMut(&ImportProgress),
 ) -> Result<ImportOutcome> {
+    let span = tracing::info_span!("import", file = %path.display());
+    let _entered = span.enter();
     let started = Instant::now();
     let file = MappedFile::open(path)?;
     let bytes = file.bytes();
@@ -218,6 +220,7 @@ pub fn import_file(
     let mut resumed = false;
     let source_id = match store.source_by_hash(&hash)? {
         Some(s) if s.status == "complete" => {
+            tracing::info!(source = s.id, "already in the case");
             return Ok(ImportOutcome::AlreadyImported {
                 source_id: s.id,
                 name: s.name,
@@ -225,6 +228,10 @@ pub fn import_file(
             });
         }
         Some(s) => {
+            tracing::info!(
+                source = s.id,
+                "an earlier import of this content did not complete: starting over"
+            );
             store.discard_partial_source(s.id)?;
             resumed = true;
             s.id
@@ -297,7 +304,6 @@ pub fn import_file(
         counts.first_ts_ns = min_some(counts.first_ts_ns, s.first_ts);
         counts.last_ts_ns = counts.last_ts_ns.max(s.last_ts);
     }
-    let timing = std::env::var_os("TAPLINE_TIMING").is_some();
     let phase = std::time::Instant::now();
     let derived = analyses
         .finish(&store.endpoints()?)
@@ -305,14 +311,19 @@ pub fn import_file(
     let analysed = phase.elapsed();
     store.complete_source(source_id, counts, &derived)?;
     store.checkpoint()?;
-    if timing {
-        // For benchmarks: where an import's serial tail goes.
-        eprintln!(
-            "timing: decode+store+observe {:.2?}, analysis finish {analysed:.2?}, write+checkpoint {:.2?}",
-            started.elapsed() - phase.elapsed(),
-            phase.elapsed() - analysed
-        );
-    }
+    // For benchmarks (RUST_LOG=tapline_ingest=debug): where an import's serial tail goes.
+    tracing::debug!(
+        decode_store_observe = ?(started.elapsed() - phase.elapsed()),
+        analysis_finish = ?analysed,
+        write_checkpoint = ?(phase.elapsed() - analysed),
+        "import phases"
+    );
+    tracing::info!(
+        transactions = counts.transactions,
+        packets = counts.packets,
+        elapsed = ?started.elapsed(),
+        "imported"
+    );
     report.bytes_done = report.bytes_total;
     report.packets = counts.packets;
     report.transactions = counts.transactions;
@@ -477,6 +488,7 @@ fn test_pause_point(commits: u64) {
         return;
     };
     if commits == n {
+        // Said on stderr whatever the log level: the crash test waits for this line.
         eprintln!("tapline-test: paused after {n} batches");
         loop {
             std::thread::sleep(Duration::from_secs(3600));
@@ -519,7 +531,9 @@ fn decode_shards(
                     },
                     ..EngineConfig::default()
                 };
+                let span = tracing::debug_span!("shard", shard);
                 s.spawn(move || {
+                    let _entered = span.enter();
                     let done = decode_shard(writer, cfg, bytes, shard == 0, shared);
                     if done.is_err() {
                         shared.stop.store(true, Ordering::Relaxed);

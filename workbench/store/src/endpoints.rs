@@ -3,6 +3,7 @@
 
 use crate::{CaseStore, StoreError};
 use duckdb::params;
+pub use tapline_record::finding::{AttackFamily, FindingKind, Severity};
 
 /// One endpoint of the inventory.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
@@ -49,10 +50,10 @@ pub struct EndpointRecord {
 /// A finding to record.
 #[derive(Clone, Debug, PartialEq)]
 pub struct NewFinding {
-    /// What was found (`new_endpoint`, `sqli`, …).
-    pub kind: String,
-    /// `info` … `critical`.
-    pub severity: String,
+    /// What was found.
+    pub kind: FindingKind,
+    /// How bad.
+    pub severity: Severity,
     /// 0..1.
     pub confidence: f64,
     /// The endpoint, resolved to its id when written.
@@ -108,10 +109,10 @@ pub struct Actor {
 pub struct Finding {
     /// Row id.
     pub id: i64,
-    /// What was found (`sqli`, `bola`, `credential_stuffing`, …).
-    pub kind: String,
-    /// `info` … `critical`.
-    pub severity: String,
+    /// What was found.
+    pub kind: FindingKind,
+    /// How bad.
+    pub severity: Severity,
     /// 0..1.
     pub confidence: f64,
     /// Endpoint, if one.
@@ -202,7 +203,7 @@ pub fn write_derived(
         tx.execute(
             "INSERT INTO findings (id, kind, severity, confidence, endpoint_id, actor_ip, actor_user, actor_key, actor_session, first_seen_ns, last_seen_ns, count, evidence, title, detail) \
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, CAST(? AS BIGINT[]), ?, ?)",
-            params![id, f.kind, f.severity, f.confidence, endpoint, f.actor.ip, f.actor.user, f.actor.key, f.actor.session, f.first_seen_ns, f.last_seen_ns, f.count, evidence, f.title, f.detail],
+            params![id, f.kind.name(), f.severity.name(), f.confidence, endpoint, f.actor.ip, f.actor.user, f.actor.key, f.actor.session, f.first_seen_ns, f.last_seen_ns, f.count, evidence, f.title, f.detail],
         )?;
     }
     Ok(())
@@ -219,6 +220,23 @@ fn json_column<T: serde::de::DeserializeOwned>(
     };
     serde_json::from_str(&text).map(Some).map_err(|e| {
         duckdb::Error::FromSqlConversionFailure(idx, duckdb::types::Type::Text, Box::new(e))
+    })
+}
+
+/// A column holding a stable name (`sqli`, `high`): a name this build does not know is an
+/// error naming the column, never a default.
+fn name_column<T>(
+    r: &duckdb::Row<'_>,
+    idx: usize,
+    parse: impl Fn(&str) -> Option<T>,
+) -> duckdb::Result<T> {
+    let name: String = r.get(idx)?;
+    parse(&name).ok_or_else(|| {
+        duckdb::Error::FromSqlConversionFailure(
+            idx,
+            duckdb::types::Type::Text,
+            format!("unknown name {name:?}").into(),
+        )
     })
 }
 
@@ -253,8 +271,8 @@ impl CaseStore {
             |r| {
                 Ok(Finding {
                     id: r.get(0)?,
-                    kind: r.get(1)?,
-                    severity: r.get(2)?,
+                    kind: name_column(r, 1, FindingKind::from_name)?,
+                    severity: name_column(r, 2, Severity::from_name)?,
                     confidence: r.get(3)?,
                     endpoint_id: r.get(4)?,
                     actor_ip: r.get(5)?,

@@ -35,6 +35,22 @@ impl Default for HttpConfig {
     }
 }
 
+/// Which way bytes travel on a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Direction {
+    /// Client to server: requests.
+    FromClient,
+    /// Server to client: responses.
+    FromServer,
+}
+
+impl Direction {
+    /// True for the client's side (the requests).
+    pub fn is_request(self) -> bool {
+        self == Direction::FromClient
+    }
+}
+
 /// Methods we resynchronise on after a gap or a mid-stream start. Only well-known ones, so a
 /// body that happens to contain `FOO bar` is not mistaken for a request.
 const RESYNC_METHODS: &[&[u8]] = &[
@@ -182,8 +198,8 @@ impl HttpConnection {
     }
 
     /// The request stream (client side) or the response stream.
-    fn stream_mut(&mut self, requests: bool) -> &mut Stream {
-        if requests {
+    fn stream_mut(&mut self, dir: Direction) -> &mut Stream {
+        if dir.is_request() {
             &mut self.requests
         } else {
             &mut self.responses
@@ -224,7 +240,7 @@ impl HttpConnection {
     /// Feeds in-order stream bytes from one side.
     pub fn data(
         &mut self,
-        from_client: bool,
+        dir: Direction,
         ts_nanos: i64,
         mut data: &[u8],
         cfg: &HttpConfig,
@@ -234,7 +250,7 @@ impl HttpConnection {
         let mut guard = data.len() + 64;
         while !data.is_empty() && !self.not_http && guard > 0 {
             guard -= 1;
-            let used = if from_client {
+            let used = if dir.is_request() {
                 self.request_step(ts_nanos, data, cfg, out)
             } else {
                 self.response_step(ts_nanos, data, cfg, out)
@@ -249,19 +265,13 @@ impl HttpConnection {
                 "HTTP parser made no progress on {} bytes",
                 data.len()
             );
-            self.gap(from_client, data.len() as u64, cfg, out);
+            self.gap(dir, data.len() as u64, cfg, out);
         }
     }
 
     /// `len` bytes from one side are missing from the capture.
-    pub fn gap(
-        &mut self,
-        from_client: bool,
-        len: u64,
-        cfg: &HttpConfig,
-        out: &mut Vec<Transaction>,
-    ) {
-        let stream = self.stream_mut(from_client);
+    pub fn gap(&mut self, dir: Direction, len: u64, cfg: &HttpConfig, out: &mut Vec<Transaction>) {
+        let stream = self.stream_mut(dir);
         stream.pending_anomalies.insert(Anomalies::GAP);
         stream.carry.clear();
         match std::mem::replace(&mut stream.state, State::Resync) {
@@ -269,12 +279,12 @@ impl HttpConnection {
                 if msg.reader.gap(len, &mut msg.sink) {
                     if msg.reader.is_done() {
                         stream.state = State::Head;
-                        self.finish_message(from_client, msg, true, cfg, out);
+                        self.finish_message(dir, msg, true, cfg, out);
                     } else {
                         stream.state = State::Body(msg);
                     }
                 } else {
-                    self.finish_message(from_client, msg, false, cfg, out);
+                    self.finish_message(dir, msg, false, cfg, out);
                 }
             }
             State::Head if !stream.head.is_empty() => stream.reset_head(),
@@ -284,37 +294,25 @@ impl HttpConnection {
     }
 
     /// One side finished sending (FIN), or the connection ended for that side.
-    pub fn end_of_stream(
-        &mut self,
-        from_client: bool,
-        cfg: &HttpConfig,
-        out: &mut Vec<Transaction>,
-    ) {
-        let stream = self.stream_mut(from_client);
+    pub fn end_of_stream(&mut self, dir: Direction, cfg: &HttpConfig, out: &mut Vec<Transaction>) {
+        let stream = self.stream_mut(dir);
         let partial_head = matches!(stream.state, State::Head) && !stream.head.is_empty();
         let head = std::mem::take(&mut stream.head);
         let head_ts = stream.head_ts;
         match std::mem::replace(&mut stream.state, State::Stopped) {
             State::Body(mut msg) => {
                 let complete = msg.reader.finish();
-                self.finish_message(from_client, msg, complete, cfg, out);
+                self.finish_message(dir, msg, complete, cfg, out);
             }
             _ if partial_head && !self.not_http => {
                 // A head that never completed: record what we can of it.
                 let mut h = head;
                 h.extend_from_slice(b"\r\n\r\n");
-                self.head_complete(
-                    from_client,
-                    head_ts,
-                    &h,
-                    Anomalies::TRUNCATED_MESSAGE,
-                    cfg,
-                    out,
-                );
-                let stream = self.stream_mut(from_client);
+                self.head_complete(dir, head_ts, &h, Anomalies::TRUNCATED_MESSAGE, cfg, out);
+                let stream = self.stream_mut(dir);
                 if let State::Body(mut msg) = std::mem::replace(&mut stream.state, State::Stopped) {
                     let complete = msg.reader.finish();
-                    self.finish_message(from_client, msg, complete, cfg, out);
+                    self.finish_message(dir, msg, complete, cfg, out);
                 }
             }
             _ => {}
@@ -324,8 +322,8 @@ impl HttpConnection {
     /// The connection is over (both sides closed, reset, timed out or evicted): emit everything
     /// still pending, marking what is incomplete.
     pub fn close(&mut self, extra: Anomalies, cfg: &HttpConfig, out: &mut Vec<Transaction>) {
-        self.end_of_stream(true, cfg, out);
-        self.end_of_stream(false, cfg, out);
+        self.end_of_stream(Direction::FromClient, cfg, out);
+        self.end_of_stream(Direction::FromServer, cfg, out);
         while let Some(mut ex) = self.pending.pop_front() {
             if !ex.resp_done && ex.tx.status.is_none() {
                 ex.tx.anomalies.insert(Anomalies::MISSING_RESPONSE);
@@ -363,9 +361,9 @@ impl HttpConnection {
                     }
                 }
             }
-            State::Resync => self.resync(true, data),
-            State::Head => self.head_step(true, ts, data, cfg, out),
-            State::Body(_) => self.body_step(true, data, cfg, out),
+            State::Resync => self.resync(Direction::FromClient, data),
+            State::Head => self.head_step(Direction::FromClient, ts, data, cfg, out),
+            State::Body(_) => self.body_step(Direction::FromClient, data, cfg, out),
         }
     }
 
@@ -430,7 +428,7 @@ impl HttpConnection {
                     0
                 }
             }
-            State::Resync => self.resync(false, data),
+            State::Resync => self.resync(Direction::FromServer, data),
             State::Head => {
                 if self.responses.head.is_empty()
                     && self.pending.get(self.resp_cursor).is_some_and(|e| e.http09)
@@ -438,9 +436,9 @@ impl HttpConnection {
                     self.start_http09_response(ts, cfg);
                     return 0;
                 }
-                self.head_step(false, ts, data, cfg, out)
+                self.head_step(Direction::FromServer, ts, data, cfg, out)
             }
-            State::Body(_) => self.body_step(false, data, cfg, out),
+            State::Body(_) => self.body_step(Direction::FromServer, data, cfg, out),
         }
     }
 
@@ -458,7 +456,7 @@ impl HttpConnection {
         }
         h.extend_from_slice(b"\r\n\r\n");
         let ts = self.requests.head_ts;
-        self.head_complete(true, ts, &h, Anomalies::NONE, cfg, out);
+        self.head_complete(Direction::FromClient, ts, &h, Anomalies::NONE, cfg, out);
         h.clear();
         if self.requests.head.is_empty() {
             self.requests.head = h;
@@ -489,14 +487,14 @@ impl HttpConnection {
     }
 
     /// Skips bytes until something that starts a message at a line start.
-    fn resync(&mut self, requests: bool, data: &[u8]) -> usize {
-        let stream = self.stream_mut(requests);
+    fn resync(&mut self, dir: Direction, data: &[u8]) -> usize {
+        let stream = self.stream_mut(dir);
         let carry_len = stream.carry.len();
         if carry_len > 0 {
             // A start split across segments: search the carried tail plus a short prefix.
             let mut window = std::mem::take(&mut stream.carry);
             window.extend_from_slice(&data[..data.len().min(RESYNC_CARRY * 4)]);
-            if let Some(at) = find_message_start(&window, requests, false)
+            if let Some(at) = find_message_start(&window, dir, false)
                 && at < carry_len
             {
                 stream.state = State::Head;
@@ -507,7 +505,7 @@ impl HttpConnection {
             window.clear();
             stream.carry = window;
         }
-        match find_message_start(data, requests, carry_len == 0) {
+        match find_message_start(data, dir, carry_len == 0) {
             Some(at) => {
                 stream.state = State::Head;
                 stream.reset_head();
@@ -523,13 +521,13 @@ impl HttpConnection {
 
     fn head_step(
         &mut self,
-        requests: bool,
+        dir: Direction,
         ts: i64,
         data: &[u8],
         cfg: &HttpConfig,
         out: &mut Vec<Transaction>,
     ) -> usize {
-        let stream = self.stream_mut(requests);
+        let stream = self.stream_mut(dir);
         if stream.head.is_empty() {
             // Tolerate empty lines between messages (RFC 9112 §2.2).
             let skip = data
@@ -542,7 +540,7 @@ impl HttpConnection {
             stream.head_ts = ts;
             // Fastest path: a clean head, whole in this segment.
             let window = &data[..data.len().min(cfg.max_head)];
-            if requests {
+            if dir.is_request() {
                 if let Some((h, len)) = head::parse_request_fast(window) {
                     self.request_head(ts, h, Anomalies::NONE, cfg, out);
                     return len;
@@ -552,9 +550,9 @@ impl HttpConnection {
                 return len;
             }
             // Fast path: the whole head is in this segment, parse it in place.
-            if let Some(end) = find_end(requests, window) {
+            if let Some(end) = find_end(dir, window) {
                 let head_ts = stream.head_ts;
-                self.head_complete(requests, head_ts, &data[..end], Anomalies::NONE, cfg, out);
+                self.head_complete(dir, head_ts, &data[..end], Anomalies::NONE, cfg, out);
                 return end;
             }
         }
@@ -566,7 +564,7 @@ impl HttpConnection {
         let search_from = before.saturating_sub(3);
         // An HTTP/0.9 request ends with its first line: check that line once, when its end
         // arrives (checking on every segment would be quadratic in the line's length).
-        let first_nl = if requests && !stream.head_line_seen {
+        let first_nl = if dir.is_request() && !stream.head_line_seen {
             memchr::memchr(b'\n', &stream.head[before..]).map(|i| before + i)
         } else {
             None
@@ -583,8 +581,8 @@ impl HttpConnection {
             let used = end - before;
             let h = std::mem::take(&mut stream.head);
             let head_ts = stream.head_ts;
-            self.head_complete(requests, head_ts, &h[..end], Anomalies::NONE, cfg, out);
-            let stream = self.stream_mut(requests);
+            self.head_complete(dir, head_ts, &h[..end], Anomalies::NONE, cfg, out);
+            let stream = self.stream_mut(dir);
             stream.head = h;
             stream.reset_head();
             return used;
@@ -593,8 +591,8 @@ impl HttpConnection {
             let mut h = std::mem::take(&mut stream.head);
             h.extend_from_slice(b"\r\n\r\n");
             let head_ts = stream.head_ts;
-            self.head_complete(requests, head_ts, &h, Anomalies::HEADERS_TOO_LONG, cfg, out);
-            let stream = self.stream_mut(requests);
+            self.head_complete(dir, head_ts, &h, Anomalies::HEADERS_TOO_LONG, cfg, out);
+            let stream = self.stream_mut(dir);
             stream.state = State::Resync;
             stream.head = h;
             stream.reset_head();
@@ -606,12 +604,12 @@ impl HttpConnection {
 
     fn body_step(
         &mut self,
-        requests: bool,
+        dir: Direction,
         data: &[u8],
         cfg: &HttpConfig,
         out: &mut Vec<Transaction>,
     ) -> usize {
-        let stream = self.stream_mut(requests);
+        let stream = self.stream_mut(dir);
         let State::Body(msg) = &mut stream.state else {
             return 0;
         };
@@ -623,7 +621,7 @@ impl HttpConnection {
                 State::Head
             };
             if let State::Body(msg) = std::mem::replace(&mut stream.state, next) {
-                self.finish_message(requests, msg, !fed.broken, cfg, out);
+                self.finish_message(dir, msg, !fed.broken, cfg, out);
             }
         }
         fed.consumed
@@ -632,14 +630,14 @@ impl HttpConnection {
     /// A complete head was read on one side.
     fn head_complete(
         &mut self,
-        requests: bool,
+        dir: Direction,
         ts: i64,
         raw: &[u8],
         extra: Anomalies,
         cfg: &HttpConfig,
         out: &mut Vec<Transaction>,
     ) {
-        if requests {
+        if dir.is_request() {
             match head::parse_request_head(raw) {
                 Some(h) => self.request_head(ts, h, extra, cfg, out),
                 None => {
@@ -717,7 +715,7 @@ impl HttpConnection {
             } else {
                 State::Head
             };
-            self.finish_message(true, msg, true, cfg, out);
+            self.finish_message(Direction::FromClient, msg, true, cfg, out);
         } else {
             self.requests.state = State::Body(msg);
         }
@@ -788,12 +786,12 @@ impl HttpConnection {
             {
                 ex.req_done = true;
             }
-            self.finish_message(false, msg, true, cfg, out);
+            self.finish_message(Direction::FromServer, msg, true, cfg, out);
             return;
         }
         if msg.reader.is_done() {
             self.responses.state = State::Head;
-            self.finish_message(false, msg, true, cfg, out);
+            self.finish_message(Direction::FromServer, msg, true, cfg, out);
         } else {
             self.responses.state = State::Body(msg);
         }
@@ -811,7 +809,7 @@ impl HttpConnection {
 
     fn finish_message(
         &mut self,
-        request: bool,
+        dir: Direction,
         msg: Message,
         complete: bool,
         cfg: &HttpConfig,
@@ -852,7 +850,7 @@ impl HttpConnection {
         };
         let ex = &mut self.pending[pos];
         ex.tx.anomalies |= anomalies;
-        if request {
+        if dir.is_request() {
             ex.tx.request_body = body;
             ex.req_done = true;
         } else {
@@ -885,8 +883,8 @@ fn status_line_after_junk(data: &[u8]) -> Option<usize> {
         .find(|&at| head::looks_like_status_line(line_of(&data[at..]).unwrap_or(&data[at..])))
 }
 
-fn find_end(requests: bool, buf: &[u8]) -> Option<usize> {
-    if requests {
+fn find_end(dir: Direction, buf: &[u8]) -> Option<usize> {
+    if dir.is_request() {
         head::find_request_head_end(buf)
     } else {
         head::find_head_end(buf)
@@ -918,10 +916,10 @@ fn trim_leading_newlines(b: &[u8]) -> &[u8] {
 }
 
 /// Where the next message starts in `buf`, at a line start (or at 0 when `at_start`).
-fn find_message_start(buf: &[u8], requests: bool, at_start: bool) -> Option<usize> {
+fn find_message_start(buf: &[u8], dir: Direction, at_start: bool) -> Option<usize> {
     let starts_message = |at: usize| -> bool {
         let rest = &buf[at..];
-        if requests {
+        if dir.is_request() {
             RESYNC_METHODS.iter().any(|m| rest.starts_with(m))
                 && line_of(rest).is_none_or(head::looks_like_request_line)
         } else {
@@ -1105,10 +1103,10 @@ mod tests {
         let mut c = HttpConnection::new(None, None, false);
         let mut out = Vec::new();
         for (i, part) in client.iter().enumerate() {
-            c.data(true, i as i64, part, &cfg, &mut out);
+            c.data(Direction::FromClient, i as i64, part, &cfg, &mut out);
         }
         for (i, part) in server.iter().enumerate() {
-            c.data(false, 100 + i as i64, part, &cfg, &mut out);
+            c.data(Direction::FromServer, 100 + i as i64, part, &cfg, &mut out);
         }
         c.close(Anomalies::NONE, &cfg, &mut out);
         out
@@ -1189,13 +1187,19 @@ mod tests {
         let mut c = HttpConnection::new(None, None, false);
         let mut out = Vec::new();
         c.data(
-            true,
+            Direction::FromClient,
             0,
             b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03",
             &cfg,
             &mut out,
         );
-        c.data(false, 1, b"\x16\x03\x03\x00\x5d\x02\x00", &cfg, &mut out);
+        c.data(
+            Direction::FromServer,
+            1,
+            b"\x16\x03\x03\x00\x5d\x02\x00",
+            &cfg,
+            &mut out,
+        );
         assert!(c.is_not_http());
         c.close(Anomalies::NONE, &cfg, &mut out);
         assert!(out.is_empty());
@@ -1220,14 +1224,14 @@ mod tests {
         let mut c = HttpConnection::new(None, None, true);
         let mut out = Vec::new();
         c.data(
-            true,
+            Direction::FromClient,
             0,
             b"tail of a body\r\nGET /next HTTP/1.1\r\nHost: h\r\n\r\n",
             &cfg,
             &mut out,
         );
         c.data(
-            false,
+            Direction::FromServer,
             1,
             b"dy>\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
             &cfg,

@@ -6,4 +6,4 @@ pub mod conn;
 pub mod encoding;
 pub mod head;
 
-pub use conn::{HttpConfig, HttpConnection};
+pub use conn::{Direction, HttpConfig, HttpConnection};

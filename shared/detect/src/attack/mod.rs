@@ -14,84 +14,8 @@ mod xss;
 pub use normalize::normalize;
 pub use request::{AttackFound, RequestScanner};
 
-use serde::{Deserialize, Serialize};
-use std::fmt;
-
-/// Attack families.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Family {
-    /// SQL injection.
-    Sqli,
-    /// Cross-site scripting.
-    Xss,
-    /// Path traversal and local file inclusion.
-    PathTraversal,
-    /// OS command (and server-side code) injection.
-    Cmdi,
-    /// Server-side request forgery: URLs to loopback, private, link-local or metadata hosts.
-    Ssrf,
-    /// XML external entities.
-    Xxe,
-    /// NoSQL operator injection.
-    Nosqli,
-    /// Server-side template injection.
-    Ssti,
-    /// LDAP filter injection.
-    Ldapi,
-    /// CR/LF (header) injection.
-    Crlf,
-    /// JNDI lookups (Log4Shell).
-    Jndi,
-    /// Open redirect.
-    OpenRedirect,
-    /// Request smuggling (from decode anomalies).
-    RequestSmuggling,
-}
-
-impl Family {
-    /// Every family.
-    pub const ALL: &'static [Family] = &[
-        Family::Sqli,
-        Family::Xss,
-        Family::PathTraversal,
-        Family::Cmdi,
-        Family::Ssrf,
-        Family::Xxe,
-        Family::Nosqli,
-        Family::Ssti,
-        Family::Ldapi,
-        Family::Crlf,
-        Family::Jndi,
-        Family::OpenRedirect,
-        Family::RequestSmuggling,
-    ];
-
-    /// Stable snake_case name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Family::Sqli => "sqli",
-            Family::Xss => "xss",
-            Family::PathTraversal => "path_traversal",
-            Family::Cmdi => "cmdi",
-            Family::Ssrf => "ssrf",
-            Family::Xxe => "xxe",
-            Family::Nosqli => "nosqli",
-            Family::Ssti => "ssti",
-            Family::Ldapi => "ldapi",
-            Family::Crlf => "crlf",
-            Family::Jndi => "jndi",
-            Family::OpenRedirect => "open_redirect",
-            Family::RequestSmuggling => "request_smuggling",
-        }
-    }
-}
-
-impl fmt::Display for Family {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
+/// Attack families: the record's vocabulary, so a finding names the family that found it.
+pub use tapline_record::finding::AttackFamily as Family;
 
 /// One detection in one value.
 #[derive(Clone, Debug, PartialEq, Eq)]

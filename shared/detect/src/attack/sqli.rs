@@ -611,3 +611,54 @@ pub(super) fn detect(n: &str) -> Option<(&'static str, String)> {
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::attack::normalize;
+
+    fn rule(value: &str) -> Option<&'static str> {
+        detect(&normalize(value)).map(|(rule, _)| rule)
+    }
+
+    #[test]
+    fn test_tokenize_reads_strings_numbers_and_words() {
+        let toks = tokenize("1 union select 'a'", None);
+        let kinds: Vec<T> = toks.iter().map(|t| t.t).collect();
+        assert_eq!(kinds.first(), Some(&T::Num));
+        assert!(kinds.contains(&T::Union));
+        assert_eq!(kinds.last(), Some(&T::Str));
+        // A value that starts inside a quoted string: the first token is the rest of it.
+        let inside = tokenize("x' or '1'='1", Some(b'\''));
+        assert_eq!(inside.first().map(|t| t.t), Some(T::Str));
+    }
+
+    #[test]
+    fn test_injections_in_each_reading_are_found() {
+        for v in [
+            "' OR '1'='1' --",
+            "1 UNION SELECT username, password FROM users--",
+            "1; DROP TABLE users",
+            "admin'--",
+            "1 AND SLEEP(5)",
+            "\" or \"\"=\"",
+        ] {
+            let r = rule(v).unwrap_or_else(|| panic!("{v:?} not found"));
+            assert!(r.starts_with("sqli."), "{v:?}: {r}");
+        }
+    }
+
+    #[test]
+    fn test_prose_and_ordinary_values_are_not_sql() {
+        for v in [
+            "O'Reilly",
+            "select a plan that fits",
+            "rock 'n' roll",
+            "1-800-555-0199",
+            "union station",
+            "it's 5 o'clock",
+        ] {
+            assert_eq!(rule(v), None, "{v:?}");
+        }
+    }
+}

@@ -487,3 +487,53 @@ pub(super) fn detect(n: &str) -> Option<(&'static str, String)> {
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::attack::normalize;
+
+    fn rule(value: &str) -> Option<&'static str> {
+        detect(&normalize(value)).map(|(rule, _)| rule)
+    }
+
+    #[test]
+    fn test_tags_handlers_and_script_uris_are_found() {
+        for v in [
+            "<script>alert(1)</script>",
+            "<img src=x onerror=alert(1)>",
+            "<a href=\"javascript:alert(1)\">x</a>",
+            "%3Csvg%20onload%3Dalert(1)%3E",
+            "<iframe src=javascript:alert(1)>",
+        ] {
+            let r = rule(v).unwrap_or_else(|| panic!("{v:?} not found"));
+            assert!(r.starts_with("xss."), "{v:?}: {r}");
+        }
+        assert_eq!(
+            rule("<img src=x onerror=alert(1)>"),
+            Some("xss.event_handler")
+        );
+    }
+
+    #[test]
+    fn test_markup_without_script_and_prose_are_not_xss() {
+        for v in [
+            "<b>bold</b> and <i>italic</i>",
+            "a < b and c > d",
+            "1 <= 2",
+            "see onerror in the docs",
+            "<p class=\"note\">hi</p>",
+        ] {
+            assert_eq!(rule(v), None, "{v:?}");
+        }
+    }
+
+    #[test]
+    fn test_tag_at_reads_a_tag_and_its_attributes() {
+        let b = b"x <img src=a onerror=b> y";
+        let (name, attrs, _end) = tag_at(b, 2).expect("a tag");
+        assert_eq!(name, "img");
+        assert!(attrs.iter().any(|a| a == "onerror"), "{attrs:?}");
+        assert!(is_event_handler("onmouseover") && !is_event_handler("one"));
+    }
+}

@@ -9,7 +9,7 @@
 use super::SetResult;
 use anyhow::{Context, Result};
 use std::path::Path;
-use tapline_decode::http::{HttpConfig, HttpConnection};
+use tapline_decode::http::{Direction, HttpConfig, HttpConnection};
 use tapline_record::{Anomalies, Transaction};
 
 /// One message as llhttp's log describes it.
@@ -131,16 +131,16 @@ fn decode(input: &[u8], response: bool, requests: usize) -> Vec<Transaction> {
         // Responses need requests to answer: plain GETs, one per expected message.
         for _ in 0..requests.max(1) {
             conn.data(
-                true,
+                Direction::FromClient,
                 0,
                 b"GET / HTTP/1.1\r\nHost: t\r\n\r\n",
                 &cfg,
                 &mut out,
             );
         }
-        conn.data(false, 1, input, &cfg, &mut out);
+        conn.data(Direction::FromServer, 1, input, &cfg, &mut out);
     } else {
-        conn.data(true, 0, input, &cfg, &mut out);
+        conn.data(Direction::FromClient, 0, input, &cfg, &mut out);
     }
     conn.close(Anomalies::NONE, &cfg, &mut out);
     out

@@ -1,6 +1,6 @@
 //! `tapline import FILE... --db CASE`: decode and store, with a progress bar on stderr.
 
-use crate::cli::ImportArgs;
+use crate::cli::{ImportArgs, Verbosity};
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::sync::Arc;
@@ -10,7 +10,7 @@ use tapline_ingest::import::{ImportOptions, ImportOutcome, import_file};
 use tapline_store::CaseStore;
 
 /// Runs the command. Ctrl-C cancels cleanly (the current file is rolled back).
-pub fn run(args: &ImportArgs) -> Result<()> {
+pub fn run(args: &ImportArgs, verbosity: Verbosity) -> Result<()> {
     let mut store = CaseStore::open(&args.db)
         .with_context(|| format!("cannot open case {}", args.db.display()))?;
     let cancel = Arc::new(AtomicBool::new(false));
@@ -30,7 +30,7 @@ pub fn run(args: &ImportArgs) -> Result<()> {
         },
     };
     for file in &args.files {
-        let bar = if args.quiet {
+        let bar = if verbosity.quiet {
             ProgressBar::hidden()
         } else {
             ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr_with_hz(10))

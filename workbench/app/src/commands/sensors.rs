@@ -1,6 +1,8 @@
 //! `tapline serve` and `tapline sensors add|list|revoke`.
 
-use crate::cli::{IdentityArg, ListArgs, ListFormat, SensorsAddArgs, SensorsCommand, ServeArgs};
+use crate::cli::{
+    IdentityArg, ListArgs, ListFormat, SensorsAddArgs, SensorsCommand, ServeArgs, Verbosity,
+};
 use anyhow::{Context, Result, bail};
 use std::io::Write;
 use std::path::PathBuf;
@@ -112,10 +114,10 @@ fn list(a: &ListArgs, out: &mut dyn Write) -> Result<()> {
 }
 
 /// `tapline serve`: runs the hub until Ctrl-C.
-pub fn serve(a: &ServeArgs) -> Result<()> {
+pub fn serve(a: &ServeArgs, verbosity: Verbosity) -> Result<()> {
     let identity = load_identity(&a.identity)?;
     let store = open(&a.db)?;
-    let verbose = a.verbose;
+    let verbose = verbosity.verbose > 0;
     let hub = Hub::start(store, &identity, a.listen, move |e| log(&e, verbose))?;
     eprintln!(
         "tapline: hub listening on {} (udp) for sensors of {}; workbench CA sha256 {}",

@@ -5,6 +5,7 @@
 //! place ([`Workbench::handle`]) at the end of the frame.
 
 use super::case::Case;
+use super::lifecycle;
 use super::{attacks, format, inventory, overview, sensitive, sensors, traffic, welcome};
 use eframe::egui::{self, Key, KeyboardShortcut, Modifiers, RichText};
 use std::collections::{BTreeMap, VecDeque};
@@ -161,7 +162,7 @@ pub enum Command {
     /// The attacks view, on this finding.
     ShowFinding(i64),
     /// The attacks view, filtered to one severity.
-    ShowSeverity(String),
+    ShowSeverity(tapline_store::endpoints::Severity),
     /// The sensitive-data view, on this class (and endpoint).
     ShowDataClass(String, Option<i64>),
     /// The traffic view with this filter.
@@ -204,6 +205,27 @@ pub struct HubState {
     /// The workbench CA fingerprint (what sensors pin).
     pub ca_fingerprint: String,
     new_data: bool,
+}
+
+/// A case being opened on a worker.
+struct Opening {
+    path: PathBuf,
+    /// Captures to import once it is open.
+    then_import: Vec<PathBuf>,
+    pending: lifecycle::Pending<anyhow::Result<Case>>,
+}
+
+/// Stops a hub when dropped (on the retiring thread), logging an error.
+struct StopOnDrop(Option<Hub>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        if let Some(hub) = self.0.take()
+            && let Err(e) = hub.stop()
+        {
+            tracing::warn!("the hub stopped with an error: {e:#}");
+        }
+    }
 }
 
 /// A message for the analyst.
@@ -252,9 +274,13 @@ pub struct Workbench {
     launch: Launch,
     /// The open case.
     pub case: Option<Case>,
+    /// The case being opened.
+    opening: Option<Opening>,
     import: Option<ImportJob>,
     /// The sensor hub, while it runs.
     pub hub: Option<HubState>,
+    /// The hub being started, and where it will listen.
+    starting_hub: Option<(SocketAddr, lifecycle::Pending<anyhow::Result<HubState>>)>,
     /// Messages, newest last.
     pub notices: Vec<Notice>,
     commands: Vec<Command>,
@@ -281,8 +307,10 @@ impl Workbench {
             settings,
             launch: launch.clone(),
             case: None,
+            opening: None,
             import: None,
             hub: None,
+            starting_hub: None,
             notices: Vec::new(),
             commands: Vec::new(),
             views: ViewStates::default(),
@@ -319,6 +347,11 @@ impl Workbench {
         self.import.is_some()
     }
 
+    /// True while a case opens, an import runs or the hub starts.
+    pub fn busy(&self) -> bool {
+        self.import.is_some() || self.opening.is_some() || self.starting_hub.is_some()
+    }
+
     fn notify(&mut self, error: bool, text: impl Into<String>) {
         let text = text.into();
         if error {
@@ -339,8 +372,11 @@ impl Workbench {
         move || ctx.request_repaint()
     }
 
-    /// Drains the workers' channels: query answers, import progress, hub events.
+    /// Drains the workers' channels: a case opened, a hub started, query answers, import
+    /// progress, hub events.
     fn absorb(&mut self) {
+        self.absorb_opening();
+        self.absorb_hub_start();
         let mut done = Vec::new();
         if let Some(case) = &mut self.case {
             case.absorb_replies();
@@ -406,9 +442,9 @@ impl Workbench {
             self.notify(error, m);
         }
         if finished {
-            if let Some(job) = self.import.take() {
-                let _ = job.handle.thread.join();
-            }
+            // The import's thread sent its last event and ends: dropping the handle detaches
+            // it (no join on the UI thread).
+            self.import = None;
             if let Some(case) = &mut self.case {
                 case.refresh();
             }
@@ -523,7 +559,7 @@ impl Workbench {
                     .set_file_name("case.duckdb")
                     .save_file()
                 {
-                    self.open_case(f);
+                    self.open_case(f, Vec::new());
                 }
             }
             Command::Open(files) => self.open(files),
@@ -631,46 +667,77 @@ impl Workbench {
             if cases.len() > 1 {
                 self.notify(true, "open one case at a time; opened the first");
             }
-            if !self.open_case(case.clone()) {
-                return;
-            }
+            self.open_case(case.clone(), captures);
+            return;
         }
         if captures.is_empty() {
             return;
         }
-        if self.case.is_none() {
-            let target = self
-                .launch
-                .case
-                .clone()
-                .unwrap_or_else(|| case_for_capture(&self.launch.data_dir, &captures[0]));
-            if let Some(dir) = target.parent()
-                && let Err(e) = std::fs::create_dir_all(dir)
-            {
-                self.notify(true, format!("cannot create {}: {e}", dir.display()));
-                return;
-            }
-            if !self.open_case(target) {
-                return;
-            }
+        if self.case.is_some() {
+            self.start_import(captures);
+            return;
         }
-        self.start_import(captures);
+        let target = self
+            .launch
+            .case
+            .clone()
+            .unwrap_or_else(|| case_for_capture(&self.launch.data_dir, &captures[0]));
+        self.open_case(target, captures);
     }
 
-    fn open_case(&mut self, path: PathBuf) -> bool {
-        if self.import.is_some() {
+    /// Opens the case at `path` on a worker (creating its folder, running migrations), then
+    /// imports `then_import` into it.
+    fn open_case(&mut self, path: PathBuf, then_import: Vec<PathBuf>) {
+        if self.import.is_some() || self.opening.is_some() {
             self.notify(
                 true,
-                "an import is running: cancel it before opening another case",
+                "a case is opening or an import is running: wait for it, or cancel the import",
             );
-            return false;
+            return;
         }
         if self.case.as_ref().is_some_and(|c| c.path == path) {
-            return true;
+            if !then_import.is_empty() {
+                self.start_import(then_import);
+            }
+            return;
         }
         self.stop_hub();
-        self.case = None; // release the old case's file lock first
-        match Case::open(path.clone(), self.repaint_fn()) {
+        if let Some(old) = self.case.take() {
+            lifecycle::retire("case", old);
+        }
+        let repaint = self.repaint_fn();
+        let target = path.clone();
+        let job = move || -> anyhow::Result<Case> {
+            if let Some(dir) = target.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
+            }
+            Case::open(target, repaint)
+        };
+        match lifecycle::spawn("open-case", self.repaint_fn(), job) {
+            Ok(pending) => {
+                self.opening = Some(Opening {
+                    path,
+                    then_import,
+                    pending,
+                })
+            }
+            Err(e) => self.notify(true, format!("cannot start opening the case: {e}")),
+        }
+    }
+
+    /// Takes in the case that finished opening, if one did.
+    fn absorb_opening(&mut self) {
+        let Some(result) = self.opening.as_ref().and_then(|o| o.pending.poll()) else {
+            return;
+        };
+        let Some(Opening {
+            path, then_import, ..
+        }) = self.opening.take()
+        else {
+            return;
+        };
+        match result.map_err(anyhow::Error::from).and_then(|r| r) {
             Ok(case) => {
                 self.case = Some(case);
                 self.views = ViewStates::default();
@@ -678,12 +745,11 @@ impl Workbench {
                 self.settings.recent.retain(|p| p != &path);
                 self.settings.recent.insert(0, path);
                 self.settings.recent.truncate(10);
-                true
+                if !then_import.is_empty() {
+                    self.start_import(then_import);
+                }
             }
-            Err(e) => {
-                self.notify(true, format!("cannot open case {}: {e:#}", path.display()));
-                false
-            }
+            Err(e) => self.notify(true, format!("cannot open case {}: {e:#}", path.display())),
         }
     }
 
@@ -724,7 +790,7 @@ impl Workbench {
     }
 
     fn start_hub(&mut self) {
-        if self.hub.is_some() {
+        if self.hub.is_some() || self.starting_hub.is_some() {
             return;
         }
         let Some(case) = &self.case else {
@@ -750,11 +816,21 @@ impl Workbench {
                 }
             },
         };
-        let started = (|| -> anyhow::Result<HubState> {
-            let identity = tapline_link::HubIdentity::load_or_create(&self.launch.identity_dir)?;
+        let store = match case.store_clone() {
+            Ok(s) => s,
+            Err(e) => {
+                self.notify(true, format!("cannot start the hub: {e:#}"));
+                return;
+            }
+        };
+        let identity_dir = self.launch.identity_dir.clone();
+        let repaint = self.repaint_fn();
+        // Loading (or creating) the identity writes files and the hub binds a socket: both on
+        // a worker.
+        let job = move || -> anyhow::Result<HubState> {
+            let identity = tapline_link::HubIdentity::load_or_create(&identity_dir)?;
             let (tx, events) = mpsc::channel();
-            let repaint = self.repaint_fn();
-            let hub = Hub::start(case.store_clone()?, &identity, listen, move |e| {
+            let hub = Hub::start(store, &identity, listen, move |e| {
                 let _ = tx.send(e);
                 repaint();
             })?;
@@ -767,8 +843,22 @@ impl Workbench {
                 ca_fingerprint: identity.fingerprint()?,
                 new_data: false,
             })
-        })();
-        match started {
+        };
+        match lifecycle::spawn("start-hub", self.repaint_fn(), job) {
+            Ok(pending) => self.starting_hub = Some((listen, pending)),
+            Err(e) => self.notify(true, format!("cannot start the hub: {e}")),
+        }
+    }
+
+    /// Takes in the hub that finished starting, if one did.
+    fn absorb_hub_start(&mut self) {
+        let Some(result) = self.starting_hub.as_ref().and_then(|(_, p)| p.poll()) else {
+            return;
+        };
+        let Some((listen, _)) = self.starting_hub.take() else {
+            return;
+        };
+        match result.map_err(anyhow::Error::from).and_then(|r| r) {
             Ok(h) => {
                 let msg = format!("listening for sensors on {} (UDP)", h.addr);
                 self.hub = Some(h);
@@ -781,11 +871,10 @@ impl Workbench {
         }
     }
 
+    /// Stops the hub on a worker (its runtime and store thread are joined there).
     fn stop_hub(&mut self) {
-        if let Some(h) = self.hub.take()
-            && let Err(e) = h.hub.stop()
-        {
-            self.notify(true, format!("the hub stopped with an error: {e:#}"));
+        if let Some(h) = self.hub.take() {
+            lifecycle::retire("hub", StopOnDrop(Some(h.hub)));
         }
     }
 
@@ -924,7 +1013,7 @@ impl Workbench {
             View::Attacks => Some(
                 inv.findings
                     .iter()
-                    .filter(|f| f.severity != "info")
+                    .filter(|f| f.severity != tapline_store::endpoints::Severity::Info)
                     .count()
                     .to_string(),
             ),
@@ -1036,11 +1125,11 @@ impl Workbench {
             return;
         };
         let cmds = &mut self.commands;
-        let mask = self.settings.mask_values;
+        let mask = super::format::Masking::from_setting(self.settings.mask_values);
         match self.settings.view {
             View::Overview => overview::ui(ui, case, cmds),
             View::Inventory => inventory::ui(ui, &mut self.views.inventory, case, cmds),
-            View::Traffic => traffic::ui(ui, &mut self.views.traffic, case, cmds),
+            View::Traffic => traffic::ui(ui, &mut self.views.traffic, case, mask, cmds),
             View::Sensitive => sensitive::ui(ui, &mut self.views.sensitive, case, mask, cmds),
             View::Attacks => attacks::ui(ui, &mut self.views.attacks, case, cmds),
             View::Sensors => sensors::ui(
@@ -1200,7 +1289,13 @@ impl eframe::App for Workbench {
     }
 
     fn on_exit(&mut self, _gl: Option<&eframe::glow::Context>) {
-        self.stop_hub();
+        // At exit the app waits for the hub to stop and the import to roll back: nothing is
+        // drawn any more.
+        if let Some(h) = self.hub.take()
+            && let Err(e) = h.hub.stop()
+        {
+            tracing::warn!("the hub stopped with an error: {e:#}");
+        }
         if let Some(job) = self.import.take() {
             job.handle
                 .cancel

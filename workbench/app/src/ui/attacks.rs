@@ -2,21 +2,20 @@
 //! the actor's timeline, and a finding's evidence down to the transactions.
 
 use super::app::Command;
-use super::backend::severity_rank;
 use super::case::Case;
 use super::format;
 use super::overview::loading;
 use eframe::egui::{self, RichText};
 use egui_plot::{Line, Plot, PlotPoints, Points};
 use std::collections::BTreeMap;
-use tapline_store::endpoints::Finding;
+use tapline_store::endpoints::{Finding, Severity};
 use tapline_store::query::TxFilter;
 
 /// The view's state.
 #[derive(Debug, Default)]
 pub struct State {
     /// Only findings of this severity.
-    pub severity: Option<String>,
+    pub severity: Option<Severity>,
     /// Include `info` findings (new endpoints and the like).
     pub show_info: bool,
     /// The selected finding.
@@ -44,7 +43,7 @@ impl State {
         };
         self.load_pending = false;
         if let Some(f) = self.selected.and_then(|id| inv.finding(id)) {
-            if f.severity == "info" {
+            if f.severity == Severity::Info {
                 self.show_info = true;
             }
             case.load_evidence(&f.evidence);
@@ -91,14 +90,14 @@ pub fn ui(ui: &mut egui::Ui, state: &mut State, case: &mut Case, cmds: &mut Vec<
         {
             state.severity = None;
         }
-        for s in ["critical", "high", "medium", "low", "info"] {
+        for s in Severity::MOST_SEVERE_FIRST {
             let n = inv.findings.iter().filter(|f| f.severity == s).count();
             if n > 0
                 && ui
-                    .selectable_label(state.severity.as_deref() == Some(s), format!("{s} ({n})"))
+                    .selectable_label(state.severity == Some(s), format!("{s} ({n})"))
                     .clicked()
             {
-                state.severity = Some(s.to_owned());
+                state.severity = Some(s);
             }
         }
         ui.checkbox(&mut state.show_info, "include info findings");
@@ -106,9 +105,9 @@ pub fn ui(ui: &mut egui::Ui, state: &mut State, case: &mut Case, cmds: &mut Vec<
     let shown: Vec<&Finding> = inv
         .findings
         .iter()
-        .filter(|f| match &state.severity {
-            Some(s) => &f.severity == s,
-            None => state.show_info || f.severity != "info",
+        .filter(|f| match state.severity {
+            Some(s) => f.severity == s,
+            None => state.show_info || f.severity != Severity::Info,
         })
         .collect();
     // Actor → findings; actors with the most severe findings first.
@@ -119,10 +118,7 @@ pub fn ui(ui: &mut egui::Ui, state: &mut State, case: &mut Case, cmds: &mut Vec<
     let mut actors: Vec<(String, Vec<&Finding>)> = actors.into_iter().collect();
     actors.sort_by_key(|(name, fs)| {
         (
-            fs.iter()
-                .map(|f| severity_rank(&f.severity))
-                .min()
-                .unwrap_or(9),
+            std::cmp::Reverse(fs.iter().map(|f| f.severity).max()),
             std::cmp::Reverse(fs.len()),
             name.clone(),
         )
@@ -145,9 +141,9 @@ pub fn ui(ui: &mut egui::Ui, state: &mut State, case: &mut Case, cmds: &mut Vec<
                     for (actor, fs) in &actors {
                         let worst = fs
                             .iter()
-                            .map(|f| f.severity.as_str())
-                            .min_by_key(|s| severity_rank(s))
-                            .unwrap_or("info");
+                            .map(|f| f.severity)
+                            .max()
+                            .unwrap_or(Severity::Info);
                         let header = egui::CollapsingHeader::new(
                             RichText::new(format!("{actor}  ({})", fs.len()))
                                 .strong()
@@ -158,7 +154,7 @@ pub fn ui(ui: &mut egui::Ui, state: &mut State, case: &mut Case, cmds: &mut Vec<
                         header.show(ui, |ui| {
                             for f in fs {
                                 ui.horizontal(|ui| {
-                                    ui.label(format::severity_badge(&f.severity));
+                                    ui.label(format::severity_badge(f.severity));
                                     let chosen = state.selected == Some(f.id);
                                     if ui
                                         .selectable_label(
@@ -206,7 +202,7 @@ fn actor_timeline(ui: &mut egui::Ui, fs: &[&Finding]) {
     let Some(t0) = fs.iter().map(|f| f.first_seen_ns).min() else {
         return;
     };
-    let names: Vec<String> = fs.iter().map(|f| f.kind.clone()).collect();
+    let names: Vec<String> = fs.iter().map(|f| f.kind.to_string()).collect();
     Plot::new(("actor-timeline", fs.len(), t0))
         .height(40.0 + 24.0 * fs.len() as f32)
         .allow_scroll(false)
@@ -226,10 +222,10 @@ fn actor_timeline(ui: &mut egui::Ui, fs: &[&Finding]) {
             for (i, f) in fs.iter().enumerate() {
                 let a = (f.first_seen_ns - t0) as f64 / 1e9;
                 let b = (f.last_seen_ns - t0) as f64 / 1e9;
-                let color = format::severity_color(&f.severity);
+                let color = format::severity_color(f.severity);
                 p.line(
                     Line::new(
-                        f.kind.clone(),
+                        f.kind.to_string(),
                         PlotPoints::from(vec![[a, i as f64], [b.max(a + 0.05), i as f64]]),
                     )
                     .width(8.0)
@@ -248,12 +244,12 @@ fn finding_detail(
     cmds: &mut Vec<Command>,
 ) {
     ui.horizontal_wrapped(|ui| {
-        ui.label(format::severity_badge(&f.severity));
+        ui.label(format::severity_badge(f.severity));
         ui.heading(&f.title);
     });
     egui::Grid::new("finding-facts").show(ui, |ui| {
         ui.label("kind");
-        ui.label(RichText::new(&f.kind).monospace());
+        ui.label(RichText::new(f.kind.name()).monospace());
         ui.end_row();
         ui.label("confidence");
         ui.label(format!("{:.0}%", f.confidence * 100.0));
@@ -342,7 +338,7 @@ fn finding_detail(
                 p.points(
                     Points::new("status", PlotPoints::from(pts))
                         .radius(3.0)
-                        .color(format::severity_color(&f.severity)),
+                        .color(format::severity_color(f.severity)),
                 );
             });
     }

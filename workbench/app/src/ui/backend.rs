@@ -11,6 +11,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 use tapline_analysis::profile::EndpointProfile;
 use tapline_store::CaseStore;
+use tapline_store::endpoints::Severity;
 use tapline_store::endpoints::{Endpoint, Finding};
 use tapline_store::query::{Page, TxFilter, TxRow};
 use tapline_store::sensors::SensorRow;
@@ -105,9 +106,9 @@ pub struct Overview {
     /// The busiest endpoints: (id, "GET host/path", transactions).
     pub top_endpoints: Vec<(i64, String, u64)>,
     /// Findings per severity, most severe first: (severity, count).
-    pub severities: Vec<(String, u64)>,
+    pub severities: Vec<(Severity, u64)>,
     /// The most severe findings: (id, severity, title).
-    pub top_findings: Vec<(i64, String, String)>,
+    pub top_findings: Vec<(i64, Severity, String)>,
     /// Data classes: (class, endpoints carrying it, transactions).
     pub data_classes: Vec<(String, usize, u64)>,
     /// Imported files and their transaction counts.
@@ -426,20 +427,15 @@ fn run(
     })
 }
 
-/// Ranks severities, most severe first.
-pub fn severity_rank(s: &str) -> u8 {
-    match s {
-        "critical" => 0,
-        "high" => 1,
-        "medium" => 2,
-        "low" => 3,
-        _ => 4,
-    }
-}
-
 fn inventory(store: &CaseStore) -> anyhow::Result<Inventory> {
     let mut findings = store.findings()?;
-    findings.sort_by_key(|f| (severity_rank(&f.severity), std::cmp::Reverse(f.count), f.id));
+    findings.sort_by_key(|f| {
+        (
+            std::cmp::Reverse(f.severity),
+            std::cmp::Reverse(f.count),
+            f.id,
+        )
+    });
     let mut classes = std::collections::BTreeSet::new();
     let mut endpoints: Vec<EndpointView> = store
         .endpoints()?
@@ -507,19 +503,17 @@ fn overview(store: &CaseStore, inv: &Inventory) -> Result<Overview, tapline_stor
         .map(|(k, (e, n))| (k.to_owned(), e, n))
         .collect();
     o.data_classes.sort_by_key(|c| std::cmp::Reverse(c.2));
-    let mut sev: BTreeMap<u8, (String, u64)> = BTreeMap::new();
+    let mut sev: BTreeMap<std::cmp::Reverse<Severity>, u64> = BTreeMap::new();
     for f in &inv.findings {
-        sev.entry(severity_rank(&f.severity))
-            .or_insert_with(|| (f.severity.clone(), 0))
-            .1 += 1;
+        *sev.entry(std::cmp::Reverse(f.severity)).or_default() += 1;
     }
-    o.severities = sev.into_values().collect();
+    o.severities = sev.into_iter().map(|(s, n)| (s.0, n)).collect();
     o.top_findings = inv
         .findings
         .iter()
-        .filter(|f| f.severity != "info")
+        .filter(|f| f.severity != Severity::Info)
         .take(8)
-        .map(|f| (f.id, f.severity.clone(), f.title.clone()))
+        .map(|f| (f.id, f.severity, f.title.clone()))
         .collect();
     o.sources = store
         .sources()?
@@ -624,12 +618,5 @@ mod tests {
             .collect();
         assert_eq!(answers.len(), 2, "{answers:?}");
         assert!(answers[0].contains("\"a\"") && answers[1].contains("\"b\""));
-    }
-
-    #[test]
-    fn severities_rank_most_severe_first() {
-        let mut s = ["low", "critical", "info", "high", "medium", "odd"];
-        s.sort_by_key(|s| severity_rank(s));
-        assert_eq!(s, ["critical", "high", "medium", "low", "info", "odd"]);
     }
 }

@@ -2,6 +2,7 @@
 //! masking of sensitive values, curl commands, hex dumps.
 
 use eframe::egui::{Color32, RichText};
+use tapline_store::endpoints::Severity;
 
 /// `2026-11-23 10:04:05.123` (UTC).
 pub fn time(ns: i64) -> String {
@@ -98,27 +99,61 @@ pub fn status_color(status: Option<u16>, dark: bool) -> Color32 {
 }
 
 /// The colour of a severity.
-pub fn severity_color(severity: &str) -> Color32 {
+pub fn severity_color(severity: Severity) -> Color32 {
     match severity {
-        "critical" => Color32::from_rgb(220, 40, 60),
-        "high" => Color32::from_rgb(235, 110, 40),
-        "medium" => Color32::from_rgb(215, 170, 30),
-        "low" => Color32::from_rgb(80, 150, 220),
-        _ => Color32::GRAY,
+        Severity::Critical => Color32::from_rgb(220, 40, 60),
+        Severity::High => Color32::from_rgb(235, 110, 40),
+        Severity::Medium => Color32::from_rgb(215, 170, 30),
+        Severity::Low => Color32::from_rgb(80, 150, 220),
+        Severity::Info => Color32::GRAY,
     }
 }
 
 /// A severity as a coloured badge.
-pub fn severity_badge(severity: &str) -> RichText {
-    badge(severity, severity)
+pub fn severity_badge(severity: Severity) -> RichText {
+    badge(severity.name(), severity)
 }
 
 /// `text` as a badge in the colour of `severity`.
-pub fn badge(text: &str, severity: &str) -> RichText {
+pub fn badge(text: &str, severity: Severity) -> RichText {
     RichText::new(format!(" {text} "))
         .strong()
         .color(Color32::WHITE)
         .background_color(severity_color(severity))
+}
+
+/// Whether sensitive values are shown (Ctrl+M switches).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Masking {
+    /// Shown masked (the default).
+    Masked,
+    /// Shown as they are.
+    Revealed,
+}
+
+impl Masking {
+    /// From the remembered setting.
+    pub fn from_setting(mask_values: bool) -> Masking {
+        if mask_values {
+            Masking::Masked
+        } else {
+            Masking::Revealed
+        }
+    }
+}
+
+/// `text` with every occurrence of each of `secrets` masked (longest first, so a secret that
+/// contains another is masked whole).
+pub fn mask_all(text: &str, secrets: &[String]) -> String {
+    let mut out = text.to_owned();
+    let mut by_length: Vec<&String> = secrets.iter().filter(|s| !s.is_empty()).collect();
+    by_length.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    for s in by_length {
+        if out.contains(s.as_str()) {
+            out = out.replace(s.as_str(), &mask(s, (0, s.len())));
+        }
+    }
+    out
 }
 
 /// `value` with the `span` it holds masked: the first and last character of the span stay

@@ -120,82 +120,88 @@ pub fn ui(ui: &mut egui::Ui, state: &mut State, case: &mut Case, cmds: &mut Vec<
     let selected_row = state
         .selected
         .and_then(|id| rows.iter().position(|e| e.endpoint.id == id));
-    let mut table = TableBuilder::new(ui)
-        .id_salt("inventory-table")
-        .striped(true)
-        .sense(egui::Sense::click())
-        .cell_layout(egui::Layout::left_to_right(egui::Align::Center))
-        .column(Column::auto().at_least(60.0))
-        .column(Column::remainder().at_least(200.0).clip(true))
-        .column(Column::auto().at_least(70.0))
-        .column(Column::auto().at_least(90.0))
-        .column(Column::auto().at_least(70.0))
-        .column(Column::auto().at_least(150.0));
-    if std::mem::take(&mut state.scroll_to_selected)
-        && let Some(r) = selected_row
-    {
-        table = table.scroll_to_row(r, Some(egui::Align::Center));
-    }
-    table
-        .header(22.0, |mut h| {
-            for (label, by) in [
-                ("Method", SortBy::Endpoint),
-                ("Endpoint", SortBy::Endpoint),
-                ("Count", SortBy::Count),
-                ("Data classes", SortBy::Classes),
-                ("Findings", SortBy::Findings),
-                ("Last seen", SortBy::LastSeen),
-            ] {
-                h.col(|ui| sort_header(ui, label, by, state));
+    // The columns' minimum widths can exceed what the detail pane leaves: the table scrolls
+    // sideways inside its own clip rect instead of spreading (and taking clicks) under the pane.
+    egui::ScrollArea::horizontal()
+        .id_salt("inventory-columns")
+        .show(ui, |ui| {
+            let mut table = TableBuilder::new(ui)
+                .id_salt("inventory-table")
+                .striped(true)
+                .sense(egui::Sense::click())
+                .cell_layout(egui::Layout::left_to_right(egui::Align::Center))
+                .column(Column::auto().at_least(60.0))
+                .column(Column::remainder().at_least(200.0).clip(true))
+                .column(Column::auto().at_least(70.0))
+                .column(Column::auto().at_least(90.0))
+                .column(Column::auto().at_least(70.0))
+                .column(Column::auto().at_least(150.0));
+            if std::mem::take(&mut state.scroll_to_selected)
+                && let Some(r) = selected_row
+            {
+                table = table.scroll_to_row(r, Some(egui::Align::Center));
             }
-        })
-        .body(|body| {
-            body.rows(22.0, rows.len(), |mut row| {
-                let e = rows[row.index()];
-                row.set_selected(state.selected == Some(e.endpoint.id));
-                row.col(|ui| {
-                    ui.label(RichText::new(&e.endpoint.method).monospace().strong());
-                });
-                row.col(|ui| {
-                    ui.label(format!("{}{}", e.endpoint.host, e.endpoint.template));
-                });
-                row.col(|ui| {
-                    ui.label(format::count(e.endpoint.count));
-                });
-                row.col(|ui| {
-                    let n = e.profile.data_classes.len();
-                    if n > 0 {
-                        ui.label(n.to_string()).on_hover_text(
-                            e.profile
-                                .data_classes
-                                .keys()
-                                .cloned()
-                                .collect::<Vec<_>>()
-                                .join(", "),
-                        );
+            table
+                .header(22.0, |mut h| {
+                    for (label, by) in [
+                        ("Method", SortBy::Endpoint),
+                        ("Endpoint", SortBy::Endpoint),
+                        ("Count", SortBy::Count),
+                        ("Data classes", SortBy::Classes),
+                        ("Findings", SortBy::Findings),
+                        ("Last seen", SortBy::LastSeen),
+                    ] {
+                        h.col(|ui| sort_header(ui, label, by, state));
                     }
+                })
+                .body(|body| {
+                    body.rows(22.0, rows.len(), |mut row| {
+                        let e = rows[row.index()];
+                        row.set_selected(state.selected == Some(e.endpoint.id));
+                        row.col(|ui| {
+                            ui.label(RichText::new(&e.endpoint.method).monospace().strong());
+                        });
+                        row.col(|ui| {
+                            ui.label(format!("{}{}", e.endpoint.host, e.endpoint.template));
+                        });
+                        row.col(|ui| {
+                            ui.label(format::count(e.endpoint.count));
+                        });
+                        row.col(|ui| {
+                            let n = e.profile.data_classes.len();
+                            if n > 0 {
+                                ui.label(n.to_string()).on_hover_text(
+                                    e.profile
+                                        .data_classes
+                                        .keys()
+                                        .cloned()
+                                        .collect::<Vec<_>>()
+                                        .join(", "),
+                                );
+                            }
+                        });
+                        row.col(|ui| {
+                            if let Some(worst) = e
+                                .findings
+                                .iter()
+                                .filter_map(|&i| inv.findings.get(i))
+                                .map(|f| f.severity)
+                                .max()
+                            {
+                                ui.label(format::badge(
+                                    &format!("{worst} {}", e.findings.len()),
+                                    worst,
+                                ));
+                            }
+                        });
+                        row.col(|ui| {
+                            ui.label(format::time(e.endpoint.last_seen_ns));
+                        });
+                        if row.response().clicked() {
+                            state.selected = Some(e.endpoint.id);
+                        }
+                    });
                 });
-                row.col(|ui| {
-                    if let Some(worst) = e
-                        .findings
-                        .iter()
-                        .filter_map(|&i| inv.findings.get(i))
-                        .map(|f| f.severity.as_str())
-                        .min_by_key(|s| super::backend::severity_rank(s))
-                    {
-                        ui.label(format::badge(
-                            &format!("{worst} {}", e.findings.len()),
-                            worst,
-                        ));
-                    }
-                });
-                row.col(|ui| {
-                    ui.label(format::time(e.endpoint.last_seen_ns));
-                });
-                if row.response().clicked() {
-                    state.selected = Some(e.endpoint.id);
-                }
-            });
         });
 }
 
@@ -280,7 +286,7 @@ fn detail(ui: &mut egui::Ui, e: &EndpointView, inv: &Inventory, cmds: &mut Vec<C
                 continue;
             };
             ui.horizontal(|ui| {
-                ui.label(format::severity_badge(&f.severity));
+                ui.label(format::severity_badge(f.severity));
                 if ui.link(&f.title).clicked() {
                     cmds.push(Command::ShowFinding(f.id));
                 }

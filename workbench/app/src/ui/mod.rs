@@ -14,6 +14,7 @@ pub mod backend;
 pub mod case;
 pub mod format;
 pub mod inventory;
+pub mod lifecycle;
 pub mod overview;
 pub mod sensitive;
 pub mod sensors;

@@ -83,17 +83,17 @@ pub fn ui(ui: &mut egui::Ui, case: &mut Case, cmds: &mut Vec<Command>) {
             ui.horizontal_wrapped(|ui| {
                 for (sev, n) in &o.severities {
                     if ui
-                        .button(format::badge(&format!("{sev} {n}"), sev))
+                        .button(format::badge(&format!("{sev} {n}"), *sev))
                         .on_hover_text(format!("the {sev} findings in the Attacks view"))
                         .clicked()
                     {
-                        cmds.push(Command::ShowSeverity(sev.clone()));
+                        cmds.push(Command::ShowSeverity(*sev));
                     }
                 }
             });
             for (id, sev, title) in &o.top_findings {
                 ui.horizontal(|ui| {
-                    ui.label(format::severity_badge(sev));
+                    ui.label(format::severity_badge(*sev));
                     if ui.link(title).clicked() {
                         cmds.push(Command::ShowFinding(*id));
                     }

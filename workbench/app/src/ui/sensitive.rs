@@ -5,7 +5,7 @@
 use super::app::Command;
 use super::backend::{EndpointView, Inventory};
 use super::case::Case;
-use super::format;
+use super::format::{self, Masking};
 use super::overview::loading;
 use eframe::egui::{self, RichText};
 use egui_extras::{Column, TableBuilder};
@@ -44,7 +44,7 @@ pub fn ui(
     ui: &mut egui::Ui,
     state: &mut State,
     case: &mut Case,
-    mask: bool,
+    mask: Masking,
     cmds: &mut Vec<Command>,
 ) {
     let Some(inv) = case.inventory.value.clone() else {
@@ -180,7 +180,7 @@ fn cell_detail(
     state: &mut State,
     case: &Case,
     inv: &Inventory,
-    mask: bool,
+    mask: Masking,
     cmds: &mut Vec<Command>,
 ) {
     let Some((class, id)) = state.cell.clone() else {
@@ -189,14 +189,14 @@ fn cell_detail(
     let Some(e) = inv.endpoint(id) else { return };
     ui.horizontal(|ui| {
         ui.heading(format!("{class} on {}", e.label));
-        if mask {
+        if mask == Masking::Masked {
             ui.checkbox(&mut state.reveal, "Reveal values")
                 .on_hover_text(
                     "values are masked by default (View ▸ Mask sensitive values, Ctrl+M)",
                 );
         }
     });
-    let masked = mask && !state.reveal;
+    let masked = mask == Masking::Masked && !state.reveal;
     if let Some(locs) = e.profile.data_classes.get(&class) {
         egui::Grid::new("class-locations")
             .striped(true)

@@ -3,9 +3,10 @@
 
 use super::app::Command;
 use super::case::Case;
-use super::format::{self, BodyKind};
+use super::format::{self, BodyKind, Masking};
 use eframe::egui::{self, RichText};
 use egui_extras::{Column, TableBuilder};
+use tapline_detect::classify::Confidence;
 use tapline_record::Transaction;
 use tapline_store::query::{SortKey, TxFilter};
 
@@ -53,6 +54,8 @@ pub struct State {
     body_tab: BodyTab,
     scroll_to: Option<usize>,
     jump_to: String,
+    /// The sensitive values of the shown transaction (by its id), found once per selection.
+    secrets: Option<(i64, Vec<String>)>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -144,7 +147,13 @@ pub fn parse_status(s: &str) -> Option<(u16, u16)> {
 }
 
 /// Draws the traffic view.
-pub fn ui(ui: &mut egui::Ui, state: &mut State, case: &mut Case, cmds: &mut Vec<Command>) {
+pub fn ui(
+    ui: &mut egui::Ui,
+    state: &mut State,
+    case: &mut Case,
+    mask: Masking,
+    cmds: &mut Vec<Command>,
+) {
     filter_bar(ui, state, case);
     let total = case.tx.count.value.unwrap_or(0);
     if state.window_start >= total {
@@ -162,7 +171,7 @@ pub fn ui(ui: &mut egui::Ui, state: &mut State, case: &mut Case, cmds: &mut Vec<
         egui::Panel::bottom("transaction-detail")
             .resizable(true)
             .default_size(ui.available_height() * 0.5)
-            .show(ui, |ui| detail(ui, state, case, cmds));
+            .show(ui, |ui| detail(ui, state, case, mask, cmds));
     }
     table(ui, state, case, window);
 }
@@ -439,7 +448,13 @@ fn table(ui: &mut egui::Ui, state: &mut State, case: &mut Case, window: u64) {
     }
 }
 
-fn detail(ui: &mut egui::Ui, state: &mut State, case: &mut Case, cmds: &mut Vec<Command>) {
+fn detail(
+    ui: &mut egui::Ui,
+    state: &mut State,
+    case: &mut Case,
+    mask: Masking,
+    cmds: &mut Vec<Command>,
+) {
     let Some((id, tx)) = case.transaction.value.clone() else {
         return;
     };
@@ -451,6 +466,13 @@ fn detail(ui: &mut egui::Ui, state: &mut State, case: &mut Case, cmds: &mut Vec<
         };
         return;
     };
+    if mask == Masking::Masked && state.secrets.as_ref().is_none_or(|(shown, _)| *shown != id) {
+        state.secrets = Some((id, sensitive_values(&tx)));
+    }
+    let secrets: &[String] = match (mask, &state.secrets) {
+        (Masking::Masked, Some((_, s))) => s,
+        _ => &[],
+    };
     let curl_pressed = ui.input_mut(|i| {
         i.consume_shortcut(&egui::KeyboardShortcut::new(
             egui::Modifiers::COMMAND | egui::Modifiers::SHIFT,
@@ -461,9 +483,13 @@ fn detail(ui: &mut egui::Ui, state: &mut State, case: &mut Case, cmds: &mut Vec<
         let dark = ui.visuals().dark_mode;
         ui.label(RichText::new(format!("#{id}")).weak());
         ui.label(
-            RichText::new(format!("{} {}", tx.method, tx.uri))
-                .monospace()
-                .strong(),
+            RichText::new(format!(
+                "{} {}",
+                tx.method,
+                format::mask_all(&tx.uri, secrets)
+            ))
+            .monospace()
+            .strong(),
         );
         if let Some(s) = tx.status {
             ui.label(
@@ -523,12 +549,28 @@ fn detail(ui: &mut egui::Ui, state: &mut State, case: &mut Case, cmds: &mut Vec<
     egui::ScrollArea::vertical()
         .id_salt("tx-detail")
         .show(ui, |ui| match state.body_tab {
-            BodyTab::Request => message(ui, &tx, true),
-            BodyTab::Response => message(ui, &tx, false),
+            BodyTab::Request => message(ui, &tx, true, secrets),
+            BodyTab::Response => message(ui, &tx, false, secrets),
         });
 }
 
-fn message(ui: &mut egui::Ui, tx: &Transaction, request: bool) {
+/// The values in `tx` the sensitive-data scanner is at least fairly sure of (the parts of them
+/// it classified), to be masked wherever they are shown.
+fn sensitive_values(tx: &Transaction) -> Vec<String> {
+    let mut scanner = tapline_detect::sensitive::scan::Scanner::default();
+    let mut out: Vec<String> = Vec::new();
+    scanner.scan(tx, &mut |f| {
+        if f.hit.confidence >= Confidence::Medium
+            && let Some(v) = f.value.get(f.hit.start..f.hit.end)
+            && !out.iter().any(|o| o == v)
+        {
+            out.push(v.to_owned());
+        }
+    });
+    out
+}
+
+fn message(ui: &mut egui::Ui, tx: &Transaction, request: bool, secrets: &[String]) {
     let (headers, body, ct) = if request {
         (
             &tx.request_headers,
@@ -547,12 +589,13 @@ fn message(ui: &mut egui::Ui, tx: &Transaction, request: bool) {
         .show(ui, |ui| {
             for (name, value) in headers.iter() {
                 ui.label(RichText::new(name).monospace().strong());
-                ui.label(RichText::new(value).monospace());
+                ui.label(RichText::new(format::mask_all(value, secrets)).monospace());
                 ui.end_row();
             }
         });
     ui.separator();
     let (text, kind) = format::body_text(&body.data, ct);
+    let text = format::mask_all(&text, secrets);
     let what = match kind {
         BodyKind::Empty => "no body".to_owned(),
         BodyKind::Json => "JSON".to_owned(),
