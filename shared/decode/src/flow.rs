@@ -117,6 +117,167 @@ struct Flow {
     rst: bool,
 }
 
+/// The TCP flags a segment carries that the flow table acts on.
+#[derive(Clone, Copy, Debug)]
+struct Flags {
+    syn: bool,
+    ack: bool,
+    rst: bool,
+    fin: bool,
+}
+
+impl Flags {
+    fn of(seg: &TcpSegment<'_>) -> Flags {
+        Flags {
+            syn: seg.flags & tcp_flags::SYN != 0,
+            ack: seg.flags & tcp_flags::ACK != 0,
+            rst: seg.flags & tcp_flags::RST != 0,
+            fin: seg.flags & tcp_flags::FIN != 0,
+        }
+    }
+}
+
+/// What one segment's processing writes to and is bounded by, outside its flow.
+struct Feed<'a> {
+    ts: i64,
+    /// The engine-wide out-of-order byte allowance.
+    budget: &'a mut usize,
+    limits: &'a ReassemblyLimits,
+    cfg: &'a HttpConfig,
+    out: &'a mut Vec<Transaction>,
+}
+
+impl Flow {
+    /// One segment of this connection: handshake state, then its bytes through reassembly
+    /// into the HTTP parser.
+    fn segment(&mut self, seg: &TcpSegment<'_>, flags: Flags, feed: &mut Feed<'_>) {
+        self.last_ts = feed.ts;
+        let dir = if self.first == (seg.src, seg.src_port) {
+            Half::A
+        } else {
+            Half::B
+        };
+        if flags.syn {
+            self.halves[dir.index()].syn(SeqNum(seg.seq));
+            if self.client_dir.is_none() && !flags.ack {
+                self.client_dir = Some(dir);
+            }
+        }
+        if flags.rst {
+            self.rst = true;
+        }
+        let data_seq = if flags.syn {
+            SeqNum(seg.seq) + 1
+        } else {
+            SeqNum(seg.seq)
+        };
+        if !seg.payload.is_empty() && self.http.is_none() {
+            self.start_http(dir, seg);
+        }
+        if flags.ack {
+            // What the other side has received: holes before it are capture loss.
+            self.acked(dir.other(), SeqNum(seg.ack), feed);
+        }
+        if !seg.payload.is_empty() {
+            self.payload(dir, data_seq, seg, feed);
+        }
+        if flags.fin {
+            self.fin(dir, data_seq, seg.payload.len(), feed);
+        }
+    }
+
+    /// First payload: settles who is the client, then starts HTTP parsing.
+    fn start_http(&mut self, dir: Half, seg: &TcpSegment<'_>) {
+        let client = self
+            .client_dir
+            .unwrap_or_else(|| guess_client_dir(dir, seg));
+        self.client_dir = Some(client);
+        let addr = |h: Half| -> SocketAddr {
+            if h == dir {
+                SocketAddr::new(seg.src, seg.src_port)
+            } else {
+                SocketAddr::new(seg.dst, seg.dst_port)
+            }
+        };
+        // Midstream also when we saw a SYN-ACK but not the request's start.
+        self.http = Some(Box::new(HttpConnection::new(
+            Some(addr(client)),
+            Some(addr(client.other())),
+            self.midstream,
+        )));
+    }
+
+    /// `half`'s peer acknowledged up to `ack`.
+    fn acked(&mut self, half: Half, ack: SeqNum, feed: &mut Feed<'_>) {
+        let Some(conn) = self.http.as_deref_mut() else {
+            return;
+        };
+        let direction = direction_of(self.client_dir, half);
+        let Feed {
+            ts,
+            budget,
+            cfg,
+            out,
+            ..
+        } = feed;
+        self.halves[half.index()].acked(ack, budget, &mut |ev| {
+            deliver(conn, direction, *ts, ev, cfg, out);
+        });
+    }
+
+    /// A segment's payload into `half`'s stream and on to HTTP.
+    fn payload(&mut self, half: Half, seq: SeqNum, seg: &TcpSegment<'_>, feed: &mut Feed<'_>) {
+        let stream = &mut self.halves[half.index()];
+        if seg.payload.len() < seg.wire_payload_len as usize {
+            stream.anomalies.insert(Anomalies::SNAPLEN_TRUNCATED);
+        }
+        let Some(conn) = self.http.as_deref_mut() else {
+            return;
+        };
+        if conn.is_not_http() {
+            // Keep sequence tracking cheap: no buffering for non-HTTP flows.
+            stream.start_at(seq);
+            return;
+        }
+        let direction = direction_of(self.client_dir, half);
+        let Feed {
+            ts,
+            budget,
+            limits,
+            cfg,
+            out,
+        } = feed;
+        stream.segment(seq, seg.payload, limits, budget, &mut |ev| {
+            deliver(conn, direction, *ts, ev, cfg, out);
+        });
+        if (seg.payload.len() as u32) < seg.wire_payload_len {
+            // Bytes cut by the snap length are missing from the stream.
+            let missing = seg.wire_payload_len - seg.payload.len() as u32;
+            stream.lost(seq + seg.payload.len() as u32, missing, &mut |ev| {
+                deliver(conn, direction, *ts, ev, cfg, out);
+            });
+        }
+    }
+
+    /// `half` sent its FIN after `len` payload bytes from `seq`.
+    fn fin(&mut self, half: Half, seq: SeqNum, len: usize, feed: &mut Feed<'_>) {
+        let stream = &mut self.halves[half.index()];
+        let Some(conn) = self.http.as_deref_mut() else {
+            stream.fin(seq, len, &mut |_| {});
+            return;
+        };
+        let direction = direction_of(self.client_dir, half);
+        let was_closed = stream.is_closed();
+        let Feed { ts, cfg, out, .. } = feed;
+        stream.fin(seq, len, &mut |ev| {
+            deliver(conn, direction, *ts, ev, cfg, out);
+        });
+        if !was_closed && stream.is_closed() {
+            conn.end_of_stream(direction, cfg, out);
+        }
+    }
+}
+
 /// Counters the flow table keeps.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct FlowStats {
@@ -208,13 +369,10 @@ impl FlowTable {
             self.next_sweep = ts.saturating_add(1_000_000_000);
         }
         let key = FlowKey::of(seg);
-        let syn = seg.flags & tcp_flags::SYN != 0;
-        let ack = seg.flags & tcp_flags::ACK != 0;
-        let rst = seg.flags & tcp_flags::RST != 0;
-
+        let flags = Flags::of(seg);
         // A new SYN on a finished connection is port reuse: close the old one first.
-        if syn
-            && !ack
+        if flags.syn
+            && !flags.ack
             && let Some(flow) = self.flows.get(&key)
             && (flow.rst
                 || flow.halves.iter().any(HalfStream::is_closed)
@@ -223,143 +381,62 @@ impl FlowTable {
             self.remove(&key, Anomalies::NONE, http_cfg, out);
             self.stats.closed += 1;
         }
-
-        if !self.flows.contains_key(&key) {
-            if rst || (seg.payload.is_empty() && !syn && seg.flags & tcp_flags::FIN != 0) {
-                return; // Nothing to reassemble from a stray RST/FIN.
-            }
-            if self.flows.len() >= self.limits.max_flows {
-                self.evict_oldest(http_cfg, out);
-            }
-            let client_dir = match (syn, ack) {
-                (true, false) => Some(Half::A),
-                (true, true) => Some(Half::B),
-                _ => None,
-            };
-            self.flows.insert(
-                key,
-                Flow {
-                    first: (seg.src, seg.src_port),
-                    client_dir,
-                    halves: [HalfStream::default(), HalfStream::default()],
-                    http: None,
-                    midstream: client_dir.is_none(),
-                    last_ts: ts,
-                    rst: false,
-                },
-            );
-            self.stats.created += 1;
+        if !self.flows.contains_key(&key) && !self.open(key, ts, seg, flags, http_cfg, out) {
+            return;
         }
         let Some(flow) = self.flows.get_mut(&key) else {
             return;
         };
-        flow.last_ts = ts;
-        let dir = if flow.first == (seg.src, seg.src_port) {
-            Half::A
-        } else {
-            Half::B
+        let mut feed = Feed {
+            ts,
+            budget: &mut self.ooo_budget,
+            limits: &self.limits.reassembly,
+            cfg: http_cfg,
+            out,
         };
-
-        if syn {
-            flow.halves[dir.index()].syn(SeqNum(seg.seq));
-            if flow.client_dir.is_none() && !ack {
-                flow.client_dir = Some(dir);
-            }
-        }
-        if rst {
-            flow.rst = true;
-        }
-
-        let data_seq = if syn {
-            SeqNum(seg.seq) + 1
-        } else {
-            SeqNum(seg.seq)
-        };
-        let Flow {
-            halves,
-            http,
-            client_dir,
-            midstream,
-            ..
-        } = flow;
-        let budget = &mut self.ooo_budget;
-        let limits = &self.limits.reassembly;
-
-        if !seg.payload.is_empty() && http.is_none() {
-            // First payload: settle who is the client, then start HTTP parsing.
-            let client = client_dir.unwrap_or_else(|| guess_client_dir(dir, seg));
-            *client_dir = Some(client);
-            let from = |d: Half| -> SocketAddr {
-                if d == dir {
-                    SocketAddr::new(seg.src, seg.src_port)
-                } else {
-                    SocketAddr::new(seg.dst, seg.dst_port)
-                }
-            };
-            // Midstream also when we saw a SYN-ACK but not the request's start.
-            *http = Some(Box::new(HttpConnection::new(
-                Some(from(client)),
-                Some(from(client.other())),
-                *midstream,
-            )));
-        }
-        let direction = direction_of(*client_dir, dir);
-
-        // The ACK tells what the other side has received: holes before it are capture loss.
-        if ack {
-            let other = dir.other();
-            if let Some(conn) = http.as_deref_mut() {
-                let other_direction = direction_of(*client_dir, other);
-                halves[other.index()].acked(SeqNum(seg.ack), budget, &mut |ev| {
-                    deliver(conn, other_direction, ts, ev, http_cfg, out);
-                });
-            }
-        }
-
-        if !seg.payload.is_empty() {
-            if seg.payload.len() < seg.wire_payload_len as usize {
-                halves[dir.index()]
-                    .anomalies
-                    .insert(Anomalies::SNAPLEN_TRUNCATED);
-            }
-            if let Some(conn) = http.as_deref_mut() {
-                if conn.is_not_http() {
-                    // Keep sequence tracking cheap: no buffering for non-HTTP flows.
-                    halves[dir.index()].start_at(data_seq);
-                } else {
-                    halves[dir.index()].segment(data_seq, seg.payload, limits, budget, &mut |ev| {
-                        deliver(conn, direction, ts, ev, http_cfg, out);
-                    });
-                    if (seg.payload.len() as u32) < seg.wire_payload_len {
-                        // Bytes cut by the snap length are missing from the stream.
-                        let missing = seg.wire_payload_len - seg.payload.len() as u32;
-                        let seq_after = data_seq + seg.payload.len() as u32;
-                        halves[dir.index()].lost(seq_after, missing, &mut |ev| {
-                            deliver(conn, direction, ts, ev, http_cfg, out);
-                        });
-                    }
-                }
-            }
-        }
-
-        if seg.flags & tcp_flags::FIN != 0 {
-            let was_closed = halves[dir.index()].is_closed();
-            if let Some(conn) = http.as_deref_mut() {
-                halves[dir.index()].fin(data_seq, seg.payload.len(), &mut |ev| {
-                    deliver(conn, direction, ts, ev, http_cfg, out);
-                });
-                if !was_closed && halves[dir.index()].is_closed() {
-                    conn.end_of_stream(direction, http_cfg, out);
-                }
-            } else {
-                halves[dir.index()].fin(data_seq, seg.payload.len(), &mut |_| {});
-            }
-        }
-
+        flow.segment(seg, flags, &mut feed);
         if flow.rst || flow.halves.iter().all(HalfStream::is_closed) {
             self.remove(&key, Anomalies::NONE, http_cfg, out);
             self.stats.closed += 1;
         }
+    }
+
+    /// Starts tracking the connection `seg` belongs to (evicting when full). A stray RST or
+    /// FIN starts nothing: there is nothing to reassemble from it.
+    fn open(
+        &mut self,
+        key: FlowKey,
+        ts: i64,
+        seg: &TcpSegment<'_>,
+        flags: Flags,
+        http_cfg: &HttpConfig,
+        out: &mut Vec<Transaction>,
+    ) -> bool {
+        if flags.rst || (seg.payload.is_empty() && !flags.syn && flags.fin) {
+            return false;
+        }
+        if self.flows.len() >= self.limits.max_flows {
+            self.evict_oldest(http_cfg, out);
+        }
+        let client_dir = match (flags.syn, flags.ack) {
+            (true, false) => Some(Half::A),
+            (true, true) => Some(Half::B),
+            _ => None,
+        };
+        self.flows.insert(
+            key,
+            Flow {
+                first: (seg.src, seg.src_port),
+                client_dir,
+                halves: [HalfStream::default(), HalfStream::default()],
+                http: None,
+                midstream: client_dir.is_none(),
+                last_ts: ts,
+                rst: false,
+            },
+        );
+        self.stats.created += 1;
+        true
     }
 
     fn remove(
