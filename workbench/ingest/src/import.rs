@@ -201,48 +201,17 @@ pub fn import_file(
         |n| n.to_string_lossy().into_owned(),
     );
 
-    // Hash (for the duplicate check) while parsing or walking everything that can fail,
-    // before the case is touched: two independent passes over the file, one per core.
-    let (hash, har) = std::thread::scope(|s| {
-        let hasher = s.spawn(|| blake3::hash(bytes).to_hex().to_string());
-        let har = match kind {
-            FileKind::Har => tapline_formats::har::parse(bytes, opts.max_body)
-                .map(Some)
-                .with_context(|| format!("{}: nothing was imported", path.display())),
-            FileKind::Pcap | FileKind::PcapNg => check_capture(path, bytes).map(|_| None),
-        };
-        let hash = hasher
-            .join()
-            .map_err(|_| anyhow::anyhow!("the hashing thread panicked"));
-        hash.and_then(|h| har.map(|har| (h, har)))
-    })?;
-
-    let mut resumed = false;
-    let source_id = match store.source_by_hash(&hash)? {
-        Some(s) if s.status == "complete" => {
-            tracing::info!(source = s.id, "already in the case");
-            return Ok(ImportOutcome::AlreadyImported {
-                source_id: s.id,
-                name: s.name,
-                transactions: s.transactions,
-            });
-        }
-        Some(s) => {
-            tracing::info!(
-                source = s.id,
-                "an earlier import of this content did not complete: starting over"
-            );
-            store.discard_partial_source(s.id)?;
-            resumed = true;
-            s.id
-        }
-        None => store.begin_source(&NewSource {
-            kind: kind.name(),
-            name: &name,
-            path: Some(&path.display().to_string()),
-            content_hash: Some(&hash),
-            size_bytes: Some(bytes.len() as u64),
-        })?,
+    let (hash, har) = hash_and_check(path, bytes, kind, opts)?;
+    let new_source = NewSource {
+        kind: kind.name(),
+        name: &name,
+        path: Some(&path.display().to_string()),
+        content_hash: Some(&hash),
+        size_bytes: Some(bytes.len() as u64),
+    };
+    let (source_id, resumed) = match claim_source(store, &new_source)? {
+        Claim::Done(outcome) => return Ok(outcome),
+        Claim::Source { id, resumed } => (id, resumed),
     };
 
     store.prepare_bulk_import()?;
@@ -264,21 +233,16 @@ pub fn import_file(
     };
 
     let shards = match har {
-        Some(txs) => {
-            let mut shard = ShardWriter::new(store, source_id, opts, &shared)?;
-            let chunk = shard.chunk;
-            for part in txs.chunks(chunk) {
-                if shared.stopped() {
-                    break;
-                }
-                shard.store(part)?;
-                report.bytes_done = (bytes.len() * shard.appended / txs.len().max(1)) as u64;
-                report.transactions = shared.appended.load(Ordering::Relaxed);
-                report.elapsed = started.elapsed();
-                progress(&report);
-            }
-            vec![shard.finish()?]
-        }
+        Some(txs) => vec![store_har(
+            store,
+            source_id,
+            &txs,
+            opts,
+            &shared,
+            started,
+            &mut report,
+            progress,
+        )?],
         None => decode_shards(
             store,
             source_id,
@@ -295,29 +259,7 @@ pub fn import_file(
         return Ok(ImportOutcome::Cancelled);
     }
 
-    let mut analyses = tapline_analysis::Analyses::default();
-    let mut counts = SourceCounts::default();
-    for s in shards {
-        analyses.absorb(s.analyses);
-        counts.packets = counts.packets.max(s.packets);
-        counts.transactions += s.stored;
-        counts.first_ts_ns = min_some(counts.first_ts_ns, s.first_ts);
-        counts.last_ts_ns = counts.last_ts_ns.max(s.last_ts);
-    }
-    let phase = std::time::Instant::now();
-    let derived = analyses
-        .finish(&store.endpoints()?)
-        .context("analysis failed; the import was not completed")?;
-    let analysed = phase.elapsed();
-    store.complete_source(source_id, counts, &derived)?;
-    store.checkpoint()?;
-    // For benchmarks (RUST_LOG=tapline_ingest=debug): where an import's serial tail goes.
-    tracing::debug!(
-        decode_store_observe = ?(started.elapsed() - phase.elapsed()),
-        analysis_finish = ?analysed,
-        write_checkpoint = ?(phase.elapsed() - analysed),
-        "import phases"
-    );
+    let counts = complete(store, source_id, shards, started)?;
     tracing::info!(
         transactions = counts.transactions,
         packets = counts.packets,
@@ -340,6 +282,130 @@ pub fn import_file(
         transactions: counts.transactions,
         resumed,
     }))
+}
+
+/// Hashes the file (for the duplicate check) while parsing or walking everything that can
+/// fail, before the case is touched: two independent passes over the file, one per core. A
+/// HAR file's transactions come back parsed.
+fn hash_and_check(
+    path: &Path,
+    bytes: &[u8],
+    kind: FileKind,
+    opts: &ImportOptions,
+) -> Result<(String, Option<Vec<Transaction>>)> {
+    std::thread::scope(|s| {
+        let hasher = s.spawn(|| blake3::hash(bytes).to_hex().to_string());
+        let har = match kind {
+            FileKind::Har => tapline_formats::har::parse(bytes, opts.max_body)
+                .map(Some)
+                .with_context(|| format!("{}: nothing was imported", path.display())),
+            FileKind::Pcap | FileKind::PcapNg => check_capture(path, bytes).map(|_| None),
+        };
+        let hash = hasher
+            .join()
+            .map_err(|_| anyhow::anyhow!("the hashing thread panicked"));
+        hash.and_then(|h| har.map(|har| (h, har)))
+    })
+}
+
+/// What the case says of content about to be imported.
+enum Claim {
+    /// Nothing to do: the case holds it already.
+    Done(ImportOutcome),
+    /// Import into this source; `resumed` when an earlier import of it never completed.
+    Source { id: i64, resumed: bool },
+}
+
+/// Registers the source as importing — or finds it complete already, or discards what an
+/// interrupted import of the same content left.
+fn claim_source(store: &mut CaseStore, new: &NewSource<'_>) -> Result<Claim> {
+    let hash = new.content_hash.unwrap_or_default();
+    Ok(match store.source_by_hash(hash)? {
+        Some(s) if s.status == "complete" => {
+            tracing::info!(source = s.id, "already in the case");
+            Claim::Done(ImportOutcome::AlreadyImported {
+                source_id: s.id,
+                name: s.name,
+                transactions: s.transactions,
+            })
+        }
+        Some(s) => {
+            tracing::info!(
+                source = s.id,
+                "an earlier import of this content did not complete: starting over"
+            );
+            store.discard_partial_source(s.id)?;
+            Claim::Source {
+                id: s.id,
+                resumed: true,
+            }
+        }
+        None => Claim::Source {
+            id: store.begin_source(new)?,
+            resumed: false,
+        },
+    })
+}
+
+/// Stores a parsed HAR file's transactions as one shard, reporting progress per chunk.
+#[allow(clippy::too_many_arguments)]
+fn store_har(
+    store: &CaseStore,
+    source_id: i64,
+    txs: &[Transaction],
+    opts: &ImportOptions,
+    shared: &Shared<'_>,
+    started: Instant,
+    report: &mut ImportProgress,
+    progress: &mut dyn FnMut(&ImportProgress),
+) -> Result<ShardDone> {
+    let mut shard = ShardWriter::new(store, source_id, opts, shared)?;
+    let chunk = shard.chunk;
+    for part in txs.chunks(chunk) {
+        if shared.stopped() {
+            break;
+        }
+        shard.store(part)?;
+        report.bytes_done = report.bytes_total * shard.appended as u64 / txs.len().max(1) as u64;
+        report.transactions = shared.appended.load(Ordering::Relaxed);
+        report.elapsed = started.elapsed();
+        progress(report);
+    }
+    shard.finish()
+}
+
+/// Merges the shards' analyses, consolidates them with the case and writes them with the
+/// source's `complete` mark in one DuckDB transaction; returns the source's counts.
+fn complete(
+    store: &mut CaseStore,
+    source_id: i64,
+    shards: Vec<ShardDone>,
+    started: Instant,
+) -> Result<SourceCounts> {
+    let mut analyses = tapline_analysis::Analyses::default();
+    let mut counts = SourceCounts::default();
+    for s in shards {
+        analyses.absorb(s.analyses);
+        counts.packets = counts.packets.max(s.packets);
+        counts.transactions += s.stored;
+        counts.first_ts_ns = min_some(counts.first_ts_ns, s.first_ts);
+        counts.last_ts_ns = counts.last_ts_ns.max(s.last_ts);
+    }
+    let phase = Instant::now();
+    let derived = analyses
+        .finish(&store.endpoints()?)
+        .context("analysis failed; the import was not completed")?;
+    let analysed = phase.elapsed();
+    store.complete_source(source_id, counts, &derived)?;
+    store.checkpoint()?;
+    // For benchmarks (RUST_LOG=tapline_ingest=debug): where an import's serial tail goes.
+    tracing::debug!(
+        decode_store_observe = ?(started.elapsed() - phase.elapsed()),
+        analysis_finish = ?analysed,
+        write_checkpoint = ?(phase.elapsed() - analysed),
+        "import phases"
+    );
+    Ok(counts)
 }
 
 fn min_some(a: Option<i64>, b: Option<i64>) -> Option<i64> {
