@@ -58,6 +58,7 @@ fn open(args: OpenArgs, restore: bool) -> Result<()> {
         listen: args.listen,
         screenshot: args.screenshot,
         restore,
+        file_dialogs: tapline::ui::picker::Dialogs::from_env(),
     };
     for f in &launch.open {
         if !f.exists() && f.extension().is_none_or(|e| e != "duckdb") {

@@ -6,6 +6,7 @@
 
 use super::case::Case;
 use super::lifecycle;
+use super::picker::{self, Dialogs, Picker};
 use super::{attacks, format, inventory, overview, sensitive, sensors, traffic, welcome};
 use eframe::egui::{self, Key, KeyboardShortcut, Modifiers, RichText};
 use std::collections::{BTreeMap, VecDeque};
@@ -37,6 +38,19 @@ pub struct Launch {
     pub screenshot: Option<PathBuf>,
     /// Reopen the last case when nothing else is to be opened.
     pub restore: bool,
+    /// Which file dialogs to start with (the system's falls back to the built-in picker by
+    /// itself when the desktop has none).
+    pub file_dialogs: Dialogs,
+}
+
+/// What a file dialog was opened for: what happens with the chosen path.
+#[derive(Clone, Debug, PartialEq)]
+enum DialogPurpose {
+    OpenCaptures,
+    OpenCase,
+    NewCase,
+    ExportOpenApi,
+    EnrolSensor(String),
 }
 
 /// The views, in navigation order.
@@ -293,6 +307,10 @@ pub struct Workbench {
     idle_frames: u32,
     /// The theme the style was last built for.
     applied_theme: ThemeChoice,
+    /// Which file dialogs to show.
+    dialogs: Dialogs,
+    /// The built-in picker, while open.
+    picker: Option<(DialogPurpose, Picker)>,
     egui_ctx: egui::Context,
 }
 
@@ -319,6 +337,8 @@ impl Workbench {
             screenshot_requested: false,
             idle_frames: 0,
             applied_theme: ThemeChoice::System,
+            dialogs: launch.file_dialogs,
+            picker: None,
             egui_ctx: cc.egui_ctx.clone(),
         };
         apply_style(&cc.egui_ctx, app.settings.theme);
@@ -531,37 +551,33 @@ impl Workbench {
     /// Carries out one command.
     pub fn handle(&mut self, c: Command, ctx: &egui::Context) {
         match c {
-            Command::OpenCaptureDialog => {
-                if let Some(files) = rfd::FileDialog::new()
-                    .set_title("Open captures")
-                    .add_filter(
-                        "Captures (pcap, pcapng, HAR)",
-                        &["pcap", "pcapng", "cap", "har"],
-                    )
-                    .add_filter("All files", &["*"])
-                    .pick_files()
-                {
-                    self.open(files);
-                }
-            }
-            Command::OpenCaseDialog => {
-                if let Some(f) = rfd::FileDialog::new()
-                    .set_title("Open case")
-                    .add_filter("Tapline case", &["duckdb"])
-                    .pick_file()
-                {
-                    self.open(vec![f]);
-                }
-            }
-            Command::NewCaseDialog => {
-                if let Some(f) = rfd::FileDialog::new()
-                    .set_title("New case")
-                    .set_file_name("case.duckdb")
-                    .save_file()
-                {
-                    self.open_case(f, Vec::new());
-                }
-            }
+            Command::OpenCaptureDialog => self.file_dialog(
+                DialogPurpose::OpenCaptures,
+                picker::Request {
+                    title: "Open captures".into(),
+                    extensions: vec!["pcap", "pcapng", "cap", "har"],
+                    multiple: true,
+                    save_as: None,
+                },
+            ),
+            Command::OpenCaseDialog => self.file_dialog(
+                DialogPurpose::OpenCase,
+                picker::Request {
+                    title: "Open case".into(),
+                    extensions: vec!["duckdb"],
+                    multiple: false,
+                    save_as: None,
+                },
+            ),
+            Command::NewCaseDialog => self.file_dialog(
+                DialogPurpose::NewCase,
+                picker::Request {
+                    title: "New case".into(),
+                    extensions: vec!["duckdb"],
+                    multiple: false,
+                    save_as: Some("case.duckdb".into()),
+                },
+            ),
             Command::Open(files) => self.open(files),
             Command::CancelImport => {
                 if let Some(job) = &mut self.import {
@@ -622,40 +638,97 @@ impl Workbench {
                     case.select_transaction(id);
                 }
             }
-            Command::ExportOpenApi => {
-                let Some(case) = &mut self.case else { return };
-                if let Some(f) = rfd::FileDialog::new()
-                    .set_title("Export OpenAPI")
-                    .set_file_name("openapi.json")
-                    .add_filter("OpenAPI JSON", &["json"])
-                    .save_file()
-                {
-                    case.act(super::backend::Query::ExportOpenApi(f));
-                }
-            }
+            Command::ExportOpenApi => self.file_dialog(
+                DialogPurpose::ExportOpenApi,
+                picker::Request {
+                    title: "Export OpenAPI".into(),
+                    extensions: vec!["json"],
+                    multiple: false,
+                    save_as: Some("openapi.json".into()),
+                },
+            ),
             Command::StartHub => self.start_hub(),
             Command::StopHub => self.stop_hub(),
-            Command::EnrolSensor(name) => {
-                let Some(case) = &mut self.case else { return };
-                if let Some(output) = rfd::FileDialog::new()
-                    .set_title("Save the sensor's configuration")
-                    .set_file_name(format!("{name}.toml"))
-                    .save_file()
-                {
-                    case.act(super::backend::Query::Enrol {
-                        name,
-                        hub: self.settings.hub_address.clone(),
-                        identity: self.launch.identity_dir.clone(),
-                        output,
-                    });
-                }
-            }
+            Command::EnrolSensor(name) => self.file_dialog(
+                DialogPurpose::EnrolSensor(name.clone()),
+                picker::Request {
+                    title: "Save the sensor's configuration".into(),
+                    extensions: vec!["toml"],
+                    multiple: false,
+                    save_as: Some(format!("{name}.toml")),
+                },
+            ),
             Command::RevokeSensor(name) => {
                 if let Some(case) = &mut self.case {
                     case.act(super::backend::Query::Revoke(name));
                 }
             }
             Command::Copy(text) => ctx.copy_text(text),
+        }
+    }
+
+    /// Asks for a file: the system's dialog, or the built-in picker when the desktop has none
+    /// (found out the first time, said once).
+    fn file_dialog(&mut self, purpose: DialogPurpose, req: picker::Request) {
+        if self.dialogs == Dialogs::System {
+            match picker::system(&req) {
+                Ok(paths) if paths.is_empty() => return,
+                Ok(paths) => return self.chosen(purpose, paths),
+                Err(picker::Unavailable) => {
+                    self.dialogs = Dialogs::BuiltIn;
+                    self.notify(
+                        false,
+                        "no desktop file dialog answered (is xdg-desktop-portal running?): using Tapline's own",
+                    );
+                }
+            }
+        }
+        let start = std::env::current_dir()
+            .ok()
+            .or_else(|| std::env::var_os("HOME").map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from("/"));
+        self.picker = Some((purpose, Picker::new(req, start)));
+    }
+
+    /// Carries out what a file dialog was for.
+    fn chosen(&mut self, purpose: DialogPurpose, mut paths: Vec<PathBuf>) {
+        let Some(first) = paths.first().cloned() else {
+            return;
+        };
+        match purpose {
+            DialogPurpose::OpenCaptures | DialogPurpose::OpenCase => self.open(paths),
+            DialogPurpose::NewCase => self.open_case(first, Vec::new()),
+            DialogPurpose::ExportOpenApi => {
+                if let Some(case) = &mut self.case {
+                    case.act(super::backend::Query::ExportOpenApi(first));
+                }
+            }
+            DialogPurpose::EnrolSensor(name) => {
+                if let Some(case) = &mut self.case {
+                    case.act(super::backend::Query::Enrol {
+                        name,
+                        hub: self.settings.hub_address.clone(),
+                        identity: self.launch.identity_dir.clone(),
+                        output: paths.swap_remove(0),
+                    });
+                }
+            }
+        }
+    }
+
+    /// The built-in picker, while it is open.
+    fn picker_ui(&mut self, ctx: &egui::Context) {
+        let Some((_, picker)) = &mut self.picker else {
+            return;
+        };
+        match picker.ui(ctx) {
+            picker::Outcome::Open => {}
+            picker::Outcome::Cancelled => self.picker = None,
+            picker::Outcome::Chosen(paths) => {
+                if let Some((purpose, _)) = self.picker.take() {
+                    self.chosen(purpose, paths);
+                }
+            }
         }
     }
 
@@ -1270,6 +1343,7 @@ impl eframe::App for Workbench {
             self.status_bar(ui);
         });
         egui::CentralPanel::default().show(ui, |ui| self.central(ui));
+        self.picker_ui(&ctx);
         self.handle_commands(&ctx);
         if self.applied_theme != self.settings.theme {
             apply_style(&ctx, self.settings.theme);

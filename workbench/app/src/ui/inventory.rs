@@ -91,7 +91,24 @@ pub fn ui(ui: &mut egui::Ui, state: &mut State, case: &mut Case, cmds: &mut Vec<
                 egui::ScrollArea::vertical().show(ui, |ui| detail(ui, sel, &inv, cmds));
             });
     }
-    ui.horizontal(|ui| {
+    // Everything beside the pane lives in its own clipped rect: a filter bar or table wider
+    // than what the pane leaves must not spread under it and take the pane's clicks.
+    let list_rect = ui.available_rect_before_wrap();
+    ui.scope_builder(egui::UiBuilder::new().max_rect(list_rect), |ui| {
+        ui.set_clip_rect(list_rect.intersect(ui.clip_rect()));
+        list_ui(ui, state, &inv, &rows, cmds);
+    });
+}
+
+/// The filter bar and the endpoint table.
+fn list_ui(
+    ui: &mut egui::Ui,
+    state: &mut State,
+    inv: &Inventory,
+    rows: &[&EndpointView],
+    cmds: &mut Vec<Command>,
+) {
+    ui.horizontal_wrapped(|ui| {
         ui.label("Filter");
         let r = ui
             .add(

@@ -16,6 +16,7 @@ pub mod format;
 pub mod inventory;
 pub mod lifecycle;
 pub mod overview;
+pub mod picker;
 pub mod sensitive;
 pub mod sensors;
 pub mod traffic;
