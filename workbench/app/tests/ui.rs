@@ -31,13 +31,18 @@ impl App {
 
     /// [`App::open`] in a window of `size`.
     fn open_sized(files: &[&str], size: eframe::egui::Vec2) -> App {
-        let dir = tempfile::tempdir().unwrap();
-        let launch = Launch {
+        App::launch(size, |dir| Launch {
             open: files.iter().map(|f| sample_captures().join(f)).collect(),
-            data_dir: dir.path().join("data"),
-            identity_dir: dir.path().join("identity"),
+            data_dir: dir.join("data"),
+            identity_dir: dir.join("identity"),
             ..Launch::default()
-        };
+        })
+    }
+
+    /// The app as `launch` (given a temporary folder) starts it, once settled.
+    fn launch(size: eframe::egui::Vec2, launch: impl FnOnce(&std::path::Path) -> Launch) -> App {
+        let dir = tempfile::tempdir().unwrap();
+        let launch = launch(dir.path());
         let harness = Harness::builder()
             .with_size(size)
             .build_eframe(move |cc| Workbench::new(cc, launch));
@@ -431,21 +436,11 @@ fn without_a_case_the_welcome_screen_offers_the_ways_in() {
 
 #[test]
 fn without_a_desktop_file_dialog_the_built_in_picker_opens_a_capture() {
-    let dir = tempfile::tempdir().unwrap();
-    let launch = Launch {
-        data_dir: dir.path().to_owned(),
+    let mut app = App::launch(eframe::egui::vec2(1200.0, 800.0), |dir| Launch {
+        data_dir: dir.to_owned(),
         file_dialogs: tapline::ui::picker::Dialogs::BuiltIn,
         ..Launch::default()
-    };
-    let harness = Harness::builder()
-        .with_size(eframe::egui::vec2(1200.0, 800.0))
-        .build_eframe(move |cc| Workbench::new(cc, launch));
-    let mut app = App {
-        harness,
-        clicks: 0,
-        _dir: dir,
-    };
-    app.settle();
+    });
     app.click("Open capture…");
     app.expect("Open captures");
     let capture = sample_captures().join("shop-api.pcap");
