@@ -1,5 +1,6 @@
 //! The flow table: TCP connections keyed by their address pair, each with two reassembled
-//! directions feeding one [`HttpConnection`].
+//! directions feeding one protocol decoder ([`StreamDecoder`]; HTTP/1 unless the table is
+//! built with another [`DecoderFactory`]).
 //!
 //! Bounded: at most `max_flows` connections (the oldest-idle eighth is evicted when full, so a
 //! SYN flood costs O(1) amortised per packet), idle flows expire, and out-of-order bytes share
@@ -9,9 +10,80 @@ use crate::http::{Direction, HttpConfig, HttpConnection};
 use crate::packet::{TcpSegment, tcp_flags};
 use crate::reassembly::{HalfStream, ReassemblyLimits, SeqNum, StreamEvent};
 use std::collections::HashMap;
+use std::fmt::Debug;
 use std::hash::BuildHasher;
 use std::net::{IpAddr, SocketAddr};
 use tapline_record::{Anomalies, Transaction};
+
+/// A protocol decoder on one reassembled TCP connection: the seam where HTTP/1 (built in) and
+/// other protocols (HTTP/2, TLS) plug in. The flow table orients the connection, reassembles
+/// each direction and hands the decoder in-order bytes, gaps and ends; the decoder makes
+/// transactions of them within the limits of `cfg`.
+pub trait StreamDecoder: Debug + Send {
+    /// In-order bytes from one side.
+    fn data(
+        &mut self,
+        dir: Direction,
+        ts: i64,
+        data: &[u8],
+        cfg: &HttpConfig,
+        out: &mut Vec<Transaction>,
+    );
+    /// `len` bytes from one side are missing from the capture.
+    fn gap(&mut self, dir: Direction, len: u64, cfg: &HttpConfig, out: &mut Vec<Transaction>);
+    /// One side finished sending.
+    fn end_of_stream(&mut self, dir: Direction, cfg: &HttpConfig, out: &mut Vec<Transaction>);
+    /// The connection is over: emit what is pending, with `extra` flags.
+    fn close(&mut self, extra: Anomalies, cfg: &HttpConfig, out: &mut Vec<Transaction>);
+    /// The connection does not carry this decoder's protocol: the flow table stops buffering
+    /// for it.
+    fn is_foreign(&self) -> bool;
+    /// Bytes held in buffers (memory accounting).
+    fn buffered_bytes(&self) -> usize;
+}
+
+impl StreamDecoder for HttpConnection {
+    fn data(
+        &mut self,
+        dir: Direction,
+        ts: i64,
+        data: &[u8],
+        cfg: &HttpConfig,
+        out: &mut Vec<Transaction>,
+    ) {
+        HttpConnection::data(self, dir, ts, data, cfg, out);
+    }
+    fn gap(&mut self, dir: Direction, len: u64, cfg: &HttpConfig, out: &mut Vec<Transaction>) {
+        HttpConnection::gap(self, dir, len, cfg, out);
+    }
+    fn end_of_stream(&mut self, dir: Direction, cfg: &HttpConfig, out: &mut Vec<Transaction>) {
+        HttpConnection::end_of_stream(self, dir, cfg, out);
+    }
+    fn close(&mut self, extra: Anomalies, cfg: &HttpConfig, out: &mut Vec<Transaction>) {
+        HttpConnection::close(self, extra, cfg, out);
+    }
+    fn is_foreign(&self) -> bool {
+        self.is_not_http()
+    }
+    fn buffered_bytes(&self) -> usize {
+        HttpConnection::buffered_bytes(self)
+    }
+}
+
+/// The decoder for a new connection, chosen when its first payload arrives: (client, server,
+/// midstream start, the first payload bytes seen).
+pub type DecoderFactory =
+    fn(Option<SocketAddr>, Option<SocketAddr>, bool, &[u8]) -> Box<dyn StreamDecoder>;
+
+/// HTTP/1.x for every connection (content-based detection inside it gives up on others).
+pub fn http1_decoder(
+    client: Option<SocketAddr>,
+    server: Option<SocketAddr>,
+    midstream: bool,
+    _first: &[u8],
+) -> Box<dyn StreamDecoder> {
+    Box::new(HttpConnection::new(client, server, midstream))
+}
 
 /// Limits for the flow table.
 #[derive(Clone, Copy, Debug)]
@@ -110,7 +182,7 @@ struct Flow {
     /// The client's half, once known.
     client_dir: Option<Half>,
     halves: [HalfStream; 2],
-    http: Option<Box<HttpConnection>>,
+    decoder: Option<Box<dyn StreamDecoder>>,
     midstream: bool,
     last_ts: i64,
     /// Both directions saw their SYN (or SYN-ACK): a new SYN means port reuse.
@@ -143,6 +215,8 @@ struct Feed<'a> {
     /// The engine-wide out-of-order byte allowance.
     budget: &'a mut usize,
     limits: &'a ReassemblyLimits,
+    /// Makes the decoder of a connection's first payload.
+    decoder: DecoderFactory,
     cfg: &'a HttpConfig,
     out: &'a mut Vec<Transaction>,
 }
@@ -171,8 +245,8 @@ impl Flow {
         } else {
             SeqNum(seg.seq)
         };
-        if !seg.payload.is_empty() && self.http.is_none() {
-            self.start_http(dir, seg);
+        if !seg.payload.is_empty() && self.decoder.is_none() {
+            self.start_decoder(dir, seg, feed.decoder);
         }
         if flags.ack {
             // What the other side has received: holes before it are capture loss.
@@ -186,8 +260,8 @@ impl Flow {
         }
     }
 
-    /// First payload: settles who is the client, then starts HTTP parsing.
-    fn start_http(&mut self, dir: Half, seg: &TcpSegment<'_>) {
+    /// First payload: settles who is the client, then starts the protocol decoder.
+    fn start_decoder(&mut self, dir: Half, seg: &TcpSegment<'_>, factory: DecoderFactory) {
         let client = self
             .client_dir
             .unwrap_or_else(|| guess_client_dir(dir, seg));
@@ -200,16 +274,17 @@ impl Flow {
             }
         };
         // Midstream also when we saw a SYN-ACK but not the request's start.
-        self.http = Some(Box::new(HttpConnection::new(
+        self.decoder = Some(factory(
             Some(addr(client)),
             Some(addr(client.other())),
             self.midstream,
-        )));
+            seg.payload,
+        ));
     }
 
     /// `half`'s peer acknowledged up to `ack`.
     fn acked(&mut self, half: Half, ack: SeqNum, feed: &mut Feed<'_>) {
-        let Some(conn) = self.http.as_deref_mut() else {
+        let Some(conn) = self.decoder.as_deref_mut() else {
             return;
         };
         let direction = direction_of(self.client_dir, half);
@@ -231,10 +306,10 @@ impl Flow {
         if seg.payload.len() < seg.wire_payload_len as usize {
             stream.anomalies.insert(Anomalies::SNAPLEN_TRUNCATED);
         }
-        let Some(conn) = self.http.as_deref_mut() else {
+        let Some(conn) = self.decoder.as_deref_mut() else {
             return;
         };
-        if conn.is_not_http() {
+        if conn.is_foreign() {
             // Keep sequence tracking cheap: no buffering for non-HTTP flows.
             stream.start_at(seq);
             return;
@@ -246,6 +321,7 @@ impl Flow {
             limits,
             cfg,
             out,
+            ..
         } = feed;
         stream.segment(seq, seg.payload, limits, budget, &mut |ev| {
             deliver(conn, direction, *ts, ev, cfg, out);
@@ -262,7 +338,7 @@ impl Flow {
     /// `half` sent its FIN after `len` payload bytes from `seq`.
     fn fin(&mut self, half: Half, seq: SeqNum, len: usize, feed: &mut Feed<'_>) {
         let stream = &mut self.halves[half.index()];
-        let Some(conn) = self.http.as_deref_mut() else {
+        let Some(conn) = self.decoder.as_deref_mut() else {
             stream.fin(seq, len, &mut |_| {});
             return;
         };
@@ -306,6 +382,7 @@ pub struct OooBuffered {
 pub struct FlowTable {
     flows: HashMap<FlowKey, Flow, foldhash::fast::RandomState>,
     limits: FlowLimits,
+    decoder: DecoderFactory,
     ooo_budget: usize,
     next_sweep: i64,
     /// Counters.
@@ -313,11 +390,17 @@ pub struct FlowTable {
 }
 
 impl FlowTable {
-    /// An empty table.
+    /// An empty table whose connections are decoded as HTTP/1.
     pub fn new(limits: FlowLimits) -> Self {
+        FlowTable::with_decoder(limits, http1_decoder)
+    }
+
+    /// An empty table whose connections get the decoder `decoder` makes.
+    pub fn with_decoder(limits: FlowLimits, decoder: DecoderFactory) -> Self {
         FlowTable {
             flows: HashMap::default(),
             limits,
+            decoder,
             ooo_budget: limits.max_ooo_total,
             next_sweep: i64::MIN,
             stats: FlowStats::default(),
@@ -349,8 +432,8 @@ impl FlowTable {
     pub fn http_buffered(&self) -> usize {
         self.flows
             .values()
-            .filter_map(|f| f.http.as_deref())
-            .map(HttpConnection::buffered_bytes)
+            .filter_map(|f| f.decoder.as_deref())
+            .map(StreamDecoder::buffered_bytes)
             .sum()
     }
 
@@ -391,6 +474,7 @@ impl FlowTable {
             ts,
             budget: &mut self.ooo_budget,
             limits: &self.limits.reassembly,
+            decoder: self.decoder,
             cfg: http_cfg,
             out,
         };
@@ -429,7 +513,7 @@ impl FlowTable {
                 first: (seg.src, seg.src_port),
                 client_dir,
                 halves: [HalfStream::default(), HalfStream::default()],
-                http: None,
+                decoder: None,
                 midstream: client_dir.is_none(),
                 last_ts: ts,
                 rst: false,
@@ -460,8 +544,8 @@ impl FlowTable {
     ) {
         let client = flow.client_dir.unwrap_or(Half::A);
         let ts = flow.last_ts;
-        if let Some(conn) = flow.http.as_deref_mut() {
-            if conn.is_not_http() {
+        if let Some(conn) = flow.decoder.as_deref_mut() {
+            if conn.is_foreign() {
                 self.stats.not_http += 1;
             }
             for half in [Half::A, Half::B] {
@@ -532,7 +616,7 @@ impl FlowTable {
 }
 
 fn deliver(
-    conn: &mut HttpConnection,
+    conn: &mut dyn StreamDecoder,
     direction: Direction,
     ts: i64,
     ev: StreamEvent<'_>,
@@ -666,6 +750,87 @@ mod tests {
             assert!(t.len() <= 8);
         }
         assert!(t.stats.evicted > 0);
+    }
+
+    /// A decoder that counts what the flow table hands it and reports it as one record.
+    #[derive(Debug, Default)]
+    struct Counting {
+        first: String,
+        client_bytes: usize,
+        server_bytes: usize,
+        ends: usize,
+    }
+
+    impl StreamDecoder for Counting {
+        fn data(
+            &mut self,
+            dir: Direction,
+            _: i64,
+            d: &[u8],
+            _: &HttpConfig,
+            _: &mut Vec<Transaction>,
+        ) {
+            match dir {
+                Direction::FromClient => self.client_bytes += d.len(),
+                Direction::FromServer => self.server_bytes += d.len(),
+            }
+        }
+        fn gap(&mut self, _: Direction, _: u64, _: &HttpConfig, _: &mut Vec<Transaction>) {}
+        fn end_of_stream(&mut self, _: Direction, _: &HttpConfig, _: &mut Vec<Transaction>) {
+            self.ends += 1;
+        }
+        fn close(&mut self, _: Anomalies, _: &HttpConfig, out: &mut Vec<Transaction>) {
+            out.push(Transaction {
+                uri: format!(
+                    "{} client={} server={} ends={}",
+                    self.first, self.client_bytes, self.server_bytes, self.ends
+                ),
+                ..Transaction::default()
+            });
+        }
+        fn is_foreign(&self) -> bool {
+            false
+        }
+        fn buffered_bytes(&self) -> usize {
+            0
+        }
+    }
+
+    fn counting(
+        _: Option<SocketAddr>,
+        _: Option<SocketAddr>,
+        _: bool,
+        first: &[u8],
+    ) -> Box<dyn StreamDecoder> {
+        Box::new(Counting {
+            first: String::from_utf8_lossy(&first[..first.len().min(3)]).into_owned(),
+            ..Counting::default()
+        })
+    }
+
+    #[test]
+    fn test_another_decoder_plugs_into_the_seam() {
+        let mut t = FlowTable::with_decoder(FlowLimits::default(), counting);
+        let cfg = HttpConfig::default();
+        let mut out = Vec::new();
+        for (i, s) in [
+            seg(true, 100, SYN, b""),
+            seg(false, 500, SYN | ACK, b""),
+            seg(true, 101, ACK | PSH, REQ),
+            seg(false, 501, ACK | PSH, RESP),
+            seg(true, 101 + REQ.len() as u32, FIN | ACK, b""),
+            seg(false, 501 + RESP.len() as u32, FIN | ACK, b""),
+        ]
+        .iter()
+        .enumerate()
+        {
+            t.segment(i as i64, s, &cfg, &mut out);
+        }
+        assert_eq!(out.len(), 1);
+        assert_eq!(
+            out[0].uri,
+            format!("GET client={} server={} ends=2", REQ.len(), RESP.len())
+        );
     }
 
     #[test]
