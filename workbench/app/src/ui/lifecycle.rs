@@ -52,7 +52,7 @@ pub fn retire<T: Send + 'static>(what: &'static str, value: T) {
         .spawn(move || drop(value));
     if let Err(e) = spawned {
         // No thread to be had: the value was dropped with the closure, here after all.
-        tracing::warn!("cannot retire the {what} on a thread ({e}); leaving it");
+        tracing::warn!("cannot retire the {what} on a thread ({e}); it was dropped here");
     }
 }
 
