@@ -458,220 +458,166 @@ impl Behaviour {
 
     /// Brute force and credential stuffing: bursts of failed logins per address.
     fn logins(&self, f: &LazyFrame, t: &Thresholds, out: &mut Vec<NewFinding>) -> PolarsResult<()> {
-        let failed = f.clone().filter(
-            col("login")
-                .and(is_denied_expr())
-                .and(col("ip").is_not_null()),
-        );
-        let peaks = window_counts(failed.clone(), &["ip"])?
-            .group_by([col("ip")])
-            .agg([col("n").max().alias("peak")]);
-        let per_ip = failed.group_by([col("ip")]).agg([
-            len().cast(DataType::Int64).alias("failures"),
-            col("ts").min().alias("first"),
-            col("ts").max().alias("last"),
-            col("endpoint").first().alias("endpoint"),
-            col("username")
-                .drop_nulls()
-                .unique()
-                .implode(false)
-                .alias("usernames"),
-            evidence_ids(),
-        ]);
-        let succeeded = f
-            .clone()
-            .filter(col("login").and(status_in(200, 299)))
-            .group_by([col("ip")])
-            .agg([col("username")
-                .drop_nulls()
-                .unique()
-                .implode(false)
-                .alias("succeeded")]);
-        let rows = per_ip
-            .inner_join(peaks, col("ip"), col("ip"))
-            .filter(col("peak").gt_eq(lit(i64::from(t.login_failures))))
-            .left_join(succeeded, col("ip"), col("ip"))
-            .sort(["ip"], Default::default())
-            .collect()?;
+        let rows = failed_login_bursts(f, t)?;
         let r = Rows(&rows);
         for i in 0..rows.height() {
-            let ip = r.u32("ip", i)?.unwrap_or(NONE);
-            let usernames = r.u32s("usernames", i)?;
-            let succeeded: Vec<&str> = r
-                .u32s("succeeded", i)?
-                .into_iter()
-                .map(|u| self.string(u))
-                .collect();
-            let names: Vec<&str> = usernames.iter().map(|&u| self.string(u)).collect();
-            let failures = r.i64("failures", i)?.unwrap_or(0);
-            let peak = r.i64("peak", i)?.unwrap_or(0);
-            let stuffing = names.len() >= t.stuffing_usernames as usize;
-            let (kind, what) = if stuffing {
-                (
-                    FindingKind::CredentialStuffing,
-                    format!(
-                        "Credential stuffing: {failures} failed logins for {} accounts",
-                        names.len()
-                    ),
-                )
-            } else {
-                let whom = match names.as_slice() {
-                    [one] => format!(" for {one}"),
-                    [] => String::new(),
-                    many => format!(" for {} accounts", many.len()),
-                };
-                (
-                    FindingKind::BruteForce,
-                    format!("Brute force: {failures} failed logins{whom}"),
-                )
-            };
-            let actor = self.actor_by_ip(ip);
-            let then = if succeeded.is_empty() {
-                String::new()
-            } else {
-                format!(", then logged in as {}", succeeded.join(", "))
-            };
-            out.push(self.finding(
-                &r,
-                i,
-                Judgement {
-                    kind,
-                    severity: if succeeded.is_empty() {
-                        Severity::High
-                    } else {
-                        Severity::Critical
-                    },
-                    confidence: if peak >= 2 * i64::from(t.login_failures) {
-                        0.9
-                    } else {
-                        0.7
-                    },
-                    endpoint: r.u32("endpoint", i)?.and_then(|e| self.endpoint_of(e)),
-                    count: failures as u64,
-                    title: format!("{what} from {}{then}", describe(&actor)),
-                    detail: serde_json::json!({
-                        "failures": failures,
-                        "peak_per_window": peak,
-                        "window_s": t.window_ns / 1_000_000_000,
-                        "threshold": t.login_failures,
-                        "accounts": names.iter().take(50).collect::<Vec<_>>(),
-                        "accounts_tried": names.len(),
-                        "logged_in_after": succeeded,
-                    }),
-                    actor,
-                },
-            )?);
+            out.push(self.login_finding(&r, i, t)?);
         }
         Ok(())
+    }
+
+    /// Judges one address's burst of failed logins: stuffing when it tried many accounts,
+    /// brute force otherwise; critical when a login then succeeded.
+    fn login_finding(&self, r: &Rows, i: usize, t: &Thresholds) -> PolarsResult<NewFinding> {
+        let ip = r.u32("ip", i)?.unwrap_or(NONE);
+        let usernames = r.u32s("usernames", i)?;
+        let succeeded: Vec<&str> = r
+            .u32s("succeeded", i)?
+            .into_iter()
+            .map(|u| self.string(u))
+            .collect();
+        let names: Vec<&str> = usernames.iter().map(|&u| self.string(u)).collect();
+        let failures = r.i64("failures", i)?.unwrap_or(0);
+        let peak = r.i64("peak", i)?.unwrap_or(0);
+        let stuffing = names.len() >= t.stuffing_usernames as usize;
+        let (kind, what) = if stuffing {
+            (
+                FindingKind::CredentialStuffing,
+                format!(
+                    "Credential stuffing: {failures} failed logins for {} accounts",
+                    names.len()
+                ),
+            )
+        } else {
+            let whom = match names.as_slice() {
+                [one] => format!(" for {one}"),
+                [] => String::new(),
+                many => format!(" for {} accounts", many.len()),
+            };
+            (
+                FindingKind::BruteForce,
+                format!("Brute force: {failures} failed logins{whom}"),
+            )
+        };
+        let actor = self.actor_by_ip(ip);
+        let then = if succeeded.is_empty() {
+            String::new()
+        } else {
+            format!(", then logged in as {}", succeeded.join(", "))
+        };
+        self.finding(
+            r,
+            i,
+            Judgement {
+                kind,
+                severity: if succeeded.is_empty() {
+                    Severity::High
+                } else {
+                    Severity::Critical
+                },
+                confidence: if peak >= 2 * i64::from(t.login_failures) {
+                    0.9
+                } else {
+                    0.7
+                },
+                endpoint: r.u32("endpoint", i)?.and_then(|e| self.endpoint_of(e)),
+                count: failures as u64,
+                title: format!("{what} from {}{then}", describe(&actor)),
+                detail: serde_json::json!({
+                    "failures": failures,
+                    "peak_per_window": peak,
+                    "window_s": t.window_ns / 1_000_000_000,
+                    "threshold": t.login_failures,
+                    "accounts": names.iter().take(50).collect::<Vec<_>>(),
+                    "accounts_tried": names.len(),
+                    "logged_in_after": succeeded,
+                }),
+                actor,
+            },
+        )
     }
 
     /// BOLA: a principal succeeding on many objects of an endpoint where others touch few, or
     /// on objects named after other principals.
     fn bola(&self, f: &LazyFrame, t: &Thresholds, out: &mut Vec<NewFinding>) -> PolarsResult<()> {
-        let rows = f
-            .clone()
-            .filter(
-                col("principal")
-                    .is_not_null()
-                    .and(col("object").is_not_null())
-                    .and(col("endpoint").is_not_null())
-                    .and(status_in(200, 299)),
-            )
-            .group_by([col("endpoint"), col("principal")])
-            .agg([
-                len().cast(DataType::Int64).alias("requests"),
-                col("object").unique().implode(false).alias("objects"),
-                col("ts").min().alias("first"),
-                col("ts").max().alias("last"),
-                col("actor").first().alias("actor"),
-                evidence_ids(),
-            ])
-            .sort(["endpoint", "principal"], Default::default())
-            .collect()?;
+        let rows = principal_objects(f)?;
         let r = Rows(&rows);
-        let principals: HashSet<u32> = (0..rows.height())
-            .map(|i| r.u32("principal", i))
-            .filter_map(Result::transpose)
-            .collect::<PolarsResult<_>>()?;
-        // Per endpoint, each principal's count of distinct objects.
-        let mut spread: HashMap<u32, Vec<(u32, usize)>> = HashMap::new();
+        let spread = ObjectSpread::of(&r)?;
         for i in 0..rows.height() {
-            if let (Some(e), Some(p)) = (r.u32("endpoint", i)?, r.u32("principal", i)?) {
-                spread
-                    .entry(e)
-                    .or_default()
-                    .push((p, r.u32s("objects", i)?.len()));
+            if let Some(finding) = self.bola_finding(&r, i, &spread, t)? {
+                out.push(finding);
             }
-        }
-        for i in 0..rows.height() {
-            let (Some(e), Some(p)) = (r.u32("endpoint", i)?, r.u32("principal", i)?) else {
-                continue;
-            };
-            let objects = r.u32s("objects", i)?;
-            let foreign: Vec<&str> = objects
-                .iter()
-                .filter(|&&o| o != p && principals.contains(&o))
-                .map(|&o| self.string(o))
-                .collect();
-            let mut others: Vec<usize> = spread
-                .get(&e)
-                .map(|v| v.iter().filter(|(q, _)| *q != p).map(|(_, n)| *n).collect())
-                .unwrap_or_default();
-            others.sort_unstable();
-            let typical = others.get(others.len() / 2).copied();
-            let walk = objects.len() >= t.bola_objects as usize
-                && typical.is_some_and(|m| objects.len() as f64 >= t.bola_ratio * m.max(1) as f64);
-            let named = foreign.len() >= t.bola_foreign as usize;
-            if !walk && !named {
-                continue;
-            }
-            let actor = self.actor_at(r.u32("actor", i)?);
-            let endpoint = self.endpoint_of(e);
-            let on = format!(" on {}", label(endpoint.as_ref()));
-            let mut why = Vec::new();
-            if walk {
-                why.push(format!(
-                    "{} distinct objects where other principals touch {} (median)",
-                    objects.len(),
-                    typical.unwrap_or(0)
-                ));
-            }
-            if named {
-                why.push(format!(
-                    "{} objects named after other principals",
-                    foreign.len()
-                ));
-            }
-            let mut sample: Vec<&str> = objects.iter().map(|&o| self.string(o)).collect();
-            sample.sort_by(|a, b| natural(a, b));
-            sample.truncate(50);
-            out.push(self.finding(
-                &r,
-                i,
-                Judgement {
-                    kind: FindingKind::Bola,
-                    severity: Severity::High,
-                    confidence: if walk && named { 0.9 } else { 0.6 },
-                    endpoint,
-                    count: r.i64("requests", i)?.unwrap_or(0) as u64,
-                    title: format!(
-                        "Broken object-level authorisation: {} reached {} objects{on}",
-                        describe(&actor),
-                        objects.len()
-                    ),
-                    detail: serde_json::json!({
-                        "objects": objects.len(),
-                        "others_median_objects": typical,
-                        "other_principals": others.len(),
-                        "foreign_objects": foreign,
-                        "object_sample": sample,
-                        "why": why,
-                    }),
-                    actor,
-                },
-            )?);
         }
         Ok(())
+    }
+
+    /// Judges one principal on one endpoint against the endpoint's other principals.
+    fn bola_finding(
+        &self,
+        r: &Rows,
+        i: usize,
+        spread: &ObjectSpread,
+        t: &Thresholds,
+    ) -> PolarsResult<Option<NewFinding>> {
+        let (Some(e), Some(p)) = (r.u32("endpoint", i)?, r.u32("principal", i)?) else {
+            return Ok(None);
+        };
+        let objects = r.u32s("objects", i)?;
+        let foreign: Vec<&str> = objects
+            .iter()
+            .filter(|&&o| o != p && spread.principals.contains(&o))
+            .map(|&o| self.string(o))
+            .collect();
+        let others = spread.others(e, p);
+        let typical = others.get(others.len() / 2).copied();
+        let walk = objects.len() >= t.bola_objects as usize
+            && typical.is_some_and(|m| objects.len() as f64 >= t.bola_ratio * m.max(1) as f64);
+        let named = foreign.len() >= t.bola_foreign as usize;
+        if !walk && !named {
+            return Ok(None);
+        }
+        let actor = self.actor_at(r.u32("actor", i)?);
+        let endpoint = self.endpoint_of(e);
+        let on = format!(" on {}", label(endpoint.as_ref()));
+        let mut why = Vec::new();
+        if walk {
+            why.push(format!(
+                "{} distinct objects where other principals touch {} (median)",
+                objects.len(),
+                typical.unwrap_or(0)
+            ));
+        }
+        if named {
+            why.push(format!(
+                "{} objects named after other principals",
+                foreign.len()
+            ));
+        }
+        let mut sample: Vec<&str> = objects.iter().map(|&o| self.string(o)).collect();
+        sample.sort_by(|a, b| natural(a, b));
+        sample.truncate(50);
+        let judgement = Judgement {
+            kind: FindingKind::Bola,
+            severity: Severity::High,
+            confidence: if walk && named { 0.9 } else { 0.6 },
+            endpoint,
+            count: r.i64("requests", i)?.unwrap_or(0) as u64,
+            title: format!(
+                "Broken object-level authorisation: {} reached {} objects{on}",
+                describe(&actor),
+                objects.len()
+            ),
+            detail: serde_json::json!({
+                "objects": objects.len(),
+                "others_median_objects": typical,
+                "other_principals": others.len(),
+                "foreign_objects": foreign,
+                "object_sample": sample,
+                "why": why,
+            }),
+            actor,
+        };
+        self.finding(r, i, judgement).map(Some)
     }
 
     /// Broken authentication: anonymous success on an endpoint that otherwise sees credentials
@@ -682,50 +628,12 @@ impl Behaviour {
         t: &Thresholds,
         out: &mut Vec<NewFinding>,
     ) -> PolarsResult<()> {
-        let anonymous = col("creds").not();
-        let success = status_in(200, 299);
-        let endpoints = f
-            .clone()
-            .filter(col("endpoint").is_not_null().and(col("login").not()))
-            .group_by([col("endpoint")])
-            .agg([
-                col("creds").cast(DataType::Int64).sum().alias("with_creds"),
-                anonymous
-                    .clone()
-                    .and(is_denied_expr())
-                    .cast(DataType::Int64)
-                    .sum()
-                    .alias("denied_anon"),
-                anonymous
-                    .clone()
-                    .and(success.clone())
-                    .cast(DataType::Int64)
-                    .sum()
-                    .alias("anon_ok"),
-            ])
-            .filter(
-                col("anon_ok")
-                    .gt(lit(0i64))
-                    .and(col("with_creds").gt_eq(lit(i64::from(t.auth_min)))),
-            )
-            .collect()?;
-        let r = Rows(&endpoints);
-        let mut suspect: Vec<u32> = Vec::new();
-        for i in 0..endpoints.height() {
-            let with = r.i64("with_creds", i)?.unwrap_or(0) as f64;
-            let anon_ok = r.i64("anon_ok", i)?.unwrap_or(0) as f64;
-            let denied = r.i64("denied_anon", i)?.unwrap_or(0);
-            // Mostly credentialed, and either someone without credentials was turned away or
-            // almost nobody comes without them: anonymous success is then the exception.
-            let rule =
-                with >= 0.8 * (with + anon_ok) && (denied > 0 || with >= 0.95 * (with + anon_ok));
-            if let Some(e) = r.u32("endpoint", i)?.filter(|_| rule) {
-                suspect.push(e);
-            }
-        }
+        let suspect = suspect_endpoints(f, t)?;
         if suspect.is_empty() {
             return Ok(());
         }
+        let anonymous = col("creds").not();
+        let success = status_in(200, 299);
         let suspect = DataFrame::new(suspect.len(), vec![Column::new("endpoint".into(), suspect)])?;
         let rows = f
             .clone()
@@ -777,107 +685,88 @@ impl Behaviour {
         t: &Thresholds,
         out: &mut Vec<NewFinding>,
     ) -> PolarsResult<()> {
-        let by = ["endpoint", "actor"];
         let on_endpoint = f.clone().filter(col("endpoint").is_not_null());
-        let windows = window_counts(on_endpoint.clone(), &by)?
-            .select([col("endpoint"), col("actor"), col("n")])
+        for busy in busy_actors(&on_endpoint, t)? {
+            out.push(self.scraping_finding(&on_endpoint, busy, t)?);
+        }
+        Ok(())
+    }
+
+    /// Judges one busy actor on one endpoint: enumeration when it walks many objects or
+    /// mostly misses, scraping otherwise.
+    fn scraping_finding(
+        &self,
+        on_endpoint: &LazyFrame,
+        busy: Busy,
+        t: &Thresholds,
+    ) -> PolarsResult<NewFinding> {
+        let Busy {
+            endpoint: e,
+            actor: a,
+            peak: p,
+            typical,
+        } = busy;
+        let rows = on_endpoint
+            .clone()
+            .filter(col("endpoint").eq(lit(e)).and(col("actor").eq(lit(a))))
+            .select([
+                len().cast(DataType::Int64).alias("requests"),
+                col("object")
+                    .drop_nulls()
+                    .n_unique()
+                    .cast(DataType::Int64)
+                    .alias("objects"),
+                status_in(400, 499)
+                    .cast(DataType::Int64)
+                    .sum()
+                    .alias("client_errors"),
+                col("ts").min().alias("first"),
+                col("ts").max().alias("last"),
+                evidence_ids(),
+            ])
             .collect()?;
-        // Per endpoint, each actor's window counts; per (endpoint, actor), its peak.
-        let r = Rows(&windows);
-        let mut per_endpoint: HashMap<u32, Vec<(u32, i64)>> = HashMap::new();
-        let mut peak: HashMap<(u32, u32), i64> = HashMap::new();
-        for i in 0..windows.height() {
-            let (Some(e), Some(a)) = (r.u32("endpoint", i)?, r.u32("actor", i)?) else {
-                continue;
-            };
-            let n = r.i64("n", i)?.unwrap_or(0);
-            per_endpoint.entry(e).or_default().push((a, n));
-            let p = peak.entry((e, a)).or_default();
-            *p = (*p).max(n);
-        }
-        let mut flagged: Vec<((u32, u32), i64, i64)> = Vec::new();
-        for (&(e, a), &p) in &peak {
-            if p < i64::from(t.scrape_min) {
-                continue;
-            }
-            let mut others: Vec<i64> = per_endpoint
-                .get(&e)
-                .map(|v| v.iter().filter(|(b, _)| *b != a).map(|(_, n)| *n).collect())
-                .unwrap_or_default();
-            if others.is_empty() {
-                continue; // no one to compare with
-            }
-            others.sort_unstable();
-            let typical = others[others.len() / 2];
-            if p as f64 >= t.scrape_ratio * typical.max(1) as f64 {
-                flagged.push(((e, a), p, typical));
-            }
-        }
-        flagged.sort_unstable();
-        for ((e, a), p, typical) in flagged {
-            let rows = on_endpoint
-                .clone()
-                .filter(col("endpoint").eq(lit(e)).and(col("actor").eq(lit(a))))
-                .select([
-                    len().cast(DataType::Int64).alias("requests"),
-                    col("object")
-                        .drop_nulls()
-                        .n_unique()
-                        .cast(DataType::Int64)
-                        .alias("objects"),
-                    status_in(400, 499)
-                        .cast(DataType::Int64)
-                        .sum()
-                        .alias("client_errors"),
-                    col("ts").min().alias("first"),
-                    col("ts").max().alias("last"),
-                    evidence_ids(),
-                ])
-                .collect()?;
-            let r = Rows(&rows);
-            let requests = r.i64("requests", 0)?.unwrap_or(0);
-            let objects = r.i64("objects", 0)?.unwrap_or(0);
-            let misses = r.i64("client_errors", 0)?.unwrap_or(0);
-            // Walking many objects (or mostly missing) is enumeration; the same few, scraping.
-            let enumeration = objects * 2 >= i64::from(t.scrape_min) || misses * 2 >= requests;
-            let actor = self.actor_at(Some(a));
-            let endpoint = self.endpoint_of(e);
-            let on = label(endpoint.as_ref());
-            let (kind, what) = if enumeration {
-                (FindingKind::Enumeration, "Enumeration")
-            } else {
-                (FindingKind::Scraping, "Scraping")
-            };
-            out.push(self.finding(
-                &r,
-                0,
-                Judgement {
-                    kind,
-                    severity: Severity::Medium,
-                    confidence: if p as f64 >= 2.0 * t.scrape_ratio * typical.max(1) as f64 {
+        let r = Rows(&rows);
+        let requests = r.i64("requests", 0)?.unwrap_or(0);
+        let objects = r.i64("objects", 0)?.unwrap_or(0);
+        let misses = r.i64("client_errors", 0)?.unwrap_or(0);
+        // Walking many objects (or mostly missing) is enumeration; the same few, scraping.
+        let enumeration = objects * 2 >= i64::from(t.scrape_min) || misses * 2 >= requests;
+        let actor = self.actor_at(Some(a));
+        let endpoint = self.endpoint_of(e);
+        let on = label(endpoint.as_ref());
+        let (kind, what) = if enumeration {
+            (FindingKind::Enumeration, "Enumeration")
+        } else {
+            (FindingKind::Scraping, "Scraping")
+        };
+        self.finding(
+            &r,
+            0,
+            Judgement {
+                kind,
+                severity: Severity::Medium,
+                confidence: if p as f64 >= 2.0 * t.scrape_ratio * typical.max(1) as f64 {
                     0.8
                 } else {
                     0.6
                 },
-                    endpoint,
-                    count: requests as u64,
-                    title: format!(
+                endpoint,
+                count: requests as u64,
+                title: format!(
                     "{what}: {} sent {p} requests in a minute to {on} (typical client: {typical})",
                     describe(&actor)
                 ),
-                    detail: serde_json::json!({
-                        "peak_per_window": p,
-                        "typical_per_window": typical,
-                        "window_s": t.window_ns / 1_000_000_000,
-                        "requests": requests,
-                        "distinct_objects": objects,
-                        "client_errors": misses,
-                    }),
-                    actor,
-                },
-            )?);
-        }
-        Ok(())
+                detail: serde_json::json!({
+                    "peak_per_window": p,
+                    "typical_per_window": typical,
+                    "window_s": t.window_ns / 1_000_000_000,
+                    "requests": requests,
+                    "distinct_objects": objects,
+                    "client_errors": misses,
+                }),
+                actor,
+            },
+        )
     }
 
     /// Error-rate spikes: a window where an endpoint's server errors jump.
@@ -888,44 +777,7 @@ impl Behaviour {
         out: &mut Vec<NewFinding>,
     ) -> PolarsResult<()> {
         let on_endpoint = f.clone().filter(col("endpoint").is_not_null());
-        let error = col("status").gt_eq(lit(500));
-        let totals = on_endpoint.clone().group_by([col("endpoint")]).agg([
-            len().cast(DataType::Int64).alias("total"),
-            error
-                .clone()
-                .cast(DataType::Int64)
-                .sum()
-                .alias("total_errors"),
-        ]);
-        let mut grids = Vec::new();
-        for grid in ["win0", "win1"] {
-            let windowed = on_endpoint.clone().with_column(col(grid).alias("win"));
-            let counts = windowed
-                .clone()
-                .group_by([col("endpoint"), col("win")])
-                .agg([
-                    len().cast(DataType::Int64).alias("n"),
-                    error.clone().cast(DataType::Int64).sum().alias("errors"),
-                ]);
-            let failed = windowed
-                .filter(error.clone())
-                .group_by([col("endpoint"), col("win")])
-                .agg([
-                    col("ts").min().alias("first"),
-                    col("ts").max().alias("last"),
-                    evidence_ids(),
-                ]);
-            let on = [col("endpoint"), col("win")];
-            grids.push(counts.join(failed, on.clone(), on, JoinArgs::new(JoinType::Inner)));
-        }
-        let rows = concat(grids, UnionArgs::default())?
-            .filter(col("errors").gt_eq(lit(i64::from(t.error_min))))
-            .inner_join(totals, col("endpoint"), col("endpoint"))
-            .sort(
-                ["endpoint", "errors"],
-                SortMultipleOptions::default().with_order_descending_multi([false, true]),
-            )
-            .collect()?;
+        let rows = error_windows(&on_endpoint, t)?;
         let r = Rows(&rows);
         let mut done: HashSet<u32> = HashSet::new();
         for i in 0..rows.height() {
@@ -950,24 +802,8 @@ impl Behaviour {
                 r.i64("first", i)?.unwrap_or(0),
                 r.i64("last", i)?.unwrap_or(0),
             );
-            let top = on_endpoint
-                .clone()
-                .filter(
-                    col("endpoint")
-                        .eq(lit(e))
-                        .and(error.clone())
-                        .and(col("ts").gt_eq(lit(first)))
-                        .and(col("ts").lt_eq(lit(last))),
-                )
-                .group_by([col("actor")])
-                .agg([len().cast(DataType::Int64).alias("n")])
-                .sort(
-                    ["n", "actor"],
-                    SortMultipleOptions::default().with_order_descending_multi([true, false]),
-                )
-                .limit(1)
-                .collect()?;
-            let actor = self.actor_at(Rows(&top).u32("actor", 0)?);
+            let top = top_failing_actor(&on_endpoint, e, first, last)?;
+            let actor = self.actor_at(top);
             let endpoint = self.endpoint_of(e);
             let on = label(endpoint.as_ref());
             out.push(self.finding(
@@ -998,6 +834,280 @@ impl Behaviour {
         }
         Ok(())
     }
+}
+
+/// Per address with a burst of failed logins at or above the threshold: its failures, peak
+/// per window, accounts tried and accounts it then logged in as.
+fn failed_login_bursts(f: &LazyFrame, t: &Thresholds) -> PolarsResult<DataFrame> {
+    let failed = f.clone().filter(
+        col("login")
+            .and(is_denied_expr())
+            .and(col("ip").is_not_null()),
+    );
+    let peaks = window_counts(failed.clone(), &["ip"])?
+        .group_by([col("ip")])
+        .agg([col("n").max().alias("peak")]);
+    let per_ip = failed.group_by([col("ip")]).agg([
+        len().cast(DataType::Int64).alias("failures"),
+        col("ts").min().alias("first"),
+        col("ts").max().alias("last"),
+        col("endpoint").first().alias("endpoint"),
+        col("username")
+            .drop_nulls()
+            .unique()
+            .implode(false)
+            .alias("usernames"),
+        evidence_ids(),
+    ]);
+    let succeeded = f
+        .clone()
+        .filter(col("login").and(status_in(200, 299)))
+        .group_by([col("ip")])
+        .agg([col("username")
+            .drop_nulls()
+            .unique()
+            .implode(false)
+            .alias("succeeded")]);
+    per_ip
+        .inner_join(peaks, col("ip"), col("ip"))
+        .filter(col("peak").gt_eq(lit(i64::from(t.login_failures))))
+        .left_join(succeeded, col("ip"), col("ip"))
+        .sort(["ip"], Default::default())
+        .collect()
+}
+
+/// Per endpoint and principal, its successful requests: the distinct objects it reached.
+fn principal_objects(f: &LazyFrame) -> PolarsResult<DataFrame> {
+    f.clone()
+        .filter(
+            col("principal")
+                .is_not_null()
+                .and(col("object").is_not_null())
+                .and(col("endpoint").is_not_null())
+                .and(status_in(200, 299)),
+        )
+        .group_by([col("endpoint"), col("principal")])
+        .agg([
+            len().cast(DataType::Int64).alias("requests"),
+            col("object").unique().implode(false).alias("objects"),
+            col("ts").min().alias("first"),
+            col("ts").max().alias("last"),
+            col("actor").first().alias("actor"),
+            evidence_ids(),
+        ])
+        .sort(["endpoint", "principal"], Default::default())
+        .collect()
+}
+
+/// How objects spread over principals: who the principals are, and per endpoint each
+/// principal's count of distinct objects.
+struct ObjectSpread {
+    principals: HashSet<u32>,
+    per_endpoint: HashMap<u32, Vec<(u32, usize)>>,
+}
+
+impl ObjectSpread {
+    fn of(r: &Rows) -> PolarsResult<Self> {
+        let mut principals = HashSet::new();
+        let mut per_endpoint: HashMap<u32, Vec<(u32, usize)>> = HashMap::new();
+        for i in 0..r.0.height() {
+            let (e, p) = (r.u32("endpoint", i)?, r.u32("principal", i)?);
+            principals.extend(p);
+            if let (Some(e), Some(p)) = (e, p) {
+                per_endpoint
+                    .entry(e)
+                    .or_default()
+                    .push((p, r.u32s("objects", i)?.len()));
+            }
+        }
+        Ok(Self {
+            principals,
+            per_endpoint,
+        })
+    }
+
+    /// The other principals' object counts on endpoint `e`, sorted.
+    fn others(&self, e: u32, p: u32) -> Vec<usize> {
+        let mut others: Vec<usize> = self
+            .per_endpoint
+            .get(&e)
+            .map(|v| v.iter().filter(|(q, _)| *q != p).map(|(_, n)| *n).collect())
+            .unwrap_or_default();
+        others.sort_unstable();
+        others
+    }
+}
+
+/// Endpoints that are mostly called with credentials and where anonymous success is the
+/// exception: someone without credentials was turned away, or almost nobody comes without.
+fn suspect_endpoints(f: &LazyFrame, t: &Thresholds) -> PolarsResult<Vec<u32>> {
+    let anonymous = col("creds").not();
+    let success = status_in(200, 299);
+    let endpoints = f
+        .clone()
+        .filter(col("endpoint").is_not_null().and(col("login").not()))
+        .group_by([col("endpoint")])
+        .agg([
+            col("creds").cast(DataType::Int64).sum().alias("with_creds"),
+            anonymous
+                .clone()
+                .and(is_denied_expr())
+                .cast(DataType::Int64)
+                .sum()
+                .alias("denied_anon"),
+            anonymous
+                .clone()
+                .and(success.clone())
+                .cast(DataType::Int64)
+                .sum()
+                .alias("anon_ok"),
+        ])
+        .filter(
+            col("anon_ok")
+                .gt(lit(0i64))
+                .and(col("with_creds").gt_eq(lit(i64::from(t.auth_min)))),
+        )
+        .collect()?;
+    let r = Rows(&endpoints);
+    let mut suspect: Vec<u32> = Vec::new();
+    for i in 0..endpoints.height() {
+        let with = r.i64("with_creds", i)?.unwrap_or(0) as f64;
+        let anon_ok = r.i64("anon_ok", i)?.unwrap_or(0) as f64;
+        let denied = r.i64("denied_anon", i)?.unwrap_or(0);
+        // Mostly credentialed, and either someone without credentials was turned away or
+        // almost nobody comes without them: anonymous success is then the exception.
+        let rule =
+            with >= 0.8 * (with + anon_ok) && (denied > 0 || with >= 0.95 * (with + anon_ok));
+        if let Some(e) = r.u32("endpoint", i)?.filter(|_| rule) {
+            suspect.push(e);
+        }
+    }
+    Ok(suspect)
+}
+
+/// An actor whose peak rate on an endpoint is far above the endpoint's typical actor.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Busy {
+    endpoint: u32,
+    actor: u32,
+    peak: i64,
+    typical: i64,
+}
+
+/// The busy actors of every endpoint, in (endpoint, actor) order.
+fn busy_actors(on_endpoint: &LazyFrame, t: &Thresholds) -> PolarsResult<Vec<Busy>> {
+    let by = ["endpoint", "actor"];
+    let windows = window_counts(on_endpoint.clone(), &by)?
+        .select([col("endpoint"), col("actor"), col("n")])
+        .collect()?;
+    // Per endpoint, each actor's window counts; per (endpoint, actor), its peak.
+    let r = Rows(&windows);
+    let mut per_endpoint: HashMap<u32, Vec<(u32, i64)>> = HashMap::new();
+    let mut peak: HashMap<(u32, u32), i64> = HashMap::new();
+    for i in 0..windows.height() {
+        let (Some(e), Some(a)) = (r.u32("endpoint", i)?, r.u32("actor", i)?) else {
+            continue;
+        };
+        let n = r.i64("n", i)?.unwrap_or(0);
+        per_endpoint.entry(e).or_default().push((a, n));
+        let p = peak.entry((e, a)).or_default();
+        *p = (*p).max(n);
+    }
+    let mut flagged: Vec<Busy> = Vec::new();
+    for (&(e, a), &p) in &peak {
+        if p < i64::from(t.scrape_min) {
+            continue;
+        }
+        let mut others: Vec<i64> = per_endpoint
+            .get(&e)
+            .map(|v| v.iter().filter(|(b, _)| *b != a).map(|(_, n)| *n).collect())
+            .unwrap_or_default();
+        if others.is_empty() {
+            continue; // no one to compare with
+        }
+        others.sort_unstable();
+        let typical = others[others.len() / 2];
+        if p as f64 >= t.scrape_ratio * typical.max(1) as f64 {
+            flagged.push(Busy {
+                endpoint: e,
+                actor: a,
+                peak: p,
+                typical,
+            });
+        }
+    }
+    flagged.sort_unstable();
+    Ok(flagged)
+}
+
+/// Per endpoint and minute window (two grids offset by half a window) with at least the
+/// threshold of server errors: the window's requests and errors, the endpoint's totals.
+fn error_windows(on_endpoint: &LazyFrame, t: &Thresholds) -> PolarsResult<DataFrame> {
+    let error = col("status").gt_eq(lit(500));
+    let totals = on_endpoint.clone().group_by([col("endpoint")]).agg([
+        len().cast(DataType::Int64).alias("total"),
+        error
+            .clone()
+            .cast(DataType::Int64)
+            .sum()
+            .alias("total_errors"),
+    ]);
+    let mut grids = Vec::new();
+    for grid in ["win0", "win1"] {
+        let windowed = on_endpoint.clone().with_column(col(grid).alias("win"));
+        let counts = windowed
+            .clone()
+            .group_by([col("endpoint"), col("win")])
+            .agg([
+                len().cast(DataType::Int64).alias("n"),
+                error.clone().cast(DataType::Int64).sum().alias("errors"),
+            ]);
+        let failed = windowed
+            .filter(error.clone())
+            .group_by([col("endpoint"), col("win")])
+            .agg([
+                col("ts").min().alias("first"),
+                col("ts").max().alias("last"),
+                evidence_ids(),
+            ]);
+        let on = [col("endpoint"), col("win")];
+        grids.push(counts.join(failed, on.clone(), on, JoinArgs::new(JoinType::Inner)));
+    }
+    concat(grids, UnionArgs::default())?
+        .filter(col("errors").gt_eq(lit(i64::from(t.error_min))))
+        .inner_join(totals, col("endpoint"), col("endpoint"))
+        .sort(
+            ["endpoint", "errors"],
+            SortMultipleOptions::default().with_order_descending_multi([false, true]),
+        )
+        .collect()
+}
+
+/// The actor whose requests to endpoint `e` failed most between `first` and `last`.
+fn top_failing_actor(
+    on_endpoint: &LazyFrame,
+    e: u32,
+    first: i64,
+    last: i64,
+) -> PolarsResult<Option<u32>> {
+    let top = on_endpoint
+        .clone()
+        .filter(
+            col("endpoint")
+                .eq(lit(e))
+                .and(col("status").gt_eq(lit(500)))
+                .and(col("ts").gt_eq(lit(first)))
+                .and(col("ts").lt_eq(lit(last))),
+        )
+        .group_by([col("actor")])
+        .agg([len().cast(DataType::Int64).alias("n")])
+        .sort(
+            ["n", "actor"],
+            SortMultipleOptions::default().with_order_descending_multi([true, false]),
+        )
+        .limit(1)
+        .collect()?;
+    Rows(&top).u32("actor", 0)
 }
 
 /// `lo <= status <= hi`.

@@ -435,6 +435,112 @@ struct Entry {
     touched: bool,
 }
 
+impl Entry {
+    /// An endpoint the case already holds, with its profile as stored.
+    fn known(e: &Endpoint) -> Result<Self, ProfileError> {
+        let profile = EndpointProfile::of(e)?;
+        Ok(Entry {
+            id: Some(e.id),
+            host: e.host.clone(),
+            method: e.method.clone(),
+            segs: segments(&e.template),
+            original: e.template.clone(),
+            first_seen_ns: e.first_seen_ns,
+            last_seen_ns: e.last_seen_ns,
+            count: e.count,
+            first_id: None,
+            before: Some(profile.clone()),
+            profile,
+            touched: false,
+        })
+    }
+
+    /// A candidate endpoint first seen in this traffic.
+    fn observed(o: Observed, segs: Vec<Seg>) -> Self {
+        Entry {
+            id: None,
+            host: o.host,
+            method: o.method,
+            original: o.template,
+            segs,
+            first_seen_ns: o.first_seen_ns,
+            last_seen_ns: o.last_seen_ns,
+            count: o.count,
+            first_id: Some(o.first_id),
+            profile: o.profile,
+            before: None,
+            touched: true,
+        }
+    }
+
+    /// Takes in traffic that fits this endpoint (its path parameters renamed to ours).
+    fn absorb(&mut self, o: Observed, segs: &[Seg]) {
+        let mut profile = o.profile;
+        profile.rename_path_params(&param_renames(segs, &self.segs));
+        self.profile.absorb(&profile);
+        self.count += o.count;
+        self.first_seen_ns = self.first_seen_ns.min(o.first_seen_ns);
+        self.last_seen_ns = self.last_seen_ns.max(o.last_seen_ns);
+        self.first_id = Some(self.first_id.map_or(o.first_id, |f| f.min(o.first_id)));
+        self.touched = true;
+    }
+
+    /// Findings about what changed: a new endpoint on a known host, data newly exposed, new
+    /// response fields on an endpoint that answered successfully before.
+    fn changes(&self, key: &EndpointKey, known_hosts: &BTreeSet<&str>) -> Vec<NewFinding> {
+        let template = &key.template;
+        let finding = |kind, severity, confidence, count, title, detail| NewFinding {
+            kind,
+            severity,
+            confidence,
+            endpoint: Some(key.clone()),
+            first_seen_ns: self.first_seen_ns,
+            last_seen_ns: self.last_seen_ns,
+            count,
+            evidence: self.first_id.into_iter().collect(),
+            title,
+            detail,
+            actor: Default::default(),
+        };
+        match (&self.before, self.id) {
+            (None, None) if known_hosts.contains(self.host.as_str()) => vec![finding(
+                FindingKind::NewEndpoint,
+                Severity::Low,
+                1.0,
+                self.count,
+                format!("New endpoint {} {}{}", self.method, self.host, template),
+                None,
+            )],
+            (Some(before), Some(_)) => {
+                let mut out = newly_exposed(before, &self.profile, key);
+                let old = before.response_fields();
+                let new: Vec<String> = self
+                    .profile
+                    .response_fields()
+                    .into_iter()
+                    .filter(|f| !old.contains(f))
+                    .collect();
+                if !new.is_empty() && before.statuses.keys().any(|s| s.starts_with('2')) {
+                    let shown = new.iter().take(8).cloned().collect::<Vec<_>>().join(", ");
+                    out.push(finding(
+                        FindingKind::NewResponseField,
+                        Severity::Low,
+                        0.9,
+                        new.len() as u64,
+                        format!(
+                            "{} {}{} now returns {shown}",
+                            self.method, self.host, template
+                        ),
+                        Some(serde_json::json!({ "fields": new }).to_string()),
+                    ));
+                }
+                out
+            }
+            _ => Vec::new(),
+        }
+    }
+}
+
 fn consolidate(
     existing: &[Endpoint],
     observed: Vec<Observed>,
@@ -442,23 +548,7 @@ fn consolidate(
     let known_hosts: BTreeSet<&str> = existing.iter().map(|e| e.host.as_str()).collect();
     let mut entries: Vec<Entry> = existing
         .iter()
-        .map(|e| {
-            let profile = EndpointProfile::of(e)?;
-            Ok(Entry {
-                id: Some(e.id),
-                host: e.host.clone(),
-                method: e.method.clone(),
-                segs: segments(&e.template),
-                original: e.template.clone(),
-                first_seen_ns: e.first_seen_ns,
-                last_seen_ns: e.last_seen_ns,
-                count: e.count,
-                first_id: None,
-                before: Some(profile.clone()),
-                profile,
-                touched: false,
-            })
-        })
+        .map(Entry::known)
         .collect::<Result<_, ProfileError>>()?;
     let n_existing = entries.len();
 
@@ -472,31 +562,8 @@ fn consolidate(
             .min_by_key(|(_, e)| e.segs.iter().filter(|s| matches!(s, Seg::Param(_))).count())
             .map(|(i, _)| i);
         match target {
-            Some(i) => {
-                let mut profile = o.profile;
-                profile.rename_path_params(&param_renames(&segs, &entries[i].segs));
-                let e = &mut entries[i];
-                e.profile.absorb(&profile);
-                e.count += o.count;
-                e.first_seen_ns = e.first_seen_ns.min(o.first_seen_ns);
-                e.last_seen_ns = e.last_seen_ns.max(o.last_seen_ns);
-                e.first_id = Some(e.first_id.map_or(o.first_id, |f| f.min(o.first_id)));
-                e.touched = true;
-            }
-            None => entries.push(Entry {
-                id: None,
-                host: o.host,
-                method: o.method,
-                original: o.template.clone(),
-                segs,
-                first_seen_ns: o.first_seen_ns,
-                last_seen_ns: o.last_seen_ns,
-                count: o.count,
-                first_id: Some(o.first_id),
-                profile: o.profile,
-                before: None,
-                touched: true,
-            }),
+            Some(i) => entries[i].absorb(o, &segs),
+            None => entries.push(Entry::observed(o, segs)),
         }
     }
 
@@ -515,55 +582,7 @@ fn consolidate(
             method: e.method.clone(),
             template: template.clone(),
         };
-        match (&e.before, e.id) {
-            (None, None) if known_hosts.contains(e.host.as_str()) => {
-                out.findings.push(NewFinding {
-                    kind: FindingKind::NewEndpoint,
-                    severity: Severity::Low,
-                    confidence: 1.0,
-                    endpoint: Some(key.clone()),
-                    first_seen_ns: e.first_seen_ns,
-                    last_seen_ns: e.last_seen_ns,
-                    count: e.count,
-                    evidence: e.first_id.into_iter().collect(),
-                    title: format!("New endpoint {} {}{}", e.method, e.host, template),
-                    detail: None,
-                    actor: Default::default(),
-                });
-            }
-            (Some(before), Some(_)) => {
-                out.findings.extend(newly_exposed(before, &e.profile, &key));
-                let old = before.response_fields();
-                let new: Vec<String> = e
-                    .profile
-                    .response_fields()
-                    .into_iter()
-                    .filter(|f| !old.contains(f))
-                    .collect();
-                if !new.is_empty() && before.statuses.keys().any(|s| s.starts_with('2')) {
-                    out.findings.push(NewFinding {
-                        kind: FindingKind::NewResponseField,
-                        severity: Severity::Low,
-                        confidence: 0.9,
-                        endpoint: Some(key.clone()),
-                        first_seen_ns: e.first_seen_ns,
-                        last_seen_ns: e.last_seen_ns,
-                        count: new.len() as u64,
-                        evidence: e.first_id.into_iter().collect(),
-                        title: format!(
-                            "{} {}{} now returns {}",
-                            e.method,
-                            e.host,
-                            template,
-                            new.iter().take(8).cloned().collect::<Vec<_>>().join(", ")
-                        ),
-                        detail: Some(serde_json::json!({ "fields": new }).to_string()),
-                        actor: Default::default(),
-                    });
-                }
-            }
-            _ => {}
-        }
+        out.findings.extend(e.changes(&key, &known_hosts));
         let detail = e
             .profile
             .to_json(&format!("{} {}{template}", e.method, e.host))?;

@@ -71,38 +71,57 @@ fn operation_id(method: &str, template: &str) -> String {
     id.trim_end_matches('_').to_owned()
 }
 
-/// Builds the document from endpoints (several hosts' copies of one operation are merged).
-pub fn from_endpoints(endpoints: &[Endpoint]) -> Result<Value, ProfileError> {
-    // (template, method) → (profile, hosts, count, first, last)
-    type Op = (EndpointProfile, Vec<String>, u64, i64, i64);
-    let mut ops: BTreeMap<(String, String), Op> = BTreeMap::new();
-    let mut servers: Vec<String> = Vec::new();
-    for e in endpoints {
-        if !servers.contains(&e.host) {
-            servers.push(e.host.clone());
+/// One operation (template and method) over every host it was seen on.
+struct Operation {
+    profile: EndpointProfile,
+    hosts: Vec<String>,
+    count: u64,
+    first_seen_ns: i64,
+    last_seen_ns: i64,
+}
+
+impl Operation {
+    fn new(e: &Endpoint) -> Self {
+        Operation {
+            profile: EndpointProfile::default(),
+            hosts: Vec::new(),
+            count: 0,
+            first_seen_ns: e.first_seen_ns,
+            last_seen_ns: e.last_seen_ns,
         }
-        let profile = EndpointProfile::of(e)?;
-        let op = ops
-            .entry((e.template.clone(), e.method.to_ascii_lowercase()))
-            .or_insert_with(|| {
-                (
-                    EndpointProfile::default(),
-                    Vec::new(),
-                    0,
-                    e.first_seen_ns,
-                    e.last_seen_ns,
-                )
-            });
-        op.0.absorb(&profile);
-        op.1.push(e.host.clone());
-        op.2 += e.count;
-        op.3 = op.3.min(e.first_seen_ns);
-        op.4 = op.4.max(e.last_seen_ns);
     }
 
-    let mut paths = Map::new();
-    let mut schemes = Map::new();
-    for ((template, method), (p, hosts, count, first, last)) in ops {
+    fn absorb(&mut self, e: &Endpoint, profile: &EndpointProfile) {
+        self.profile.absorb(profile);
+        self.hosts.push(e.host.clone());
+        self.count += e.count;
+        self.first_seen_ns = self.first_seen_ns.min(e.first_seen_ns);
+        self.last_seen_ns = self.last_seen_ns.max(e.last_seen_ns);
+    }
+
+    /// The OpenAPI operation object; security schemes it uses are added to `schemes`.
+    fn to_json(&self, method: &str, template: &str, schemes: &mut Map<String, Value>) -> Value {
+        let mut op = Map::new();
+        op.insert("operationId".into(), json!(operation_id(method, template)));
+        let params = self.parameters(template);
+        if !params.is_empty() {
+            op.insert("parameters".into(), Value::Array(params));
+        }
+        if let Some(body) = self.request_body() {
+            op.insert("requestBody".into(), body);
+        }
+        op.insert("responses".into(), Value::Object(self.responses()));
+        if let Some(security) = self.security(schemes) {
+            op.insert("security".into(), security);
+        }
+        op.insert("x-tapline".into(), self.extension());
+        Value::Object(op)
+    }
+
+    /// Path parameters from the template; query, header and cookie parameters from traffic
+    /// (those that carry credentials are described by the security scheme instead).
+    fn parameters(&self, template: &str) -> Vec<Value> {
+        let p = &self.profile;
         let mut params = Vec::new();
         for name in template
             .split('/')
@@ -117,10 +136,7 @@ pub fn from_endpoints(endpoints: &[Endpoint]) -> Result<Value, ProfileError> {
         let auth_names: Vec<&str> = p
             .auth
             .keys()
-            .filter_map(|k| {
-                let (kind, name) = k.split_once(':')?;
-                Some((kind, name))
-            })
+            .filter_map(|k| k.split_once(':'))
             .filter_map(|(kind, name)| {
                 matches!(kind, "api_key_header" | "api_key_query" | "session_cookie")
                     .then_some(name)
@@ -133,25 +149,22 @@ pub fn from_endpoints(endpoints: &[Endpoint]) -> Result<Value, ProfileError> {
         ] {
             for (name, stats) in map {
                 if auth_names.contains(&name.as_str()) {
-                    continue; // described by the security scheme
+                    continue;
                 }
                 params.push(json!({
                     "name": name,
                     "in": location,
-                    "required": stats.count >= count,
+                    "required": stats.count >= self.count,
                     "schema": param_schema(stats),
                 }));
             }
         }
+        params
+    }
 
-        let mut op = Map::new();
-        op.insert(
-            "operationId".into(),
-            json!(operation_id(&method, &template)),
-        );
-        if !params.is_empty() {
-            op.insert("parameters".into(), Value::Array(params));
-        }
+    /// The request body: a JSON schema and/or form fields, by media type.
+    fn request_body(&self) -> Option<Value> {
+        let p = &self.profile;
         let mut body = Map::new();
         if let Some(s) = &p.request_schema {
             let media = p
@@ -178,10 +191,12 @@ pub fn from_endpoints(endpoints: &[Endpoint]) -> Result<Value, ProfileError> {
                 json!({"schema": {"type": "object", "properties": props}}),
             );
         }
-        if !body.is_empty() {
-            op.insert("requestBody".into(), json!({ "content": body }));
-        }
+        (!body.is_empty()).then(|| json!({ "content": body }))
+    }
 
+    /// One response per observed status, with its schema where the body was JSON.
+    fn responses(&self) -> Map<String, Value> {
+        let p = &self.profile;
         let response_media = p
             .response_content_types
             .iter()
@@ -207,44 +222,70 @@ pub fn from_endpoints(endpoints: &[Endpoint]) -> Result<Value, ProfileError> {
                 json!({"description": "No response observed"}),
             );
         }
-        op.insert("responses".into(), Value::Object(responses));
+        responses
+    }
 
+    /// The security requirements seen; `{}` among them when some requests had none.
+    fn security(&self, schemes: &mut Map<String, Value>) -> Option<Value> {
         let mut security = Vec::new();
-        for key in p.auth.keys() {
+        for key in self.profile.auth.keys() {
             if let Some((name, def)) = security_scheme(key) {
                 security.push(json!({ name.clone(): [] }));
                 schemes.insert(name, def);
             }
         }
-        if !security.is_empty() {
-            if p.auth.contains_key("none") {
-                security.push(json!({})); // some requests carried no credentials
-            }
-            op.insert("security".into(), Value::Array(security));
+        if security.is_empty() {
+            return None;
         }
+        if self.profile.auth.contains_key("none") {
+            security.push(json!({}));
+        }
+        Some(Value::Array(security))
+    }
+
+    /// `x-tapline`: what traffic showed beyond the contract.
+    fn extension(&self) -> Value {
+        let p = &self.profile;
         let latency: Map<String, Value> = [("p50", 0.5), ("p95", 0.95), ("p99", 0.99)]
             .iter()
             .filter_map(|(k, q)| Some((k.to_string(), json!(p.latency.quantile_us(*q)? / 1e3))))
             .collect();
-        op.insert(
-            "x-tapline".into(),
-            json!({
-                "hosts": hosts,
-                "count": count,
-                "firstSeenNs": first,
-                "lastSeenNs": last,
-                "latencyMs": latency,
-                "auth": p.auth.iter().map(|(k, a)| (k.clone(), json!(a.count))).collect::<Map<_, _>>(),
-                "jwtClaims": p.auth.get("bearer_jwt").map(|a| &a.jwt_claims),
-                "dataClasses": p.data_classes,
-                "mergedFrom": p.merged_from,
-            }),
-        );
-        let item = paths
-            .entry(template.clone())
-            .or_insert_with(|| Value::Object(Map::new()));
-        if let Value::Object(m) = item {
-            m.insert(method, Value::Object(op));
+        json!({
+            "hosts": self.hosts,
+            "count": self.count,
+            "firstSeenNs": self.first_seen_ns,
+            "lastSeenNs": self.last_seen_ns,
+            "latencyMs": latency,
+            "auth": p.auth.iter().map(|(k, a)| (k.clone(), json!(a.count))).collect::<Map<_, _>>(),
+            "jwtClaims": p.auth.get("bearer_jwt").map(|a| &a.jwt_claims),
+            "dataClasses": p.data_classes,
+            "mergedFrom": p.merged_from,
+        })
+    }
+}
+
+/// Builds the document from endpoints (several hosts' copies of one operation are merged).
+pub fn from_endpoints(endpoints: &[Endpoint]) -> Result<Value, ProfileError> {
+    let mut ops: BTreeMap<(String, String), Operation> = BTreeMap::new();
+    let mut servers: Vec<String> = Vec::new();
+    for e in endpoints {
+        if !servers.contains(&e.host) {
+            servers.push(e.host.clone());
+        }
+        let profile = EndpointProfile::of(e)?;
+        ops.entry((e.template.clone(), e.method.to_ascii_lowercase()))
+            .or_insert_with(|| Operation::new(e))
+            .absorb(e, &profile);
+    }
+    let mut paths = Map::new();
+    let mut schemes = Map::new();
+    for ((template, method), op) in ops {
+        let op = op.to_json(&method, &template, &mut schemes);
+        if let Value::Object(m) = paths
+            .entry(template)
+            .or_insert_with(|| Value::Object(Map::new()))
+        {
+            m.insert(method, op);
         }
     }
     let mut doc = json!({
@@ -257,4 +298,82 @@ pub fn from_endpoints(endpoints: &[Endpoint]) -> Result<Value, ProfileError> {
         doc["components"] = json!({ "securitySchemes": schemes });
     }
     Ok(doc)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tapline_record::Transaction;
+
+    /// An endpoint on `host` whose profile saw one request with `headers` and a JSON answer.
+    fn endpoint(host: &str, headers: &[(&str, &str)], count: u64) -> Endpoint {
+        let tx = Transaction {
+            method: "GET".into(),
+            uri: "/users/7?page=2".into(),
+            status: Some(200),
+            request_headers: headers.iter().copied().collect(),
+            response_headers: [("Content-Type", "application/json")].into_iter().collect(),
+            response_body: tapline_record::Body {
+                data: br#"{"id": 7}"#.to_vec(),
+                len: 9,
+                truncated: false,
+            },
+            ..Transaction::default()
+        };
+        let mut profile = EndpointProfile::default();
+        profile.observe(&tx, count, &[("userId", "7")]);
+        Endpoint {
+            id: 1,
+            host: host.into(),
+            method: "GET".into(),
+            template: "/users/{userId}".into(),
+            first_seen_ns: count as i64,
+            last_seen_ns: 100 + count as i64,
+            count,
+            detail: Some(profile.to_json("test").expect("profile serialises")),
+        }
+    }
+
+    #[test]
+    fn test_hosts_merge_into_one_operation_with_parameters_and_security() {
+        let doc = from_endpoints(&[
+            endpoint("a.example", &[("X-Api-Key", "k1")], 1),
+            endpoint("b.example", &[], 2),
+        ])
+        .expect("valid profiles");
+        let op = &doc["paths"]["/users/{userId}"]["get"];
+        assert_eq!(op["operationId"], "get_users_userId");
+        assert_eq!(op["x-tapline"]["hosts"], json!(["a.example", "b.example"]));
+        assert_eq!(op["x-tapline"]["count"], 3);
+        assert_eq!(op["x-tapline"]["firstSeenNs"], 1);
+        assert_eq!(op["x-tapline"]["lastSeenNs"], 102);
+        let params = op["parameters"].as_array().expect("parameters");
+        assert!(params.iter().any(|p| p["name"] == "userId" && p["in"] == "path"));
+        let page = params.iter().find(|p| p["name"] == "page").expect("page");
+        assert_eq!(page["in"], "query");
+        assert!(
+            op["responses"]["200"]["content"]["application/json"]["schema"].is_object(),
+            "{op}"
+        );
+        assert_eq!(doc["servers"].as_array().map(Vec::len), Some(2));
+    }
+
+    #[test]
+    fn test_an_operation_without_responses_says_so() {
+        let e = Endpoint {
+            id: 1,
+            host: "h".into(),
+            method: "DELETE".into(),
+            template: "/x".into(),
+            first_seen_ns: 0,
+            last_seen_ns: 0,
+            count: 1,
+            detail: None,
+        };
+        let doc = from_endpoints(&[e]).expect("no profile is an empty profile");
+        let op = &doc["paths"]["/x"]["delete"];
+        assert!(op["responses"]["default"].is_object());
+        assert!(op.get("parameters").is_none());
+        assert!(op.get("security").is_none());
+    }
 }

@@ -71,6 +71,14 @@ pub struct ImportProgress {
 }
 
 impl ImportProgress {
+    /// The final report: every byte read, the source's counts.
+    fn finish(&mut self, counts: &SourceCounts, started: Instant) {
+        self.bytes_done = self.bytes_total;
+        self.packets = counts.packets;
+        self.transactions = counts.transactions;
+        self.elapsed = started.elapsed();
+    }
+
     /// Bytes per second so far.
     pub fn rate(&self) -> f64 {
         self.bytes_done as f64 / self.elapsed.as_secs_f64().max(1e-3)
@@ -215,17 +223,7 @@ pub fn import_file(
     };
 
     store.prepare_bulk_import()?;
-    let shared = Shared {
-        cancel,
-        stop: AtomicBool::new(false),
-        ids: store.transaction_ids().clone(),
-        first_id: AtomicI64::new(i64::MAX),
-        end_id: AtomicI64::new(0),
-        appended: AtomicU64::new(0),
-        commits: AtomicU64::new(0),
-        bytes_done: AtomicU64::new(0),
-        packets: AtomicU64::new(0),
-    };
+    let shared = Shared::new(cancel, store.transaction_ids().clone());
     let mut report = ImportProgress {
         file: path.to_owned(),
         bytes_total: bytes.len() as u64,
@@ -266,18 +264,11 @@ pub fn import_file(
         elapsed = ?started.elapsed(),
         "imported"
     );
-    report.bytes_done = report.bytes_total;
-    report.packets = counts.packets;
-    report.transactions = counts.transactions;
-    report.elapsed = started.elapsed();
+    report.finish(&counts, started);
     progress(&report);
     Ok(ImportOutcome::Imported(ImportSummary {
         source_id,
-        ids: {
-            let first = shared.first_id.load(Ordering::Relaxed);
-            let end = shared.end_id.load(Ordering::Relaxed);
-            if first <= end { first..end } else { 0..0 }
-        },
+        ids: shared.id_range(),
         packets: counts.packets,
         transactions: counts.transactions,
         resumed,
@@ -440,7 +431,28 @@ struct Shared<'a> {
     packets: AtomicU64,
 }
 
-impl Shared<'_> {
+impl<'a> Shared<'a> {
+    fn new(cancel: &'a AtomicBool, ids: tapline_store::TransactionIds) -> Self {
+        Shared {
+            cancel,
+            stop: AtomicBool::new(false),
+            ids,
+            first_id: AtomicI64::new(i64::MAX),
+            end_id: AtomicI64::new(0),
+            appended: AtomicU64::new(0),
+            commits: AtomicU64::new(0),
+            bytes_done: AtomicU64::new(0),
+            packets: AtomicU64::new(0),
+        }
+    }
+
+    /// The transaction ids this import took (empty when it took none).
+    fn id_range(&self) -> std::ops::Range<i64> {
+        let first = self.first_id.load(Ordering::Relaxed);
+        let end = self.end_id.load(Ordering::Relaxed);
+        if first <= end { first..end } else { 0..0 }
+    }
+
     fn stopped(&self) -> bool {
         self.stop.load(Ordering::Relaxed) || self.cancel.load(Ordering::Relaxed)
     }

@@ -162,35 +162,11 @@ fn tokenize(s: &str, quote: Option<u8>) -> Vec<Tok> {
                 continue;
             }
             b'\'' | b'"' | b'`' => {
-                let q = c;
-                let mut j = i + 1;
-                while j < b.len() {
-                    if b[j] == q {
-                        if b.get(j + 1) == Some(&q) {
-                            j += 2;
-                            continue;
-                        }
-                        break;
-                    }
-                    if b[j] == b'\\' {
-                        j += 1;
-                    }
-                    j += 1;
-                }
-                i = (j + 1).min(b.len());
-                if q == b'`' { T::Word } else { T::Str }
+                i = quoted_end(b, i);
+                if c == b'`' { T::Word } else { T::Str }
             }
             b'0'..=b'9' | b'.' if c != b'.' || b.get(i + 1).is_some_and(u8::is_ascii_digit) => {
-                if c == b'0' && matches!(b.get(i + 1), Some(b'x' | b'b')) {
-                    i += 2;
-                    while i < b.len() && b[i].is_ascii_hexdigit() {
-                        i += 1;
-                    }
-                } else {
-                    while i < b.len() && (b[i].is_ascii_digit() || b[i] == b'.' || b[i] == b'e') {
-                        i += 1;
-                    }
-                }
+                i = number_end(b, i);
                 T::Num
             }
             // `--` and `#` run to the end of the line (MySQL reads on after a newline).
@@ -201,10 +177,7 @@ fn tokenize(s: &str, quote: Option<u8>) -> Vec<Tok> {
             b'/' if b.get(i + 1) == Some(&b'*') => {
                 // MySQL executes `/*!…*/`; its inside is code, so read on inside it.
                 if b.get(i + 2) == Some(&b'!') {
-                    i += 3;
-                    while i < b.len() && b[i].is_ascii_digit() {
-                        i += 1;
-                    }
+                    i = skip_while(b, i + 3, |c| c.is_ascii_digit());
                     continue;
                 }
                 i = memchr::memmem::find(&b[i + 2..], b"*/").map_or(b.len(), |e| i + 2 + e + 2);
@@ -214,71 +187,36 @@ fn tokenize(s: &str, quote: Option<u8>) -> Vec<Tok> {
                 i += 2;
                 continue;
             }
-            b'(' => {
+            b'(' | b')' | b',' | b';' => {
                 i += 1;
-                T::Open
-            }
-            b')' => {
-                i += 1;
-                T::Close
-            }
-            b',' => {
-                i += 1;
-                T::Comma
-            }
-            b';' => {
-                i += 1;
-                T::Semi
+                match c {
+                    b'(' => T::Open,
+                    b')' => T::Close,
+                    b',' => T::Comma,
+                    _ => T::Semi,
+                }
             }
             b'@' => {
-                i += 1;
-                while i < b.len()
-                    && (b[i].is_ascii_alphanumeric() || matches!(b[i], b'_' | b'@' | b'.' | b'$'))
-                {
-                    i += 1;
-                }
+                i = skip_while(b, i + 1, |c| {
+                    c.is_ascii_alphanumeric() || matches!(c, b'_' | b'@' | b'.' | b'$')
+                });
                 T::Var
             }
-            b'&' if b.get(i + 1) == Some(&b'&') => {
-                i += 2;
-                T::Logic
-            }
-            b'|' if b.get(i + 1) == Some(&b'|') => {
+            b'&' | b'|' if b.get(i + 1) == Some(&c) => {
                 i += 2;
                 T::Logic
             }
             b'=' | b'<' | b'>' | b'!' | b'*' | b'/' | b'%' | b'^' | b'|' | b'&' | b'~' | b'-'
             | b':' => {
-                i += 1;
-                while i < b.len() && matches!(b[i], b'=' | b'<' | b'>' | b'!') {
-                    i += 1;
-                }
+                i = skip_while(b, i + 1, |c| matches!(c, b'=' | b'<' | b'>' | b'!'));
                 T::Op
             }
             c if c.is_ascii_alphabetic() || c == b'_' || c == b'$' || c >= 0x80 => {
-                while i < b.len()
-                    && (b[i].is_ascii_alphanumeric()
-                        || matches!(b[i], b'_' | b'$' | b'.')
-                        || b[i] >= 0x80)
-                {
-                    i += 1;
-                }
-                let w = &s[start..i];
-                let w = w.trim_end_matches('.');
+                i = skip_while(b, i, |c| {
+                    c.is_ascii_alphanumeric() || matches!(c, b'_' | b'$' | b'.') || c >= 0x80
+                });
                 let next = b[i..].iter().find(|c| !c.is_ascii_whitespace()).copied();
-                if matches!(w, "and" | "or" | "xor" | "not") {
-                    T::Logic
-                } else if w == "union" {
-                    T::Union
-                } else if STATEMENT_SET.contains(w) {
-                    T::Stmt
-                } else if next == Some(b'(') {
-                    T::Func
-                } else if KEYWORD_SET.contains(w) {
-                    T::Kw
-                } else {
-                    T::Word
-                }
+                word_kind(s[start..i].trim_end_matches('.'), next)
             }
             _ => {
                 i += 1;
@@ -290,238 +228,340 @@ fn tokenize(s: &str, quote: Option<u8>) -> Vec<Tok> {
     out
 }
 
+/// The first index from `i` whose byte does not satisfy `keep`.
+fn skip_while(b: &[u8], i: usize, keep: impl Fn(u8) -> bool) -> usize {
+    b[i.min(b.len())..]
+        .iter()
+        .position(|&c| !keep(c))
+        .map_or(b.len(), |p| i + p)
+}
+
+/// The index just past the string literal opened by the quote at `i` (doubled quotes and
+/// backslash escapes stay inside).
+fn quoted_end(b: &[u8], i: usize) -> usize {
+    let q = b[i];
+    let mut j = i + 1;
+    while j < b.len() {
+        if b[j] == q {
+            if b.get(j + 1) == Some(&q) {
+                j += 2;
+                continue;
+            }
+            break;
+        }
+        if b[j] == b'\\' {
+            j += 1;
+        }
+        j += 1;
+    }
+    (j + 1).min(b.len())
+}
+
+/// The index just past the number at `i`: decimal, float, `0x…` hex or `0b…`.
+fn number_end(b: &[u8], i: usize) -> usize {
+    if b[i] == b'0' && matches!(b.get(i + 1), Some(b'x' | b'b')) {
+        skip_while(b, i + 2, |c| c.is_ascii_hexdigit())
+    } else {
+        skip_while(b, i, |c| c.is_ascii_digit() || c == b'.' || c == b'e')
+    }
+}
+
+/// What a word is, given the next non-space byte (a `(` makes a name a function call).
+fn word_kind(w: &str, next: Option<u8>) -> T {
+    if matches!(w, "and" | "or" | "xor" | "not") {
+        T::Logic
+    } else if w == "union" {
+        T::Union
+    } else if STATEMENT_SET.contains(w) {
+        T::Stmt
+    } else if next == Some(b'(') {
+        T::Func
+    } else if KEYWORD_SET.contains(w) {
+        T::Kw
+    } else {
+        T::Word
+    }
+}
+
 fn word<'a>(s: &'a str, t: &Tok) -> &'a str {
     &s[t.start..t.end]
 }
 
-/// Judges one reading; returns a rule and a reason.
-fn judge(s: &str, toks: &[Tok], quoted: bool) -> Option<(&'static str, String)> {
-    let n = toks.len();
-    let ty = |i: usize| toks.get(i).map(|t| t.t);
-    // Telling functions and catalog names, in any reading.
-    for t in toks {
-        let w = word(s, t);
-        if t.t == T::Func
-            && matches!(
-                w,
-                "sleep"
-                    | "benchmark"
-                    | "pg_sleep"
-                    | "load_file"
-                    | "extractvalue"
-                    | "updatexml"
-                    | "xp_cmdshell"
-                    | "randomblob"
-                    | "dbms_pipe.receive_message"
-                    | "utl_inaddr.get_host_address"
-                    | "pg_read_file"
-                    | "gtid_subset"
-                    | "name_const"
-            )
-        {
-            return Some(("sqli.function", format!("calls {w}()")));
-        }
-        if matches!(t.t, T::Kw | T::Word)
-            && (w.starts_with("information_schema")
-                || w.starts_with("sysobjects")
-                || w.starts_with("mysql.user")
-                || w.starts_with("pg_catalog")
-                || w.starts_with("sqlite_master"))
-        {
-            return Some(("sqli.catalog", format!("names the catalog {w}")));
-        }
-        if t.t == T::Var && w.starts_with("@@") {
-            return Some(("sqli.system_variable", format!("reads {w}")));
-        }
-    }
-    // UNION [ALL|DISTINCT] SELECT, SELECT … FROM, stacked statements.
-    for i in 0..n {
-        match toks[i].t {
-            T::Union => {
-                let mut j = i + 1;
-                while matches!(ty(j), Some(T::Kw | T::Comment | T::Open)) {
-                    j += 1;
-                }
-                if ty(j) == Some(T::Stmt) && word(s, &toks[j]) == "select" {
-                    return Some(("sqli.union_select", "UNION SELECT".into()));
-                }
-            }
-            T::Semi => {
-                if let Some(next) = toks[i + 1..].iter().find(|t| t.t != T::Comment)
-                    && (next.t == T::Stmt || (next.t == T::Kw && word(s, next) == "begin"))
-                {
-                    return Some(("sqli.stacked", format!("; then {}", word(s, next))));
-                }
-            }
-            T::Stmt if word(s, &toks[i]) == "select" => {
-                let has_from = toks[i + 1..]
-                    .iter()
-                    .any(|t| t.t == T::Kw && word(s, t) == "from");
-                let in_parens = i > 0 && ty(i - 1) == Some(T::Open);
-                if has_from || in_parens {
-                    return Some(("sqli.subquery", "SELECT … FROM / (SELECT …)".into()));
-                }
-            }
-            T::Stmt
-                if word(s, &toks[i]) == "waitfor"
-                    && toks[i + 1..].iter().any(|t| word(s, t) == "delay") =>
-            {
-                return Some(("sqli.function", "WAITFOR DELAY".into()));
-            }
-            _ => {}
-        }
-    }
-    // The reading's opening: a string broken out of, or a number/name then logic.
-    let operand = |t: Option<T>| {
-        matches!(
-            t,
-            Some(T::Num | T::Str | T::Word | T::Func | T::Var | T::Open | T::Kw)
-        )
-    };
-    let first = if quoted { 1 } else { 0 };
-    let mut i = first;
-    // Skip what the value itself is: `(1`, `-1`, `abc`, `@a`, a string after a quote
-    // (`''1'`), and closing parentheses or modifiers (`1' in boolean mode)`).
-    while ty(i) == Some(T::Open) && i < first + 3 {
-        i += 1;
-    }
-    let mut skipped = 0;
-    while matches!(ty(i), Some(T::Num | T::Word | T::Var | T::Str)) && skipped < 1
-        || ty(i) == Some(T::Op) && i == first && !quoted
-    {
-        if ty(i) != Some(T::Op) {
-            skipped += 1;
-        }
-        i += 1;
-    }
-    let mut mods = 0;
-    while (ty(i) == Some(T::Close)
-        || ty(i) == Some(T::Kw) && matches!(word(s, &toks[i]), "in" | "boolean" | "mode") && quoted)
-        && mods < 4
-    {
-        mods += 1;
-        i += 1;
-    }
-    match ty(i) {
-        // …' OR 1=1, …) AND sleep(5), 1 OR x=x
-        Some(T::Logic) => {
-            let mut j = i + 1;
-            while ty(j) == Some(T::Open) || (ty(j) == Some(T::Logic) && word(s, &toks[j]) == "not")
-            {
-                j += 1;
-            }
-            if operand(ty(j)) {
-                let rest = &toks[j + 1..];
-                let compared = rest.iter().take(6).any(|t| {
-                    t.t == T::Op
-                        || t.t == T::Kw
-                            && matches!(
-                                word(s, t),
-                                "like"
-                                    | "rlike"
-                                    | "regexp"
-                                    | "between"
-                                    | "in"
-                                    | "is"
-                                    | "sounds"
-                                    | "glob"
-                                    | "ilike"
-                                    | "notnull"
-                                    | "isnull"
-                                    | "similar"
-                            )
-                });
-                let ends = rest.is_empty()
-                    || rest
-                        .iter()
-                        .all(|t| matches!(t.t, T::Comment | T::Close | T::Semi));
-                let called = ty(j) == Some(T::Func);
-                let chained = rest.iter().any(|t| {
-                    t.t == T::Logic
-                        || t.t == T::Kw
-                            && matches!(word(s, t), "group" | "order" | "having" | "limit")
-                });
-                let commented = rest.last().is_some_and(|t| t.t == T::Comment);
-                if compared
-                    || called
-                    || (ends && (quoted || ty(j) == Some(T::Num) || ty(j) == Some(T::Str)))
-                    || (quoted && chained)
-                    || (chained && ty(j) == Some(T::Num))
-                    || (commented && matches!(ty(j), Some(T::Num | T::Str | T::Var | T::Open)))
-                {
-                    return Some((
-                        "sqli.tautology",
-                        format!("breaks out then {} …", word(s, &toks[i])),
-                    ));
-                }
-            }
-        }
-        // …'; DROP …, …' -- , …' #
-        Some(T::Comment) if quoted || i > 0 && toks[..i].iter().any(|t| t.t == T::Close) => {
-            return Some((
-                "sqli.comment",
-                "closes the value and comments out the rest".into(),
-            ));
-        }
-        // …' ORDER BY 1, …' GROUP BY, …' HAVING, …' INTO OUTFILE, …' LIMIT
-        Some(T::Kw)
-            if matches!(
-                word(s, &toks[i]),
-                "order" | "group" | "having" | "into" | "limit" | "procedure" | "where" | "as"
-            ) =>
-        {
-            let next = ty(i + 1);
-            // At the very start of a plain value only SQL's own shape counts: `ORDER BY 8`,
-            // `WHERE 1=1` (not `where is my order`).
-            let at_start = !quoted && i == first;
-            let sql_shape = next == Some(T::Num)
-                || (next == Some(T::Kw)
-                    && word(s, &toks[i + 1]) == "by"
-                    && matches!(ty(i + 2), Some(T::Num | T::Func)));
-            let clause_follows = matches!(
-                next,
-                Some(T::Kw | T::Num | T::Word | T::Func | T::Open | T::Str)
-            );
-            if (at_start && sql_shape) || (!at_start && clause_follows) {
-                return Some((
-                    "sqli.clause",
-                    format!("breaks out into {}", word(s, &toks[i])),
-                ));
-            }
-        }
-        // …'='  …'||' …'+(select…  (expression continuing after the quote)
-        Some(T::Op) if quoted => {
-            let after = ty(i + 1);
-            let op = word(s, &toks[i]);
-            if matches!(after, Some(T::Str | T::Num | T::Func | T::Open | T::Var))
-                && (toks.len() > i + 2
-                    || matches!(
-                        op,
-                        "=" | "<>" | "!=" | "||" | "|" | "&" | "^" | "*" | "/" | "-"
-                    ))
-            {
-                return Some(("sqli.expression", format!("breaks out then {op}")));
-            }
-        }
-        _ => {}
-    }
-    // …' <SQL> --: out of the string, SQL words, and the rest of the query commented out.
-    if quoted
-        && n > i + 1
-        && toks[n - 1].t == T::Comment
-        && toks[i..n - 1]
-            .iter()
-            .any(|t| matches!(t.t, T::Kw | T::Logic | T::Op))
-    {
-        return Some((
-            "sqli.comment",
-            "closes the value, continues in SQL, comments out the rest".into(),
-        ));
-    }
-    None
+/// A verdict: the rule that fired and why.
+type Verdict = Option<(&'static str, String)>;
+
+/// Functions whose call alone tells: timing, file access, error-based extraction.
+const TELLING_FUNCTIONS: &[&str] = &[
+    "sleep",
+    "benchmark",
+    "pg_sleep",
+    "load_file",
+    "extractvalue",
+    "updatexml",
+    "xp_cmdshell",
+    "randomblob",
+    "dbms_pipe.receive_message",
+    "utl_inaddr.get_host_address",
+    "pg_read_file",
+    "gtid_subset",
+    "name_const",
+];
+
+/// Prefixes of the databases' own catalogs.
+const CATALOGS: &[&str] = &[
+    "information_schema",
+    "sysobjects",
+    "mysql.user",
+    "pg_catalog",
+    "sqlite_master",
+];
+
+/// Keywords that compare, as an operator does (`x LIKE y`, `x IS NULL`).
+const COMPARING_KEYWORDS: &[&str] = &[
+    "like", "rlike", "regexp", "between", "in", "is", "sounds", "glob", "ilike", "notnull",
+    "isnull", "similar",
+];
+
+/// One reading of a value: its text, its tokens, and whether it starts inside a string.
+struct Reading<'a> {
+    s: &'a str,
+    toks: &'a [Tok],
+    quoted: bool,
 }
 
-/// Detects SQL injection in a normalised value.
+impl<'a> Reading<'a> {
+    fn ty(&self, i: usize) -> Option<T> {
+        self.toks.get(i).map(|t| t.t)
+    }
+
+    fn word(&self, i: usize) -> &'a str {
+        word(self.s, &self.toks[i])
+    }
+
+    /// The index of the reading's first token: after the rest of the string it started in.
+    fn first(&self) -> usize {
+        usize::from(self.quoted)
+    }
+
+    /// Telling functions, catalog names and system variables, anywhere in the reading.
+    fn telling_names(&self) -> Verdict {
+        for t in self.toks {
+            let w = word(self.s, t);
+            if t.t == T::Func && TELLING_FUNCTIONS.contains(&w) {
+                return Some(("sqli.function", format!("calls {w}()")));
+            }
+            if matches!(t.t, T::Kw | T::Word) && CATALOGS.iter().any(|c| w.starts_with(c)) {
+                return Some(("sqli.catalog", format!("names the catalog {w}")));
+            }
+            if t.t == T::Var && w.starts_with("@@") {
+                return Some(("sqli.system_variable", format!("reads {w}")));
+            }
+        }
+        None
+    }
+
+    /// `UNION [ALL|DISTINCT] SELECT`, `SELECT … FROM`, stacked statements, `WAITFOR DELAY`.
+    fn statements(&self) -> Verdict {
+        let toks = self.toks;
+        for i in 0..toks.len() {
+            match toks[i].t {
+                T::Union => {
+                    let mut j = i + 1;
+                    while matches!(self.ty(j), Some(T::Kw | T::Comment | T::Open)) {
+                        j += 1;
+                    }
+                    if self.ty(j) == Some(T::Stmt) && self.word(j) == "select" {
+                        return Some(("sqli.union_select", "UNION SELECT".into()));
+                    }
+                }
+                T::Semi => {
+                    if let Some(next) = toks[i + 1..].iter().find(|t| t.t != T::Comment)
+                        && (next.t == T::Stmt || (next.t == T::Kw && word(self.s, next) == "begin"))
+                    {
+                        return Some(("sqli.stacked", format!("; then {}", word(self.s, next))));
+                    }
+                }
+                T::Stmt if self.word(i) == "select" => {
+                    let has_from = toks[i + 1..]
+                        .iter()
+                        .any(|t| t.t == T::Kw && word(self.s, t) == "from");
+                    let in_parens = i > 0 && self.ty(i - 1) == Some(T::Open);
+                    if has_from || in_parens {
+                        return Some(("sqli.subquery", "SELECT … FROM / (SELECT …)".into()));
+                    }
+                }
+                T::Stmt
+                    if self.word(i) == "waitfor"
+                        && toks[i + 1..].iter().any(|t| word(self.s, t) == "delay") =>
+                {
+                    return Some(("sqli.function", "WAITFOR DELAY".into()));
+                }
+                _ => {}
+            }
+        }
+        None
+    }
+
+    /// Skips what the value itself is — `(1`, `-1`, `abc`, `@a`, a string after a quote
+    /// (`''1'`), then closing parentheses or modifiers (`1' in boolean mode)`) — and returns
+    /// the index of the first token that is not the value.
+    fn after_value(&self) -> usize {
+        let first = self.first();
+        let mut i = first;
+        while self.ty(i) == Some(T::Open) && i < first + 3 {
+            i += 1;
+        }
+        let mut skipped = 0;
+        while matches!(self.ty(i), Some(T::Num | T::Word | T::Var | T::Str)) && skipped < 1
+            || self.ty(i) == Some(T::Op) && i == first && !self.quoted
+        {
+            if self.ty(i) != Some(T::Op) {
+                skipped += 1;
+            }
+            i += 1;
+        }
+        let mut mods = 0;
+        while (self.ty(i) == Some(T::Close)
+            || self.ty(i) == Some(T::Kw)
+                && matches!(self.word(i), "in" | "boolean" | "mode")
+                && self.quoted)
+            && mods < 4
+        {
+            mods += 1;
+            i += 1;
+        }
+        i
+    }
+
+    /// What follows the value at `i`: logic, a comment, a clause, or an operator.
+    fn breakout(&self, i: usize) -> Verdict {
+        match self.ty(i) {
+            Some(T::Logic) => self.logic(i),
+            // …'; DROP …, …' -- , …' #
+            Some(T::Comment)
+                if self.quoted || i > 0 && self.toks[..i].iter().any(|t| t.t == T::Close) =>
+            {
+                Some((
+                    "sqli.comment",
+                    "closes the value and comments out the rest".into(),
+                ))
+            }
+            Some(T::Kw) => self.clause(i),
+            Some(T::Op) if self.quoted => self.expression(i),
+            _ => None,
+        }
+    }
+
+    /// …' OR 1=1, …) AND sleep(5), 1 OR x=x: logic whose operand is compared, called,
+    /// chained or ends the value.
+    fn logic(&self, i: usize) -> Verdict {
+        let mut j = i + 1;
+        while self.ty(j) == Some(T::Open) || (self.ty(j) == Some(T::Logic) && self.word(j) == "not")
+        {
+            j += 1;
+        }
+        let operand = self.ty(j);
+        if !matches!(
+            operand,
+            Some(T::Num | T::Str | T::Word | T::Func | T::Var | T::Open | T::Kw)
+        ) {
+            return None;
+        }
+        let rest = &self.toks[j + 1..];
+        let compared = rest
+            .iter()
+            .take(6)
+            .any(|t| t.t == T::Op || t.t == T::Kw && COMPARING_KEYWORDS.contains(&word(self.s, t)));
+        let ends = rest
+            .iter()
+            .all(|t| matches!(t.t, T::Comment | T::Close | T::Semi));
+        let called = operand == Some(T::Func);
+        let chained = rest.iter().any(|t| {
+            t.t == T::Logic
+                || t.t == T::Kw && matches!(word(self.s, t), "group" | "order" | "having" | "limit")
+        });
+        let commented = rest.last().is_some_and(|t| t.t == T::Comment);
+        let literal = matches!(operand, Some(T::Num | T::Str));
+        let fires = compared
+            || called
+            || (ends && (self.quoted || literal))
+            || (self.quoted && chained)
+            || (chained && operand == Some(T::Num))
+            || (commented && matches!(operand, Some(T::Num | T::Str | T::Var | T::Open)));
+        fires.then(|| {
+            (
+                "sqli.tautology",
+                format!("breaks out then {} …", self.word(i)),
+            )
+        })
+    }
+
+    /// …' ORDER BY 1, …' GROUP BY, …' HAVING, …' INTO OUTFILE, …' LIMIT
+    fn clause(&self, i: usize) -> Verdict {
+        let kw = self.word(i);
+        if !matches!(
+            kw,
+            "order" | "group" | "having" | "into" | "limit" | "procedure" | "where" | "as"
+        ) {
+            return None;
+        }
+        let next = self.ty(i + 1);
+        // At the very start of a plain value only SQL's own shape counts: `ORDER BY 8`,
+        // `WHERE 1=1` (not `where is my order`).
+        let at_start = !self.quoted && i == self.first();
+        let sql_shape = next == Some(T::Num)
+            || (next == Some(T::Kw)
+                && self.word(i + 1) == "by"
+                && matches!(self.ty(i + 2), Some(T::Num | T::Func)));
+        let clause_follows = matches!(
+            next,
+            Some(T::Kw | T::Num | T::Word | T::Func | T::Open | T::Str)
+        );
+        ((at_start && sql_shape) || (!at_start && clause_follows))
+            .then(|| ("sqli.clause", format!("breaks out into {kw}")))
+    }
+
+    /// …'='  …'||' …'+(select…: an expression continuing after the quote.
+    fn expression(&self, i: usize) -> Verdict {
+        let after = self.ty(i + 1);
+        let op = self.word(i);
+        let operand_follows = matches!(after, Some(T::Str | T::Num | T::Func | T::Open | T::Var));
+        let binary = matches!(
+            op,
+            "=" | "<>" | "!=" | "||" | "|" | "&" | "^" | "*" | "/" | "-"
+        );
+        (operand_follows && (self.toks.len() > i + 2 || binary))
+            .then(|| ("sqli.expression", format!("breaks out then {op}")))
+    }
+
+    /// …' <SQL> --: out of the string, SQL words, and the rest of the query commented out.
+    fn commented_tail(&self, i: usize) -> Verdict {
+        let n = self.toks.len();
+        let tail = self.quoted
+            && n > i + 1
+            && self.toks[n - 1].t == T::Comment
+            && self.toks[i..n - 1]
+                .iter()
+                .any(|t| matches!(t.t, T::Kw | T::Logic | T::Op));
+        tail.then(|| {
+            (
+                "sqli.comment",
+                "closes the value, continues in SQL, comments out the rest".into(),
+            )
+        })
+    }
+}
+
+/// Judges one reading; returns a rule and a reason.
+fn judge(s: &str, toks: &[Tok], quoted: bool) -> Verdict {
+    let r = Reading { s, toks, quoted };
+    if let Some(v) = r.telling_names().or_else(|| r.statements()) {
+        return Some(v);
+    }
+    let i = r.after_value();
+    r.breakout(i).or_else(|| r.commented_tail(i))
+}
+
 /// Words that can carry an injection without any punctuation (`1 or 1`, `order by 2`).
 const BARE_SQL_WORDS: &[&str] = &[
     "or",
@@ -593,6 +633,7 @@ fn could_be_sql(n: &str) -> bool {
             .any(|w| BARE_SQL.contains(w))
 }
 
+/// Detects SQL injection in a normalised value.
 pub(super) fn detect(n: &str) -> Option<(&'static str, String)> {
     if n.len() < 2 || !could_be_sql(n) {
         return None;

@@ -277,7 +277,7 @@ fn css_plain(n: &str) -> String {
 }
 
 /// Detects XSS in a normalised value.
-pub(super) fn detect(n: &str) -> Option<(&'static str, String)> {
+pub(super) fn detect(n: &str) -> Verdict {
     // US-ASCII with the high bit set (`¼script¾`) reads as tags in old browsers.
     let seven_bit;
     let n = if n.contains('¼') && n.contains('¾') {
@@ -286,6 +286,30 @@ pub(super) fn detect(n: &str) -> Option<(&'static str, String)> {
     } else {
         n
     };
+    CHECKS.iter().find_map(|check| check(n))
+}
+
+/// A verdict: the rule that fired and why.
+type Verdict = Option<(&'static str, String)>;
+
+/// The checks, in order: markup first, then script and CSS contexts, then probes.
+const CHECKS: &[fn(&str) -> Verdict] = &[
+    tags,
+    attribute_breakout,
+    script_uri,
+    script_breakout,
+    stripped_tag,
+    indirect_call,
+    navigation,
+    handler_attribute,
+    css,
+    entities,
+    probes,
+];
+
+/// Tags in the value: event handlers, data binding, dangerous elements, script URIs
+/// and CSS in attributes.
+fn tags(n: &str) -> Verdict {
     let b = n.as_bytes();
     for i in memchr::memchr_iter(b'<', b) {
         let Some((name, attrs, _end)) = tag_at(b, i) else {
@@ -329,7 +353,11 @@ pub(super) fn detect(n: &str) -> Option<(&'static str, String)> {
             ));
         }
     }
-    // Attribute breakout without a tag: `" onmouseover="alert(1)`, `' autofocus onfocus=…`.
+    None
+}
+
+/// Attribute breakout without a tag: `" onmouseover="alert(1)`, `' autofocus onfocus=…`.
+fn attribute_breakout(n: &str) -> Verdict {
     for (at, _) in n.match_indices("on").filter(|_| n.contains('=')) {
         let before = n[..at].trim_end_matches([' ', '\t', '\n', '/', '+']);
         let quoted = before.ends_with(['"', '\'', '`']);
@@ -345,6 +373,11 @@ pub(super) fn detect(n: &str) -> Option<(&'static str, String)> {
             ));
         }
     }
+    None
+}
+
+/// A `javascript:`-style URI where a URI goes.
+fn script_uri(n: &str) -> Verdict {
     if let Some(scheme) = n.contains(':').then(|| has_script_scheme(n)).flatten()
         && (n
             .trim_start_matches([' ', '"', '\'', '`', '(', '='])
@@ -360,7 +393,11 @@ pub(super) fn detect(n: &str) -> Option<(&'static str, String)> {
     {
         return Some(("xss.script_uri", format!("{scheme} URI")));
     }
-    // Script-context breakout: `';alert(1)//`, `"-alert(1)-"`, `</script><script>`.
+    None
+}
+
+/// Script-context breakout: `';alert(1)//`, `"-alert(1)-"`, `</script><script>`.
+fn script_breakout(n: &str) -> Verdict {
     if let Some(sink) = n.contains(['(', '`', '=']).then(|| sink_call(n)).flatten() {
         let before = &n[..n.find(sink).unwrap_or(0)];
         if before.contains(['\'', '"', ';', '>', '`', '=', '(', ',', '?'])
@@ -372,7 +409,11 @@ pub(super) fn detect(n: &str) -> Option<(&'static str, String)> {
             ));
         }
     }
-    // Tags whose brackets a filter stripped (`scriptalert(1)/script`).
+    None
+}
+
+/// Tags whose brackets a filter stripped (`scriptalert(1)/script`).
+fn stripped_tag(n: &str) -> Verdict {
     for (at, _) in n.match_indices("script").filter(|_| n.contains(['(', '='])) {
         let after = &n[at + 6..];
         if after.starts_with(|c: char| c.is_ascii_alphabetic())
@@ -384,7 +425,11 @@ pub(super) fn detect(n: &str) -> Option<(&'static str, String)> {
             ));
         }
     }
-    // Indirect calls that dodge a sink's name: `(alert)(1)`, `top["al"+"ert"](1)`.
+    None
+}
+
+/// Indirect calls that dodge a sink's name: `(alert)(1)`, `top["al"+"ert"](1)`.
+fn indirect_call(n: &str) -> Verdict {
     for pat in [
         "(alert)(",
         "(prompt)(",
@@ -404,7 +449,11 @@ pub(super) fn detect(n: &str) -> Option<(&'static str, String)> {
             return Some(("xss.indirect_call", format!("script called through {pat}")));
         }
     }
-    // Navigation by script: `location="…"`, `location.href=…`.
+    None
+}
+
+/// Navigation by script: `location="…"`, `location.href=…`.
+fn navigation(n: &str) -> Verdict {
     for pat in [
         "location=",
         "location.href=",
@@ -423,7 +472,11 @@ pub(super) fn detect(n: &str) -> Option<(&'static str, String)> {
             return Some(("xss.navigation", format!("script navigation {pat}")));
         }
     }
-    // A handler attribute without a tag or quote before it: ` onerror=alert(1)>`.
+    None
+}
+
+/// A handler attribute without a tag or quote before it: ` onerror=alert(1)>`.
+fn handler_attribute(n: &str) -> Verdict {
     for (at, _) in n.match_indices("on").filter(|_| n.contains('=')) {
         if at > 0 && n.as_bytes()[at - 1].is_ascii_alphanumeric() {
             continue;
@@ -442,8 +495,12 @@ pub(super) fn detect(n: &str) -> Option<(&'static str, String)> {
             ));
         }
     }
-    // CSS that runs script: `expression(…)`, `behavior:`, `binding:` (escapes and comments
-    // undone first).
+    None
+}
+
+/// CSS that runs script: `expression(…)`, `behavior:`, `binding:` (escapes and comments
+/// undone first).
+fn css(n: &str) -> Verdict {
     if n.contains("expression")
         || n.contains("behavio")
         || n.contains("binding")
@@ -464,7 +521,11 @@ pub(super) fn detect(n: &str) -> Option<(&'static str, String)> {
             return Some(("xss.css_script_uri", format!("CSS url() with {scheme}")));
         }
     }
-    // Netscape JavaScript entities `&{…};`, style sheets pulled into XML.
+    None
+}
+
+/// Netscape JavaScript entities `&{…};`, style sheets pulled into XML.
+fn entities(n: &str) -> Verdict {
     if let Some(at) = n.find("&{")
         && n[at..].contains('}')
     {
@@ -473,7 +534,11 @@ pub(super) fn detect(n: &str) -> Option<(&'static str, String)> {
     if n.contains("<?xml-stylesheet") || n.contains("<xsl:stylesheet") {
         return Some(("xss.stylesheet", "XML style sheet instruction".into()));
     }
-    // Probes: a lone handler name, a lone encoded `<` (testing what a filter lets through).
+    None
+}
+
+/// Probes: a lone handler name, a lone encoded `<` (testing what a filter lets through).
+fn probes(n: &str) -> Verdict {
     let t = n.trim();
     if is_dom_handler(t) {
         return Some((

@@ -135,222 +135,301 @@ fn b64(c: u8) -> bool {
     c.is_ascii_alphanumeric() || c == b'+' || c == b'/'
 }
 
+/// A prefix the automaton found: where it starts and ends, and whether a word boundary
+/// comes before it.
+#[derive(Clone, Copy)]
+struct Prefix {
+    start: usize,
+    pend: usize,
+    bounded: bool,
+}
+
 /// Validates the token whose prefix is at `start..pend`; records it and returns its end.
 fn token(s: &mut Scan<'_, '_>, kind: Kind, start: usize, pend: usize) -> Option<usize> {
-    let b = s.b;
-    let before_ok = start == 0 || !is_word(b[start - 1]);
-    let (class, end) = match kind {
-        Kind::AwsId => {
-            let n = run(b, pend, |c| c.is_ascii_uppercase() || c.is_ascii_digit());
-            let end = pend + 16;
-            if !before_ok || n != 16 || b.get(end).is_some_and(|&c| alnum(c)) {
-                return None;
-            }
-            // AWS documentation keys end in EXAMPLE.
-            if b[start..end].ends_with(b"EXAMPLE") {
-                return None;
-            }
-            s.push(DataClass::AwsAccessKeyId, start, end, Confidence::High);
-            aws_secret_after(s, end);
-            return Some(end);
-        }
-        Kind::Gcp => {
-            let n = run(b, pend, b64url);
-            let end = pend + 35;
-            if !before_ok || n != 35 {
-                return None;
-            }
-            let key = std::str::from_utf8(&b[start..end]).ok()?;
-            if PUBLISHED_EXAMPLES.contains(&key) || entropy(&b[start..end]) < 3.5 {
-                return None;
-            }
-            (DataClass::GcpApiKey, end)
-        }
-        Kind::Github => {
-            let n = run(b, pend, |c| alnum(c) || c == b'_');
-            if !before_ok || !(36..=255).contains(&n) {
-                return None;
-            }
-            (DataClass::GithubToken, pend + n)
-        }
-        Kind::Gitlab => {
-            let n = run(b, pend, |c| b64url(c) || c == b'.');
-            let prefix = &b[start..pend];
-            let ok = if prefix == b"gloas-" {
-                n == 64 && b[pend..pend + n].iter().all(u8::is_ascii_hexdigit)
-            } else {
-                (20..=255).contains(&n)
-            };
-            if !before_ok || !ok {
-                return None;
-            }
-            (DataClass::GitlabToken, pend + n)
-        }
-        Kind::Slack => {
-            let n = run(b, pend, |c| alnum(c) || c == b'-');
-            let body = &b[pend..pend + n];
-            let next = b.get(pend + n).copied().unwrap_or(b' ');
-            if !before_ok
-                || n < 20
-                || body.ends_with(b"-")
-                || !body.contains(&b'-') && !b[start..pend].starts_with(b"xoxe")
-                || matches!(next, b'#' | b'*' | b'<' | b'{' | b'$' | b'.')
-            {
-                return None;
-            }
-            (DataClass::SlackToken, pend + n)
-        }
-        Kind::SlackHook => {
-            let path = &b[pend..];
-            let ok = path.starts_with(b"services/T")
-                || path.starts_with(b"workflows/T")
-                || path.starts_with(b"triggers/T");
-            let n = run(b, pend, |c| alnum(c) || c == b'/' || c == b'_');
-            if !ok || n < 30 {
-                return None;
-            }
-            // Include the scheme when it is there.
-            let from = if start >= 8 && b[..start].ends_with(b"https://") {
-                start - 8
-            } else {
-                start
-            };
-            s.push(DataClass::SlackWebhook, from, pend + n, Confidence::High);
-            return Some(pend + n);
-        }
-        Kind::Stripe => {
-            let n = run(b, pend, alnum);
-            if !before_ok || n < 16 {
-                return None;
-            }
-            (DataClass::StripeKey, pend + n)
-        }
-        Kind::Sendgrid => {
-            let a = run(b, pend, b64url);
-            let dot = pend + a;
-            if !before_ok || !(16..=32).contains(&a) || b.get(dot) != Some(&b'.') {
-                return None;
-            }
-            let c = run(b, dot + 1, b64url);
-            if !(30..=64).contains(&c) {
-                return None;
-            }
-            (DataClass::SendgridKey, dot + 1 + c)
-        }
-        Kind::Openai => {
-            let n = run(b, pend, b64url);
-            let body = &b[pend..pend + n];
-            if !before_ok || n < 20 {
-                return None;
-            }
-            let ok = match memchr::memmem::find(body, b"T3BlbkFJ") {
-                Some(at) => {
-                    // `sk-admin-`/`sk-proj-` lead words are not part of the random halves.
-                    let lead = [&b"admin-"[..], b"proj-", b"svcacct-"]
-                        .iter()
-                        .find(|p| body.starts_with(p))
-                        .map_or(0, |p| p.len());
-                    at.saturating_sub(lead) >= 20 && n - at - 8 >= 20
-                }
-                None => {
-                    (body.starts_with(b"proj-")
-                        || body.starts_with(b"svcacct-")
-                        || body.starts_with(b"admin-"))
-                        && n >= 40
-                }
-            };
-            if !ok {
-                return None;
-            }
-            (DataClass::OpenaiKey, pend + n)
-        }
-        Kind::Pem => return pem(s, start, pend),
-        Kind::GcpServiceAccount => {
-            // `"type": "service_account"` in a key file that carries its private key.
-            let quoted = start > 0
-                && b[start - 1] == b'"'
-                && b.get(pend).is_some_and(|&c| c == b'"' || c == b'\\');
-            let typed =
-                memchr::memmem::find(&b[start.saturating_sub(24)..start], b"type").is_some();
-            if !quoted || !typed || memchr::memmem::find(b, b"private_key").is_none() {
-                return None;
-            }
-            s.push(DataClass::GcpServiceAccount, start, pend, Confidence::High);
-            return Some(pend);
-        }
-        Kind::Jwt => {
-            let end = jwt(b, start)?;
-            if !before_ok {
-                return None;
-            }
-            (DataClass::Jwt, end)
-        }
-        Kind::Basic => {
-            let n = run(b, pend, |c| b64(c) || c == b'=');
-            if n < 8 {
-                return None;
-            }
-            let raw = base64::engine::general_purpose::STANDARD
-                .decode(&b[pend..pend + n])
-                .ok()?;
-            let text = std::str::from_utf8(&raw).ok()?;
-            if !text.contains(':') || text.chars().any(char::is_control) {
-                return None;
-            }
-            s.push(DataClass::BasicAuth, pend, pend + n, Confidence::High);
-            return Some(pend + n);
-        }
-        Kind::UrlCreds => {
-            // scheme://user:password@host — the password.
-            let rest = &b[pend..];
-            let stop = rest.iter().position(|&c| {
-                matches!(c, b'/' | b'@' | b' ' | b'"' | b'\'' | b'<' | b'>' | b'\n')
-            })?;
-            if rest[stop] != b'@' {
-                return None;
-            }
-            let colon = memchr::memchr(b':', &rest[..stop])?;
-            let pw = &rest[colon + 1..stop];
-            if pw.is_empty() || is_placeholder(pw) {
-                return None;
-            }
-            s.push(
-                DataClass::Password,
-                pend + colon + 1,
-                pend + stop,
-                Confidence::Medium,
-            );
-            return Some(pend + stop);
-        }
-        Kind::AzureClientSecret => {
-            let charset = |c: u8| alnum(c) || matches!(c, b'_' | b'~' | b'.');
-            if start < 4 || !b[start - 1].is_ascii_digit() {
-                return None;
-            }
-            let from = start - 4;
-            if !b[from..start - 1].iter().all(|&c| charset(c))
-                || (from > 0 && (charset(b[from - 1]) || b[from - 1] == b'-'))
-            {
-                return None;
-            }
-            let n = run(b, pend, |c| charset(c) || c == b'-');
-            if !(31..=34).contains(&n) || b[pend..pend + n].iter().all(|&c| c == b'~') {
-                return None;
-            }
-            s.push(
-                DataClass::AzureClientSecret,
-                from,
-                pend + n,
-                Confidence::High,
-            );
-            return Some(pend + n);
-        }
+    let bounded = start == 0 || !is_word(s.b[start - 1]);
+    let p = Prefix {
+        start,
+        pend,
+        bounded,
     };
-    if is_placeholder(&b[pend..end]) {
+    match kind {
+        Kind::Pem => pem(s, start, pend),
+        Kind::AwsId => aws_id(s, p),
+        Kind::Gcp => gcp(s, p),
+        Kind::Github => github(s, p),
+        Kind::Gitlab => gitlab(s, p),
+        Kind::Slack => slack(s, p),
+        Kind::SlackHook => slack_hook(s, p),
+        Kind::Stripe => stripe(s, p),
+        Kind::Sendgrid => sendgrid(s, p),
+        Kind::Openai => openai(s, p),
+        Kind::GcpServiceAccount => gcp_service_account(s, p),
+        Kind::Jwt => jwt_token(s, p),
+        Kind::Basic => basic(s, p),
+        Kind::UrlCreds => url_creds(s, p),
+        Kind::AzureClientSecret => azure_client_secret(s, p),
+    }
+}
+
+/// Records a high-confidence token at `p.start..end` unless its body is a placeholder.
+fn accept(s: &mut Scan<'_, '_>, class: DataClass, p: Prefix, end: usize) -> Option<usize> {
+    if is_placeholder(&s.b[p.pend..end]) {
         return None;
     }
-    s.push(class, start, end, Confidence::High);
+    s.push(class, p.start, end, Confidence::High);
     Some(end)
+}
+
+/// An AWS access key id (`AKIA…`): 16 more upper-case letters or digits; a secret
+/// key that follows it is recorded too.
+fn aws_id(s: &mut Scan<'_, '_>, p: Prefix) -> Option<usize> {
+    let b = s.b;
+    let n = run(b, p.pend, |c| c.is_ascii_uppercase() || c.is_ascii_digit());
+    let end = p.pend + 16;
+    if !p.bounded || n != 16 || b.get(end).is_some_and(|&c| alnum(c)) {
+        return None;
+    }
+    // AWS documentation keys end in EXAMPLE.
+    if b[p.start..end].ends_with(b"EXAMPLE") {
+        return None;
+    }
+    s.push(DataClass::AwsAccessKeyId, p.start, end, Confidence::High);
+    aws_secret_after(s, end);
+    Some(end)
+}
+
+/// A Google API key (`AIza…`): 35 base64url characters with a random look.
+fn gcp(s: &mut Scan<'_, '_>, p: Prefix) -> Option<usize> {
+    let b = s.b;
+    let n = run(b, p.pend, b64url);
+    let end = p.pend + 35;
+    if !p.bounded || n != 35 {
+        return None;
+    }
+    let key = std::str::from_utf8(&b[p.start..end]).ok()?;
+    if PUBLISHED_EXAMPLES.contains(&key) || entropy(&b[p.start..end]) < 3.5 {
+        return None;
+    }
+    accept(s, DataClass::GcpApiKey, p, end)
+}
+
+/// A GitHub token (`ghp_…`, `github_pat_…`).
+fn github(s: &mut Scan<'_, '_>, p: Prefix) -> Option<usize> {
+    let b = s.b;
+    let n = run(b, p.pend, |c| alnum(c) || c == b'_');
+    if !p.bounded || !(36..=255).contains(&n) {
+        return None;
+    }
+    accept(s, DataClass::GithubToken, p, p.pend + n)
+}
+
+/// A GitLab token (`glpat-…`; `gloas-` with 64 hex digits).
+fn gitlab(s: &mut Scan<'_, '_>, p: Prefix) -> Option<usize> {
+    let b = s.b;
+    let n = run(b, p.pend, |c| b64url(c) || c == b'.');
+    let prefix = &b[p.start..p.pend];
+    let ok = if prefix == b"gloas-" {
+        n == 64 && b[p.pend..p.pend + n].iter().all(u8::is_ascii_hexdigit)
+    } else {
+        (20..=255).contains(&n)
+    };
+    if !p.bounded || !ok {
+        return None;
+    }
+    accept(s, DataClass::GitlabToken, p, p.pend + n)
+}
+
+/// A Slack token (`xox…-`), not a template or a channel reference.
+fn slack(s: &mut Scan<'_, '_>, p: Prefix) -> Option<usize> {
+    let b = s.b;
+    let n = run(b, p.pend, |c| alnum(c) || c == b'-');
+    let body = &b[p.pend..p.pend + n];
+    let next = b.get(p.pend + n).copied().unwrap_or(b' ');
+    if !p.bounded
+        || n < 20
+        || body.ends_with(b"-")
+        || !body.contains(&b'-') && !b[p.start..p.pend].starts_with(b"xoxe")
+        || matches!(next, b'#' | b'*' | b'<' | b'{' | b'$' | b'.')
+    {
+        return None;
+    }
+    accept(s, DataClass::SlackToken, p, p.pend + n)
+}
+
+/// A Slack webhook URL (`hooks.slack.com/services/T…`).
+fn slack_hook(s: &mut Scan<'_, '_>, p: Prefix) -> Option<usize> {
+    let b = s.b;
+    let path = &b[p.pend..];
+    let ok = path.starts_with(b"services/T")
+        || path.starts_with(b"workflows/T")
+        || path.starts_with(b"triggers/T");
+    let n = run(b, p.pend, |c| alnum(c) || c == b'/' || c == b'_');
+    if !ok || n < 30 {
+        return None;
+    }
+    // Include the scheme when it is there.
+    let from = if p.start >= 8 && b[..p.start].ends_with(b"https://") {
+        p.start - 8
+    } else {
+        p.start
+    };
+    s.push(DataClass::SlackWebhook, from, p.pend + n, Confidence::High);
+    Some(p.pend + n)
+}
+
+/// A Stripe key (`sk_live_…`, `rk_live_…`).
+fn stripe(s: &mut Scan<'_, '_>, p: Prefix) -> Option<usize> {
+    let b = s.b;
+    let n = run(b, p.pend, alnum);
+    if !p.bounded || n < 16 {
+        return None;
+    }
+    accept(s, DataClass::StripeKey, p, p.pend + n)
+}
+
+/// A SendGrid key (`SG.` then two base64url parts).
+fn sendgrid(s: &mut Scan<'_, '_>, p: Prefix) -> Option<usize> {
+    let b = s.b;
+    let a = run(b, p.pend, b64url);
+    let dot = p.pend + a;
+    if !p.bounded || !(16..=32).contains(&a) || b.get(dot) != Some(&b'.') {
+        return None;
+    }
+    let c = run(b, dot + 1, b64url);
+    if !(30..=64).contains(&c) {
+        return None;
+    }
+    accept(s, DataClass::SendgridKey, p, dot + 1 + c)
+}
+
+/// An OpenAI key (`sk-…`): two random halves around `T3BlbkFJ`, or a project key.
+fn openai(s: &mut Scan<'_, '_>, p: Prefix) -> Option<usize> {
+    let b = s.b;
+    let n = run(b, p.pend, b64url);
+    let body = &b[p.pend..p.pend + n];
+    if !p.bounded || n < 20 {
+        return None;
+    }
+    let ok = match memchr::memmem::find(body, b"T3BlbkFJ") {
+        Some(at) => {
+            // `sk-admin-`/`sk-proj-` lead words are not part of the random halves.
+            let lead = [&b"admin-"[..], b"proj-", b"svcacct-"]
+                .iter()
+                .find(|p| body.starts_with(p))
+                .map_or(0, |p| p.len());
+            at.saturating_sub(lead) >= 20 && n - at - 8 >= 20
+        }
+        None => {
+            (body.starts_with(b"proj-")
+                || body.starts_with(b"svcacct-")
+                || body.starts_with(b"admin-"))
+                && n >= 40
+        }
+    };
+    if !ok {
+        return None;
+    }
+    accept(s, DataClass::OpenaiKey, p, p.pend + n)
+}
+
+/// A Google service-account key file: `"type": "service_account"` with its
+/// private key.
+fn gcp_service_account(s: &mut Scan<'_, '_>, p: Prefix) -> Option<usize> {
+    let b = s.b;
+    // `"type": "service_account"` in a key file that carries its private key.
+    let quoted = p.start > 0
+        && b[p.start - 1] == b'"'
+        && b.get(p.pend).is_some_and(|&c| c == b'"' || c == b'\\');
+    let typed = memchr::memmem::find(&b[p.start.saturating_sub(24)..p.start], b"type").is_some();
+    if !quoted || !typed || memchr::memmem::find(b, b"private_key").is_none() {
+        return None;
+    }
+    s.push(
+        DataClass::GcpServiceAccount,
+        p.start,
+        p.pend,
+        Confidence::High,
+    );
+    Some(p.pend)
+}
+
+/// A JWT at a word boundary.
+fn jwt_token(s: &mut Scan<'_, '_>, p: Prefix) -> Option<usize> {
+    let b = s.b;
+    let end = jwt(b, p.start)?;
+    if !p.bounded {
+        return None;
+    }
+    accept(s, DataClass::Jwt, p, end)
+}
+
+/// HTTP Basic credentials: base64 of `user:password`.
+fn basic(s: &mut Scan<'_, '_>, p: Prefix) -> Option<usize> {
+    let b = s.b;
+    let n = run(b, p.pend, |c| b64(c) || c == b'=');
+    if n < 8 {
+        return None;
+    }
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(&b[p.pend..p.pend + n])
+        .ok()?;
+    let text = std::str::from_utf8(&raw).ok()?;
+    if !text.contains(':') || text.chars().any(char::is_control) {
+        return None;
+    }
+    s.push(DataClass::BasicAuth, p.pend, p.pend + n, Confidence::High);
+    Some(p.pend + n)
+}
+
+/// The password in `scheme://user:password@host`.
+fn url_creds(s: &mut Scan<'_, '_>, p: Prefix) -> Option<usize> {
+    let b = s.b;
+    // scheme://user:password@host — the password.
+    let rest = &b[p.pend..];
+    let stop = rest
+        .iter()
+        .position(|&c| matches!(c, b'/' | b'@' | b' ' | b'"' | b'\'' | b'<' | b'>' | b'\n'))?;
+    if rest[stop] != b'@' {
+        return None;
+    }
+    let colon = memchr::memchr(b':', &rest[..stop])?;
+    let pw = &rest[colon + 1..stop];
+    if pw.is_empty() || is_placeholder(pw) {
+        return None;
+    }
+    s.push(
+        DataClass::Password,
+        p.pend + colon + 1,
+        p.pend + stop,
+        Confidence::Medium,
+    );
+    Some(p.pend + stop)
+}
+
+/// An Azure client secret (`…Q~…`, 3 characters then a digit before the marker).
+fn azure_client_secret(s: &mut Scan<'_, '_>, p: Prefix) -> Option<usize> {
+    let b = s.b;
+    let charset = |c: u8| alnum(c) || matches!(c, b'_' | b'~' | b'.');
+    if p.start < 4 || !b[p.start - 1].is_ascii_digit() {
+        return None;
+    }
+    let from = p.start - 4;
+    if !b[from..p.start - 1].iter().all(|&c| charset(c))
+        || (from > 0 && (charset(b[from - 1]) || b[from - 1] == b'-'))
+    {
+        return None;
+    }
+    let n = run(b, p.pend, |c| charset(c) || c == b'-');
+    if !(31..=34).contains(&n) || b[p.pend..p.pend + n].iter().all(|&c| c == b'~') {
+        return None;
+    }
+    s.push(
+        DataClass::AzureClientSecret,
+        from,
+        p.pend + n,
+        Confidence::High,
+    );
+    Some(p.pend + n)
 }
 
 /// A JWS compact token from `start`: header and payload base64url JSON objects (no padding),
