@@ -125,24 +125,7 @@ fn main() -> Result<()> {
         .or_else(|| config.name.clone())
         .unwrap_or_else(|| "sensor".to_owned());
     let hub = args.workbench.clone().or_else(|| config.uplink.hub.clone());
-    // An uplink always goes through a spool: backpressure goes to disk, not to memory.
-    let spool_dir = args
-        .spool
-        .clone()
-        .or_else(|| config.spool.dir.clone())
-        .or_else(|| hub.is_some().then(|| default_spool_dir(&name)));
-    let spool = match spool_dir.as_ref() {
-        Some(dir) => {
-            let sp = spool::Spool::open(dir, config.spool.max_mb << 20, config.spool.full)
-                .with_context(|| format!("cannot use the spool {}", dir.display()))?;
-            let cut = sp.stats().recovered_cut_bytes;
-            if cut > 0 {
-                tracing::warn!("spool recovered: cut {cut} bytes of torn or corrupt entries");
-            }
-            Some(Arc::new(spool::SharedSpool::new(sp)))
-        }
-        None => None,
-    };
+    let spool = open_spool(&args, &config, &name, hub.is_some())?;
     let counters = Arc::new(Counters::default());
     let setup = pipeline::WorkerSetup {
         engine: EngineConfig {
@@ -163,30 +146,7 @@ fn main() -> Result<()> {
         config.batch.records,
         std::time::Duration::from_millis(config.batch.max_ms),
     );
-    let live = if let Some(iface) = &args.interface {
-        // Open the capture (the privileged step) before anything else runs.
-        Some(source::Live::open(&source::LiveOptions {
-            interface: iface.clone(),
-            filter: args.filter.clone(),
-            snaplen: args.snaplen,
-            promisc: !args.no_promisc,
-            buffer_bytes: args.buffer_mb.saturating_mul(1 << 20),
-            immediate: args.immediate,
-        })?)
-    } else {
-        None
-    };
-    // The capture is open: from here on nothing needs privileges. Dropped while this is the
-    // only thread, so no thread keeps any.
-    if live.is_some() {
-        let dropped = privilege::drop_all()?;
-        if !dropped.had.is_empty() {
-            tracing::info!(
-                "capture open; all {} capabilities dropped",
-                dropped.had.bits().count_ones()
-            );
-        }
-    }
+    let live = open_capture(&args)?;
     // Ctrl-C / SIGTERM: finish the capture loop, drain the workers, flush into the spool, report.
     ctrlc::set_handler(|| source::STOP.store(true, std::sync::atomic::Ordering::Relaxed))
         .context("cannot install the signal handler")?;
@@ -202,27 +162,7 @@ fn main() -> Result<()> {
     };
     let mut pipe =
         pipeline::Pipeline::start(workers, &setup, sink, Arc::clone(&counters), live.is_some())?;
-    if let Some(mut live) = live {
-        live.run(&mut pipe, &counters)?;
-        // Drops are the figure a tap operator watches: say them even when zero.
-        tracing::info!(
-            "{}: {} packets received, {} dropped by the kernel, {} by the interface",
-            live.name(),
-            Counters::get(&counters.packets),
-            Counters::get(&counters.kernel_drops),
-            Counters::get(&counters.interface_drops),
-        );
-    } else if let Some(path) = &args.read {
-        source::replay(
-            path,
-            args.filter.as_deref(),
-            args.recorded_speed,
-            &mut pipe,
-            &counters,
-        )?;
-    } else {
-        bail!("say where packets come from: --interface IF or --read FILE");
-    }
+    feed(&args, live, &mut pipe, &counters)?;
     let report = pipe.finish()?;
     tracing::info!(
         "{} packets, {} connections, {} transactions, {} values redacted",
@@ -249,6 +189,87 @@ fn main() -> Result<()> {
             st.bytes,
             st.lost_records
         );
+    }
+    Ok(())
+}
+
+/// Opens the spool when one is configured or an uplink needs one (backpressure goes to disk,
+/// not to memory), recovering what a crash left torn.
+fn open_spool(
+    args: &Args,
+    config: &config::SensorConfig,
+    name: &str,
+    uplink: bool,
+) -> Result<Option<Arc<spool::SharedSpool>>> {
+    let dir = args
+        .spool
+        .clone()
+        .or_else(|| config.spool.dir.clone())
+        .or_else(|| uplink.then(|| default_spool_dir(name)));
+    let Some(dir) = dir else {
+        return Ok(None);
+    };
+    let sp = spool::Spool::open(&dir, config.spool.max_mb << 20, config.spool.full)
+        .with_context(|| format!("cannot use the spool {}", dir.display()))?;
+    let cut = sp.stats().recovered_cut_bytes;
+    if cut > 0 {
+        tracing::warn!("spool recovered: cut {cut} bytes of torn or corrupt entries");
+    }
+    Ok(Some(Arc::new(spool::SharedSpool::new(sp))))
+}
+
+/// Opens the live capture (the privileged step) when an interface is named, then drops every
+/// privilege: from here on nothing needs them. Called while this is the only thread, so no
+/// thread keeps any.
+fn open_capture(args: &Args) -> Result<Option<source::Live>> {
+    let Some(iface) = &args.interface else {
+        return Ok(None);
+    };
+    let live = source::Live::open(&source::LiveOptions {
+        interface: iface.clone(),
+        filter: args.filter.clone(),
+        snaplen: args.snaplen,
+        promisc: !args.no_promisc,
+        buffer_bytes: args.buffer_mb.saturating_mul(1 << 20),
+        immediate: args.immediate,
+    })?;
+    let dropped = privilege::drop_all()?;
+    if !dropped.had.is_empty() {
+        tracing::info!(
+            "capture open; all {} capabilities dropped",
+            dropped.had.bits().count_ones()
+        );
+    }
+    Ok(Some(live))
+}
+
+/// Feeds the pipeline from the live capture or the file until it ends or is stopped.
+fn feed(
+    args: &Args,
+    live: Option<source::Live>,
+    pipe: &mut pipeline::Pipeline,
+    counters: &Arc<Counters>,
+) -> Result<()> {
+    if let Some(mut live) = live {
+        live.run(pipe, counters)?;
+        // Drops are the figure a tap operator watches: say them even when zero.
+        tracing::info!(
+            "{}: {} packets received, {} dropped by the kernel, {} by the interface",
+            live.name(),
+            Counters::get(&counters.packets),
+            Counters::get(&counters.kernel_drops),
+            Counters::get(&counters.interface_drops),
+        );
+    } else if let Some(path) = &args.read {
+        source::replay(
+            path,
+            args.filter.as_deref(),
+            args.recorded_speed,
+            pipe,
+            counters,
+        )?;
+    } else {
+        bail!("say where packets come from: --interface IF or --read FILE");
     }
     Ok(())
 }

@@ -183,6 +183,29 @@ async fn serve_connection(
     on_event: &OnEvent,
     sensor_name: &mut Option<String>,
 ) -> Result<Option<String>, Refusal> {
+    let admitted = admit(incoming, jobs).await?;
+    *sensor_name = Some(admitted.name.clone());
+    let outcome = stream_batches(admitted, jobs, on_event).await;
+    Ok(outcome.err().map(|e| format!("{e:#}")))
+}
+
+/// A sensor that passed the handshake: an enrolled certificate and a hello we speak.
+struct Admitted {
+    /// Held so the connection stays open while its streams are served.
+    _conn: quinn::Connection,
+    peer: SocketAddr,
+    tx: quinn::SendStream,
+    rx: MessageReader,
+    /// The sensor's row and enrolled name.
+    id: i64,
+    name: String,
+    /// The sensor's spool generation.
+    spool: u64,
+}
+
+/// The handshake: TLS with a client certificate, a stream, a hello in our protocol, and the
+/// certificate enrolled in the case.
+async fn admit(incoming: quinn::Incoming, jobs: &mpsc::Sender<Job>) -> Result<Admitted, Refusal> {
     let peer = incoming.remote_address();
     let conn = incoming
         .await
@@ -194,35 +217,7 @@ async fn serve_connection(
         .map_err(|_| Refusal("opened no stream within 10 s".into()))?
         .map_err(|e| Refusal(format!("connection lost before the hello: {e}")))?;
     let mut rx = MessageReader::new(rx);
-    let hello = tokio::time::timeout(Duration::from_secs(10), rx.recv::<SensorMessage>())
-        .await
-        .map_err(|_| Refusal("sent no hello within 10 s".into()))?;
-    let (spool, claimed) = match hello {
-        Ok(Some(SensorMessage::Hello {
-            sensor,
-            protocol,
-            record_version,
-            spool,
-            ..
-        })) => {
-            if protocol != PROTOCOL_VERSION || record_version != RECORD_VERSION {
-                return Err(refuse(
-                    &conn,
-                    &mut tx,
-                    format!(
-                        "speaks protocol {protocol} / records {record_version}; this workbench speaks {PROTOCOL_VERSION} / {RECORD_VERSION}: upgrade the older side"
-                    ),
-                )
-                .await);
-            }
-            (spool, sensor)
-        }
-        Ok(Some(other)) => {
-            return Err(refuse(&conn, &mut tx, format!("sent {other:?} before its hello")).await);
-        }
-        Ok(None) => return Err(Refusal("closed the stream before its hello".into())),
-        Err(e) => return Err(Refusal(format!("sent a malformed hello: {e}"))),
-    };
+    let (spool, claimed) = hello(&conn, &mut tx, &mut rx).await?;
     let Some((id, name)) = ask(jobs, |r| Job::Lookup(fingerprint.clone(), r))
         .await
         .map_err(|e| Refusal(format!("case lookup failed: {e:#}")))?
@@ -236,90 +231,176 @@ async fn serve_connection(
         )
         .await);
     };
-    *sensor_name = Some(name.clone());
-    let outcome: Result<()> = async {
-        let stored_through = ask(jobs, |r| Job::Through(id, spool, r)).await?;
-        send(&mut tx, &HubMessage::Welcome { stored_through }).await?;
-        tracing::info!(sensor = %name, stored_through, "connected");
-        on_event(HubEvent::Connected {
-            sensor: name.clone(),
-            peer,
-            stored_through,
-        });
-        let stamp: Arc<str> = name.as_str().into();
-        // Batches are handed to the store without waiting for the previous one to commit, so
-        // the store can commit several together; an acker task sends the acknowledgements in
-        // order as commits complete. The queue bounds what one sensor has in flight.
-        let (pending, mut commits) =
-            mpsc::channel::<(u64, usize, oneshot::Receiver<Result<Delivery>>)>(64);
-        let acker = {
-            let on_event = Arc::clone(on_event);
-            let name = name.clone();
-            tokio::spawn(async move {
-                while let Some((seq, records, commit)) = commits.recv().await {
-                    let d = commit
-                        .await
-                        .map_err(|_| anyhow!("the hub's store stopped"))??;
-                    send(&mut tx, &HubMessage::Ack { through: seq }).await?;
-                    tracing::debug!(seq, records, "batch acknowledged");
-                    on_event(HubEvent::Batch {
-                        sensor: name.clone(),
-                        seq,
-                        records,
-                        new: matches!(d, Delivery::Stored(_)),
-                    });
-                }
-                anyhow::Ok(tx)
-            })
-        };
-        let reading: Result<()> = async {
-            while let Some(msg) = rx.recv::<SensorMessage>().await? {
-                match msg {
-                    SensorMessage::Batch(batch) => {
-                        let seq = batch.seq;
-                        let mut txs = batch
-                            .decode()
-                            .with_context(|| format!("batch {seq} from {name}"))?;
-                        // Records carry the enrolled name, whatever the sensor stamped.
-                        for t in &mut txs {
-                            t.sensor_id = Some(Arc::clone(&stamp));
-                        }
-                        let records = txs.len();
-                        let (reply, commit) = oneshot::channel();
-                        jobs.send(Job::Store(id, spool, seq, txs, reply))
-                            .await
-                            .map_err(|_| anyhow!("the hub's store stopped"))?;
-                        pending
-                            .send((seq, records, commit))
-                            .await
-                            .map_err(|_| anyhow!("acknowledging failed"))?;
-                    }
-                    SensorMessage::Stats(stats) => {
-                        let version = stats.version.clone();
-                        let json = serde_json::to_value(&stats)?;
-                        jobs.send(Job::Heartbeat(id, version, json))
-                            .await
-                            .map_err(|_| anyhow!("the hub's store stopped"))?;
-                    }
-                    SensorMessage::Hello { .. } => bail!("sent a second hello"),
-                }
+    Ok(Admitted {
+        _conn: conn,
+        peer,
+        tx,
+        rx,
+        id,
+        name,
+        spool,
+    })
+}
+
+/// Reads the sensor's hello: its spool generation and the name it claims.
+async fn hello(
+    conn: &quinn::Connection,
+    tx: &mut quinn::SendStream,
+    rx: &mut MessageReader,
+) -> Result<(u64, String), Refusal> {
+    let hello = tokio::time::timeout(Duration::from_secs(10), rx.recv::<SensorMessage>())
+        .await
+        .map_err(|_| Refusal("sent no hello within 10 s".into()))?;
+    match hello {
+        Ok(Some(SensorMessage::Hello {
+            sensor,
+            protocol,
+            record_version,
+            spool,
+            ..
+        })) => {
+            if protocol != PROTOCOL_VERSION || record_version != RECORD_VERSION {
+                return Err(refuse(
+                    conn,
+                    tx,
+                    format!(
+                        "speaks protocol {protocol} / records {record_version}; this workbench speaks {PROTOCOL_VERSION} / {RECORD_VERSION}: upgrade the older side"
+                    ),
+                )
+                .await);
             }
-            Ok(())
+            Ok((spool, sensor))
         }
-        .await;
-        drop(pending);
-        // The acker's error (a failed commit) explains a failed read better than the read.
-        let mut tx = match acker.await {
-            Ok(Ok(tx)) => tx,
-            Ok(Err(e)) => return Err(e),
-            Err(e) => return Err(anyhow!("the acknowledging task failed: {e}")),
-        };
-        reading?;
-        let _ = tx.finish();
+        Ok(Some(other)) => Err(refuse(conn, tx, format!("sent {other:?} before its hello")).await),
+        Ok(None) => Err(Refusal("closed the stream before its hello".into())),
+        Err(e) => Err(Refusal(format!("sent a malformed hello: {e}"))),
+    }
+}
+
+/// A batch handed to the store, waiting for its commit to be acknowledged.
+type PendingAck = (u64, usize, oneshot::Receiver<Result<Delivery>>);
+
+/// Welcomes an admitted sensor and stores its batches until it closes the stream.
+async fn stream_batches(a: Admitted, jobs: &mpsc::Sender<Job>, on_event: &OnEvent) -> Result<()> {
+    let Admitted {
+        _conn,
+        peer,
+        mut tx,
+        mut rx,
+        id,
+        name,
+        spool,
+    } = a;
+    let stored_through = ask(jobs, |r| Job::Through(id, spool, r)).await?;
+    send(&mut tx, &HubMessage::Welcome { stored_through }).await?;
+    tracing::info!(sensor = %name, stored_through, "connected");
+    on_event(HubEvent::Connected {
+        sensor: name.clone(),
+        peer,
+        stored_through,
+    });
+    // Batches are handed to the store without waiting for the previous one to commit, so
+    // the store can commit several together; an acker task sends the acknowledgements in
+    // order as commits complete. The queue bounds what one sensor has in flight.
+    let (pending, commits) = mpsc::channel::<PendingAck>(64);
+    let acker = tokio::spawn(acknowledge(tx, commits, name.clone(), Arc::clone(on_event)));
+    let session = Session {
+        jobs,
+        id,
+        spool,
+        name: &name,
+    };
+    let reading = session.read(&mut rx, &pending).await;
+    drop(pending);
+    // The acker's error (a failed commit) explains a failed read better than the read.
+    let mut tx = match acker.await {
+        Ok(Ok(tx)) => tx,
+        Ok(Err(e)) => return Err(e),
+        Err(e) => return Err(anyhow!("the acknowledging task failed: {e}")),
+    };
+    reading?;
+    let _ = tx.finish();
+    Ok(())
+}
+
+/// Sends the acknowledgements in batch order as the store commits them; gives the stream
+/// back when the reader is done.
+async fn acknowledge(
+    mut tx: quinn::SendStream,
+    mut commits: mpsc::Receiver<PendingAck>,
+    name: String,
+    on_event: OnEvent,
+) -> Result<quinn::SendStream> {
+    while let Some((seq, records, commit)) = commits.recv().await {
+        let d = commit
+            .await
+            .map_err(|_| anyhow!("the hub's store stopped"))??;
+        send(&mut tx, &HubMessage::Ack { through: seq }).await?;
+        tracing::debug!(seq, records, "batch acknowledged");
+        on_event(HubEvent::Batch {
+            sensor: name.clone(),
+            seq,
+            records,
+            new: matches!(d, Delivery::Stored(_)),
+        });
+    }
+    Ok(tx)
+}
+
+/// One admitted sensor's stream of messages after the welcome.
+struct Session<'a> {
+    jobs: &'a mpsc::Sender<Job>,
+    id: i64,
+    spool: u64,
+    name: &'a str,
+}
+
+impl Session<'_> {
+    /// Reads messages until the sensor closes the stream: batches go to the store (their
+    /// commits to the acker), statistics to the sensor's heartbeat.
+    async fn read(
+        &self,
+        rx: &mut MessageReader,
+        pending: &mpsc::Sender<PendingAck>,
+    ) -> Result<()> {
+        let stamp: Arc<str> = self.name.into();
+        while let Some(msg) = rx.recv::<SensorMessage>().await? {
+            match msg {
+                SensorMessage::Batch(batch) => {
+                    let seq = batch.seq;
+                    let mut txs = batch
+                        .decode()
+                        .with_context(|| format!("batch {seq} from {}", self.name))?;
+                    // Records carry the enrolled name, whatever the sensor stamped.
+                    for t in &mut txs {
+                        t.sensor_id = Some(Arc::clone(&stamp));
+                    }
+                    let records = txs.len();
+                    let (reply, commit) = oneshot::channel();
+                    self.job(Job::Store(self.id, self.spool, seq, txs, reply))
+                        .await?;
+                    pending
+                        .send((seq, records, commit))
+                        .await
+                        .map_err(|_| anyhow!("acknowledging failed"))?;
+                }
+                SensorMessage::Stats(stats) => {
+                    let version = stats.version.clone();
+                    let json = serde_json::to_value(&stats)?;
+                    self.job(Job::Heartbeat(self.id, version, json)).await?;
+                }
+                SensorMessage::Hello { .. } => bail!("sent a second hello"),
+            }
+        }
         Ok(())
     }
-    .await;
-    Ok(outcome.err().map(|e| format!("{e:#}")))
+
+    async fn job(&self, job: Job) -> Result<()> {
+        self.jobs
+            .send(job)
+            .await
+            .map_err(|_| anyhow!("the hub's store stopped"))
+    }
 }
 
 /// Tells the peer why, closes the connection.
