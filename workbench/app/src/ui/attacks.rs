@@ -123,9 +123,11 @@ pub fn ui(ui: &mut egui::Ui, state: &mut State, case: &mut Case, cmds: &mut Vec<
             name.clone(),
         )
     });
+    let width = ui.available_width();
     egui::Panel::left("actors")
         .resizable(true)
-        .default_size(ui.available_width() * 0.42)
+        .default_size(width * 0.42)
+        .max_size(width * 0.75)
         .show(ui, |ui| {
             ui.label(
                 RichText::new(format!(

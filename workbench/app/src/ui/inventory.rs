@@ -84,11 +84,15 @@ pub fn ui(ui: &mut egui::Ui, state: &mut State, case: &mut Case, cmds: &mut Vec<
     }
     keyboard_moves(ui, state, &rows);
     if let Some(sel) = state.selected.and_then(|id| inv.endpoint(id)) {
+        // The pane never grows past three quarters of the view, whatever its content: what
+        // is wider scrolls inside it instead of spreading over the list and the navigation.
+        let width = ui.available_width();
         egui::Panel::right("endpoint-detail")
             .resizable(true)
-            .default_size(ui.available_width() * 0.5)
+            .default_size(width * 0.5)
+            .max_size(width * 0.75)
             .show(ui, |ui| {
-                egui::ScrollArea::vertical().show(ui, |ui| detail(ui, sel, &inv, cmds));
+                egui::ScrollArea::both().show(ui, |ui| detail(ui, sel, &inv, cmds));
             });
     }
     // Everything beside the pane lives in its own clipped rect: a filter bar or table wider
@@ -302,7 +306,7 @@ fn detail(ui: &mut egui::Ui, e: &EndpointView, inv: &Inventory, cmds: &mut Vec<C
             let Some(f) = inv.findings.get(i) else {
                 continue;
             };
-            ui.horizontal(|ui| {
+            ui.horizontal_wrapped(|ui| {
                 ui.label(format::severity_badge(f.severity));
                 if ui.link(&f.title).clicked() {
                     cmds.push(Command::ShowFinding(f.id));
