@@ -4,7 +4,7 @@
 
 use crate::capture::{CaptureReader, LinkType, Packet};
 use crate::defrag::{DefragLimits, Defragmenter};
-use crate::flow::{FlowKey, FlowLimits, FlowStats, FlowTable};
+use crate::flow::{DecoderFactory, FlowKey, FlowLimits, FlowStats, FlowTable, http1_decoder};
 use crate::http::HttpConfig;
 use crate::packet::{self, Decoded};
 use tapline_record::Transaction;
@@ -24,6 +24,9 @@ pub struct EngineConfig {
     /// [`crate::flow::FlowKey::shard_hash`] falls in its shard, so `count` engines can each
     /// scan the same packets and split the work without talking to each other.
     pub shard: Option<(u64, u64)>,
+    /// The protocol decoder each new connection gets; `None` is HTTP/1
+    /// ([`crate::flow::http1_decoder`]).
+    pub decoder: Option<DecoderFactory>,
 }
 
 /// Counters over everything the engine saw.
@@ -63,7 +66,7 @@ impl Engine {
     /// A new engine.
     pub fn new(cfg: EngineConfig) -> Self {
         Engine {
-            flows: FlowTable::new(cfg.flows),
+            flows: FlowTable::with_decoder(cfg.flows, cfg.decoder.unwrap_or(http1_decoder)),
             defrag: Defragmenter::new(cfg.defrag),
             cfg,
             stats: EngineStats::default(),
@@ -264,6 +267,16 @@ mod tests {
             total += out.len();
         }
         assert_eq!(total, 1, "exactly one shard keeps the connection");
+    }
+
+    #[test]
+    fn test_the_configuration_chooses_the_protocol_decoder() {
+        let (out, _) = decode(EngineConfig {
+            decoder: Some(crate::flow::tests::counting),
+            ..EngineConfig::default()
+        });
+        assert_eq!(out.len(), 1);
+        assert!(out[0].uri.starts_with("POS client="), "{}", out[0].uri);
     }
 
     #[test]

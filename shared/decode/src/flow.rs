@@ -648,7 +648,7 @@ fn guess_client_dir(dir: Half, seg: &TcpSegment<'_>) -> Half {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::packet::tcp_flags::{ACK, FIN, PSH, SYN};
     use std::net::Ipv4Addr;
@@ -796,7 +796,8 @@ mod tests {
         }
     }
 
-    fn counting(
+    /// A decoder that counts each direction's bytes and reports them on close.
+    pub(crate) fn counting(
         _: Option<SocketAddr>,
         _: Option<SocketAddr>,
         _: bool,
