@@ -7,6 +7,7 @@ use super::format;
 use super::overview::loading;
 use eframe::egui::{self, RichText};
 use tapline_store::query::TxFilter;
+use tapline_store::sensors::SensorRow;
 
 /// The view's state.
 #[derive(Debug, Default)]
@@ -25,6 +26,54 @@ pub fn ui(
     cmds: &mut Vec<Command>,
 ) {
     ui.heading("Hub");
+    hub_controls(ui, hub, settings, cmds);
+    ui.separator();
+    ui.heading("Enrolled sensors");
+    match &case.sensors.value {
+        None => loading(ui, case.sensors.error.as_deref()),
+        Some(list) if list.is_empty() => {
+            ui.label("None yet: enrol one below.");
+        }
+        Some(list) => {
+            let list = list.clone();
+            egui::Grid::new("sensors").striped(true).show(ui, |ui| {
+                for h in [
+                    "name",
+                    "state",
+                    "last seen (UTC)",
+                    "version",
+                    "transactions",
+                    "packets",
+                    "drops",
+                    "spool",
+                    "",
+                    "",
+                ] {
+                    ui.label(RichText::new(h).strong());
+                }
+                ui.end_row();
+                for s in list.iter() {
+                    sensor_row(ui, s, hub, cmds);
+                    ui.end_row();
+                }
+            });
+        }
+    }
+    ui.separator();
+    ui.heading("Enrol a sensor");
+    enrol_form(ui, state, settings, cmds);
+    if let Some(h) = hub {
+        hub_events(ui, h);
+    }
+}
+
+/// The hub's address and CA when it listens; where to listen and the button when not.
+fn hub_controls(
+    ui: &mut egui::Ui,
+    hub: Option<&HubState>,
+    settings: &mut Settings,
+    cmds: &mut Vec<Command>,
+) {
     match hub {
         Some(h) => {
             ui.horizontal(|ui| {
@@ -56,95 +105,74 @@ pub fn ui(
             );
         }
     }
-    ui.separator();
-    ui.heading("Enrolled sensors");
-    match &case.sensors.value {
-        None => loading(ui, case.sensors.error.as_deref()),
-        Some(list) if list.is_empty() => {
-            ui.label("None yet: enrol one below.");
-        }
-        Some(list) => {
-            let list = list.clone();
-            egui::Grid::new("sensors").striped(true).show(ui, |ui| {
-                for h in [
-                    "name",
-                    "state",
-                    "last seen (UTC)",
-                    "version",
-                    "transactions",
-                    "packets",
-                    "drops",
-                    "spool",
-                    "",
-                    "",
-                ] {
-                    ui.label(RichText::new(h).strong());
-                }
-                ui.end_row();
-                for s in list.iter() {
-                    let stat = |k: &str| {
-                        s.stats
-                            .as_ref()
-                            .and_then(|v| v.get(k))
-                            .and_then(|v| v.as_u64())
-                    };
-                    ui.label(RichText::new(&s.name).strong());
-                    let live = hub.and_then(|h| h.connected.get(&s.name));
-                    let state_text = if s.revoked_at.is_some() {
-                        RichText::new("revoked").color(ui.visuals().error_fg_color)
-                    } else if let Some((peer, batches, records)) = live {
-                        RichText::new(format!(
-                            "connected from {peer} · {batches} batches, {records} records now"
-                        ))
-                        .color(format::status_color(Some(200), ui.visuals().dark_mode))
-                    } else {
-                        RichText::new("not connected").weak()
-                    };
-                    ui.label(state_text);
-                    ui.label(s.last_seen_at.as_deref().unwrap_or("never"));
-                    ui.label(s.version.as_deref().unwrap_or(""));
-                    ui.label(format::count(s.transactions));
-                    ui.label(stat("packets").map(format::count).unwrap_or_default());
-                    let drops =
-                        stat("kernel_drops").unwrap_or(0) + stat("interface_drops").unwrap_or(0);
-                    let lost = stat("lost_records").unwrap_or(0);
-                    let health = if drops + lost > 0 {
-                        RichText::new(format!(
-                            "{} dropped, {} lost",
-                            format::count(drops),
-                            format::count(lost)
-                        ))
-                        .color(ui.visuals().warn_fg_color)
-                    } else {
-                        RichText::new("0")
-                    };
-                    ui.label(health);
-                    ui.label(match (stat("spool_batches"), stat("spool_bytes")) {
-                        (Some(b), Some(by)) => format!("{b} batches, {}", format::bytes(by)),
-                        _ => String::new(),
-                    })
-                    .on_hover_text(
-                        s.stats
-                            .as_ref()
-                            .and_then(|v| serde_json::to_string_pretty(v).ok())
-                            .unwrap_or_else(|| "no heartbeat yet".into()),
-                    );
-                    if ui.small_button("traffic").clicked() {
-                        cmds.push(Command::ShowTraffic(Box::new(TxFilter {
-                            sensor: Some(s.name.clone()),
-                            ..TxFilter::default()
-                        })));
-                    }
-                    if s.revoked_at.is_none() && ui.small_button("revoke").clicked() {
-                        cmds.push(Command::RevokeSensor(s.name.clone()));
-                    }
-                    ui.end_row();
-                }
-            });
-        }
+}
+
+/// One enrolled sensor: its state, last heartbeat's counters and health, and actions.
+fn sensor_row(ui: &mut egui::Ui, s: &SensorRow, hub: Option<&HubState>, cmds: &mut Vec<Command>) {
+    let stat = |k: &str| {
+        s.stats
+            .as_ref()
+            .and_then(|v| v.get(k))
+            .and_then(|v| v.as_u64())
+    };
+    ui.label(RichText::new(&s.name).strong());
+    let live = hub.and_then(|h| h.connected.get(&s.name));
+    let state_text = if s.revoked_at.is_some() {
+        RichText::new("revoked").color(ui.visuals().error_fg_color)
+    } else if let Some((peer, batches, records)) = live {
+        RichText::new(format!(
+            "connected from {peer} · {batches} batches, {records} records now"
+        ))
+        .color(format::status_color(Some(200), ui.visuals().dark_mode))
+    } else {
+        RichText::new("not connected").weak()
+    };
+    ui.label(state_text);
+    ui.label(s.last_seen_at.as_deref().unwrap_or("never"));
+    ui.label(s.version.as_deref().unwrap_or(""));
+    ui.label(format::count(s.transactions));
+    ui.label(stat("packets").map(format::count).unwrap_or_default());
+    let drops = stat("kernel_drops").unwrap_or(0) + stat("interface_drops").unwrap_or(0);
+    let lost = stat("lost_records").unwrap_or(0);
+    let health = if drops + lost > 0 {
+        RichText::new(format!(
+            "{} dropped, {} lost",
+            format::count(drops),
+            format::count(lost)
+        ))
+        .color(ui.visuals().warn_fg_color)
+    } else {
+        RichText::new("0")
+    };
+    ui.label(health);
+    ui.label(match (stat("spool_batches"), stat("spool_bytes")) {
+        (Some(b), Some(by)) => format!("{b} batches, {}", format::bytes(by)),
+        _ => String::new(),
+    })
+    .on_hover_text(
+        s.stats
+            .as_ref()
+            .and_then(|v| serde_json::to_string_pretty(v).ok())
+            .unwrap_or_else(|| "no heartbeat yet".into()),
+    );
+    if ui.small_button("traffic").clicked() {
+        cmds.push(Command::ShowTraffic(Box::new(TxFilter {
+            sensor: Some(s.name.clone()),
+            ..TxFilter::default()
+        })));
     }
-    ui.separator();
-    ui.heading("Enrol a sensor");
+    if s.revoked_at.is_none() && ui.small_button("revoke").clicked() {
+        cmds.push(Command::RevokeSensor(s.name.clone()));
+    }
+}
+
+/// Name, the address sensors dial, and the enrol button.
+fn enrol_form(
+    ui: &mut egui::Ui,
+    state: &mut State,
+    settings: &mut Settings,
+    cmds: &mut Vec<Command>,
+) {
     ui.horizontal(|ui| {
         ui.label("Name");
         ui.add(
@@ -173,9 +201,11 @@ pub fn ui(
         RichText::new("Then on the sensor: tapline-sensor --config NAME.toml --interface IF")
             .weak(),
     );
-    if let Some(h) = hub
-        && !h.log.is_empty()
-    {
+}
+
+/// The hub's recent events, newest at the bottom.
+fn hub_events(ui: &mut egui::Ui, h: &HubState) {
+    if !h.log.is_empty() {
         ui.separator();
         ui.heading("Hub events");
         egui::ScrollArea::vertical()
