@@ -148,6 +148,44 @@ pub fn proc_status_kib(field: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// `copies` copies of an Ethernet/IPv4 capture as one classic pcap file: copy `k` moves every
+/// IPv4 address's middle two bytes to `k` (so no two copies share a connection) and its times
+/// `k` × 4 s later. A large capture of real-shaped traffic from a small recording.
+pub fn multiplied_capture(src: &std::path::Path, copies: u32) -> Vec<u8> {
+    let bytes = std::fs::read(src).expect("the source capture is readable");
+    let packets: Vec<tapline_decode::capture::Packet<'_>> =
+        tapline_decode::capture::CaptureReader::new(&bytes)
+            .expect("the source is a capture")
+            .map(|p| p.expect("the source capture is sound"))
+            .collect();
+    // Classic pcap header: nanosecond magic, version 2.4, no zone, snap length, Ethernet.
+    let mut out = Vec::new();
+    out.extend_from_slice(&0xa1b2_3c4d_u32.to_le_bytes());
+    out.extend_from_slice(&[2, 0, 4, 0]);
+    out.extend_from_slice(&[0; 8]);
+    out.extend_from_slice(&262_144u32.to_le_bytes());
+    out.extend_from_slice(&1u32.to_le_bytes());
+    for k in 0..copies {
+        let shift = i64::from(k) * 4_000_000_000;
+        for p in &packets {
+            let mut data = p.data.to_vec();
+            let ipv4 = data.len() >= 34 && data[12..14] == [0x08, 0x00];
+            if ipv4 {
+                for at in [14 + 12, 14 + 16] {
+                    data[at + 1..at + 3].copy_from_slice(&((k + 256) as u16).to_be_bytes());
+                }
+            }
+            let ts = p.ts_nanos + shift;
+            out.extend_from_slice(&((ts / 1_000_000_000) as u32).to_le_bytes());
+            out.extend_from_slice(&((ts % 1_000_000_000) as u32).to_le_bytes());
+            out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+            out.extend_from_slice(&p.orig_len.max(data.len() as u32).to_le_bytes());
+            out.extend_from_slice(&data);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -74,6 +74,8 @@ struct Lab {
     dir: tempfile::TempDir,
     port: u16,
     hubs: usize,
+    /// The case the hub serves, relative to `dir`.
+    case: &'static str,
 }
 
 impl Lab {
@@ -88,6 +90,7 @@ impl Lab {
             dir: tempfile::tempdir().unwrap(),
             port,
             hubs: 0,
+            case: "case.duckdb",
         }
     }
 
@@ -137,7 +140,7 @@ impl Lab {
         self.hubs += 1;
         let log = self.path(&format!("hub-{}.log", self.hubs));
         let child = Command::new(bin("tapline"))
-            .args(["serve", "--db", "case.duckdb", "--identity", "id", "-v"])
+            .args(["serve", "--db", self.case, "--identity", "id", "-v"])
             .args(["--listen", &format!("127.0.0.1:{}", self.port)])
             .current_dir(self.dir.path())
             .stdout(Stdio::null())
@@ -196,7 +199,7 @@ impl Lab {
 
     /// (client, method, uri, status, request time) → count, from the case (hub stopped).
     fn stored(&self) -> BTreeMap<Key, usize> {
-        let store = CaseStore::open(&self.path("case.duckdb")).unwrap();
+        let store = CaseStore::open(&self.path(self.case)).unwrap();
         let mut txs = Vec::new();
         store
             .for_each_transaction(&TxFilter::default(), |_, t| {
@@ -227,8 +230,12 @@ fn tally(txs: &[Transaction]) -> BTreeMap<Key, usize> {
 
 fn decoded(name: &str) -> BTreeMap<Key, usize> {
     let bytes = std::fs::read(sample_captures().join(name)).unwrap();
+    decoded_bytes(&bytes)
+}
+
+fn decoded_bytes(bytes: &[u8]) -> BTreeMap<Key, usize> {
     tally(
-        &decode_capture(&bytes, EngineConfig::default())
+        &decode_capture(bytes, EngineConfig::default())
             .unwrap()
             .transactions,
     )
@@ -409,4 +416,77 @@ fn many_sensors_stream_into_one_case_at_once() {
     assert_eq!(tally(&by_sensor["edge-a"]), decoded("abuse-api.pcap"));
     assert_eq!(tally(&by_sensor["edge-b"]), decoded("shop-api.pcap"));
     assert_eq!(by_sensor.len(), 2);
+}
+
+/// A small tmpfs the test mounts (and unmounts when it ends); `None` where mounting is not
+/// allowed (not root).
+struct SmallDisk(PathBuf);
+
+impl SmallDisk {
+    fn mount(at: PathBuf, mib: u32) -> Option<SmallDisk> {
+        std::fs::create_dir_all(&at).unwrap();
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={mib}m"), "tmpfs"])
+            .arg(&at)
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then_some(SmallDisk(at))
+    }
+
+    fn grow(&self, mib: u32) {
+        let status = Command::new("mount")
+            .args(["-o", &format!("remount,size={mib}m")])
+            .arg(&self.0)
+            .status()
+            .unwrap();
+        assert!(status.success(), "cannot grow the tmpfs");
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_under_the_hub_loses_nothing_and_recovers_without_a_restart() {
+    let mut lab = Lab::new();
+    // 166,000 records: enough that DuckDB checkpoints its 16 MB write-ahead log into a
+    // 20 MB filesystem, fails, and gives up on the database.
+    let capture = lab.path("big.pcap");
+    let bytes = tapline_tests::multiplied_capture(&sample_captures().join("shop-api.pcap"), 2000);
+    std::fs::write(&capture, &bytes).unwrap();
+    let Some(disk) = SmallDisk::mount(lab.path("small"), 20) else {
+        eprintln!("skipped: mounting a tmpfs needs root");
+        return;
+    };
+    lab.case = "small/case.duckdb";
+    let cfg = lab.enrol("edge-1", lab.case, "id", "");
+    let hub = lab.hub();
+    let sensor = lab.sensor(&cfg, capture.to_str().unwrap(), &["--linger", "300"]);
+    hub.wait_for("No space left on device", Duration::from_secs(240));
+    // Space comes back; the same hub process carries on.
+    disk.grow(300);
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let mut sensor = sensor;
+    while sensor.0.try_wait().unwrap().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "the spool did not drain:\n{}\nhub:\n{}",
+            sensor.log(),
+            hub.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let slog = sensor.log();
+    assert!(slog.contains("0 records in 0 batches waiting"), "{slog}");
+    let hub_log = hub.interrupt();
+    assert!(hub_log.contains("the case is back"), "{hub_log}");
+    let stored = lab.stored();
+    let expected = decoded_bytes(&bytes);
+    assert_eq!(total(&expected), 166_000);
+    assert_eq!(total(&stored), 166_000, "acknowledged = stored");
+    assert!(stored == expected, "every record exactly once");
 }

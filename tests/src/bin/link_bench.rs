@@ -161,13 +161,19 @@ fn main() -> Result<()> {
     store.enrol_sensor("bench", &creds.fingerprint()?)?;
     let (done_tx, done_rx) = std::sync::mpsc::channel();
     let last = batches.last().map_or(0, |b| b.seq);
-    let hub = Hub::start(store, &identity, "127.0.0.1:0".parse()?, move |e| {
-        if let HubEvent::Batch { seq, .. } = e
-            && seq == last
-        {
-            let _ = done_tx.send(());
-        }
-    })?;
+    let hub = Hub::start(
+        store,
+        tapline_hub::Recovery::Reopen,
+        &identity,
+        "127.0.0.1:0".parse()?,
+        move |e| {
+            if let HubEvent::Batch { seq, .. } = e
+                && seq == last
+            {
+                let _ = done_tx.send(());
+            }
+        },
+    )?;
     let t = Instant::now();
     rt.block_on(deliver(&creds, hub.local_addr(), &batches, window))?;
     let stored_time = t.elapsed();

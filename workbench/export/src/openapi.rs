@@ -348,7 +348,11 @@ mod tests {
         assert_eq!(op["x-tapline"]["firstSeenNs"], 1);
         assert_eq!(op["x-tapline"]["lastSeenNs"], 102);
         let params = op["parameters"].as_array().expect("parameters");
-        assert!(params.iter().any(|p| p["name"] == "userId" && p["in"] == "path"));
+        assert!(
+            params
+                .iter()
+                .any(|p| p["name"] == "userId" && p["in"] == "path")
+        );
         let page = params.iter().find(|p| p["name"] == "page").expect("page");
         assert_eq!(page["in"], "query");
         assert!(

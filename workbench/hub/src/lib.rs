@@ -4,7 +4,10 @@
 //! Threads: a tokio runtime runs one task per connection (TLS, framing, decompression); one
 //! store thread owns the [`CaseStore`] and serves the tasks' requests in order, so DuckDB sees
 //! a single writer however many sensors are connected. A batch is acknowledged only after its
-//! transaction has committed (with its ledger row), so an acknowledged batch is on disk.
+//! transaction has committed (with its ledger row), so an acknowledged batch is on disk. When
+//! the case fails under it (a full disk; DuckDB invalidating the database after a failed
+//! checkpoint) the hub stops acknowledging — sensors keep spooling — and, when it is the
+//! case's only user, reopens the case with backoff until it works again.
 //!
 //! Refused: a certificate not signed by this workbench's CA (in the handshake), a certificate
 //! not enrolled in this case or revoked (after the handshake, with a reason), a protocol or
@@ -14,5 +17,7 @@
 
 pub mod enrol;
 mod server;
+mod store_thread;
 
 pub use server::{Hub, HubEvent};
+pub use store_thread::Recovery;

@@ -1,5 +1,6 @@
 //! The QUIC server: connection tasks and the single store thread.
 
+use crate::store_thread::{Job, Recovery, StoreJob, store_loop};
 use anyhow::{Context, Result, anyhow, bail};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -9,7 +10,7 @@ use tapline_link::{HubIdentity, transport};
 use tapline_record::RECORD_VERSION;
 use tapline_record::wire::{HubMessage, PROTOCOL_VERSION, SensorMessage};
 use tapline_store::CaseStore;
-use tapline_store::sensors::{Delivery, SensorBatch};
+use tapline_store::sensors::Delivery;
 use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument as _;
 
@@ -45,6 +46,14 @@ pub enum HubEvent {
         /// Why, when not a clean close.
         error: Option<String>,
     },
+    /// The case failed under the hub (a full disk, DuckDB giving up on the database):
+    /// nothing is acknowledged, sensors keep their records.
+    CaseFailed {
+        /// Why.
+        reason: String,
+    },
+    /// The case is usable again after a failure.
+    CaseRecovered,
     /// A peer was refused.
     Refused {
         /// Its address.
@@ -52,20 +61,6 @@ pub enum HubEvent {
         /// Why.
         reason: String,
     },
-}
-
-/// What the connection tasks ask of the store thread.
-enum Job {
-    Lookup(String, oneshot::Sender<Result<Option<(i64, String)>>>),
-    Through(i64, u64, oneshot::Sender<Result<u64>>),
-    Store(
-        i64,
-        u64,
-        u64,
-        Vec<tapline_record::Transaction>,
-        oneshot::Sender<Result<Delivery>>,
-    ),
-    Heartbeat(i64, String, serde_json::Value),
 }
 
 /// A running hub.
@@ -82,6 +77,7 @@ impl Hub {
     /// Listens on `listen` and serves sensors into `store` until [`Hub::stop`].
     pub fn start(
         store: CaseStore,
+        recovery: Recovery,
         identity: &HubIdentity,
         listen: SocketAddr,
         on_event: impl Fn(HubEvent) + Send + Sync + 'static,
@@ -99,11 +95,20 @@ impl Hub {
         };
         let addr = endpoint.local_addr()?;
         let (jobs, rx) = mpsc::channel::<Job>(64);
+        let on_event: OnEvent = Arc::new(on_event);
+        let on_health = {
+            let on_event = Arc::clone(&on_event);
+            Box::new(move |failure: Option<String>| {
+                on_event(match failure {
+                    Some(reason) => HubEvent::CaseFailed { reason },
+                    None => HubEvent::CaseRecovered,
+                })
+            })
+        };
         let store = std::thread::Builder::new()
             .name("hub-store".into())
-            .spawn(move || store_loop(store, rx))
+            .spawn(move || store_loop(store, recovery, on_health, rx))
             .context("cannot start the hub's store thread")?;
-        let on_event: OnEvent = Arc::new(on_event);
         let ep = endpoint.clone();
         runtime.spawn(async move {
             while let Some(incoming) = ep.accept().await {
@@ -218,10 +223,11 @@ async fn admit(incoming: quinn::Incoming, jobs: &mpsc::Sender<Job>) -> Result<Ad
         .map_err(|e| Refusal(format!("connection lost before the hello: {e}")))?;
     let mut rx = MessageReader::new(rx);
     let (spool, claimed) = hello(&conn, &mut tx, &mut rx).await?;
-    let Some((id, name)) = ask(jobs, |r| Job::Lookup(fingerprint.clone(), r))
-        .await
-        .map_err(|e| Refusal(format!("case lookup failed: {e:#}")))?
-    else {
+    let found = match ask(jobs, |r| Job::Lookup(fingerprint.clone(), r)).await {
+        Ok(found) => found,
+        Err(e) => return Err(refuse(&conn, &mut tx, format!("{e:#}")).await),
+    };
+    let Some((id, name)) = found else {
         return Err(refuse(
             &conn,
             &mut tx,
@@ -358,11 +364,7 @@ struct Session<'a> {
 impl Session<'_> {
     /// Reads messages until the sensor closes the stream: batches go to the store (their
     /// commits to the acker), statistics to the sensor's heartbeat.
-    async fn read(
-        &self,
-        rx: &mut MessageReader,
-        pending: &mpsc::Sender<PendingAck>,
-    ) -> Result<()> {
+    async fn read(&self, rx: &mut MessageReader, pending: &mpsc::Sender<PendingAck>) -> Result<()> {
         let stamp: Arc<str> = self.name.into();
         while let Some(msg) = rx.recv::<SensorMessage>().await? {
             match msg {
@@ -377,8 +379,14 @@ impl Session<'_> {
                     }
                     let records = txs.len();
                     let (reply, commit) = oneshot::channel();
-                    self.job(Job::Store(self.id, self.spool, seq, txs, reply))
-                        .await?;
+                    self.job(Job::Store(StoreJob {
+                        sensor: self.id,
+                        spool: self.spool,
+                        seq,
+                        txs,
+                        reply,
+                    }))
+                    .await?;
                     pending
                         .send((seq, records, commit))
                         .await
@@ -428,75 +436,4 @@ async fn ask<T>(
         .await
         .map_err(|_| anyhow!("the hub's store stopped"))?;
     rx.await.map_err(|_| anyhow!("the hub's store stopped"))?
-}
-
-/// Batches committed together at most (and records, roughly).
-const GROUP_BATCHES: usize = 256;
-const GROUP_RECORDS: usize = 250_000;
-
-/// The store thread: one writer, requests in arrival order. Store requests that queued up
-/// while the last commit ran are committed together (group commit), each acknowledged after.
-fn store_loop(mut store: CaseStore, mut jobs: mpsc::Receiver<Job>) -> Result<()> {
-    let mut carry: Option<Job> = None;
-    loop {
-        let job = match carry.take() {
-            Some(j) => j,
-            None => match jobs.blocking_recv() {
-                Some(j) => j,
-                None => return Ok(()),
-            },
-        };
-        match job {
-            Job::Lookup(fp, reply) => {
-                let _ = reply.send(store.sensor_by_fingerprint(&fp).map_err(Into::into));
-            }
-            Job::Through(id, spool, reply) => {
-                let _ = reply.send(store.stored_through(id, spool).map_err(Into::into));
-            }
-            Job::Heartbeat(id, version, stats) => {
-                if let Err(e) = store.sensor_heartbeat(id, &version, &stats) {
-                    tracing::warn!(sensor = id, "cannot record a heartbeat: {e}");
-                }
-            }
-            Job::Store(id, spool, seq, txs, reply) => {
-                let mut group = vec![(id, spool, seq, txs, reply)];
-                let mut records = group[0].3.len();
-                while group.len() < GROUP_BATCHES && records < GROUP_RECORDS {
-                    match jobs.try_recv() {
-                        Ok(Job::Store(id, spool, seq, txs, reply)) => {
-                            records += txs.len();
-                            group.push((id, spool, seq, txs, reply));
-                        }
-                        Ok(other) => {
-                            carry = Some(other);
-                            break;
-                        }
-                        Err(_) => break,
-                    }
-                }
-                let items: Vec<SensorBatch<'_>> = group
-                    .iter()
-                    .map(|(sensor, spool, seq, txs, _)| SensorBatch {
-                        sensor: *sensor,
-                        spool: *spool,
-                        seq: *seq,
-                        txs,
-                    })
-                    .collect();
-                match store.store_sensor_batches(&items) {
-                    Ok(ds) => {
-                        for ((.., reply), d) in group.into_iter().zip(ds) {
-                            let _ = reply.send(Ok(d));
-                        }
-                    }
-                    Err(e) => {
-                        let msg = format!("{e}");
-                        for (.., reply) in group {
-                            let _ = reply.send(Err(anyhow!("storing the batch failed: {msg}")));
-                        }
-                    }
-                }
-            }
-        }
-    }
 }

@@ -50,6 +50,21 @@ pub enum StoreError {
     },
 }
 
+impl StoreError {
+    /// DuckDB gave up on the database (a checkpoint that failed on a full disk, for one): this
+    /// handle refuses everything from now on; only closing it and opening the case again
+    /// (which replays the write-ahead log) recovers.
+    pub fn is_fatal(&self) -> bool {
+        match self {
+            StoreError::Db { source, .. } => {
+                let text = source.to_string();
+                text.contains("FATAL Error") || text.contains("database has been invalidated")
+            }
+            _ => false,
+        }
+    }
+}
+
 /// Migrations, in order: index `i` takes a case from version `i` to `i + 1`. Never edit a
 /// released entry; add one.
 const MIGRATIONS: &[&str] = &[

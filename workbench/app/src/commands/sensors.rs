@@ -118,7 +118,13 @@ pub fn serve(a: &ServeArgs, verbosity: Verbosity) -> Result<()> {
     let identity = load_identity(&a.identity)?;
     let store = open(&a.db)?;
     let verbose = verbosity.verbose > 0;
-    let hub = Hub::start(store, &identity, a.listen, move |e| log(&e, verbose))?;
+    let hub = Hub::start(
+        store,
+        tapline_hub::Recovery::Reopen,
+        &identity,
+        a.listen,
+        move |e| log(&e, verbose),
+    )?;
     eprintln!(
         "tapline: hub listening on {} (udp) for sensors of {}; workbench CA sha256 {}",
         hub.local_addr(),
@@ -166,5 +172,9 @@ fn log(e: &HubEvent, verbose: bool) {
         HubEvent::Refused { peer, reason } => {
             eprintln!("tapline: hub: refused {peer}: {reason}");
         }
+        HubEvent::CaseFailed { reason } => eprintln!(
+            "tapline: hub: the case failed: {reason}; nothing more is acknowledged (sensors keep their records) until it can be reopened — free space on its disk"
+        ),
+        HubEvent::CaseRecovered => eprintln!("tapline: hub: the case is back; storing again"),
     }
 }

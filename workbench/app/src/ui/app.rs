@@ -475,6 +475,7 @@ impl Workbench {
         let Some(h) = &mut self.hub else {
             return;
         };
+        let mut alerts = Vec::new();
         for e in h.events.try_iter() {
             let line = match &e {
                 HubEvent::Connected {
@@ -522,6 +523,14 @@ impl Workbench {
                     )
                 }
                 HubEvent::Refused { peer, reason } => format!("refused {peer}: {reason}"),
+                HubEvent::CaseFailed { reason } => {
+                    let line = format!(
+                        "the case failed: {reason}. Nothing more is acknowledged; sensors keep their records. Free space, then reopen the case"
+                    );
+                    alerts.push(line.clone());
+                    line
+                }
+                HubEvent::CaseRecovered => "the case is back: storing again".to_owned(),
             };
             h.log.push_back(line);
             if h.log.len() > 500 {
@@ -538,6 +547,9 @@ impl Workbench {
         }
         if h.new_data {
             self.egui_ctx.request_repaint_after(Duration::from_secs(2));
+        }
+        for alert in alerts {
+            self.notify(true, alert);
         }
     }
 
@@ -903,10 +915,16 @@ impl Workbench {
         let job = move || -> anyhow::Result<HubState> {
             let identity = tapline_link::HubIdentity::load_or_create(&identity_dir)?;
             let (tx, events) = mpsc::channel();
-            let hub = Hub::start(store, &identity, listen, move |e| {
-                let _ = tx.send(e);
-                repaint();
-            })?;
+            let hub = Hub::start(
+                store,
+                tapline_hub::Recovery::Report,
+                &identity,
+                listen,
+                move |e| {
+                    let _ = tx.send(e);
+                    repaint();
+                },
+            )?;
             Ok(HubState {
                 addr: hub.local_addr(),
                 hub,

@@ -1,0 +1,225 @@
+//! The hub's store thread: the one writer of the case. It serves the connection tasks' jobs in
+//! arrival order, commits queued batches together, and survives the case failing under it —
+//! a full disk, DuckDB giving up on the database — by refusing work (so nothing is
+//! acknowledged and the sensors keep spooling) until the case can be opened again.
+
+use anyhow::{Result, anyhow};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use tapline_record::Transaction;
+use tapline_store::sensors::{Delivery, SensorBatch};
+use tapline_store::{CaseStore, StoreError};
+use tokio::sync::{mpsc, oneshot};
+
+/// What the connection tasks ask of the store thread.
+pub(crate) enum Job {
+    Lookup(String, oneshot::Sender<Result<Option<(i64, String)>>>),
+    Through(i64, u64, oneshot::Sender<Result<u64>>),
+    Store(StoreJob),
+    Heartbeat(i64, String, serde_json::Value),
+}
+
+/// One sensor batch to store, and where its outcome goes.
+pub(crate) struct StoreJob {
+    pub sensor: i64,
+    pub spool: u64,
+    pub seq: u64,
+    pub txs: Vec<Transaction>,
+    pub reply: oneshot::Sender<Result<Delivery>>,
+}
+
+/// How the store thread gets a case back after DuckDB gave up on it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Recovery {
+    /// The hub is the case's only user (`tapline serve`): close it and open it again.
+    Reopen,
+    /// Others share the case's database (the desktop app): report, and leave reopening to
+    /// its owner.
+    Report,
+}
+
+/// Batches committed together at most (and records, roughly).
+const GROUP_BATCHES: usize = 256;
+const GROUP_RECORDS: usize = 250_000;
+
+/// Waits between attempts to reopen a failed case: short at first, then at most this.
+const FIRST_RETRY: Duration = Duration::from_millis(500);
+const LAST_RETRY: Duration = Duration::from_secs(10);
+
+/// What the store thread tells the rest of the hub about the case's health.
+pub(crate) type OnHealth = Box<dyn Fn(Option<String>) + Send>;
+
+/// The case under the store thread: open, or failed and waiting to be opened again.
+struct Case {
+    store: Option<CaseStore>,
+    path: PathBuf,
+    recovery: Recovery,
+    /// Why the case failed, and when to try again.
+    failed: Option<(String, Instant, Duration)>,
+    on_health: OnHealth,
+}
+
+impl Case {
+    /// The open store; a failed one is reopened first when its time has come.
+    fn get(&mut self) -> Result<&mut CaseStore> {
+        if self.store.is_none() {
+            self.reopen()?;
+        }
+        match (&mut self.store, &self.failed) {
+            (Some(store), _) => Ok(store),
+            (None, Some((why, ..))) => Err(unavailable(why)),
+            (None, None) => Err(anyhow!("the hub's case is closed")),
+        }
+    }
+
+    /// Notes a store error: a fatal one closes the store so it can be opened again. Returns
+    /// the error for the job's reply.
+    fn error(&mut self, e: StoreError) -> anyhow::Error {
+        if e.is_fatal() && self.store.is_some() {
+            let why = e.to_string();
+            tracing::error!(
+                "the case failed: {why}; nothing more is acknowledged until it is reopened (sensors keep their records)"
+            );
+            // Dropping the handle releases the database so it can be opened again.
+            self.store = None;
+            self.failed = Some((why.clone(), Instant::now() + FIRST_RETRY, FIRST_RETRY));
+            (self.on_health)(Some(why));
+        }
+        e.into()
+    }
+
+    fn reopen(&mut self) -> Result<()> {
+        let Some((why, at, wait)) = self.failed.clone() else {
+            return Ok(());
+        };
+        if self.recovery == Recovery::Report || Instant::now() < at {
+            return Err(unavailable(&why));
+        }
+        match CaseStore::open(&self.path) {
+            Ok(store) => {
+                tracing::warn!(path = %self.path.display(), "the case is back: storing again");
+                self.store = Some(store);
+                self.failed = None;
+                (self.on_health)(None);
+                Ok(())
+            }
+            Err(e) => {
+                let next = (wait * 2).min(LAST_RETRY);
+                tracing::debug!("the case cannot be reopened yet: {e}");
+                self.failed = Some((why.clone(), Instant::now() + next, next));
+                Err(unavailable(&why))
+            }
+        }
+    }
+}
+
+fn unavailable(why: &str) -> anyhow::Error {
+    anyhow!(
+        "the hub cannot use its case ({why}); sensors keep their records and deliver them once it recovers"
+    )
+}
+
+/// The store thread: one writer, jobs in arrival order. Store jobs that queued up while the
+/// last commit ran are committed together (group commit), each acknowledged after.
+pub(crate) fn store_loop(
+    store: CaseStore,
+    recovery: Recovery,
+    on_health: OnHealth,
+    mut jobs: mpsc::Receiver<Job>,
+) -> Result<()> {
+    let mut case = Case {
+        path: store.path().to_owned(),
+        store: Some(store),
+        recovery,
+        failed: None,
+        on_health,
+    };
+    let mut carry: Option<Job> = None;
+    loop {
+        let job = match carry.take() {
+            Some(j) => j,
+            None => match jobs.blocking_recv() {
+                Some(j) => j,
+                None => return Ok(()),
+            },
+        };
+        match job {
+            Job::Lookup(fp, reply) => {
+                let r = case.get().map(|s| s.sensor_by_fingerprint(&fp));
+                let _ = reply.send(settle(&mut case, r));
+            }
+            Job::Through(id, spool, reply) => {
+                let r = case.get().map(|s| s.stored_through(id, spool));
+                let _ = reply.send(settle(&mut case, r));
+            }
+            Job::Heartbeat(id, version, stats) => {
+                let r = case.get().map(|s| s.sensor_heartbeat(id, &version, &stats));
+                if let Err(e) = settle(&mut case, r) {
+                    tracing::warn!(sensor = id, "cannot record a heartbeat: {e:#}");
+                }
+            }
+            Job::Store(first) => {
+                let (group, next) = gather(first, &mut jobs);
+                carry = next;
+                store_group(&mut case, group);
+            }
+        }
+    }
+}
+
+/// The outcome of a job on the case: its value, or the error noted by the case.
+fn settle<T>(case: &mut Case, r: Result<Result<T, StoreError>>) -> Result<T> {
+    match r {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(case.error(e)),
+        Err(e) => Err(e),
+    }
+}
+
+/// The store jobs queued behind `first`, up to the group's size; a job of another kind
+/// found on the way comes back to be served next.
+fn gather(first: StoreJob, jobs: &mut mpsc::Receiver<Job>) -> (Vec<StoreJob>, Option<Job>) {
+    let mut records = first.txs.len();
+    let mut group = vec![first];
+    while group.len() < GROUP_BATCHES && records < GROUP_RECORDS {
+        match jobs.try_recv() {
+            Ok(Job::Store(j)) => {
+                records += j.txs.len();
+                group.push(j);
+            }
+            Ok(other) => return (group, Some(other)),
+            Err(_) => break,
+        }
+    }
+    (group, None)
+}
+
+/// Commits a group in one transaction; each batch's reply says stored, duplicate, or why not.
+fn store_group(case: &mut Case, group: Vec<StoreJob>) {
+    let items: Vec<SensorBatch<'_>> = group
+        .iter()
+        .map(|j| SensorBatch {
+            sensor: j.sensor,
+            spool: j.spool,
+            seq: j.seq,
+            txs: &j.txs,
+        })
+        .collect();
+    let r = case.get().map(|s| s.store_sensor_batches(&items));
+    drop(items);
+    match settle(case, r) {
+        Ok(ds) => {
+            for (j, d) in group.into_iter().zip(ds) {
+                let _ = j.reply.send(Ok(d));
+            }
+        }
+        Err(e) => {
+            let msg = format!("{e:#}");
+            for j in group {
+                let _ = j
+                    .reply
+                    .send(Err(anyhow!("storing the batch failed: {msg}")));
+            }
+        }
+    }
+}
