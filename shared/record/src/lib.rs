@@ -427,6 +427,10 @@ anomalies! {
     /// A request or status line that is readable but not in the RFC 9112 form (extra or
     /// missing spaces, tabs, odd version spellings such as `HTTP/01.1`).
     BAD_START_LINE = 23, "bad_start_line";
+    /// More requests awaited responses on the connection than the pipelining cap: the oldest
+    /// was emitted without its response, which follows as a record of its own. Both carry
+    /// this flag; every later response still pairs with its own request.
+    PIPELINE_OVERFLOW = 24, "pipeline_overflow";
 }
 
 impl Anomalies {

@@ -175,6 +175,9 @@ pub struct HttpConnection {
     pending: VecDeque<Exchange>,
     /// Index in `pending` of the exchange the next response belongs to.
     resp_cursor: usize,
+    /// Responses still due to requests given up on at the pipelining cap (emitted already):
+    /// the next this many responses are theirs, in order.
+    owed: usize,
     next_id: u64,
     not_http: bool,
     /// The client sent bytes that were not a request; a response pairs with them.
@@ -191,6 +194,7 @@ impl HttpConnection {
             responses: Stream::new(midstream),
             pending: VecDeque::new(),
             resp_cursor: 0,
+            owed: 0,
             next_id: 0,
             not_http: false,
             client_garbled: false,
@@ -332,6 +336,7 @@ impl HttpConnection {
             out.push(ex.tx);
         }
         self.resp_cursor = 0;
+        self.owed = 0;
     }
 
     fn request_step(
@@ -736,7 +741,10 @@ impl HttpConnection {
         }
         let mut anomalies = h.anomalies | extra;
         anomalies |= std::mem::take(&mut self.responses.pending_anomalies);
-        if self.resp_cursor >= self.pending.len() {
+        if self.owed > 0 && self.resp_cursor == 0 {
+            self.owed -= 1;
+            self.push_owed_response(ts);
+        } else if self.resp_cursor >= self.pending.len() {
             // A response with no request we saw.
             let id = self.next_id;
             self.next_id += 1;
@@ -797,14 +805,39 @@ impl HttpConnection {
         }
     }
 
+    /// More requests wait than `max_pending`: emit the oldest now. When its response has not
+    /// begun, the next response is owed to it and becomes a record of its own, so the later
+    /// ones still pair with their own requests.
     fn give_up_oldest(&mut self, out: &mut Vec<Transaction>) {
         if let Some(mut ex) = self.pending.pop_front() {
-            if !ex.resp_done {
-                ex.tx.anomalies.insert(Anomalies::MISSING_RESPONSE);
+            if ex.tx.status.is_none() {
+                ex.tx.anomalies.insert(Anomalies::PIPELINE_OVERFLOW);
+                self.owed += 1;
+            } else if !ex.resp_done {
+                ex.tx.anomalies.insert(Anomalies::TRUNCATED_MESSAGE);
             }
             out.push(ex.tx);
             self.resp_cursor = self.resp_cursor.saturating_sub(1);
         }
+    }
+
+    /// The exchange for a response owed to a request emitted at the pipelining cap.
+    fn push_owed_response(&mut self, ts: i64) {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.pending.push_front(Exchange {
+            id,
+            tx: Transaction {
+                request_ts_nanos: ts,
+                client: self.client_addr,
+                server: self.server_addr,
+                anomalies: Anomalies::PIPELINE_OVERFLOW,
+                ..Transaction::default()
+            },
+            req_done: true,
+            resp_done: false,
+            http09: false,
+        });
     }
 
     fn finish_message(
@@ -1110,6 +1143,61 @@ mod tests {
         }
         c.close(Anomalies::NONE, &cfg, &mut out);
         out
+    }
+
+    /// `n` pipelined GETs, all sent before the first response; each response's body names
+    /// its request.
+    fn pipeline(n: usize) -> Vec<Transaction> {
+        let requests: String = (1..=n)
+            .map(|i| format!("GET /p/{i} HTTP/1.1\r\nHost: h\r\n\r\n"))
+            .collect();
+        let responses: String = (1..=n)
+            .map(|i| {
+                let body = format!("r{i}");
+                format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                )
+            })
+            .collect();
+        run(&[requests.as_bytes()], &[responses.as_bytes()])
+    }
+
+    #[test]
+    fn test_deep_pipelines_pair_every_response_with_its_own_request() {
+        for n in [64, 65, 200] {
+            let out = pipeline(n);
+            let paired: Vec<&Transaction> = out
+                .iter()
+                .filter(|t| !t.uri.is_empty() && t.status.is_some())
+                .collect();
+            for t in &paired {
+                let i = t.uri.trim_start_matches("/p/");
+                assert_eq!(
+                    t.response_body.data,
+                    format!("r{i}").as_bytes(),
+                    "n={n}: {}",
+                    t.uri
+                );
+                assert!(!t.anomalies.contains(Anomalies::PIPELINE_OVERFLOW));
+            }
+            // Beyond the cap the oldest requests and their responses are separate records,
+            // flagged, and nothing is lost.
+            let over = n.saturating_sub(HttpConfig::default().max_pending);
+            let flagged = out
+                .iter()
+                .filter(|t| t.anomalies.contains(Anomalies::PIPELINE_OVERFLOW));
+            assert_eq!(flagged.count(), 2 * over, "n={n}");
+            assert_eq!(paired.len() + over, n, "n={n}");
+            let orphans: Vec<&Transaction> = out.iter().filter(|t| t.uri.is_empty()).collect();
+            for (k, t) in orphans.iter().enumerate() {
+                assert_eq!(t.response_body.data, format!("r{}", k + 1).as_bytes());
+            }
+            assert!(
+                out.iter()
+                    .all(|t| !t.anomalies.contains(Anomalies::MISSING_RESPONSE))
+            );
+        }
     }
 
     #[test]
