@@ -157,6 +157,10 @@ fn static_suffix(kind: IdKind) -> &'static str {
     }
 }
 
+/// Path segments a template keeps; deeper paths end in `{rest}` (and the endpoint's profile
+/// counts the cap), so one request's cost in discovery is bounded however deep its path.
+pub const MAX_PATH_SEGMENTS: usize = 32;
+
 /// The template of a concrete path by the per-request rules (step 1).
 pub fn template(path: &str) -> String {
     let mut out = String::with_capacity(path.len());
@@ -166,12 +170,12 @@ pub fn template(path: &str) -> String {
 }
 
 /// Writes `path`'s template into `out` and the spans of (parameter name in `out`, value in
-/// `path`) into `params`.
+/// `path`) into `params`; returns whether the path was deeper than [`MAX_PATH_SEGMENTS`].
 fn template_into(
     path: &str,
     out: &mut String,
     params: &mut Vec<(std::ops::Range<usize>, std::ops::Range<usize>)>,
-) {
+) -> bool {
     out.clear();
     params.clear();
     let trimmed = if path.len() > 1 {
@@ -181,7 +185,11 @@ fn template_into(
     };
     let mut prev: Option<&str> = None;
     let mut offset = 0;
-    for seg in trimmed.split('/').skip(1) {
+    for (depth, seg) in trimmed.split('/').skip(1).enumerate() {
+        if depth + 1 == MAX_PATH_SEGMENTS && offset + 1 + seg.len() < trimmed.len() {
+            out.push_str("/{rest}");
+            return true;
+        }
         offset += 1;
         out.push('/');
         if let Some(kind) = identifier_kind(seg) {
@@ -200,6 +208,7 @@ fn template_into(
     if out.is_empty() {
         out.push('/');
     }
+    false
 }
 
 impl Discovery {
@@ -227,7 +236,7 @@ impl Discovery {
             (None, None) => "",
         };
         let path = tx.path();
-        template_into(path, &mut self.template, &mut self.params);
+        let deep = template_into(path, &mut self.template, &mut self.params);
         self.key.clear();
         for part in [host, "\0", &tx.method, "\0", &self.template] {
             self.key.push_str(part);
@@ -255,6 +264,9 @@ impl Discovery {
             *slot = (&self.template[name.clone()], &path[value.clone()]);
         }
         e.profile.observe(tx, e.count, &params[..n]);
+        if deep {
+            *e.profile.limits.entry("path_segments".into()).or_default() += 1;
+        }
         if self.scan_sensitive {
             e.profile.observe_sensitive(id, tx, &mut self.scanner);
         }
@@ -795,6 +807,35 @@ mod tests {
             "/v2/products/{productId}"
         );
         assert_eq!(template("/v1/42"), "/v1/{id}");
+    }
+
+    #[test]
+    fn deep_paths_are_cut_at_the_segment_cap_and_counted() {
+        // 60 requests whose paths have 30,000 segments each (it took minutes before the cap).
+        let mut d = Discovery::new(false);
+        for i in 0..60 {
+            // The same first hundred segments, then each its own.
+            let path: String = (0..30_000)
+                .map(|k| format!("/s{}", if k < 100 { k } else { k + i }))
+                .collect();
+            let tx = Transaction {
+                method: "GET".into(),
+                uri: path,
+                host: Some("h".into()),
+                ..Transaction::default()
+            };
+            d.observe(i, &tx);
+        }
+        let out = d.finish(&[]).unwrap();
+        assert_eq!(out.endpoints.len(), 1, "one endpoint, not 60");
+        let t = &out.endpoints[0].template;
+        assert_eq!(t.matches('/').count(), MAX_PATH_SEGMENTS);
+        assert!(t.ends_with("/{rest}"), "{t}");
+        let profile: EndpointProfile = serde_json::from_str(&out.endpoints[0].detail).unwrap();
+        assert_eq!(profile.limits.get("path_segments"), Some(&60));
+        // A path at the cap is kept whole.
+        let at_cap: String = (0..MAX_PATH_SEGMENTS).map(|k| format!("/s{k}")).collect();
+        assert_eq!(template(&at_cap), at_cap);
     }
 
     fn obs(method: &str, template: &str, count: u64) -> Observed {

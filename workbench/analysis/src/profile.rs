@@ -330,7 +330,16 @@ pub struct EndpointProfile {
     pub bodies_parsed: u64,
     /// Templates folded into this one (learned parameters), with when.
     pub merged_from: Vec<String>,
+    /// Analysis caps this endpoint's traffic hit, with how often: `path_segments` (a path
+    /// deeper than the template keeps), `parameters` (more parameters in one request than are
+    /// read), `parameter_names` (more distinct names in one location than are kept).
+    pub limits: BTreeMap<String, u64>,
 }
+
+/// Distinct parameter names kept per location (query, header, cookie, form, path).
+pub const MAX_PARAMETER_NAMES: usize = 256;
+/// Parameters read per location of one request.
+pub const MAX_PARAMETERS_PER_REQUEST: usize = 256;
 
 /// Where one data class showed up on an endpoint.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -453,15 +462,23 @@ impl EndpointProfile {
             self.latency.observe(r - tx.request_ts_nanos);
         }
         for (name, v) in path_params {
-            param(&mut self.path_params, name).observe(v);
+            observe_param(&mut self.path_params, &mut self.limits, name, v);
         }
         // The API-key query parameter, found while the query is parsed once.
         let mut key_param: Option<String> = None;
         if let Some(q) = tx.query() {
-            for pair in q.split('&').filter(|p| !p.is_empty()) {
+            for (i, pair) in q.split('&').filter(|p| !p.is_empty()).enumerate() {
+                if over_cap(i, &mut self.limits) {
+                    break;
+                }
                 let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
                 let k = percent_decode(k);
-                param(&mut self.query_params, &k).observe(&percent_decode(v));
+                observe_param(
+                    &mut self.query_params,
+                    &mut self.limits,
+                    &k,
+                    &percent_decode(v),
+                );
                 if key_param.is_none() && API_KEY_QUERY.contains(&k.to_ascii_lowercase().as_str()) {
                     key_param = Some(k);
                 }
@@ -474,12 +491,15 @@ impl EndpointProfile {
                 authed = true;
                 self.observe_authorization(value);
             } else if lower_is("cookie") {
-                for c in value.split(';') {
+                for (i, c) in value.split(';').enumerate() {
+                    if over_cap(i, &mut self.limits) {
+                        break;
+                    }
                     let (k, v) = c.trim().split_once('=').unwrap_or((c.trim(), ""));
                     if k.is_empty() {
                         continue;
                     }
-                    param(&mut self.cookie_params, k).observe(v);
+                    observe_param(&mut self.cookie_params, &mut self.limits, k, v);
                     if is_session_cookie(k) {
                         authed = true;
                         bump_auth(&mut self.auth, &format!("session_cookie:{k}"));
@@ -491,7 +511,7 @@ impl EndpointProfile {
                     authed = true;
                     bump_auth(&mut self.auth, &format!("api_key_header:{lower}"));
                 }
-                param(&mut self.header_params, &lower).observe(value);
+                observe_param(&mut self.header_params, &mut self.limits, &lower, value);
             }
         }
         if let Some(k) = key_param {
@@ -513,13 +533,21 @@ impl EndpointProfile {
                         .observe_json(&tx.request_body.data);
                 } else if media == "application/x-www-form-urlencoded" {
                     let body = String::from_utf8_lossy(&tx.request_body.data);
-                    for pair in body.split('&').filter(|p| !p.is_empty()) {
+                    for (i, pair) in body.split('&').filter(|p| !p.is_empty()).enumerate() {
+                        if over_cap(i, &mut self.limits) {
+                            break;
+                        }
                         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-                        param(&mut self.form_fields, &percent_decode(k))
-                            .observe(&percent_decode(v));
+                        let (k, v) = (percent_decode(k), percent_decode(v));
+                        observe_param(&mut self.form_fields, &mut self.limits, &k, &v);
                     }
                 } else if media == "multipart/form-data" {
-                    multipart_fields(ct, &tx.request_body.data, &mut self.form_fields);
+                    multipart_fields(
+                        ct,
+                        &tx.request_body.data,
+                        &mut self.form_fields,
+                        &mut self.limits,
+                    );
                 }
             }
             bump(&mut self.request_content_types, media);
@@ -577,6 +605,7 @@ impl EndpointProfile {
                 mine.entry(k.clone()).or_default().absorb(v);
             }
         }
+        add_counts(&mut self.limits, &o.limits);
         if let Some(s) = &o.request_schema {
             self.request_schema
                 .get_or_insert_with(Default::default)
@@ -653,11 +682,31 @@ fn bump_auth(m: &mut BTreeMap<String, AuthStats>, k: &str) {
     }
 }
 
-fn param<'m>(m: &'m mut BTreeMap<String, ParamStats>, k: &str) -> &'m mut ParamStats {
-    if !m.contains_key(k) {
-        m.insert(k.to_owned(), ParamStats::default());
+/// Adds value `v` of parameter `k`, unless the location already keeps
+/// [`MAX_PARAMETER_NAMES`] other names (then the cap is counted instead).
+fn observe_param(
+    m: &mut BTreeMap<String, ParamStats>,
+    limits: &mut BTreeMap<String, u64>,
+    k: &str,
+    v: &str,
+) {
+    if let Some(p) = m.get_mut(k) {
+        p.observe(v);
+    } else if m.len() < MAX_PARAMETER_NAMES {
+        m.entry(k.to_owned()).or_default().observe(v);
+    } else {
+        bump(limits, "parameter_names".to_owned());
     }
-    m.get_mut(k).expect("inserted above")
+}
+
+/// True at the item after the first [`MAX_PARAMETERS_PER_REQUEST`] of one location (stop
+/// there); the cap is counted in `limits`.
+fn over_cap(index: usize, limits: &mut BTreeMap<String, u64>) -> bool {
+    let over = index >= MAX_PARAMETERS_PER_REQUEST;
+    if over {
+        bump(limits, "parameters".to_owned());
+    }
+    over
 }
 
 /// `%xx` and `+` decoded; invalid escapes kept as they are.
@@ -675,7 +724,12 @@ pub fn jwt_parts(token: &str) -> Option<(String, Vec<String>)> {
 }
 
 /// Field names of a multipart body (`Content-Disposition: form-data; name="…"`).
-fn multipart_fields(ct: &str, body: &[u8], out: &mut BTreeMap<String, ParamStats>) {
+fn multipart_fields(
+    ct: &str,
+    body: &[u8],
+    out: &mut BTreeMap<String, ParamStats>,
+    limits: &mut BTreeMap<String, u64>,
+) {
     let Some(boundary) = ct.split(';').find_map(|p| {
         p.trim()
             .strip_prefix("boundary=")
@@ -684,7 +738,10 @@ fn multipart_fields(ct: &str, body: &[u8], out: &mut BTreeMap<String, ParamStats
         return;
     };
     let text = String::from_utf8_lossy(body);
-    for part in text.split(&format!("--{boundary}")) {
+    for (i, part) in text.split(&format!("--{boundary}")).enumerate() {
+        if over_cap(i, limits) {
+            break;
+        }
         let Some((head, value)) = part.split_once("\r\n\r\n") else {
             continue;
         };
@@ -705,7 +762,7 @@ fn multipart_fields(ct: &str, body: &[u8], out: &mut BTreeMap<String, ParamStats
         };
         let file = head.contains("filename=");
         let v = value.strip_suffix("\r\n").unwrap_or(value);
-        param(out, &name).observe(if file { "" } else { v });
+        observe_param(out, limits, &name, if file { "" } else { v });
     }
 }
 
@@ -813,7 +870,12 @@ mod tests {
             let _ = percent_decode(&text);
             let _ = jwt_parts(&text);
             let mut fields = BTreeMap::new();
-            multipart_fields("multipart/form-data; boundary=-", &bytes, &mut fields);
+            multipart_fields(
+                "multipart/form-data; boundary=-",
+                &bytes,
+                &mut fields,
+                &mut BTreeMap::new(),
+            );
             let mut p = EndpointProfile::default();
             let t = tx(
                 &format!("/x?{text}"),
@@ -837,6 +899,7 @@ mod tests {
             "multipart/form-data; boundary=XyZ",
             b"--XyZ\r\nContent-Disposition: form-data; name=\"title\"\r\n\r\nhello\r\n--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.txt\"\r\n\r\ndata\r\n--XyZ--\r\n",
             &mut fields,
+            &mut BTreeMap::new(),
         );
         assert_eq!(fields.keys().collect::<Vec<_>>(), vec!["file", "title"]);
     }
