@@ -260,6 +260,7 @@ impl Operation {
             "jwtClaims": p.auth.get("bearer_jwt").map(|a| &a.jwt_claims),
             "dataClasses": p.data_classes,
             "mergedFrom": p.merged_from,
+            "limitsHit": p.limits,
         })
     }
 }

@@ -296,6 +296,14 @@ fn detail(ui: &mut egui::Ui, e: &EndpointView, inv: &Inventory, cmds: &mut Vec<C
             );
         }
     });
+    if !p.limits.is_empty() {
+        let hits: Vec<String> = p.limits.iter().map(|(k, n)| format!("{k} × {n}")).collect();
+        ui.label(
+            RichText::new(format!("analysis caps hit: {}", hits.join(", ")))
+                .color(ui.visuals().warn_fg_color),
+        )
+        .on_hover_text("traffic beyond a cap (path depth, parameters per request, distinct names) was not profiled");
+    }
     if ui.button("Show transactions").clicked() {
         cmds.push(Command::ShowTraffic(Box::new(endpoint_filter(e, inv))));
     }
