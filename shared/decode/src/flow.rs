@@ -31,6 +31,9 @@ pub trait StreamDecoder: Debug + Send {
     );
     /// `len` bytes from one side are missing from the capture.
     fn gap(&mut self, dir: Direction, len: u64, cfg: &HttpConfig, out: &mut Vec<Transaction>);
+    /// Something about the bytes delivered last on one side (an overlap whose copies
+    /// disagree, packets cut by the snap length): flag the message they belong to.
+    fn flag(&mut self, dir: Direction, anomalies: Anomalies);
     /// One side finished sending.
     fn end_of_stream(&mut self, dir: Direction, cfg: &HttpConfig, out: &mut Vec<Transaction>);
     /// The connection is over: emit what is pending, with `extra` flags.
@@ -55,6 +58,9 @@ impl StreamDecoder for HttpConnection {
     }
     fn gap(&mut self, dir: Direction, len: u64, cfg: &HttpConfig, out: &mut Vec<Transaction>) {
         HttpConnection::gap(self, dir, len, cfg, out);
+    }
+    fn flag(&mut self, dir: Direction, anomalies: Anomalies) {
+        HttpConnection::flag(self, dir, anomalies);
     }
     fn end_of_stream(&mut self, dir: Direction, cfg: &HttpConfig, out: &mut Vec<Transaction>) {
         HttpConnection::end_of_stream(self, dir, cfg, out);
@@ -329,6 +335,7 @@ impl Flow {
         if (seg.payload.len() as u32) < seg.wire_payload_len {
             // Bytes cut by the snap length are missing from the stream.
             let missing = seg.wire_payload_len - seg.payload.len() as u32;
+            conn.flag(direction, Anomalies::SNAPLEN_TRUNCATED);
             stream.lost(seq + seg.payload.len() as u32, missing, &mut |ev| {
                 deliver(conn, direction, *ts, ev, cfg, out);
             });
@@ -626,6 +633,7 @@ fn deliver(
     match ev {
         StreamEvent::Data(d) => conn.data(direction, ts, d, cfg, out),
         StreamEvent::Gap(n) => conn.gap(direction, n, cfg, out),
+        StreamEvent::Flag(a) => conn.flag(direction, a),
     }
 }
 
@@ -776,6 +784,7 @@ pub(crate) mod tests {
             }
         }
         fn gap(&mut self, _: Direction, _: u64, _: &HttpConfig, _: &mut Vec<Transaction>) {}
+        fn flag(&mut self, _: Direction, _: Anomalies) {}
         fn end_of_stream(&mut self, _: Direction, _: &HttpConfig, _: &mut Vec<Transaction>) {
             self.ends += 1;
         }
@@ -832,6 +841,28 @@ pub(crate) mod tests {
             out[0].uri,
             format!("GET client={} server={} ends=2", REQ.len(), RESP.len())
         );
+    }
+
+    #[test]
+    fn test_a_conflicting_retransmission_flags_its_transaction_before_the_close() {
+        let mut evil = REQ.to_vec();
+        evil[5] = b'b'; // GET /b
+        for (copy, flagged) in [(REQ, false), (&evil[..], true)] {
+            let (_, out) = run(&[
+                seg(true, 100, SYN, b""),
+                seg(false, 500, SYN | ACK, b""),
+                seg(true, 101, ACK | PSH, REQ),
+                seg(true, 101, ACK | PSH, copy),
+                seg(false, 501, ACK | PSH, RESP),
+            ]);
+            assert_eq!(
+                out.len(),
+                1,
+                "emitted with its response, the connection open"
+            );
+            let got = out[0].anomalies.contains(Anomalies::OVERLAP_MISMATCH);
+            assert_eq!(got, flagged);
+        }
     }
 
     #[test]

@@ -4,7 +4,11 @@
 //! and a buffered out-of-order segment is never overwritten by a later overlapping one (this is
 //! the BSD/Windows behaviour and what Suricata calls its default). When overlapping copies
 //! disagree the stream is flagged ([`Anomalies::OVERLAP_MISMATCH`]) — a classic IDS-evasion
-//! sign — because the receiving host may have kept the other copy.
+//! sign — because the receiving host may have kept the other copy. Copies are compared against
+//! buffered segments byte for byte, and against the last few delivered segments by hash (a
+//! retransmission of delivered bytes that covers one of them), so the check costs a few words
+//! per direction rather than a copy of the stream. The flag goes to the application layer as
+//! it is found ([`StreamEvent::Flag`]), so it lands on the message it concerns.
 //!
 //! Memory: out-of-order bytes are capped per direction and across the whole engine (a shared
 //! budget); when a cap is hit the hole is declared a gap and the stream moves on, as smoltcp's
@@ -20,6 +24,31 @@ pub enum StreamEvent<'a> {
     Data(&'a [u8]),
     /// This many bytes of the stream are missing from the capture.
     Gap(u64),
+    /// Something about the bytes delivered last (or about to be), such as an overlap whose
+    /// copies disagree.
+    Flag(Anomalies),
+}
+
+/// Delivered segments remembered (by hash) for comparing retransmissions.
+const RECENT: usize = 4;
+
+/// A delivered segment: where it started in the stream, its length, and its bytes' hash.
+#[derive(Clone, Copy, Debug, Default)]
+struct Delivered {
+    start: u64,
+    len: u32,
+    hash: u64,
+}
+
+impl Delivered {
+    fn end(&self) -> u64 {
+        self.start + u64::from(self.len)
+    }
+}
+
+fn hash_bytes(b: &[u8]) -> u64 {
+    use std::hash::BuildHasher as _;
+    foldhash::fast::FixedState::with_seed(0x7a91).hash_one(b)
 }
 
 /// A TCP sequence number: arithmetic modulo 2^32 (RFC 9293 §3.4), positions compared by their
@@ -75,6 +104,9 @@ pub struct HalfStream {
     /// Sequence number just past the FIN, once seen.
     fin_seq: Option<SeqNum>,
     closed: bool,
+    /// The last delivered segments, oldest overwritten first.
+    recent: [Delivered; RECENT],
+    recent_next: u8,
     /// Flags noticed on this direction.
     pub anomalies: Anomalies,
 }
@@ -141,6 +173,39 @@ impl HalfStream {
         self.offset += u64::from(n);
     }
 
+    /// Hands `bytes` (the next of the stream) on, remembering them for later comparison.
+    fn deliver(&mut self, bytes: &[u8], emit: &mut impl FnMut(StreamEvent<'_>)) {
+        let slot = usize::from(self.recent_next) % RECENT;
+        self.recent[slot] = Delivered {
+            start: self.offset,
+            len: bytes.len() as u32,
+            hash: hash_bytes(bytes),
+        };
+        self.recent_next = self.recent_next.wrapping_add(1);
+        emit(StreamEvent::Data(bytes));
+        self.advance(bytes.len() as u32);
+    }
+
+    /// A copy of delivered bytes arrived again at stream offset `at`: compares it with every
+    /// remembered segment it covers.
+    fn compare_delivered(&mut self, at: u64, copy: &[u8], emit: &mut impl FnMut(StreamEvent<'_>)) {
+        let end = at + copy.len() as u64;
+        let differs = self.recent.iter().any(|d| {
+            d.len > 0
+                && d.start >= at
+                && d.end() <= end
+                && hash_bytes(&copy[(d.start - at) as usize..(d.end() - at) as usize]) != d.hash
+        });
+        if differs {
+            self.mismatch(emit);
+        }
+    }
+
+    fn mismatch(&mut self, emit: &mut impl FnMut(StreamEvent<'_>)) {
+        self.anomalies.insert(Anomalies::OVERLAP_MISMATCH);
+        emit(StreamEvent::Flag(Anomalies::OVERLAP_MISMATCH));
+    }
+
     /// Adds a segment's payload. `budget` is the engine-wide out-of-order byte allowance.
     pub fn segment(
         &mut self,
@@ -159,12 +224,14 @@ impl HalfStream {
         let rel = seq.since(self.next_seq);
         if rel <= 0 {
             let skip = rel.unsigned_abs() as usize;
+            if skip > 0 {
+                let at = self.offset.saturating_sub(skip as u64);
+                self.compare_delivered(at, &payload[..skip.min(payload.len())], emit);
+            }
             if skip >= payload.len() {
                 return; // Pure retransmission of delivered bytes.
             }
-            let fresh = &payload[skip..];
-            emit(StreamEvent::Data(fresh));
-            self.advance(fresh.len() as u32);
+            self.deliver(&payload[skip..], emit);
             self.drain_ooo(budget, emit);
         } else {
             self.buffer(self.offset + rel as u64, payload, limits, budget, emit);
@@ -184,6 +251,7 @@ impl HalfStream {
         let mut start = at;
         let end = at + payload.len() as u64;
         let mut pieces: Vec<(u64, u64)> = Vec::new();
+        let mut differs = false;
         for (&s, data) in self.ooo.range(..end) {
             let e = s + data.len() as u64;
             if e <= start {
@@ -198,9 +266,7 @@ impl HalfStream {
             if ov_start < ov_end {
                 let mine = &payload[(ov_start - at) as usize..(ov_end - at) as usize];
                 let theirs = &data[(ov_start - s) as usize..(ov_end - s) as usize];
-                if mine != theirs {
-                    self.anomalies.insert(Anomalies::OVERLAP_MISMATCH);
-                }
+                differs |= mine != theirs;
             }
             start = start.max(e);
             if start >= end {
@@ -209,6 +275,9 @@ impl HalfStream {
         }
         if start < end {
             pieces.push((start, end));
+        }
+        if differs {
+            self.mismatch(emit);
         }
         for (s, e) in pieces {
             let bytes = &payload[(s - at) as usize..(e - at) as usize];
@@ -258,8 +327,7 @@ impl HalfStream {
         }
         let skip = (self.offset - s) as usize;
         if skip < bytes.len() {
-            emit(StreamEvent::Data(&bytes[skip..]));
-            self.advance((bytes.len() - skip) as u32);
+            self.deliver(&bytes[skip..], emit);
         }
         self.drain_ooo(budget, emit);
         true
@@ -277,8 +345,7 @@ impl HalfStream {
             *budget += data.len();
             let skip = (self.offset - s) as usize;
             if skip < data.len() {
-                emit(StreamEvent::Data(&data[skip..]));
-                self.advance((data.len() - skip) as u32);
+                self.deliver(&data[skip..], emit);
             }
         }
     }
@@ -351,6 +418,7 @@ mod tests {
     enum Ev {
         D(Vec<u8>),
         G(u64),
+        F(Anomalies),
     }
 
     fn run(segments: &[(u32, &[u8])], flush: bool) -> (Vec<u8>, Vec<Ev>) {
@@ -363,19 +431,21 @@ mod tests {
             h.segment(SeqNum(*seq), data, &limits, &mut budget, &mut |e| match e {
                 StreamEvent::Data(d) => evs.push(Ev::D(d.to_vec())),
                 StreamEvent::Gap(n) => evs.push(Ev::G(n)),
+                StreamEvent::Flag(a) => evs.push(Ev::F(a)),
             });
         }
         if flush {
             h.flush(&mut budget, &mut |e| match e {
                 StreamEvent::Data(d) => evs.push(Ev::D(d.to_vec())),
                 StreamEvent::Gap(n) => evs.push(Ev::G(n)),
+                StreamEvent::Flag(a) => evs.push(Ev::F(a)),
             });
         }
         let bytes = evs
             .iter()
             .flat_map(|e| match e {
                 Ev::D(d) => d.clone(),
-                Ev::G(_) => vec![],
+                Ev::G(_) | Ev::F(_) => vec![],
             })
             .collect();
         (bytes, evs)
@@ -391,6 +461,20 @@ mod tests {
     fn test_retransmission_and_partial_overlap() {
         let (bytes, _) = run(&[(1000, b"abcd"), (1000, b"abcd"), (1002, b"cdef")], false);
         assert_eq!(bytes, b"abcdef");
+    }
+
+    #[test]
+    fn test_a_retransmission_of_delivered_bytes_is_compared() {
+        let (_, evs) = run(&[(1000, b"GET /a"), (1000, b"GET /a")], false);
+        assert!(!evs.iter().any(|e| matches!(e, Ev::F(_))), "same bytes");
+        for copy in [&b"GET /b"[..], b"GET /a HTTP", b"xxGET /bxx"] {
+            let at = if copy.starts_with(b"xx") { 998 } else { 1000 };
+            let (bytes, evs) = run(&[(1000, b"GET /a"), (at, copy)], false);
+            assert!(bytes.starts_with(b"GET /a"), "first copy wins");
+            let flagged = evs.contains(&Ev::F(Anomalies::OVERLAP_MISMATCH));
+            let differs = copy != b"GET /a HTTP";
+            assert_eq!(flagged, differs, "{:?}", String::from_utf8_lossy(copy));
+        }
     }
 
     #[test]
@@ -486,6 +570,7 @@ mod tests {
                 &mut |e| match e {
                     StreamEvent::Data(d) => data += d.len() as u64,
                     StreamEvent::Gap(n) => gap += n,
+                    StreamEvent::Flag(_) => {}
                 },
             );
             assert!(
@@ -497,6 +582,7 @@ mod tests {
         h.flush(&mut budget, &mut |e| match e {
             StreamEvent::Data(d) => data += d.len() as u64,
             StreamEvent::Gap(n) => gap += n,
+            StreamEvent::Flag(_) => {}
         });
         assert_eq!(data, 1 + 3 + 4 + 30);
         assert_eq!(data + gap, 69);
@@ -514,6 +600,7 @@ mod tests {
         h.acked(SeqNum(12), &mut budget, &mut |e| match e {
             StreamEvent::Data(d) => evs.push(Ev::D(d.to_vec())),
             StreamEvent::Gap(n) => evs.push(Ev::G(n)),
+            StreamEvent::Flag(a) => evs.push(Ev::F(a)),
         });
         assert_eq!(evs, vec![Ev::G(7), Ev::D(b"zz".to_vec())]);
     }

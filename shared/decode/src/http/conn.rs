@@ -273,6 +273,32 @@ impl HttpConnection {
         }
     }
 
+    /// Flags `anomalies` on the message the bytes last delivered on `dir` belong to: the one
+    /// being read, else the one that ended last while it awaits emission, else the next.
+    pub fn flag(&mut self, dir: Direction, anomalies: Anomalies) {
+        let resp_cursor = self.resp_cursor;
+        let (stream, pending) = if dir.is_request() {
+            (&mut self.requests, &mut self.pending)
+        } else {
+            (&mut self.responses, &mut self.pending)
+        };
+        if let State::Body(msg) = &mut stream.state {
+            msg.reader.anomalies |= anomalies;
+            return;
+        }
+        let ended_last = if !stream.head.is_empty() || !stream.carry.is_empty() {
+            None // part of the next head is in: it is that message's
+        } else if dir.is_request() {
+            pending.back_mut().filter(|ex| ex.req_done)
+        } else {
+            resp_cursor.checked_sub(1).and_then(|i| pending.get_mut(i))
+        };
+        match ended_last {
+            Some(ex) => ex.tx.anomalies |= anomalies,
+            None => stream.pending_anomalies |= anomalies,
+        }
+    }
+
     /// `len` bytes from one side are missing from the capture.
     pub fn gap(&mut self, dir: Direction, len: u64, cfg: &HttpConfig, out: &mut Vec<Transaction>) {
         let stream = self.stream_mut(dir);
