@@ -4,6 +4,7 @@ use anyhow::Result;
 use clap::Parser;
 use tapline::cli::{Cli, Command, OpenArgs, Verbosity};
 use tapline::commands;
+use tapline::terminal::Sanitized;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -12,25 +13,23 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     init_logging(cli.verbosity);
     let verbosity = cli.verbosity;
+    // Whatever the traffic carried, the terminal gets no control characters.
+    let stdout = || Sanitized::new(std::io::stdout().lock());
     match cli.command {
         Some(Command::Classify(args)) => commands::classify::run(&args),
-        Some(Command::Decode(args)) => commands::decode::run(&args, &mut std::io::stdout().lock()),
+        Some(Command::Decode(args)) => commands::decode::run(&args, &mut stdout()),
         Some(Command::Import(args)) => commands::import::run(&args, verbosity),
         Some(Command::Export(args)) => commands::export::run(&args),
-        Some(Command::Endpoints(args)) => {
-            commands::list::endpoints(&args, &mut std::io::stdout().lock())
-        }
-        Some(Command::Findings(args)) => {
-            commands::list::findings(&args, &mut std::io::stdout().lock())
-        }
+        Some(Command::Endpoints(args)) => commands::list::endpoints(&args, &mut stdout()),
+        Some(Command::Findings(args)) => commands::list::findings(&args, &mut stdout()),
         Some(Command::Diff(args)) => {
-            if !commands::list::diff(&args, &mut std::io::stdout().lock())? {
+            if !commands::list::diff(&args, &mut stdout())? {
                 std::process::exit(1);
             }
             Ok(())
         }
         Some(Command::Serve(args)) => commands::sensors::serve(&args, verbosity),
-        Some(Command::Sensors(cmd)) => commands::sensors::run(&cmd, &mut std::io::stdout().lock()),
+        Some(Command::Sensors(cmd)) => commands::sensors::run(&cmd, &mut stdout()),
         Some(Command::Open(args)) => open(args, false),
         None => open(OpenArgs::default(), true),
     }

@@ -1,5 +1,8 @@
 //! The `tapline` command line, run as a user would.
 
+mod common;
+
+use common::tapline;
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -140,4 +143,60 @@ fn classify_prints_classes_with_character_spans() {
             .iter()
             .all(|l| l["attacks"].as_array().unwrap().is_empty())
     );
+}
+
+/// No control character of the traffic reaches the terminal: raw ESC, BEL and the C1 CSI.
+fn assert_terminal_safe(what: &str, out: &[u8]) {
+    let raw =
+        out.iter().any(|&b| b == 0x1b || b == 0x07) || out.windows(2).any(|w| w == [0xc2, 0x9b]);
+    assert!(!raw, "{what} printed control characters raw");
+}
+
+#[test]
+fn hostile_hosts_and_paths_reach_no_terminal_raw() {
+    // The shop capture with its host and path prefix replaced by escape sequences of the same
+    // length (so TCP sequence numbers still hold): clear screen, retitle, bell, C1 CSI.
+    let mut bytes = std::fs::read(sample("shop-api.pcap")).unwrap();
+    let swaps: [(&[u8], &[u8]); 2] = [
+        (b"127.0.0.1:18088", b"\x1b]0;pwn\x07\xc2\x9b2Jxxx"),
+        (b"/api/v1/", b"/\x1b[31m\x07/"),
+    ];
+    for (from, to) in swaps {
+        assert_eq!(from.len(), to.len());
+        let mut at = 0;
+        while let Some(i) = bytes[at..].windows(from.len()).position(|w| w == from) {
+            bytes[at + i..at + i + from.len()].copy_from_slice(to);
+            at += i + from.len();
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let pcap = dir.path().join("hostile.pcap");
+    std::fs::write(&pcap, &bytes).unwrap();
+    let db = dir.path().join("case.duckdb");
+
+    let decode = tapline()
+        .args(["decode", "--format", "table"])
+        .arg(&pcap)
+        .output()
+        .unwrap();
+    assert!(decode.status.success());
+    assert!(decode.stdout.len() > 1000, "the capture still decodes");
+    assert!(String::from_utf8_lossy(&decode.stdout).contains("\\u001b]0;pwn\\u0007\\u009b2J"));
+    assert_terminal_safe("decode --format table", &decode.stdout);
+    let jsonl = tapline().args(["decode"]).arg(&pcap).output().unwrap();
+    assert_terminal_safe("decode (JSON lines)", &jsonl.stdout);
+    for line in String::from_utf8(jsonl.stdout).unwrap().lines() {
+        serde_json::from_str::<serde_json::Value>(line).expect("still valid JSON");
+    }
+
+    common::import_into(&db, &pcap);
+    for args in [
+        &["endpoints", "--db"][..],
+        &["findings", "--db"],
+        &["findings", "--by-actor", "--db"],
+    ] {
+        let out = tapline().args(args).arg(&db).output().unwrap();
+        assert!(out.status.success(), "{args:?}");
+        assert_terminal_safe(&format!("{args:?}"), &out.stdout);
+    }
 }

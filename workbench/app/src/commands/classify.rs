@@ -74,7 +74,7 @@ pub fn run(args: &ClassifyArgs) -> Result<()> {
         MinConfidence::Medium => Confidence::Medium,
         MinConfidence::High => Confidence::High,
     };
-    let mut out = BufWriter::new(std::io::stdout().lock());
+    let mut out = BufWriter::new(crate::terminal::Sanitized::new(std::io::stdout().lock()));
     let mut hits = Vec::new();
     for (n, line) in input.lines().enumerate() {
         let line = line.with_context(|| format!("line {}: not readable as UTF-8 text", n + 1))?;
