@@ -72,11 +72,13 @@ pub(super) fn at(s: &mut Scan<'_, '_>, p: usize) -> usize {
         let mut matched = false;
         for z in (a + 1..=n).rev() {
             // A range inside a longer run of the same layout (`8709 8372 1959 4843 62`) is
-            // not a card on its own: the number is the whole run.
+            // not a card on its own: the number is the whole run — unless the run is too long
+            // to be one number (two cards side by side), when its ranges stand alone.
             let inner = if z - a > 1 { Some(seps[a]) } else { None };
             let continues = inner.is_some_and(|sep| {
-                (z < n && seps[z - 1] == sep && (z + 1 == n || seps[z] == sep))
-                    || (a > 0 && seps[a - 1] == sep && (a == 1 || seps[a - 2] == sep))
+                let within = (z < n && seps[z - 1] == sep && (z + 1 == n || seps[z] == sep))
+                    || (a > 0 && seps[a - 1] == sep && (a == 1 || seps[a - 2] == sep));
+                within && same_layout_digits(&groups[..n], &seps[..n], a, z, sep) <= 19
             });
             let run = Run {
                 b,
@@ -98,6 +100,19 @@ pub(super) fn at(s: &mut Scan<'_, '_>, p: usize) -> usize {
         }
     }
     end
+}
+
+/// Digits in the longest stretch of groups around `a..z` joined by `sep`.
+fn same_layout_digits(groups: &[Group], seps: &[u8], a: usize, z: usize, sep: u8) -> usize {
+    let mut first = a;
+    while first > 0 && seps[first - 1] == sep {
+        first -= 1;
+    }
+    let mut last = z - 1;
+    while last + 1 < groups.len() && seps[last] == sep {
+        last += 1;
+    }
+    groups[first..=last].iter().map(|g| g.len).sum()
 }
 
 /// A Spanish DNI/NIF: 7–8 digits and the control letter, optionally after a dash.

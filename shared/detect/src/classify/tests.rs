@@ -31,6 +31,31 @@ fn cards_need_luhn_and_a_brand_or_context() {
 }
 
 #[test]
+fn adjacent_grouped_cards_are_each_found() {
+    // Too many digits for one number: each card of the stretch stands alone.
+    assert_eq!(
+        classes("4111 1111 1111 1111 4111 1111 1111 1111", None),
+        vec![
+            (DataClass::CreditCard, "4111 1111 1111 1111"),
+            (DataClass::CreditCard, "4111 1111 1111 1111"),
+        ]
+    );
+    assert_eq!(
+        classes("cards: 4012-8888-8888-1881-5555-5555-5555-4444", None),
+        vec![
+            (DataClass::CreditCard, "4012-8888-8888-1881"),
+            (DataClass::CreditCard, "5555-5555-5555-4444"),
+        ]
+    );
+    // Still one number when the stretch could be one: no card inside it.
+    assert!(
+        !classes("8709 8372 1959 4843 62", None)
+            .iter()
+            .any(|(c, v)| *c == DataClass::CreditCard && v.len() < 22)
+    );
+}
+
+#[test]
 fn ssn_rules_and_layouts() {
     assert_eq!(
         classes("078.05.1123", None),
