@@ -174,7 +174,7 @@ fn bad_files_are_refused_and_leave_the_case_unchanged() {
 }
 
 #[test]
-fn killed_import_is_completed_by_a_rerun() {
+fn a_killed_import_is_invisible_until_a_rerun_completes_it() {
     let dir = tempfile::tempdir().unwrap();
     let pcap = dir.path().join("synth.pcap");
     std::fs::write(&pcap, synth_pcap(200, 50)).unwrap();
@@ -186,55 +186,67 @@ fn killed_import_is_completed_by_a_rerun() {
             .arg(&clean)
             .arg(&pcap),
     );
-    // The same import, killed with SIGKILL after its third committed batch.
-    let case = dir.path().join("killed.duckdb");
-    let mut child = tapline()
-        .args(["import", "-q", "--batch", "1000", "--threads", "1", "--db"])
-        .arg(&case)
-        .arg(&pcap)
-        .env("TAPLINE_TEST_PAUSE_AFTER_BATCHES", "3")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let mut lines = BufReader::new(stderr).lines();
-    let paused = lines.any(|l| l.is_ok_and(|l| l.contains("paused after 3 batches")));
-    assert!(paused, "the import never reached its pause point");
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
-    {
-        let store = CaseStore::open(&case).unwrap();
-        let partial = store.transaction_count().unwrap();
-        assert_eq!(partial, 3000, "three committed batches survive the kill");
-        assert_eq!(store.sources().unwrap()[0].status, "importing");
-    }
-    run_ok(
-        tapline()
-            .args(["import", "-q", "--db"])
-            .arg(&case)
-            .arg(&pcap),
-    );
-    let (a, b) = (
-        CaseStore::open(&clean).unwrap(),
-        CaseStore::open(&case).unwrap(),
-    );
+    let a = CaseStore::open(&clean).unwrap();
     assert_eq!(a.transaction_count().unwrap(), 10_000);
-    assert_eq!(
-        b.transaction_count().unwrap(),
-        a.transaction_count().unwrap()
-    );
-    let (sa, sb) = (a.sources().unwrap(), b.sources().unwrap());
-    assert_eq!(sb.len(), 1);
-    assert_eq!(sb[0].status, "complete");
-    assert_eq!(sb[0].transactions, sa[0].transactions);
-    assert_eq!(sb[0].packets, sa[0].packets);
-    let (ea, eb) = (a.endpoints().unwrap(), b.endpoints().unwrap());
-    assert_eq!(ea.len(), eb.len());
-    assert_eq!(
-        ea.iter().map(|e| e.count).sum::<u64>(),
-        eb.iter().map(|e| e.count).sum::<u64>(),
-        "endpoint counts are not doubled by the rerun"
-    );
+    // The same import killed (SIGKILL) after its 1st, 4th and 7th committed batch.
+    for kill_after in [1, 4, 7] {
+        let case = dir.path().join(format!("killed-{kill_after}.duckdb"));
+        let mut child = tapline()
+            .args(["import", "-q", "--batch", "1000", "--threads", "1", "--db"])
+            .arg(&case)
+            .arg(&pcap)
+            .env("TAPLINE_TEST_PAUSE_AFTER_BATCHES", kill_after.to_string())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let mut lines = BufReader::new(stderr).lines();
+        let pause = format!("paused after {kill_after} batches");
+        let paused = lines.any(|l| l.is_ok_and(|l| l.contains(&pause)));
+        assert!(paused, "the import never reached its pause point");
+        child.kill().unwrap();
+        child.wait().unwrap();
+        {
+            let store = CaseStore::open(&case).unwrap();
+            assert_eq!(store.sources().unwrap()[0].status, "importing");
+            assert_eq!(
+                store.transaction_count().unwrap(),
+                0,
+                "readers see nothing of an unfinished import"
+            );
+            assert!(store.endpoints().unwrap().is_empty());
+        }
+        let export = tapline()
+            .args(["export", "jsonl", "--db"])
+            .arg(&case)
+            .output()
+            .unwrap();
+        assert!(export.status.success());
+        assert!(
+            export.stdout.is_empty(),
+            "an export shows no partial import"
+        );
+        run_ok(
+            tapline()
+                .args(["import", "-q", "--db"])
+                .arg(&case)
+                .arg(&pcap),
+        );
+        let b = CaseStore::open(&case).unwrap();
+        assert_eq!(b.transaction_count().unwrap(), 10_000);
+        let (sa, sb) = (a.sources().unwrap(), b.sources().unwrap());
+        assert_eq!(sb.len(), 1);
+        assert_eq!(sb[0].status, "complete");
+        assert_eq!(sb[0].transactions, sa[0].transactions);
+        assert_eq!(sb[0].packets, sa[0].packets);
+        let (ea, eb) = (a.endpoints().unwrap(), b.endpoints().unwrap());
+        assert_eq!(ea.len(), eb.len());
+        assert_eq!(
+            ea.iter().map(|e| e.count).sum::<u64>(),
+            eb.iter().map(|e| e.count).sum::<u64>(),
+            "endpoint counts are not doubled by the rerun"
+        );
+    }
 }
 
 #[test]

@@ -230,8 +230,8 @@ pub fn import_file(
         ..ImportProgress::default()
     };
 
-    let shards = match har {
-        Some(txs) => vec![store_har(
+    let written = match har {
+        Some(txs) => store_har(
             store,
             source_id,
             &txs,
@@ -240,7 +240,8 @@ pub fn import_file(
             started,
             &mut report,
             progress,
-        )?],
+        )
+        .map(|shard| vec![shard]),
         None => decode_shards(
             store,
             source_id,
@@ -250,14 +251,16 @@ pub fn import_file(
             started,
             &mut report,
             progress,
-        )?,
+        ),
     };
+    let shards = written.map_err(|e| roll_back(store, source_id, e))?;
     if shared.stopped() {
         store.forget_source(source_id)?;
         return Ok(ImportOutcome::Cancelled);
     }
 
-    let counts = complete(store, source_id, shards, started)?;
+    let counts =
+        complete(store, source_id, shards, started).map_err(|e| roll_back(store, source_id, e))?;
     tracing::info!(
         transactions = counts.transactions,
         packets = counts.packets,
@@ -273,6 +276,16 @@ pub fn import_file(
         transactions: counts.transactions,
         resumed,
     }))
+}
+
+/// A failed import takes its rows back out (readers never saw them: the source is not
+/// complete). When even that fails — a full disk — the rows stay invisible and a re-run
+/// replaces them.
+fn roll_back(store: &mut CaseStore, source_id: i64, e: anyhow::Error) -> anyhow::Error {
+    if let Err(undo) = store.forget_source(source_id) {
+        tracing::warn!("the failed import's rows stay hidden until a re-run replaces them: {undo}");
+    }
+    e
 }
 
 /// Hashes the file (for the duplicate check) while parsing or walking everything that can

@@ -469,10 +469,11 @@ impl CaseStore {
         ))
     }
 
-    /// Number of stored transactions.
+    /// Number of stored transactions readers see (completed imports and sensor records).
     pub fn transaction_count(&self) -> Result<u64, StoreError> {
+        let sql = format!("SELECT count(*) FROM transactions WHERE {}", query::VISIBLE);
         self.conn
-            .query_row("SELECT count(*) FROM transactions", [], |r| r.get(0))
+            .query_row(&sql, [], |r| r.get(0))
             .map_err(|e| self.db_err(e))
     }
 

@@ -122,8 +122,13 @@ pub struct TxRow {
     pub anomalies: u32,
 }
 
+/// Readers see sensor records and completed imports only: the rows of an import still running,
+/// killed or failed are invisible until it completes (or is redone).
+pub(crate) const VISIBLE: &str =
+    "(source_id IS NULL OR source_id IN (SELECT id FROM sources WHERE status = 'complete'))";
+
 fn where_clause(f: &TxFilter) -> (String, Vec<Box<dyn ToSql>>) {
-    let mut conds: Vec<&str> = Vec::new();
+    let mut conds: Vec<&str> = vec![VISIBLE];
     let mut params: Vec<Box<dyn ToSql>> = Vec::new();
     if let Some(h) = &f.host {
         conds.push("lower(host) = lower(?)");
@@ -191,12 +196,7 @@ fn where_clause(f: &TxFilter) -> (String, Vec<Box<dyn ToSql>>) {
         };
         conds.push(&ids_cond);
     }
-    let sql = if conds.is_empty() {
-        String::new()
-    } else {
-        format!("WHERE {}", conds.join(" AND "))
-    };
-    (sql, params)
+    (format!("WHERE {}", conds.join(" AND ")), params)
 }
 
 fn refs(p: &[Box<dyn ToSql>]) -> Vec<&dyn ToSql> {
@@ -267,7 +267,7 @@ impl CaseStore {
     pub fn time_span(&self) -> Result<Option<(i64, i64)>, StoreError> {
         self.conn()
             .query_row(
-                "SELECT min(request_ts_ns), max(request_ts_ns) FROM transactions",
+                &format!("SELECT min(request_ts_ns), max(request_ts_ns) FROM transactions WHERE {VISIBLE}"),
                 [],
                 |r| Ok(r.get::<_, Option<i64>>(0)?.zip(r.get::<_, Option<i64>>(1)?)),
             )
@@ -291,7 +291,7 @@ impl CaseStore {
         self.conn()
             .query_row(
                 &format!(
-                    "SELECT {} FROM transactions WHERE id = ?",
+                    "SELECT {} FROM transactions WHERE id = ? AND {VISIBLE}",
                     crate::transactions::COLUMNS
                 ),
                 [id],
@@ -334,7 +334,7 @@ impl CaseStore {
                 &format!(
                     "COPY (SELECT id, make_timestamp_ns(request_ts_ns) AS request_ts, \
                      make_timestamp_ns(response_ts_ns) AS response_ts, * EXCLUDE (id) \
-                     FROM transactions ORDER BY id) TO '{target}' (FORMAT PARQUET, COMPRESSION ZSTD)"
+                     FROM transactions WHERE {VISIBLE} ORDER BY id) TO '{target}' (FORMAT PARQUET, COMPRESSION ZSTD)"
                 ),
                 [],
             )
