@@ -47,6 +47,7 @@ pub enum Command {
     /// imported into a case in the background). `tapline` alone opens the last case.
     Open(OpenArgs),
     /// Print the HTTP transactions in a capture, one JSON object a line; nothing is stored.
+    /// Exits 3 when the capture is damaged part way (what came before the damage is printed).
     Decode(DecodeArgs),
     /// Decode pcap, pcapng or HAR files and store them in a case file (progress on stderr).
     Import(ImportArgs),

@@ -2,14 +2,44 @@
 
 use anyhow::Result;
 use clap::Parser;
+use std::process::ExitCode;
 use tapline::cli::{Cli, Command, OpenArgs, Verbosity};
 use tapline::commands;
+use tapline::commands::decode::DamagedCapture;
 use tapline::terminal::Sanitized;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-fn main() -> Result<()> {
+/// Exit statuses: 0 done, 1 failed (one line on stderr says why), 3 a capture was damaged part
+/// way (`decode`: what came before the damage was printed). A reader that stops early (`| head`)
+/// is not a failure.
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tapline: {e:#}");
+            match e.downcast_ref::<DamagedCapture>() {
+                Some(_) => ExitCode::from(DamagedCapture::EXIT_CODE),
+                None => ExitCode::FAILURE,
+            }
+        }
+    }
+}
+
+/// The reader of standard output went away (`tapline decode … | head`).
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    let pipe = Some(std::io::ErrorKind::BrokenPipe);
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>().map(std::io::Error::kind) == pipe
+            || c.downcast_ref::<serde_json::Error>()
+                .and_then(serde_json::Error::io_error_kind)
+                == pipe
+    })
+}
+
+fn run() -> Result<()> {
     let cli = Cli::parse();
     init_logging(cli.verbosity);
     let verbosity = cli.verbosity;

@@ -200,3 +200,74 @@ fn hostile_hosts_and_paths_reach_no_terminal_raw() {
         assert_terminal_safe(&format!("{args:?}"), &out.stdout);
     }
 }
+
+#[test]
+fn a_reader_that_stops_early_is_not_a_failure() {
+    use std::io::{BufRead, BufReader};
+    for format in ["jsonl", "table"] {
+        let mut child = tapline()
+            .args(["decode", "--format", format])
+            .arg(sample("catalog-api.pcap"))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        // The pipe closes here, as `| head -1` would close it.
+        let out = child.wait_with_output().unwrap();
+        assert!(!first.is_empty());
+        assert!(
+            out.status.success(),
+            "{format}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn a_damaged_capture_decodes_to_the_damage_and_exits_3() {
+    let dir = tempfile::tempdir().unwrap();
+    let cut = dir.path().join("cut.pcap");
+    let bytes = std::fs::read(sample("shop-api.pcap")).unwrap();
+    std::fs::write(&cut, &bytes[..50_000]).unwrap();
+    let out = tapline().arg("decode").arg(&cut).output().unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stdout).lines().count() > 10);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("byte offset 49969"), "{err}");
+}
+
+#[test]
+fn reading_commands_never_create_a_case_and_say_each_cause_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let typo = dir.path().join("typo.duckdb");
+    for args in [
+        &["endpoints", "--db"][..],
+        &["findings", "--db"],
+        &["export", "jsonl", "--db"],
+        &["sensors", "list", "--db"],
+    ] {
+        let out = tapline().args(args).arg(&typo).output().unwrap();
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("there is no case file"), "{args:?}: {err}");
+        assert!(!typo.exists(), "{args:?} created an empty case");
+    }
+    let junk = dir.path().join("junk.duckdb");
+    std::fs::write(&junk, vec![7u8; 100_000]).unwrap();
+    let out = tapline()
+        .args(["endpoints", "--db"])
+        .arg(&junk)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        err.matches("not a valid DuckDB database file").count(),
+        1,
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "one line says why: {err}");
+}

@@ -26,18 +26,26 @@ pub const SCHEMA_VERSION: i64 = 6;
 /// Failures opening or using a case file.
 #[derive(Debug, Error)]
 pub enum StoreError {
-    /// DuckDB refused an operation.
-    #[error("case file {path}: {source}")]
+    /// DuckDB refused an operation. DuckDB's message is part of this one and not a separate
+    /// cause, so a report says it once.
+    #[error("case file {path}: {error}")]
     Db {
         /// The case file.
         path: PathBuf,
         /// DuckDB's error.
-        #[source]
-        source: duckdb::Error,
+        error: duckdb::Error,
     },
     /// Writing an export failed.
     #[error("writing the export: {0}")]
     Io(#[from] std::io::Error),
+    /// A command that reads a case was pointed at a file that does not exist.
+    #[error(
+        "there is no case file {path}: check the path (only import, serve and sensors add create a case)"
+    )]
+    NoCase {
+        /// The path given.
+        path: PathBuf,
+    },
     /// The case was written by a newer Tapline.
     #[error(
         "case file {path} has schema version {found}, newer than this Tapline understands ({SCHEMA_VERSION}); upgrade Tapline to open it"
@@ -56,8 +64,8 @@ impl StoreError {
     /// (which replays the write-ahead log) recovers.
     pub fn is_fatal(&self) -> bool {
         match self {
-            StoreError::Db { source, .. } => {
-                let text = source.to_string();
+            StoreError::Db { error, .. } => {
+                let text = error.to_string();
                 text.contains("FATAL Error") || text.contains("database has been invalidated")
             }
             _ => false,
@@ -311,7 +319,7 @@ impl CaseStore {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let db = |source| StoreError::Db {
             path: path.to_owned(),
-            source,
+            error: source,
         };
         let conn = Connection::open(path).map_err(db)?;
         let mut store = CaseStore {
@@ -332,6 +340,17 @@ impl CaseStore {
         Ok(store)
     }
 
+    /// Opens the case at `path`, which must exist: commands that only read or change a case
+    /// never create an empty one from a mistyped path.
+    pub fn open_existing(path: &Path) -> Result<Self, StoreError> {
+        if !path.is_file() {
+            return Err(StoreError::NoCase {
+                path: path.to_owned(),
+            });
+        }
+        Self::open(path)
+    }
+
     /// Another connection to this open case, for another thread. Writes through either are
     /// seen by both once committed; both share the transaction-id allocator.
     pub fn try_clone(&self) -> Result<Self, StoreError> {
@@ -350,7 +369,7 @@ impl CaseStore {
     fn db_err(&self, source: duckdb::Error) -> StoreError {
         StoreError::Db {
             path: self.path.clone(),
-            source,
+            error: source,
         }
     }
 
@@ -398,7 +417,7 @@ impl CaseStore {
         let path = self.path.clone();
         let db = |source| StoreError::Db {
             path: path.clone(),
-            source,
+            error: source,
         };
         let tx = self.conn.transaction().map_err(db)?;
         let out = f(&tx).map_err(db)?;

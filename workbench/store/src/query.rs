@@ -347,7 +347,7 @@ impl CaseStore {
 pub fn parquet_row_count(path: &std::path::Path) -> Result<u64, StoreError> {
     let conn = duckdb::Connection::open_in_memory().map_err(|source| StoreError::Db {
         path: path.to_path_buf(),
-        source,
+        error: source,
     })?;
     let target = path.display().to_string().replace('\'', "''");
     let n: i64 = conn
@@ -358,7 +358,7 @@ pub fn parquet_row_count(path: &std::path::Path) -> Result<u64, StoreError> {
         )
         .map_err(|source| StoreError::Db {
             path: path.to_path_buf(),
-            source,
+            error: source,
         })?;
     Ok(n.max(0) as u64)
 }

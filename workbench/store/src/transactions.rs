@@ -77,7 +77,7 @@ impl BatchWriter {
     fn err(&self, source: duckdb::Error) -> StoreError {
         StoreError::Db {
             path: self.path.clone(),
-            source,
+            error: source,
         }
     }
 

@@ -51,5 +51,19 @@ pub fn run(args: &DecodeArgs, out: &mut dyn Write) -> Result<()> {
         s.flows.created,
         s.transactions
     );
-    Ok(())
+    match decoded.error {
+        Some(e) => Err(DamagedCapture(format!("{}: {e}", args.file.display())).into()),
+        None => Ok(()),
+    }
+}
+
+/// The capture was damaged part way: the transactions before the damage were printed. The
+/// binary exits with [`DamagedCapture::EXIT_CODE`] so scripts can tell it from a failure.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}; the transactions before the damage were printed")]
+pub struct DamagedCapture(String);
+
+impl DamagedCapture {
+    /// The exit status of a decode that stopped at damage.
+    pub const EXIT_CODE: u8 = 3;
 }

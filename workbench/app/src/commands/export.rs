@@ -7,7 +7,7 @@ use tapline_store::CaseStore;
 
 /// Runs the command.
 pub fn run(args: &ExportArgs) -> Result<()> {
-    let store = CaseStore::open(&args.db)
+    let store = CaseStore::open_existing(&args.db)
         .with_context(|| format!("cannot open case {}", args.db.display()))?;
     if args.kind == ExportKind::Parquet {
         let Some(out) = &args.output else {
@@ -21,7 +21,7 @@ pub fn run(args: &ExportArgs) -> Result<()> {
         Some(p) => Box::new(
             std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
         ),
-        None => Box::new(std::io::stdout().lock()),
+        None => Box::new(crate::terminal::Sanitized::new(std::io::stdout().lock())),
     };
     let mut out = BufWriter::new(sink);
     match args.kind {

@@ -8,7 +8,8 @@ use tapline_record::time::rfc3339_nanos;
 use tapline_store::CaseStore;
 
 fn open(args: &ListArgs) -> Result<CaseStore> {
-    CaseStore::open(&args.db).with_context(|| format!("cannot open case {}", args.db.display()))
+    CaseStore::open_existing(&args.db)
+        .with_context(|| format!("cannot open case {}", args.db.display()))
 }
 
 /// Prints the inventory.
@@ -139,7 +140,7 @@ fn actor_cell(f: &tapline_store::endpoints::Finding) -> String {
 /// Compares an OpenAPI document with the inventory; `Ok(false)` when they differ.
 pub fn diff(args: &crate::cli::DiffArgs, out: &mut dyn Write) -> Result<bool> {
     let doc = tapline_export::spec_diff::load(&args.spec)?;
-    let store = CaseStore::open(&args.db)
+    let store = CaseStore::open_existing(&args.db)
         .with_context(|| format!("cannot open case {}", args.db.display()))?;
     let report = tapline_export::spec_diff::diff(&doc, &store.endpoints()?)?;
     match args.format {

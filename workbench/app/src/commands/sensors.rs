@@ -33,8 +33,14 @@ fn load_identity(arg: &IdentityArg) -> Result<HubIdentity> {
         .with_context(|| format!("cannot use the workbench identity in {}", dir.display()))
 }
 
+/// Opens (creating if needed) the case: enrolment and the hub may start a case.
 fn open(db: &std::path::Path) -> Result<CaseStore> {
     CaseStore::open(db).with_context(|| format!("cannot open case {}", db.display()))
+}
+
+/// Opens a case that must exist (listing and revoking never create one).
+fn open_existing(db: &std::path::Path) -> Result<CaseStore> {
+    CaseStore::open_existing(db).with_context(|| format!("cannot open case {}", db.display()))
 }
 
 /// `tapline sensors …`.
@@ -43,7 +49,7 @@ pub fn run(cmd: &SensorsCommand, out: &mut dyn Write) -> Result<()> {
         SensorsCommand::Add(a) => add(a, out),
         SensorsCommand::List(a) => list(a, out),
         SensorsCommand::Revoke(a) => {
-            if open(&a.db)?.revoke_sensor(&a.name)? {
+            if open_existing(&a.db)?.revoke_sensor(&a.name)? {
                 writeln!(
                     out,
                     "revoked sensor {:?}: the hub refuses it from now on",
@@ -70,7 +76,7 @@ fn add(a: &SensorsAddArgs, out: &mut dyn Write) -> Result<()> {
 }
 
 fn list(a: &ListArgs, out: &mut dyn Write) -> Result<()> {
-    let rows = open(&a.db)?.sensors()?;
+    let rows = open_existing(&a.db)?.sensors()?;
     if a.format == ListFormat::Json {
         writeln!(out, "{}", serde_json::to_string_pretty(&rows)?)?;
         return Ok(());
