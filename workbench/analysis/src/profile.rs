@@ -464,26 +464,54 @@ impl EndpointProfile {
         for (name, v) in path_params {
             observe_param(&mut self.path_params, &mut self.limits, name, v);
         }
-        // The API-key query parameter, found while the query is parsed once.
-        let mut key_param: Option<String> = None;
-        if let Some(q) = tx.query() {
-            for (i, pair) in q.split('&').filter(|p| !p.is_empty()).enumerate() {
-                if over_cap(i, &mut self.limits) {
-                    break;
-                }
-                let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-                let k = percent_decode(k);
-                observe_param(
-                    &mut self.query_params,
-                    &mut self.limits,
-                    &k,
-                    &percent_decode(v),
-                );
-                if key_param.is_none() && API_KEY_QUERY.contains(&k.to_ascii_lowercase().as_str()) {
-                    key_param = Some(k);
-                }
+        let key_param = self.observe_query(tx);
+        let authed = self.observe_request_headers(tx);
+        if let Some(k) = &key_param {
+            bump_auth(&mut self.auth, &format!("api_key_query:{k}"));
+        }
+        if !authed && key_param.is_none() {
+            bump_auth(&mut self.auth, "none");
+        }
+        let sample = count < BODY_SAMPLES_FULL || count.is_multiple_of(BODY_SAMPLE_EVERY);
+        if sample {
+            self.observe_bodies(tx);
+        }
+        for (ct, map) in [
+            (tx.request_content_type(), &mut self.request_content_types),
+            (tx.response_content_type(), &mut self.response_content_types),
+        ] {
+            if let Some(ct) = ct {
+                bump(map, media_type(ct));
             }
         }
+    }
+
+    /// Query parameters; returns the API-key parameter's name when the query carries one.
+    fn observe_query(&mut self, tx: &Transaction) -> Option<String> {
+        let q = tx.query()?;
+        let mut key_param: Option<String> = None;
+        for (i, pair) in q.split('&').filter(|p| !p.is_empty()).enumerate() {
+            if over_cap(i, &mut self.limits) {
+                break;
+            }
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            let k = percent_decode(k);
+            observe_param(
+                &mut self.query_params,
+                &mut self.limits,
+                &k,
+                &percent_decode(v),
+            );
+            if key_param.is_none() && API_KEY_QUERY.contains(&k.to_ascii_lowercase().as_str()) {
+                key_param = Some(k);
+            }
+        }
+        key_param
+    }
+
+    /// Cookies, non-standard headers and credentials; returns whether the request carried
+    /// any.
+    fn observe_request_headers(&mut self, tx: &Transaction) -> bool {
         let mut authed = false;
         for (name, value) in tx.request_headers.iter() {
             let lower_is = |s: &str| name.eq_ignore_ascii_case(s);
@@ -514,18 +542,15 @@ impl EndpointProfile {
                 observe_param(&mut self.header_params, &mut self.limits, &lower, value);
             }
         }
-        if let Some(k) = key_param {
-            authed = true;
-            bump_auth(&mut self.auth, &format!("api_key_query:{k}"));
-        }
-        if !authed {
-            bump_auth(&mut self.auth, "none");
-        }
+        authed
+    }
 
-        let sample = count < BODY_SAMPLES_FULL || count.is_multiple_of(BODY_SAMPLE_EVERY);
+    /// Request bodies (JSON schema, form fields) and JSON response bodies, for a sampled
+    /// transaction.
+    fn observe_bodies(&mut self, tx: &Transaction) {
         if let Some(ct) = tx.request_content_type() {
             let media = media_type(ct);
-            if !tx.request_body.data.is_empty() && sample {
+            if !tx.request_body.data.is_empty() {
                 if is_json(&media) {
                     self.bodies_parsed += 1;
                     self.request_schema
@@ -550,12 +575,10 @@ impl EndpointProfile {
                     );
                 }
             }
-            bump(&mut self.request_content_types, media);
         }
         if let Some(ct) = tx.response_content_type() {
             let media = media_type(ct);
             if let Some(s) = tx.status
-                && sample
                 && is_json(&media)
                 && !tx.response_body.data.is_empty()
             {
@@ -563,7 +586,6 @@ impl EndpointProfile {
                 let node = self.response_schemas.entry(itoa_status(s)).or_default();
                 node.observe_json(&tx.response_body.data);
             }
-            bump(&mut self.response_content_types, media);
         }
     }
 

@@ -230,28 +230,16 @@ pub fn import_file(
         ..ImportProgress::default()
     };
 
+    let job = Job {
+        store,
+        source: source_id,
+        opts,
+        shared: &shared,
+        started,
+    };
     let written = match har {
-        Some(txs) => store_har(
-            store,
-            source_id,
-            &txs,
-            opts,
-            &shared,
-            started,
-            &mut report,
-            progress,
-        )
-        .map(|shard| vec![shard]),
-        None => decode_shards(
-            store,
-            source_id,
-            bytes,
-            opts,
-            &shared,
-            started,
-            &mut report,
-            progress,
-        ),
+        Some(txs) => store_har(job, &txs, &mut report, progress).map(|shard| vec![shard]),
+        None => decode_shards(job, bytes, &mut report, progress),
     };
     let shards = written.map_err(|e| roll_back(store, source_id, e))?;
     if shared.stopped() {
@@ -352,17 +340,19 @@ fn claim_source(store: &mut CaseStore, new: &NewSource<'_>) -> Result<Claim> {
 }
 
 /// Stores a parsed HAR file's transactions as one shard, reporting progress per chunk.
-#[allow(clippy::too_many_arguments)]
 fn store_har(
-    store: &CaseStore,
-    source_id: i64,
+    job: Job<'_>,
     txs: &[Transaction],
-    opts: &ImportOptions,
-    shared: &Shared<'_>,
-    started: Instant,
     report: &mut ImportProgress,
     progress: &mut dyn FnMut(&ImportProgress),
 ) -> Result<ShardDone> {
+    let Job {
+        store,
+        source: source_id,
+        opts,
+        shared,
+        started,
+    } = job;
     let mut shard = ShardWriter::new(store, source_id, opts, shared)?;
     let chunk = shard.chunk;
     for part in txs.chunks(chunk) {
@@ -442,6 +432,17 @@ struct Shared<'a> {
     /// Capture bytes and packets read by the first shard, for progress.
     bytes_done: AtomicU64,
     packets: AtomicU64,
+}
+
+/// What every writer of one import shares: the case, the source, the options, the shared
+/// counters and the start time.
+#[derive(Clone, Copy)]
+struct Job<'a> {
+    store: &'a CaseStore,
+    source: i64,
+    opts: &'a ImportOptions,
+    shared: &'a Shared<'a>,
+    started: Instant,
 }
 
 impl<'a> Shared<'a> {
@@ -594,17 +595,19 @@ fn test_pause_point(_commits: u64) {}
 /// connections and storing its own transactions through its own DuckDB connection: decoding,
 /// analysis and DuckDB's compression all run on every core. The calling thread reports
 /// progress until the shards are done.
-#[allow(clippy::too_many_arguments)]
 fn decode_shards(
-    store: &CaseStore,
-    source: i64,
+    job: Job<'_>,
     bytes: &[u8],
-    opts: &ImportOptions,
-    shared: &Shared<'_>,
-    started: Instant,
     report: &mut ImportProgress,
     progress: &mut dyn FnMut(&ImportProgress),
 ) -> Result<Vec<ShardDone>> {
+    let Job {
+        store,
+        source,
+        opts,
+        shared,
+        started,
+    } = job;
     let threads = opts.threads.max(1);
     let writers = (0..threads)
         .map(|_| ShardWriter::new(store, source, opts, shared))
