@@ -53,10 +53,10 @@ struct Args {
     /// Replay at the capture's recorded speed instead of as fast as possible.
     #[arg(long, requires = "read")]
     recorded_speed: bool,
-    /// Decoding threads; connections are spread over them by flow hash. Default: the cores
-    /// left after the capture thread (at least 1, at most 8).
-    #[arg(long)]
-    workers: Option<usize>,
+    /// Decoding threads (1 to 64); connections are spread over them by flow hash. Default:
+    /// the cores left after the capture thread (at least 1, at most 8).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=64))]
+    workers: Option<u16>,
     /// Sensor name stamped on every record (default: the configuration's `name`, else
     /// "sensor").
     #[arg(long)]
@@ -135,7 +135,7 @@ fn main() -> Result<()> {
         edge: config.edge(),
         redactor,
     };
-    let workers = args.workers.unwrap_or_else(|| {
+    let workers = args.workers.map(usize::from).unwrap_or_else(|| {
         std::thread::available_parallelism()
             .map_or(1, |n| n.get().saturating_sub(1))
             .clamp(1, 8)

@@ -281,3 +281,15 @@ fn workers_sharded_by_flow_hash_find_the_same_records() {
         "both directions of each flow met on one worker"
     );
 }
+
+#[test]
+fn an_absurd_worker_count_is_refused_with_the_range() {
+    let out = Command::new(env!("CARGO_BIN_EXE_tapline-sensor"))
+        .args(["--workers", "100000", "--read"])
+        .arg(sample())
+        .output()
+        .expect("the sensor runs");
+    assert_eq!(out.status.code(), Some(2), "a usage error, not an abort");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("1..=64"), "{err}");
+}

@@ -271,3 +271,36 @@ fn reading_commands_never_create_a_case_and_say_each_cause_once() {
     );
     assert_eq!(err.lines().count(), 1, "one line says why: {err}");
 }
+
+#[test]
+fn classify_reports_a_line_that_is_not_utf8_and_goes_on() {
+    use std::io::Write;
+    let mut child = tapline()
+        .arg("classify")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let input: &[u8] = b"078-05-1123\nbad \xff\xfe 078-05-1123\r\n\"4111 1111 1111 1111\"\n";
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3, "one output line per input line");
+    assert!(lines[0].get("error").is_none());
+    assert!(lines[1]["error"].as_str().unwrap().contains("line 2"));
+    assert_eq!(
+        lines[1]["data"][0]["class"], "us_ssn",
+        "the rest of the line is read"
+    );
+    assert_eq!(
+        lines[2]["data"][0]["class"], "credit_card",
+        "the lines after it too"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("line 2 is not UTF-8"));
+}

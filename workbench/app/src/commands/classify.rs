@@ -18,6 +18,9 @@ use tapline_detect::classify::{Confidence, Hit, classify_into};
 struct Line {
     data: Vec<DataHit>,
     attacks: Vec<AttackLine>,
+    /// Why the line was read with replacements (invalid UTF-8), when it was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -76,8 +79,27 @@ pub fn run(args: &ClassifyArgs) -> Result<()> {
     };
     let mut out = BufWriter::new(crate::terminal::Sanitized::new(std::io::stdout().lock()));
     let mut hits = Vec::new();
-    for (n, line) in input.lines().enumerate() {
-        let line = line.with_context(|| format!("line {}: not readable as UTF-8 text", n + 1))?;
+    let mut raw = Vec::new();
+    let mut input = input;
+    for n in 1.. {
+        raw.clear();
+        if input
+            .read_until(b'\n', &mut raw)
+            .with_context(|| format!("cannot read line {n}"))?
+            == 0
+        {
+            break;
+        }
+        let bytes = raw.strip_suffix(b"\n").unwrap_or(&raw);
+        let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
+        // A line that is not UTF-8 is read with replacement characters and said so; the
+        // lines after it are classified as usual.
+        let line = String::from_utf8_lossy(bytes);
+        let error = matches!(line, std::borrow::Cow::Owned(_)).then(|| {
+            let msg = format!("line {n} is not UTF-8 text: read with replacement characters");
+            tracing::warn!("{msg}");
+            msg
+        });
         let (text, key) = parse_line(&line);
         classify_into(&text, key.as_deref(), &mut hits);
         let data = char_spans(&text, &hits, min)
@@ -97,7 +119,14 @@ pub fn run(args: &ClassifyArgs) -> Result<()> {
                 why: h.why,
             })
             .collect();
-        serde_json::to_writer(&mut out, &Line { data, attacks })?;
+        serde_json::to_writer(
+            &mut out,
+            &Line {
+                data,
+                attacks,
+                error,
+            },
+        )?;
         out.write_all(b"\n")?;
     }
     out.flush()?;
