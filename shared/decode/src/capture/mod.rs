@@ -94,6 +94,17 @@ pub enum CaptureErrorKind {
     /// A pcapng block references an interface that was never described.
     #[error("packet refers to interface {0}, which no interface description block defined")]
     UnknownInterface(u32),
+    /// A pcapng block whose trailing length differs from the length in its header: one of the
+    /// two is damaged, so where the next block starts is unknown.
+    #[error(
+        "pcapng block length {head} in its header but {tail} at its end; the file is damaged from here on"
+    )]
+    LengthMismatch {
+        /// The length in the block's header.
+        head: u64,
+        /// The length repeated at its end.
+        tail: u64,
+    },
     /// A pcapng section header with an unknown byte-order magic.
     #[error("pcapng section header has a bad byte-order magic {0:#010x}")]
     BadByteOrder(u32),

@@ -189,6 +189,16 @@ impl<'a> Iterator for PcapNgReader<'a> {
             if rest.len() < block_len {
                 return self.fail(truncated(at, block_len, rest.len()));
             }
+            let tail = e.u32(rest, block_len - 4) as usize;
+            if tail != block_len {
+                return self.fail(CaptureError {
+                    offset: at as u64,
+                    kind: CaptureErrorKind::LengthMismatch {
+                        head: block_len as u64,
+                        tail: tail as u64,
+                    },
+                });
+            }
             self.pos += block_len;
             let body = &rest[8..block_len - 4];
             match block_type {
@@ -350,5 +360,23 @@ mod tests {
             results[0].as_ref().unwrap_err().kind,
             CaptureErrorKind::BadLength(13)
         ));
+    }
+
+    #[test]
+    fn test_a_trailing_length_that_differs_is_damage() {
+        let mut file = shb();
+        file.extend(idb(1, None));
+        let good = file.len();
+        file.extend(epb(0, 0, b"abcd"));
+        let end = file.len();
+        file[end - 4] = 40; // the header says 36, the trailer 40
+        let results: Vec<_> = PcapNgReader::new(&file).unwrap().collect();
+        assert_eq!(results.len(), 1);
+        let err = results[0].as_ref().unwrap_err();
+        assert_eq!(err.offset, good as u64);
+        assert_eq!(
+            err.kind,
+            CaptureErrorKind::LengthMismatch { head: 36, tail: 40 }
+        );
     }
 }
