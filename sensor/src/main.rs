@@ -50,6 +50,10 @@ struct Args {
     /// wake-ups).
     #[arg(long)]
     immediate: bool,
+    /// Replay a file even though this spool already took a replay of it (same content, same
+    /// filter); without it such a replay is refused, so its records are not delivered twice.
+    #[arg(long, requires = "read")]
+    replay_again: bool,
     /// Replay at the capture's recorded speed instead of as fast as possible.
     #[arg(long, requires = "read")]
     recorded_speed: bool,
@@ -126,6 +130,7 @@ fn main() -> Result<()> {
         .unwrap_or_else(|| "sensor".to_owned());
     let hub = args.workbench.clone().or_else(|| config.uplink.hub.clone());
     let spool = open_spool(&args, &config, &name, hub.is_some())?;
+    let replay = check_replay(&args, spool.as_deref())?;
     let counters = Arc::new(Counters::default());
     let setup = pipeline::WorkerSetup {
         engine: EngineConfig {
@@ -164,6 +169,11 @@ fn main() -> Result<()> {
         pipeline::Pipeline::start(workers, &setup, sink, Arc::clone(&counters), live.is_some())?;
     feed(&args, live, &mut pipe, &counters)?;
     let report = pipe.finish()?;
+    if let (Some(key), Some(sp)) = (&replay, &spool)
+        && !source::stop_requested()
+    {
+        sp.with(|s| s.mark_replayed(key))?;
+    }
     tracing::info!(
         "{} packets, {} connections, {} transactions, {} values redacted",
         Counters::get(&counters.packets),
@@ -216,6 +226,23 @@ fn open_spool(
         tracing::warn!("spool recovered: cut {cut} bytes of torn or corrupt entries");
     }
     Ok(Some(Arc::new(spool::SharedSpool::new(sp))))
+}
+
+/// A file replayed into a spool that already took it (same content and filter) is refused
+/// unless `--replay-again`: its records are delivered or waiting already. Returns the replay's
+/// key, noted once the replay has run to its end.
+fn check_replay(args: &Args, spool: Option<&spool::SharedSpool>) -> Result<Option<String>> {
+    let (Some(path), Some(sp)) = (&args.read, spool) else {
+        return Ok(None);
+    };
+    let key = spool::replay_key(path, args.filter.as_deref())?;
+    if !args.replay_again && sp.with(|s| s.replayed(&key)) {
+        bail!(
+            "{} was already replayed into this spool (same content and filter): its records were delivered or wait there; pass --replay-again to send them again",
+            path.display()
+        );
+    }
+    Ok(Some(key))
 }
 
 /// Opens the live capture (the privileged step) when an interface is named, then drops every

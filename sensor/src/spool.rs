@@ -85,6 +85,48 @@ pub struct Spool {
     next_seq: u64,
     acked: u64,
     stats: SpoolStats,
+    /// The spool's lock file, held (flock, exclusive) while this spool is open: one sensor per
+    /// spool.
+    _lock: fs::File,
+}
+
+/// Takes the spool's lock, or says who holds it.
+fn lock(dir: &Path) -> Result<fs::File> {
+    let path = dir.join("lock");
+    let mut file = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    if rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_err() {
+        let holder = fs::read_to_string(&path).unwrap_or_default();
+        anyhow::bail!(
+            "the spool {} is in use by another tapline-sensor (pid {}): give each sensor its own --spool",
+            dir.display(),
+            holder.trim()
+        );
+    }
+    use std::io::Write as _;
+    file.set_len(0)
+        .and_then(|()| write!(file, "{}", std::process::id()))
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(file)
+}
+
+/// What identifies one replay of a file: its content's hash and the filter applied.
+pub fn replay_key(path: &Path, filter: Option<&str>) -> Result<String> {
+    let mut hasher = blake3::Hasher::new();
+    let file = fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    hasher
+        .update_reader(file)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(format!(
+        "{} {}",
+        hasher.finalize().to_hex(),
+        filter.unwrap_or("")
+    ))
 }
 
 fn segment_path(dir: &Path, first_seq: u64) -> PathBuf {
@@ -146,9 +188,28 @@ fn new_spool_id() -> u64 {
 }
 
 impl Spool {
+    /// Whether a replay with `key` ([`replay_key`]) already went into this spool.
+    pub fn replayed(&self, key: &str) -> bool {
+        fs::read_to_string(self.dir.join("replayed"))
+            .is_ok_and(|text| text.lines().any(|l| l == key))
+    }
+
+    /// Notes a finished replay with `key`, so the same file is not sent twice by mistake.
+    pub fn mark_replayed(&self, key: &str) -> Result<()> {
+        use std::io::Write as _;
+        let path = self.dir.join("replayed");
+        fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .and_then(|mut f| writeln!(f, "{key}"))
+            .with_context(|| format!("writing {}", path.display()))
+    }
+
     /// Opens (or creates) the spool in `dir`, recovering what a crash left.
     pub fn open(dir: &Path, max_bytes: u64, policy: FullPolicy) -> Result<Spool> {
         fs::create_dir_all(dir).with_context(|| format!("creating spool {}", dir.display()))?;
+        let lock = lock(dir)?;
         let acked = match fs::read_to_string(dir.join("acked")) {
             Ok(s) => s
                 .trim()
@@ -185,6 +246,7 @@ impl Spool {
             next_seq: acked + 1,
             acked,
             stats: SpoolStats::default(),
+            _lock: lock,
         };
         for path in paths {
             let mut seg = load_segment(&path, &mut spool.stats.recovered_cut_bytes)?;
@@ -412,6 +474,21 @@ mod tests {
 
     fn open(dir: &Path, max: u64, policy: FullPolicy) -> Spool {
         Spool::open(dir, max, policy).unwrap_or_else(|e| panic!("{e:#}"))
+    }
+
+    #[test]
+    fn one_sensor_per_spool() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let first = open(dir.path(), 1 << 20, FullPolicy::DropNewest);
+        let second = Spool::open(dir.path(), 1 << 20, FullPolicy::DropNewest);
+        let err = format!(
+            "{:#}",
+            second.err().unwrap_or_else(|| panic!("two on one spool"))
+        );
+        assert!(err.contains("in use by another tapline-sensor"), "{err}");
+        assert!(err.contains(&std::process::id().to_string()), "{err}");
+        drop(first);
+        open(dir.path(), 1 << 20, FullPolicy::DropNewest);
     }
 
     #[test]

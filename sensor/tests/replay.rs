@@ -185,24 +185,28 @@ fn records_are_spooled_in_batches_that_survive_restarts() {
     let config = dir.path().join("sensor.toml");
     std::fs::write(&config, "[batch]\nrecords = 10\n").unwrap();
     let spool = dir.path().join("spool");
-    let run = || {
-        let out = run_sensor(&[
+    let run = |again: bool| {
+        let mut args = vec![
             "--config".as_ref(),
             config.as_os_str(),
             "--spool".as_ref(),
             spool.as_os_str(),
-        ]);
+        ];
+        if again {
+            args.push("--replay-again".as_ref());
+        }
+        let out = run_sensor(&args);
         String::from_utf8(out.stderr).unwrap()
     };
     // 83 transactions in batches of at most 10: nine batches, nothing lost.
-    let first = run();
+    let first = run(false);
     assert!(
         first.contains("spool: 83 records in 9 batches waiting"),
         "{first}"
     );
     assert!(first.contains(", 0 records lost"), "{first}");
-    // Nobody acknowledged them: a second run adds to what waits.
-    let second = run();
+    // Nobody acknowledged them: a deliberate second replay adds to what waits.
+    let second = run(true);
     assert!(
         second.contains("spool: 166 records in 18 batches waiting"),
         "{second}"
@@ -292,4 +296,28 @@ fn an_absurd_worker_count_is_refused_with_the_range() {
     assert_eq!(out.status.code(), Some(2), "a usage error, not an abort");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("1..=64"), "{err}");
+}
+
+#[test]
+fn a_file_replayed_into_a_spool_again_is_refused_unless_asked() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let spool = dir.path().join("spool");
+    let replay = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_tapline-sensor"))
+            .arg("--read")
+            .arg(sample())
+            .arg("--spool")
+            .arg(&spool)
+            .args(extra)
+            .output()
+            .expect("sensor runs")
+    };
+    assert!(replay(&[]).status.success());
+    let again = replay(&[]);
+    assert!(!again.status.success(), "a second replay of the same file");
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert!(err.contains("already replayed into this spool"), "{err}");
+    // Another filter is another replay; --replay-again sends the same one again.
+    assert!(replay(&["--filter", "tcp port 18088"]).status.success());
+    assert!(replay(&["--replay-again"]).status.success());
 }

@@ -365,7 +365,13 @@ fn sensors_with_a_foreign_or_revoked_certificate_are_refused() {
         "kept for later: {log}"
     );
     assert!(!log.contains(": connected"), "{log}");
-    let log = lab.sensor_run(&revoked, "shop-api.pcap", &["--linger", "20"]);
+    // Its own spool: one sensor per spool.
+    let spool = lab.path("spool-2");
+    let log = lab.sensor_run(
+        &revoked,
+        "shop-api.pcap",
+        &["--linger", "20", "--spool", spool.to_str().unwrap()],
+    );
     assert!(log.contains("refused by the hub"), "{log}");
     assert!(log.contains("revoked"), "the reason is given: {log}");
     let hub_log = hub.interrupt();
