@@ -161,9 +161,27 @@ fn set_state(shared: &Shared, state: String) {
     }
 }
 
-/// Connects, delivers, reconnects with backoff, until stopped.
+/// The first wait before reconnecting, and the longest: a hub that restarts is found again
+/// within seconds, and a hub that stays away costs a try every few seconds.
+const FIRST_BACKOFF: Duration = Duration::from_millis(200);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// How long a QUIC handshake may take before the try counts as failed (the link's idle
+/// timeout would otherwise decide).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// `d` ± 25 %, so sensors that lost one hub do not all come back in the same instant.
+fn jittered(d: Duration) -> Duration {
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |t| t.subsec_nanos())
+        ^ std::process::id().rotate_left(16);
+    let spread = f64::from(seed % 1000) / 1000.0 - 0.5; // -0.5 .. 0.5
+    d.mul_f64(1.0 + spread / 2.0)
+}
+
+/// Connects, delivers, reconnects with jittered backoff, until stopped.
 async fn run(shared: Shared) {
-    let mut backoff = Duration::from_millis(250);
+    let mut backoff = FIRST_BACKOFF;
     while !shared.stop.load(Ordering::Relaxed) {
         let started = Instant::now();
         let result = session(&shared).await;
@@ -176,13 +194,13 @@ async fn run(shared: Shared) {
         }
         // A session that lasted resets the backoff; a failing one doubles it.
         if started.elapsed() > Duration::from_secs(10) {
-            backoff = Duration::from_millis(250);
+            backoff = FIRST_BACKOFF;
         }
-        let until = Instant::now() + backoff;
+        let until = Instant::now() + jittered(backoff);
         while Instant::now() < until && !shared.stop.load(Ordering::Relaxed) {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        backoff = (backoff * 2).min(Duration::from_secs(30));
+        backoff = (backoff * 2).min(MAX_BACKOFF);
     }
 }
 
@@ -215,8 +233,9 @@ fn stats(shared: &Shared) -> SensorStats {
 async fn session(shared: &Shared) -> Result<()> {
     let addr = resolve(&shared.hub).await?;
     let ep = tapline_link::transport::client(&shared.creds, addr)?;
-    let conn = tapline_link::transport::connect(&ep, addr)
+    let conn = tokio::time::timeout(CONNECT_TIMEOUT, tapline_link::transport::connect(&ep, addr))
         .await
+        .map_err(|_| anyhow!("no answer from the hub at {addr} within {CONNECT_TIMEOUT:?}"))?
         .with_context(|| format!("cannot reach the hub at {addr}"))?;
     let (mut tx, rx) = conn.open_bi().await?;
     let spool_id = shared.spool.with(|s| s.id());

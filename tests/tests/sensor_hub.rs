@@ -300,6 +300,9 @@ fn a_hub_killed_mid_stream_loses_and_duplicates_nothing() {
     drop(hub); // SIGKILL: no goodbye, acknowledgements in flight are lost
     std::thread::sleep(Duration::from_secs(2));
     let hub = lab.hub();
+    // The sensor finds the new hub within seconds (it took ~21 s when each try waited for the
+    // link's idle timeout).
+    hub.wait_for("connected from", Duration::from_secs(8));
     let deadline = Instant::now() + Duration::from_secs(90);
     let mut sensor = sensor;
     while sensor.0.try_wait().unwrap().is_none() {

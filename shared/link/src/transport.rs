@@ -11,10 +11,13 @@ use std::time::Duration;
 
 /// ALPN of this protocol version: a peer speaking another version fails the handshake.
 pub const ALPN: &[u8] = b"tapline/2";
-/// A silent peer is declared gone after this long.
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(20);
-/// Keep-alive interval (well below [`IDLE_TIMEOUT`]).
-pub const KEEP_ALIVE: Duration = Duration::from_secs(4);
+/// A silent peer is declared gone after this long. Short, because a hub that died (or
+/// restarted, which forgets every connection) is noticed only by this silence, and a sensor
+/// loses nothing by reconnecting: its spool keeps every unacknowledged batch.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(6);
+/// Keep-alive interval: four of them fit in [`IDLE_TIMEOUT`], so a lost one or two do not end
+/// a healthy link.
+pub const KEEP_ALIVE: Duration = Duration::from_millis(1500);
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
@@ -22,7 +25,7 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 
 fn transport() -> Arc<quinn::TransportConfig> {
     let mut t = quinn::TransportConfig::default();
-    // Constant and valid: 20 s is far below QUIC's idle-timeout limit.
+    // Constant and valid: 6 s is far below QUIC's idle-timeout limit.
     if let Ok(idle) = IDLE_TIMEOUT.try_into() {
         t.max_idle_timeout(Some(idle));
     }
