@@ -304,3 +304,31 @@ fn classify_reports_a_line_that_is_not_utf8_and_goes_on() {
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("line 2 is not UTF-8"));
 }
+
+#[test]
+fn a_fifo_is_refused_clearly_and_a_sizeless_file_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("capture.fifo");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    for args in [&["decode"][..], &["import", "--db", "case.duckdb"]] {
+        let out = tapline()
+            .args(args)
+            .arg(&fifo)
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("is not a regular file"), "{args:?}: {err}");
+    }
+    // A file that reports size 0 but has bytes, as /proc files do: read, not taken as empty.
+    let out = tapline()
+        .arg("decode")
+        .arg("/proc/self/status")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not a pcap or pcapng file"), "{err}");
+    assert!(!err.contains("(empty file)"), "{err}");
+}
