@@ -40,6 +40,8 @@ pub struct SensorRow {
     pub batches: u64,
     /// Transactions stored from it.
     pub transactions: u64,
+    /// Seconds since its last heartbeat or batch (by the case's clock).
+    pub seconds_since_seen: Option<i64>,
 }
 
 impl CaseStore {
@@ -96,7 +98,8 @@ impl CaseStore {
                     strftime(s.last_seen_at, '%Y-%m-%d %H:%M:%S'),
                     s.version, CAST(s.stats AS VARCHAR),
                     (SELECT count(*) FROM sensor_batches b WHERE b.sensor_id = s.id),
-                    (SELECT coalesce(sum(records), 0) FROM sensor_batches b WHERE b.sensor_id = s.id)
+                    (SELECT coalesce(sum(records), 0) FROM sensor_batches b WHERE b.sensor_id = s.id),
+                    date_diff('second', s.last_seen_at, current_timestamp::TIMESTAMP)
              FROM sensors s ORDER BY s.id",
             &[],
             |r| {
@@ -112,6 +115,7 @@ impl CaseStore {
                     stats: stats.and_then(|s| serde_json::from_str(&s).ok()),
                     batches: r.get::<_, i64>(8)? as u64,
                     transactions: r.get::<_, i128>(9)? as u64,
+                    seconds_since_seen: r.get(10)?,
                 })
             },
         )

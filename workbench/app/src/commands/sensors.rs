@@ -75,6 +75,23 @@ fn add(a: &SensorsAddArgs, out: &mut dyn Write) -> Result<()> {
     Ok(())
 }
 
+/// Heartbeats older than this many seconds mean the sensor is gone, whatever the last one
+/// said (sensors beat every 5 s by default).
+const GONE_AFTER_S: i64 = 60;
+
+/// The sensor's link as of its last heartbeat, unless that is too old to still hold.
+fn uplink_state(r: &tapline_store::sensors::SensorRow) -> String {
+    if r.revoked_at.is_some() {
+        return "revoked".to_owned();
+    }
+    let said = r.stats.as_ref().and_then(|s| s["uplink"].as_str());
+    match (said, r.seconds_since_seen) {
+        (None, _) => "never connected".to_owned(),
+        (Some(_), Some(age)) if age > GONE_AFTER_S => format!("gone (silent for {age} s)"),
+        (Some(state), _) => state.to_owned(),
+    }
+}
+
 fn list(a: &ListArgs, out: &mut dyn Write) -> Result<()> {
     let rows = open_existing(&a.db)?.sensors()?;
     if a.format == ListFormat::Json {
@@ -84,8 +101,8 @@ fn list(a: &ListArgs, out: &mut dyn Write) -> Result<()> {
     let nw = rows.iter().map(|r| r.name.len()).max().unwrap_or(0).max(4);
     writeln!(
         out,
-        "{:<nw$} {:<19} {:<8} {:>10} {:>8} {:>10} {:>7} {:>10}  UPLINK",
-        "NAME", "LAST SEEN", "VERSION", "PACKETS", "DROPS", "RECORDS", "SPOOL", "STORED"
+        "{:<nw$} {:<19} {:<8} {:>10} {:>8} {:>10} {:>7} {:>8} {:>10}  UPLINK",
+        "NAME", "LAST SEEN", "VERSION", "PACKETS", "DROPS", "RECORDS", "SPOOL", "LOST", "STORED"
     )?;
     for r in &rows {
         let s = r.stats.as_ref();
@@ -95,16 +112,10 @@ fn list(a: &ListArgs, out: &mut dyn Write) -> Result<()> {
             (Some(k), Some(i)) => Some(k + i),
             _ => None,
         };
-        let uplink = if r.revoked_at.is_some() {
-            "revoked".to_owned()
-        } else {
-            s.and_then(|s| s["uplink"].as_str())
-                .unwrap_or("never connected")
-                .to_owned()
-        };
+        let uplink = uplink_state(r);
         writeln!(
             out,
-            "{:<nw$} {:<19} {:<8} {:>10} {:>8} {:>10} {:>7} {:>10}  {}",
+            "{:<nw$} {:<19} {:<8} {:>10} {:>8} {:>10} {:>7} {:>8} {:>10}  {}",
             r.name,
             r.last_seen_at.as_deref().unwrap_or("never"),
             r.version.as_deref().unwrap_or("-"),
@@ -112,6 +123,7 @@ fn list(a: &ListArgs, out: &mut dyn Write) -> Result<()> {
             num(drops),
             num(n("records")),
             num(n("spool_batches")),
+            num(n("lost_records")),
             r.transactions,
             uplink
         )?;
@@ -182,5 +194,44 @@ fn log(e: &HubEvent, verbose: bool) {
             "tapline: hub: the case failed: {reason}; nothing more is acknowledged (sensors keep their records) until it can be reopened — free space on its disk"
         ),
         HubEvent::CaseRecovered => eprintln!("tapline: hub: the case is back; storing again"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tapline_store::sensors::SensorRow;
+
+    fn row(uplink: Option<&str>, age: Option<i64>, revoked: bool) -> SensorRow {
+        SensorRow {
+            id: 1,
+            name: "edge-1".into(),
+            cert_fingerprint: String::new(),
+            enrolled_at: String::new(),
+            revoked_at: revoked.then(String::new),
+            last_seen_at: None,
+            version: None,
+            stats: uplink.map(|u| serde_json::json!({ "uplink": u })),
+            batches: 0,
+            transactions: 0,
+            seconds_since_seen: age,
+        }
+    }
+
+    #[test]
+    fn a_sensor_silent_for_long_is_gone_whatever_its_last_heartbeat_said() {
+        assert_eq!(
+            uplink_state(&row(Some("connected"), Some(3), false)),
+            "connected"
+        );
+        assert_eq!(
+            uplink_state(&row(Some("connected"), Some(600), false)),
+            "gone (silent for 600 s)"
+        );
+        assert_eq!(uplink_state(&row(None, None, false)), "never connected");
+        assert_eq!(
+            uplink_state(&row(Some("connected"), Some(1), true)),
+            "revoked"
+        );
     }
 }
