@@ -188,6 +188,36 @@ pub fn decode_capture(
     bytes: &[u8],
     cfg: EngineConfig,
 ) -> Result<DecodedCapture, crate::capture::CaptureError> {
+    let mut transactions = Vec::new();
+    let streamed = stream_capture(bytes, cfg, |txs| {
+        transactions.append(txs);
+        Ok::<(), crate::capture::CaptureError>(())
+    })?;
+    Ok(DecodedCapture {
+        transactions,
+        stats: streamed.stats,
+        error: streamed.error,
+    })
+}
+
+/// What streaming a capture ended with: the counters, and the reader error that ended the file
+/// early, if one did (everything before it was decoded and handed on).
+#[derive(Debug, Default)]
+pub struct StreamedCapture {
+    /// Engine counters.
+    pub stats: EngineStats,
+    /// A reader error that ended the file early.
+    pub error: Option<crate::capture::CaptureError>,
+}
+
+/// Decodes a capture held in memory, handing each packet's finished transactions to `each`
+/// (which takes them out of the vector) as they complete: memory stays flat however large
+/// the capture. An error from `each` stops the decode and is returned.
+pub fn stream_capture<E: From<crate::capture::CaptureError>>(
+    bytes: &[u8],
+    cfg: EngineConfig,
+    mut each: impl FnMut(&mut Vec<Transaction>) -> Result<(), E>,
+) -> Result<StreamedCapture, E> {
     let reader = CaptureReader::new(bytes)?;
     let mut engine = Engine::new(cfg);
     let mut out = Vec::new();
@@ -200,10 +230,14 @@ pub fn decode_capture(
                 break;
             }
         }
+        if !out.is_empty() {
+            each(&mut out)?;
+            out.clear();
+        }
     }
     engine.finish(&mut out);
-    Ok(DecodedCapture {
-        transactions: out,
+    each(&mut out)?;
+    Ok(StreamedCapture {
         stats: engine.stats(),
         error,
     })

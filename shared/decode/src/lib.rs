@@ -19,4 +19,7 @@ pub mod http;
 pub mod packet;
 pub mod reassembly;
 
-pub use engine::{DecodedCapture, Engine, EngineConfig, EngineStats, decode_capture};
+pub use engine::{
+    DecodedCapture, Engine, EngineConfig, EngineStats, StreamedCapture, decode_capture,
+    stream_capture,
+};

@@ -88,6 +88,19 @@ impl MappedFile {
     }
 }
 
+/// Decodes a pcap/pcapng file, handing transactions to `each` as they complete (memory stays
+/// flat). A damaged tail ends the decode; it is returned in the result's `error`.
+pub fn stream_file(
+    path: &Path,
+    cfg: EngineConfig,
+    each: impl FnMut(&mut Vec<tapline_record::Transaction>) -> Result<()>,
+) -> Result<tapline_decode::StreamedCapture> {
+    let file = MappedFile::open(path)?;
+    tapline_decode::capture::CaptureReader::new(file.bytes())
+        .with_context(|| format!("{} is not a capture Tapline can read", path.display()))?;
+    tapline_decode::stream_capture(file.bytes(), cfg, each)
+}
+
 /// Reads and decodes a whole pcap/pcapng file. A damaged tail is logged as a warning after
 /// everything before it was decoded.
 pub fn decode_file(path: &Path, cfg: EngineConfig) -> Result<DecodedCapture> {

@@ -5,44 +5,23 @@ use anyhow::Result;
 use std::io::{BufWriter, Write};
 use tapline_decode::EngineConfig;
 use tapline_formats::jsonl::JsonlRecord;
-use tapline_ingest::capture_file::decode_file;
+use tapline_ingest::capture_file::stream_file;
+use tapline_record::Transaction;
 
-/// Runs the command, writing to `out`.
+/// Runs the command, writing to `out` as transactions complete (memory stays flat however
+/// large the capture).
 pub fn run(args: &DecodeArgs, out: &mut dyn Write) -> Result<()> {
     let mut cfg = EngineConfig::default();
     cfg.http.max_body = args.max_body;
-    let decoded = decode_file(&args.file, cfg)?;
     let mut out = BufWriter::new(out);
-    for tx in &decoded.transactions {
-        match args.format {
-            DecodeFormat::Jsonl => {
-                serde_json::to_writer(&mut out, &JsonlRecord::new(tx, args.max_body))?;
-                out.write_all(b"\n")?;
-            }
-            DecodeFormat::Table => {
-                let status = tx.status.map_or("---".to_owned(), |s| s.to_string());
-                let anomalies: Vec<_> = tx.anomalies.names().collect();
-                writeln!(
-                    out,
-                    "{} {:<15} {:>4} {:<7} {}{} {}B{}",
-                    tapline_record::time::rfc3339_nanos(tx.request_ts_nanos),
-                    tx.client.map(|c| c.ip().to_string()).unwrap_or_default(),
-                    status,
-                    tx.method,
-                    tx.host.as_deref().unwrap_or(""),
-                    tx.uri,
-                    tx.response_body.len,
-                    if anomalies.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" [{}]", anomalies.join(","))
-                    }
-                )?;
-            }
+    let streamed = stream_file(&args.file, cfg, |txs| {
+        for tx in txs.drain(..) {
+            print(args, &tx, &mut out)?;
         }
-    }
+        Ok(())
+    })?;
     out.flush()?;
-    let s = decoded.stats;
+    let s = streamed.stats;
     eprintln!(
         "{}: {} packets, {} TCP segments, {} connections, {} transactions",
         args.file.display(),
@@ -51,10 +30,41 @@ pub fn run(args: &DecodeArgs, out: &mut dyn Write) -> Result<()> {
         s.flows.created,
         s.transactions
     );
-    match decoded.error {
+    match streamed.error {
         Some(e) => Err(DamagedCapture(format!("{}: {e}", args.file.display())).into()),
         None => Ok(()),
     }
+}
+
+/// One transaction in the chosen format.
+fn print(args: &DecodeArgs, tx: &Transaction, out: &mut impl Write) -> Result<()> {
+    match args.format {
+        DecodeFormat::Jsonl => {
+            serde_json::to_writer(&mut *out, &JsonlRecord::new(tx, args.max_body))?;
+            out.write_all(b"\n")?;
+        }
+        DecodeFormat::Table => {
+            let status = tx.status.map_or("---".to_owned(), |s| s.to_string());
+            let anomalies: Vec<_> = tx.anomalies.names().collect();
+            writeln!(
+                out,
+                "{} {:<15} {:>4} {:<7} {}{} {}B{}",
+                tapline_record::time::rfc3339_nanos(tx.request_ts_nanos),
+                tx.client.map(|c| c.ip().to_string()).unwrap_or_default(),
+                status,
+                tx.method,
+                tx.host.as_deref().unwrap_or(""),
+                tx.uri,
+                tx.response_body.len,
+                if anomalies.is_empty() {
+                    String::new()
+                } else {
+                    format!(" [{}]", anomalies.join(","))
+                }
+            )?;
+        }
+    }
+    Ok(())
 }
 
 /// The capture was damaged part way: the transactions before the damage were printed. The
