@@ -46,8 +46,9 @@ pub struct SpoolStats {
     pub records: u64,
     /// Bytes on disk.
     pub bytes: u64,
-    /// Records lost to the full policy since the spool was created (kept across restarts
-    /// only while the segments that recorded them exist: the sensor reports them as it goes).
+    /// Records lost to the full policy since the spool was created, kept across restarts
+    /// (file `lost`) so a loss is reported even when the sensor restarts before its next
+    /// heartbeat.
     pub lost_records: u64,
     /// Batches lost to the full policy.
     pub lost_batches: u64,
@@ -188,6 +189,18 @@ fn new_spool_id() -> u64 {
 }
 
 impl Spool {
+    /// Writes the loss counters (`lost`: batches and records) so they survive a restart.
+    fn save_losses(&self) -> Result<()> {
+        let path = self.dir.join("lost");
+        let tmp = self.dir.join("lost.tmp");
+        fs::write(
+            &tmp,
+            format!("{} {}\n", self.stats.lost_batches, self.stats.lost_records),
+        )
+        .and_then(|()| fs::rename(&tmp, &path))
+        .with_context(|| format!("writing {}", path.display()))
+    }
+
     /// Whether a replay with `key` ([`replay_key`]) already went into this spool.
     pub fn replayed(&self, key: &str) -> bool {
         fs::read_to_string(self.dir.join("replayed"))
@@ -248,6 +261,12 @@ impl Spool {
             stats: SpoolStats::default(),
             _lock: lock,
         };
+        if let Ok(text) = fs::read_to_string(dir.join("lost")) {
+            let mut n = text.split_whitespace().map(str::parse::<u64>);
+            if let (Some(Ok(b)), Some(Ok(r))) = (n.next(), n.next()) {
+                (spool.stats.lost_batches, spool.stats.lost_records) = (b, r);
+            }
+        }
         for path in paths {
             let mut seg = load_segment(&path, &mut spool.stats.recovered_cut_bytes)?;
             if let Some(last) = seg.entries.last() {
@@ -307,6 +326,7 @@ impl Spool {
                 FullPolicy::DropNewest => {
                     self.stats.lost_batches += 1;
                     self.stats.lost_records += records.len() as u64;
+                    self.save_losses()?;
                     return Ok(None);
                 }
                 FullPolicy::DropOldest => {
@@ -321,6 +341,7 @@ impl Spool {
                         .sum::<u64>();
                     fs::remove_file(&old.path)
                         .with_context(|| format!("dropping {}", old.path.display()))?;
+                    self.save_losses()?;
                     self.recount();
                 }
             }
@@ -567,6 +588,13 @@ mod tests {
             (2, 20)
         );
         assert!(newest.stats().bytes <= one * 3 + 1);
+        // The loss is still known after a restart (the sensor may not have reported it yet).
+        drop(newest);
+        let reopened = open(&dir.path().join("n"), one * 3 + 1, FullPolicy::DropNewest);
+        assert_eq!(
+            (reopened.stats().lost_batches, reopened.stats().lost_records),
+            (2, 20)
+        );
     }
 
     #[test]
