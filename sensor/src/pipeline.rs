@@ -85,6 +85,8 @@ impl Pipeline {
             let (tx, rx) = sync_channel::<Chunk>(WORKER_QUEUE);
             let mut cfg = setup.engine.clone();
             cfg.shard = (n > 1).then_some((i as u64, n as u64));
+            // One flow budget for the sensor, however many workers share it.
+            cfg.flows = cfg.flows.shared_by(n);
             let edge = setup.edge.clone();
             let redactor = setup.redactor.clone();
             let out = out_tx.clone();

@@ -115,6 +115,19 @@ impl Default for FlowLimits {
     }
 }
 
+impl FlowLimits {
+    /// This table's share when `n` engines split one budget (sharded workers): the flow count
+    /// and the out-of-order bytes are divided, so the process holds what one table would.
+    pub fn shared_by(self, n: usize) -> FlowLimits {
+        let n = n.max(1);
+        FlowLimits {
+            max_flows: (self.max_flows / n).max(1024),
+            max_ooo_total: (self.max_ooo_total / n).max(1 << 20),
+            ..self
+        }
+    }
+}
+
 /// Address pair in canonical order, so both directions find the same flow. Addresses are
 /// kept as 128-bit integers (IPv4 mapped into IPv6) so hashing is three word writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -374,6 +387,10 @@ pub struct FlowStats {
     pub evicted: u64,
     /// Connections that turned out not to be HTTP.
     pub not_http: u64,
+    /// Connections that ended without carrying a byte of payload (SYN floods, port scans).
+    pub silent: u64,
+    /// Connections that carried at most one byte (probes).
+    pub probes: u64,
 }
 
 /// Out-of-order bytes a flow table holds ([`FlowTable::ooo_buffered`]).
@@ -551,6 +568,12 @@ impl FlowTable {
     ) {
         let client = flow.client_dir.unwrap_or(Half::A);
         let ts = flow.last_ts;
+        let carried = flow.halves[0].position() + flow.halves[1].position();
+        if flow.decoder.is_none() {
+            self.stats.silent += 1;
+        } else if carried <= 1 {
+            self.stats.probes += 1;
+        }
         if let Some(conn) = flow.decoder.as_deref_mut() {
             if conn.is_foreign() {
                 self.stats.not_http += 1;
@@ -866,11 +889,54 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn test_a_syn_flood_is_bounded_and_counted() {
+        let limits = FlowLimits {
+            max_flows: 1000,
+            ..FlowLimits::default()
+        };
+        let mut t = FlowTable::new(limits);
+        let cfg = HttpConfig::default();
+        let mut out = Vec::new();
+        for port in 0..5000u16 {
+            let mut s = seg(true, 100, SYN, b"");
+            s.src_port = 10_000 + port;
+            t.segment(i64::from(port), &s, &cfg, &mut out);
+            assert!(t.len() <= 1000, "the table stays within its cap");
+        }
+        // One probe: a single byte after the handshake.
+        let mut probe = seg(true, 100, SYN, b"");
+        probe.src_port = 9;
+        t.segment(6000, &probe, &cfg, &mut out);
+        probe.flags = ACK | PSH;
+        probe.seq = 101;
+        probe.payload = b"x";
+        probe.wire_payload_len = 1;
+        t.segment(6001, &probe, &cfg, &mut out);
+        t.close_all(&cfg, &mut out);
+        assert!(out.is_empty(), "no transaction from a flood");
+        assert!(t.stats.evicted >= 4001, "{}", t.stats.evicted);
+        assert_eq!(t.stats.silent, 5000);
+        assert_eq!(t.stats.probes, 1);
+        // Sharded engines split one budget.
+        assert_eq!(FlowLimits::default().shared_by(4).max_flows, (1 << 20) / 4);
+    }
+
+    #[test]
     fn test_halves_and_directions() {
         assert_eq!(Half::A.other(), Half::B);
         assert_eq!(Half::B.other().index(), 0);
         assert_eq!(direction_of(Some(Half::B), Half::B), Direction::FromClient);
         assert_eq!(direction_of(Some(Half::B), Half::A), Direction::FromServer);
         assert_eq!(direction_of(None, Half::A), Direction::FromServer);
+    }
+}
+#[cfg(test)]
+mod size {
+    #[test]
+    fn a_flow_stays_compact() {
+        // A SYN flood is paid per flow: keep the state small (it was 368 bytes with the
+        // delivered-segment hashes inline; they are now allocated with the first data).
+        assert!(std::mem::size_of::<super::Flow>() <= 192);
+        assert!(std::mem::size_of::<crate::reassembly::HalfStream>() <= 72);
     }
 }

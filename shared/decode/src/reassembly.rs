@@ -32,6 +32,13 @@ pub enum StreamEvent<'a> {
 /// Delivered segments remembered (by hash) for comparing retransmissions.
 const RECENT: usize = 4;
 
+/// The last [`RECENT`] delivered segments, and where the next one goes.
+#[derive(Debug, Default)]
+struct Recent {
+    segments: [Delivered; RECENT],
+    next: u8,
+}
+
 /// A delivered segment: where it started in the stream, its length, and its bytes' hash.
 #[derive(Clone, Copy, Debug, Default)]
 struct Delivered {
@@ -104,9 +111,9 @@ pub struct HalfStream {
     /// Sequence number just past the FIN, once seen.
     fin_seq: Option<SeqNum>,
     closed: bool,
-    /// The last delivered segments, oldest overwritten first.
-    recent: [Delivered; RECENT],
-    recent_next: u8,
+    /// The last delivered segments, oldest overwritten first; allocated with the first
+    /// delivered byte, so a flow that never carries data (a SYN flood) does not pay for it.
+    recent: Option<Box<Recent>>,
     /// Flags noticed on this direction.
     pub anomalies: Anomalies,
 }
@@ -120,6 +127,11 @@ impl HalfStream {
     /// True once the FIN was reached (all data before it delivered or declared lost).
     pub fn is_closed(&self) -> bool {
         self.closed
+    }
+
+    /// Bytes of the stream delivered or given up as gaps so far.
+    pub fn position(&self) -> u64 {
+        self.offset
     }
 
     /// Bytes held out of order.
@@ -175,13 +187,14 @@ impl HalfStream {
 
     /// Hands `bytes` (the next of the stream) on, remembering them for later comparison.
     fn deliver(&mut self, bytes: &[u8], emit: &mut impl FnMut(StreamEvent<'_>)) {
-        let slot = usize::from(self.recent_next) % RECENT;
-        self.recent[slot] = Delivered {
+        let recent = self.recent.get_or_insert_with(Box::default);
+        let slot = usize::from(recent.next) % RECENT;
+        recent.segments[slot] = Delivered {
             start: self.offset,
             len: bytes.len() as u32,
             hash: hash_bytes(bytes),
         };
-        self.recent_next = self.recent_next.wrapping_add(1);
+        recent.next = recent.next.wrapping_add(1);
         emit(StreamEvent::Data(bytes));
         self.advance(bytes.len() as u32);
     }
@@ -190,7 +203,10 @@ impl HalfStream {
     /// remembered segment it covers.
     fn compare_delivered(&mut self, at: u64, copy: &[u8], emit: &mut impl FnMut(StreamEvent<'_>)) {
         let end = at + copy.len() as u64;
-        let differs = self.recent.iter().any(|d| {
+        let Some(recent) = &self.recent else {
+            return;
+        };
+        let differs = recent.segments.iter().any(|d| {
             d.len > 0
                 && d.start >= at
                 && d.end() <= end

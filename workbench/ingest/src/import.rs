@@ -619,6 +619,8 @@ fn decode_shards(
             .map(|(shard, writer)| {
                 let cfg = EngineConfig {
                     shard: (threads > 1).then_some((shard as u64, threads as u64)),
+                    // One flow budget for the import, however many shards share it.
+                    flows: tapline_decode::flow::FlowLimits::default().shared_by(threads),
                     http: tapline_decode::http::HttpConfig {
                         max_body: opts.max_body,
                         ..Default::default()

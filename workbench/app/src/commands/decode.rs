@@ -30,6 +30,17 @@ pub fn run(args: &DecodeArgs, out: &mut dyn Write) -> Result<()> {
         s.flows.created,
         s.transactions
     );
+    let f = s.flows;
+    if f.silent + f.probes + f.evicted > 0 {
+        // Floods, scans and a full flow table are worth a line of their own.
+        eprintln!(
+            "{}: {} connections without payload, {} probes of one byte, {} evicted from a full flow table",
+            args.file.display(),
+            f.silent,
+            f.probes,
+            f.evicted
+        );
+    }
     match streamed.error {
         Some(e) => Err(DamagedCapture(format!("{}: {e}", args.file.display())).into()),
         None => Ok(()),
