@@ -107,7 +107,9 @@ pub struct FlowLimits {
 impl Default for FlowLimits {
     fn default() -> Self {
         FlowLimits {
-            max_flows: 1 << 20,
+            // 7/8 of 2^20: the most a table of 2^20 slots holds before the hash map doubles
+            // (one more flow than this cost a second 250 MB under a SYN flood).
+            max_flows: 917_504,
             idle_timeout_nanos: 120_000_000_000,
             max_ooo_total: 512 << 20,
             reassembly: ReassemblyLimits::default(),
@@ -636,12 +638,17 @@ impl FlowTable {
 
     /// Closes every connection (end of capture).
     pub fn close_all(&mut self, http_cfg: &HttpConfig, out: &mut Vec<Transaction>) {
-        let mut flows: Vec<(FlowKey, Flow)> = self.flows.drain().collect();
-        // Deterministic output order: by last activity, then address.
-        flows.sort_by(|a, b| a.1.last_ts.cmp(&b.1.last_ts).then(a.0.cmp(&b.0)));
-        for (_, flow) in flows {
-            self.finish(flow, Anomalies::NONE, http_cfg, out);
+        // Deterministic output order: by last activity, then address. Only the keys are
+        // sorted, so closing a full table does not hold a second copy of every flow.
+        let mut order: Vec<(i64, FlowKey)> =
+            self.flows.iter().map(|(k, f)| (f.last_ts, *k)).collect();
+        order.sort_unstable();
+        for (_, key) in order {
+            if let Some(flow) = self.flows.remove(&key) {
+                self.finish(flow, Anomalies::NONE, http_cfg, out);
+            }
         }
+        self.flows.shrink_to_fit();
     }
 }
 
@@ -918,7 +925,7 @@ pub(crate) mod tests {
         assert_eq!(t.stats.silent, 5000);
         assert_eq!(t.stats.probes, 1);
         // Sharded engines split one budget.
-        assert_eq!(FlowLimits::default().shared_by(4).max_flows, (1 << 20) / 4);
+        assert_eq!(FlowLimits::default().shared_by(4).max_flows, 917_504 / 4);
     }
 
     #[test]
