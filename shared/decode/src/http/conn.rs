@@ -768,30 +768,20 @@ impl HttpConnection {
         let mut anomalies = h.anomalies | extra;
         anomalies |= std::mem::take(&mut self.responses.pending_anomalies);
         if self.owed > 0 && self.resp_cursor == 0 {
+            // The response owed to a request emitted at the pipelining cap.
             self.owed -= 1;
-            self.push_owed_response(ts);
+            let ex = self.response_only(ts, Anomalies::PIPELINE_OVERFLOW);
+            self.pending.push_front(ex);
         } else if self.resp_cursor >= self.pending.len() {
-            // A response with no request we saw.
-            let id = self.next_id;
-            self.next_id += 1;
-            self.pending.push_back(Exchange {
-                id,
-                tx: Transaction {
-                    request_ts_nanos: ts,
-                    client: self.client_addr,
-                    server: self.server_addr,
-                    // The client sent something we could not parse as a request, or nothing.
-                    anomalies: if std::mem::take(&mut self.client_garbled) {
-                        Anomalies::REQUEST_PARSE_ERROR
-                    } else {
-                        Anomalies::MISSING_REQUEST
-                    },
-                    ..Transaction::default()
-                },
-                req_done: true,
-                resp_done: false,
-                http09: false,
-            });
+            // A response with no request we saw: the client sent something we could not parse
+            // as a request, or nothing.
+            let why = if std::mem::take(&mut self.client_garbled) {
+                Anomalies::REQUEST_PARSE_ERROR
+            } else {
+                Anomalies::MISSING_REQUEST
+            };
+            let ex = self.response_only(ts, why);
+            self.pending.push_back(ex);
         }
         let codings = content_codings(&h.headers);
         let Some(ex) = self.pending.get_mut(self.resp_cursor) else {
@@ -847,23 +837,23 @@ impl HttpConnection {
         }
     }
 
-    /// The exchange for a response owed to a request emitted at the pipelining cap.
-    fn push_owed_response(&mut self, ts: i64) {
+    /// A new exchange for a response without a request of its own, flagged `why`.
+    fn response_only(&mut self, ts: i64, why: Anomalies) -> Exchange {
         let id = self.next_id;
         self.next_id += 1;
-        self.pending.push_front(Exchange {
+        Exchange {
             id,
             tx: Transaction {
                 request_ts_nanos: ts,
                 client: self.client_addr,
                 server: self.server_addr,
-                anomalies: Anomalies::PIPELINE_OVERFLOW,
+                anomalies: why,
                 ..Transaction::default()
             },
             req_done: true,
             resp_done: false,
             http09: false,
-        });
+        }
     }
 
     fn finish_message(
