@@ -99,17 +99,26 @@ impl Lab {
     }
 
     fn tapline(&self, args: &[&str]) -> Output {
-        let out = Command::new(bin("tapline"))
-            .args(args)
-            .current_dir(self.dir.path())
-            .output()
-            .unwrap();
+        self.tapline_at(self.dir.path(), args)
+    }
+
+    /// `tapline ARGS` run in `dir`, which must succeed.
+    fn tapline_at(&self, dir: &Path, args: &[&str]) -> Output {
+        let out = self.tapline_may_fail(dir, args);
         assert!(
             out.status.success(),
             "tapline {args:?}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
         out
+    }
+
+    fn tapline_may_fail(&self, dir: &Path, args: &[&str]) -> Output {
+        Command::new(bin("tapline"))
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap()
     }
 
     /// Enrols `name` against identity `identity` in `case`; returns its configuration file.
@@ -498,4 +507,124 @@ fn a_full_disk_under_the_hub_loses_nothing_and_recovers_without_a_restart() {
     assert_eq!(total(&expected), 166_000);
     assert_eq!(total(&stored), 166_000, "acknowledged = stored");
     assert!(stored == expected, "every record exactly once");
+}
+
+/// Before the control socket, every command below failed on DuckDB's lock while the hub ran,
+/// so a compromised sensor could not be revoked without stopping the hub.
+#[test]
+fn commands_run_while_the_hub_holds_the_case_and_a_revoke_cuts_a_connected_sensor() {
+    let mut lab = Lab::new();
+    let edge = lab.enrol(
+        "edge-1",
+        "case.duckdb",
+        "id",
+        "[batch]\nrecords = 10\nmax_ms = 100\n",
+    );
+    let hub = lab.hub();
+    // 14 s of traffic at its recorded pace: still streaming when it is revoked.
+    let sensor = lab.sensor(
+        &edge,
+        "abuse-api.pcap",
+        &["--recorded-speed", "--linger", "5"],
+    );
+    hub.wait_for("batch 3:", Duration::from_secs(30));
+
+    let listed = lab.tapline(&["sensors", "list", "--db", "case.duckdb"]);
+    assert!(String::from_utf8_lossy(&listed.stdout).contains("edge-1"));
+    let shop = sample_captures().join("shop-api.pcap");
+    let imported = lab.tapline(&["import", shop.to_str().unwrap(), "--db", "case.duckdb"]);
+    let said = String::from_utf8_lossy(&imported.stderr);
+    assert!(said.contains("imported 83 transactions"), "{said}");
+    let findings = lab.tapline(&["findings", "--db", "case.duckdb"]);
+    assert!(
+        String::from_utf8_lossy(&findings.stdout).contains("Brute force"),
+        "the import's findings are there"
+    );
+    // Paths are the caller's: a relative case and output from another directory.
+    std::fs::create_dir(lab.path("sub")).unwrap();
+    let export = [
+        "export",
+        "jsonl",
+        "--db",
+        "../case.duckdb",
+        "-o",
+        "out.jsonl",
+    ];
+    lab.tapline_at(&lab.path("sub"), &export);
+    let lines = std::fs::read_to_string(lab.path("sub/out.jsonl"))
+        .unwrap()
+        .lines()
+        .count();
+    assert!(lines >= 83, "{lines} exported");
+    // A failing command fails there with its message and status here.
+    let revoke = ["sensors", "revoke", "nobody", "--db", "case.duckdb"];
+    let missing = lab.tapline_may_fail(lab.dir.path(), &revoke);
+    assert_eq!(missing.status.code(), Some(1));
+    let why = String::from_utf8_lossy(&missing.stderr);
+    assert!(why.contains("no enrolled sensor named \"nobody\""), "{why}");
+
+    // A second hub on the same case is told plainly why not.
+    let serve = [
+        "serve",
+        "--db",
+        "case.duckdb",
+        "--identity",
+        "id",
+        "--listen",
+        "127.0.0.1:0",
+    ];
+    let second = lab.tapline_may_fail(lab.dir.path(), &serve);
+    let why = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        !second.status.success() && why.contains("is open in another process"),
+        "{why}"
+    );
+    assert_eq!(why.lines().count(), 1, "one line: {why}");
+
+    lab.tapline(&["sensors", "revoke", "edge-1", "--db", "case.duckdb"]);
+    let at_revoke = stored_from(&lab, "edge-1");
+    assert!(at_revoke > 0, "the sensor delivered before it was revoked");
+    let log = wait_exit(sensor, Duration::from_secs(60));
+    assert!(
+        log.contains("refused by the hub") && log.contains("revoked"),
+        "{log}"
+    );
+    assert_eq!(
+        stored_from(&lab, "edge-1"),
+        at_revoke,
+        "nothing stored after the revocation"
+    );
+    let hub_log = hub.interrupt();
+    assert!(hub_log.contains("was revoked"), "{hub_log}");
+    let all = total(&lab.stored());
+    assert!(
+        all < 83 + 342,
+        "the sensor was cut off part way: {all} stored"
+    );
+    assert!(
+        !lab.path("case.duckdb.sock").exists(),
+        "the socket goes with the hub"
+    );
+}
+
+/// Transactions a sensor has delivered, as `sensors list` reports them (through the hub).
+fn stored_from(lab: &Lab, name: &str) -> u64 {
+    let out = lab.tapline(&["sensors", "list", "--db", "case.duckdb", "--format", "json"]);
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    rows.as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["name"].as_str().is_some_and(|n| n.starts_with(name)))
+        .map(|r| r["transactions"].as_u64().unwrap())
+        .sum()
+}
+
+/// Waits for a process to exit by itself; returns its log.
+fn wait_exit(mut p: Proc, timeout: Duration) -> String {
+    let deadline = Instant::now() + timeout;
+    while p.0.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "did not exit:\n{}", p.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    p.log()
 }

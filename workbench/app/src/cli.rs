@@ -1,6 +1,7 @@
 //! The command line, per the contract in DESIGN.md. Subcommands appear as their features land.
 
 use clap::{Parser, Subcommand, ValueEnum};
+use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
 /// Tapline: API security from your own traffic, on your own machine.
@@ -17,7 +18,7 @@ pub struct Cli {
 
 /// `-v`/`-q`, for every subcommand. `RUST_LOG` (e.g. `tapline_ingest=debug`) overrides the
 /// log level they choose.
-#[derive(Clone, Copy, Debug, Default, clap::Args)]
+#[derive(Clone, Copy, Debug, Default, clap::Args, Serialize, Deserialize)]
 pub struct Verbosity {
     /// Say more: -v logs what the jobs do (and `serve` every batch), -vv debug, -vvv trace.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
@@ -41,7 +42,7 @@ impl Verbosity {
 }
 
 /// Subcommands.
-#[derive(Debug, Subcommand)]
+#[derive(Debug, Subcommand, Serialize, Deserialize)]
 pub enum Command {
     /// Open the desktop workbench on a case (.duckdb) or on captures (pcap, pcapng, HAR:
     /// imported into a case in the background). `tapline` alone opens the last case.
@@ -72,7 +73,7 @@ pub enum Command {
 }
 
 /// Arguments of `tapline serve`.
-#[derive(Debug, clap::Args)]
+#[derive(Debug, clap::Args, Serialize, Deserialize)]
 pub struct ServeArgs {
     /// Address to listen on (UDP), e.g. `0.0.0.0:4433`.
     #[arg(long, default_value = "0.0.0.0:4433")]
@@ -86,7 +87,7 @@ pub struct ServeArgs {
 }
 
 /// Arguments of `tapline open`.
-#[derive(Debug, Default, clap::Args)]
+#[derive(Debug, Default, clap::Args, Serialize, Deserialize)]
 pub struct OpenArgs {
     /// A case file, or captures to import.
     pub files: Vec<PathBuf>,
@@ -106,7 +107,7 @@ pub struct OpenArgs {
 }
 
 /// Where the workbench keeps its certificate authority.
-#[derive(Debug, Default, clap::Args)]
+#[derive(Debug, Default, clap::Args, Serialize, Deserialize)]
 pub struct IdentityArg {
     /// Directory of the workbench's CA and hub certificate (created on first use). Default:
     /// `$TAPLINE_IDENTITY`, else `$XDG_DATA_HOME/tapline/identity` (`~/.local/share/…`).
@@ -115,7 +116,7 @@ pub struct IdentityArg {
 }
 
 /// `tapline sensors …`.
-#[derive(Debug, Subcommand)]
+#[derive(Debug, Subcommand, Serialize, Deserialize)]
 pub enum SensorsCommand {
     /// Enrol a sensor: sign its certificate and write its configuration (name, hub address,
     /// credentials). Copy that file to the sensor and run `tapline-sensor --config FILE`.
@@ -127,7 +128,7 @@ pub enum SensorsCommand {
 }
 
 /// Arguments of `tapline sensors add`.
-#[derive(Debug, clap::Args)]
+#[derive(Debug, clap::Args, Serialize, Deserialize)]
 pub struct SensorsAddArgs {
     /// The sensor's name (stamped on its records).
     pub name: String,
@@ -146,7 +147,7 @@ pub struct SensorsAddArgs {
 }
 
 /// Arguments of `tapline sensors revoke`.
-#[derive(Debug, clap::Args)]
+#[derive(Debug, clap::Args, Serialize, Deserialize)]
 pub struct SensorsRevokeArgs {
     /// The sensor's name.
     pub name: String,
@@ -156,7 +157,7 @@ pub struct SensorsRevokeArgs {
 }
 
 /// Arguments of `tapline classify`.
-#[derive(Debug, clap::Args)]
+#[derive(Debug, clap::Args, Serialize, Deserialize)]
 pub struct ClassifyArgs {
     /// Input file; `-` or nothing reads standard input.
     pub file: Option<PathBuf>,
@@ -167,7 +168,7 @@ pub struct ClassifyArgs {
 }
 
 /// Confidence threshold of `tapline classify`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
 pub enum MinConfidence {
     /// Everything.
     Low,
@@ -178,7 +179,7 @@ pub enum MinConfidence {
 }
 
 /// Arguments of `tapline diff`.
-#[derive(Debug, clap::Args)]
+#[derive(Debug, clap::Args, Serialize, Deserialize)]
 pub struct DiffArgs {
     /// The OpenAPI 3.0/3.1 document (JSON or YAML).
     pub spec: PathBuf,
@@ -191,7 +192,7 @@ pub struct DiffArgs {
 }
 
 /// Arguments of `tapline import`.
-#[derive(Debug, clap::Args)]
+#[derive(Debug, clap::Args, Serialize, Deserialize)]
 pub struct ImportArgs {
     /// pcap, pcapng or HAR files.
     #[arg(required = true)]
@@ -221,7 +222,7 @@ pub struct ImportArgs {
 }
 
 /// What `tapline export` writes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
 pub enum ExportKind {
     /// OpenAPI 3.1 document of the discovered inventory.
     Openapi,
@@ -234,7 +235,7 @@ pub enum ExportKind {
 }
 
 /// Arguments of `tapline export`.
-#[derive(Debug, clap::Args)]
+#[derive(Debug, clap::Args, Serialize, Deserialize)]
 pub struct ExportArgs {
     /// What to export.
     #[arg(value_enum)]
@@ -248,7 +249,7 @@ pub struct ExportArgs {
 }
 
 /// Output formats of list commands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
 pub enum ListFormat {
     /// A JSON array.
     Json,
@@ -257,7 +258,7 @@ pub enum ListFormat {
 }
 
 /// Arguments of `tapline endpoints` and `tapline findings`.
-#[derive(Debug, clap::Args)]
+#[derive(Debug, clap::Args, Serialize, Deserialize)]
 pub struct ListArgs {
     /// The case file.
     #[arg(long)]
@@ -268,7 +269,7 @@ pub struct ListArgs {
 }
 
 /// Arguments of `tapline findings`.
-#[derive(Debug, clap::Args)]
+#[derive(Debug, clap::Args, Serialize, Deserialize)]
 pub struct FindingsArgs {
     /// The case and the output format.
     #[command(flatten)]
@@ -279,7 +280,7 @@ pub struct FindingsArgs {
 }
 
 /// Output formats of `decode`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
 pub enum DecodeFormat {
     /// One JSON object per transaction per line.
     Jsonl,
@@ -288,7 +289,7 @@ pub enum DecodeFormat {
 }
 
 /// Arguments of `tapline decode`.
-#[derive(Debug, clap::Args)]
+#[derive(Debug, clap::Args, Serialize, Deserialize)]
 pub struct DecodeArgs {
     /// A pcap or pcapng file.
     pub file: PathBuf,
@@ -298,4 +299,64 @@ pub struct DecodeArgs {
     /// Bytes of each decoded body to print (base64) and keep.
     #[arg(long, default_value_t = 1 << 20)]
     pub max_body: usize,
+}
+
+impl Command {
+    /// The case a command works on when another process holding that case may run it for
+    /// this one (see [`crate::control`]). `serve` and `open` hold a case themselves; `decode`
+    /// and `classify` need none.
+    pub fn served_case(&self) -> Option<&std::path::Path> {
+        match self {
+            Command::Import(a) => Some(&a.db),
+            Command::Export(a) => Some(&a.db),
+            Command::Endpoints(a) => Some(&a.db),
+            Command::Findings(a) => Some(&a.list.db),
+            Command::Diff(a) => Some(&a.db),
+            Command::Sensors(SensorsCommand::Add(a)) => Some(&a.db),
+            Command::Sensors(SensorsCommand::List(a)) => Some(&a.db),
+            Command::Sensors(SensorsCommand::Revoke(a)) => Some(&a.db),
+            Command::Open(_) | Command::Decode(_) | Command::Classify(_) | Command::Serve(_) => {
+                None
+            }
+        }
+    }
+
+    /// Makes every path in the command absolute against `cwd`, so another process (with its
+    /// own working directory) reads and writes the files this one meant.
+    pub fn anchor_paths(&mut self, cwd: &std::path::Path) {
+        let at = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = cwd.join(&*p);
+            }
+        };
+        match self {
+            Command::Import(a) => {
+                a.files.iter_mut().for_each(at);
+                at(&mut a.db);
+            }
+            Command::Export(a) => {
+                at(&mut a.db);
+                if let Some(p) = &mut a.output {
+                    at(p);
+                }
+            }
+            Command::Endpoints(a) => at(&mut a.db),
+            Command::Findings(a) => at(&mut a.list.db),
+            Command::Diff(a) => {
+                at(&mut a.spec);
+                at(&mut a.db);
+            }
+            Command::Sensors(SensorsCommand::Add(a)) => {
+                at(&mut a.db);
+                at(&mut a.output);
+                if let Some(p) = &mut a.identity.identity {
+                    at(p);
+                }
+            }
+            Command::Sensors(SensorsCommand::List(a)) => at(&mut a.db),
+            Command::Sensors(SensorsCommand::Revoke(a)) => at(&mut a.db),
+            // Never run by another process.
+            Command::Open(_) | Command::Decode(_) | Command::Classify(_) | Command::Serve(_) => {}
+        }
+    }
 }

@@ -3,27 +3,25 @@
 use anyhow::Result;
 use clap::Parser;
 use std::process::ExitCode;
-use tapline::cli::{Cli, Command, OpenArgs, Verbosity};
-use tapline::commands;
-use tapline::commands::decode::DamagedCapture;
-use tapline::terminal::Sanitized;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use tapline::cli::{Cli, Command, OpenArgs, SensorsCommand, Verbosity};
+use tapline::commands::{self, Cases, Ctx};
+use tapline::control;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// Exit statuses: 0 done, 1 failed (one line on stderr says why), 3 a capture was damaged part
-/// way (`decode`: what came before the damage was printed). A reader that stops early (`| head`)
-/// is not a failure.
+/// Exit statuses: 0 done, 1 failed (one line on stderr says why; `diff`: differences), 3 a
+/// capture was damaged part way (`decode`: what came before the damage was printed), 130
+/// cancelled. A reader that stops early (`| head`) is not a failure.
 fn main() -> ExitCode {
     match run() {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(code),
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("tapline: {e:#}");
-            match e.downcast_ref::<DamagedCapture>() {
-                Some(_) => ExitCode::from(DamagedCapture::EXIT_CODE),
-                None => ExitCode::FAILURE,
-            }
+            ExitCode::from(commands::failure_code(&e))
         }
     }
 }
@@ -39,30 +37,50 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
     })
 }
 
-fn run() -> Result<()> {
+fn run() -> Result<u8> {
     let cli = Cli::parse();
     init_logging(cli.verbosity);
-    let verbosity = cli.verbosity;
-    // Whatever the traffic carried, the terminal gets no control characters.
-    let stdout = || Sanitized::new(std::io::stdout().lock());
     match cli.command {
-        Some(Command::Classify(args)) => commands::classify::run(&args),
-        Some(Command::Decode(args)) => commands::decode::run(&args, &mut stdout()),
-        Some(Command::Import(args)) => commands::import::run(&args, verbosity),
-        Some(Command::Export(args)) => commands::export::run(&args),
-        Some(Command::Endpoints(args)) => commands::list::endpoints(&args, &mut stdout()),
-        Some(Command::Findings(args)) => commands::list::findings(&args, &mut stdout()),
-        Some(Command::Diff(args)) => {
-            if !commands::list::diff(&args, &mut stdout())? {
-                std::process::exit(1);
-            }
-            Ok(())
-        }
-        Some(Command::Serve(args)) => commands::sensors::serve(&args, verbosity),
-        Some(Command::Sensors(cmd)) => commands::sensors::run(&cmd, &mut stdout()),
-        Some(Command::Open(args)) => open(args, false),
-        None => open(OpenArgs::default(), true),
+        Some(Command::Serve(args)) => commands::sensors::serve(&args, cli.verbosity).map(|()| 0),
+        Some(Command::Open(args)) => open(args, false).map(|()| 0),
+        None => open(OpenArgs::default(), true).map(|()| 0),
+        Some(command) => run_command(command, cli.verbosity),
     }
+}
+
+/// Runs a command here, or — when a hub or the app holds its case — there.
+fn run_command(mut command: Command, verbosity: Verbosity) -> Result<u8> {
+    if command.served_case().is_some() {
+        command.anchor_paths(&std::env::current_dir()?);
+        if let Command::Sensors(SensorsCommand::Add(a)) = &mut command {
+            // The identity this process would use, not the holder's default.
+            a.identity.identity = Some(commands::sensors::identity_dir(&a.identity)?);
+            command.anchor_paths(&std::env::current_dir()?);
+        }
+        if let Some(code) = control::forward(&command, verbosity)? {
+            return Ok(code);
+        }
+    }
+    let cancel = Arc::new(AtomicBool::new(false));
+    if matches!(command, Command::Import(_)) {
+        // The first Ctrl-C stops the import at its next batch and rolls the file back; a
+        // second one does not wait.
+        let flag = Arc::clone(&cancel);
+        let _ = ctrlc::set_handler(move || {
+            if flag.swap(true, Ordering::SeqCst) {
+                std::process::exit(130);
+            }
+        });
+    }
+    let mut ctx = Ctx {
+        err: &mut std::io::stderr(),
+        cases: &Cases::direct(),
+        cancel: &cancel,
+        verbosity,
+        progress: true,
+    };
+    commands::dispatch(&command, &mut std::io::stdout().lock(), &mut ctx)
+        .map(commands::Status::exit_code)
 }
 
 /// Logs go to stderr, at the level `-v`/`-q` choose unless `RUST_LOG` says otherwise.

@@ -540,3 +540,45 @@ fn write_repeated_capture(src: &std::path::Path, dst: &PathBuf, copies: u32) {
     }
     std::fs::write(dst, out).unwrap();
 }
+
+#[test]
+fn commands_of_other_processes_run_on_the_case_the_app_holds() {
+    let mut app = App::open(&["shop-api.pcap"]);
+    let case = app.harness.state().case.as_ref().unwrap().path.clone();
+    let tapline = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_tapline"))
+            .args(args)
+            .arg("--db")
+            .arg(&case)
+            .output()
+            .unwrap();
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        assert!(
+            out.status.success(),
+            "tapline {args:?} while the app holds the case: {}",
+            text(&out.stderr)
+        );
+        (text(&out.stdout), text(&out.stderr))
+    };
+    // Before the control socket, every one of these failed on DuckDB's lock.
+    let (endpoints, _) = tapline(&["endpoints"]);
+    assert!(endpoints.contains("/api/v1/users/{userId}"), "{endpoints}");
+    let (_, said) = tapline(&[
+        "import",
+        &sample_captures().join("catalog-api.pcap").to_string_lossy(),
+    ]);
+    assert!(said.contains("imported 494 transactions"), "{said}");
+    // The app sees what the other process did without being told to reload.
+    app.settle();
+    let o = app
+        .harness
+        .state()
+        .case
+        .as_ref()
+        .unwrap()
+        .overview
+        .value
+        .clone()
+        .unwrap();
+    assert_eq!(o.transactions, 83 + 494);
+}

@@ -19,5 +19,5 @@ pub mod enrol;
 mod server;
 mod store_thread;
 
-pub use server::{Hub, HubEvent};
+pub use server::{CaseConnections, Hub, HubEvent};
 pub use store_thread::Recovery;

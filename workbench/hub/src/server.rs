@@ -66,6 +66,7 @@ pub enum HubEvent {
 /// A running hub.
 pub struct Hub {
     addr: SocketAddr,
+    jobs: mpsc::Sender<Job>,
     endpoint: quinn::Endpoint,
     runtime: Option<tokio::runtime::Runtime>,
     store: Option<std::thread::JoinHandle<Result<()>>>,
@@ -110,7 +111,9 @@ impl Hub {
             .spawn(move || store_loop(store, recovery, on_health, rx))
             .context("cannot start the hub's store thread")?;
         let ep = endpoint.clone();
+        let accepted_jobs = jobs.clone();
         runtime.spawn(async move {
+            let jobs = accepted_jobs;
             while let Some(incoming) = ep.accept().await {
                 let jobs = jobs.clone();
                 let on_event = Arc::clone(&on_event);
@@ -142,6 +145,7 @@ impl Hub {
         });
         Ok(Hub {
             addr,
+            jobs,
             endpoint,
             runtime: Some(runtime),
             store: Some(store),
@@ -151,6 +155,12 @@ impl Hub {
     /// The address it listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// A handle that gives other threads of this process connections to the hub's case
+    /// (the control socket serves CLI commands through them while the hub holds the case).
+    pub fn cases(&self) -> CaseConnections {
+        CaseConnections(self.jobs.clone())
     }
 
     /// Stops accepting, closes connections (sensors keep their unacknowledged batches and
@@ -164,10 +174,15 @@ impl Hub {
         if let Some(rt) = self.runtime.take() {
             rt.shutdown_timeout(Duration::from_secs(2));
         }
-        match self.store.take().map(std::thread::JoinHandle::join) {
-            Some(Ok(r)) => r,
-            Some(Err(_)) => Err(anyhow!("the hub's store thread panicked")),
-            None => Ok(()),
+        let Some(store) = self.store.take() else {
+            return Ok(());
+        };
+        // Jobs queued before this one are served first; connections handed out by
+        // [`Hub::cases`] keep the channel open, so the end is said, not inferred.
+        let _ = self.jobs.blocking_send(Job::Stop);
+        match store.join() {
+            Ok(r) => r,
+            Err(_) => Err(anyhow!("the hub's store thread panicked")),
         }
     }
 }
@@ -175,6 +190,25 @@ impl Hub {
 impl Drop for Hub {
     fn drop(&mut self) {
         let _ = self.shutdown();
+    }
+}
+
+/// Gives out connections to the hub's case, from any thread outside the hub's runtime.
+#[derive(Clone, Debug)]
+pub struct CaseConnections(mpsc::Sender<Job>);
+
+impl CaseConnections {
+    /// Another connection to the case, shared with the store thread's (the same database,
+    /// the same transaction-id allocator). Hold it only while a command runs: after a
+    /// failure the store thread can reopen the case only when every connection is gone.
+    pub fn connect(&self) -> Result<CaseStore> {
+        let (reply, answer) = oneshot::channel();
+        self.0
+            .blocking_send(Job::Connect(reply))
+            .map_err(|_| anyhow!("the hub has stopped"))?;
+        answer
+            .blocking_recv()
+            .map_err(|_| anyhow!("the hub has stopped"))?
     }
 }
 
@@ -341,6 +375,17 @@ async fn acknowledge(
         let d = commit
             .await
             .map_err(|_| anyhow!("the hub's store stopped"))??;
+        if d == Delivery::Revoked {
+            let reason = format!("sensor {name:?} was revoked: batch {seq} and later are refused");
+            let _ = send(
+                &mut tx,
+                &HubMessage::Refused {
+                    reason: reason.clone(),
+                },
+            )
+            .await;
+            bail!(reason);
+        }
         send(&mut tx, &HubMessage::Ack { through: seq }).await?;
         tracing::debug!(seq, records, "batch acknowledged");
         on_event(HubEvent::Batch {

@@ -17,6 +17,10 @@ pub(crate) enum Job {
     Through(i64, u64, oneshot::Sender<Result<u64>>),
     Store(StoreJob),
     Heartbeat(i64, String, serde_json::Value),
+    /// Another connection to the case, for a command served beside the hub.
+    Connect(oneshot::Sender<Result<CaseStore>>),
+    /// The hub is stopping: serve nothing more.
+    Stop,
 }
 
 /// One sensor batch to store, and where its outcome goes.
@@ -157,6 +161,11 @@ pub(crate) fn store_loop(
                 if let Err(e) = settle(&mut case, r) {
                     tracing::warn!(sensor = id, "cannot record a heartbeat: {e:#}");
                 }
+            }
+            Job::Stop => return Ok(()),
+            Job::Connect(reply) => {
+                let r = case.get().map(|s| s.try_clone());
+                let _ = reply.send(settle(&mut case, r));
             }
             Job::Store(first) => {
                 let (group, next) = gather(first, &mut jobs);

@@ -46,6 +46,16 @@ pub enum StoreError {
         /// The path given.
         path: PathBuf,
     },
+    /// Another process has the case open (DuckDB lets one process at a time use a file).
+    #[error(
+        "case file {path} is open in another process ({holder}); a Tapline hub or desktop app that holds a case serves commands for it, so run the command again once it is up — or close the other process"
+    )]
+    Locked {
+        /// The case file.
+        path: PathBuf,
+        /// Who holds it, as DuckDB says.
+        holder: String,
+    },
     /// The case was written by a newer Tapline.
     #[error(
         "case file {path} has schema version {found}, newer than this Tapline understands ({SCHEMA_VERSION}); upgrade Tapline to open it"
@@ -56,6 +66,17 @@ pub enum StoreError {
         /// Its schema version.
         found: i64,
     },
+}
+
+/// The lock conflict DuckDB reports when another process holds `path`, said plainly.
+fn locked(path: &Path, e: &duckdb::Error) -> Option<StoreError> {
+    let text = e.to_string();
+    let detail = text.split("Conflicting lock is held in ").nth(1)?;
+    let holder = detail.split(". See also").next().unwrap_or(detail).trim();
+    Some(StoreError::Locked {
+        path: path.to_owned(),
+        holder: holder.trim_end_matches('.').to_owned(),
+    })
 }
 
 impl StoreError {
@@ -321,7 +342,7 @@ impl CaseStore {
             path: path.to_owned(),
             error: source,
         };
-        let conn = Connection::open(path).map_err(db)?;
+        let conn = Connection::open(path).map_err(|e| locked(path, &e).unwrap_or(db(e)))?;
         let mut store = CaseStore {
             conn,
             path: path.to_owned(),

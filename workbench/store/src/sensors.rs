@@ -15,6 +15,8 @@ pub enum Delivery {
     Stored(std::ops::Range<i64>),
     /// Already stored earlier (a resend); nothing written.
     Duplicate,
+    /// The sensor was revoked (perhaps while connected); nothing written.
+    Revoked,
 }
 
 /// An enrolled sensor as `tapline sensors list` shows it.
@@ -170,7 +172,9 @@ impl CaseStore {
     /// Stores several batches (of any sensors) in one DuckDB transaction — a group commit:
     /// each commit logs its rows to the WAL and syncs, so a hub under load commits what has
     /// queued up together instead of paying that per batch. Batches already stored (or
-    /// repeated within `batches`) are skipped. All land or none do.
+    /// repeated within `batches`) are skipped, and so are those of a sensor revoked since it
+    /// connected — checked in the same transaction, so nothing lands after a revocation
+    /// commits. All land or none do.
     pub fn store_sensor_batches(
         &mut self,
         batches: &[SensorBatch<'_>],
@@ -182,17 +186,30 @@ impl CaseStore {
             let mut ledger = tx.prepare(
                 "SELECT count(*) FROM sensor_batches WHERE sensor_id = ? AND spool = ? AND seq = ?",
             )?;
+            let mut revoked = std::collections::HashMap::new();
+            let mut standing = tx.prepare(
+                "SELECT count(*) FROM sensors WHERE id = ? AND revoked_at IS NULL",
+            )?;
             let mut rows: Vec<&Transaction> = Vec::new();
-            // (batch, offset of its first record in `rows`), or None for a duplicate.
-            let mut fresh: Vec<Option<(&SensorBatch<'_>, i64)>> = Vec::with_capacity(batches.len());
+            // (batch, offset of its first record in `rows`), or why it is not stored.
+            let mut fresh: Vec<Result<(&SensorBatch<'_>, i64), Delivery>> =
+                Vec::with_capacity(batches.len());
             for b in batches {
+                if let std::collections::hash_map::Entry::Vacant(e) = revoked.entry(b.sensor) {
+                    let n: i64 = standing.query_row(params![b.sensor], |r| r.get(0))?;
+                    e.insert(n == 0);
+                }
+                if revoked[&b.sensor] {
+                    fresh.push(Err(Delivery::Revoked));
+                    continue;
+                }
                 let seen: i64 =
                     ledger.query_row(params![b.sensor, b.spool, b.seq], |r| r.get(0))?;
                 if seen > 0 || !seen_now.insert((b.sensor, b.spool, b.seq)) {
-                    fresh.push(None);
+                    fresh.push(Err(Delivery::Duplicate));
                     continue;
                 }
-                fresh.push(Some((b, rows.len() as i64)));
+                fresh.push(Ok((b, rows.len() as i64)));
                 rows.extend(b.txs.iter());
             }
             // Ids only for what is stored; a rollback leaves a gap, never a reuse.
@@ -200,8 +217,8 @@ impl CaseStore {
             let mut entries = Vec::new();
             for f in fresh {
                 match f {
-                    None => out.push(Delivery::Duplicate),
-                    Some((b, offset)) => {
+                    Err(not) => out.push(not),
+                    Ok((b, offset)) => {
                         let first = first_id + offset;
                         entries.push((b, first));
                         out.push(Delivery::Stored(first..first + b.txs.len() as i64));
@@ -361,6 +378,12 @@ mod tests {
         assert_eq!(store.revoke_sensor("edge-1").ok(), Some(true));
         assert_eq!(store.revoke_sensor("edge-1").ok(), Some(false));
         assert_eq!(store.sensor_by_fingerprint("ab12").ok().flatten(), None);
+        // A connection admitted before the revocation gets nothing more stored.
+        assert_eq!(
+            store.store_sensor_batch(id, 2, 2, &txs(4)).ok(),
+            Some(Delivery::Revoked)
+        );
+        assert_eq!(store.stored_through(id, 2).ok(), Some(1));
         // The name is free again; the revoked row stays with its batches.
         assert!(store.enrol_sensor("edge-1", "cd34").is_ok());
         let rows = store.sensors().unwrap_or_else(|e| panic!("{e}"));

@@ -64,7 +64,7 @@ pub fn char_spans(text: &str, hits: &[Hit], min: Confidence) -> Vec<(Hit, usize,
 }
 
 /// Runs the command.
-pub fn run(args: &ClassifyArgs) -> Result<()> {
+pub fn run(args: &ClassifyArgs, out: &mut dyn Write) -> Result<()> {
     let input: Box<dyn BufRead> = match args.file.as_deref() {
         None => Box::new(std::io::stdin().lock()),
         Some(p) if p.as_os_str() == "-" => Box::new(std::io::stdin().lock()),
@@ -77,7 +77,7 @@ pub fn run(args: &ClassifyArgs) -> Result<()> {
         MinConfidence::Medium => Confidence::Medium,
         MinConfidence::High => Confidence::High,
     };
-    let mut out = BufWriter::new(crate::terminal::Sanitized::new(std::io::stdout().lock()));
+    let mut out = BufWriter::new(out);
     let mut hits = Vec::new();
     let mut raw = Vec::new();
     let mut input = input;

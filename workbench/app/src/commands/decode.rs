@@ -10,7 +10,7 @@ use tapline_record::Transaction;
 
 /// Runs the command, writing to `out` as transactions complete (memory stays flat however
 /// large the capture).
-pub fn run(args: &DecodeArgs, out: &mut dyn Write) -> Result<()> {
+pub fn run(args: &DecodeArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<()> {
     let mut cfg = EngineConfig::default();
     cfg.http.max_body = args.max_body;
     let mut out = BufWriter::new(out);
@@ -22,24 +22,26 @@ pub fn run(args: &DecodeArgs, out: &mut dyn Write) -> Result<()> {
     })?;
     out.flush()?;
     let s = streamed.stats;
-    eprintln!(
+    writeln!(
+        err,
         "{}: {} packets, {} TCP segments, {} connections, {} transactions",
         args.file.display(),
         s.packets,
         s.tcp_segments,
         s.flows.created,
         s.transactions
-    );
+    )?;
     let f = s.flows;
     if f.silent + f.probes + f.evicted > 0 {
         // Floods, scans and a full flow table are worth a line of their own.
-        eprintln!(
+        writeln!(
+            err,
             "{}: {} connections without payload, {} probes of one byte, {} evicted from a full flow table",
             args.file.display(),
             f.silent,
             f.probes,
             f.evicted
-        );
+        )?;
     }
     match streamed.error {
         Some(e) => Err(DamagedCapture(format!("{}: {e}", args.file.display())).into()),

@@ -1,27 +1,26 @@
 //! `tapline export openapi|har|jsonl|parquet --db CASE [-o FILE]`.
 
 use crate::cli::{ExportArgs, ExportKind};
+use crate::commands::{Ctx, Status};
 use anyhow::{Context, Result, bail};
 use std::io::{BufWriter, Write};
-use tapline_store::CaseStore;
 
-/// Runs the command.
-pub fn run(args: &ExportArgs) -> Result<()> {
-    let store = CaseStore::open_existing(&args.db)
-        .with_context(|| format!("cannot open case {}", args.db.display()))?;
+/// Runs the command: to `-o FILE`, else to `out`.
+pub fn run(args: &ExportArgs, out: &mut dyn Write, ctx: &mut Ctx<'_>) -> Result<Status> {
+    let store = ctx.cases.open_existing(&args.db)?;
     if args.kind == ExportKind::Parquet {
-        let Some(out) = &args.output else {
+        let Some(path) = &args.output else {
             bail!("Parquet is binary: give an output file with -o FILE.parquet");
         };
-        let n = tapline_export::transactions::write_parquet(&store, out)?;
-        eprintln!("{}: {n} transactions", out.display());
-        return Ok(());
+        let n = tapline_export::transactions::write_parquet(&store, path)?;
+        writeln!(ctx.err, "{}: {n} transactions", path.display())?;
+        return Ok(Status::Done);
     }
-    let sink: Box<dyn Write> = match &args.output {
+    let sink: Box<dyn Write + '_> = match &args.output {
         Some(p) => Box::new(
             std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
         ),
-        None => Box::new(crate::terminal::Sanitized::new(std::io::stdout().lock())),
+        None => Box::new(out),
     };
     let mut out = BufWriter::new(sink);
     match args.kind {
@@ -35,5 +34,5 @@ pub fn run(args: &ExportArgs) -> Result<()> {
         ExportKind::Parquet => {}
     }
     out.flush()?;
-    Ok(())
+    Ok(Status::Done)
 }

@@ -1,22 +1,16 @@
 //! `tapline import FILE... --db CASE`: decode and store, with a progress bar on stderr.
 
-use crate::cli::{ImportArgs, Verbosity};
-use anyhow::{Context, Result};
+use crate::cli::ImportArgs;
+use crate::commands::{Ctx, Status};
+use anyhow::Result;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use tapline_analysis::Detectors;
 use tapline_ingest::import::{ImportOptions, ImportOutcome, import_file};
-use tapline_store::CaseStore;
 
-/// Runs the command. Ctrl-C cancels cleanly (the current file is rolled back).
-pub fn run(args: &ImportArgs, verbosity: Verbosity) -> Result<()> {
-    let mut store = CaseStore::open(&args.db)
-        .with_context(|| format!("cannot open case {}", args.db.display()))?;
-    let cancel = Arc::new(AtomicBool::new(false));
-    let flag = cancel.clone();
-    // Ctrl-C asks the import to stop at the next batch and roll the current file back.
-    let _ = ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed));
+/// Runs the command. Cancelling (Ctrl-C) stops at the next batch and rolls the current file
+/// back; files imported before it stay.
+pub fn run(args: &ImportArgs, ctx: &mut Ctx<'_>) -> Result<Status> {
+    let mut store = ctx.cases.open(&args.db)?;
     let opts = ImportOptions {
         max_body: args.max_body,
         threads: args
@@ -30,7 +24,7 @@ pub fn run(args: &ImportArgs, verbosity: Verbosity) -> Result<()> {
         },
     };
     for file in &args.files {
-        let bar = if verbosity.quiet {
+        let bar = if ctx.verbosity.quiet || !ctx.progress {
             ProgressBar::hidden()
         } else {
             ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr_with_hz(10))
@@ -43,7 +37,7 @@ pub fn run(args: &ImportArgs, verbosity: Verbosity) -> Result<()> {
             .progress_chars("=> "),
         );
         bar.set_prefix(file.display().to_string());
-        let outcome = import_file(&mut store, file, &opts, &cancel, &mut |p| {
+        let outcome = import_file(&mut store, file, &opts, ctx.cancel, &mut |p| {
             bar.set_length(p.bytes_total);
             bar.set_position(p.bytes_done);
             bar.set_message(format!(
@@ -53,7 +47,8 @@ pub fn run(args: &ImportArgs, verbosity: Verbosity) -> Result<()> {
         });
         bar.finish_and_clear();
         match outcome? {
-            ImportOutcome::Imported(s) => eprintln!(
+            ImportOutcome::Imported(s) => writeln!(
+                ctx.err,
                 "{}: imported {} transactions from {} packets{}",
                 file.display(),
                 s.transactions,
@@ -68,15 +63,20 @@ pub fn run(args: &ImportArgs, verbosity: Verbosity) -> Result<()> {
                 source_id,
                 name,
                 transactions,
-            } => eprintln!(
+            } => writeln!(
+                ctx.err,
                 "{}: already in this case (source {source_id}, imported as {name}, {transactions} transactions); skipped",
                 file.display()
             ),
             ImportOutcome::Cancelled => {
-                eprintln!("{}: cancelled; the case is unchanged", file.display());
-                std::process::exit(130);
+                writeln!(
+                    ctx.err,
+                    "{}: cancelled; the case is unchanged by it",
+                    file.display()
+                )?;
+                return Ok(Status::Cancelled);
             }
-        }
+        }?;
     }
-    Ok(())
+    Ok(Status::Done)
 }

@@ -1,20 +1,15 @@
 //! `tapline endpoints` and `tapline findings`.
 
 use crate::cli::{FindingsArgs, ListArgs, ListFormat};
-use anyhow::{Context, Result};
+use crate::commands::{Cases, Status};
+use anyhow::Result;
 use std::io::Write;
 use tapline_analysis::actor::{ActorAttacks, attacks_by_actor};
 use tapline_record::time::rfc3339_nanos;
-use tapline_store::CaseStore;
-
-fn open(args: &ListArgs) -> Result<CaseStore> {
-    CaseStore::open_existing(&args.db)
-        .with_context(|| format!("cannot open case {}", args.db.display()))
-}
 
 /// Prints the inventory.
-pub fn endpoints(args: &ListArgs, out: &mut dyn Write) -> Result<()> {
-    let eps = open(args)?.endpoints()?;
+pub fn endpoints(args: &ListArgs, cases: &Cases, out: &mut dyn Write) -> Result<()> {
+    let eps = cases.open_existing(&args.db)?.endpoints()?;
     match args.format {
         ListFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&eps)?)?,
         ListFormat::Table => {
@@ -47,8 +42,8 @@ pub fn endpoints(args: &ListArgs, out: &mut dyn Write) -> Result<()> {
 }
 
 /// Prints the findings, or with `--by-actor` the attacks per actor.
-pub fn findings(args: &FindingsArgs, out: &mut dyn Write) -> Result<()> {
-    let fs = open(&args.list)?.findings()?;
+pub fn findings(args: &FindingsArgs, cases: &Cases, out: &mut dyn Write) -> Result<()> {
+    let fs = cases.open_existing(&args.list.db)?.findings()?;
     if args.by_actor {
         return by_actor(&attacks_by_actor(&fs), args.list.format, out);
     }
@@ -137,11 +132,10 @@ fn actor_cell(f: &tapline_store::endpoints::Finding) -> String {
     }
 }
 
-/// Compares an OpenAPI document with the inventory; `Ok(false)` when they differ.
-pub fn diff(args: &crate::cli::DiffArgs, out: &mut dyn Write) -> Result<bool> {
+/// Compares an OpenAPI document with the inventory ([`Status::Differs`] when they differ).
+pub fn diff(args: &crate::cli::DiffArgs, cases: &Cases, out: &mut dyn Write) -> Result<Status> {
     let doc = tapline_export::spec_diff::load(&args.spec)?;
-    let store = CaseStore::open_existing(&args.db)
-        .with_context(|| format!("cannot open case {}", args.db.display()))?;
+    let store = cases.open_existing(&args.db)?;
     let report = tapline_export::spec_diff::diff(&doc, &store.endpoints()?)?;
     match args.format {
         ListFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?,
@@ -165,5 +159,9 @@ pub fn diff(args: &crate::cli::DiffArgs, out: &mut dyn Write) -> Result<bool> {
             }
         }
     }
-    Ok(report.is_clean())
+    Ok(if report.is_clean() {
+        Status::Done
+    } else {
+        Status::Differs
+    })
 }

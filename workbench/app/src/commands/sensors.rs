@@ -3,12 +3,13 @@
 use crate::cli::{
     IdentityArg, ListArgs, ListFormat, SensorsAddArgs, SensorsCommand, ServeArgs, Verbosity,
 };
+use crate::commands::{Cases, Connect};
+use crate::control::ControlServer;
 use anyhow::{Context, Result, bail};
 use std::io::Write;
 use std::path::PathBuf;
 use tapline_hub::{Hub, HubEvent};
 use tapline_link::HubIdentity;
-use tapline_store::CaseStore;
 
 /// The identity directory: the flag (or `$TAPLINE_IDENTITY`), else the user's data directory.
 pub fn identity_dir(arg: &IdentityArg) -> Result<PathBuf> {
@@ -33,26 +34,16 @@ fn load_identity(arg: &IdentityArg) -> Result<HubIdentity> {
         .with_context(|| format!("cannot use the workbench identity in {}", dir.display()))
 }
 
-/// Opens (creating if needed) the case: enrolment and the hub may start a case.
-fn open(db: &std::path::Path) -> Result<CaseStore> {
-    CaseStore::open(db).with_context(|| format!("cannot open case {}", db.display()))
-}
-
-/// Opens a case that must exist (listing and revoking never create one).
-fn open_existing(db: &std::path::Path) -> Result<CaseStore> {
-    CaseStore::open_existing(db).with_context(|| format!("cannot open case {}", db.display()))
-}
-
 /// `tapline sensors …`.
-pub fn run(cmd: &SensorsCommand, out: &mut dyn Write) -> Result<()> {
+pub fn run(cmd: &SensorsCommand, cases: &Cases, out: &mut dyn Write) -> Result<()> {
     match cmd {
-        SensorsCommand::Add(a) => add(a, out),
-        SensorsCommand::List(a) => list(a, out),
+        SensorsCommand::Add(a) => add(a, cases, out),
+        SensorsCommand::List(a) => list(a, cases, out),
         SensorsCommand::Revoke(a) => {
-            if open_existing(&a.db)?.revoke_sensor(&a.name)? {
+            if cases.open_existing(&a.db)?.revoke_sensor(&a.name)? {
                 writeln!(
                     out,
-                    "revoked sensor {:?}: the hub refuses it from now on",
+                    "revoked sensor {:?}: the hub refuses it from now on (a connected one at its next batch)",
                     a.name
                 )?;
                 Ok(())
@@ -67,9 +58,9 @@ pub fn run(cmd: &SensorsCommand, out: &mut dyn Write) -> Result<()> {
     }
 }
 
-fn add(a: &SensorsAddArgs, out: &mut dyn Write) -> Result<()> {
+fn add(a: &SensorsAddArgs, cases: &Cases, out: &mut dyn Write) -> Result<()> {
     let identity = load_identity(&a.identity)?;
-    let mut store = open(&a.db)?;
+    let mut store = cases.open(&a.db)?;
     let done = tapline_hub::enrol::enrol(&mut store, &identity, &a.name, &a.hub, &a.output)?;
     writeln!(out, "{done}")?;
     Ok(())
@@ -92,8 +83,8 @@ fn uplink_state(r: &tapline_store::sensors::SensorRow) -> String {
     }
 }
 
-fn list(a: &ListArgs, out: &mut dyn Write) -> Result<()> {
-    let rows = open_existing(&a.db)?.sensors()?;
+fn list(a: &ListArgs, cases: &Cases, out: &mut dyn Write) -> Result<()> {
+    let rows = cases.open_existing(&a.db)?.sensors()?;
     if a.format == ListFormat::Json {
         writeln!(out, "{}", serde_json::to_string_pretty(&rows)?)?;
         return Ok(());
@@ -134,7 +125,7 @@ fn list(a: &ListArgs, out: &mut dyn Write) -> Result<()> {
 /// `tapline serve`: runs the hub until Ctrl-C.
 pub fn serve(a: &ServeArgs, verbosity: Verbosity) -> Result<()> {
     let identity = load_identity(&a.identity)?;
-    let store = open(&a.db)?;
+    let store = Cases::direct().open(&a.db)?;
     let verbose = verbosity.verbose > 0;
     let hub = Hub::start(
         store,
@@ -143,6 +134,9 @@ pub fn serve(a: &ServeArgs, verbosity: Verbosity) -> Result<()> {
         a.listen,
         move |e| log(&e, verbose),
     )?;
+    let cases = hub.cases();
+    let connect: Connect = Box::new(move || cases.connect());
+    let control = ControlServer::start(&a.db, Cases::holding(&a.db, connect)?, || {})?;
     eprintln!(
         "tapline: hub listening on {} (udp) for sensors of {}; workbench CA sha256 {}",
         hub.local_addr(),
@@ -156,6 +150,7 @@ pub fn serve(a: &ServeArgs, verbosity: Verbosity) -> Result<()> {
     .context("cannot install the signal handler")?;
     let _ = rx.recv();
     eprintln!("tapline: hub stopping");
+    drop(control);
     hub.stop()
 }
 

@@ -401,8 +401,8 @@ impl Workbench {
         if let Some(case) = &mut self.case {
             case.absorb_replies();
             done = std::mem::take(&mut case.done);
-            if !done.is_empty() {
-                // Actions change sensors or files; show the result.
+            // Actions here, or commands of other processes on this case (an import, a revoke).
+            if !done.is_empty() || case.take_outside_change() {
                 case.refresh();
             }
         }

@@ -5,9 +5,12 @@
 use super::backend::{
     Answer, Backend, EVIDENCE_ROWS, Example, Inventory, Overview, Query, Reply, SKIPPED, Slot,
 };
+use crate::commands::{Cases, Connect};
+use crate::control::ControlServer;
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tapline_record::Transaction;
 use tapline_store::CaseStore;
@@ -100,19 +103,61 @@ pub struct Case {
     pub done: Vec<Result<String, String>>,
     /// Slowest query so far (for the status bar).
     pub slowest_query: Duration,
+    /// Serves other processes' commands on this case while it is open (None when the socket
+    /// could not be set up: the app works, commands elsewhere get DuckDB's lock error).
+    control: Option<ControlServer>,
+    /// Set when such a command ran: what is shown may have changed.
+    changed_outside: Arc<AtomicBool>,
+}
+
+/// Starts the control socket of the case the app holds, so `tapline` commands elsewhere run
+/// here on another connection; their changes set `changed` and repaint.
+fn serve_commands(
+    store: &CaseStore,
+    path: &std::path::Path,
+    changed: &Arc<AtomicBool>,
+    repaint: Arc<impl Fn() + Send + Sync + 'static>,
+) -> Option<ControlServer> {
+    let spare = Mutex::new(store.try_clone().ok()?);
+    let connect: Connect = Box::new(move || {
+        let spare = spare
+            .lock()
+            .map_err(|_| anyhow::anyhow!("the case's connection broke"))?;
+        Ok(spare.try_clone()?)
+    });
+    let changed = Arc::clone(changed);
+    let after = move || {
+        changed.store(true, Ordering::SeqCst);
+        repaint();
+    };
+    let started =
+        Cases::holding(path, connect).and_then(|cases| ControlServer::start(path, cases, after));
+    match started {
+        Ok(c) => Some(c),
+        Err(e) => {
+            tracing::warn!("commands from other processes cannot reach this case: {e:#}");
+            None
+        }
+    }
 }
 
 impl Case {
     /// Opens the case at `path` and starts its query worker; `repaint` is called whenever an
     /// answer arrives.
-    pub fn open(path: PathBuf, repaint: impl Fn() + Send + 'static) -> anyhow::Result<Case> {
+    pub fn open(path: PathBuf, repaint: impl Fn() + Send + Sync + 'static) -> anyhow::Result<Case> {
         let store = CaseStore::open(&path).map_err(|e| {
             anyhow::anyhow!(
                 "{e}\n(is the case open in another Tapline — the app, `tapline serve` or an import? \
                  DuckDB lets one process at a time use a case file)"
             )
         })?;
-        let backend = Backend::start(store.try_clone()?, repaint)?;
+        let repaint = Arc::new(repaint);
+        let backend = Backend::start(store.try_clone()?, {
+            let repaint = Arc::clone(&repaint);
+            move || repaint()
+        })?;
+        let changed_outside = Arc::new(AtomicBool::new(false));
+        let control = serve_commands(&store, &path, &changed_outside, repaint);
         let mut case = Case {
             path,
             store,
@@ -126,9 +171,22 @@ impl Case {
             examples: Loaded::default(),
             done: Vec::new(),
             slowest_query: Duration::ZERO,
+            control,
+            changed_outside,
         };
         case.refresh();
         Ok(case)
+    }
+
+    /// Whether a command from another process ran on the case since the last call (the views
+    /// should be refreshed).
+    pub fn take_outside_change(&self) -> bool {
+        self.changed_outside.swap(false, Ordering::SeqCst)
+    }
+
+    /// Where other processes' commands reach this case, if they can.
+    pub fn control_socket(&self) -> Option<&std::path::Path> {
+        self.control.as_ref().map(ControlServer::path)
     }
 
     /// Another connection to the case, for a worker thread.
