@@ -332,3 +332,36 @@ fn a_fifo_is_refused_clearly_and_a_sizeless_file_is_read() {
     assert!(err.contains("not a pcap or pcapng file"), "{err}");
     assert!(!err.contains("(empty file)"), "{err}");
 }
+
+/// Before: the decode died of SIGBUS with no message when the file shrank under it.
+#[test]
+fn a_capture_that_shrinks_while_decoded_is_reported_not_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let big = dir.path().join("growing.pcap");
+    let one = std::fs::read(sample("catalog-api.pcap")).unwrap();
+    let mut bytes = one.clone();
+    while bytes.len() < 40 << 20 {
+        bytes.extend_from_slice(&one[24..]);
+    }
+    std::fs::write(&big, &bytes).unwrap();
+    let child = tapline()
+        .arg("decode")
+        .arg(&big)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    // As `tcpdump -C` or a rotating job would: the file is cut while it is read.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&big)
+        .unwrap()
+        .set_len(100_000)
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("shrank while it was read"), "{err}");
+    assert!(err.contains("it has 100000 bytes now"), "{err}");
+}

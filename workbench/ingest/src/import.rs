@@ -210,6 +210,7 @@ pub fn import_file(
     );
 
     let (hash, har) = hash_and_check(path, bytes, kind, opts)?;
+    file.check_intact()?;
     let new_source = NewSource {
         kind: kind.name(),
         name: &name,
@@ -241,7 +242,9 @@ pub fn import_file(
         Some(txs) => store_har(job, &txs, &mut report, progress).map(|shard| vec![shard]),
         None => decode_shards(job, bytes, &mut report, progress),
     };
-    let shards = written.map_err(|e| roll_back(store, source_id, e))?;
+    let shards = written
+        .and_then(|shards| file.check_intact().map(|()| shards))
+        .map_err(|e| roll_back(store, source_id, e))?;
     if shared.stopped() {
         store.forget_source(source_id)?;
         return Ok(ImportOutcome::Cancelled);

@@ -43,8 +43,8 @@ pub fn run(args: &DecodeArgs, out: &mut dyn Write, err: &mut dyn Write) -> Resul
             f.evicted
         )?;
     }
-    match streamed.error {
-        Some(e) => Err(DamagedCapture(format!("{}: {e}", args.file.display())).into()),
+    match streamed.damage {
+        Some(e) => Err(DamagedCapture(e).into()),
         None => Ok(()),
     }
 }
