@@ -145,6 +145,18 @@ impl Lab {
         path
     }
 
+    /// `edge-1` enrolled in the case, sending batches of 5 records.
+    fn enrol_small_batches(&self) -> PathBuf {
+        let batches = "[batch]\nrecords = 5\nmax_ms = 100\n";
+        self.enrol("edge-1", "case.duckdb", "id", batches)
+    }
+
+    /// The abuse capture replayed at its recorded pace (14 s), lingering up to a minute.
+    fn paced_abuse(&self, config: &Path) -> Proc {
+        let args = ["--recorded-speed", "--linger", "60"];
+        self.sensor(config, "abuse-api.pcap", &args)
+    }
+
     fn hub(&mut self) -> Proc {
         self.hubs += 1;
         let log = self.path(&format!("hub-{}.log", self.hubs));
@@ -292,19 +304,10 @@ fn a_replayed_capture_lands_in_the_case_exactly_once() {
 #[test]
 fn a_hub_killed_mid_stream_loses_and_duplicates_nothing() {
     let mut lab = Lab::new();
-    let cfg = lab.enrol(
-        "edge-1",
-        "case.duckdb",
-        "id",
-        "[batch]\nrecords = 5\nmax_ms = 100\n",
-    );
+    let cfg = lab.enrol_small_batches();
     let hub = lab.hub();
     // At recorded speed the 342 exchanges take 14 s: the hub dies in the middle.
-    let sensor = lab.sensor(
-        &cfg,
-        "abuse-api.pcap",
-        &["--recorded-speed", "--linger", "60"],
-    );
+    let sensor = lab.paced_abuse(&cfg);
     hub.wait_for("batch 10:", Duration::from_secs(30));
     drop(hub); // SIGKILL: no goodbye, acknowledgements in flight are lost
     std::thread::sleep(Duration::from_secs(2));
@@ -627,4 +630,41 @@ fn wait_exit(mut p: Proc, timeout: Duration) -> String {
         std::thread::sleep(Duration::from_millis(50));
     }
     p.log()
+}
+
+/// The hub SIGKILLed twice at moments drawn from a seed (mid-commit, mid-acknowledgement,
+/// between batches), with several seeds: the case always ends equal to the capture.
+#[test]
+fn a_hub_killed_at_random_moments_loses_and_duplicates_nothing() {
+    for seed in 1..=2u64 {
+        let mut lab = Lab::new();
+        let cfg = lab.enrol_small_batches();
+        let mut hub = lab.hub();
+        let sensor = lab.paced_abuse(&cfg);
+        let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let mut next = |below: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % below
+        };
+        for _ in 0..2 {
+            std::thread::sleep(Duration::from_millis(500 + next(5_000)));
+            drop(hub); // SIGKILL
+            std::thread::sleep(Duration::from_millis(next(2_000)));
+            hub = lab.hub();
+        }
+        let log = wait_exit(sensor, Duration::from_secs(90));
+        assert!(
+            log.contains("0 records in 0 batches waiting"),
+            "seed {seed}: {log}"
+        );
+        drop(hub.interrupt());
+        let stored = lab.stored();
+        assert_eq!(total(&stored), 342, "seed {seed}");
+        assert!(
+            stored == decoded("abuse-api.pcap"),
+            "seed {seed}: nothing lost, nothing twice"
+        );
+    }
 }

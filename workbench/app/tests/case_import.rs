@@ -409,3 +409,68 @@ fn cancelled_import_leaves_the_case_as_it_was() {
         other => panic!("{other:?}"),
     }
 }
+
+/// Kills (SIGKILL) at arbitrary moments — decoding, committing, analysing, completing, or
+/// after — with several seeds: a reader sees either nothing of the import or all of it, and a
+/// rerun always ends equal to an uninterrupted import.
+#[test]
+fn an_import_killed_at_random_moments_is_all_or_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let pcap = dir.path().join("synth.pcap");
+    std::fs::write(&pcap, synth_pcap(200, 50)).unwrap();
+    let import = |case: &Path| {
+        let mut c = tapline();
+        c.args(["import", "-q", "--batch", "1000", "--db"])
+            .arg(case)
+            .arg(&pcap);
+        c
+    };
+    let clean = dir.path().join("clean.duckdb");
+    let started = std::time::Instant::now();
+    run_ok(&mut import(&clean));
+    // The window kills are drawn from: the whole import, and a little after.
+    let window = started.elapsed().as_millis() as u64 * 5 / 4;
+    let figures = |case: &Path| {
+        let s = CaseStore::open(case).unwrap();
+        let endpoints: u64 = s.endpoints().unwrap().iter().map(|e| e.count).sum();
+        (
+            s.transaction_count().unwrap(),
+            endpoints,
+            s.findings().unwrap().len(),
+        )
+    };
+    let reference = figures(&clean);
+    assert_eq!(reference.0, 10_000);
+    let mut outcomes = Vec::new();
+    for seed in 1..=5u64 {
+        // xorshift: reproducible delays without a dependency.
+        let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let delay = x % window.max(1);
+        let case = dir.path().join(format!("seed-{seed}.duckdb"));
+        let mut child = import(&case).spawn().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        if case.exists() {
+            let seen = figures(&case);
+            assert!(
+                seen == reference || seen == (0, 0, 0),
+                "seed {seed}, killed at {delay} ms: readers saw {seen:?} (clean: {reference:?})"
+            );
+            outcomes.push(seen == reference);
+        }
+        run_ok(&mut import(&case));
+        assert_eq!(
+            figures(&case),
+            reference,
+            "seed {seed}: the rerun equals a clean run"
+        );
+    }
+    assert!(
+        outcomes.iter().any(|done| !done),
+        "at least one kill landed mid-import: {outcomes:?} (window {window} ms)"
+    );
+}

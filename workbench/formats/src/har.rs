@@ -234,77 +234,220 @@ fn split_url(url: &str) -> (Option<String>, String) {
 
 /// Reads a HAR document into transactions, bodies cut to `max_body` bytes.
 pub fn parse(bytes: &[u8], max_body: usize) -> Result<Vec<Transaction>, HarError> {
-    let har: Har = serde_json::from_slice(bytes).map_err(|e| HarError::Json {
-        msg: e.to_string(),
-        line: e.line(),
-        column: e.column(),
-    })?;
-    let mut out = Vec::with_capacity(har.log.entries.len());
-    for (index, e) in har.log.entries.into_iter().enumerate() {
-        let extra = e._tapline.unwrap_or_default();
-        let started = match extra.request_ts_ns {
-            Some(ns) => ns,
-            None => parse_rfc3339(&e.started_date_time).ok_or_else(|| HarError::Entry {
-                index,
-                msg: format!(
-                    "startedDateTime {:?} is not an ISO 8601 time",
-                    e.started_date_time
-                ),
-            })?,
-        };
-        let (url_host, uri) = split_url(&e.request.url);
-        let req_headers = headers_of(&e.request.headers);
-        let host = req_headers.get("host").map(str::to_owned).or(url_host);
-        let has_response = e.response.status > 0 && !extra.no_response;
-        let addr = |s: &Option<String>| s.as_deref().and_then(|a| a.parse::<SocketAddr>().ok());
-        let mut tx = Transaction {
-            request_ts_nanos: started,
-            response_ts_nanos: extra
-                .response_ts_ns
-                .or(has_response.then(|| started + (e.time.max(0.0) * 1e6) as i64)),
-            client: addr(&extra.client),
-            server: addr(&extra.server),
-            sensor_id: extra.sensor.map(Into::into),
-            method: method_token(&e.request.method),
-            host,
-            uri,
-            version: version_of(&e.request.http_version),
-            status: has_response.then(|| e.response.status.clamp(0, 999) as u16),
-            reason: has_response.then(|| reason_phrase(&e.response.status_text)),
-            request_headers: req_headers,
-            response_headers: headers_of(&e.response.headers),
-            request_body: e
-                .request
-                .post_data
-                .as_ref()
-                .map(|p| body_of(p.text.as_deref(), p.encoding.as_deref(), max_body))
-                .unwrap_or_default(),
-            response_body: body_of(
-                e.response.content.text.as_deref(),
-                e.response.content.encoding.as_deref(),
-                max_body,
-            ),
-            anomalies: extra
-                .anomalies
-                .iter()
-                .filter_map(|n| Anomalies::from_name(n))
-                .fold(Anomalies::NONE, |a, b| a | b),
-            redactions: Vec::new(),
-        };
-        if let Some(n) = extra.request_body_len {
-            tx.request_body.len = n;
-            tx.request_body.truncated |= extra.request_body_truncated;
-        }
-        if let Some(n) = extra.response_body_len {
-            tx.response_body.len = n;
-            tx.response_body.truncated |= extra.response_body_truncated;
-        }
-        if !has_response {
-            tx.anomalies.insert(Anomalies::MISSING_RESPONSE);
-        }
+    let mut out = Vec::new();
+    stream(bytes, max_body, &mut |tx| {
         out.push(tx);
-    }
+        Flow::Go
+    })?;
     Ok(out)
+}
+
+/// Whether [`stream`] should go on after a transaction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flow {
+    /// Hand over the next one.
+    Go,
+    /// Stop reading (the caller knows why).
+    Stop,
+}
+
+/// Reads a HAR document one entry at a time, handing each transaction to `each` as soon as
+/// it is read: memory holds one entry, however large the file. Returns the entries handed
+/// over. Fields other than `log.entries` are skipped unread.
+pub fn stream(
+    bytes: &[u8],
+    max_body: usize,
+    each: &mut dyn FnMut(Transaction) -> Flow,
+) -> Result<usize, HarError> {
+    let mut reader = EntryReader {
+        each,
+        max_body,
+        count: 0,
+        failure: None,
+        stopped: false,
+    };
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let read = serde::de::DeserializeSeed::deserialize(Document(&mut reader), &mut de)
+        .and_then(|()| de.end());
+    match (read, reader.failure, reader.stopped) {
+        (_, Some(entry), _) => Err(entry),
+        (_, None, true) | (Ok(()), None, false) => Ok(reader.count),
+        (Err(e), None, false) => Err(HarError::Json {
+            msg: e.to_string(),
+            line: e.line(),
+            column: e.column(),
+        }),
+    }
+}
+
+/// Converts entries as the parser meets them; a failure or a stop is kept here, and the
+/// parse is ended with an error that [`stream`] replaces by it.
+struct EntryReader<'a> {
+    each: &'a mut dyn FnMut(Transaction) -> Flow,
+    max_body: usize,
+    count: usize,
+    failure: Option<HarError>,
+    stopped: bool,
+}
+
+/// The document: `{"log": {..., "entries": [...]}}`.
+struct Document<'r, 'a>(&'r mut EntryReader<'a>);
+/// The `log` object.
+struct LogObject<'r, 'a>(&'r mut EntryReader<'a>);
+/// The `entries` array.
+struct Entries<'r, 'a>(&'r mut EntryReader<'a>);
+
+/// Visits an object, handing the value of `wanted` to `seed` and skipping the rest; the
+/// field must be there.
+fn one_field<'de, A, S>(
+    mut map: A,
+    wanted: &'static str,
+    mut seed: Option<S>,
+) -> Result<(), A::Error>
+where
+    A: serde::de::MapAccess<'de>,
+    S: serde::de::DeserializeSeed<'de, Value = ()>,
+{
+    while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+        match (key == wanted, seed.take()) {
+            (true, Some(s)) => map.next_value_seed(s)?,
+            (_, s) => {
+                seed = s;
+                map.next_value::<serde::de::IgnoredAny>()?;
+            }
+        }
+    }
+    match seed {
+        Some(_) => Err(serde::de::Error::missing_field(wanted)),
+        None => Ok(()),
+    }
+}
+
+macro_rules! object_with {
+    ($ty:ident, $field:literal, $inner:ident, $what:literal) => {
+        impl<'de> serde::de::DeserializeSeed<'de> for $ty<'_, '_> {
+            type Value = ();
+            fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+                d.deserialize_map(self)
+            }
+        }
+        impl<'de> serde::de::Visitor<'de> for $ty<'_, '_> {
+            type Value = ();
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str($what)
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
+                one_field(map, $field, Some($inner(self.0)))
+            }
+        }
+    };
+}
+object_with!(
+    Document,
+    "log",
+    LogObject,
+    "a HAR document (an object with a `log`)"
+);
+object_with!(
+    LogObject,
+    "entries",
+    Entries,
+    "a HAR `log` object (with `entries`)"
+);
+
+impl<'de> serde::de::DeserializeSeed<'de> for Entries<'_, '_> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Entries<'_, '_> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the `entries` array of HAR entries")
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let r = self.0;
+        while let Some(entry) = seq.next_element::<Entry>()? {
+            let tx = transaction_of(r.count, entry, r.max_body).map_err(|e| {
+                r.failure = Some(e);
+                serde::de::Error::custom("entry")
+            })?;
+            r.count += 1;
+            if (r.each)(tx) == Flow::Stop {
+                r.stopped = true;
+                return Err(serde::de::Error::custom("stopped"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One HAR entry as a transaction; `index` names it in errors.
+fn transaction_of(index: usize, e: Entry, max_body: usize) -> Result<Transaction, HarError> {
+    let extra = e._tapline.unwrap_or_default();
+    let started = match extra.request_ts_ns {
+        Some(ns) => ns,
+        None => parse_rfc3339(&e.started_date_time).ok_or_else(|| HarError::Entry {
+            index,
+            msg: format!(
+                "startedDateTime {:?} is not an ISO 8601 time",
+                e.started_date_time
+            ),
+        })?,
+    };
+    let (url_host, uri) = split_url(&e.request.url);
+    let req_headers = headers_of(&e.request.headers);
+    let host = req_headers.get("host").map(str::to_owned).or(url_host);
+    let has_response = e.response.status > 0 && !extra.no_response;
+    let addr = |s: &Option<String>| s.as_deref().and_then(|a| a.parse::<SocketAddr>().ok());
+    let mut tx = Transaction {
+        request_ts_nanos: started,
+        response_ts_nanos: extra
+            .response_ts_ns
+            .or(has_response.then(|| started + (e.time.max(0.0) * 1e6) as i64)),
+        client: addr(&extra.client),
+        server: addr(&extra.server),
+        sensor_id: extra.sensor.map(Into::into),
+        method: method_token(&e.request.method),
+        host,
+        uri,
+        version: version_of(&e.request.http_version),
+        status: has_response.then(|| e.response.status.clamp(0, 999) as u16),
+        reason: has_response.then(|| reason_phrase(&e.response.status_text)),
+        request_headers: req_headers,
+        response_headers: headers_of(&e.response.headers),
+        request_body: e
+            .request
+            .post_data
+            .as_ref()
+            .map(|p| body_of(p.text.as_deref(), p.encoding.as_deref(), max_body))
+            .unwrap_or_default(),
+        response_body: body_of(
+            e.response.content.text.as_deref(),
+            e.response.content.encoding.as_deref(),
+            max_body,
+        ),
+        anomalies: extra
+            .anomalies
+            .iter()
+            .filter_map(|n| Anomalies::from_name(n))
+            .fold(Anomalies::NONE, |a, b| a | b),
+        redactions: Vec::new(),
+    };
+    if let Some(n) = extra.request_body_len {
+        tx.request_body.len = n;
+        tx.request_body.truncated |= extra.request_body_truncated;
+    }
+    if let Some(n) = extra.response_body_len {
+        tx.response_body.len = n;
+        tx.response_body.truncated |= extra.response_body_truncated;
+    }
+    if !has_response {
+        tx.anomalies.insert(Anomalies::MISSING_RESPONSE);
+    }
+    Ok(tx)
 }
 
 fn post_or_content(data: &[u8]) -> (Option<String>, Option<String>) {
@@ -448,6 +591,84 @@ mod tests {
         assert_eq!(
             t.response_ts_nanos.unwrap() - t.request_ts_nanos,
             12_500_000
+        );
+    }
+
+    fn entry(i: usize) -> String {
+        format!(
+            r#"{{"startedDateTime":"2024-01-02T03:04:05Z","request":{{"method":"GET","url":"http://a.test/p/{i}"}},"response":{{"status":200}}}}"#
+        )
+    }
+
+    fn document(entries: &[String], before: &str) -> Vec<u8> {
+        format!(
+            r#"{{"log":{{{before}"entries":[{}],"pages":[{{"id":"x"}}]}},"extra":1}}"#,
+            entries.join(",")
+        )
+        .into_bytes()
+    }
+
+    #[test]
+    fn entries_are_handed_over_one_at_a_time_and_a_stop_stops_the_read() {
+        let doc = document(
+            &(0..100).map(entry).collect::<Vec<_>>(),
+            r#""creator":{"name":"x","version":"1"},"#,
+        );
+        let mut seen = Vec::new();
+        let n = stream(&doc, 64, &mut |t| {
+            seen.push(t.uri);
+            if seen.len() == 10 {
+                Flow::Stop
+            } else {
+                Flow::Go
+            }
+        });
+        assert_eq!(n.ok(), Some(10));
+        assert_eq!(seen.last().map(String::as_str), Some("/p/9"));
+        assert_eq!(parse(&doc, 64).map(|t| t.len()).ok(), Some(100));
+    }
+
+    #[test]
+    fn a_bad_entry_is_named_and_a_document_without_entries_is_refused() {
+        let bad = r#"{"startedDateTime":"yesterday","request":{"method":"GET","url":"/"},"response":{"status":200}}"#;
+        let doc = document(&[entry(0), entry(1), bad.to_owned()], "");
+        let e = parse(&doc, 64)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            e.starts_with("HAR entry 2:") && e.contains("yesterday"),
+            "{e}"
+        );
+        for (doc, says) in [
+            (
+                &br#"{"log":{"version":"1.2"}}"#[..],
+                "missing field `entries`",
+            ),
+            (br#"{"other":{}}"#, "missing field `log`"),
+            (br#"{"log":{"entries":[]}} trailing"#, "trailing characters"),
+            (br#"{"log":{"entries":{}}}"#, "entries"),
+        ] {
+            let e = parse(doc, 64)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(e.contains(says), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_written_har_reads_back_the_same() {
+        let txs =
+            parse(&document(&(0..5).map(entry).collect::<Vec<_>>(), ""), 64).unwrap_or_default();
+        let mut out = Vec::new();
+        write(&txs, &mut out).unwrap_or_else(|e| panic!("{e}"));
+        let back = parse(&out, 64).unwrap_or_default();
+        assert_eq!(back.len(), 5);
+        assert!(
+            txs.iter()
+                .zip(&back)
+                .all(|(a, b)| a.uri == b.uri && a.status == b.status)
         );
     }
 

@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use tapline_analysis::Detectors;
 use tapline_decode::capture::CaptureReader;
 use tapline_decode::{Engine, EngineConfig};
+use tapline_formats::har;
 use tapline_record::Transaction;
 use tapline_store::CaseStore;
 use tapline_store::sources::{NewSource, SourceCounts};
@@ -239,7 +240,9 @@ pub fn import_file(
         started,
     };
     let written = match har {
-        Some(txs) => store_har(job, &txs, &mut report, progress).map(|shard| vec![shard]),
+        Some(entries) => {
+            store_har(job, bytes, entries, &mut report, progress).map(|shard| vec![shard])
+        }
         None => decode_shards(job, bytes, &mut report, progress),
     };
     let shards = written
@@ -281,19 +284,21 @@ fn roll_back(store: &mut CaseStore, source_id: i64, e: anyhow::Error) -> anyhow:
 
 /// Hashes the file (for the duplicate check) while parsing or walking everything that can
 /// fail, before the case is touched: two independent passes over the file, one per core. A
-/// HAR file's transactions come back parsed.
+/// HAR file is read through (entry by entry, nothing kept) and its entries counted.
 fn hash_and_check(
     path: &Path,
     bytes: &[u8],
     kind: FileKind,
     opts: &ImportOptions,
-) -> Result<(String, Option<Vec<Transaction>>)> {
+) -> Result<(String, Option<usize>)> {
     std::thread::scope(|s| {
         let hasher = s.spawn(|| blake3::hash(bytes).to_hex().to_string());
         let har = match kind {
-            FileKind::Har => tapline_formats::har::parse(bytes, opts.max_body)
-                .map(Some)
-                .with_context(|| format!("{}: nothing was imported", path.display())),
+            FileKind::Har => {
+                tapline_formats::har::stream(bytes, opts.max_body, &mut |_| har::Flow::Go)
+                    .map(Some)
+                    .with_context(|| format!("{}: nothing was imported", path.display()))
+            }
             FileKind::Pcap | FileKind::PcapNg => check_capture(path, bytes).map(|_| None),
         };
         let hash = hasher
@@ -342,10 +347,12 @@ fn claim_source(store: &mut CaseStore, new: &NewSource<'_>) -> Result<Claim> {
     })
 }
 
-/// Stores a parsed HAR file's transactions as one shard, reporting progress per chunk.
+/// Reads a HAR file (checked already, `entries` long) a second time, entry by entry, and
+/// stores its transactions as one shard a chunk at a time: memory holds a chunk, not the file.
 fn store_har(
     job: Job<'_>,
-    txs: &[Transaction],
+    bytes: &[u8],
+    entries: usize,
     report: &mut ImportProgress,
     progress: &mut dyn FnMut(&ImportProgress),
 ) -> Result<ShardDone> {
@@ -358,15 +365,36 @@ fn store_har(
     } = job;
     let mut shard = ShardWriter::new(store, source_id, opts, shared)?;
     let chunk = shard.chunk;
-    for part in txs.chunks(chunk) {
-        if shared.stopped() {
-            break;
-        }
-        shard.store(part)?;
-        report.bytes_done = report.bytes_total * shard.appended as u64 / txs.len().max(1) as u64;
+    let mut part = Vec::with_capacity(chunk);
+    let mut failed = None;
+    let mut store_part = |part: &mut Vec<Transaction>, shard: &mut ShardWriter<'_>| {
+        let stored = shard.store(part);
+        part.clear();
+        report.bytes_done = report.bytes_total * shard.appended as u64 / entries.max(1) as u64;
         report.transactions = shared.appended.load(Ordering::Relaxed);
         report.elapsed = started.elapsed();
         progress(report);
+        stored
+    };
+    har::stream(bytes, opts.max_body, &mut |tx| {
+        part.push(tx);
+        if part.len() >= chunk
+            && let Err(e) = store_part(&mut part, &mut shard)
+        {
+            failed = Some(e);
+            return har::Flow::Stop;
+        }
+        if shared.stopped() {
+            har::Flow::Stop
+        } else {
+            har::Flow::Go
+        }
+    })?;
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    if !part.is_empty() && !shared.stopped() {
+        store_part(&mut part, &mut shard)?;
     }
     shard.finish()
 }
