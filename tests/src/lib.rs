@@ -186,6 +186,38 @@ pub fn multiplied_capture(src: &std::path::Path, copies: u32) -> Vec<u8> {
     out
 }
 
+/// A classic pcap of `n` TCP SYNs, each from its own client address and port to one server:
+/// a SYN flood, every packet a new connection that never carries a byte.
+pub fn syn_flood(n: u32) -> Vec<u8> {
+    let mut out = Vec::with_capacity(24 + n as usize * 70);
+    out.extend_from_slice(&0xa1b2_c3d4_u32.to_le_bytes());
+    out.extend_from_slice(&[2, 0, 4, 0]);
+    out.extend_from_slice(&[0; 8]);
+    out.extend_from_slice(&65_535u32.to_le_bytes());
+    out.extend_from_slice(&1u32.to_le_bytes());
+    for i in 0..n {
+        let mut frame = Vec::with_capacity(54);
+        frame.extend_from_slice(&[0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 1, 0x08, 0x00]);
+        let client = [10, (i >> 16) as u8, (i >> 8) as u8, i as u8];
+        let mut ip = vec![0x45, 0, 0, 40, 0, 0, 0x40, 0, 64, 6, 0, 0];
+        ip.extend_from_slice(&client);
+        ip.extend_from_slice(&[192, 168, 0, 1]);
+        // Checksums stay zero, as with offloading: decoders do not check them.
+        frame.extend_from_slice(&ip);
+        let port = 1024 + (i % 60_000) as u16;
+        frame.extend_from_slice(&port.to_be_bytes());
+        frame.extend_from_slice(&80u16.to_be_bytes());
+        frame.extend_from_slice(&i.to_be_bytes()); // sequence number
+        frame.extend_from_slice(&[0, 0, 0, 0, 0x50, 0x02, 0xff, 0xff, 0, 0, 0, 0]);
+        let (sec, usec) = (1_700_000_000 + i / 10_000, (i % 10_000) * 100);
+        for v in [sec, usec, frame.len() as u32, frame.len() as u32] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        out.extend_from_slice(&frame);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
