@@ -141,6 +141,13 @@ impl Batch {
         })
     }
 
+    /// The decompressed size the batch announces (what decoding it will hold, roughly).
+    pub fn raw_size(&self) -> usize {
+        self.compressed
+            .get(..4)
+            .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+    }
+
     /// The records, checked against the announced count and the size limits.
     pub fn decode(&self) -> Result<Vec<Transaction>, WireError> {
         let seq = self.seq;

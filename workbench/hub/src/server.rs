@@ -11,7 +11,7 @@ use tapline_record::RECORD_VERSION;
 use tapline_record::wire::{HubMessage, PROTOCOL_VERSION, SensorMessage};
 use tapline_store::CaseStore;
 use tapline_store::sensors::Delivery;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tracing::Instrument as _;
 
 /// What the hub reports as it works (the CLI logs these; the GUI shows them).
@@ -112,10 +112,12 @@ impl Hub {
             .context("cannot start the hub's store thread")?;
         let ep = endpoint.clone();
         let accepted_jobs = jobs.clone();
+        let hub_budget = Arc::new(Semaphore::new(kib(HUB_BYTES) as usize));
         runtime.spawn(async move {
             let jobs = accepted_jobs;
             while let Some(incoming) = ep.accept().await {
                 let jobs = jobs.clone();
+                let budget = Arc::clone(&hub_budget);
                 let on_event = Arc::clone(&on_event);
                 let peer = incoming.remote_address();
                 let span = tracing::info_span!("sensor connection", %peer);
@@ -123,7 +125,8 @@ impl Hub {
                     async move {
                         let mut sensor = None;
                         let result =
-                            serve_connection(incoming, &jobs, &on_event, &mut sensor).await;
+                            serve_connection(incoming, &jobs, &on_event, &budget, &mut sensor)
+                                .await;
                         match result {
                             Err(Refusal(reason)) => {
                                 tracing::warn!("refused: {reason}");
@@ -220,11 +223,12 @@ async fn serve_connection(
     incoming: quinn::Incoming,
     jobs: &mpsc::Sender<Job>,
     on_event: &OnEvent,
+    hub_budget: &Arc<Semaphore>,
     sensor_name: &mut Option<String>,
 ) -> Result<Option<String>, Refusal> {
     let admitted = admit(incoming, jobs).await?;
     *sensor_name = Some(admitted.name.clone());
-    let outcome = stream_batches(admitted, jobs, on_event).await;
+    let outcome = stream_batches(admitted, jobs, on_event, hub_budget).await;
     Ok(outcome.err().map(|e| format!("{e:#}")))
 }
 
@@ -318,10 +322,52 @@ async fn hello(
 }
 
 /// A batch handed to the store, waiting for its commit to be acknowledged.
-type PendingAck = (u64, usize, oneshot::Receiver<Result<Delivery>>);
+type PendingAck = (u64, usize, oneshot::Receiver<Result<Delivery>>, InFlight);
+
+/// Decompressed batch bytes one connection may hold between reading and committing them, and
+/// all connections together: past them the hub stops reading (QUIC flow control makes the
+/// sensors wait, and they spool), so a fast or hostile sensor cannot fill the hub's memory.
+pub const CONNECTION_BYTES: usize = 64 << 20;
+/// See [`CONNECTION_BYTES`].
+pub const HUB_BYTES: usize = 512 << 20;
+
+/// A batch's share of both budgets, given back when its commit is acknowledged.
+struct InFlight {
+    _connection: OwnedSemaphorePermit,
+    _hub: OwnedSemaphorePermit,
+}
+
+/// Budgets count KiB (a semaphore counts in `u32`); a batch takes at least one and at most
+/// the whole budget, so one batch larger than the budget still goes through alone.
+fn kib(bytes: usize) -> u32 {
+    (bytes >> 10).clamp(1, u32::MAX as usize) as u32
+}
+
+/// Waits until both budgets have room for `bytes`.
+async fn reserve(
+    bytes: usize,
+    connection: &Arc<Semaphore>,
+    hub: &Arc<Semaphore>,
+) -> Result<InFlight> {
+    let closed = |_| anyhow!("the hub is stopping");
+    let _hub = Arc::clone(hub)
+        .acquire_many_owned(kib(bytes.min(HUB_BYTES)))
+        .await
+        .map_err(closed)?;
+    let _connection = Arc::clone(connection)
+        .acquire_many_owned(kib(bytes.min(CONNECTION_BYTES)))
+        .await
+        .map_err(closed)?;
+    Ok(InFlight { _connection, _hub })
+}
 
 /// Welcomes an admitted sensor and stores its batches until it closes the stream.
-async fn stream_batches(a: Admitted, jobs: &mpsc::Sender<Job>, on_event: &OnEvent) -> Result<()> {
+async fn stream_batches(
+    a: Admitted,
+    jobs: &mpsc::Sender<Job>,
+    on_event: &OnEvent,
+    hub_budget: &Arc<Semaphore>,
+) -> Result<()> {
     let Admitted {
         _conn,
         peer,
@@ -346,6 +392,8 @@ async fn stream_batches(a: Admitted, jobs: &mpsc::Sender<Job>, on_event: &OnEven
     let acker = tokio::spawn(acknowledge(tx, commits, name.clone(), Arc::clone(on_event)));
     let session = Session {
         jobs,
+        budget: Arc::new(Semaphore::new(kib(CONNECTION_BYTES) as usize)),
+        hub_budget,
         id,
         spool,
         name: &name,
@@ -371,7 +419,7 @@ async fn acknowledge(
     name: String,
     on_event: OnEvent,
 ) -> Result<quinn::SendStream> {
-    while let Some((seq, records, commit)) = commits.recv().await {
+    while let Some((seq, records, commit, _in_flight)) = commits.recv().await {
         let d = commit
             .await
             .map_err(|_| anyhow!("the hub's store stopped"))??;
@@ -401,6 +449,9 @@ async fn acknowledge(
 /// One admitted sensor's stream of messages after the welcome.
 struct Session<'a> {
     jobs: &'a mpsc::Sender<Job>,
+    /// This connection's share of memory for batches in flight.
+    budget: Arc<Semaphore>,
+    hub_budget: &'a Arc<Semaphore>,
     id: i64,
     spool: u64,
     name: &'a str,
@@ -415,6 +466,8 @@ impl Session<'_> {
             match msg {
                 SensorMessage::Batch(batch) => {
                     let seq = batch.seq;
+                    let in_flight =
+                        reserve(batch.raw_size(), &self.budget, self.hub_budget).await?;
                     let mut txs = batch
                         .decode()
                         .with_context(|| format!("batch {seq} from {}", self.name))?;
@@ -433,7 +486,7 @@ impl Session<'_> {
                     }))
                     .await?;
                     pending
-                        .send((seq, records, commit))
+                        .send((seq, records, commit, in_flight))
                         .await
                         .map_err(|_| anyhow!("acknowledging failed"))?;
                 }
@@ -481,4 +534,62 @@ async fn ask<T>(
         .await
         .map_err(|_| anyhow!("the hub's store stopped"))?;
     rx.await.map_err(|_| anyhow!("the hub's store stopped"))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn budgets() -> (Arc<Semaphore>, Arc<Semaphore>) {
+        (
+            Arc::new(Semaphore::new(kib(CONNECTION_BYTES) as usize)),
+            Arc::new(Semaphore::new(kib(HUB_BYTES) as usize)),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_connection_past_its_memory_budget_waits_for_a_commit() {
+        let (conn, hub) = budgets();
+        let first = reserve(40 << 20, &conn, &hub).await;
+        let _second = reserve(20 << 20, &conn, &hub).await;
+        assert!(first.is_ok());
+        let third = reserve(40 << 20, &conn, &hub);
+        tokio::pin!(third);
+        let wait = Duration::from_millis(50);
+        assert!(
+            tokio::time::timeout(wait, &mut third).await.is_err(),
+            "100 MB in flight on one connection"
+        );
+        drop(first); // its commit was acknowledged
+        let third = tokio::time::timeout(Duration::from_secs(1), third).await;
+        assert!(third.is_ok_and(|r| r.is_ok()));
+    }
+
+    #[tokio::test]
+    async fn the_hub_budget_bounds_all_connections_and_a_huge_batch_goes_alone() {
+        let (_, hub) = budgets();
+        let mut held = Vec::new();
+        for _ in 0..8 {
+            let (conn, _) = budgets();
+            held.push(reserve(CONNECTION_BYTES, &conn, &hub).await);
+        }
+        let (conn, _) = budgets();
+        let ninth = reserve(1 << 20, &conn, &hub);
+        tokio::pin!(ninth);
+        let wait = Duration::from_millis(50);
+        assert!(
+            tokio::time::timeout(wait, &mut ninth).await.is_err(),
+            "512 MB held"
+        );
+        held.clear();
+        assert!(tokio::time::timeout(wait, ninth).await.is_ok());
+        // Larger than any budget (the wire allows 256 MB): it takes the whole of its
+        // connection's budget and goes through.
+        let (conn, _) = budgets();
+        let huge = tokio::time::timeout(wait, reserve(200 << 20, &conn, &hub)).await;
+        assert!(huge.as_ref().is_ok_and(Result::is_ok));
+        assert_eq!(conn.available_permits(), 0);
+        drop(huge);
+        assert_eq!(conn.available_permits(), kib(CONNECTION_BYTES) as usize);
+    }
 }
