@@ -33,7 +33,7 @@ fn streaming_a_har_document_holds_one_entry() {
     let mut seen = 0usize;
     let n = stream(doc.as_bytes(), 1 << 20, &mut |tx| {
         seen += tx.response_body.data.len();
-        if seen % (1000 * 2048) == 0 {
+        if seen.is_multiple_of(1000 * 2048) {
             peak = peak.max(rss_anon_kib());
         }
         Flow::Go
