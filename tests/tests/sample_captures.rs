@@ -91,3 +91,51 @@ fn bodies_are_dechunked_decompressed_and_carry_the_pii() {
     assert_eq!(body["email"], "grace@example.com");
     assert_eq!(body["card"], "5555555555554444");
 }
+
+/// The shop capture with every Ethernet header replaced: link type `link`, each frame's IP
+/// packet behind `head(ip)`. A classic pcap, microsecond times.
+fn relinked(link: u32, head: impl Fn(&[u8]) -> Vec<u8>) -> Vec<u8> {
+    let bytes = std::fs::read(sample_captures().join("shop-api.pcap")).expect("sample");
+    let mut out = bytes[..20].to_vec();
+    out.extend_from_slice(&link.to_le_bytes());
+    let mut at = 24;
+    while at + 16 <= bytes.len() {
+        let caplen = u32::from_le_bytes(bytes[at + 8..at + 12].try_into().expect("4")) as usize;
+        let frame = &bytes[at + 16..at + 16 + caplen];
+        let ip = &frame[14..];
+        let new = [head(ip), ip.to_vec()].concat();
+        out.extend_from_slice(&bytes[at..at + 8]);
+        out.extend_from_slice(&(new.len() as u32).to_le_bytes());
+        out.extend_from_slice(&(new.len() as u32).to_le_bytes());
+        out.extend_from_slice(&new);
+        at += 16 + caplen;
+    }
+    out
+}
+
+#[test]
+fn ppp_pppoe_and_cisco_hdlc_links_decode_like_ethernet() {
+    let want = decode("shop-api.pcap");
+    let pppoe = |ip: &[u8]| {
+        let mut h = vec![
+            0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 1, 0x88, 0x64, 0x11, 0x00, 0x00, 0x07,
+        ];
+        h.extend_from_slice(&((ip.len() + 2) as u16).to_be_bytes());
+        h.extend_from_slice(&[0x00, 0x21]);
+        h
+    };
+    let variants: [(&str, Vec<u8>); 4] = [
+        (
+            "cisco hdlc (104)",
+            relinked(104, |_| vec![0x0f, 0x00, 0x08, 0x00]),
+        ),
+        ("ppp (9)", relinked(9, |_| vec![0xff, 0x03, 0x00, 0x21])),
+        ("ppp, protocol compressed (9)", relinked(9, |_| vec![0x21])),
+        ("pppoe session on ethernet (1)", relinked(1, pppoe)),
+    ];
+    for (what, bytes) in variants {
+        let got = decode_capture(&bytes, EngineConfig::default()).expect("readable");
+        assert!(got.error.is_none(), "{what}: {:?}", got.error);
+        assert_eq!(got.transactions, want, "{what}");
+    }
+}

@@ -173,6 +173,41 @@ fn decode_link(link: LinkType, frame: &[u8], depth: usize) -> Result<Decoded<'_>
             decode_ethertype(be16(frame, 0), &frame[20..], depth)
         }
         LinkType::NFLOG => decode_nflog(frame, depth),
+        LinkType::C_HDLC => decode_c_hdlc(frame, depth),
+        LinkType::C_HDLC_WITH_DIR => decode_c_hdlc(frame.get(1..).unwrap_or(&[]), depth),
+        // Some writers label Cisco HDLC as PPP in HDLC framing: its address byte tells.
+        LinkType::PPP_HDLC if matches!(frame.first(), Some(0x0f | 0x8f)) => {
+            decode_c_hdlc(frame, depth)
+        }
+        LinkType::PPP | LinkType::PPP_HDLC => decode_ppp(frame, depth),
+        LinkType::PPP_WITH_DIR => decode_ppp(frame.get(1..).unwrap_or(&[]), depth),
+        LinkType::PPP_ETHER => {
+            need("pppoe", frame, 6)?;
+            decode_ppp(&frame[6..], depth)
+        }
+        _ => Ok(Decoded::Other),
+    }
+}
+
+/// Cisco HDLC: address (0x0F unicast, 0x8F broadcast), control, an Ethernet type.
+fn decode_c_hdlc(frame: &[u8], depth: usize) -> Result<Decoded<'_>, PacketError> {
+    need("cisco hdlc", frame, 4)?;
+    decode_ethertype(be16(frame, 2), &frame[4..], depth + 1)
+}
+
+/// A PPP frame: HDLC address and control (FF 03) when present, then the protocol — two
+/// bytes, or one when protocol-field compression is on (an odd first byte, RFC 1661 §6.5).
+fn decode_ppp(frame: &[u8], depth: usize) -> Result<Decoded<'_>, PacketError> {
+    let frame = frame.strip_prefix(&[0xff, 0x03]).unwrap_or(frame);
+    need("ppp", frame, 1)?;
+    let (protocol, rest) = if frame[0] & 1 == 1 {
+        (u16::from(frame[0]), &frame[1..])
+    } else {
+        need("ppp", frame, 2)?;
+        (be16(frame, 0), &frame[2..])
+    };
+    match protocol {
+        0x0021 | 0x0057 => decode_ip(rest, depth + 1),
         _ => Ok(Decoded::Other),
     }
 }
@@ -253,11 +288,11 @@ fn decode_ethertype(
             Err(PacketError::TooDeep)
         }
         ETHERTYPE_PPPOE_SESSION => {
-            need("pppoe", data, 8)?;
-            match be16(data, 6) {
-                0x0021 | 0x0057 => decode_ip(&data[8..], depth + 1),
-                _ => Ok(Decoded::Other),
-            }
+            need("pppoe", data, 6)?;
+            // The session header's length bounds the PPP frame (Ethernet pads short ones).
+            let len = usize::from(be16(data, 4));
+            let ppp = &data[6..];
+            decode_ppp(ppp.get(..len).unwrap_or(ppp), depth)
         }
         _ => Ok(Decoded::Other),
     }
@@ -547,6 +582,60 @@ pub(crate) mod tests {
             decode(LinkType::ETHERNET, &f).unwrap(),
             Decoded::Tcp(_)
         ));
+    }
+
+    #[test]
+    fn test_parse_ppp_family_and_cisco_hdlc() {
+        let inner = ipv4_tcp(([1, 1, 1, 1], 1), ([2, 2, 2, 2], 80), 0, 0x18, b"GET");
+        let with = |head: &[u8]| [head, &inner[..]].concat();
+        let cases: [(LinkType, Vec<u8>); 8] = [
+            (LinkType::C_HDLC, with(&[0x0f, 0x00, 0x08, 0x00])),
+            (
+                LinkType::C_HDLC_WITH_DIR,
+                with(&[0x01, 0x8f, 0x00, 0x08, 0x00]),
+            ),
+            (LinkType::PPP_HDLC, with(&[0x0f, 0x00, 0x08, 0x00])),
+            (LinkType::PPP, with(&[0xff, 0x03, 0x00, 0x21])),
+            (LinkType::PPP, with(&[0x21])), // address/control and protocol compressed
+            (LinkType::PPP_HDLC, with(&[0xff, 0x03, 0x00, 0x21])),
+            (
+                LinkType::PPP_WITH_DIR,
+                with(&[0x00, 0xff, 0x03, 0x00, 0x21]),
+            ),
+            (
+                LinkType::PPP_ETHER,
+                with(&[0x11, 0x00, 0x12, 0x34, 0x00, 0x2b, 0x00, 0x21]),
+            ),
+        ];
+        for (link, frame) in &cases {
+            match decode(*link, frame) {
+                Ok(Decoded::Tcp(seg)) => assert_eq!(seg.payload, b"GET", "{link:?}"),
+                other => panic!("{link:?}: {other:?}"),
+            }
+        }
+        // PPPoE session on Ethernet, padded past its length, protocol compressed.
+        let mut f = vec![0u8; 12];
+        f.extend(ETHERTYPE_PPPOE_SESSION.to_be_bytes());
+        f.extend([0x11, 0x00, 0x12, 0x34]);
+        f.extend(((inner.len() + 1) as u16).to_be_bytes());
+        f.push(0x21);
+        f.extend(&inner);
+        f.extend([0u8; 6]);
+        assert!(matches!(
+            decode(LinkType::ETHERNET, &f),
+            Ok(Decoded::Tcp(_))
+        ));
+        // Truncated headers are errors, not panics.
+        for link in [
+            LinkType::C_HDLC,
+            LinkType::PPP,
+            LinkType::PPP_ETHER,
+            LinkType::PPP_WITH_DIR,
+        ] {
+            for cut in 0..3 {
+                let _ = decode(link, &[0xff, 0x03, 0x00][..cut]);
+            }
+        }
     }
 
     #[test]

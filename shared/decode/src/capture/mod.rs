@@ -43,6 +43,18 @@ impl LinkType {
     pub const RAW_OLD: LinkType = LinkType(12);
     /// Another legacy raw IP value (LINKTYPE 14 on some BSDs).
     pub const RAW_OLD2: LinkType = LinkType(14);
+    /// PPP: optional HDLC address and control (FF 03), then the PPP protocol.
+    pub const PPP: LinkType = LinkType(9);
+    /// PPP in HDLC-like framing (RFC 1662), or Cisco HDLC on some writers.
+    pub const PPP_HDLC: LinkType = LinkType(50);
+    /// PPPoE without its Ethernet header: the 6-byte session header, then PPP.
+    pub const PPP_ETHER: LinkType = LinkType(51);
+    /// Cisco HDLC: address, control, then an Ethernet type.
+    pub const C_HDLC: LinkType = LinkType(104);
+    /// PPP after a direction byte.
+    pub const PPP_WITH_DIR: LinkType = LinkType(204);
+    /// Cisco HDLC after a direction byte.
+    pub const C_HDLC_WITH_DIR: LinkType = LinkType(205);
 }
 
 /// One captured packet, borrowed from the file's bytes.
