@@ -28,7 +28,10 @@ pub fn parse_codings(value: &str) -> Vec<Coding> {
             let token = token.as_str();
             if token.eq_ignore_ascii_case("gzip") || token.eq_ignore_ascii_case("x-gzip") {
                 Some(Coding::Gzip)
-            } else if token.eq_ignore_ascii_case("deflate") {
+            } else if token.eq_ignore_ascii_case("deflate")
+                || token.eq_ignore_ascii_case("x-deflate")
+            {
+                // `x-deflate`: Firefox's spelling, as `x-gzip` is everyone's.
                 Some(Coding::Deflate)
             } else if token.eq_ignore_ascii_case("br") {
                 Some(Coding::Brotli)
@@ -270,6 +273,8 @@ mod tests {
             (gzip(text), "x-gzip"),
             (zlib(text), "deflate"),
             (raw_deflate(text), "deflate"),
+            (zlib(text), "x-deflate"),
+            (raw_deflate(text), "X-Deflate"),
             (br(text), "br"),
         ] {
             let codings_v = parse_codings(codings);

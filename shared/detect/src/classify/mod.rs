@@ -18,6 +18,7 @@
 mod checks;
 mod hint;
 mod numbers;
+mod opaque;
 mod secrets;
 mod words;
 
@@ -212,6 +213,7 @@ pub fn classify_with_hint(text: &str, hint: Hint, out: &mut Vec<Hit>) {
     hint::whole_value(&mut s);
     words::scan(&mut s);
     secrets::scan(&mut s);
+    opaque::drop_inside_tokens(s.b, s.hits);
     resolve_overlaps(s.hits);
 }
 
