@@ -147,6 +147,8 @@ pub enum FindingKind {
     NewResponseField,
     /// A data class an endpoint never carried before.
     SensitiveDataExposed,
+    /// Secrets in responses, or personal data served to clients that sent no credentials.
+    ExcessiveDataExposure,
     /// A payload attack.
     Attack(AttackFamily),
     /// Broken object-level authorisation: one principal reading many others' objects.
@@ -172,6 +174,7 @@ impl FindingKind {
             FindingKind::NewEndpoint => "new_endpoint",
             FindingKind::NewResponseField => "new_response_field",
             FindingKind::SensitiveDataExposed => "sensitive_data_exposed",
+            FindingKind::ExcessiveDataExposure => "excessive_data_exposure",
             FindingKind::Attack(f) => f.name(),
             FindingKind::Bola => "bola",
             FindingKind::BrokenAuthentication => "broken_authentication",
@@ -185,10 +188,11 @@ impl FindingKind {
 
     /// Reads a stored name.
     pub fn from_name(name: &str) -> Option<FindingKind> {
-        const OTHERS: [FindingKind; 10] = [
+        const OTHERS: [FindingKind; 11] = [
             FindingKind::NewEndpoint,
             FindingKind::NewResponseField,
             FindingKind::SensitiveDataExposed,
+            FindingKind::ExcessiveDataExposure,
             FindingKind::Bola,
             FindingKind::BrokenAuthentication,
             FindingKind::BruteForce,

@@ -376,6 +376,94 @@ fn newly_exposed(
     out
 }
 
+/// Secrets in an endpoint's responses (other than the tokens a login hands out), or personal
+/// data in responses to requests that carried no credentials: once per endpoint and class,
+/// and once more when secrets first reach anonymous clients.
+fn excessively_exposed(
+    before: Option<&EndpointProfile>,
+    now: &EndpointProfile,
+    key: &EndpointKey,
+) -> Vec<NewFinding> {
+    use tapline_detect::classify::{ClassKind, DataClass};
+    let mut out = Vec::new();
+    for (name, locs) in &now.data_classes {
+        let Some(class) = DataClass::from_name(name) else {
+            continue;
+        };
+        let issued = matches!(class, DataClass::Jwt | DataClass::SessionCookie);
+        let secret = class.kind() == ClassKind::Secret && !issued;
+        let (shown, anonymous) = response_exposure(locs);
+        let Some(first) = shown else { continue };
+        let (severity, to_whom) = match (secret, anonymous) {
+            (true, Some(_)) => (Severity::Critical, " to clients that sent no credentials"),
+            (true, None) => (Severity::High, ""),
+            (false, Some(_)) if class.kind() == ClassKind::Pii => {
+                (Severity::High, " to clients that sent no credentials")
+            }
+            _ => continue,
+        };
+        let had = before
+            .and_then(|b| b.data_classes.get(name))
+            .map(response_exposure);
+        let reported = match had {
+            Some((Some(_), was_anonymous)) => anonymous.is_none() || was_anonymous.is_some(),
+            _ => false,
+        };
+        if reported {
+            continue;
+        }
+        let places: Vec<&str> = locs
+            .keys()
+            .filter(|l| l.starts_with("response."))
+            .map(String::as_str)
+            .collect();
+        let (count, evidence) = match anonymous {
+            Some(a) => (a.count, a.first_tx),
+            None => (first.count, first.first_tx),
+        };
+        out.push(NewFinding {
+            kind: FindingKind::ExcessiveDataExposure,
+            severity,
+            confidence: 0.8,
+            endpoint: Some(key.clone()),
+            first_seen_ns: first.first_seen_ns,
+            last_seen_ns: first.last_seen_ns,
+            count,
+            evidence: vec![evidence],
+            title: format!("{name} in responses of {key}{to_whom}"),
+            detail: Some(
+                serde_json::json!({
+                    "class": name,
+                    "locations": places,
+                    "anonymous": anonymous.map(|a| a.count),
+                })
+                .to_string(),
+            ),
+            actor: Default::default(),
+        });
+    }
+    out
+}
+
+/// Over a class's response locations: all of it summed (earliest evidence first), and the
+/// part that reached clients without credentials.
+fn response_exposure(
+    locs: &BTreeMap<String, crate::profile::DataSeen>,
+) -> (
+    Option<crate::profile::DataSeen>,
+    Option<crate::profile::Anonymous>,
+) {
+    let mut all: Option<crate::profile::DataSeen> = None;
+    for (_, seen) in locs.iter().filter(|(l, _)| l.starts_with("response.")) {
+        match &mut all {
+            Some(a) => a.absorb(seen),
+            None => all = Some(seen.clone()),
+        }
+    }
+    let anonymous = all.as_ref().and_then(|a| a.anonymous);
+    (all, anonymous)
+}
+
 /// A template split into segments.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 enum Seg {
@@ -515,16 +603,23 @@ impl Entry {
             actor: Default::default(),
         };
         match (&self.before, self.id) {
-            (None, None) if known_hosts.contains(self.host.as_str()) => vec![finding(
-                FindingKind::NewEndpoint,
-                Severity::Low,
-                1.0,
-                self.count,
-                format!("New endpoint {} {}{}", self.method, self.host, template),
-                None,
-            )],
+            (None, None) => {
+                let mut out = excessively_exposed(None, &self.profile, key);
+                if known_hosts.contains(self.host.as_str()) {
+                    out.push(finding(
+                        FindingKind::NewEndpoint,
+                        Severity::Low,
+                        1.0,
+                        self.count,
+                        format!("New endpoint {} {}{}", self.method, self.host, template),
+                        None,
+                    ));
+                }
+                out
+            }
             (Some(before), Some(_)) => {
                 let mut out = newly_exposed(before, &self.profile, key);
+                out.extend(excessively_exposed(Some(before), &self.profile, key));
                 let old = before.response_fields();
                 let new: Vec<String> = self
                     .profile
@@ -849,6 +944,108 @@ mod tests {
             first_id: 1,
             profile: EndpointProfile::default(),
         }
+    }
+
+    /// An observation whose responses carried `class` at `location`, `anonymous` of them
+    /// to requests without credentials.
+    fn carrying(template: &str, class: &str, location: &str, anonymous: u64) -> Observed {
+        use crate::profile::{Anonymous, DataSeen};
+        let mut o = obs("GET", template, 5);
+        let seen = DataSeen {
+            count: 5,
+            first_seen_ns: 10,
+            last_seen_ns: 20,
+            first_tx: 7,
+            anonymous: (anonymous > 0).then_some(Anonymous {
+                count: anonymous,
+                first_tx: 9,
+            }),
+        };
+        o.profile
+            .data_classes
+            .entry(class.into())
+            .or_default()
+            .insert(location.into(), seen);
+        o
+    }
+
+    fn exposures(out: &DiscoveryOutput) -> Vec<(Severity, String)> {
+        out.findings
+            .iter()
+            .filter(|f| f.kind == FindingKind::ExcessiveDataExposure)
+            .map(|f| (f.severity, f.title.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn secrets_in_responses_and_personal_data_to_anonymous_clients_are_findings() {
+        let first = consolidate(
+            &[],
+            vec![
+                carrying(
+                    "/users/v1/_debug",
+                    "password",
+                    "response.body.users[].password",
+                    4,
+                ),
+                carrying("/users/me", "email", "response.body.email", 0),
+                carrying("/users/{id}", "email", "response.body.email", 2),
+                carrying("/login", "jwt", "response.body.token", 5),
+                carrying("/keys", "aws_secret_access_key", "response.body.secret", 0),
+            ],
+        )
+        .unwrap();
+        let found = exposures(&first);
+        assert_eq!(found.len(), 3, "{found:?}");
+        assert!(found.contains(&(
+            Severity::Critical,
+            "password in responses of GET api.test/users/v1/_debug to clients that sent no credentials".into()
+        )), "{found:?}");
+        assert!(found.iter().any(|(s, t)| *s == Severity::High
+            && t.contains("email in responses of GET api.test/users/{id}")));
+        assert!(
+            found
+                .iter()
+                .any(|(s, t)| *s == Severity::High && t.contains("aws_secret_access_key"))
+        );
+        let f = first
+            .findings
+            .iter()
+            .find(|f| f.title.starts_with("password"))
+            .unwrap();
+        assert_eq!(
+            (f.count, f.evidence.clone()),
+            (4, vec![9]),
+            "the anonymous ones"
+        );
+
+        // The next import of the same traffic repeats nothing.
+        let again = consolidate(
+            &stored(&first),
+            vec![carrying(
+                "/users/v1/_debug",
+                "password",
+                "response.body.users[].password",
+                1,
+            )],
+        )
+        .unwrap();
+        assert_eq!(exposures(&again), []);
+        // A secret that reaches anonymous clients later is reported again, worse.
+        let later = consolidate(
+            &stored(&first),
+            vec![carrying(
+                "/keys",
+                "aws_secret_access_key",
+                "response.body.secret",
+                1,
+            )],
+        )
+        .unwrap();
+        assert_eq!(
+            exposures(&later).first().map(|f| f.0),
+            Some(Severity::Critical)
+        );
     }
 
     #[test]

@@ -352,10 +352,24 @@ pub struct DataSeen {
     pub last_seen_ns: i64,
     /// The earliest transaction id that carried it (evidence; the value is not stored).
     pub first_tx: i64,
+    /// Of `count`, transactions whose request carried no credentials (no Authorization, no
+    /// session cookie, no API key), and the earliest of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anonymous: Option<Anonymous>,
+}
+
+/// Transactions without credentials that carried a data class somewhere.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Anonymous {
+    /// How many.
+    pub count: u64,
+    /// The earliest (evidence).
+    pub first_tx: i64,
 }
 
 impl DataSeen {
-    fn absorb(&mut self, o: &DataSeen) {
+    /// Adds `o`'s counts and evidence to these.
+    pub(crate) fn absorb(&mut self, o: &DataSeen) {
         self.count += o.count;
         if o.first_seen_ns < self.first_seen_ns
             || (o.first_seen_ns == self.first_seen_ns && o.first_tx < self.first_tx)
@@ -364,7 +378,34 @@ impl DataSeen {
             self.first_tx = o.first_tx;
         }
         self.last_seen_ns = self.last_seen_ns.max(o.last_seen_ns);
+        self.anonymous = match (self.anonymous, o.anonymous) {
+            (Some(a), Some(b)) => Some(Anonymous {
+                count: a.count + b.count,
+                first_tx: a.first_tx.min(b.first_tx),
+            }),
+            (a, b) => a.or(b),
+        };
     }
+}
+
+/// Whether a request carried credentials: an Authorization header, a session cookie, an API
+/// key header or query parameter (the schemes [`EndpointProfile::auth`] counts).
+pub fn carries_credentials(tx: &Transaction) -> bool {
+    let header = tx.request_headers.iter().any(|(name, value)| {
+        name.eq_ignore_ascii_case("authorization")
+            || API_KEY_HEADERS.iter().any(|k| name.eq_ignore_ascii_case(k))
+            || (name.eq_ignore_ascii_case("cookie")
+                && value
+                    .split(';')
+                    .any(|c| is_session_cookie(c.trim().split('=').next().unwrap_or(""))))
+    });
+    header
+        || tx.query().is_some_and(|q| {
+            q.split('&').any(|p| {
+                let k = p.split('=').next().unwrap_or("");
+                API_KEY_QUERY.iter().any(|a| k.eq_ignore_ascii_case(a))
+            })
+        })
 }
 
 impl EndpointProfile {
@@ -418,12 +459,22 @@ impl EndpointProfile {
             }
         });
         let ts = tx.request_ts_nanos;
+        // A login sends its credentials in the body: not anonymous either.
+        let logs_in = seen
+            .iter()
+            .any(|(c, l)| *c == "password" && l.starts_with("request."));
+        let anonymous =
+            (!seen.is_empty() && !logs_in && !carries_credentials(tx)).then_some(Anonymous {
+                count: 1,
+                first_tx: id,
+            });
         for (class, loc) in seen {
             let one = DataSeen {
                 count: 1,
                 first_seen_ns: ts,
                 last_seen_ns: ts,
                 first_tx: id,
+                anonymous,
             };
             let locs = match self.data_classes.get_mut(class) {
                 Some(l) => l,
