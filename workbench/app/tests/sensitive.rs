@@ -81,3 +81,28 @@ fn endpoints_carry_their_data_classes_and_new_exposure_is_a_finding() {
     assert!(title.contains("response.body.iban"), "{title}");
     assert_eq!(exposed[0]["severity"], "medium");
 }
+
+#[test]
+fn a_debug_endpoint_listing_passwords_to_anyone_is_a_critical_finding() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("case.duckdb");
+    let users: Vec<serde_json::Value> = (0..5)
+        .map(|i| serde_json::json!({"username": format!("name{i}"), "password": format!("Pa55word-{i}!x")}))
+        .collect();
+    let har = dir.path().join("debug.har");
+    let body = serde_json::json!({ "users": users }).to_string();
+    std::fs::write(&har, har_get("/users/v1/_debug", &body)).unwrap();
+    import_into(&db, &har);
+    let found = findings(&db);
+    let exposure = found
+        .iter()
+        .find(|f| f["kind"] == "excessive_data_exposure")
+        .unwrap_or_else(|| panic!("no exposure finding in {found:?}"));
+    assert_eq!(exposure["severity"], "critical");
+    assert!(
+        exposure["title"]
+            .as_str()
+            .unwrap()
+            .contains("password in responses of GET 127.0.0.1:18088/users/v1/_debug to clients that sent no credentials")
+    );
+}
