@@ -720,56 +720,38 @@ fn param_renames(from: &[Seg], to: &[Seg]) -> Vec<(String, String)> {
         .collect()
 }
 
-/// The words seen at one position under one prefix (with hits), and a parameter name already
-/// used there.
-type PositionWords = (BTreeMap<String, u64>, Option<String>);
+/// What is seen at one position under one prefix.
+#[derive(Default)]
+struct Position {
+    /// Literal words, with hits.
+    words: BTreeMap<String, u64>,
+    /// A parameter name already used there.
+    param: Option<String>,
+    /// What each word's own endpoints (the word last in the path) answer: their 2xx
+    /// response fields. Under the key "{}", what the parameter's endpoints answer.
+    answers: BTreeMap<String, BTreeSet<String>>,
+}
 
-/// Step 2: positions with many different words under one parent become parameters.
+/// Key of the parameter's answers in [`Position::answers`].
+const PARAM_ANSWERS: &str = "{}";
+
+/// Step 2: positions with many different words under one parent become parameters — words
+/// that behave as their siblings do; a literal with its own behaviour (its own response
+/// shape) stays literal beside them. Where a parameter is already established, a few words
+/// answering as it does are enough.
 fn learn_parameters(entries: &mut [Entry]) {
     let depth = entries.iter().map(|e| e.segs.len()).max().unwrap_or(0);
     for d in 1..depth {
-        // (host, prefix with parameters as "{}") → literal at d → hits, and a parameter name
-        // already used at d under that prefix.
-        let mut groups: BTreeMap<(String, Vec<Seg>), PositionWords> = BTreeMap::new();
-        for e in entries.iter().filter(|e| e.segs.len() > d) {
-            let prefix: Vec<Seg> = e.segs[..d]
-                .iter()
-                .map(|s| match s {
-                    Seg::Param(_) => Seg::Param(String::new()),
-                    l => l.clone(),
-                })
-                .collect();
-            let g = groups.entry((e.host.clone(), prefix)).or_default();
-            match &e.segs[d] {
-                Seg::Lit(v) => *g.0.entry(v.clone()).or_default() += e.count,
-                Seg::Param(p) => {
-                    g.1.get_or_insert_with(|| p.clone());
-                }
-            }
-        }
-        for ((host, prefix), (words, existing_name)) in groups {
-            let Some(Seg::Lit(parent)) = prefix.last() else {
-                continue; // under a parameter: too little context to call words identifiers
+        for ((host, prefix), pos) in positions(entries, d) {
+            let Some(context) = resource_word(&prefix) else {
+                continue;
             };
-            if is_version(parent) || parent == "api" || !is_word(parent) {
+            let Some((candidates, sluggy)) = identifiers(&pos) else {
                 continue;
-            }
-            let candidates: Vec<&String> = words
-                .keys()
-                .filter(|w| !ACTION_WORDS.contains(&w.as_str()) && !has_file_extension(w))
-                .collect();
-            let sluggy = candidates
-                .iter()
-                .filter(|w| w.contains(['-', '_']) || w.bytes().any(|b| b.is_ascii_digit()))
-                .count();
-            let enough = candidates.len() >= LEARN_MIN_DISTINCT
-                || (candidates.len() >= LEARN_MIN_DISTINCT_SLUGS && sluggy * 2 > candidates.len());
-            if !enough {
-                continue;
-            }
-            let name = existing_name.unwrap_or_else(|| {
+            };
+            let name = pos.param.clone().unwrap_or_else(|| {
                 param_name(
-                    Some(parent),
+                    Some(context),
                     if sluggy * 2 > candidates.len() {
                         "Slug"
                     } else {
@@ -777,25 +759,146 @@ fn learn_parameters(entries: &mut [Entry]) {
                     },
                 )
             });
-            let merge: BTreeSet<&str> = candidates.iter().map(|s| s.as_str()).collect();
-            for e in entries
-                .iter_mut()
-                .filter(|e| e.host == host && e.segs.len() > d)
-            {
-                let fits = e.segs[..d].iter().zip(&prefix).all(|(a, b)| match (a, b) {
-                    (Seg::Param(_), Seg::Param(_)) => true,
-                    (a, b) => a == b,
-                });
-                let Seg::Lit(v) = &e.segs[d] else { continue };
-                if fits && merge.contains(v.as_str()) {
-                    let from = render(&e.segs);
-                    e.segs[d] = Seg::Param(name.clone());
-                    if !e.profile.merged_from.contains(&from) {
-                        e.profile.merged_from.push(from);
-                    }
-                    e.touched = true;
-                }
+            fold_into_parameter(entries, &host, &prefix, d, &candidates, &name);
+        }
+    }
+}
+
+/// Groups the entries deeper than `d` by host and prefix (parameters as `{}`).
+fn positions(entries: &[Entry], d: usize) -> BTreeMap<(String, Vec<Seg>), Position> {
+    let mut groups: BTreeMap<(String, Vec<Seg>), Position> = BTreeMap::new();
+    for e in entries.iter().filter(|e| e.segs.len() > d) {
+        let prefix: Vec<Seg> = e.segs[..d]
+            .iter()
+            .map(|s| match s {
+                Seg::Param(_) => Seg::Param(String::new()),
+                l => l.clone(),
+            })
+            .collect();
+        let g = groups.entry((e.host.clone(), prefix)).or_default();
+        let last = e.segs.len() == d + 1;
+        let word = match &e.segs[d] {
+            Seg::Lit(v) => {
+                *g.words.entry(v.clone()).or_default() += e.count;
+                v.as_str()
             }
+            Seg::Param(p) => {
+                g.param.get_or_insert_with(|| p.clone());
+                PARAM_ANSWERS
+            }
+        };
+        if last {
+            let fields = e.profile.response_fields();
+            if !fields.is_empty() {
+                g.answers.entry(word.to_owned()).or_default().extend(fields);
+            }
+        }
+    }
+    groups
+}
+
+/// The resource a position's values belong to: the literal before it, or before a version
+/// segment (`/books/v1/{title}` → `books`). None under a parameter, `api`, or a non-word.
+fn resource_word(prefix: &[Seg]) -> Option<&str> {
+    let mut lits = prefix.iter().rev();
+    let Some(Seg::Lit(parent)) = lits.next() else {
+        return None; // under a parameter: too little context to call words identifiers
+    };
+    let parent = if is_version(parent) {
+        match lits.next() {
+            Some(Seg::Lit(p)) => p,
+            _ => return None,
+        }
+    } else {
+        parent
+    };
+    (parent != "api" && is_word(parent) && !is_version(parent)).then_some(parent.as_str())
+}
+
+/// The words at a position that are values of one parameter, with how many look like slugs;
+/// None when there are not enough of them to say so.
+fn identifiers(pos: &Position) -> Option<(BTreeSet<&str>, usize)> {
+    let typical = typical_answer(pos);
+    let behaves = |w: &str| match (pos.answers.get(w), &typical) {
+        (Some(own), Some(t)) => similar(own, t),
+        _ => true, // no JSON answer to tell it apart: judged by the words alone
+    };
+    let candidates: BTreeSet<&str> = pos
+        .words
+        .keys()
+        .map(String::as_str)
+        .filter(|w| !ACTION_WORDS.contains(w) && !has_file_extension(w) && behaves(w))
+        .collect();
+    let sluggy = candidates
+        .iter()
+        .filter(|w| w.contains(['-', '_']) || w.bytes().any(|b| b.is_ascii_digit()))
+        .count();
+    let many = candidates.len() >= LEARN_MIN_DISTINCT
+        || (candidates.len() >= LEARN_MIN_DISTINCT_SLUGS && sluggy * 2 > candidates.len());
+    // Beside an established parameter, words that answer as its values do are its values.
+    let like_param = pos.param.is_some()
+        && typical.is_some()
+        && candidates.iter().all(|w| pos.answers.contains_key(*w));
+    (!candidates.is_empty() && (many || like_param)).then_some((candidates, sluggy))
+}
+
+/// The response fields most of a position's answers share (the parameter's, when there is
+/// one): fields present in more than half of them.
+fn typical_answer(pos: &Position) -> Option<BTreeSet<String>> {
+    if let Some(p) = pos.answers.get(PARAM_ANSWERS) {
+        return Some(p.clone());
+    }
+    let answers: Vec<&BTreeSet<String>> = pos.answers.values().collect();
+    if answers.len() < 3 {
+        return None;
+    }
+    let mut votes: BTreeMap<&str, usize> = BTreeMap::new();
+    for a in &answers {
+        for f in a.iter() {
+            *votes.entry(f.as_str()).or_default() += 1;
+        }
+    }
+    let typical: BTreeSet<String> = votes
+        .into_iter()
+        .filter(|(_, n)| n * 2 > answers.len())
+        .map(|(f, _)| f.to_owned())
+        .collect();
+    (!typical.is_empty()).then_some(typical)
+}
+
+/// Two answers share most of their fields (Jaccard ≥ ½).
+fn similar(a: &BTreeSet<String>, b: &BTreeSet<String>) -> bool {
+    let common = a.intersection(b).count();
+    let all = a.union(b).count();
+    all > 0 && common * 2 >= all
+}
+
+/// Rewrites position `d` of the entries under `prefix` whose word is a candidate into the
+/// parameter `name`.
+fn fold_into_parameter(
+    entries: &mut [Entry],
+    host: &str,
+    prefix: &[Seg],
+    d: usize,
+    candidates: &BTreeSet<&str>,
+    name: &str,
+) {
+    for e in entries
+        .iter_mut()
+        .filter(|e| e.host == host && e.segs.len() > d)
+    {
+        let fits = e.segs[..d].iter().zip(prefix).all(|(a, b)| match (a, b) {
+            (Seg::Param(_), Seg::Param(_)) => true,
+            (a, b) => a == b,
+        });
+        let Seg::Lit(v) = &e.segs[d] else { continue };
+        if fits && candidates.contains(v.as_str()) {
+            let from = render(&e.segs);
+            e.segs[d] = Seg::Param(name.to_owned());
+            if !e.profile.merged_from.contains(&from) {
+                e.profile.merged_from.push(from);
+            }
+            e.touched = true;
         }
     }
 }
@@ -1091,6 +1194,75 @@ mod tests {
             .iter()
             .map(|e| format!("{} {}", e.method, e.template))
             .collect()
+    }
+
+    /// An observation whose 2xx JSON answers have these top-level fields.
+    fn answering(method: &str, template: &str, fields: &[&str]) -> Observed {
+        let mut o = obs(method, template, 2);
+        if !fields.is_empty() {
+            let body: serde_json::Map<String, serde_json::Value> = fields
+                .iter()
+                .map(|f| ((*f).to_owned(), serde_json::Value::String("x".into())))
+                .collect();
+            let mut node = crate::schema::SchemaNode::default();
+            let json = serde_json::Value::Object(body).to_string();
+            assert!(node.observe_json(json.as_bytes()));
+            o.profile.response_schemas.insert("200".into(), node);
+        }
+        o
+    }
+
+    #[test]
+    fn names_after_a_version_segment_become_a_parameter_and_siblings_with_their_own_answers_stay() {
+        let user = ["username", "email"];
+        let mut seen = vec![
+            answering("GET", "/users/v1/_debug", &["users"]),
+            answering(
+                "POST",
+                "/users/v1/login",
+                &["auth_token", "message", "status"],
+            ),
+            answering("POST", "/users/v1/register", &["message", "status"]),
+            answering("GET", "/users/v1", &["users"]),
+        ];
+        for name in [
+            "name1", "name2", "admin", "mallory", "bob", "alice", "carol", "dave",
+        ] {
+            seen.push(answering("GET", &format!("/users/v1/{name}"), &user));
+            seen.push(answering("PUT", &format!("/users/v1/{name}/email"), &[]));
+        }
+        let out = consolidate(&[], seen).unwrap();
+        let mut got = templates(&out);
+        got.sort();
+        assert_eq!(
+            got,
+            [
+                "GET /users/v1",
+                "GET /users/v1/_debug",
+                "GET /users/v1/{userName}",
+                "POST /users/v1/login",
+                "POST /users/v1/register",
+                "PUT /users/v1/{userName}/email",
+            ]
+        );
+    }
+
+    #[test]
+    fn beside_an_established_parameter_a_few_words_answering_alike_are_its_values() {
+        let book = ["book_title", "owner", "secret"];
+        let out = consolidate(
+            &[],
+            vec![
+                answering("GET", "/books/v1/{bookId}", &book),
+                answering("GET", "/books/v1/bookTitle7", &book),
+                answering("GET", "/books/v1/theHobbit", &book),
+                answering("GET", "/books/v1/export", &["url"]),
+            ],
+        )
+        .unwrap();
+        let mut got = templates(&out);
+        got.sort();
+        assert_eq!(got, ["GET /books/v1/export", "GET /books/v1/{bookId}"]);
     }
 
     #[test]
