@@ -78,6 +78,8 @@ pub(super) fn run(n: &str, key: Option<&str>, out: &mut Vec<AttackHit>) {
     }
     if bs.any(b"<") {
         hit(Family::Xxe, xxe(n));
+    } else if bs.any(b"'\"") {
+        hit(Family::Xxe, xpath(n));
     }
     if bs.any(b"$;'\"|&") {
         hit(Family::Nosqli, nosqli(n));
@@ -723,6 +725,113 @@ fn xxe(n: &str) -> Option<(&'static str, String)> {
     if n.contains("xi:include") || n.contains("xmlns:xi=") {
         return Some(("xxe.xinclude", "XInclude".into()));
     }
+    xml_injection(n)
+}
+
+/// XML injection beyond entities: what a value does to the XML processor that reads it.
+fn xml_injection(n: &str) -> Option<(&'static str, String)> {
+    const XSLT_REACH: &[&str] = &[
+        "document(",
+        "php:function",
+        "unparsed-text",
+        "system-property(",
+        "<xsl:include",
+        "<xsl:import",
+    ];
+    if n.contains("<xsl:") && XSLT_REACH.iter().any(|f| n.contains(f)) {
+        return Some((
+            "xxe.xslt",
+            "XSLT that reads files or calls functions".into(),
+        ));
+    }
+    // Markup split across CDATA sections (`<![CDATA[<]]>script`) to slip past filters.
+    if n.matches("<![cdata[").count() >= 2
+        && (n.contains("<![cdata[<]]>") || n.contains("<![cdata[>]]>"))
+    {
+        return Some((
+            "xxe.cdata_split",
+            "markup split across CDATA sections".into(),
+        ));
+    }
+    if let Some(name) = undeclared_entity(n) {
+        return Some((
+            "xxe.entity_reference",
+            format!("XML uses entity &{name}; declared elsewhere (an external DTD)"),
+        ));
+    }
+    if let Some(at) = n.find("<xml") {
+        let attrs = &n[at + 4..n[at..].find('>').map_or(n.len(), |e| at + e)];
+        if attrs.starts_with(char::is_whitespace)
+            && (attrs.contains("src=") || attrs.contains("id="))
+        {
+            return Some((
+                "xxe.data_island",
+                "an XML data island loading or naming data".into(),
+            ));
+        }
+    }
+    if n.contains("<?import") && n.contains("implementation=") {
+        return Some((
+            "xxe.behavior_import",
+            "imports a behavior (HTC) namespace".into(),
+        ));
+    }
+    if n.contains("<methodname>pingback.ping</methodname>") {
+        return Some((
+            "xxe.xmlrpc_pingback",
+            "XML-RPC pingback: the server fetches a URL".into(),
+        ));
+    }
+    None
+}
+
+/// XPath injection: a quote breakout that goes on to test the document's nodes.
+fn xpath(n: &str) -> Option<(&'static str, String)> {
+    const NODE_TESTS: &[&str] = &[
+        "name()",
+        "text()",
+        "position()",
+        "count(/",
+        "string-length(",
+        "local-name(",
+    ];
+    let breakout = ["' or ", "\" or ", "' and ", "\" and "]
+        .iter()
+        .any(|b| n.contains(b));
+    (breakout && NODE_TESTS.iter().any(|f| n.contains(f))).then(|| {
+        (
+            "xxe.xpath",
+            "breaks out of an XPath string and tests the document's nodes".into(),
+        )
+    })
+}
+
+/// An entity reference in XML markup that neither XML nor HTML predefines (`&systemEntity;`):
+/// it only resolves through a DTD the attacker supplies.
+fn undeclared_entity(n: &str) -> Option<&str> {
+    const KNOWN: &[&str] = &[
+        "lt", "gt", "amp", "quot", "apos", "nbsp", "copy", "reg", "trade", "hellip", "mdash",
+        "ndash", "laquo", "raquo", "euro", "pound", "yen", "cent", "sect", "deg", "plusmn",
+        "times", "divide", "middot", "bull", "lsquo", "rsquo", "ldquo", "rdquo", "shy", "para",
+    ];
+    let markup = n.contains("</") || n.contains("/>");
+    if !markup {
+        return None;
+    }
+    let mut rest = n;
+    while let Some(i) = rest.find('&') {
+        let after = &rest[i + 1..];
+        let len = after
+            .bytes()
+            .take_while(|b| b.is_ascii_alphanumeric() || *b == b'_' || *b == b'-' || *b == b'.')
+            .count();
+        let name = &after[..len];
+        let is_entity = len >= 2 && after[len..].starts_with(';') && !name.starts_with('#');
+        if is_entity && name.as_bytes()[0].is_ascii_alphabetic() && !KNOWN.contains(&name) {
+            return Some(name);
+        }
+        rest = &after[len..];
+    }
     None
 }
 
@@ -1021,6 +1130,30 @@ mod tests {
 
     fn families(v: &str, key: Option<&str>) -> Vec<Family> {
         detect(v, key).into_iter().map(|h| h.family).collect()
+    }
+
+    #[test]
+    fn xml_injection_beyond_entities_is_xxe_and_plain_xml_is_not() {
+        for attack in [
+            "<xsl:stylesheet version=\"2.0\" xmlns:xsl=\"http://www.w3.org/1999/XSL/Transform\"><xsl:template match=\"/\"><xsl:value-of select=\"unparsed-text('/etc/hosts')\"/></xsl:template></xsl:stylesheet>",
+            "<a><![CDATA[<]]>img src=x onerror=confirm(1)<![CDATA[>]]></a>",
+            "<note><body>&ext1;</body></note>",
+            "nobody' or count(/users/user)>0 or 'a'='b",
+            "<xml id=\"d\" src=\"//evil.test/d.xml\"></xml>",
+            "<html xmlns:b><?import namespace=\"b\" implementation=\"//evil.test/b.htc\"><b:b/></html>",
+            "<methodCall><methodName>pingback.ping</methodName><params><param><value><string>http://10.0.0.1/</string></value></param></params></methodCall>",
+        ] {
+            assert!(families(attack, None).contains(&Family::Xxe), "{attack}");
+        }
+        for benign in [
+            "<p>Fish &amp; chips &copy; 2024</p>",
+            "Tom & Jerry; a classic",
+            "<order><id>1</id><item>book</item></order>",
+            "<soap:Envelope><soap:Body><getPrice><sku>A-1</sku></getPrice></soap:Body></soap:Envelope>",
+            "and or name() is fine",
+        ] {
+            assert!(!families(benign, None).contains(&Family::Xxe), "{benign}");
+        }
     }
 
     #[test]
