@@ -250,6 +250,18 @@ fn lookalike(c: char) -> char {
         0x201c | 0x201d | 0x2033 => '"',
         0x3008 | 0x2039 | 0xfe64 => '<',
         0x3009 | 0x203a | 0xfe65 => '>',
+        // Enclosed alphanumerics (`①②⑦.⓪.⓪.①`): URL parsers fold them (IDNA maps them by
+        // compatibility) into the digits and letters they enclose.
+        0x2460..=0x2468 => char::from(b'1' + (c as u32 - 0x2460) as u8),
+        0x2474..=0x247c => char::from(b'1' + (c as u32 - 0x2474) as u8),
+        0x2488..=0x2490 => char::from(b'1' + (c as u32 - 0x2488) as u8),
+        0x2776..=0x277e => char::from(b'1' + (c as u32 - 0x2776) as u8),
+        0x2780..=0x2788 => char::from(b'1' + (c as u32 - 0x2780) as u8),
+        0x278a..=0x2792 => char::from(b'1' + (c as u32 - 0x278a) as u8),
+        0x24ea | 0x24ff | 0x1f10b | 0x1f10c => '0',
+        0x249c..=0x24b5 => char::from(b'a' + (c as u32 - 0x249c) as u8),
+        0x24b6..=0x24cf => char::from(b'a' + (c as u32 - 0x24b6) as u8),
+        0x24d0..=0x24e9 => char::from(b'a' + (c as u32 - 0x24d0) as u8),
         _ => c,
     }
 }

@@ -626,6 +626,7 @@ fn internal_host(host: &str) -> Option<String> {
         || host.ends_with(".localhost")
         || host.ends_with(".internal")
         || host.ends_with(".localtest.me")
+        || host.ends_with(".localdomain")
         || host.ends_with(".svc.cluster.local")
     {
         return Some(format!("internal name {host}"));
@@ -662,8 +663,33 @@ fn internal_host(host: &str) -> Option<String> {
         }
         return None;
     }
-    let ip = parse_ipv4_loose(host)?;
-    internal_v4(ip).then(|| format!("internal address {ip} (written {host})"))
+    let read = parse_ipv4_loose(host);
+    if let Some(ip) = read.filter(|&ip| internal_v4(ip)) {
+        return Some(format!("internal address {ip} (written {host})"));
+    }
+    let ip = other_reading(host).filter(|&ip| Some(ip) != read)?;
+    internal_v4(ip).then(|| {
+        format!("{host} is not a valid address, but some parsers read it as internal {ip}")
+    })
+}
+
+/// How lax address parsers read a dotted quad that URL parsers refuse or read otherwise:
+/// leading zeros as decimal (`0010.0.0.1` as 10.0.0.1, where WHATWG reads octal 8.0.0.1 —
+/// that reading is tried first), and octets over 255 wrapped (`383.0.0.1` as 127.0.0.1).
+fn other_reading(host: &str) -> Option<Ipv4Addr> {
+    let parts: Vec<&str> = host.split('.').collect();
+    if parts.len() != 4
+        || !parts
+            .iter()
+            .all(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return None;
+    }
+    let octets: Vec<u8> = parts
+        .iter()
+        .map(|p| (p.parse::<u32>().unwrap_or(0) % 256) as u8)
+        .collect();
+    Some(Ipv4Addr::new(octets[0], octets[1], octets[2], octets[3]))
 }
 
 fn ssrf(n: &str) -> Option<(&'static str, String)> {
@@ -1130,6 +1156,40 @@ mod tests {
 
     fn families(v: &str, key: Option<&str>) -> Vec<Family> {
         detect(v, key).into_iter().map(|h| h.family).collect()
+    }
+
+    #[test]
+    fn every_way_of_writing_an_internal_address_is_ssrf() {
+        let (ip, n) = ([169u32, 254, 169, 254], 0xa9fe_a9fe_u32);
+        let dotted = |f: &dyn Fn(u32) -> String| ip.map(f).join(".");
+        let forms = [
+            dotted(&|o| o.to_string()),
+            n.to_string(),
+            format!("{n:#x}"),
+            format!("0{n:o}"),
+            dotted(&|o| format!("{o:#04x}")),
+            dotted(&|o| format!("0{o:o}")),
+            format!("169.{}", n & 0xff_ffff),
+            format!("169.254.{}", n & 0xffff),
+            format!("[::ffff:{:x}:{:x}]", n >> 16, n & 0xffff),
+            "[::ffff:169.254.169.254]".into(),
+            "169.254.169.254.nip.io".into(),
+            "00169.254.169.254".into(), // decimal to lax parsers, octal to WHATWG
+            "425.254.169.254".into(),   // 169 + 256, wrapped by lax parsers
+            "\u{2460}\u{2461}\u{2466}.\u{24ea}.\u{24ea}.\u{2460}".into(), // 127.0.0.1 enclosed
+            "intranet.localdomain".into(),
+        ];
+        for host in forms {
+            let url = format!("http://{host}/latest/meta-data/");
+            assert!(families(&url, None).contains(&Family::Ssrf), "{url}");
+        }
+        for public in [
+            "http://87.0.0.1/",
+            "http://300.1.2.3/",
+            "http://example.com/",
+        ] {
+            assert!(!families(public, None).contains(&Family::Ssrf), "{public}");
+        }
     }
 
     #[test]
