@@ -620,6 +620,12 @@ impl HttpConnection {
         }
         if stream.head.len() >= cfg.max_head {
             let mut h = std::mem::take(&mut stream.head);
+            if dir.is_request() && memchr::memchr(b'\n', &h).is_none() {
+                // The request line itself was cut (a huge URI): its version was never seen.
+                // Read it as HTTP/1.1, not as a version-less HTTP/0.9 request whose answer
+                // would be taken for a bare body.
+                h.extend_from_slice(b" HTTP/1.1");
+            }
             h.extend_from_slice(b"\r\n\r\n");
             let head_ts = stream.head_ts;
             self.head_complete(dir, head_ts, &h, Anomalies::HEADERS_TOO_LONG, cfg, out);
@@ -1376,6 +1382,26 @@ mod tests {
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].response_body.data, b"abc");
         assert!(out[0].anomalies.contains(Anomalies::BAD_TRANSFER_ENCODING));
+    }
+
+    #[test]
+    fn test_a_request_line_longer_than_the_head_limit_still_pairs_its_response() {
+        let req = [
+            &b"GET /q?"[..],
+            &vec![b'a'; 100_000],
+            b" HTTP/1.1\r\nHost: x\r\n\r\n",
+        ]
+        .concat();
+        let out = run(
+            &[&req],
+            &[b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"],
+        );
+        assert_eq!(out.len(), 1);
+        let t = &out[0];
+        assert_eq!(t.status, Some(200), "{t:?}");
+        assert_eq!(t.response_body.data, b"ok");
+        assert!(t.anomalies.contains(Anomalies::HEADERS_TOO_LONG));
+        assert!(t.uri.starts_with("/q?aaa") && t.uri.len() > 60_000);
     }
 
     #[test]
