@@ -481,11 +481,14 @@ impl FlowTable {
         }
         let key = FlowKey::of(seg);
         let flags = Flags::of(seg);
-        // A new SYN on a finished connection is port reuse: close the old one first.
+        // A new SYN on a finished connection is port reuse: close the old one first. So is
+        // one on a connection we joined midstream (a SYN is never part of a connection whose
+        // start we missed: that one ended unseen, and the tuple is being reused).
         if flags.syn
             && !flags.ack
             && let Some(flow) = self.flows.get(&key)
             && (flow.rst
+                || flow.midstream
                 || flow.halves.iter().any(HalfStream::is_closed)
                 || flow.first != (seg.src, seg.src_port))
         {
@@ -513,8 +516,9 @@ impl FlowTable {
         }
     }
 
-    /// Starts tracking the connection `seg` belongs to (evicting when full). A stray RST or
-    /// FIN starts nothing: there is nothing to reassemble from it.
+    /// Starts tracking the connection `seg` belongs to (evicting when full). A stray RST,
+    /// FIN or bare ACK (the last ACK of a connection already closed) starts nothing: there
+    /// is nothing to reassemble from it.
     fn open(
         &mut self,
         key: FlowKey,
@@ -524,7 +528,7 @@ impl FlowTable {
         http_cfg: &HttpConfig,
         out: &mut Vec<Transaction>,
     ) -> bool {
-        if flags.rst || (seg.payload.is_empty() && !flags.syn && flags.fin) {
+        if flags.rst || (seg.payload.is_empty() && !flags.syn) {
             return false;
         }
         if self.flows.len() >= self.limits.max_flows {
@@ -756,6 +760,33 @@ pub(crate) mod tests {
         );
         assert!(t.is_empty(), "both FINs close the flow");
         assert_eq!(t.stats.closed, 1);
+    }
+
+    #[test]
+    fn test_a_reused_tuple_after_a_client_close_is_a_new_connection() {
+        // The client closes first; its last ACK arrives after both FINs. Then the same
+        // client port opens a new connection (busy clients reuse ports within seconds).
+        let one = |isn: u32, srv: u32| {
+            let (req_end, resp_end) = (isn + 1 + REQ.len() as u32, srv + 1 + RESP.len() as u32);
+            vec![
+                seg(true, isn, SYN, b""),
+                seg(false, srv, SYN | ACK, b""),
+                seg(true, isn + 1, ACK | PSH, REQ),
+                seg(false, srv + 1, ACK | PSH, RESP),
+                seg(true, req_end, FIN | ACK, b""),
+                seg(false, resp_end, FIN | ACK, b""),
+                seg(true, req_end + 1, ACK, b""),
+            ]
+        };
+        let all: Vec<TcpSegment<'_>> = [one(100, 500), one(90_000, 7_000), one(5, 60)].concat();
+        let (t, out) = run(&all);
+        assert_eq!(out.len(), 3);
+        for tx in &out {
+            assert_eq!(tx.status, Some(200), "{tx:?}");
+            assert!(tx.anomalies.is_empty(), "{:?}", tx.anomalies);
+        }
+        assert_eq!(t.stats.created, 3, "a last bare ACK starts no connection");
+        assert!(t.is_empty());
     }
 
     #[test]

@@ -1014,9 +1014,17 @@ fn length_framing(headers: &Headers, use_te: bool) -> (Option<Framing>, Anomalie
         if cl.peek().is_some() {
             flags.insert(Anomalies::TE_AND_CL);
         }
-        // Lenient token reading (as browsers do): parameters dropped, stray punctuation and
-        // control bytes trimmed, "chunked" anywhere makes the body chunked.
-        let codings = te.flat_map(|v| v.split(',')).map(|c| {
+        // Lenient token reading, the union of what clients accept (a coding any of them
+        // decodes is where an attacker hides a body): parameters dropped, stray punctuation
+        // and control bytes trimmed, "chunked" anywhere makes the body chunked. Chromium is
+        // stricter (`chunkedx`, `chunked;q=1` are not chunked to it): flagged as odd.
+        let values: Vec<&str> = te.collect();
+        // Chromium's reading, to flag where ours is more lenient.
+        let chromium_chunked = values
+            .iter()
+            .flat_map(|v| v.split(','))
+            .any(|c| c.trim_matches([' ', '\t']).eq_ignore_ascii_case("chunked"));
+        let codings = values.iter().flat_map(|v| v.split(',')).map(|c| {
             c.split(';')
                 .next()
                 .unwrap_or("")
@@ -1026,19 +1034,18 @@ fn length_framing(headers: &Headers, use_te: bool) -> (Option<Framing>, Anomalie
         let (mut count, mut only_chunked, mut chunked) = (0, true, false);
         for c in codings.filter(|c| !c.is_empty()) {
             count += 1;
-            // "chunkedx" reads as chunked to browsers, "chunked x" does not.
+            // "chunkedx" reads as chunked to lenient clients, "chunked x" does not.
             let starts_chunked = c.len() >= 7 && c.as_bytes()[..7].eq_ignore_ascii_case(b"chunked");
             chunked |= starts_chunked && !c.contains(char::is_whitespace);
             only_chunked &= c.eq_ignore_ascii_case("chunked");
         }
-        if count != 1 || !only_chunked {
+        if count != 1 || !only_chunked || chunked != chromium_chunked {
             flags.insert(Anomalies::BAD_TRANSFER_ENCODING);
         }
         if chunked {
             return (Some(Framing::Chunked), flags);
         }
-        // No chunked coding: the length is unknowable; the caller decides.
-        return (None, flags);
+        // Not chunked: Content-Length decides, as if the field were not there (Chromium).
     }
     // The common case: one plain Content-Length.
     if let Some(first) = cl.next() {
