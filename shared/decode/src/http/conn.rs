@@ -1412,6 +1412,30 @@ mod tests {
     }
 
     #[test]
+    fn test_a_transfer_encoding_that_is_not_chunked_leaves_content_length_in_charge() {
+        // Chromium, curl and Node frame this by its length (found by tests/framing).
+        let out = run(
+            &[b"GET / HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\n"],
+            &[b"HTTP/1.1 200 OK\r\nTransfer-Encoding: xchunked\r\nContent-Length: 3\r\n\r\nabcHTTP/1.1 204 No Content\r\n\r\n"],
+        );
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[0].response_body.data, b"abc");
+        assert!(out[0].anomalies.contains(Anomalies::BAD_TRANSFER_ENCODING));
+        assert_eq!(
+            out[1].status,
+            Some(204),
+            "the next response is not swallowed"
+        );
+        // Lenient where Chromium is not: decoded, and said so.
+        let out = run(
+            &[b"GET / HTTP/1.1\r\n\r\n"],
+            &[b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked;q=1\r\n\r\n2\r\nok\r\n0\r\n\r\n"],
+        );
+        assert_eq!(out[0].response_body.data, b"ok");
+        assert!(out[0].anomalies.contains(Anomalies::BAD_TRANSFER_ENCODING));
+    }
+
+    #[test]
     fn test_split_target() {
         assert_eq!(split_target("/a?b#c"), ("/a", Some("b")));
         assert_eq!(split_target("http://h:8/p?q"), ("/p", Some("q")));
