@@ -474,3 +474,27 @@ fn an_import_killed_at_random_moments_is_all_or_nothing() {
         "at least one kill landed mid-import: {outcomes:?} (window {window} ms)"
     );
 }
+
+/// Before: with another connection's write transaction open (the hub committing a sensor
+/// batch beside an import run for the control socket), the import's closing checkpoint
+/// failed and took the completed import back out.
+#[test]
+fn an_import_beside_an_open_write_transaction_completes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut hub = CaseStore::open(&dir.path().join("case.duckdb")).unwrap();
+    let mut import_side = hub.try_clone().unwrap();
+    let sensor = hub.enrol_sensor("edge-1", "ab12").unwrap();
+    let shop = sample_captures().join("shop-api.pcap");
+    let outcome = hub.atomically(|tx| {
+        tx.execute("UPDATE sensors SET version = 'busy' WHERE id = ?", [sensor])?;
+        // The hub's transaction is open while the import runs and completes.
+        Ok(import(&mut import_side, &shop))
+    });
+    let outcome = outcome.unwrap().unwrap();
+    assert!(
+        matches!(outcome, ImportOutcome::Imported(ref s) if s.transactions == 83),
+        "{outcome:?}"
+    );
+    assert_eq!(import_side.transaction_count().unwrap(), 83);
+    assert_eq!(import_side.sources().unwrap()[0].status, "complete");
+}
