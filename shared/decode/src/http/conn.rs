@@ -1018,13 +1018,12 @@ fn length_framing(headers: &Headers, use_te: bool) -> (Option<Framing>, Anomalie
         // decodes is where an attacker hides a body): parameters dropped, stray punctuation
         // and control bytes trimmed, "chunked" anywhere makes the body chunked. Chromium is
         // stricter (`chunkedx`, `chunked;q=1` are not chunked to it): flagged as odd.
-        let values: Vec<&str> = te.collect();
         // Chromium's reading, to flag where ours is more lenient.
-        let chromium_chunked = values
-            .iter()
+        let chromium_chunked = headers
+            .get_all("transfer-encoding")
             .flat_map(|v| v.split(','))
             .any(|c| c.trim_matches([' ', '\t']).eq_ignore_ascii_case("chunked"));
-        let codings = values.iter().flat_map(|v| v.split(',')).map(|c| {
+        let codings = te.flat_map(|v| v.split(',')).map(|c| {
             c.split(';')
                 .next()
                 .unwrap_or("")
