@@ -148,9 +148,11 @@ impl ControlServer {
 impl Drop for ControlServer {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
-        // Wake the accept call so the thread sees the flag.
-        let _ = UnixStream::connect(&self.path);
-        if let Some(t) = self.accept.take() {
+        // Wake the accept call so the thread sees the flag. If the socket file was removed
+        // from under us nothing can wake it: leave the thread (it holds nothing but the
+        // listener) rather than wait forever.
+        let woken = UnixStream::connect(&self.path).is_ok();
+        if let Some(t) = self.accept.take().filter(|_| woken) {
             let _ = t.join();
         }
         let _ = std::fs::remove_file(&self.path);
@@ -505,6 +507,25 @@ mod tests {
             near.canonicalize()
                 .ok()
                 .map(|p| PathBuf::from(format!("{}.sock", p.display())))
+        );
+    }
+
+    #[test]
+    fn stopping_does_not_hang_when_the_socket_file_was_removed() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let case = dir.path().join("case.duckdb");
+        std::fs::write(&case, b"").unwrap_or_else(|e| panic!("{e}"));
+        let server =
+            ControlServer::start(&case, Cases::direct(), || {}).unwrap_or_else(|e| panic!("{e:#}"));
+        std::fs::remove_file(server.path()).unwrap_or_else(|e| panic!("{e}"));
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            drop(server);
+            let _ = done.send(());
+        });
+        assert!(
+            finished.recv_timeout(Duration::from_secs(5)).is_ok(),
+            "dropping the server hung"
         );
     }
 
