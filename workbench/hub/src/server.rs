@@ -1,6 +1,6 @@
 //! The QUIC server: connection tasks and the single store thread.
 
-use crate::store_thread::{Job, Recovery, StoreJob, store_loop};
+use crate::store_thread::{Job, Line, Recovery, StoreJob, store_loop};
 use anyhow::{Context, Result, anyhow, bail};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -397,6 +397,7 @@ async fn stream_batches(
         id,
         spool,
         name: &name,
+        line: Line::default(),
     };
     let reading = session.read(&mut rx, &pending).await;
     drop(pending);
@@ -455,6 +456,8 @@ struct Session<'a> {
     id: i64,
     spool: u64,
     name: &'a str,
+    /// This connection's batches, stored as a prefix.
+    line: Line,
 }
 
 impl Session<'_> {
@@ -483,6 +486,7 @@ impl Session<'_> {
                         seq,
                         txs,
                         reply,
+                        line: self.line.clone(),
                     }))
                     .await?;
                     pending

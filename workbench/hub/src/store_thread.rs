@@ -5,6 +5,8 @@
 
 use anyhow::{Result, anyhow};
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use tapline_record::Transaction;
 use tapline_store::sensors::{Delivery, SensorBatch};
@@ -30,6 +32,26 @@ pub(crate) struct StoreJob {
     pub seq: u64,
     pub txs: Vec<Transaction>,
     pub reply: oneshot::Sender<Result<Delivery>>,
+    /// The connection the batch came on.
+    pub line: Line,
+}
+
+/// One connection's batches, which are stored in arrival order and only as a prefix: once
+/// one fails, none after it on the same connection is stored. The sensor resends from its
+/// last acknowledgement, and the hub welcomes it with the highest batch in its ledger — so a
+/// later batch stored past a failed one would make the sensor drop the failed one unsent
+/// (issue 20: five whole batches lost when the case came back between two queued batches).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Line(Arc<AtomicBool>);
+
+impl Line {
+    fn broken(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+
+    fn break_off(&self) {
+        self.0.store(true, Ordering::Release);
+    }
 }
 
 /// How the store thread gets a case back after DuckDB gave up on it.
@@ -43,9 +65,8 @@ pub enum Recovery {
 }
 
 /// Batches committed together at most (and records, roughly). Records stay below DuckDB's
-/// row group (122,880): a larger append is written straight to the database file instead of
-/// through the write-ahead log with its ledger rows — suspected in one disk-full run where
-/// acknowledged batches were missing after the case was reopened (issue 20, still open).
+/// row group (122,880), so a group's rows go through the write-ahead log with its ledger rows
+/// instead of being written to the database file ahead of the commit.
 const GROUP_BATCHES: usize = 256;
 const GROUP_RECORDS: usize = 100_000;
 
@@ -207,7 +228,18 @@ fn gather(first: StoreJob, jobs: &mut mpsc::Receiver<Job>) -> (Vec<StoreJob>, Op
 }
 
 /// Commits a group in one transaction; each batch's reply says stored, duplicate, or why not.
+/// Batches of a connection on which an earlier batch failed are refused unstored.
 fn store_group(case: &mut Case, group: Vec<StoreJob>) {
+    let (refused, group): (Vec<_>, Vec<_>) = group.into_iter().partition(|j| j.line.broken());
+    for j in refused {
+        let _ = j.reply.send(Err(anyhow!(
+            "batch {} was not stored: an earlier batch on its connection failed, and the sensor resends both",
+            j.seq
+        )));
+    }
+    if group.is_empty() {
+        return;
+    }
     let items: Vec<SensorBatch<'_>> = group
         .iter()
         .map(|j| SensorBatch {
@@ -228,10 +260,92 @@ fn store_group(case: &mut Case, group: Vec<StoreJob>) {
         Err(e) => {
             let msg = format!("{e:#}");
             for j in group {
+                j.line.break_off();
                 let _ = j
                     .reply
                     .send(Err(anyhow!("storing the batch failed: {msg}")));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(sensor: i64, seq: u64, line: &Line) -> (StoreJob, oneshot::Receiver<Result<Delivery>>) {
+        let (reply, outcome) = oneshot::channel();
+        let txs = (0..3)
+            .map(|i| Transaction {
+                method: "GET".into(),
+                uri: format!("/b/{seq}/{i}"),
+                ..Transaction::default()
+            })
+            .collect();
+        let job = StoreJob {
+            sensor,
+            spool: 7,
+            seq,
+            txs,
+            reply,
+            line: line.clone(),
+        };
+        (job, outcome)
+    }
+
+    /// The reproduction of issue 20's last loss: batch 5 fails while the case is down, the
+    /// case comes back, and batch 6 — queued behind 5 on the same connection — must not be
+    /// stored, or the next welcome ("stored through 6") makes the sensor drop batch 5.
+    #[test]
+    fn after_a_failed_batch_later_batches_of_its_connection_wait_for_the_resend() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("case.duckdb");
+        let mut store = CaseStore::open(&path).unwrap_or_else(|e| panic!("{e}"));
+        let sensor = store
+            .enrol_sensor("edge-1", "ab12")
+            .unwrap_or_else(|e| panic!("{e}"));
+        drop(store);
+        let mut case = Case {
+            store: None,
+            path,
+            recovery: Recovery::Reopen,
+            // Down: the failed case is not due to reopen yet.
+            failed: Some((
+                "disk full".into(),
+                Instant::now() + FIRST_RETRY,
+                FIRST_RETRY,
+            )),
+            on_health: Box::new(|_| {}),
+        };
+        let first = Line::default();
+        let (five, five_out) = job(sensor, 5, &first);
+        store_group(&mut case, vec![five]);
+        assert!(matches!(five_out.blocking_recv(), Ok(Err(_))));
+        // Back: the next job reopens the case.
+        if let Some(f) = &mut case.failed {
+            f.1 = Instant::now();
+        }
+        let (six, six_out) = job(sensor, 6, &first);
+        store_group(&mut case, vec![six]);
+        let six = six_out.blocking_recv().unwrap_or_else(|e| panic!("{e}"));
+        let err = six.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains("earlier batch"), "{err}");
+        let through = |case: &mut Case| {
+            case.get().ok().map(|s| {
+                s.stored_through(sensor, 7)
+                    .unwrap_or_else(|e| panic!("{e}"))
+            })
+        };
+        assert_eq!(through(&mut case), Some(0), "nothing stored past the gap");
+        // The sensor reconnects and resends both, in order.
+        let second = Line::default();
+        let (five, five_out) = job(sensor, 5, &second);
+        let (six, six_out) = job(sensor, 6, &second);
+        store_group(&mut case, vec![five, six]);
+        for out in [five_out, six_out] {
+            let d = out.blocking_recv().unwrap_or_else(|e| panic!("{e}"));
+            assert!(matches!(d, Ok(Delivery::Stored(_))), "{d:?}");
+        }
+        assert_eq!(through(&mut case), Some(6));
     }
 }
