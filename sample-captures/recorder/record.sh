@@ -7,7 +7,10 @@
 # - abuse: the shop API again, customers among abusive clients (abuse_client.py): credential
 #   stuffing, scraping, enumeration, broken authentication, an error spike.
 #
-#   sample-captures/recorder/record.sh [shop|catalog|abuse|all]   # rewrites sample-captures/<name>-api.*
+# - library: a Flask API keyed by user names and book titles (library_server.py), driven by
+#   library_client.py and curl, recorded twice with different identifiers (tuned on / held out).
+#
+#   sample-captures/recorder/record.sh [shop|catalog|abuse|library|all]   # rewrites sample-captures/<name>-api.*
 #
 # Needs root (or CAP_NET_RAW) for tcpdump, and python3, tcpdump, curl.
 set -euo pipefail
@@ -39,15 +42,15 @@ cp "$work/expected.jsonl" "$out/shop-api.expected.jsonl"
 ls -l "$out"/shop-api.*
 }
 
-# record NAME SERVER PORT HEALTH_PATH CLIENT: runs SERVER on PORT, captures CLIENT's traffic
-# into sample-captures/NAME-api.pcap with its ground truth NAME-api.expected.jsonl.
+# record NAME SERVER PORT HEALTH_PATH CLIENT [ARG…]: runs SERVER on PORT, captures CLIENT's
+# traffic into sample-captures/NAME-api.pcap with its ground truth NAME-api.expected.jsonl.
 record() {
-local name=$1 server_py=$2 port=$3 health=$4 client_py=$5
+local name=$1 server_py=$2 port=$3 health=$4 client_py=$5; shift 5
 python3 "$here/$server_py" 127.0.0.1 "$port" & server=$!
 for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$port$health" && break; sleep 0.1; done
 tcpdump -i lo -s 0 -U -w "$work/$name.pcap" "tcp port $port" 2>"$work/tcpdump.log" & td=$!
 sleep 1
-python3 "$here/$client_py" 127.0.0.1 "$port" "$work/$name.jsonl"
+python3 "$here/$client_py" 127.0.0.1 "$port" "$work/$name.jsonl" "$@"
 sleep 1
 kill -INT $td; wait $td || true
 kill $server; wait $server 2>/dev/null || true
@@ -66,10 +69,21 @@ record abuse shop_server.py 18090 /health abuse_client.py
 ls -l "$out"/abuse-api.*
 }
 
+# The library API (Flask; python3-flask): string identifiers. Two recordings with different
+# seeds share no user name or title: "library" is tuned on, "library-holdout" only measured.
+record_library() {
+python3 -c 'import flask' 2>/dev/null || { echo "missing Flask (apt-get install -y python3-flask)" >&2; exit 2; }
+record library library_server.py 18091 /health library_client.py 1
+record library-holdout library_server.py 18092 /health library_client.py 2
+python3 "$here/library_server.py" --routes "$out/library-api.routes.json"
+ls -l "$out"/library-*
+}
+
 case "$what" in
   shop) record_shop ;;
   catalog) record_catalog ;;
   abuse) record_abuse ;;
-  all) record_shop; record_catalog; record_abuse ;;
-  *) echo "usage: $0 [shop|catalog|abuse|all]" >&2; exit 2 ;;
+  library) record_library ;;
+  all) record_shop; record_catalog; record_abuse; record_library ;;
+  *) echo "usage: $0 [shop|catalog|abuse|library|all]" >&2; exit 2 ;;
 esac

@@ -140,3 +140,27 @@ fn shop_api_inventory_matches_its_routes() {
     report("shop-api.pcap", &s);
     assert!(s.precision >= 0.95 && s.recall >= 0.95);
 }
+
+/// The library API (Flask) keyed by user names and book titles, against Flask's own route
+/// table; recorded twice with different identifiers: `library` was tuned on, `library-holdout`
+/// only measured.
+#[test]
+fn library_api_inventory_matches_flasks_route_table_on_both_halves() {
+    let dir = sample_captures();
+    let routes: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("library-api.routes.json")).unwrap(),
+    )
+    .unwrap();
+    let truth: BTreeSet<String> = routes["operations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|op| shape(op.as_str().unwrap()))
+        .collect();
+    assert_eq!(truth.len(), 13);
+    for half in ["library-api.pcap", "library-holdout-api.pcap"] {
+        let s = score(&discovered(&dir.join(half)), &truth);
+        report(half, &s);
+        assert!(s.precision >= 0.95 && s.recall >= 0.95, "{half}");
+    }
+}

@@ -12,6 +12,7 @@
 //! window, so any burst that fits in half a window falls whole into one window.
 
 use super::actor::{actor_of, describe};
+use super::owners::{self, Creation, Creations, Origin, Owners};
 use super::profile::API_KEY_HEADERS;
 use polars::prelude::*;
 use std::collections::{HashMap, HashSet};
@@ -133,6 +134,8 @@ pub struct Behaviour {
     creds: Vec<bool>,
     object: Vec<u32>,
     username: Vec<u32>,
+    /// Objects principals created, for owners of objects (BOLA).
+    creations: Creations,
     /// Requests not analysed because the import exceeded [`MAX_EVENTS`].
     skipped: u64,
 
@@ -228,6 +231,9 @@ impl Behaviour {
             None => (NONE, false),
         };
         let (actor, creds) = self.actor(tx);
+        if let Some(k) = key {
+            self.note_creation(endpoint, k, actor, tx);
+        }
         self.id.push(id);
         self.ts.push(tx.request_ts_nanos);
         self.endpoint.push(endpoint);
@@ -242,6 +248,24 @@ impl Behaviour {
             NONE
         };
         self.username.push(username);
+    }
+
+    /// Notes the objects a principal's request may have created (their keys from its bodies).
+    fn note_creation(&mut self, endpoint: u32, key: &str, actor: u32, tx: &Transaction) {
+        let principal = self.actor_ids[actor as usize].principal;
+        let template = key.rsplit('\0').next().unwrap_or("");
+        if principal == NONE || !owners::creates(tx, template) {
+            return;
+        }
+        for v in owners::key_values(tx) {
+            let value = self.strings.id_str(&v);
+            self.creations.push(Creation {
+                endpoint,
+                value,
+                principal,
+                ts: tx.request_ts_nanos,
+            });
+        }
     }
 
     /// The request's actor id and whether it carried credentials. Actors are resolved once per
@@ -337,6 +361,48 @@ impl Behaviour {
             .extend(other.object[..take].iter().map(|&o| map(&strings, o)));
         self.username
             .extend(other.username[..take].iter().map(|&u| map(&strings, u)));
+        self.creations.dropped += other.creations.dropped;
+        for c in other.creations.items {
+            self.creations.push(Creation {
+                endpoint: map(&endpoints, c.endpoint),
+                value: map(&strings, c.value),
+                principal: map(&strings, c.principal),
+                ts: c.ts,
+            });
+        }
+    }
+
+    /// Moves the events onto the endpoints discovery settled on at the end of the import:
+    /// `resolve` maps an endpoint key seen while reading (`/books/v1/dune`, before `dune` was
+    /// known to be a title) to the final key and, when the final template turned a literal
+    /// into its last parameter, that literal as the object.
+    pub fn remap(&mut self, resolve: impl Fn(&str) -> Option<(String, Option<String>)>) {
+        let old = std::mem::take(&mut self.endpoints).items;
+        self.login.clear();
+        let table: Vec<(u32, u32)> = old
+            .iter()
+            .map(|k| {
+                let (key, object) = resolve(k).unwrap_or_else(|| (k.clone(), None));
+                let e = self.endpoints.id_str(&key);
+                if e as usize == self.login.len() {
+                    self.login.push(is_login(&key));
+                }
+                (e, object.map_or(NONE, |o| self.strings.id_str(&o)))
+            })
+            .collect();
+        for (e, o) in self.endpoint.iter_mut().zip(self.object.iter_mut()) {
+            if let Some(&(ne, no)) = table.get(*e as usize) {
+                *e = ne;
+                if no != NONE {
+                    *o = no;
+                }
+            }
+        }
+        for c in &mut self.creations.items {
+            if let Some(&(ne, _)) = table.get(c.endpoint as usize) {
+                c.endpoint = ne;
+            }
+        }
     }
 
     /// Runs the detectors over everything observed.
@@ -537,14 +603,16 @@ impl Behaviour {
         )
     }
 
-    /// BOLA: a principal succeeding on many objects of an endpoint where others touch few, or
-    /// on objects named after other principals.
+    /// BOLA: a principal succeeding on many objects of an endpoint where others touch few, on
+    /// objects named after other principals, or on objects other principals own where the
+    /// endpoint's principals otherwise keep to their own.
     fn bola(&self, f: &LazyFrame, t: &Thresholds, out: &mut Vec<NewFinding>) -> PolarsResult<()> {
         let rows = principal_objects(f)?;
         let r = Rows(&rows);
-        let spread = ObjectSpread::of(&r)?;
+        let ownership = Ownership::of(self);
+        let spread = ObjectSpread::of(&r, &ownership)?;
         for i in 0..rows.height() {
-            if let Some(finding) = self.bola_finding(&r, i, &spread, t)? {
+            if let Some(finding) = self.bola_finding(&r, i, &spread, &ownership, t)? {
                 out.push(finding);
             }
         }
@@ -557,6 +625,7 @@ impl Behaviour {
         r: &Rows,
         i: usize,
         spread: &ObjectSpread,
+        ownership: &Ownership,
         t: &Thresholds,
     ) -> PolarsResult<Option<NewFinding>> {
         let (Some(e), Some(p)) = (r.u32("endpoint", i)?, r.u32("principal", i)?) else {
@@ -573,7 +642,16 @@ impl Behaviour {
         let walk = objects.len() >= t.bola_objects as usize
             && typical.is_some_and(|m| objects.len() as f64 >= t.bola_ratio * m.max(1) as f64);
         let named = foreign.len() >= t.bola_foreign as usize;
-        if !walk && !named {
+        let owned: Vec<(&str, &str, Origin)> = ownership
+            .others_objects(self, e, p, &objects)
+            .into_iter()
+            .map(|(o, q, how)| (self.string(o), self.string(q), how))
+            .collect();
+        let trespass = !ownership.public.contains(&e)
+            && owned.len() >= t.bola_foreign as usize
+            && owned.len() * 2 >= objects.len()
+            && spread.others_keep_to_their_own(e, p);
+        if !walk && !named && !trespass {
             return Ok(None);
         }
         let actor = self.actor_at(r.u32("actor", i)?);
@@ -593,13 +671,23 @@ impl Behaviour {
                 foreign.len()
             ));
         }
+        if trespass {
+            why.push(format!(
+                "{} objects owned by other principals, where the others keep to their own",
+                owned.len()
+            ));
+        }
         let mut sample: Vec<&str> = objects.iter().map(|&o| self.string(o)).collect();
         sample.sort_by(|a, b| natural(a, b));
         sample.truncate(50);
         let judgement = Judgement {
             kind: FindingKind::Bola,
             severity: Severity::High,
-            confidence: if walk && named { 0.9 } else { 0.6 },
+            confidence: if [walk, named, trespass].iter().filter(|&&b| b).count() >= 2 {
+                0.9
+            } else {
+                0.6
+            },
             endpoint,
             count: r.i64("requests", i)?.unwrap_or(0) as u64,
             title: format!(
@@ -612,6 +700,14 @@ impl Behaviour {
                 "others_median_objects": typical,
                 "other_principals": others.len(),
                 "foreign_objects": foreign,
+                "objects_of_other_owners": owned.iter().take(50).map(|(o, q, how)| serde_json::json!({
+                    "object": o,
+                    "owner": q,
+                    "owner_because": match how {
+                        Origin::Created => "created it",
+                        Origin::FirstReached => "reached it first",
+                    },
+                })).collect::<Vec<_>>(),
                 "object_sample": sample,
                 "why": why,
             }),
@@ -900,24 +996,33 @@ fn principal_objects(f: &LazyFrame) -> PolarsResult<DataFrame> {
 }
 
 /// How objects spread over principals: who the principals are, and per endpoint each
-/// principal's count of distinct objects.
+/// principal's count of distinct objects and of those owned by other principals.
 struct ObjectSpread {
     principals: HashSet<u32>,
-    per_endpoint: HashMap<u32, Vec<(u32, usize)>>,
+    per_endpoint: HashMap<u32, Vec<Reach>>,
+}
+
+/// What one principal reached on one endpoint.
+struct Reach {
+    principal: u32,
+    objects: usize,
+    of_others: usize,
 }
 
 impl ObjectSpread {
-    fn of(r: &Rows) -> PolarsResult<Self> {
+    fn of(r: &Rows, ownership: &Ownership) -> PolarsResult<Self> {
         let mut principals = HashSet::new();
-        let mut per_endpoint: HashMap<u32, Vec<(u32, usize)>> = HashMap::new();
+        let mut per_endpoint: HashMap<u32, Vec<Reach>> = HashMap::new();
         for i in 0..r.0.height() {
             let (e, p) = (r.u32("endpoint", i)?, r.u32("principal", i)?);
             principals.extend(p);
             if let (Some(e), Some(p)) = (e, p) {
-                per_endpoint
-                    .entry(e)
-                    .or_default()
-                    .push((p, r.u32s("objects", i)?.len()));
+                let objects = r.u32s("objects", i)?;
+                per_endpoint.entry(e).or_default().push(Reach {
+                    principal: p,
+                    objects: objects.len(),
+                    of_others: ownership.count_others(e, p, &objects),
+                });
             }
         }
         Ok(Self {
@@ -926,16 +1031,149 @@ impl ObjectSpread {
         })
     }
 
+    fn reaches(&self, e: u32, p: u32) -> impl Iterator<Item = &Reach> {
+        self.per_endpoint
+            .get(&e)
+            .into_iter()
+            .flatten()
+            .filter(move |r| r.principal != p)
+    }
+
     /// The other principals' object counts on endpoint `e`, sorted.
     fn others(&self, e: u32, p: u32) -> Vec<usize> {
-        let mut others: Vec<usize> = self
-            .per_endpoint
-            .get(&e)
-            .map(|v| v.iter().filter(|(q, _)| *q != p).map(|(_, n)| *n).collect())
-            .unwrap_or_default();
+        let mut others: Vec<usize> = self.reaches(e, p).map(|r| r.objects).collect();
         others.sort_unstable();
         others
     }
+
+    /// Whether the other principals on `e` mostly reach objects they own: the typical one
+    /// reaches at most a quarter of others' (none there: nothing says otherwise).
+    fn others_keep_to_their_own(&self, e: u32, p: u32) -> bool {
+        let mut shares: Vec<f64> = self
+            .reaches(e, p)
+            .map(|r| r.of_others as f64 / r.objects.max(1) as f64)
+            .collect();
+        shares.sort_by(f64::total_cmp);
+        shares.get(shares.len() / 2).is_none_or(|&m| m <= 0.25)
+    }
+}
+
+/// Owners of the objects endpoints address, and which endpoints serve anonymous clients.
+struct Ownership {
+    owners: Owners,
+    /// Per endpoint id, the object space of its last parameter (host + template up to it).
+    space: Vec<Option<u32>>,
+    /// Endpoints that answered a request without credentials successfully: public objects.
+    public: HashSet<u32>,
+    /// Decoded object keys by string id.
+    keys: HashMap<u32, String>,
+}
+
+impl Ownership {
+    fn of(b: &Behaviour) -> Ownership {
+        let mut spaces: Interner<String> = Interner::default();
+        let space: Vec<Option<u32>> = b
+            .endpoints
+            .items
+            .iter()
+            .map(|k| object_space(k, false).map(|s| spaces.id(s)))
+            .collect();
+        let created: Vec<Option<u32>> = b
+            .endpoints
+            .items
+            .iter()
+            .map(|k| object_space(k, true).map(|s| spaces.id(s)))
+            .collect();
+        let mut keys: HashMap<u32, String> = HashMap::new();
+        let mut public = HashSet::new();
+        let mut reaches = Vec::new();
+        for i in 0..b.id.len() {
+            let e = b.endpoint[i];
+            if e == NONE || !(200..300).contains(&b.status[i]) {
+                continue;
+            }
+            if !b.creds[i] {
+                public.insert(e);
+            }
+            let principal = b.actor_ids[b.actor[i] as usize].principal;
+            let (o, Some(s)) = (b.object[i], space[e as usize]) else {
+                continue;
+            };
+            if principal != NONE && o != NONE {
+                let key = keys
+                    .entry(o)
+                    .or_insert_with(|| owners::decoded(b.string(o)))
+                    .clone();
+                reaches.push((s, key, principal, b.ts[i]));
+            }
+        }
+        let creations = b.creations.items.iter().filter_map(|c| {
+            let s = created.get(c.endpoint as usize).copied().flatten()?;
+            Some((s, b.string(c.value), c.principal, c.ts))
+        });
+        Ownership {
+            owners: Owners::learn(creations, reaches.into_iter()),
+            space,
+            public,
+            keys,
+        }
+    }
+
+    /// The objects among `objects` (reached by `p` on `e`) that other principals own, with
+    /// their owners.
+    fn others_objects(
+        &self,
+        b: &Behaviour,
+        e: u32,
+        p: u32,
+        objects: &[u32],
+    ) -> Vec<(u32, u32, Origin)> {
+        let Some(space) = self.space.get(e as usize).copied().flatten() else {
+            return Vec::new();
+        };
+        objects
+            .iter()
+            .filter_map(|&o| {
+                let key = self
+                    .keys
+                    .get(&o)
+                    .cloned()
+                    .unwrap_or_else(|| owners::decoded(b.string(o)));
+                match self.owners.owner(space, &key) {
+                    Some((q, how)) if q != p => Some((o, q, how)),
+                    _ => None,
+                }
+            })
+            .collect()
+    }
+
+    fn count_others(&self, e: u32, p: u32, objects: &[u32]) -> usize {
+        let Some(space) = self.space.get(e as usize).copied().flatten() else {
+            return 0;
+        };
+        objects
+            .iter()
+            .filter(|o| {
+                self.keys.get(o).is_some_and(
+                    |key| matches!(self.owners.owner(space, key), Some((q, _)) if q != p),
+                )
+            })
+            .count()
+    }
+}
+
+/// The object space of an endpoint key (`host \0 method \0 template`): host and template up
+/// to its last parameter, that parameter written `{}`, so every method on `/books/v1/{title}`
+/// shares one. With `created`, the space a creation on a collection (`POST /books/v1`) fills.
+fn object_space(key: &str, created: bool) -> Option<String> {
+    let mut parts = key.split('\0');
+    let (host, _method, template) = (parts.next()?, parts.next()?, parts.next()?);
+    let template = template.trim_end_matches('/');
+    if created {
+        return (!template.ends_with('}')).then(|| format!("{host}\0{template}/{{}}"));
+    }
+    let (parent, last) = template.rsplit_once('/')?;
+    (last.starts_with('{') && last.ends_with('}')).then(|| format!("{host}\0{parent}/{{}}"))
 }
 
 /// Endpoints that are mostly called with credentials and where anonymous success is the
@@ -1413,6 +1651,109 @@ mod tests {
         assert_eq!(out.len(), 1, "{out:#?}");
         assert_eq!(out[0].actor.user.as_deref(), Some("9"));
         assert_eq!(out[0].count, 3);
+    }
+
+    /// `who` adds a book by POSTing its title.
+    fn add_book(b: &mut Behaviour, id: i64, who: &str, title: &str) {
+        let mut t = tx(1, "10.0.0.1", "POST", "/books/v1", 201, Some(who));
+        t.request_body.data = format!(r#"{{"book_title": "{title}", "secret": "s"}}"#).into_bytes();
+        see(b, id, &t, "/books/v1", None);
+    }
+
+    fn read_book(b: &mut Behaviour, id: i64, ip: &str, who: Option<&str>, title: &str) {
+        let path = format!("/books/v1/{}", title.replace(' ', "%20"));
+        let t = tx(2, ip, "GET", &path, 200, who);
+        see(
+            b,
+            id,
+            &t,
+            "/books/v1/{title}",
+            Some(&path["/books/v1/".len()..]),
+        );
+    }
+
+    #[test]
+    fn reaching_three_objects_others_created_is_bola_where_owners_keep_to_their_own() {
+        let mut b = Behaviour::default();
+        let books = [
+            ("ann", "dune"),
+            ("ben", "The Road"),
+            ("cat", "emma"),
+            ("dan", "sicp"),
+        ];
+        for (i, (who, title)) in books.iter().enumerate() {
+            add_book(&mut b, i as i64, who, title);
+            read_book(&mut b, 10 + i as i64, "10.0.0.1", Some(who), title);
+        }
+        // Two of others' books: below the line.
+        read_book(&mut b, 20, "10.0.0.6", Some("eve"), "dune");
+        read_book(&mut b, 21, "10.0.0.6", Some("eve"), "The Road");
+        assert!(kinds(&b).is_empty());
+        read_book(&mut b, 22, "10.0.0.6", Some("eve"), "emma");
+        let out = b.finish(&Thresholds::default()).unwrap();
+        assert_eq!(out.len(), 1, "{out:#?}");
+        assert_eq!(out[0].kind, FindingKind::Bola);
+        assert_eq!(out[0].actor.user.as_deref(), Some("eve"));
+        let detail = out[0].detail.as_deref().unwrap_or("");
+        assert!(detail.contains(r#""owner":"ben""#), "{detail}");
+    }
+
+    #[test]
+    fn a_shared_catalogue_or_a_public_one_is_no_bola() {
+        // Everybody reads everybody's: reaching others' objects is what the endpoint is for.
+        let mut shared = Behaviour::default();
+        let books = [
+            ("ann", "dune"),
+            ("ben", "The Road"),
+            ("cat", "emma"),
+            ("dan", "sicp"),
+        ];
+        let mut id = 0;
+        for (who, title) in books {
+            add_book(&mut shared, id, who, title);
+            id += 1;
+        }
+        for (who, _) in books {
+            for (_, title) in books {
+                read_book(&mut shared, id, "10.0.0.1", Some(who), title);
+                id += 1;
+            }
+        }
+        assert!(kinds(&shared).is_empty(), "{:?}", kinds(&shared));
+        // Owners keep to their own, but anonymous clients read books too: public objects.
+        let mut public = Behaviour::default();
+        for (i, (who, title)) in books.iter().enumerate() {
+            add_book(&mut public, i as i64, who, title);
+            read_book(&mut public, 10 + i as i64, "10.0.0.1", Some(who), title);
+        }
+        read_book(&mut public, 20, "10.0.0.9", None, "sicp");
+        for (i, (_, title)) in books[..3].iter().enumerate() {
+            read_book(&mut public, 30 + i as i64, "10.0.0.6", Some("eve"), title);
+        }
+        assert!(kinds(&public).is_empty());
+    }
+
+    #[test]
+    fn events_move_onto_the_templates_discovery_settles_on() {
+        let mut b = Behaviour::default();
+        let books = [("ann", "dune"), ("ben", "The Road"), ("cat", "emma")];
+        for (i, (who, title)) in books.iter().enumerate() {
+            add_book(&mut b, i as i64, who, title);
+            let path = format!("/books/v1/{}", title.replace(' ', "%20"));
+            // Read before the titles were known to be values of one parameter: literal paths.
+            let t = tx(2, "10.0.0.6", "GET", &path, 200, Some("eve"));
+            see(&mut b, 10 + i as i64, &t, &path, None);
+        }
+        assert!(kinds(&b).is_empty(), "literal paths starve BOLA");
+        b.remap(|key| {
+            let path = key.rsplit('\0').next()?;
+            let title = path.strip_prefix("/books/v1/")?;
+            Some((
+                "api.test\0GET\0/books/v1/{title}".to_owned(),
+                Some(title.to_owned()),
+            ))
+        });
+        assert_eq!(kinds(&b), ["bola"]);
     }
 
     #[test]

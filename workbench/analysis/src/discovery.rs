@@ -18,7 +18,7 @@
 
 use super::profile::{EndpointProfile, ProfileError};
 use super::values::{IdKind, has_file_extension, identifier_kind, is_version};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use tapline_record::Transaction;
 use tapline_store::endpoints::{
     Endpoint, EndpointKey, EndpointRecord, FindingKind, NewFinding, Severity,
@@ -323,6 +323,72 @@ pub struct DiscoveryOutput {
     pub retired: Vec<i64>,
     /// New endpoints on known hosts, newly exposed response fields.
     pub findings: Vec<NewFinding>,
+}
+
+/// The inventory after an import: the case's endpoints as discovery leaves them. Engines that
+/// saw requests before discovery settled its templates move onto it ([`Inventory::resolve`]).
+pub struct Inventory {
+    by_route: HashMap<(String, String), Vec<String>>,
+}
+
+impl Inventory {
+    /// The case's endpoints (`existing`) with this import's output applied.
+    pub fn new(existing: &[Endpoint], out: &DiscoveryOutput) -> Inventory {
+        let replaced: HashSet<i64> = out
+            .endpoints
+            .iter()
+            .filter_map(|e| e.id)
+            .chain(out.retired.iter().copied())
+            .collect();
+        let mut by_route: HashMap<(String, String), Vec<String>> = HashMap::new();
+        let kept = existing
+            .iter()
+            .filter(|e| !replaced.contains(&e.id))
+            .map(|e| (&e.host, &e.method, &e.template));
+        let written = out
+            .endpoints
+            .iter()
+            .map(|e| (&e.host, &e.method, &e.template));
+        for (host, method, template) in kept.chain(written) {
+            by_route
+                .entry((host.clone(), method.clone()))
+                .or_default()
+                .push(template.clone());
+        }
+        Inventory { by_route }
+    }
+
+    /// The endpoint an engine's key (`host \0 method \0 template`, as seen while reading)
+    /// belongs to now — the most specific template covering it — and, when that template made
+    /// a literal of the old one its last parameter, the literal (the object it addresses).
+    /// `None` when the key stands as it is.
+    pub fn resolve(&self, key: &str) -> Option<(String, Option<String>)> {
+        let mut parts = key.split('\0');
+        let (host, method, old) = (parts.next()?, parts.next()?, parts.next()?);
+        let templates = self.by_route.get(&(host.to_owned(), method.to_owned()))?;
+        let literals = |t: &str| {
+            template::segments(t)
+                .filter(|s| matches!(s, Segment::Lit(_)))
+                .count()
+        };
+        let best = templates
+            .iter()
+            .filter(|t| template::covers(t, old))
+            .max_by_key(|t| literals(t))?;
+        if best == old {
+            return None;
+        }
+        let new: Vec<Segment<'_>> = template::segments(best).collect();
+        let object = new
+            .iter()
+            .rposition(|s| matches!(s, Segment::Param(_)))
+            .and_then(|i| template::segments(old).nth(i))
+            .and_then(|s| match s {
+                Segment::Lit(v) => Some(v.to_owned()),
+                Segment::Param(_) => None,
+            });
+        Some((format!("{host}\0{method}\0{best}"), object))
+    }
 }
 
 /// Data classes an endpoint carries now that the case had not seen on it: one finding per
@@ -1356,6 +1422,69 @@ mod tests {
             f.title.ends_with("now returns card, card.number"),
             "{}",
             f.title
+        );
+    }
+
+    #[test]
+    fn the_inventory_resolves_keys_seen_while_reading_to_the_settled_templates() {
+        let record = |id, method: &str, template: &str| EndpointRecord {
+            id,
+            host: "h".into(),
+            method: method.into(),
+            template: template.into(),
+            first_seen_ns: 0,
+            last_seen_ns: 0,
+            count: 1,
+            detail: String::new(),
+        };
+        let out = DiscoveryOutput {
+            endpoints: vec![
+                record(None, "GET", "/books/v1/{title}"),
+                record(None, "GET", "/books/v1/_debug"),
+                record(Some(2), "PUT", "/users/{name}/email"),
+            ],
+            retired: vec![3],
+            findings: Vec::new(),
+        };
+        let known = |id, method: &str, template: &str| Endpoint {
+            id,
+            host: "h".into(),
+            method: method.into(),
+            template: template.into(),
+            first_seen_ns: 0,
+            last_seen_ns: 0,
+            count: 1,
+            detail: None,
+        };
+        let existing = [
+            known(1, "GET", "/health"),
+            known(2, "PUT", "/users/bob/email"),
+            known(3, "GET", "/books/v1/dune"),
+        ];
+        let inv = Inventory::new(&existing, &out);
+        let r = |k: &str| inv.resolve(k);
+        assert_eq!(
+            r("h\0GET\0/books/v1/The%20Road"),
+            Some((
+                "h\0GET\0/books/v1/{title}".into(),
+                Some("The%20Road".into())
+            ))
+        );
+        assert_eq!(
+            r("h\0GET\0/books/v1/_debug"),
+            None,
+            "the literal sibling stays"
+        );
+        assert_eq!(
+            r("h\0PUT\0/users/bob/email"),
+            Some(("h\0PUT\0/users/{name}/email".into(), Some("bob".into())))
+        );
+        assert_eq!(r("h\0GET\0/health"), None);
+        assert_eq!(r("h\0POST\0/books/v1/dune"), None, "no such route");
+        assert_eq!(
+            r("h\0GET\0/books/v1/{id}"),
+            Some(("h\0GET\0/books/v1/{title}".into(), None)),
+            "a parameter keeps each request's own value"
         );
     }
 

@@ -11,6 +11,7 @@ pub mod actor;
 pub mod attacks;
 pub mod behaviour;
 pub mod discovery;
+mod owners;
 pub mod profile;
 pub mod schema;
 pub mod values;
@@ -111,8 +112,11 @@ impl Analyses {
 
     /// Consolidates with the case's inventory (`existing`) into what to write.
     pub fn finish(self, existing: &[Endpoint]) -> Result<Derived, AnalysisError> {
-        let behaviour = self.behaviour.finish(&behaviour::Thresholds::default())?;
         let d = self.discovery.finish(existing)?;
+        let mut behaviour = self.behaviour;
+        let inventory = discovery::Inventory::new(existing, &d);
+        behaviour.remap(|key| inventory.resolve(key));
+        let behaviour = behaviour.finish(&behaviour::Thresholds::default())?;
         let mut findings = d.findings;
         findings.extend(self.attacks.finish());
         findings.extend(behaviour);

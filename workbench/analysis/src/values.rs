@@ -196,14 +196,112 @@ fn is_token(s: &str) -> bool {
         && b.iter().any(u8::is_ascii_digit)
 }
 
-/// `report.pdf`, `app.js`: a name, a dot, a short alphabetic extension.
+/// `report.pdf`, `app.js`: a name, a dot and a known file extension. Only known ones: a dot in
+/// a user name or slug (`carol.jones`, `judy.w`) is no extension.
 pub fn has_file_extension(seg: &str) -> bool {
+    const EXTENSIONS: &[&str] = &[
+        "7z",
+        "aac",
+        "apk",
+        "asp",
+        "aspx",
+        "avi",
+        "avif",
+        "bak",
+        "bin",
+        "bmp",
+        "bz2",
+        "cfm",
+        "cgi",
+        "conf",
+        "css",
+        "csv",
+        "dat",
+        "deb",
+        "dll",
+        "dmg",
+        "doc",
+        "docx",
+        "eot",
+        "epub",
+        "exe",
+        "flac",
+        "gif",
+        "gz",
+        "htm",
+        "html",
+        "ico",
+        "ics",
+        "ini",
+        "iso",
+        "jar",
+        "jpeg",
+        "jpg",
+        "js",
+        "json",
+        "jsp",
+        "jsx",
+        "key",
+        "log",
+        "m3u8",
+        "map",
+        "md",
+        "mjs",
+        "mov",
+        "mp3",
+        "mp4",
+        "msi",
+        "odt",
+        "ogg",
+        "otf",
+        "pdf",
+        "pem",
+        "php",
+        "pl",
+        "png",
+        "ppt",
+        "pptx",
+        "proto",
+        "py",
+        "rar",
+        "rb",
+        "rpm",
+        "rss",
+        "rtf",
+        "sh",
+        "sql",
+        "svg",
+        "swf",
+        "tar",
+        "tgz",
+        "tif",
+        "tiff",
+        "toml",
+        "ts",
+        "tsx",
+        "ttf",
+        "txt",
+        "wasm",
+        "wav",
+        "webm",
+        "webmanifest",
+        "webp",
+        "woff",
+        "woff2",
+        "xhtml",
+        "xls",
+        "xlsx",
+        "xml",
+        "yaml",
+        "yml",
+        "zip",
+    ];
     match seg.rsplit_once('.') {
         Some((name, ext)) => {
             !name.is_empty()
-                && (1..=5).contains(&ext.len())
-                && ext.bytes().all(|c| c.is_ascii_alphanumeric())
-                && ext.bytes().any(|c| c.is_ascii_alphabetic())
+                && EXTENSIONS
+                    .iter()
+                    .any(|known| known.eq_ignore_ascii_case(ext))
         }
         None => false,
     }
@@ -266,5 +364,7 @@ mod tests {
         assert_eq!(value_type("hello"), ("string", None));
         assert!(is_version("v2") && is_version("v1.1") && !is_version("via"));
         assert!(has_file_extension("summary.csv") && !has_file_extension("1.5"));
+        assert!(has_file_extension("Logo.PNG") && has_file_extension("app.min.js"));
+        assert!(!has_file_extension("carol.jones") && !has_file_extension("judy.w"));
     }
 }

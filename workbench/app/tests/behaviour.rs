@@ -180,6 +180,55 @@ fn the_abuse_capture_finds_each_abuse_on_its_actor() {
     assert!(all.iter().all(|f| f["actor_ip"] != "127.0.0.1"), "{all:#?}");
 }
 
+/// The library API keys books by title: BOLA is judged against who created each book, and the
+/// unauthenticated debug listing of every password is a finding. Both recordings (different
+/// users and titles; `library-holdout` was never tuned on).
+#[test]
+fn the_library_captures_bola_on_titles_and_passwords_served_to_anyone() {
+    for (name, port) in [("library", 18091), ("library-holdout", 18092)] {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("case.duckdb");
+        import_into(&db, &sample_captures().join(format!("{name}-api.pcap")));
+        let all = findings(&db);
+        let fs = behaviour(&all);
+        assert_eq!(fs.len(), 1, "{name}: {fs:#?}");
+        let bola = one(&fs, "bola");
+        assert_eq!(bola["actor_user"], "mallory");
+        assert_eq!(bola["actor_ip"], "127.0.0.66");
+        let exp = format!("{name}-api.expected.jsonl");
+        // The evidence: mallory's 12 reads of others' books (her password change is elsewhere).
+        assert!(
+            evidence(bola).is_subset(&tagged(&db, &exp, "bola")),
+            "{name}"
+        );
+        assert_eq!(evidence(bola).len(), 12);
+        let owned = bola["detail"]["objects_of_other_owners"]
+            .as_array()
+            .unwrap();
+        assert_eq!(
+            owned.len(),
+            12,
+            "{name}: every book mallory read is another's"
+        );
+        assert!(owned.iter().all(|o| o["owner_because"] == "created it"));
+
+        let exposure: Vec<&Value> = all
+            .iter()
+            .filter(|f| f["kind"] == "excessive_data_exposure" && f["severity"] == "critical")
+            .collect();
+        assert_eq!(exposure.len(), 1, "{name}: {all:#?}");
+        let title = exposure[0]["title"].as_str().unwrap();
+        assert_eq!(
+            title,
+            format!(
+                "password in responses of GET 127.0.0.1:{port}/users/v1/_debug to clients that sent no credentials"
+            )
+        );
+        // Readers of their own books and public profiles appear in no behaviour finding.
+        assert!(fs.iter().all(|f| f["actor_ip"] != "127.0.0.1"));
+    }
+}
+
 #[test]
 fn the_catalog_capture_has_no_behaviour_findings() {
     // Two clients walking a catalogue of many objects: reading many products is not BOLA.
