@@ -2,10 +2,11 @@
 """Drives the library API (library_server.py) like its users and one attacker would, and writes
 the ground truth of every exchange.
 
-usage: library_client.py HOST PORT EXPECTED.jsonl SEED
+usage: library_client.py HOST PORT EXPECTED.jsonl SEED [USERS]
 
-The seed picks who uses the library and which books they add, so two recordings with different
-seeds share no identifier: one is tuned on, the other held out.
+The seed picks who uses the library and which books they add, so recordings with different
+seeds share no identifier: one is tuned on, the others held out. USERS (default 8)
+is how many register (at least 2).
 """
 import json
 import random
@@ -44,9 +45,10 @@ def path(*parts):
 
 def main():
     host, port, out, seed = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+    users = int(sys.argv[5]) if len(sys.argv) > 5 else 8
     rng = random.Random(seed)
     expected = []
-    names = rng.sample(USERS, 8)
+    names = rng.sample(USERS, users)
     titles = rng.sample(TITLES, 14)
 
     def reader(name, source="127.0.0.1", agent="library-web/1.4"):
@@ -80,13 +82,13 @@ def main():
         s.call("GET", "/books/v1", "normal")
     for s in sessions[:3]:
         s.call("PUT", path("users", "v1", s.name, "email"), "normal", {"email": f"{s.name}@new.test"})
-    sessions[3].call("PUT", path("users", "v1", sessions[3].name, "password"), "normal",
+    sessions[3 % len(sessions)].call("PUT", path("users", "v1", sessions[3 % len(sessions)].name, "password"), "normal",
                      {"password": "changed-1"})
-    sessions[4].call("GET", path("users", "v1", "nobody-here"), "normal")
-    sessions[4].call("GET", path("books", "v1", "no such book"), "normal")
-    sessions[5].call("PUT", path("users", "v1", sessions[6].name, "email"), "forbidden",
+    sessions[4 % len(sessions)].call("GET", path("users", "v1", "nobody-here"), "normal")
+    sessions[4 % len(sessions)].call("GET", path("books", "v1", "no such book"), "normal")
+    sessions[5 % len(sessions)].call("PUT", path("users", "v1", sessions[6 % len(sessions)].name, "email"), "forbidden",
                      {"email": "x@evil.test"})
-    sessions[5].call("DELETE", path("users", "v1", sessions[6].name), "forbidden")
+    sessions[5 % len(sessions)].call("DELETE", path("users", "v1", sessions[6 % len(sessions)].name), "forbidden")
 
     admin = reader("admin", agent="library-admin/0.9")
     admin.login("pass1")

@@ -8,7 +8,8 @@
 #   stuffing, scraping, enumeration, broken authentication, an error spike.
 #
 # - library: a Flask API keyed by user names and book titles (library_server.py), driven by
-#   library_client.py and curl, recorded twice with different identifiers (tuned on / held out).
+#   library_client.py and curl, recorded three times with different identifiers (one tuned on,
+#   two held out).
 #
 #   sample-captures/recorder/record.sh [shop|catalog|abuse|library|all]   # rewrites sample-captures/<name>-api.*
 #
@@ -70,11 +71,13 @@ ls -l "$out"/abuse-api.*
 }
 
 # The library API (Flask; python3-flask): string identifiers. Two recordings with different
-# seeds share no user name or title: "library" is tuned on, "library-holdout" only measured.
+# seeds share no user name or title: "library" is tuned on, "library-holdout" and
+# "library-small" (three users: few values per parameter) only measured.
 record_library() {
 python3 -c 'import flask' 2>/dev/null || { echo "missing Flask (apt-get install -y python3-flask)" >&2; exit 2; }
 record library library_server.py 18091 /health library_client.py 1
 record library-holdout library_server.py 18092 /health library_client.py 2
+record library-small library_server.py 18093 /health library_client.py 3 3
 python3 "$here/library_server.py" --routes "$out/library-api.routes.json"
 ls -l "$out"/library-*
 }

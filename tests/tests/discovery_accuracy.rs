@@ -142,10 +142,10 @@ fn shop_api_inventory_matches_its_routes() {
 }
 
 /// The library API (Flask) keyed by user names and book titles, against Flask's own route
-/// table; recorded twice with different identifiers: `library` was tuned on, `library-holdout`
-/// only measured.
+/// table; recorded three times with different identifiers: `library` was tuned on,
+/// `library-holdout` and `library-small` (three users: few values per parameter) only measured.
 #[test]
-fn library_api_inventory_matches_flasks_route_table_on_both_halves() {
+fn library_api_inventory_matches_flasks_route_table_on_every_recording() {
     let dir = sample_captures();
     let routes: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(dir.join("library-api.routes.json")).unwrap(),
@@ -158,7 +158,11 @@ fn library_api_inventory_matches_flasks_route_table_on_both_halves() {
         .map(|op| shape(op.as_str().unwrap()))
         .collect();
     assert_eq!(truth.len(), 13);
-    for half in ["library-api.pcap", "library-holdout-api.pcap"] {
+    for half in [
+        "library-api.pcap",
+        "library-holdout-api.pcap",
+        "library-small-api.pcap",
+    ] {
         let s = score(&discovered(&dir.join(half)), &truth);
         report(half, &s);
         assert!(s.precision >= 0.95 && s.recall >= 0.95, "{half}");

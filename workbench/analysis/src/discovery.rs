@@ -16,6 +16,7 @@
 //! a learned parameter that folds known endpoints into one records the merge
 //! (`EndpointProfile::merged_from`, and the folded rows are retired).
 
+use super::body_values::BodyValues;
 use super::profile::{EndpointProfile, ProfileError};
 use super::values::{IdKind, has_file_extension, identifier_kind, is_version};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -83,7 +84,13 @@ struct Observed {
     count: u64,
     first_id: i64,
     profile: EndpointProfile,
+    /// Bodies whose values were noted for cross-references (at most [`VALUE_BODIES`]).
+    bodies_noted: u32,
 }
+
+/// Bodies per endpoint whose values are noted: enough to learn which values travel, cheap on
+/// a large import.
+const VALUE_BODIES: u32 = 64;
 
 /// Accumulates endpoint observations; one per import shard, merged with [`Discovery::absorb`].
 #[derive(Default)]
@@ -95,6 +102,8 @@ pub struct Discovery {
     params: Vec<(std::ops::Range<usize>, std::ops::Range<usize>)>,
     scanner: tapline_detect::sensitive::Scanner,
     scan_sensitive: bool,
+    /// Values that travelled in bodies, for cross-references.
+    values: BodyValues,
 }
 
 /// `users` → `user`, `categories` → `category`, `addresses` → `address`.
@@ -254,6 +263,7 @@ impl Discovery {
                     count: 0,
                     first_id: id,
                     profile: EndpointProfile::default(),
+                    bodies_noted: 0,
                 },
             );
         }
@@ -269,6 +279,13 @@ impl Discovery {
         }
         if self.scan_sensitive {
             e.profile.observe_sensitive(id, tx, &mut self.scanner);
+        }
+        if e.bodies_noted < VALUE_BODIES {
+            e.bodies_noted += 1;
+            self.values.note(&tx.request_body.data);
+            if matches!(tx.status, Some(200..=299)) {
+                self.values.note(&tx.response_body.data);
+            }
         }
         e.count += 1;
         e.first_seen_ns = e.first_seen_ns.min(ts);
@@ -291,6 +308,7 @@ impl Discovery {
 
     /// Folds in another shard's observations.
     pub fn absorb(&mut self, other: Discovery) {
+        self.values.absorb(other.values);
         for (k, o) in other.seen {
             match self.seen.get_mut(&k) {
                 Some(mine) => {
@@ -299,6 +317,7 @@ impl Discovery {
                     mine.first_seen_ns = mine.first_seen_ns.min(o.first_seen_ns);
                     mine.last_seen_ns = mine.last_seen_ns.max(o.last_seen_ns);
                     mine.first_id = mine.first_id.min(o.first_id);
+                    mine.bodies_noted = mine.bodies_noted.saturating_add(o.bodies_noted);
                 }
                 None => {
                     self.seen.insert(k, o);
@@ -310,7 +329,7 @@ impl Discovery {
     /// Consolidates this import's observations with the endpoints the case already holds:
     /// what to write, what to retire, and the inventory changes worth a finding.
     pub fn finish(self, existing: &[Endpoint]) -> Result<DiscoveryOutput, ProfileError> {
-        consolidate(existing, self.seen.into_values().collect())
+        consolidate(existing, self.seen.into_values().collect(), &self.values)
     }
 }
 
@@ -717,6 +736,7 @@ impl Entry {
 fn consolidate(
     existing: &[Endpoint],
     observed: Vec<Observed>,
+    values: &BodyValues,
 ) -> Result<DiscoveryOutput, ProfileError> {
     let known_hosts: BTreeSet<&str> = existing.iter().map(|e| e.host.as_str()).collect();
     let mut entries: Vec<Entry> = existing
@@ -740,7 +760,7 @@ fn consolidate(
         }
     }
 
-    learn_parameters(&mut entries);
+    learn_parameters(&mut entries, values);
     let (mut entries, retired) = merge_identical(entries);
     unique_param_names(&mut entries);
 
@@ -796,6 +816,8 @@ struct Position {
     /// What each word's own endpoints (the word last in the path) answer: their 2xx
     /// response fields. Under the key "{}", what the parameter's endpoints answer.
     answers: BTreeMap<String, BTreeSet<String>>,
+    /// The literal segments under each word (`name1` → `email`, `password`).
+    children: BTreeMap<String, BTreeSet<String>>,
 }
 
 /// Key of the parameter's answers in [`Position::answers`].
@@ -805,27 +827,36 @@ const PARAM_ANSWERS: &str = "{}";
 /// that behave as their siblings do; a literal with its own behaviour (its own response
 /// shape) stays literal beside them. Where a parameter is already established, a few words
 /// answering as it does are enough.
-fn learn_parameters(entries: &mut [Entry]) {
+fn learn_parameters(entries: &mut [Entry], values: &BodyValues) {
     let depth = entries.iter().map(|e| e.segs.len()).max().unwrap_or(0);
     for d in 1..depth {
         for ((host, prefix), pos) in positions(entries, d) {
-            let Some(context) = resource_word(&prefix) else {
+            // Under a parameter (`/repos/{owner}/…`) there is no resource word to go by: only
+            // strong evidence makes its words values.
+            let context = resource_word(&prefix);
+            let under_param = matches!(prefix.last(), Some(Seg::Param(_)));
+            if context.is_none() && !under_param {
+                continue;
+            }
+            let Some(ids) = identifiers(&pos, values) else {
                 continue;
             };
-            let Some((candidates, sluggy)) = identifiers(&pos) else {
+            // Sub-resources under a parameter (`/users/{id}/orders`, `/users/{id}/settings`)
+            // are many words too: there, most words must have travelled as values.
+            if context.is_none() && !(ids.travelled >= 2 && ids.travelled * 2 >= ids.words.len()) {
                 continue;
-            };
+            }
             let name = pos.param.clone().unwrap_or_else(|| {
                 param_name(
-                    Some(context),
-                    if sluggy * 2 > candidates.len() {
+                    context.or(Some("")),
+                    if ids.sluggy * 2 > ids.words.len() {
                         "Slug"
                     } else {
                         "Name"
                     },
                 )
             });
-            fold_into_parameter(entries, &host, &prefix, d, &candidates, &name);
+            fold_into_parameter(entries, &host, &prefix, d, &ids.words, &name);
         }
     }
 }
@@ -853,6 +884,12 @@ fn positions(entries: &[Entry], d: usize) -> BTreeMap<(String, Vec<Seg>), Positi
                 PARAM_ANSWERS
             }
         };
+        if let (false, Some(Seg::Lit(child))) = (last, e.segs.get(d + 1)) {
+            g.children
+                .entry(word.to_owned())
+                .or_default()
+                .insert(child.clone());
+        }
         if last {
             let fields = e.profile.response_fields();
             if !fields.is_empty() {
@@ -881,45 +918,106 @@ fn resource_word(prefix: &[Seg]) -> Option<&str> {
     (parent != "api" && is_word(parent) && !is_version(parent)).then_some(parent.as_str())
 }
 
-/// The words at a position that are values of one parameter, with how many look like slugs;
-/// None when there are not enough of them to say so.
-fn identifiers(pos: &Position) -> Option<(BTreeSet<&str>, usize)> {
-    let typical = typical_answer(pos);
+/// Words at a position found to be values of one parameter.
+struct Identifiers<'p> {
+    words: BTreeSet<&'p str>,
+    /// How many look like slugs or names with digits.
+    sluggy: usize,
+    /// How many travelled as values in bodies.
+    travelled: usize,
+}
+
+/// The words at a position that are values of one parameter; None when nothing says so.
+/// Evidence, any of: many distinct words; words that also travel as values in bodies
+/// (registered, created, listed); words answering as an established parameter's values do;
+/// words with the same segments under them (`name1/email`, `name2/email`).
+fn identifiers<'p>(pos: &'p Position, values: &BodyValues) -> Option<Identifiers<'p>> {
+    let typical = typical_answer(pos, values);
     let behaves = |w: &str| match (pos.answers.get(w), &typical) {
         (Some(own), Some(t)) => similar(own, t),
         _ => true, // no JSON answer to tell it apart: judged by the words alone
     };
-    let candidates: BTreeSet<&str> = pos
+    let words: BTreeSet<&str> = pos
         .words
         .keys()
         .map(String::as_str)
         .filter(|w| !ACTION_WORDS.contains(w) && !has_file_extension(w) && behaves(w))
         .collect();
-    let sluggy = candidates
+    if words.is_empty() {
+        return None;
+    }
+    let sluggy = words
         .iter()
         .filter(|w| w.contains(['-', '_']) || w.bytes().any(|b| b.is_ascii_digit()))
         .count();
-    let many = candidates.len() >= LEARN_MIN_DISTINCT
-        || (candidates.len() >= LEARN_MIN_DISTINCT_SLUGS && sluggy * 2 > candidates.len());
+    let many = words.len() >= LEARN_MIN_DISTINCT
+        || (words.len() >= LEARN_MIN_DISTINCT_SLUGS && sluggy * 2 > words.len());
+    let travelled = words
+        .iter()
+        .filter(|w| values.contains(&super::owners::decoded(w)))
+        .count();
+    let alike = same_children(pos, &words);
     // Beside an established parameter, words that answer as its values do are its values.
     let like_param = pos.param.is_some()
         && typical.is_some()
-        && candidates.iter().all(|w| pos.answers.contains_key(*w));
-    (!candidates.is_empty() && (many || like_param)).then_some((candidates, sluggy))
+        && words.iter().all(|w| pos.answers.contains_key(*w));
+    let crossref = travelled >= 2 || (travelled == 1 && (pos.param.is_some() || alike >= 2));
+    (many || crossref || like_param || alike >= 3).then_some(Identifiers {
+        words,
+        sluggy,
+        travelled,
+    })
 }
 
-/// The response fields most of a position's answers share (the parameter's, when there is
-/// one): fields present in more than half of them.
-fn typical_answer(pos: &Position) -> Option<BTreeSet<String>> {
+/// How many candidate words have a child segment that another candidate has too.
+fn same_children(pos: &Position, candidates: &BTreeSet<&str>) -> usize {
+    let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+    for w in candidates {
+        for c in pos.children.get(*w).into_iter().flatten() {
+            *seen.entry(c.as_str()).or_default() += 1;
+        }
+    }
+    candidates
+        .iter()
+        .filter(|w| {
+            pos.children.get(**w).is_some_and(|cs| {
+                cs.iter()
+                    .any(|c| seen.get(c.as_str()).is_some_and(|&n| n >= 2))
+            })
+        })
+        .count()
+}
+
+/// What a value's endpoints answer at a position: the established parameter's answer, else
+/// the fields most answers of words that travelled as values share, else the fields most
+/// answers of all words share (at least three) — action words (`login`) never vote.
+fn typical_answer(pos: &Position, values: &BodyValues) -> Option<BTreeSet<String>> {
     if let Some(p) = pos.answers.get(PARAM_ANSWERS) {
         return Some(p.clone());
     }
-    let answers: Vec<&BTreeSet<String>> = pos.answers.values().collect();
+    let voters = pos
+        .answers
+        .iter()
+        .filter(|(w, _)| !ACTION_WORDS.contains(&w.as_str()) && !has_file_extension(w));
+    let travelled: Vec<&BTreeSet<String>> = voters
+        .clone()
+        .filter(|(w, _)| values.contains(&super::owners::decoded(w)))
+        .map(|(_, a)| a)
+        .collect();
+    if !travelled.is_empty() {
+        return majority(&travelled);
+    }
+    let answers: Vec<&BTreeSet<String>> = voters.map(|(_, a)| a).collect();
     if answers.len() < 3 {
         return None;
     }
+    majority(&answers)
+}
+
+/// The fields present in more than half of `answers`.
+fn majority(answers: &[&BTreeSet<String>]) -> Option<BTreeSet<String>> {
     let mut votes: BTreeMap<&str, usize> = BTreeMap::new();
-    for a in &answers {
+    for a in answers {
         for f in a.iter() {
             *votes.entry(f.as_str()).or_default() += 1;
         }
@@ -1046,6 +1144,14 @@ fn unique_param_names(entries: &mut [Entry]) {
 mod tests {
     use super::*;
 
+    /// Consolidation without cross-references from bodies.
+    fn consolidate(
+        existing: &[Endpoint],
+        observed: Vec<Observed>,
+    ) -> Result<DiscoveryOutput, ProfileError> {
+        super::consolidate(existing, observed, &BodyValues::default())
+    }
+
     #[test]
     fn identifiers_become_named_parameters() {
         assert_eq!(template("/api/v1/users/123"), "/api/v1/users/{userId}");
@@ -1112,6 +1218,7 @@ mod tests {
             count,
             first_id: 1,
             profile: EndpointProfile::default(),
+            bodies_noted: 0,
         }
     }
 
@@ -1276,6 +1383,141 @@ mod tests {
             o.profile.response_schemas.insert("200".into(), node);
         }
         o
+    }
+
+    /// Feeds one JSON exchange through discovery.
+    fn exchange(d: &mut Discovery, id: i64, method: &str, uri: &str, sent: &str, got: &str) {
+        let mut tx = Transaction {
+            method: method.to_owned().into(),
+            uri: uri.into(),
+            host: Some("api.test".into()),
+            status: Some(200),
+            ..Transaction::default()
+        };
+        for (headers, body, json) in [
+            (&mut tx.request_headers, &mut tx.request_body.data, sent),
+            (&mut tx.response_headers, &mut tx.response_body.data, got),
+        ] {
+            if !json.is_empty() {
+                headers.push("Content-Type", "application/json");
+                *body = json.as_bytes().to_vec();
+            }
+        }
+        d.observe(id, &tx);
+    }
+
+    #[test]
+    fn two_names_that_travel_in_bodies_are_values_of_a_parameter() {
+        let mut d = Discovery::new(false);
+        let mut id = 0;
+        let mut call = |d: &mut Discovery, method: &str, uri: &str, sent: &str, got: &str| {
+            id += 1;
+            exchange(d, id, method, uri, sent, got);
+        };
+        for name in ["name1", "admin"] {
+            let body = format!(r#"{{"username": "{name}", "password": "p"}}"#);
+            call(
+                &mut d,
+                "POST",
+                "/users/v1/register",
+                &body,
+                r#"{"status": "ok"}"#,
+            );
+            call(
+                &mut d,
+                "POST",
+                "/users/v1/login",
+                &body,
+                r#"{"auth_token": "t"}"#,
+            );
+            let user = format!(r#"{{"username": "{name}", "email": "e"}}"#);
+            call(&mut d, "GET", &format!("/users/v1/{name}"), "", &user);
+            call(
+                &mut d,
+                "PUT",
+                &format!("/users/v1/{name}/email"),
+                r#"{"email": "f"}"#,
+                "",
+            );
+        }
+        call(&mut d, "GET", "/users/v1/_debug", "", r#"{"users": []}"#);
+        // Owners and repositories listed in bodies, addressed under a parameter.
+        for (owner, repo) in [("torvalds", "linux"), ("rust-lang", "rust")] {
+            let listed = format!(r#"[{{"name": "{repo}", "owner": {{"login": "{owner}"}}}}]"#);
+            call(&mut d, "GET", "/repos", "", &listed);
+            let uri = format!("/repos/{owner}/{repo}");
+            call(&mut d, "GET", &uri, "", r#"{"stars": 1}"#);
+        }
+        // Sub-resources under a parameter are many words, but no values.
+        for sub in [
+            "orders",
+            "settings",
+            "profile",
+            "carts",
+            "wishlist",
+            "invoices",
+            "addresses",
+            "tokens",
+        ] {
+            call(
+                &mut d,
+                "GET",
+                &format!("/users/{{userId}}/{sub}").replace("{userId}", "7"),
+                "",
+                "{}",
+            );
+        }
+        let out = d.finish(&[]).unwrap();
+        let unnamed = |t: &str| {
+            let segs: Vec<&str> = t
+                .split('/')
+                .map(|s| if s.starts_with('{') { "{}" } else { s })
+                .collect();
+            segs.join("/")
+        };
+        let got: Vec<String> = templates(&out).iter().map(|t| unnamed(t)).collect();
+        for want in [
+            "GET /users/v1/{}",
+            "PUT /users/v1/{}/email",
+            "GET /users/v1/_debug",
+            "POST /users/v1/login",
+            "POST /users/v1/register",
+            "GET /repos/{}/{}",
+            "GET /users/{}/orders",
+            "GET /users/{}/wishlist",
+        ] {
+            assert!(got.contains(&want.to_owned()), "{want} in {got:#?}");
+        }
+        assert_eq!(got.len(), 5 + 2 + 8, "{got:#?}");
+        // One user name, one debug listing: the name's answer is a value's answer.
+        let mut d = Discovery::new(false);
+        call(
+            &mut d,
+            "POST",
+            "/users/v1/register",
+            r#"{"username": "name1"}"#,
+            "{}",
+        );
+        call(
+            &mut d,
+            "GET",
+            "/users/v1/name1",
+            "",
+            r#"{"username": "name1", "email": "e"}"#,
+        );
+        call(
+            &mut d,
+            "PUT",
+            "/users/v1/name1/email",
+            r#"{"email": "f"}"#,
+            "",
+        );
+        call(&mut d, "GET", "/users/v1/_debug", "", r#"{"users": []}"#);
+        let got: Vec<String> = templates(&d.finish(&[]).unwrap())
+            .iter()
+            .map(|t| unnamed(t))
+            .collect();
+        assert!(got.contains(&"GET /users/v1/_debug".to_owned()), "{got:#?}");
     }
 
     #[test]

@@ -10,6 +10,7 @@
 pub mod actor;
 pub mod attacks;
 pub mod behaviour;
+mod body_values;
 pub mod discovery;
 mod owners;
 pub mod profile;
