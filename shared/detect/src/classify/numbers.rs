@@ -189,6 +189,10 @@ impl Run<'_> {
         if nd < 7 {
             return None;
         }
+        if self.after_plus() {
+            // `+` and digits are a number in international form, never an id.
+            return self.phone(d, hint);
+        }
         let (start, end) = (self.start(), self.end());
         let grouped = |conf_if_bare: Confidence| {
             if self.bare() {
@@ -305,25 +309,24 @@ impl Run<'_> {
                 && (1..=4).contains(&lens[lens.len() - 1]))
     }
 
+    /// A phone number: a layout phones are written in, then libphonenumber's metadata says
+    /// whether the digits are a number some country really assigns — international (`+…`)
+    /// for any country, national ones for the countries the layout points to.
     fn phone(&self, d: &[u8], hint: Hint) -> Option<(DataClass, Confidence, usize, usize)> {
         let nd = d.len();
         let (start, end) = (self.start(), self.end());
         let phone_seps = b" -.";
-        let plus = self.first
-            && start > 0
-            && self.b[start - 1] == b'+'
-            && (start < 2 || !is_word(self.b[start - 2]));
-        if plus {
+        if self.after_plus() {
             let seps_ok = self.seps.iter().all(|c| phone_seps.contains(c));
-            let groups_ok = self.groups.iter().all(|g| g.len <= 12);
-            if seps_ok && groups_ok && (8..=15).contains(&nd) && e164(d) {
+            let groups_ok = self.bare() || self.groups.iter().all(|g| g.len <= 12);
+            if seps_ok && groups_ok && (8..=15).contains(&nd) && international(d) {
                 return Some((DataClass::PhoneNumber, Confidence::High, start - 1, end));
             }
             return None;
         }
         if self.first && self.paren && self.seps.first() == Some(&b')') {
             let rest_ok = self.seps[1..].iter().all(|c| phone_seps.contains(c));
-            if self.lens(&[3, 3, 4]) && rest_ok && nanp(d) {
+            if self.groups.len() >= 2 && rest_ok && self.regions(d).iter().any(|r| national(d, r)) {
                 return Some((DataClass::PhoneNumber, Confidence::High, start - 1, end));
             }
             return None;
@@ -331,71 +334,119 @@ impl Run<'_> {
         if hint.has(Hint::PHONE) && (7..=15).contains(&nd) {
             return Some((DataClass::PhoneNumber, Confidence::High, start, end));
         }
-        // Layouts other classes own (`078-05-0000` is a malformed SSN, not a phone).
-        if !self.uniform(phone_seps) || self.lens(&[3, 2, 4]) {
+        // Layouts other classes own (`078-05-0000` is a malformed SSN, not a phone; dates).
+        // Spaces and dashes mix in national layouts (`11 98456-5666`); dots stand alone.
+        let seps_ok = self.uniform(phone_seps) || self.seps.iter().all(|c| b" -".contains(c));
+        if !seps_ok || self.lens(&[3, 2, 4]) || self.date_layout() {
             return None;
         }
-        if self.lens(&[3, 3, 4]) && nanp(d) {
-            return Some((DataClass::PhoneNumber, Confidence::Medium, start, end));
+        // A stretch of a longer run (`1331 9268 19` of an account number) is no number alone.
+        if !(9..=12).contains(&nd) || self.part_of_longer {
+            return None;
         }
-        if self.lens(&[1, 3, 3, 4]) && d[0] == b'1' && nanp(&d[1..]) {
-            return Some((DataClass::PhoneNumber, Confidence::Medium, start, end));
+        if !self.regions(d).iter().any(|r| national(d, r)) {
+            return None;
         }
-        // National formats with a trunk prefix: `09-7625400`, `0 532 123 45 67`, `09171234567`.
-        if d[0] == b'0' && d[1] != b'0' && (9..=11).contains(&nd) {
-            if !self.bare() && self.groups.iter().all(|g| g.len <= 7) {
-                return Some((DataClass::PhoneNumber, Confidence::Medium, start, end));
-            }
-            if self.bare() && nd >= 10 {
-                return Some((DataClass::PhoneNumber, Confidence::Low, start, end));
-            }
+        // A bare run of digits is as often an id or an amount: only the Low tier.
+        let confidence = if self.bare() {
+            Confidence::Low
+        } else {
+            Confidence::Medium
+        };
+        Some((DataClass::PhoneNumber, confidence, start, end))
+    }
+
+    /// Where a national number can be from follows from how it is written: a trunk `0` is
+    /// a country that dials one; `415-555-0132` and `(415) 555-0132` are North American.
+    fn regions(&self, d: &[u8]) -> &'static [&'static [Id]] {
+        if d.first() == Some(&b'0') {
+            &[TRUNK_REGIONS]
+        } else if self.lens(&[3, 3, 4]) || (self.lens(&[1, 3, 3, 4]) && d[0] == b'1') {
+            &[NANP]
+        } else if self.bare() {
+            // Ten bare digits are valid somewhere in most plans (`1234567890` is Indian,
+            // Brazilian, British): only plans where they are the usual written form count.
+            &[NANP, BARE_REGIONS]
+        } else {
+            &[NANP, NO_TRUNK_REGIONS]
         }
-        // Ten-digit national numbers: grouped `532.123.45.67`, or bare.
-        if nd == 10 && d[0] >= b'2' {
-            if self.groups.len() >= 4 && self.groups.iter().all(|g| (2..=4).contains(&g.len)) {
-                return Some((DataClass::PhoneNumber, Confidence::Medium, start, end));
-            }
-            if self.bare() {
-                return Some((DataClass::PhoneNumber, Confidence::Low, start, end));
-            }
-        }
-        None
+    }
+
+    /// The run starts right after a `+` that starts a word: a number in international form.
+    fn after_plus(&self) -> bool {
+        let start = self.start();
+        self.first
+            && start > 0
+            && self.b[start - 1] == b'+'
+            && (start < 2 || !is_word(self.b[start - 2]))
+    }
+
+    /// `2024-01-15`, `15.01.2024`: three groups as a date writes them.
+    fn date_layout(&self) -> bool {
+        self.lens(&[4, 2, 2]) || self.lens(&[2, 2, 4])
     }
 }
 
-/// A North American number: area code and exchange start with 2–9, area code not N11.
-fn nanp(d: &[u8]) -> bool {
-    d.len() == 10 && d[0] >= b'2' && !(d[1] == b'1' && d[2] == b'1') && d[3] >= b'2'
-}
+use phonenumber::country::Id;
 
-/// An international number: a real country calling code and a plausible national length.
-fn e164(d: &[u8]) -> bool {
-    if d[0] == b'0' {
+/// North America: numbers written `415-555-0132`, `1 415 555 0132`, `4155550132`.
+const NANP: &[Id] = &[Id::US, Id::CA];
+/// Countries whose national numbers are written with a trunk `0` (`0532 123 45 67`,
+/// `09171234567`, `020 7123 4567`).
+const TRUNK_REGIONS: &[Id] = &[
+    Id::GB,
+    Id::DE,
+    Id::FR,
+    Id::NL,
+    Id::BE,
+    Id::AT,
+    Id::CH,
+    Id::SE,
+    Id::IL,
+    Id::IN,
+    Id::BR,
+    Id::AR,
+    Id::TR,
+    Id::PH,
+    Id::AU,
+    Id::ZA,
+    Id::NG,
+    Id::EG,
+    Id::PK,
+    Id::ID,
+    Id::VN,
+    Id::JP,
+    Id::KR,
+];
+/// Countries whose numbers are often written without it (`532 123 45 67`, `98765 43210`,
+/// `11 98456 5666`).
+const NO_TRUNK_REGIONS: &[Id] = &[Id::TR, Id::IN, Id::BR];
+/// … and bare, ten digits in a row (`2121234567`).
+const BARE_REGIONS: &[Id] = &[Id::TR];
+
+/// `d` (digits, country code first) is a valid number of its country.
+fn international(d: &[u8]) -> bool {
+    if d.first() == Some(&b'0') {
         return false;
     }
-    let cc_len = if matches!(d[0], b'1' | b'7') {
-        1
-    } else if TWO_DIGIT_CC.contains(&num(&d[..2])) {
-        2
-    } else if THREE_DIGIT_CC_PREFIX.contains(&num(&d[..2])) {
-        3
-    } else {
+    let mut text = String::with_capacity(d.len() + 1);
+    text.push('+');
+    text.extend(d.iter().map(|&c| char::from(c)));
+    phonenumber::parse(None, &text).is_ok_and(|n| phonenumber::is_valid(&n))
+}
+
+/// `d` (digits) is a valid national number of one of `regions` — and stays in it
+/// (`4412345678` read in the US must not become a British `+44`).
+fn national(d: &[u8], regions: &[Id]) -> bool {
+    let Ok(text) = std::str::from_utf8(d) else {
         return false;
     };
-    let national = &d[cc_len..];
-    if d[0] == b'1' {
-        return nanp(national);
-    }
-    (6..=12).contains(&national.len())
+    regions.iter().any(|&region| {
+        phonenumber::parse(Some(region), text).is_ok_and(|n| {
+            phonenumber::is_valid(&n)
+                && phonenumber::metadata::DATABASE
+                    .by_code(&n.code().value())
+                    .is_some_and(|m| m.iter().any(|m| m.id() == region.as_ref()))
+        })
+    })
 }
-
-const TWO_DIGIT_CC: &[u32] = &[
-    20, 27, 30, 31, 32, 33, 34, 36, 39, 40, 41, 43, 44, 45, 46, 47, 48, 49, 51, 52, 53, 54, 55, 56,
-    57, 58, 60, 61, 62, 63, 64, 65, 66, 81, 82, 84, 86, 90, 91, 92, 93, 94, 95, 98,
-];
-
-/// First two digits of the three-digit country codes (21x–29x, 35x, 37x, 38x, 42x, 50x, 59x,
-/// 67x–69x, 85x, 88x, 96x, 97x, 99x).
-const THREE_DIGIT_CC_PREFIX: &[u32] = &[
-    21, 22, 23, 24, 25, 26, 29, 35, 37, 38, 42, 50, 59, 67, 68, 69, 85, 88, 96, 97, 99,
-];

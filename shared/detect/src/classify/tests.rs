@@ -86,6 +86,39 @@ fn phones() {
         classes("+905321234567", None),
         vec![(DataClass::PhoneNumber, "+905321234567")]
     );
+    // National layouts of other countries, valid by libphonenumber's metadata.
+    for phone in [
+        "0532 123 45 67",   // Turkey, trunk 0
+        "532.123.45.67",    // Turkey, without it
+        "0917-123-4567",    // Philippines
+        "030 1234567",      // Germany
+        "020 7123 4567",    // United Kingdom
+        "11 98456-5666",    // Brazil
+        "98765 43210",      // India
+        "(0532) 123 45 67", // Turkey, area code in parentheses
+    ] {
+        assert_eq!(
+            classes(phone, None),
+            vec![(DataClass::PhoneNumber, phone)],
+            "{phone}"
+        );
+    }
+    // Digits no country assigns, dates, stretches of longer numbers, ids.
+    for not in [
+        "0000 000 00 00",
+        "2024-01-15",
+        "15.01.2024",
+        "1234567890",
+        "532123456",
+        "+99 123 456 789",
+        "account 6016 1331 9268 19",
+    ] {
+        assert!(
+            classes(not, None).is_empty(),
+            "{not}: {:?}",
+            classes(not, None)
+        );
+    }
 }
 
 #[test]
