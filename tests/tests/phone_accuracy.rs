@@ -68,7 +68,10 @@ fn phones_in_every_written_form_on_both_halves() {
     }
     for (half, t) in &flagged {
         let share = t.hit as f64 / t.of as f64;
-        println!("| {half} | not a phone, flagged | {}/{} | {share:.3} |", t.hit, t.of);
+        println!(
+            "| {half} | not a phone, flagged | {}/{} | {share:.3} |",
+            t.hit, t.of
+        );
         assert!(share <= 0.01, "{half}: {share:.3} of non-phones flagged");
     }
     println!("national forms missed: {}", misses.len());

@@ -5,7 +5,7 @@
 const DANGEROUS_TAGS: &[&str] = &[
     "script", "iframe", "frame", "frameset", "object", "embed", "applet", "meta", "base", "link",
     "style", "svg", "math", "xml", "import", "form", "isindex", "xss", "template", "portal",
-    "animate", "set", "handler", "listener",
+    "animate", "set", "handler", "listener", "layer", "ilayer",
 ];
 
 const SCRIPT_SCHEMES: &[&str] = &[
@@ -52,8 +52,14 @@ fn has_script_scheme(v: &str) -> Option<&'static str> {
         .copied()
 }
 
-/// A tag at `b[i] == '<'`: its name and the attributes' names, up to the `>` (or the end).
-fn tag_at(b: &[u8], i: usize) -> Option<(String, Vec<String>, usize)> {
+/// An attribute as a browser splits it: its name and its value (quotes removed).
+struct Attr {
+    name: String,
+    value: String,
+}
+
+/// A tag at `b[i] == '<'`: its name and attributes, up to the `>` (or the end).
+fn tag_at(b: &[u8], i: usize) -> Option<(String, Vec<Attr>, usize)> {
     let mut j = i + 1;
     if b.get(j) == Some(&b'/') {
         j += 1;
@@ -83,8 +89,8 @@ fn tag_at(b: &[u8], i: usize) -> Option<(String, Vec<String>, usize)> {
             {
                 j += 1;
             }
-            attrs.push(String::from_utf8_lossy(&b[s..j]).into_owned());
-            // Skip the value.
+            let name = String::from_utf8_lossy(&b[s..j]).into_owned();
+            let mut value = String::new();
             let mut k = j;
             while k < b.len() && b[k].is_ascii_whitespace() {
                 k += 1;
@@ -94,18 +100,24 @@ fn tag_at(b: &[u8], i: usize) -> Option<(String, Vec<String>, usize)> {
                 while k < b.len() && b[k].is_ascii_whitespace() {
                     k += 1;
                 }
+                let from = k;
                 match b.get(k) {
                     Some(&q @ (b'"' | b'\'' | b'`')) => {
-                        k = memchr::memchr(q, &b[k + 1..]).map_or(b.len(), |e| k + 1 + e + 1);
+                        let close = memchr::memchr(q, &b[k + 1..]).map(|e| k + 1 + e);
+                        value = String::from_utf8_lossy(&b[k + 1..close.unwrap_or(b.len())])
+                            .into_owned();
+                        k = close.map_or(b.len(), |c| c + 1);
                     }
                     _ => {
                         while k < b.len() && !b[k].is_ascii_whitespace() && b[k] != b'>' {
                             k += 1;
                         }
+                        value = String::from_utf8_lossy(&b[from..k]).into_owned();
                     }
                 }
                 j = k;
             }
+            attrs.push(Attr { name, value });
         } else {
             j += 1;
         }
@@ -315,12 +327,12 @@ fn tags(n: &str) -> Verdict {
         let Some((name, attrs, _end)) = tag_at(b, i) else {
             continue;
         };
-        if let Some(h) = attrs.iter().find(|a| is_event_handler(a)) {
-            return Some(("xss.event_handler", format!("<{name} {h}=…>")));
+        if let Some(h) = attrs.iter().find(|a| is_event_handler(&a.name)) {
+            return Some(("xss.event_handler", format!("<{name} {}=…>", h.name)));
         }
         if attrs
             .iter()
-            .any(|a| matches!(a.as_str(), "datasrc" | "datafld" | "dataformatas"))
+            .any(|a| matches!(a.name.as_str(), "datasrc" | "datafld" | "dataformatas"))
         {
             return Some(("xss.data_binding", format!("<{name}> binding data as HTML")));
         }
@@ -352,8 +364,81 @@ fn tags(n: &str) -> Verdict {
                 format!("<{name}> with a CSS script expression"),
             ));
         }
+        if let Some(why) = attrs.iter().find_map(|a| injected_css(a)) {
+            return Some(("xss.css_injection", format!("<{name} style=…> {why}")));
+        }
+        // SVG animation rewriting a link (`<set attributeName="xlink:href" to="//evil">`).
+        let animates_link = matches!(name.as_str(), "set" | "animate")
+            && attrs
+                .iter()
+                .any(|a| a.name.eq_ignore_ascii_case("attributename") && a.value.ends_with("href"));
+        if animates_link {
+            return Some(("xss.svg_animation", format!("<{name}> rewriting a link")));
+        }
+        if let Some(a) = attrs.iter().find(|a| loads_from_elsewhere(&name, a)) {
+            return Some((
+                "xss.html_injection",
+                format!("<{name} {}=…> loading from another site", a.name),
+            ));
+        }
     }
     None
+}
+
+/// A `style` attribute that loads something or hides what it says: CSS that fetches
+/// (`url(`, `@import`), runs (`expression`, bindings), or is written in escapes (`\3c`) a
+/// filter would not read.
+fn injected_css(a: &Attr) -> Option<&'static str> {
+    if a.name != "style" {
+        return None;
+    }
+    let plain = css_plain(&a.value);
+    if plain.contains("url(") || plain.contains("@import") || plain.contains("image-set(") {
+        return Some("fetching a resource");
+    }
+    if plain.contains("expression") || plain.contains("binding") || plain.contains("behavior") {
+        return Some("running script");
+    }
+    let escaped = a
+        .value
+        .as_bytes()
+        .windows(2)
+        .any(|w| w[0] == b'\\' && w[1].is_ascii_hexdigit());
+    escaped.then_some("written in CSS escapes")
+}
+
+/// Elements that fetch or link with an absolute URL to another site (`<img src="http://…">`,
+/// `<a href="//evil">`): markup injected to exfiltrate or to phish.
+fn loads_from_elsewhere(tag: &str, a: &Attr) -> bool {
+    const FETCHING: &[&str] = &[
+        "a", "img", "image", "layer", "ilayer", "bgsound", "input", "body", "table", "td", "div",
+        "video", "audio", "source", "track", "area", "object", "embed", "frame", "iframe",
+    ];
+    const URL_ATTRS: &[&str] = &[
+        "href",
+        "src",
+        "background",
+        "dynsrc",
+        "lowsrc",
+        "action",
+        "formaction",
+        "data",
+        "poster",
+        "xlink:href",
+    ];
+    if !FETCHING.contains(&tag) || !URL_ATTRS.contains(&a.name.as_str()) {
+        return false;
+    }
+    let v: String = a
+        .value
+        .chars()
+        .filter(|c| !c.is_whitespace() && !c.is_control())
+        .collect::<String>()
+        .to_ascii_lowercase();
+    v.starts_with("http://")
+        || v.starts_with("https://")
+        || v.starts_with("ftp://")
+        || v.starts_with("//")
 }
 
 /// Attribute breakout without a tag: `" onmouseover="alert(1)`, `' autofocus onfocus=…`.
@@ -588,17 +673,52 @@ mod tests {
             "1 <= 2",
             "see onerror in the docs",
             "<p class=\"note\">hi</p>",
+            "<p style=\"color: red; font-weight: bold\">hi</p>",
+            "<a href=\"/docs/intro\">intro</a>",
+            "<img src=\"logo.png\" alt=\"logo\">",
         ] {
             assert_eq!(rule(v), None, "{v:?}");
         }
     }
 
     #[test]
+    fn test_css_that_fetches_or_hides_and_markup_loading_from_elsewhere_are_found() {
+        for (v, want) in [
+            (
+                "<div style=\"background:url(http://evil/x.png)\">",
+                "xss.css_injection",
+            ),
+            (
+                "<div style=content:url(test.svg)></div>",
+                "xss.css_injection",
+            ),
+            (
+                "<p style=\"font-family:'\\22\\3e\\3cimg'\">",
+                "xss.css_injection",
+            ),
+            (
+                "<a href=\"http://evil.example/login\">sign in</a>",
+                "xss.html_injection",
+            ),
+            (
+                "<IMG SRC=\"//evil.example/x.php?c=1\">",
+                "xss.html_injection",
+            ),
+        ] {
+            assert_eq!(rule(v), Some(want), "{v:?}");
+        }
+    }
+
+    #[test]
     fn test_tag_at_reads_a_tag_and_its_attributes() {
-        let b = b"x <img src=a onerror=b> y";
+        let b = b"x <img src='a b' onerror=b> y";
         let (name, attrs, _end) = tag_at(b, 2).expect("a tag");
         assert_eq!(name, "img");
-        assert!(attrs.iter().any(|a| a == "onerror"), "{attrs:?}");
+        let pairs: Vec<(&str, &str)> = attrs
+            .iter()
+            .map(|a| (a.name.as_str(), a.value.as_str()))
+            .collect();
+        assert_eq!(pairs, [("src", "a b"), ("onerror", "b")]);
         assert!(is_event_handler("onmouseover") && !is_event_handler("one"));
     }
 }
