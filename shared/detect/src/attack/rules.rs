@@ -73,7 +73,8 @@ pub(super) fn run(n: &str, key: Option<&str>, out: &mut Vec<AttackHit>) {
         hit(Family::PathTraversal, traversal(n));
     }
     hit(Family::Cmdi, cmdi(n, &bs));
-    if n.contains("://") {
+    // `http:\\host` is a URL to a browser and to WHATWG-conformant clients too.
+    if n.contains("://") || n.contains(":\\") || n.contains(":/\\") {
         hit(Family::Ssrf, ssrf(n));
     }
     if bs.any(b"<") {
@@ -730,28 +731,103 @@ fn ssrf(n: &str) -> Option<(&'static str, String)> {
             return Some(("ssrf.internal_host", format!("{scheme} URL to {why}")));
         }
     }
+    whatwg_internal(n)
+}
+
+/// The URLs in `n` as a browser or a WHATWG-conformant client parses them (the `url` crate):
+/// percent-encoded and IDNA-mapped hosts (`%31%32%37.0.0.1`, `①②⑦.⓪.⓪.①`), backslashes
+/// for slashes, tabs and newlines dropped — every IP literal normalised — then checked.
+fn whatwg_internal(n: &str) -> Option<(&'static str, String)> {
+    const SPECIAL: &[&str] = &["http:", "https:", "ftp:", "ws:", "wss:"];
+    for scheme in SPECIAL {
+        for (at, _) in n.match_indices(scheme) {
+            let before_ok = n[..at]
+                .chars()
+                .next_back()
+                .is_none_or(|c| !c.is_ascii_alphanumeric());
+            let after = &n[at + scheme.len()..];
+            if !before_ok || !after.starts_with(['/', '\\']) {
+                continue;
+            }
+            let end = after
+                .find([' ', '"', '\'', '<', '>', '`', ')'])
+                .map_or(n.len(), |e| at + scheme.len() + e);
+            let Ok(url) = url::Url::parse(&n[at..end]) else {
+                continue;
+            };
+            let host = match url.host() {
+                Some(url::Host::Ipv4(ip)) => ip.to_string(),
+                Some(url::Host::Ipv6(ip)) => format!("[{ip}]"),
+                Some(url::Host::Domain(d)) => d.to_owned(),
+                None => continue,
+            };
+            if let Some(why) = internal_host(&host) {
+                let raw = &n[at..end];
+                return Some((
+                    "ssrf.internal_host",
+                    format!("{raw} parses (WHATWG) to {why}"),
+                ));
+            }
+        }
+    }
     None
 }
 
 fn xxe(n: &str) -> Option<(&'static str, String)> {
-    let doctype = n.contains("<!doctype");
-    let entity = n.contains("<!entity");
-    if entity && (n.contains(" system") || n.contains(" public")) {
-        return Some((
-            "xxe.external_entity",
-            "entity declared with SYSTEM/PUBLIC".into(),
-        ));
-    }
-    if entity && (doctype || n.contains("<!entity %")) {
-        return Some((
-            "xxe.entity_declaration",
-            "DOCTYPE declaring entities".into(),
-        ));
+    if let Some(found) = dtd(n) {
+        return Some(found);
     }
     if n.contains("xi:include") || n.contains("xmlns:xi=") {
         return Some(("xxe.xinclude", "XInclude".into()));
     }
     xml_injection(n)
+}
+
+/// The DOCTYPE and entity declarations of `n`, read as an XML parser reads them (any
+/// whitespace between tokens): an external DTD (`<!DOCTYPE x SYSTEM "http://…">`), entities
+/// declared with an external identifier, parameter entities, or entities at all inside a
+/// DOCTYPE (expansion bombs).
+fn dtd(n: &str) -> Option<(&'static str, String)> {
+    let words = |at: usize| {
+        n[at..]
+            .split(|c: char| c.is_whitespace() || c == '[' || c == '>')
+            .filter(|w| !w.is_empty())
+    };
+    if let Some(at) = n.find("<!doctype") {
+        // `<!doctype NAME SYSTEM|PUBLIC …`: the document names a DTD to fetch.
+        let mut w = words(at + "<!doctype".len());
+        let (_name, id) = (w.next(), w.next());
+        if let Some(id @ ("system" | "public")) = id {
+            return Some((
+                "xxe.external_dtd",
+                format!("DOCTYPE with a {} DTD to fetch", id.to_uppercase()),
+            ));
+        }
+    }
+    let mut declared = 0;
+    for (at, _) in n.match_indices("<!entity") {
+        declared += 1;
+        let mut w = words(at + "<!entity".len());
+        let first = w.next().unwrap_or("");
+        let parameter = first == "%" || (first.starts_with('%') && first.len() > 1);
+        // After the name (`x`, or `% p`: the `%` and then the name).
+        let mut rest = w.skip(usize::from(first == "%"));
+        if let Some(id @ ("system" | "public")) = rest.next() {
+            return Some((
+                "xxe.external_entity",
+                format!("entity declared with {}", id.to_uppercase()),
+            ));
+        }
+        if parameter {
+            return Some(("xxe.parameter_entity", "a parameter entity".into()));
+        }
+    }
+    (declared > 0 && n.contains("<!doctype")).then(|| {
+        (
+            "xxe.entity_declaration",
+            "DOCTYPE declaring entities".into(),
+        )
+    })
 }
 
 /// XML injection beyond entities: what a value does to the XML processor that reads it.
@@ -1156,6 +1232,72 @@ mod tests {
 
     fn families(v: &str, key: Option<&str>) -> Vec<Family> {
         detect(v, key).into_iter().map(|h| h.family).collect()
+    }
+
+    #[test]
+    fn doctypes_and_entities_are_read_as_a_parser_reads_them() {
+        for (v, rule) in [
+            (
+                "<!DOCTYPE foo SYSTEM \"http://evil/x.dtd\"><foo/>",
+                "xxe.external_dtd",
+            ),
+            (
+                "<!DOCTYPE foo PUBLIC \"-//x\" \"http://e/x.dtd\">",
+                "xxe.external_dtd",
+            ),
+            (
+                "<!DOCTYPE\nfoo\n[\n<!ENTITY\nx\nSYSTEM\n\"file:///etc/passwd\">]>",
+                "xxe.external_entity",
+            ),
+            (
+                "<!DOCTYPE\tfoo [<!ENTITY\tx\tPUBLIC\t\"a\" \"b\">]>",
+                "xxe.external_entity",
+            ),
+            (
+                "<!DOCTYPE x [<!ENTITY % p SYSTEM \"http://e/x\">%p;]>",
+                "xxe.external_entity",
+            ),
+            (
+                "<!DOCTYPE x [<!ENTITY % p \"<!ENTITY y 'z'>\">%p;]>",
+                "xxe.parameter_entity",
+            ),
+            (
+                "<!DOCTYPE l [<!ENTITY a \"a\"><!ENTITY b \"&a;&a;\">]><l>&b;</l>",
+                "xxe.entity_declaration",
+            ),
+        ] {
+            let hits = detect(v, None);
+            let got: Vec<&str> = hits
+                .iter()
+                .filter(|h| h.family == Family::Xxe)
+                .map(|h| h.rule)
+                .collect();
+            assert_eq!(got, [rule], "{v:?}");
+        }
+        for v in ["<!DOCTYPE html><html></html>", "the system entity"] {
+            assert!(!families(v, None).contains(&Family::Xxe), "{v:?}");
+        }
+    }
+
+    #[test]
+    fn urls_are_read_as_browsers_read_them() {
+        for v in [
+            "http://%31%32%37.0.0.1/admin",
+            "http://①②⑦.⓪.⓪.①/",
+            "http:\\\\127.0.0.1\\admin",
+            "https://0x7f.1/",
+            "http://[::ffff:169.254.169.254]/latest/meta-data/",
+        ] {
+            assert!(families(v, None).contains(&Family::Ssrf), "{v:?}");
+        }
+        for v in [
+            "http://example.com/%31%32%37.0.0.1",
+            "see http://docs.rs/url",
+        ] {
+            assert!(!families(v, None).contains(&Family::Ssrf), "{v:?}");
+        }
+        // The WHATWG reading alone, without the lax one.
+        assert!(super::whatwg_internal("http:\\\\%31%32%37.0.0.1\\x").is_some());
     }
 
     #[test]
