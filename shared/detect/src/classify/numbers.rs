@@ -360,15 +360,15 @@ impl Run<'_> {
     /// a country that dials one; `415-555-0132` and `(415) 555-0132` are North American.
     fn regions(&self, d: &[u8]) -> &'static [&'static [Id]] {
         if d.first() == Some(&b'0') {
-            &[TRUNK_REGIONS]
+            &PLAN_TRUNK
         } else if self.lens(&[3, 3, 4]) || (self.lens(&[1, 3, 3, 4]) && d[0] == b'1') {
-            &[NANP]
+            &PLAN_NANP
         } else if self.bare() {
             // Ten bare digits are valid somewhere in most plans (`1234567890` is Indian,
             // Brazilian, British): only plans where they are the usual written form count.
-            &[NANP, BARE_REGIONS]
+            &PLAN_BARE
         } else {
-            &[NANP, NO_TRUNK_REGIONS]
+            &PLAN_GROUPED
         }
     }
 
@@ -390,10 +390,10 @@ impl Run<'_> {
 use phonenumber::country::Id;
 
 /// North America: numbers written `415-555-0132`, `1 415 555 0132`, `4155550132`.
-const NANP: &[Id] = &[Id::US, Id::CA];
+static NANP: &[Id] = &[Id::US, Id::CA];
 /// Countries whose national numbers are written with a trunk `0` (`0532 123 45 67`,
 /// `09171234567`, `020 7123 4567`).
-const TRUNK_REGIONS: &[Id] = &[
+static TRUNK_REGIONS: &[Id] = &[
     Id::GB,
     Id::DE,
     Id::FR,
@@ -420,27 +420,86 @@ const TRUNK_REGIONS: &[Id] = &[
 ];
 /// Countries whose numbers are often written without it (`532 123 45 67`, `98765 43210`,
 /// `11 98456 5666`).
-const NO_TRUNK_REGIONS: &[Id] = &[Id::TR, Id::IN, Id::BR];
+static NO_TRUNK_REGIONS: &[Id] = &[Id::TR, Id::IN, Id::BR];
 /// … and bare, ten digits in a row (`2121234567`).
-const BARE_REGIONS: &[Id] = &[Id::TR];
+static BARE_REGIONS: &[Id] = &[Id::TR];
+
+/// The plans a layout points to (statics: their addresses key the remembered verdicts).
+static PLAN_TRUNK: [&[Id]; 1] = [TRUNK_REGIONS];
+static PLAN_NANP: [&[Id]; 1] = [NANP];
+static PLAN_BARE: [&[Id]; 2] = [NANP, BARE_REGIONS];
+static PLAN_GROUPED: [&[Id]; 2] = [NANP, NO_TRUNK_REGIONS];
 
 /// `d` (digits, country code first) is a valid number of its country.
 fn international(d: &[u8]) -> bool {
     if d.first() == Some(&b'0') {
         return false;
     }
-    let mut text = String::with_capacity(d.len() + 1);
-    text.push('+');
-    text.extend(d.iter().map(|&c| char::from(c)));
-    phonenumber::parse(None, &text).is_ok_and(|n| phonenumber::is_valid(&n))
+    remembered(0, d, || {
+        let mut text = String::with_capacity(d.len() + 1);
+        text.push('+');
+        text.extend(d.iter().map(|&c| char::from(c)));
+        phonenumber::parse(None, &text).is_ok_and(|n| phonenumber::is_valid(&n))
+    })
+}
+
+/// Ten digits (or eleven after a `1`) whose area code and exchange start with 2–9.
+fn nanp_shape(d: &[u8]) -> bool {
+    let d = match d.len() {
+        11 if d[0] == b'1' => &d[1..],
+        10 => d,
+        _ => return false,
+    };
+    d[0] >= b'2' && d[3] >= b'2'
+}
+
+/// Validations remembered per thread: parsing with libphonenumber costs microseconds, and the
+/// same numbers come back in an API's traffic again and again.
+const REMEMBERED: usize = 1 << 16;
+
+thread_local! {
+    static VERDICTS: std::cell::RefCell<foldhash::HashMap<(usize, u64, u8), bool>> =
+        std::cell::RefCell::new(foldhash::HashMap::default());
+}
+
+/// `check()`'s verdict on digits `d` for `plan` (0: international, else the regions' address),
+/// remembered.
+fn remembered(plan: usize, d: &[u8], check: impl FnOnce() -> bool) -> bool {
+    if d.len() > 19 {
+        return check();
+    }
+    let digits = d
+        .iter()
+        .fold(0u64, |a, &c| a * 10 + u64::from(c.wrapping_sub(b'0') % 10));
+    let key = (plan, digits, d.len() as u8);
+    if let Some(v) = VERDICTS.with(|m| m.borrow().get(&key).copied()) {
+        return v;
+    }
+    let v = check();
+    VERDICTS.with(|m| {
+        let mut m = m.borrow_mut();
+        if m.len() >= REMEMBERED {
+            m.clear();
+        }
+        m.insert(key, v);
+    });
+    v
 }
 
 /// `d` (digits) is a valid national number of one of `regions` — and stays in it
 /// (`4412345678` read in the US must not become a British `+44`).
-fn national(d: &[u8], regions: &[Id]) -> bool {
+fn national(d: &[u8], regions: &'static [Id]) -> bool {
     let Ok(text) = std::str::from_utf8(d) else {
         return false;
     };
+    remembered(regions.as_ptr() as usize, d, || national_now(text, regions))
+}
+
+fn national_now(text: &str, regions: &[Id]) -> bool {
+    // North American plans first by their digit rules: most ten-digit ids fail them cheaply.
+    if regions == NANP && !nanp_shape(text.as_bytes()) {
+        return false;
+    }
     regions.iter().any(|&region| {
         phonenumber::parse(Some(region), text).is_ok_and(|n| {
             phonenumber::is_valid(&n)
