@@ -431,6 +431,9 @@ anomalies! {
     /// was emitted without its response, which follows as a record of its own. Both carry
     /// this flag; every later response still pairs with its own request.
     PIPELINE_OVERFLOW = 24, "pipeline_overflow";
+    /// A request sent after one that closes the connection (HTTP/1.0 without keep-alive,
+    /// `Connection: close`): servers do not read it — a request smuggled past the close.
+    REQUEST_AFTER_CLOSE = 25, "request_after_close";
 }
 
 impl Anomalies {

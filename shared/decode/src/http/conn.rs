@@ -182,6 +182,8 @@ pub struct HttpConnection {
     not_http: bool,
     /// The client sent bytes that were not a request; a response pairs with them.
     client_garbled: bool,
+    /// A request said the connection ends after it: later requests are not read by servers.
+    client_closing: bool,
 }
 
 impl HttpConnection {
@@ -198,6 +200,7 @@ impl HttpConnection {
             next_id: 0,
             not_http: false,
             client_garbled: false,
+            client_closing: false,
         }
     }
 
@@ -719,6 +722,10 @@ impl HttpConnection {
         self.next_id += 1;
         let mut anomalies = h.anomalies | framing_flags | extra;
         anomalies |= std::mem::take(&mut self.requests.pending_anomalies);
+        if self.client_closing {
+            anomalies |= Anomalies::REQUEST_AFTER_CLOSE;
+        }
+        self.client_closing |= closes_connection(&h);
         let host = request_host(&h, &mut anomalies);
         let http09 = h.version == HttpVersion::Http09;
         let tx = Transaction {
@@ -1052,6 +1059,9 @@ fn length_framing(headers: &Headers, use_te: bool) -> (Option<Framing>, Anomalie
         if single && let Some(n) = parse_decimal(first.trim()).filter(|&n| n <= i64::MAX as u64) {
             return (Some(Framing::Length(n)), flags);
         }
+        // Repeated or listed lengths, even equal ones (`13, 13`), are refused by most servers
+        // (nginx, Node, h11): read the value, flag the framing.
+        flags.insert(Anomalies::BAD_CONTENT_LENGTH);
         let mut value: Option<u64> = None;
         let cl = std::iter::once(first).chain(cl);
         for v in cl.flat_map(|v| v.split(',')) {
@@ -1092,6 +1102,21 @@ fn parse_decimal(v: &str) -> Option<u64> {
             .then(|| n.checked_mul(10)?.checked_add(u64::from(b - b'0')))
             .flatten()
     })
+}
+
+/// Whether the connection ends after this request: `Connection: close`, or HTTP/1.0 without
+/// `Connection: keep-alive` (RFC 9112 §9.3).
+fn closes_connection(h: &RequestHead) -> bool {
+    let has = |token: &str| {
+        h.headers
+            .get_all("connection")
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case(token))
+    };
+    match h.version {
+        HttpVersion::Http10 => !has("keep-alive"),
+        _ => has("close"),
+    }
 }
 
 fn request_framing(h: &RequestHead) -> (Framing, Anomalies) {
@@ -1171,6 +1196,42 @@ mod tests {
         }
         c.close(Anomalies::NONE, &cfg, &mut out);
         out
+    }
+
+    #[test]
+    fn repeated_or_listed_content_lengths_are_read_and_flagged() {
+        for cl in [
+            "Content-Length: 3, 3",
+            "Content-Length: 3\r\nContent-Length: 3",
+        ] {
+            let req = format!("POST / HTTP/1.1\r\n{cl}\r\n\r\nabc");
+            let out = run(&[req.as_bytes()], &[]);
+            assert_eq!(out.len(), 1, "{cl}");
+            assert_eq!(out[0].request_body.data, b"abc");
+            assert!(
+                out[0].anomalies.contains(Anomalies::BAD_CONTENT_LENGTH),
+                "{cl}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_request_after_one_that_closes_the_connection_is_flagged() {
+        let flagged = |first: &[u8]| {
+            let second: &[u8] = b"GET /second HTTP/1.1\r\nHost: h\r\n\r\n";
+            let out = run(&[first, second], &[]);
+            assert_eq!(out.len(), 2);
+            assert!(!out[0].anomalies.contains(Anomalies::REQUEST_AFTER_CLOSE));
+            out[1].anomalies.contains(Anomalies::REQUEST_AFTER_CLOSE)
+        };
+        assert!(flagged(b"GET / HTTP/1.0\r\nHost: h\r\n\r\n"));
+        assert!(flagged(
+            b"GET / HTTP/1.1\r\nConnection: keep-alive, Close\r\n\r\n"
+        ));
+        assert!(!flagged(
+            b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n"
+        ));
+        assert!(!flagged(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n"));
     }
 
     /// `n` pipelined GETs, all sent before the first response; each response's body names
