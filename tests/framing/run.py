@@ -4,7 +4,8 @@ framed responses, and whether Tapline's decode of the recorded traffic delivers 
 
 A raw TCP server on loopback answers GET /v/ID?c=CLIENT with variant ID of a grammar of
 framings (status-line versions, Transfer-Encoding name spellings, values and repeats,
-Content-Length beside it), then closes. Headless Chromium (the reference: where clients
+Content-Length beside it; chunk-size forms, extensions, bare-LF lines and trailers, sent
+whole or in TCP segments cut inside the framing), then closes. Headless Chromium (the reference: where clients
 disagree, Tapline follows it), curl, Python's http.client and Node's http fetch every variant
 while tcpdump records loopback; `tapline decode` reads the recording; the bodies are
 compared per client. Variants are split into a development and a held-out half by a hash of
@@ -53,6 +54,33 @@ def variants():
         raw = ("\r\n".join(head) + "\r\n\r\n").encode() + wire
         desc = {"version": ver, "te_name": name, "te_values": vals, "content_length": cl}
         yield f"v{n}", raw, desc
+    yield from chunk_variants(n + 1)
+
+
+def chunk_variants(first):
+    """Chunk-size forms and TCP segmentation: a plain `Transfer-Encoding: chunked` response
+    whose chunk lines vary (case, leading zeros, `0x`, whitespace, extensions, bare LF, a
+    trailer), sent whole or in segments cut inside the framing."""
+    sizes = {"hex": b"%x", "HEX": b"%X", "zeros": b"%04x", "0x": b"0x%x", "space": b"%x ",
+             "tab": b"%x\t", "lead": b" %x"}
+    exts = [b"", b";a=b", b"; a=b", b";", b';a="x;y"']
+    eols = [b"\r\n", b"\n"]
+    trailers = [b"", b"X-T: 1\r\n"]
+    cuts = ["whole", "segments"]
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n"
+    for n, ((sname, size), ext, eol, trailer, cut) in enumerate(
+            itertools.product(sizes.items(), exts, eols, trailers, cuts), start=first):
+        parts = [BODY[:5], BODY[5:11], BODY[11:]]
+        wire = b"".join((size % len(p)) + ext + eol + p + eol for p in parts)
+        wire += (size % 0) + eol + trailer + eol
+        raw = head + wire
+        if cut == "segments":
+            # Cut inside the chunk lines: after each size digit run and inside line ends.
+            at = sorted({len(head) + 1, len(head) + 2, len(raw) - 3, len(raw) - 1})
+            raw = [raw[a:b] for a, b in zip([0] + at, at + [len(raw)])]
+        desc = {"chunk_size": sname, "ext": ext.decode(), "eol": "LF" if eol == b"\n" else "CRLF",
+                "trailer": bool(trailer), "sent": cut}
+        yield f"v{n}", raw, desc
 
 
 def serve(sock, table, stop):
@@ -80,7 +108,15 @@ def serve(sock, table, stop):
                 conn.sendall(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
             else:
                 vid = path.split("/v/")[1].split("?")[0]
-                conn.sendall(table[vid])
+                raw = table[vid]
+                if isinstance(raw, list):
+                    # In TCP segments: each written alone, a pause between them.
+                    conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                    for seg in raw:
+                        conn.sendall(seg)
+                        time.sleep(0.02)
+                else:
+                    conn.sendall(raw)
             conn.shutdown(socket.SHUT_WR)
             time.sleep(0.05)
         except Exception:
