@@ -19,6 +19,7 @@ mod checks;
 mod hint;
 mod numbers;
 mod opaque;
+mod phones;
 mod secrets;
 mod words;
 

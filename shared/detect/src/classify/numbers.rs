@@ -435,11 +435,13 @@ fn international(d: &[u8]) -> bool {
     if d.first() == Some(&b'0') {
         return false;
     }
+    let Ok(digits) = std::str::from_utf8(d) else {
+        return false;
+    };
     remembered(0, d, || {
-        let mut text = String::with_capacity(d.len() + 1);
-        text.push('+');
-        text.extend(d.iter().map(|&c| char::from(c)));
-        phonenumber::parse(None, &text).is_ok_and(|n| phonenumber::is_valid(&n))
+        super::phones::international_shape(digits)
+            && phonenumber::parse(None, format!("+{digits}"))
+                .is_ok_and(|n| phonenumber::is_valid(&n))
     })
 }
 
@@ -501,11 +503,12 @@ fn national_now(text: &str, regions: &[Id]) -> bool {
         return false;
     }
     regions.iter().any(|&region| {
-        phonenumber::parse(Some(region), text).is_ok_and(|n| {
-            phonenumber::is_valid(&n)
-                && phonenumber::metadata::DATABASE
-                    .by_code(&n.code().value())
-                    .is_some_and(|m| m.iter().any(|m| m.id() == region.as_ref()))
-        })
+        super::phones::national_shape(text, region)
+            && phonenumber::parse(Some(region), text).is_ok_and(|n| {
+                phonenumber::is_valid(&n)
+                    && phonenumber::metadata::DATABASE
+                        .by_code(&n.code().value())
+                        .is_some_and(|m| m.iter().any(|m| m.id() == region.as_ref()))
+            })
     })
 }
