@@ -18,10 +18,8 @@ usage: requests.py --tapline PATH [--out DIR] [--limit N]
        (needs root for tcpdump; python3-h11 or `pip install h11`, node, nginx)
 """
 
-import argparse
 import base64
 import collections
-import hashlib
 import itertools
 import json
 import os
@@ -34,6 +32,8 @@ import tempfile
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from common import arguments, half
 
 BODY = b"HELLO=SMUGGLE"
 CANARY = b"GET /canary HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
@@ -282,21 +282,11 @@ def send(port, raw):
     return local, answered, refused
 
 
-def half(vid):
-    return "held-out" if hashlib.sha256(vid.encode()).digest()[0] & 1 else "development"
-
-
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--tapline", required=True)
-    ap.add_argument("--out", default=None)
-    ap.add_argument("--limit", type=int, default=0)
-    a = ap.parse_args()
-    out = a.out or tempfile.mkdtemp(prefix="request-framing-")
-    os.makedirs(out, exist_ok=True)
+    tapline, out, limit = arguments("request-framing-")
     vs = variants()
-    if a.limit:
-        vs = vs[: a.limit]
+    if limit:
+        vs = vs[:limit]
     work = tempfile.mkdtemp(prefix="servers-")
     servers = start_servers(work)
     ports = " or ".join(f"tcp port {p}" for p, _ in servers.values())
@@ -322,7 +312,7 @@ def main():
         stop()
     shutil.rmtree(work, ignore_errors=True)
     dropped = [l for l in err.decode().splitlines() if "dropped by kernel" in l]
-    dec = subprocess.run([a.tapline, "decode", pcap], capture_output=True)
+    dec = subprocess.run([tapline, "decode", pcap], capture_output=True)
     tap = collections.defaultdict(list)
     for line in dec.stdout.decode().splitlines():
         t = json.loads(line)

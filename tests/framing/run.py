@@ -14,9 +14,7 @@ their id (decided before any tuning); both halves are reported.
 usage: run.py --tapline PATH [--out DIR] [--limit N]   (needs root for tcpdump)
 """
 
-import argparse
 import base64
-import hashlib
 import itertools
 import json
 import os
@@ -27,6 +25,8 @@ import tempfile
 import threading
 import time
 import http.client
+
+from common import arguments, half
 
 BODY = b"HELLO-FRAMING-BODY"
 
@@ -216,21 +216,11 @@ def fetch_node(port, ids):
     return {k: (base64.b64decode(v) if v is not None else None) for k, v in got.items()}
 
 
-def half(vid):
-    return "held-out" if hashlib.sha256(vid.encode()).digest()[0] & 1 else "development"
-
-
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--tapline", required=True)
-    ap.add_argument("--out", default=None)
-    ap.add_argument("--limit", type=int, default=0)
-    a = ap.parse_args()
-    out = a.out or tempfile.mkdtemp(prefix="framing-")
-    os.makedirs(out, exist_ok=True)
+    tapline, out, limit = arguments("framing-")
     vs = list(variants())
-    if a.limit:
-        vs = vs[: a.limit]
+    if limit:
+        vs = vs[:limit]
     table = {vid: raw for vid, raw, _ in vs}
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -255,7 +245,7 @@ def main():
     _, err = td.communicate()
     stop.set()
     dropped = [l for l in err.decode().splitlines() if "dropped by kernel" in l]
-    dec = subprocess.run([a.tapline, "decode", pcap], capture_output=True)
+    dec = subprocess.run([tapline, "decode", pcap], capture_output=True)
     tap = {}
     for line in dec.stdout.decode().splitlines():
         t = json.loads(line)

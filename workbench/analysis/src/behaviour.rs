@@ -1102,7 +1102,7 @@ impl Ownership {
             if principal != NONE && o != NONE {
                 let key = keys
                     .entry(o)
-                    .or_insert_with(|| owners::decoded(b.string(o)))
+                    .or_insert_with(|| super::values::decoded(b.string(o)))
                     .clone();
                 reaches.push((s, key, principal, b.ts[i]));
             }
@@ -1138,7 +1138,7 @@ impl Ownership {
                     .keys
                     .get(&o)
                     .cloned()
-                    .unwrap_or_else(|| owners::decoded(b.string(o)));
+                    .unwrap_or_else(|| super::values::decoded(b.string(o)));
                 match self.owners.owner(space, &key) {
                     Some((q, how)) if q != p => Some((o, q, how)),
                     _ => None,

@@ -954,7 +954,7 @@ fn identifiers<'p>(pos: &'p Position, values: &BodyValues) -> Option<Identifiers
         || (words.len() >= LEARN_MIN_DISTINCT_SLUGS && sluggy * 2 > words.len());
     let travelled = words
         .iter()
-        .filter(|w| values.contains(&super::owners::decoded(w)))
+        .filter(|w| values.contains(&super::values::decoded(w)))
         .count();
     let alike = same_children(pos, &words);
     // Beside an established parameter, words that answer as its values do are its values.
@@ -1001,7 +1001,7 @@ fn typical_answer(pos: &Position, values: &BodyValues) -> Option<BTreeSet<String
         .filter(|(w, _)| !ACTION_WORDS.contains(&w.as_str()) && !has_file_extension(w));
     let travelled: Vec<&BTreeSet<String>> = voters
         .clone()
-        .filter(|(w, _)| values.contains(&super::owners::decoded(w)))
+        .filter(|(w, _)| values.contains(&super::values::decoded(w)))
         .map(|(_, a)| a)
         .collect();
     if !travelled.is_empty() {

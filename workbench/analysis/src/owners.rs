@@ -147,13 +147,6 @@ impl Owners {
     }
 }
 
-/// A path segment as the key it carries: percent-decoded.
-pub(crate) fn decoded(segment: &str) -> String {
-    let mut out = String::with_capacity(segment.len());
-    tapline_detect::fields::percent_decode_into(segment, false, &mut out);
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -188,6 +181,5 @@ mod tests {
         tx.request_body.data = b"[1, 2]".to_vec();
         tx.response_body.data = b"not json".to_vec();
         assert!(key_values(&tx).is_empty());
-        assert_eq!(decoded("The%20Hobbit"), "The Hobbit");
     }
 }

@@ -307,6 +307,13 @@ pub fn has_file_extension(seg: &str) -> bool {
     }
 }
 
+/// A path segment as the value it carries: percent-decoded (`The%20Hobbit` → `The Hobbit`).
+pub(crate) fn decoded(segment: &str) -> String {
+    let mut out = String::with_capacity(segment.len());
+    tapline_detect::fields::percent_decode_into(segment, false, &mut out);
+    out
+}
+
 /// A version segment: `v1`, `v2`, `v1.2`, `2024-01-01` is not one.
 pub fn is_version(seg: &str) -> bool {
     let b = seg.as_bytes();
@@ -365,6 +372,7 @@ mod tests {
         assert!(is_version("v2") && is_version("v1.1") && !is_version("via"));
         assert!(has_file_extension("summary.csv") && !has_file_extension("1.5"));
         assert!(has_file_extension("Logo.PNG") && has_file_extension("app.min.js"));
+        assert_eq!(decoded("The%20Hobbit"), "The Hobbit");
         assert!(!has_file_extension("carol.jones") && !has_file_extension("judy.w"));
     }
 }
