@@ -6,7 +6,6 @@
 
 use phonenumber::country::Id;
 use phonenumber::metadata::DATABASE;
-use std::collections::HashMap;
 use std::sync::OnceLock;
 
 /// What a region's numbers can be, from the metadata.
@@ -70,25 +69,32 @@ impl Shape {
     }
 }
 
-/// Shapes by region id (`"US"`), and region ids by calling code, built once.
+/// Shapes by region id (`"US"`), each compiled when first asked for, and region ids by calling
+/// code; the maps built once.
 struct Shapes {
-    by_region: HashMap<String, Shape>,
-    by_code: HashMap<u16, Vec<String>>,
+    by_region: foldhash::HashMap<String, OnceLock<Option<Shape>>>,
+    by_code: foldhash::HashMap<u16, Vec<String>>,
+}
+
+impl Shapes {
+    fn get(&self, region: &str) -> Option<&Shape> {
+        let cell = self.by_region.get(region)?;
+        cell.get_or_init(|| DATABASE.by_id(region).and_then(Shape::of))
+            .as_ref()
+    }
 }
 
 fn shapes() -> &'static Shapes {
     static SHAPES: OnceLock<Shapes> = OnceLock::new();
     SHAPES.get_or_init(|| {
-        let mut by_region = HashMap::new();
-        let mut by_code: HashMap<u16, Vec<String>> = HashMap::new();
+        let mut by_region = foldhash::HashMap::default();
+        let mut by_code: foldhash::HashMap<u16, Vec<String>> = foldhash::HashMap::default();
         for m in DATABASE.iter() {
-            if let Some(shape) = Shape::of(m) {
-                by_region.insert(m.id().to_owned(), shape);
-                by_code
-                    .entry(m.country_code())
-                    .or_default()
-                    .push(m.id().to_owned());
-            }
+            by_region.insert(m.id().to_owned(), OnceLock::new());
+            by_code
+                .entry(m.country_code())
+                .or_default()
+                .push(m.id().to_owned());
         }
         Shapes { by_region, by_code }
     })
@@ -107,7 +113,7 @@ pub(super) fn international_shape(digits: &str) -> bool {
         s.by_code.get(&code).is_some_and(|regions| {
             regions
                 .iter()
-                .any(|r| s.by_region.get(r).is_some_and(|shape| shape.fits(nsn)))
+                .any(|r| s.get(r).is_some_and(|shape| shape.fits(nsn)))
         })
     })
 }
@@ -115,7 +121,6 @@ pub(super) fn international_shape(digits: &str) -> bool {
 /// `digits` dialled nationally could be a number of `region`.
 pub(super) fn national_shape(digits: &str, region: Id) -> bool {
     shapes()
-        .by_region
         .get(region.as_ref())
         .is_some_and(|shape| shape.fits_national(digits))
 }
