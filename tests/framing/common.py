@@ -4,6 +4,7 @@ import argparse
 import hashlib
 import os
 import tempfile
+import threading
 
 
 def half(vid):
@@ -21,3 +22,14 @@ def arguments(prefix):
     out = a.out or tempfile.mkdtemp(prefix=prefix)
     os.makedirs(out, exist_ok=True)
     return a.tapline, out, a.limit
+
+
+def accept_each(sock, stop, serve_one):
+    """Serves each connection `sock` accepts on its own thread until `stop` is set (`sock` has
+    a timeout, so the loop sees `stop`)."""
+    while not stop.is_set():
+        try:
+            conn, _ = sock.accept()
+        except OSError:
+            continue
+        threading.Thread(target=serve_one, args=(conn,), daemon=True).start()

@@ -33,7 +33,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from common import arguments, half
+from common import accept_each, arguments, half
 
 BODY = b"HELLO=SMUGGLE"
 CANARY = b"GET /canary HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
@@ -166,12 +166,7 @@ def h11_server(sock, stop):
         finally:
             conn.close()
 
-    while not stop.is_set():
-        try:
-            conn, _ = sock.accept()
-        except OSError:
-            continue
-        threading.Thread(target=one, args=(conn,), daemon=True).start()
+    accept_each(sock, stop, one)
 
 
 NODE = r"""

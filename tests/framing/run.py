@@ -26,7 +26,7 @@ import threading
 import time
 import http.client
 
-from common import arguments, half
+from common import accept_each, arguments, half
 
 BODY = b"HELLO-FRAMING-BODY"
 
@@ -124,12 +124,7 @@ def serve(sock, table, stop):
         finally:
             conn.close()
 
-    while not stop.is_set():
-        try:
-            conn, _ = sock.accept()
-        except OSError:
-            continue
-        threading.Thread(target=one, args=(conn,), daemon=True).start()
+    accept_each(sock, stop, one)
 
 
 RESULTS = {}
