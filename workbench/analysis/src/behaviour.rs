@@ -15,7 +15,8 @@ use super::actor::{actor_of, describe};
 use super::owners::{self, Creation, Creations, Origin, Owners};
 use super::profile::API_KEY_HEADERS;
 use polars::prelude::*;
-use std::collections::{HashMap, HashSet};
+// foldhash: these maps are keyed by interned ids and hashed per event (SipHash showed in profiles).
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use std::hash::{BuildHasher, Hash, Hasher};
 use tapline_record::Transaction;
 use tapline_store::endpoints::{Actor, EndpointKey, FindingKind, NewFinding, Severity};
@@ -1084,9 +1085,9 @@ impl Ownership {
             .iter()
             .map(|k| object_space(k, true).map(|s| spaces.id(s)))
             .collect();
-        let mut keys: HashMap<u32, String> = HashMap::new();
         let mut public = HashSet::new();
-        let mut reaches = Vec::new();
+        // The first successful reach of each (object space, object) by a principal.
+        let mut first: HashMap<(u32, u32), (i64, u32)> = HashMap::new();
         for i in 0..b.id.len() {
             let e = b.endpoint[i];
             if e == NONE || !(200..300).contains(&b.status[i]) {
@@ -1100,13 +1101,23 @@ impl Ownership {
                 continue;
             };
             if principal != NONE && o != NONE {
+                let e = first.entry((s, o)).or_insert((b.ts[i], principal));
+                if b.ts[i] < e.0 {
+                    *e = (b.ts[i], principal);
+                }
+            }
+        }
+        let mut keys: HashMap<u32, String> = HashMap::new();
+        let reaches: Vec<_> = first
+            .into_iter()
+            .map(|((s, o), (ts, principal))| {
                 let key = keys
                     .entry(o)
                     .or_insert_with(|| super::values::decoded(b.string(o)))
                     .clone();
-                reaches.push((s, key, principal, b.ts[i]));
-            }
-        }
+                (s, key, principal, ts)
+            })
+            .collect();
         let creations = b.creations.items.iter().filter_map(|c| {
             let s = created.get(c.endpoint as usize).copied().flatten()?;
             Some((s, b.string(c.value), c.principal, c.ts))

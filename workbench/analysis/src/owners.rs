@@ -9,7 +9,7 @@
 //! endpoint where principals keep to their own objects, one that reaches others' is BOLA; on
 //! one where everybody reads everybody's (a shared catalogue), nobody is.
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 use tapline_record::Transaction;
 
 /// Creations kept; past this, objects fall back to their first reader as owner.
@@ -105,7 +105,9 @@ pub(crate) enum Origin {
 /// object's decoded key.
 #[derive(Debug, Default)]
 pub(crate) struct Owners {
-    by_object: HashMap<(u32, String), (i64, u32, Origin)>,
+    /// Object space → object key → (when, principal, how learned); two levels so a lookup by
+    /// `&str` allocates nothing.
+    by_object: HashMap<u32, HashMap<String, (i64, u32, Origin)>>,
 }
 
 impl Owners {
@@ -116,22 +118,22 @@ impl Owners {
         creations: impl Iterator<Item = (u32, &'a str, u32, i64)>,
         reaches: impl Iterator<Item = (u32, String, u32, i64)>,
     ) -> Owners {
-        let mut by_object: HashMap<(u32, String), (i64, u32, Origin)> = HashMap::new();
+        let mut by_object: HashMap<u32, HashMap<String, (i64, u32, Origin)>> = HashMap::new();
         for (space, value, principal, ts) in creations {
-            let e = by_object.entry((space, value.to_owned())).or_insert((
-                ts,
-                principal,
-                Origin::Created,
-            ));
+            let objects = by_object.entry(space).or_default();
+            let e = objects
+                .entry(value.to_owned())
+                .or_insert((ts, principal, Origin::Created));
             if ts < e.0 {
                 *e = (ts, principal, Origin::Created);
             }
         }
         for (space, object, principal, ts) in reaches {
-            let e =
-                by_object
-                    .entry((space, object))
-                    .or_insert((ts, principal, Origin::FirstReached));
+            let e = by_object
+                .entry(space)
+                .or_default()
+                .entry(object)
+                .or_insert((ts, principal, Origin::FirstReached));
             if e.2 == Origin::FirstReached && ts < e.0 {
                 *e = (ts, principal, Origin::FirstReached);
             }
@@ -142,7 +144,8 @@ impl Owners {
     /// The owner of `object` in `space`, and how it was learned.
     pub fn owner(&self, space: u32, object: &str) -> Option<(u32, Origin)> {
         self.by_object
-            .get(&(space, object.to_owned()))
+            .get(&space)?
+            .get(object)
             .map(|&(_, p, o)| (p, o))
     }
 }

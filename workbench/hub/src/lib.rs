@@ -13,9 +13,14 @@
 //! not enrolled in this case or revoked (after the handshake, with a reason), a protocol or
 //! record version this build does not speak.
 //!
+//! A third thread, [`live`], analyses what was stored as it arrives (discovery, sensitive
+//! data, attacks, behaviour) and merges its results into the case every few seconds; it is
+//! fed by the store thread without ever holding up an acknowledgement.
+//!
 //! [`enrol`] issues a sensor its credentials and configuration file.
 
 pub mod enrol;
+pub mod live;
 mod server;
 mod store_thread;
 

@@ -54,6 +54,9 @@ pub enum HubEvent {
     },
     /// The case is usable again after a failure.
     CaseRecovered,
+    /// Live analysis wrote what it found in the records stored since its last flush
+    /// (endpoints and findings are in the case: views refresh).
+    Analysed(crate::live::Analysed),
     /// A peer was refused.
     Refused {
         /// Its address.
@@ -70,6 +73,7 @@ pub struct Hub {
     endpoint: quinn::Endpoint,
     runtime: Option<tokio::runtime::Runtime>,
     store: Option<std::thread::JoinHandle<Result<()>>>,
+    analysis: Option<std::thread::JoinHandle<()>>,
 }
 
 type OnEvent = Arc<dyn Fn(HubEvent) + Send + Sync>;
@@ -106,9 +110,17 @@ impl Hub {
                 })
             })
         };
+        let (feed, analysis) = {
+            let on_event = Arc::clone(&on_event);
+            let cases = CaseConnections(jobs.clone());
+            crate::live::start(Box::new(move || cases.connect()), move |a| {
+                on_event(HubEvent::Analysed(a))
+            })
+            .context("cannot start the hub's analysis thread")?
+        };
         let store = std::thread::Builder::new()
             .name("hub-store".into())
-            .spawn(move || store_loop(store, recovery, on_health, rx))
+            .spawn(move || store_loop(store, recovery, on_health, rx, Some(feed)))
             .context("cannot start the hub's store thread")?;
         let ep = endpoint.clone();
         let accepted_jobs = jobs.clone();
@@ -152,6 +164,7 @@ impl Hub {
             endpoint,
             runtime: Some(runtime),
             store: Some(store),
+            analysis: Some(analysis),
         })
     }
 
@@ -183,10 +196,17 @@ impl Hub {
         // Jobs queued before this one are served first; connections handed out by
         // [`Hub::cases`] keep the channel open, so the end is said, not inferred.
         let _ = self.jobs.blocking_send(Job::Stop);
-        match store.join() {
+        let stored = match store.join() {
             Ok(r) => r,
             Err(_) => Err(anyhow!("the hub's store thread panicked")),
+        };
+        // The store thread dropped its feed: analysis flushes what it has and ends.
+        if let Some(analysis) = self.analysis.take()
+            && analysis.join().is_err()
+        {
+            tracing::error!("the hub's analysis thread panicked");
         }
+        stored
     }
 }
 

@@ -13,6 +13,8 @@ use tapline_store::sensors::{Delivery, SensorBatch};
 use tapline_store::{CaseStore, StoreError};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::live::Feed;
+
 /// What the connection tasks ask of the store thread.
 pub(crate) enum Job {
     Lookup(String, oneshot::Sender<Result<Option<(i64, String)>>>),
@@ -154,6 +156,7 @@ pub(crate) fn store_loop(
     recovery: Recovery,
     on_health: OnHealth,
     mut jobs: mpsc::Receiver<Job>,
+    feed: Option<Feed>,
 ) -> Result<()> {
     let mut case = Case {
         path: store.path().to_owned(),
@@ -194,7 +197,7 @@ pub(crate) fn store_loop(
             Job::Store(first) => {
                 let (group, next) = gather(first, &mut jobs);
                 carry = next;
-                store_group(&mut case, group);
+                store_group(&mut case, group, feed.as_ref());
             }
         }
     }
@@ -229,7 +232,7 @@ fn gather(first: StoreJob, jobs: &mut mpsc::Receiver<Job>) -> (Vec<StoreJob>, Op
 
 /// Commits a group in one transaction; each batch's reply says stored, duplicate, or why not.
 /// Batches of a connection on which an earlier batch failed are refused unstored.
-fn store_group(case: &mut Case, group: Vec<StoreJob>) {
+fn store_group(case: &mut Case, group: Vec<StoreJob>, feed: Option<&Feed>) {
     let (refused, group): (Vec<_>, Vec<_>) = group.into_iter().partition(|j| j.line.broken());
     for j in refused {
         let _ = j.reply.send(Err(anyhow!(
@@ -254,6 +257,9 @@ fn store_group(case: &mut Case, group: Vec<StoreJob>) {
     match settle(case, r) {
         Ok(ds) => {
             for (j, d) in group.into_iter().zip(ds) {
+                if let (Some(feed), Delivery::Stored(ids)) = (feed, &d) {
+                    feed.offer(ids.clone(), j.txs);
+                }
                 let _ = j.reply.send(Ok(d));
             }
         }
@@ -319,14 +325,14 @@ mod tests {
         };
         let first = Line::default();
         let (five, five_out) = job(sensor, 5, &first);
-        store_group(&mut case, vec![five]);
+        store_group(&mut case, vec![five], None);
         assert!(matches!(five_out.blocking_recv(), Ok(Err(_))));
         // Back: the next job reopens the case.
         if let Some(f) = &mut case.failed {
             f.1 = Instant::now();
         }
         let (six, six_out) = job(sensor, 6, &first);
-        store_group(&mut case, vec![six]);
+        store_group(&mut case, vec![six], None);
         let six = six_out.blocking_recv().unwrap_or_else(|e| panic!("{e}"));
         let err = six.err().map(|e| e.to_string()).unwrap_or_default();
         assert!(err.contains("earlier batch"), "{err}");
@@ -341,7 +347,7 @@ mod tests {
         let second = Line::default();
         let (five, five_out) = job(sensor, 5, &second);
         let (six, six_out) = job(sensor, 6, &second);
-        store_group(&mut case, vec![five, six]);
+        store_group(&mut case, vec![five, six], None);
         for out in [five_out, six_out] {
             let d = out.blocking_recv().unwrap_or_else(|e| panic!("{e}"));
             assert!(matches!(d, Ok(Delivery::Stored(_))), "{d:?}");

@@ -2,7 +2,7 @@
 //! analysis derived from an import (endpoint upserts, retirements, findings).
 
 use crate::{CaseStore, StoreError};
-use duckdb::params;
+use duckdb::{OptionalExt, params};
 pub use tapline_record::finding::{AttackFamily, FindingKind, Severity};
 
 /// One endpoint of the inventory.
@@ -177,29 +177,109 @@ pub fn write_derived(
             }
         }
     }
+    insert_findings(tx, &d.findings)
+}
+
+/// Evidence ids a merged finding keeps at most (the first ones, then the latest ones).
+const MERGED_EVIDENCE: usize = 200;
+
+/// Writes endpoints like [`write_derived`], and findings merged into the case's: live
+/// analysis judges an ongoing attack again at every flush, so a finding with the same kind,
+/// endpoint and actor as one in the case updates it — count added, first and last seen
+/// widened, evidence joined (capped), severity, title and detail replaced. Returns (findings
+/// new, findings updated).
+pub fn merge_derived(
+    tx: &duckdb::Transaction<'_>,
+    d: &crate::sources::Derived,
+) -> Result<(usize, usize), duckdb::Error> {
+    let endpoints_only = crate::sources::Derived {
+        endpoints: d.endpoints.clone(),
+        retired_endpoints: d.retired_endpoints.clone(),
+        findings: Vec::new(),
+    };
+    write_derived(tx, &endpoints_only)?;
+    let mut fresh = Vec::new();
+    let mut updated = 0;
+    for f in &d.findings {
+        let endpoint = endpoint_id(tx, f)?;
+        let existing: Option<(i64, Vec<i64>)> = tx
+            .query_row(
+                "SELECT id, CAST(evidence AS VARCHAR) FROM findings WHERE kind = ? \
+                 AND endpoint_id IS NOT DISTINCT FROM ? AND actor_ip IS NOT DISTINCT FROM ? \
+                 AND actor_user IS NOT DISTINCT FROM ? AND actor_key IS NOT DISTINCT FROM ? \
+                 AND actor_session IS NOT DISTINCT FROM ? ORDER BY id LIMIT 1",
+                params![
+                    f.kind.name(),
+                    endpoint,
+                    f.actor.ip,
+                    f.actor.user,
+                    f.actor.key,
+                    f.actor.session
+                ],
+                |r| Ok((r.get(0)?, id_list(&r.get::<_, String>(1)?))),
+            )
+            .optional()?;
+        let Some((id, mut evidence)) = existing else {
+            fresh.push(f.clone());
+            continue;
+        };
+        for e in &f.evidence {
+            if !evidence.contains(e) {
+                evidence.push(*e);
+            }
+        }
+        if evidence.len() > MERGED_EVIDENCE {
+            evidence.drain(MERGED_EVIDENCE / 2..evidence.len() - MERGED_EVIDENCE / 2);
+        }
+        tx.execute(
+            "UPDATE findings SET severity = ?, confidence = ?, first_seen_ns = least(first_seen_ns, ?), \
+             last_seen_ns = greatest(last_seen_ns, ?), count = count + ?, evidence = CAST(? AS BIGINT[]), \
+             title = ?, detail = ? WHERE id = ?",
+            params![f.severity.name(), f.confidence, f.first_seen_ns, f.last_seen_ns, f.count, id_array(&evidence), f.title, f.detail, id],
+        )?;
+        updated += 1;
+    }
+    insert_findings(tx, &fresh)?;
+    Ok((fresh.len(), updated))
+}
+
+/// `[1, 2, 3]` as DuckDB prints a BIGINT[]; unparsable items are skipped.
+fn id_list(text: &str) -> Vec<i64> {
+    text.trim_matches(['[', ']'])
+        .split(',')
+        .filter_map(|v| v.trim().parse().ok())
+        .collect()
+}
+
+fn id_array(ids: &[i64]) -> String {
+    let items: Vec<String> = ids.iter().map(i64::to_string).collect();
+    format!("[{}]", items.join(","))
+}
+
+/// The id of a finding's endpoint in the case, if it names one that exists.
+fn endpoint_id(tx: &duckdb::Transaction<'_>, f: &NewFinding) -> Result<Option<i64>, duckdb::Error> {
+    let Some(e) = &f.endpoint else {
+        return Ok(None);
+    };
+    tx.query_row(
+        "SELECT id FROM endpoints WHERE host = ? AND method = ? AND template = ?",
+        params![e.host, e.method, e.template],
+        |r| r.get(0),
+    )
+    .optional()
+}
+
+fn insert_findings(
+    tx: &duckdb::Transaction<'_>,
+    findings: &[NewFinding],
+) -> Result<(), duckdb::Error> {
     let first_finding: i64 =
         tx.query_row("SELECT coalesce(max(id), 0) + 1 FROM findings", [], |r| {
             r.get(0)
         })?;
-    for (id, f) in (first_finding..).zip(&d.findings) {
-        let endpoint: Option<i64> = match &f.endpoint {
-            Some(e) => tx
-                .query_row(
-                    "SELECT id FROM endpoints WHERE host = ? AND method = ? AND template = ?",
-                    params![e.host, e.method, e.template],
-                    |r| r.get(0),
-                )
-                .ok(),
-            None => None,
-        };
-        let evidence = format!(
-            "[{}]",
-            f.evidence
-                .iter()
-                .map(i64::to_string)
-                .collect::<Vec<_>>()
-                .join(",")
-        );
+    for (id, f) in (first_finding..).zip(findings) {
+        let endpoint = endpoint_id(tx, f)?;
+        let evidence = id_array(&f.evidence);
         tx.execute(
             "INSERT INTO findings (id, kind, severity, confidence, endpoint_id, actor_ip, actor_user, actor_key, actor_session, first_seen_ns, last_seen_ns, count, evidence, title, detail) \
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, CAST(? AS BIGINT[]), ?, ?)",

@@ -172,4 +172,11 @@ impl CaseStore {
             Ok(())
         })
     }
+
+    /// Writes what live analysis derived from records already stored (sensor batches), in
+    /// one transaction: endpoints upserted, findings merged into the case's (see
+    /// [`crate::endpoints::merge_derived`]). Returns (findings new, findings updated).
+    pub fn merge_live(&mut self, derived: &Derived) -> Result<(usize, usize), StoreError> {
+        self.atomically(|tx| crate::endpoints::merge_derived(tx, derived))
+    }
 }

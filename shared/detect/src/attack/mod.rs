@@ -5,6 +5,8 @@
 //! references, JS escapes, overlong UTF-8 and look-alike characters are undone and the text is
 //! lowercased, so one rule sees `../`, `%2e%2e%2f`, `%c0%ae%c0%ae%c0%af` and `．．／` alike.
 
+mod html;
+mod js;
 pub mod normalize;
 pub mod request;
 mod rules;

@@ -1,6 +1,8 @@
-//! Cross-site scripting: an HTML tag scanner (tag names, attribute names and values as a
-//! browser would split them, tolerant of the junk browsers skip) plus script-context breakouts
-//! and script URIs.
+//! Cross-site scripting: markup read by an HTML tokenizer ([`super::html`]) from each context a
+//! value can land in, plus script-context breakouts and script URIs.
+
+use super::html::{self, Attr, Context, Origin, Quote, StartTag, Token};
+use super::js;
 
 const DANGEROUS_TAGS: &[&str] = &[
     "script", "iframe", "frame", "frameset", "object", "embed", "applet", "meta", "base", "link",
@@ -19,25 +21,12 @@ const SCRIPT_SCHEMES: &[&str] = &[
     "jar:",
 ];
 
-/// Words that only script calls (an argument list must follow).
-const SINKS: &[&str] = &[
-    "alert",
-    "prompt",
-    "confirm",
-    "eval",
-    "settimeout",
-    "setinterval",
-    "fromcharcode",
-    "document.write",
+/// Besides the script engine's sinks ([`js::SINKS`]): properties read or written for effect.
+const PROPERTY_SINKS: &[&str] = &[
     "document.cookie",
     "document.domain",
     "window.location",
     "fetch",
-    "atob",
-    "import",
-    "constructor",
-    "showmodaldialog",
-    "execscript",
 ];
 
 /// `javascript:` with the tabs, newlines and control characters browsers drop inside it.
@@ -52,86 +41,15 @@ fn has_script_scheme(v: &str) -> Option<&'static str> {
         .copied()
 }
 
-/// An attribute as a browser splits it: its name and its value (quotes removed).
-struct Attr {
-    name: String,
-    value: String,
-}
-
-/// A tag at `b[i] == '<'`: its name and attributes, up to the `>` (or the end).
-fn tag_at(b: &[u8], i: usize) -> Option<(String, Vec<Attr>, usize)> {
-    let mut j = i + 1;
-    if b.get(j) == Some(&b'/') {
-        j += 1;
-    }
-    let name_start = j;
-    while j < b.len() && (b[j].is_ascii_alphanumeric() || matches!(b[j], b':' | b'-' | b'_')) {
-        j += 1;
-    }
-    if j == name_start {
-        return None;
-    }
-    let raw = String::from_utf8_lossy(&b[name_start..j]).into_owned();
-    // An SVG element injected with its namespace prefix is script-capable markup.
-    let name = if raw.starts_with("svg:") {
-        "svg".to_owned()
-    } else {
-        raw.rsplit(':').next().unwrap_or(&raw).to_owned()
-    };
-    let mut attrs = Vec::new();
-    // Attributes: separated by whitespace, `/`, or junk browsers skip.
-    while j < b.len() && b[j] != b'>' && b[j] != b'<' {
-        let c = b[j];
-        if c.is_ascii_alphabetic() {
-            let s = j;
-            while j < b.len()
-                && (b[j].is_ascii_alphanumeric() || matches!(b[j], b'-' | b'_' | b':'))
-            {
-                j += 1;
-            }
-            let name = String::from_utf8_lossy(&b[s..j]).into_owned();
-            let mut value = String::new();
-            let mut k = j;
-            while k < b.len() && b[k].is_ascii_whitespace() {
-                k += 1;
-            }
-            if b.get(k) == Some(&b'=') {
-                k += 1;
-                while k < b.len() && b[k].is_ascii_whitespace() {
-                    k += 1;
-                }
-                let from = k;
-                match b.get(k) {
-                    Some(&q @ (b'"' | b'\'' | b'`')) => {
-                        let close = memchr::memchr(q, &b[k + 1..]).map(|e| k + 1 + e);
-                        value = String::from_utf8_lossy(&b[k + 1..close.unwrap_or(b.len())])
-                            .into_owned();
-                        k = close.map_or(b.len(), |c| c + 1);
-                    }
-                    _ => {
-                        while k < b.len() && !b[k].is_ascii_whitespace() && b[k] != b'>' {
-                            k += 1;
-                        }
-                        value = String::from_utf8_lossy(&b[from..k]).into_owned();
-                    }
-                }
-                j = k;
-            }
-            attrs.push(Attr { name, value });
-        } else {
-            j += 1;
-        }
-    }
-    Some((name, attrs, j))
-}
-
 fn is_event_handler(attr: &str) -> bool {
+    // Old engines dropped NUL in names (`onerror%00=`).
+    let attr = attr.trim_end_matches('\0');
     attr.len() > 3 && attr.starts_with("on") && attr[2..].bytes().all(|c| c.is_ascii_lowercase())
 }
 
 /// A call of a script sink: `alert(1)`, `alert``1```, `eval(...)`.
 fn sink_call(v: &str) -> Option<&'static str> {
-    SINKS.iter().copied().find(|s| {
+    js::SINKS.iter().chain(PROPERTY_SINKS).copied().find(|s| {
         v.match_indices(s).any(|(at, _)| {
             let after = v[at + s.len()..].trim_start();
             let before_ok = at == 0 || !v.as_bytes()[at - 1].is_ascii_alphanumeric();
@@ -307,9 +225,8 @@ type Verdict = Option<(&'static str, String)>;
 /// The checks, in order: markup first, then script and CSS contexts, then probes.
 const CHECKS: &[fn(&str) -> Verdict] = &[
     tags,
-    attribute_breakout,
     script_uri,
-    script_breakout,
+    script_context,
     stripped_tag,
     indirect_call,
     navigation,
@@ -319,67 +236,150 @@ const CHECKS: &[fn(&str) -> Verdict] = &[
     probes,
 ];
 
-/// Tags in the value: event handlers, data binding, dangerous elements, script URIs
-/// and CSS in attributes.
+/// Markup in the value, read by the HTML tokenizer from every context the value could land
+/// in: tags it opens, and attributes it adds to the page's tag by closing an attribute value.
 fn tags(n: &str) -> Verdict {
+    markup(n).or_else(|| {
+        // In a query string or form body, `+` is the space the application reads.
+        let form_decoded = n.contains('+') && !n.contains(' ');
+        form_decoded.then(|| markup(&n.replace('+', " "))).flatten()
+    })
+}
+
+fn markup(n: &str) -> Verdict {
     let b = n.as_bytes();
-    for i in memchr::memchr_iter(b'<', b) {
-        let Some((name, attrs, _end)) = tag_at(b, i) else {
-            continue;
-        };
-        if let Some(h) = attrs.iter().find(|a| is_event_handler(&a.name)) {
-            return Some(("xss.event_handler", format!("<{name} {}=…>", h.name)));
+    let mut contexts = Vec::with_capacity(4);
+    if memchr::memchr(b'<', b).is_some() {
+        contexts.push(Context::Data);
+    }
+    // Out of an attribute value, a value only matters by adding an attribute with a value.
+    if memchr::memchr(b'=', b).is_some() {
+        if memchr::memchr(b'"', b).is_some() {
+            contexts.push(Context::Attribute(Quote::Double));
         }
-        if attrs
-            .iter()
-            .any(|a| matches!(a.name.as_str(), "datasrc" | "datafld" | "dataformatas"))
-        {
-            return Some(("xss.data_binding", format!("<{name}> binding data as HTML")));
+        if memchr::memchr(b'\'', b).is_some() {
+            contexts.push(Context::Attribute(Quote::Single));
         }
-        if DANGEROUS_TAGS.contains(&name.as_str())
-            && !(name == "set" || name == "form" || name == "link")
-        {
-            return Some(("xss.dangerous_tag", format!("<{name}>")));
+        if b.iter().any(u8::is_ascii_whitespace) {
+            contexts.push(Context::Attribute(Quote::Unquoted));
         }
-        let tag_text = &n[i..n[i..].find('>').map_or(n.len(), |e| i + e)];
-        if let Some(scheme) = has_script_scheme(tag_text) {
+    }
+    contexts.into_iter().find_map(|context| {
+        html::tokens(n, context).iter().find_map(|t| match t {
+            Token::Start(tag) => match tag.origin {
+                Origin::Value => judge_tag(n, tag),
+                Origin::Enclosing => judge_added(tag),
+            },
+            Token::End(name) if RAW_TEXT_CLOSERS.contains(&name.as_str()) => Some((
+                "xss.raw_text_breakout",
+                format!("</{name}> closes the element the value landed in"),
+            )),
+            _ => None,
+        })
+    })
+}
+
+/// End tags that leave a raw-text element (script, style, …) for markup, or foreign content
+/// (`svg`, `math`) for HTML — the breakouts, and the parser switches mutation XSS rides on.
+const RAW_TEXT_CLOSERS: &[&str] = &[
+    "script", "style", "title", "textarea", "iframe", "noscript", "xmp", "noembed", "noframes",
+    "template", "svg", "math",
+];
+
+/// A tag the value opened: event handlers, data binding, dangerous elements, script URIs and
+/// CSS in attributes, markup loading from elsewhere.
+fn judge_tag(n: &str, tag: &StartTag) -> Verdict {
+    let name = tag_name(&tag.name);
+    let attrs = &tag.attrs;
+    if let Some(h) = attrs.iter().find(|a| is_event_handler(&a.name)) {
+        return Some(("xss.event_handler", format!("<{name} {}=…>", h.name)));
+    }
+    if attrs
+        .iter()
+        .any(|a| matches!(a.name.as_str(), "datasrc" | "datafld" | "dataformatas"))
+    {
+        return Some(("xss.data_binding", format!("<{name}> binding data as HTML")));
+    }
+    if DANGEROUS_TAGS.contains(&name) && !(name == "set" || name == "form" || name == "link") {
+        return Some(("xss.dangerous_tag", format!("<{name}>")));
+    }
+    let tag_text = &n[tag.span.clone()];
+    if let Some(scheme) = has_script_scheme(tag_text) {
+        return Some((
+            "xss.script_uri_attribute",
+            format!("<{name}> with {scheme}"),
+        ));
+    }
+    if name == "link" && tag_text.contains("stylesheet") && tag_text.contains("//") {
+        return Some((
+            "xss.external_stylesheet",
+            "<link> to another site's style sheet".into(),
+        ));
+    }
+    if tag_text.contains("expression(")
+        || tag_text.contains("expr/*")
+        || tag_text.contains("-moz-binding")
+        || tag_text.contains("behavior:")
+    {
+        return Some((
+            "xss.css_expression",
+            format!("<{name}> with a CSS script expression"),
+        ));
+    }
+    if let Some(why) = attrs.iter().find_map(injected_css) {
+        return Some(("xss.css_injection", format!("<{name} style=…> {why}")));
+    }
+    // SVG animation rewriting a link (`<set attributeName="xlink:href" to="//evil">`).
+    // Animation (SVG, or IE's time behaviour) rewriting a link, a handler or markup
+    // (`<set attributeName="xlink:href" to="//evil">`, `attributename="onmouseover"`).
+    let animates = matches!(name, "set" | "animate")
+        && attrs.iter().any(|a| {
+            a.name == "attributename"
+                && (a.value.ends_with("href")
+                    || is_event_handler(&a.value)
+                    || matches!(a.value.as_str(), "innerhtml" | "outerhtml" | "src"))
+        });
+    if animates {
+        return Some((
+            "xss.svg_animation",
+            format!("<{name}> rewriting an attribute"),
+        ));
+    }
+    if let Some(a) = attrs.iter().find(|a| loads_from_elsewhere(name, a)) {
+        return Some((
+            "xss.html_injection",
+            format!("<{name} {}=…> loading from another site", a.name),
+        ));
+    }
+    None
+}
+
+/// A tag's local name: `svg:svg` is `svg`, `x:script` is `script`.
+fn tag_name(raw: &str) -> &str {
+    if raw.starts_with("svg:") {
+        "svg"
+    } else {
+        raw.rsplit(':').next().unwrap_or(raw)
+    }
+}
+
+/// Attributes a value added to the page's tag by closing the attribute value it landed in
+/// (`" onmouseover="…`, `x autofocus onfocus=…`). Unquoted, a space is enough to add one,
+/// so there only DOM event names count (`online=1` is prose), or a handler that calls script.
+fn judge_added(tag: &StartTag) -> Verdict {
+    for a in tag.added_attrs() {
+        // A handler without a value runs nothing (`see onerror in the docs`).
+        let handler = !a.value.is_empty() && is_dom_handler(&a.name)
+            || is_event_handler(&a.name)
+                && (sink_call(&a.value).is_some() || has_script_scheme(&a.value).is_some());
+        if handler {
             return Some((
-                "xss.script_uri_attribute",
-                format!("<{name}> with {scheme}"),
+                "xss.attribute_breakout",
+                format!("closes an attribute, adds {}=", a.name),
             ));
         }
-        if name == "link" && tag_text.contains("stylesheet") && tag_text.contains("//") {
-            return Some((
-                "xss.external_stylesheet",
-                "<link> to another site's style sheet".into(),
-            ));
-        }
-        if tag_text.contains("expression(")
-            || tag_text.contains("expr/*")
-            || tag_text.contains("-moz-binding")
-            || tag_text.contains("behavior:")
-        {
-            return Some((
-                "xss.css_expression",
-                format!("<{name}> with a CSS script expression"),
-            ));
-        }
-        if let Some(why) = attrs.iter().find_map(|a| injected_css(a)) {
-            return Some(("xss.css_injection", format!("<{name} style=…> {why}")));
-        }
-        // SVG animation rewriting a link (`<set attributeName="xlink:href" to="//evil">`).
-        let animates_link = matches!(name.as_str(), "set" | "animate")
-            && attrs
-                .iter()
-                .any(|a| a.name.eq_ignore_ascii_case("attributename") && a.value.ends_with("href"));
-        if animates_link {
-            return Some(("xss.svg_animation", format!("<{name}> rewriting a link")));
-        }
-        if let Some(a) = attrs.iter().find(|a| loads_from_elsewhere(&name, a)) {
-            return Some((
-                "xss.html_injection",
-                format!("<{name} {}=…> loading from another site", a.name),
-            ));
+        if let Some(why) = injected_css(a) {
+            return Some(("xss.css_injection", format!("adds style=… {why}")));
         }
     }
     None
@@ -441,26 +441,6 @@ fn loads_from_elsewhere(tag: &str, a: &Attr) -> bool {
         || v.starts_with("//")
 }
 
-/// Attribute breakout without a tag: `" onmouseover="alert(1)`, `' autofocus onfocus=…`.
-fn attribute_breakout(n: &str) -> Verdict {
-    for (at, _) in n.match_indices("on").filter(|_| n.contains('=')) {
-        let before = n[..at].trim_end_matches([' ', '\t', '\n', '/', '+']);
-        let quoted = before.ends_with(['"', '\'', '`']);
-        let attr_end = n[at..]
-            .find(|c: char| !c.is_ascii_lowercase())
-            .map_or(n.len(), |e| at + e);
-        let attr = &n[at..attr_end];
-        let eq = n[attr_end..].trim_start().starts_with('=');
-        if quoted && eq && is_event_handler(attr) {
-            return Some((
-                "xss.attribute_breakout",
-                format!("closes an attribute, adds {attr}="),
-            ));
-        }
-    }
-    None
-}
-
 /// A `javascript:`-style URI where a URI goes.
 fn script_uri(n: &str) -> Verdict {
     if let Some(scheme) = n.contains(':').then(|| has_script_scheme(n)).flatten()
@@ -481,20 +461,40 @@ fn script_uri(n: &str) -> Verdict {
     None
 }
 
-/// Script-context breakout: `';alert(1)//`, `"-alert(1)-"`, `</script><script>`.
-fn script_breakout(n: &str) -> Verdict {
-    if let Some(sink) = n.contains(['(', '`', '=']).then(|| sink_call(n)).flatten() {
-        let before = &n[..n.find(sink).unwrap_or(0)];
-        if before.contains(['\'', '"', ';', '>', '`', '=', '(', ',', '?'])
-            || n.trim_start().starts_with(sink)
-        {
-            return Some((
-                "xss.script_breakout",
-                format!("breaks into script and calls {sink}"),
-            ));
-        }
+/// The value read as script from each context it could land in (code, or a quoted literal it
+/// closes): a sink called or a navigating property assigned where an expression may start.
+fn script_context(n: &str) -> Verdict {
+    if !n.contains(['(', '`', '=']) {
+        return None;
     }
-    None
+    let b = n.as_bytes();
+    let literals = [b'\'', b'"', b'`']
+        .into_iter()
+        .filter(|q| memchr::memchr(*q, b).is_some());
+    let mut found = std::iter::once(js::Start::Code)
+        .chain(literals.clone().map(js::Start::Literal))
+        .find_map(|start| js::effect(n, start).map(|e| (start, e, "")));
+    // An application that escapes the quote but not the backslash (`\"` becomes `\\"`) lets
+    // the value's own backslash cancel the escape.
+    for q in literals.filter(|&q| n.contains(&format!("\\{}", q as char))) {
+        if found.is_some() {
+            break;
+        }
+        let escaped = n.replace(q as char, &format!("\\{}", q as char));
+        found = js::effect(&escaped, js::Start::Literal(q))
+            .map(|e| (js::Start::Literal(q), e, " escaped by the application"));
+    }
+    found.map(|(start, effect, escaped)| {
+        let from = match start {
+            js::Start::Code => "as script".to_owned(),
+            js::Start::Literal(q) => format!("after closing a {} literal{escaped}", q as char),
+        };
+        let does = match effect {
+            js::Effect::Calls(sink) => format!("calls {sink}"),
+            js::Effect::Assigns(p) => format!("assigns {p}"),
+        };
+        ("xss.script_breakout", format!("{from}, {does}"))
+    })
 }
 
 /// Tags whose brackets a filter stripped (`scriptalert(1)/script`).
@@ -616,6 +616,13 @@ fn entities(n: &str) -> Verdict {
     {
         return Some(("xss.js_entity", "&{…} script entity".into()));
     }
+    // Server-side includes run a command or pull a file into the page.
+    if n.contains("<!--#exec") || n.contains("<!--#include") {
+        return Some((
+            "xss.server_side_include",
+            "server-side include directive".into(),
+        ));
+    }
     if n.contains("<?xml-stylesheet") || n.contains("<xsl:stylesheet") {
         return Some(("xss.stylesheet", "XML style sheet instruction".into()));
     }
@@ -710,15 +717,23 @@ mod tests {
     }
 
     #[test]
-    fn test_tag_at_reads_a_tag_and_its_attributes() {
-        let b = b"x <img src='a b' onerror=b> y";
-        let (name, attrs, _end) = tag_at(b, 2).expect("a tag");
-        assert_eq!(name, "img");
-        let pairs: Vec<(&str, &str)> = attrs
-            .iter()
-            .map(|a| (a.name.as_str(), a.value.as_str()))
-            .collect();
-        assert_eq!(pairs, [("src", "a b"), ("onerror", "b")]);
+    fn test_handler_names_are_told_from_words() {
         assert!(is_event_handler("onmouseover") && !is_event_handler("one"));
+        assert!(is_dom_handler("onfocus") && !is_dom_handler("online"));
+    }
+
+    #[test]
+    fn test_values_that_break_out_of_an_attribute_are_found() {
+        for v in [
+            "x\" onmouseover=\"alert(1)",
+            "x' onfocus='alert(1)' autofocus='",
+            "x onfocus=alert(1) autofocus",
+            "\"style=\"background:url(//evil/x)",
+        ] {
+            assert!(rule(v).is_some(), "{v:?}");
+        }
+        for v in ["he said \"hi\" online=1", "o'neil online", "size=3 one=4"] {
+            assert_eq!(rule(v), None, "{v:?}");
+        }
     }
 }

@@ -2,11 +2,13 @@
 //! library costs microseconds and goes through a regex cache behind one global mutex, so every
 //! candidate first meets a pre-filter built once from the same metadata: the region's possible
 //! lengths and its general number pattern, compiled here without a lock. Only candidates that
-//! pass are parsed and validated by the library; verdicts are remembered per thread.
+//! pass are parsed and validated by the library; verdicts are remembered per thread. The
+//! shapes are per thread too: one compiled regex used from two decoder threads meets itself in
+//! its cache pool (a profile of an import showed the contention).
 
 use phonenumber::country::Id;
 use phonenumber::metadata::DATABASE;
-use std::sync::OnceLock;
+use std::cell::OnceCell;
 
 /// What a region's numbers can be, from the metadata.
 struct Shape {
@@ -72,7 +74,7 @@ impl Shape {
 /// Shapes by region id (`"US"`), each compiled when first asked for, and region ids by calling
 /// code; the maps built once.
 struct Shapes {
-    by_region: foldhash::HashMap<String, OnceLock<Option<Shape>>>,
+    by_region: foldhash::HashMap<String, OnceCell<Option<Shape>>>,
     by_code: foldhash::HashMap<u16, Vec<String>>,
 }
 
@@ -84,25 +86,31 @@ impl Shapes {
     }
 }
 
-fn shapes() -> &'static Shapes {
-    static SHAPES: OnceLock<Shapes> = OnceLock::new();
-    SHAPES.get_or_init(|| {
+impl Shapes {
+    fn build() -> Shapes {
         let mut by_region = foldhash::HashMap::default();
         let mut by_code: foldhash::HashMap<u16, Vec<String>> = foldhash::HashMap::default();
         for m in DATABASE.iter() {
-            by_region.insert(m.id().to_owned(), OnceLock::new());
+            by_region.insert(m.id().to_owned(), OnceCell::new());
             by_code
                 .entry(m.country_code())
                 .or_default()
                 .push(m.id().to_owned());
         }
         Shapes { by_region, by_code }
-    })
+    }
+}
+
+thread_local! {
+    static SHAPES: Shapes = Shapes::build();
 }
 
 /// `digits` (country code first) could be a number of the country its code names.
 pub(super) fn international_shape(digits: &str) -> bool {
-    let s = shapes();
+    SHAPES.with(|s| international_in(s, digits))
+}
+
+fn international_in(s: &Shapes, digits: &str) -> bool {
     (1..=3).any(|n| {
         let (Some(code), Some(nsn)) = (digits.get(..n), digits.get(n..)) else {
             return false;
@@ -120,9 +128,10 @@ pub(super) fn international_shape(digits: &str) -> bool {
 
 /// `digits` dialled nationally could be a number of `region`.
 pub(super) fn national_shape(digits: &str, region: Id) -> bool {
-    shapes()
-        .get(region.as_ref())
-        .is_some_and(|shape| shape.fits_national(digits))
+    SHAPES.with(|s| {
+        s.get(region.as_ref())
+            .is_some_and(|shape| shape.fits_national(digits))
+    })
 }
 
 #[cfg(test)]

@@ -189,6 +189,11 @@ fn log(e: &HubEvent, verbose: bool) {
             "tapline: hub: the case failed: {reason}; nothing more is acknowledged (sensors keep their records) until it can be reopened — free space on its disk"
         ),
         HubEvent::CaseRecovered => eprintln!("tapline: hub: the case is back; storing again"),
+        HubEvent::Analysed(a) if a.new_findings > 0 || verbose => eprintln!(
+            "tapline: hub: live analysis flushed: {} new finding(s), {} updated ({} analysed so far)",
+            a.new_findings, a.updated_findings, a.records
+        ),
+        HubEvent::Analysed(_) => {}
     }
 }
 

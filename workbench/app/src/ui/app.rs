@@ -531,6 +531,17 @@ impl Workbench {
                     line
                 }
                 HubEvent::CaseRecovered => "the case is back: storing again".to_owned(),
+                HubEvent::Analysed(a) => {
+                    // Endpoints and findings changed in the case: views refresh with counts.
+                    h.new_data = true;
+                    if a.new_findings == 0 {
+                        continue;
+                    }
+                    format!(
+                        "live analysis: {} new finding(s), {} updated ({} records analysed)",
+                        a.new_findings, a.updated_findings, a.records
+                    )
+                }
             };
             h.log.push_back(line);
             if h.log.len() > 500 {
