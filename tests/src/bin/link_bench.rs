@@ -166,6 +166,7 @@ fn main() -> Result<()> {
         tapline_hub::Recovery::Reopen,
         &identity,
         "127.0.0.1:0".parse()?,
+        tapline_hub::LiveAnalysis::Off,
         move |e| {
             if let HubEvent::Batch { seq, .. } = e
                 && seq == last

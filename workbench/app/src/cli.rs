@@ -84,6 +84,11 @@ pub struct ServeArgs {
     /// The workbench identity.
     #[command(flatten)]
     pub identity: IdentityArg,
+    /// Analyse records as they are stored (discovery, sensitive data, attacks, behaviour),
+    /// merging results into the case every few seconds. Early: behaviour windows do not yet
+    /// span those flushes.
+    #[arg(long)]
+    pub live_analysis: bool,
 }
 
 /// Arguments of `tapline open`.

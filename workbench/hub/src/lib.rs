@@ -13,7 +13,7 @@
 //! not enrolled in this case or revoked (after the handshake, with a reason), a protocol or
 //! record version this build does not speak.
 //!
-//! A third thread, [`live`], analyses what was stored as it arrives (discovery, sensitive
+//! With [`LiveAnalysis::On`] a third thread, [`live`], analyses what was stored as it arrives (discovery, sensitive
 //! data, attacks, behaviour) and merges its results into the case every few seconds; it is
 //! fed by the store thread without ever holding up an acknowledgement.
 //!
@@ -24,5 +24,6 @@ pub mod live;
 mod server;
 mod store_thread;
 
+pub use live::LiveAnalysis;
 pub use server::{CaseConnections, Hub, HubEvent};
 pub use store_thread::Recovery;

@@ -11,6 +11,7 @@
 //! repeated ([`tapline_store::CaseStore::merge_live`]).
 
 use std::ops::Range;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -25,6 +26,8 @@ const QUEUE_BATCHES: usize = 64;
 pub const FLUSH_EVERY: Duration = Duration::from_secs(2);
 /// Records analysed before results are written, however recent the last flush.
 const FLUSH_RECORDS: u64 = 200_000;
+/// How soon the thread notices the case failed under the hub.
+const HEALTH_CHECK: Duration = Duration::from_millis(200);
 /// Records read back from the case per query when the queue overflowed.
 const READ_BACK_IDS: usize = 10_000;
 
@@ -32,6 +35,16 @@ const READ_BACK_IDS: usize = 10_000;
 struct Stored {
     ids: Range<i64>,
     txs: Vec<Transaction>,
+}
+
+/// Whether the hub analyses what it stores as it arrives.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LiveAnalysis {
+    /// Records are stored only (analysed when the analyst asks).
+    #[default]
+    Off,
+    /// The analysis thread runs beside the store thread.
+    On,
 }
 
 /// What live analysis has done, for the hub's events and the sensors view.
@@ -87,6 +100,7 @@ pub(crate) type Connect = Box<dyn Fn() -> anyhow::Result<CaseStore> + Send>;
 /// a last flush, when every [`Feed`] is dropped.
 pub(crate) fn start(
     connect: Connect,
+    case_failed: Arc<AtomicBool>,
     on_flush: impl Fn(Analysed) + Send + 'static,
 ) -> std::io::Result<(Feed, std::thread::JoinHandle<()>)> {
     let (queue, rx) = std::sync::mpsc::sync_channel(QUEUE_BATCHES);
@@ -100,6 +114,7 @@ pub(crate) fn start(
         .spawn(move || {
             Live {
                 connect,
+                case_failed,
                 case: None,
                 engines: Analyses::default(),
                 pending: 0,
@@ -114,6 +129,9 @@ pub(crate) fn start(
 
 struct Live {
     connect: Connect,
+    /// Set while the case has failed under the hub: this thread lets go of its connection,
+    /// which would otherwise keep the failed database open and its reopening impossible.
+    case_failed: Arc<AtomicBool>,
     /// Dropped after a failure, so the next use connects afresh.
     case: Option<CaseStore>,
     engines: Analyses,
@@ -137,7 +155,12 @@ impl Live {
             tracing::error!("live analysis has no connection to the case yet: {e:#}");
         }
         loop {
-            let wait = FLUSH_EVERY.saturating_sub(self.since.elapsed());
+            if self.case_failed.load(Ordering::Acquire) {
+                self.case = None;
+            }
+            let wait = FLUSH_EVERY
+                .saturating_sub(self.since.elapsed())
+                .min(HEALTH_CHECK);
             let open = match rx.recv_timeout(wait) {
                 Ok(batch) => {
                     self.observe(batch.ids, &batch.txs);
@@ -150,6 +173,12 @@ impl Live {
             let behind = missed.lock().map(|mut m| std::mem::take(&mut *m));
             for ids in behind.unwrap_or_default() {
                 self.read_back(ids);
+            }
+            if self.case_failed.load(Ordering::Acquire) {
+                self.case = None;
+                if open {
+                    continue; // results wait in the engines until the case is back
+                }
             }
             let due = self.since.elapsed() >= FLUSH_EVERY || self.pending >= FLUSH_RECORDS;
             if self.pending > 0 && (due || !open) {
@@ -179,6 +208,9 @@ impl Live {
     }
 
     fn case(&mut self) -> anyhow::Result<&mut CaseStore> {
+        if self.case_failed.load(Ordering::Acquire) {
+            anyhow::bail!("the case has failed under the hub");
+        }
         if self.case.is_none() {
             self.case = Some((self.connect)()?);
         }

@@ -85,6 +85,7 @@ impl Hub {
         recovery: Recovery,
         identity: &HubIdentity,
         listen: SocketAddr,
+        live: crate::live::LiveAnalysis,
         on_event: impl Fn(HubEvent) + Send + Sync + 'static,
     ) -> Result<Hub> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -101,26 +102,33 @@ impl Hub {
         let addr = endpoint.local_addr()?;
         let (jobs, rx) = mpsc::channel::<Job>(64);
         let on_event: OnEvent = Arc::new(on_event);
+        let case_failed = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let on_health = {
             let on_event = Arc::clone(&on_event);
+            let case_failed = Arc::clone(&case_failed);
             Box::new(move |failure: Option<String>| {
+                case_failed.store(failure.is_some(), std::sync::atomic::Ordering::Release);
                 on_event(match failure {
                     Some(reason) => HubEvent::CaseFailed { reason },
                     None => HubEvent::CaseRecovered,
                 })
             })
         };
-        let (feed, analysis) = {
+        let (feed, analysis) = if live == crate::live::LiveAnalysis::On {
             let on_event = Arc::clone(&on_event);
             let cases = CaseConnections(jobs.clone());
-            crate::live::start(Box::new(move || cases.connect()), move |a| {
-                on_event(HubEvent::Analysed(a))
-            })
-            .context("cannot start the hub's analysis thread")?
+            let (feed, thread) =
+                crate::live::start(Box::new(move || cases.connect()), case_failed, move |a| {
+                    on_event(HubEvent::Analysed(a))
+                })
+                .context("cannot start the hub's analysis thread")?;
+            (Some(feed), Some(thread))
+        } else {
+            (None, None)
         };
         let store = std::thread::Builder::new()
             .name("hub-store".into())
-            .spawn(move || store_loop(store, recovery, on_health, rx, Some(feed)))
+            .spawn(move || store_loop(store, recovery, on_health, rx, feed))
             .context("cannot start the hub's store thread")?;
         let ep = endpoint.clone();
         let accepted_jobs = jobs.clone();
@@ -164,7 +172,7 @@ impl Hub {
             endpoint,
             runtime: Some(runtime),
             store: Some(store),
-            analysis: Some(analysis),
+            analysis,
         })
     }
 

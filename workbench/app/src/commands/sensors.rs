@@ -132,6 +132,11 @@ pub fn serve(a: &ServeArgs, verbosity: Verbosity) -> Result<()> {
         tapline_hub::Recovery::Reopen,
         &identity,
         a.listen,
+        if a.live_analysis {
+            tapline_hub::LiveAnalysis::On
+        } else {
+            tapline_hub::LiveAnalysis::Off
+        },
         move |e| log(&e, verbose),
     )?;
     let cases = hub.cases();

@@ -931,6 +931,7 @@ impl Workbench {
                 tapline_hub::Recovery::Report,
                 &identity,
                 listen,
+                tapline_hub::LiveAnalysis::Off,
                 move |e| {
                     let _ = tx.send(e);
                     repaint();
