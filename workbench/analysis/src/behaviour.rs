@@ -11,6 +11,8 @@
 //! Time windows are fixed 60-second windows laid twice, the second grid shifted by half a
 //! window, so any burst that fits in half a window falls whole into one window.
 
+mod stream;
+
 use super::actor::{actor_of, describe};
 use super::owners::{self, Creation, Creations, Origin, Owners};
 use super::profile::API_KEY_HEADERS;
@@ -223,10 +225,7 @@ impl Behaviour {
         }
         let (endpoint, login) = match key {
             Some(k) => {
-                let e = self.endpoints.id_str(k);
-                if e as usize == self.login.len() {
-                    self.login.push(is_login(k));
-                }
+                let e = self.intern_endpoint(k);
                 (e, self.login[e as usize])
             }
             None => (NONE, false),
@@ -290,7 +289,16 @@ impl Behaviour {
             let principal = self.actor_ids[a as usize].principal;
             return (a, creds || principal != NONE);
         }
-        let actor = actor_of(tx);
+        let a = self.intern_actor(actor_of(tx));
+        let principal = self.actor_ids[a as usize].principal;
+        if self.identity.len() >= MAX_IDENTITY_CACHE {
+            self.identity.clear();
+        }
+        self.identity.insert(fingerprint, a);
+        (a, creds || principal != NONE)
+    }
+
+    fn intern_actor(&mut self, actor: Actor) -> u32 {
         let principal = actor
             .user
             .as_deref()
@@ -302,11 +310,15 @@ impl Behaviour {
         if a as usize == self.actor_ids.len() {
             self.actor_ids.push(ActorIds { ip, principal });
         }
-        if self.identity.len() >= MAX_IDENTITY_CACHE {
-            self.identity.clear();
+        a
+    }
+
+    fn intern_endpoint(&mut self, key: &str) -> u32 {
+        let e = self.endpoints.id_str(key);
+        if e as usize == self.login.len() {
+            self.login.push(is_login(key));
         }
-        self.identity.insert(fingerprint, a);
-        (a, creds || principal != NONE)
+        e
     }
 
     /// Folds in another shard's events, re-numbering its ids into this shard's tables.
@@ -1506,14 +1518,20 @@ mod tests {
         tx
     }
 
-    fn login(t: i64, ip: &str, user: &str, status: u16) -> Transaction {
+    pub(super) fn login(t: i64, ip: &str, user: &str, status: u16) -> Transaction {
         let mut tx = tx(t, ip, "POST", "/api/login", status, None);
         tx.request_body.data =
             format!("{{\"username\":\"{user}\",\"password\":\"x\"}}").into_bytes();
         tx
     }
 
-    fn see(b: &mut Behaviour, id: i64, tx: &Transaction, template: &str, object: Option<&str>) {
+    pub(super) fn see(
+        b: &mut Behaviour,
+        id: i64,
+        tx: &Transaction,
+        template: &str,
+        object: Option<&str>,
+    ) {
         let key = format!("api.test\0{}\0{template}", tx.method);
         b.observe(id, tx, Some(&key), object);
     }

@@ -329,8 +329,32 @@ impl Discovery {
     /// Consolidates this import's observations with the endpoints the case already holds:
     /// what to write, what to retire, and the inventory changes worth a finding.
     pub fn finish(self, existing: &[Endpoint]) -> Result<DiscoveryOutput, ProfileError> {
-        consolidate(existing, self.seen.into_values().collect(), &self.values)
+        self.finish_with(existing, Baseline::CaseSoFar)
     }
+
+    /// [`Discovery::finish`] with changes judged against `baseline`.
+    pub fn finish_with(
+        self,
+        existing: &[Endpoint],
+        baseline: Baseline,
+    ) -> Result<DiscoveryOutput, ProfileError> {
+        consolidate(
+            existing,
+            self.seen.into_values().collect(),
+            &self.values,
+            baseline,
+        )
+    }
+}
+
+/// What changes (new endpoints, new response fields, data newly exposed) are judged against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Baseline {
+    /// Whatever the case held before: an import is compared with the case as it found it.
+    CaseSoFar,
+    /// A host's first this-many ns of record time are its baseline (live analysis: the first
+    /// flushes of a stream are learning, not change, however the stream was cut).
+    Learning(i64),
 }
 
 /// What discovery hands the store when an import completes.
@@ -672,7 +696,15 @@ impl Entry {
 
     /// Findings about what changed: a new endpoint on a known host, data newly exposed, new
     /// response fields on an endpoint that answered successfully before.
-    fn changes(&self, key: &EndpointKey, known_hosts: &BTreeSet<&str>) -> Vec<NewFinding> {
+    /// Before `learning_ends` (record time, ns) the host is still being learned: only
+    /// exposure itself is reported, not change.
+    fn changes(
+        &self,
+        key: &EndpointKey,
+        known_hosts: &BTreeSet<&str>,
+        learning_ends: Option<i64>,
+    ) -> Vec<NewFinding> {
+        let learning = |ts: i64| learning_ends.is_some_and(|end| ts < end);
         let template = &key.template;
         let finding = |kind, severity, confidence, count, title, detail| NewFinding {
             kind,
@@ -690,7 +722,7 @@ impl Entry {
         match (&self.before, self.id) {
             (None, None) => {
                 let mut out = excessively_exposed(None, &self.profile, key);
-                if known_hosts.contains(self.host.as_str()) {
+                if known_hosts.contains(self.host.as_str()) && !learning(self.first_seen_ns) {
                     out.push(finding(
                         FindingKind::NewEndpoint,
                         Severity::Low,
@@ -701,6 +733,9 @@ impl Entry {
                     ));
                 }
                 out
+            }
+            (Some(before), Some(_)) if learning(self.last_seen_ns) => {
+                excessively_exposed(Some(before), &self.profile, key)
             }
             (Some(before), Some(_)) => {
                 let mut out = newly_exposed(before, &self.profile, key);
@@ -737,8 +772,14 @@ fn consolidate(
     existing: &[Endpoint],
     observed: Vec<Observed>,
     values: &BodyValues,
+    baseline: Baseline,
 ) -> Result<DiscoveryOutput, ProfileError> {
     let known_hosts: BTreeSet<&str> = existing.iter().map(|e| e.host.as_str()).collect();
+    let mut host_first: HashMap<&str, i64> = HashMap::new();
+    for e in existing {
+        let first = host_first.entry(e.host.as_str()).or_insert(e.first_seen_ns);
+        *first = (*first).min(e.first_seen_ns);
+    }
     let mut entries: Vec<Entry> = existing
         .iter()
         .map(Entry::known)
@@ -775,7 +816,16 @@ fn consolidate(
             method: e.method.clone(),
             template: template.clone(),
         };
-        out.findings.extend(e.changes(&key, &known_hosts));
+        let learning_ends = match baseline {
+            Baseline::CaseSoFar => None,
+            Baseline::Learning(ns) => Some(
+                host_first
+                    .get(e.host.as_str())
+                    .map_or(i64::MAX, |f| f.saturating_add(ns)),
+            ),
+        };
+        out.findings
+            .extend(e.changes(&key, &known_hosts, learning_ends));
         let detail = e
             .profile
             .to_json(&format!("{} {}{template}", e.method, e.host))?;
@@ -1149,7 +1199,12 @@ mod tests {
         existing: &[Endpoint],
         observed: Vec<Observed>,
     ) -> Result<DiscoveryOutput, ProfileError> {
-        super::consolidate(existing, observed, &BodyValues::default())
+        super::consolidate(
+            existing,
+            observed,
+            &BodyValues::default(),
+            Baseline::CaseSoFar,
+        )
     }
 
     #[test]
@@ -1621,6 +1676,24 @@ mod tests {
             out.findings.is_empty(),
             "first sight of a host is the baseline"
         );
+    }
+
+    #[test]
+    fn a_live_baseline_learns_a_host_before_reporting_changes() {
+        let first = consolidate(&[], vec![obs("GET", "/users/{userId}", 4)]).unwrap();
+        let existing = stored(&first);
+        let learned = |o: Observed| {
+            let b = Baseline::Learning(100);
+            let out = super::consolidate(&existing, vec![o], &BodyValues::default(), b).unwrap();
+            out.findings
+                .iter()
+                .map(|f| f.kind.name())
+                .collect::<Vec<_>>()
+        };
+        assert!(learned(obs("DELETE", "/users/{userId}", 1)).is_empty());
+        let mut later = obs("DELETE", "/users/{userId}", 1);
+        (later.first_seen_ns, later.last_seen_ns) = (500, 500);
+        assert_eq!(learned(later), ["new_endpoint"]);
     }
 
     #[test]

@@ -59,6 +59,19 @@ impl Default for Detectors {
     }
 }
 
+/// Record time a host's traffic is learned from, streamed live, before changes to its
+/// inventory (new endpoints, fields, data classes) are findings.
+pub const LIVE_LEARNING_NS: i64 = 15 * 60 * 1_000_000_000;
+
+/// Whether a live flush runs the behaviour detectors over the stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Judge {
+    /// Judge the whole retained stream now.
+    Now,
+    /// Only keep this flush's events (judging is costly on a long stream).
+    Later,
+}
+
 /// The engines of one import shard.
 pub struct Analyses {
     /// API discovery.
@@ -125,6 +138,39 @@ impl Analyses {
             endpoints: d.endpoints,
             retired_endpoints: d.retired,
             findings,
+            judged: Vec::new(),
+        })
+    }
+
+    /// Consolidates like [`Analyses::finish`], for live analysis: this flush's behaviour events
+    /// join `stream` (the events retained across flushes), and when `judge` says so the
+    /// behaviour detectors judge the whole stream — their findings go to [`Derived::judged`],
+    /// which replace rather than add to the case's counts.
+    pub fn finish_live(
+        self,
+        existing: &[Endpoint],
+        stream: &mut behaviour::Behaviour,
+        judge: Judge,
+    ) -> Result<Derived, AnalysisError> {
+        let d = self
+            .discovery
+            .finish_with(existing, discovery::Baseline::Learning(LIVE_LEARNING_NS))?;
+        let inventory = discovery::Inventory::new(existing, &d);
+        let mut fresh = self.behaviour;
+        fresh.remap(|key| inventory.resolve(key));
+        stream.remap(|key| inventory.resolve(key));
+        stream.absorb(fresh);
+        let judged = match judge {
+            Judge::Now => stream.finish(&behaviour::Thresholds::default())?,
+            Judge::Later => Vec::new(),
+        };
+        let mut findings = d.findings;
+        findings.extend(self.attacks.finish());
+        Ok(Derived {
+            endpoints: d.endpoints,
+            retired_endpoints: d.retired,
+            findings,
+            judged,
         })
     }
 }

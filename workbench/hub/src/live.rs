@@ -2,25 +2,33 @@
 //! runs (discovery and profiles, sensitive data, payload attacks, behaviour).
 //!
 //! The store thread hands each committed batch (its ids and records) to the analysis thread
-//! through a bounded queue and never waits on it: when the queue is full, only the batch's ids
-//! are kept, and the analysis thread reads those records back from the case — so
-//! acknowledgements never wait on analysis, nothing stored goes unanalysed, and memory stays
-//! bounded by the queue. Every [`FLUSH_EVERY`] (or [`FLUSH_RECORDS`] records) the engines
-//! finish against the case's inventory and their results are merged into the case in one
-//! transaction: endpoints upserted, findings of an ongoing attack updated rather than
-//! repeated ([`tapline_store::CaseStore::merge_live`]).
+//! through a bounded queue and never waits on it: when the queue is full the batch is dropped
+//! and a flag raised, and the analysis thread reads every sensor record it has not analysed
+//! back from the case — so acknowledgements never wait on analysis, nothing stored goes
+//! unanalysed, memory stays bounded by the queue, and records are analysed in id order.
+//!
+//! Every [`FLUSH_EVERY`] (or [`FLUSH_RECORDS`] records) the engines finish against the case's
+//! inventory and one transaction writes their results, the behaviour events new since the
+//! last flush and how far analysis got ([`tapline_store::CaseStore::commit_live`]). Behaviour
+//! is judged over a stream kept across flushes (time windows span batches, flushes and hub
+//! restarts), bounded by a horizon behind the watermark of record time; its findings replace
+//! their counts in the case, so judging again never double-counts. A hub that stops — even
+//! killed — restores the stream from the case and re-reads what it stored but had not
+//! analysed; a flush that fails to write does the same.
 
 use std::ops::Range;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-use tapline_analysis::Analyses;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tapline_analysis::behaviour::Behaviour;
+use tapline_analysis::{Analyses, Judge};
 use tapline_record::Transaction;
 use tapline_store::CaseStore;
+use tapline_store::live::LiveProgress;
 use tapline_store::query::TxFilter;
 
-/// Batches waiting for analysis at most; beyond, only their ids wait.
+/// Batches waiting for analysis at most; beyond, they are read back from the case.
 const QUEUE_BATCHES: usize = 64;
 /// How often results reach the case while records arrive.
 pub const FLUSH_EVERY: Duration = Duration::from_secs(2);
@@ -28,8 +36,17 @@ pub const FLUSH_EVERY: Duration = Duration::from_secs(2);
 const FLUSH_RECORDS: u64 = 200_000;
 /// How soon the thread notices the case failed under the hub.
 const HEALTH_CHECK: Duration = Duration::from_millis(200);
-/// Records read back from the case per query when the queue overflowed.
-const READ_BACK_IDS: usize = 10_000;
+/// Records read back from the case per query.
+const READ_BACK: i64 = 10_000;
+/// How far behind the watermark (the latest record time) behaviour events are kept.
+pub const HORIZON_NS: i64 = 3_600 * 1_000_000_000;
+/// Behaviour events kept at most (the newest by record time), whatever the horizon.
+const STREAM_EVENTS: usize = 5_000_000;
+/// Record times further than this ahead of the hub's clock come from a skewed sensor clock:
+/// flagged, and kept from moving the watermark.
+const MAX_SKEW_NS: i64 = 5 * 60 * 1_000_000_000;
+/// Judging the stream runs at most this share of the time (long streams cost more to judge).
+const JUDGE_SHARE: u32 = 4;
 
 /// One committed batch: the ids its records got and the records.
 struct Stored {
@@ -58,14 +75,18 @@ pub struct Analysed {
     pub updated_findings: usize,
     /// Capture time (ns) of the latest record analysed.
     pub latest_ns: Option<i64>,
+    /// Records whose time was ahead of the hub's clock by more than the allowed skew.
+    pub skewed: u64,
+    /// Records that arrived already behind the stream's horizon (judged once, then forgotten).
+    pub late: u64,
 }
 
 /// The store thread's side: hands batches on without waiting.
 #[derive(Clone)]
 pub(crate) struct Feed {
     queue: SyncSender<Stored>,
-    /// Ids of batches the full queue could not take, for the analysis thread to read back.
-    missed: Arc<Mutex<Vec<Range<i64>>>>,
+    /// Raised when the full queue dropped a batch: the analysis thread reads back from the case.
+    dropped: Arc<AtomicBool>,
 }
 
 impl Feed {
@@ -75,20 +96,9 @@ impl Feed {
             Ok(()) | Err(TrySendError::Disconnected(_)) => {}
             Err(TrySendError::Full(s)) => {
                 tracing::debug!(ids = ?s.ids, "analysis behind: the batch will be read back");
-                if let Ok(mut missed) = self.missed.lock() {
-                    push_range(&mut missed, s.ids);
-                }
+                self.dropped.store(true, Ordering::Release);
             }
         }
-    }
-}
-
-/// Adds `r` to `ranges`, joining it to the last one when they touch (a burst of overflows
-/// stays one range).
-fn push_range(ranges: &mut Vec<Range<i64>>, r: Range<i64>) {
-    match ranges.last_mut() {
-        Some(last) if last.end == r.start => last.end = r.end,
-        _ => ranges.push(r),
     }
 }
 
@@ -104,25 +114,31 @@ pub(crate) fn start(
     on_flush: impl Fn(Analysed) + Send + 'static,
 ) -> std::io::Result<(Feed, std::thread::JoinHandle<()>)> {
     let (queue, rx) = std::sync::mpsc::sync_channel(QUEUE_BATCHES);
-    let missed = Arc::new(Mutex::new(Vec::new()));
+    let dropped = Arc::new(AtomicBool::new(false));
     let feed = Feed {
         queue,
-        missed: Arc::clone(&missed),
+        dropped: Arc::clone(&dropped),
     };
     let thread = std::thread::Builder::new()
         .name("hub-analysis".into())
         .spawn(move || {
-            Live {
+            let mut live = Live {
                 connect,
                 case_failed,
                 case: None,
                 engines: Analyses::default(),
+                stream: Behaviour::default(),
+                next: 0,
+                watermark: i64::MIN,
+                resync: true,
                 pending: 0,
-                window: Vec::new(),
+                unjudged: false,
                 since: Instant::now(),
+                judged_at: Instant::now(),
+                judge_cost: Duration::ZERO,
                 done: Analysed::default(),
-            }
-            .run(&rx, &missed, &on_flush)
+            };
+            live.run(&rx, &dropped, &on_flush)
         })?;
     Ok((feed, thread))
 }
@@ -134,22 +150,36 @@ struct Live {
     case_failed: Arc<AtomicBool>,
     /// Dropped after a failure, so the next use connects afresh.
     case: Option<CaseStore>,
+    /// This flush's engines.
     engines: Analyses,
-    /// Records observed since the last flush, and their ids (read back again if the flush
-    /// fails to write).
+    /// Behaviour events kept across flushes.
+    stream: Behaviour,
+    /// Every sensor record below this id has been observed.
+    next: i64,
+    /// Latest record time seen from a clock not ahead of the hub's.
+    watermark: i64,
+    /// Memory no longer matches the case (start, or a flush that failed): restore the stream
+    /// from the case and re-read what it has not analysed.
+    resync: bool,
+    /// Records observed since the last flush.
     pending: u64,
-    window: Vec<Range<i64>>,
+    /// The stream changed since it was last judged.
+    unjudged: bool,
     since: Instant,
+    judged_at: Instant,
+    judge_cost: Duration,
     done: Analysed,
 }
 
+/// Whether the queue can still deliver batches.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Queue {
+    Open,
+    Closed,
+}
+
 impl Live {
-    fn run(
-        mut self,
-        rx: &Receiver<Stored>,
-        missed: &Mutex<Vec<Range<i64>>>,
-        on_flush: &dyn Fn(Analysed),
-    ) {
+    fn run(&mut self, rx: &Receiver<Stored>, dropped: &AtomicBool, on_flush: &dyn Fn(Analysed)) {
         // Connected now, while the store thread serves: the last flush runs after it ended.
         if let Err(e) = self.case() {
             tracing::error!("live analysis has no connection to the case yet: {e:#}");
@@ -157,54 +187,87 @@ impl Live {
         loop {
             if self.case_failed.load(Ordering::Acquire) {
                 self.case = None;
+            } else if self.resync {
+                self.resync(on_flush);
             }
             let wait = FLUSH_EVERY
                 .saturating_sub(self.since.elapsed())
                 .min(HEALTH_CHECK);
-            let open = match rx.recv_timeout(wait) {
+            let queue = match rx.recv_timeout(wait) {
                 Ok(batch) => {
-                    self.observe(batch.ids, &batch.txs);
-                    true
+                    self.take(batch);
+                    Queue::Open
                 }
-                Err(RecvTimeoutError::Timeout) => true,
-                Err(RecvTimeoutError::Disconnected) => false,
+                Err(RecvTimeoutError::Timeout) => Queue::Open,
+                Err(RecvTimeoutError::Disconnected) => Queue::Closed,
             };
-            // Batches the full queue dropped, and those of a flush that failed to write.
-            let behind = missed.lock().map(|mut m| std::mem::take(&mut *m));
-            for ids in behind.unwrap_or_default() {
-                self.read_back(ids);
+            if dropped.swap(false, Ordering::AcqRel) && !self.resync {
+                self.read_back(on_flush);
             }
             if self.case_failed.load(Ordering::Acquire) {
                 self.case = None;
-                if open {
+                if queue == Queue::Open {
                     continue; // results wait in the engines until the case is back
                 }
             }
-            let due = self.since.elapsed() >= FLUSH_EVERY || self.pending >= FLUSH_RECORDS;
-            if self.pending > 0 && (due || !open) {
-                self.flush(missed, on_flush);
-            } else if due {
-                self.since = Instant::now();
+            if self.resync && queue == Queue::Closed {
+                self.resync(on_flush);
             }
-            if !open {
+            if self.due() || (queue == Queue::Closed && (self.pending > 0 || self.unjudged)) {
+                self.flush(queue, on_flush);
+            }
+            if queue == Queue::Closed {
                 return;
             }
         }
     }
 
-    fn observe(&mut self, ids: Range<i64>, txs: &[Transaction]) {
-        push_range(&mut self.window, ids.clone());
-        for (id, tx) in ids.zip(txs) {
-            self.engines.observe(id, tx);
-            self.done.latest_ns = Some(
-                self.done
-                    .latest_ns
-                    .map_or(tx.request_ts_nanos, |l| l.max(tx.request_ts_nanos)),
-            );
+    /// Whether results should be written now.
+    fn due(&self) -> bool {
+        let interval = self.since.elapsed() >= FLUSH_EVERY;
+        (self.pending > 0 && interval)
+            || self.pending >= FLUSH_RECORDS
+            || (self.unjudged && self.judge_due())
+    }
+
+    /// Judging the whole stream takes at most a share of the time.
+    fn judge_due(&self) -> bool {
+        self.judged_at.elapsed() >= FLUSH_EVERY.max(self.judge_cost * JUDGE_SHARE)
+    }
+
+    /// A batch from the queue: what of it was not read back already.
+    fn take(&mut self, batch: Stored) {
+        if self.resync || batch.ids.end <= self.next {
+            return; // the resync or a read-back covers it
         }
-        let n = txs.len() as u64;
-        self.pending += n;
-        self.done.records += n;
+        let skip = (self.next - batch.ids.start).max(0) as usize;
+        for (id, tx) in batch.ids.clone().zip(&batch.txs).skip(skip) {
+            self.observe(id, tx);
+        }
+    }
+
+    fn observe(&mut self, id: i64, tx: &Transaction) {
+        self.engines.observe(id, tx);
+        self.next = self.next.max(id + 1);
+        self.pending += 1;
+        self.done.records += 1;
+        let ts = tx.request_ts_nanos;
+        self.done.latest_ns = Some(self.done.latest_ns.map_or(ts, |l| l.max(ts)));
+        if ts > now_ns().saturating_add(MAX_SKEW_NS) {
+            if self.done.skewed == 0 {
+                tracing::warn!(
+                    sensor = tx.sensor_id.as_deref().unwrap_or("?"),
+                    record = id,
+                    "record time is ahead of this machine's clock: the sensor's clock is skewed (its records are judged but do not move the stream's watermark)"
+                );
+            }
+            self.done.skewed += 1;
+        } else {
+            if ts < self.watermark.saturating_sub(HORIZON_NS) {
+                self.done.late += 1;
+            }
+            self.watermark = self.watermark.max(ts);
+        }
     }
 
     fn case(&mut self) -> anyhow::Result<&mut CaseStore> {
@@ -219,50 +282,99 @@ impl Live {
             .ok_or_else(|| anyhow::anyhow!("no connection to the case"))
     }
 
-    /// Reads records the full queue dropped back from the case, in chunks.
-    fn read_back(&mut self, ids: Range<i64>) {
-        let all: Vec<i64> = ids.collect();
-        for chunk in all.chunks(READ_BACK_IDS) {
-            let filter = TxFilter {
-                ids: Some(chunk.to_vec()),
-                ..TxFilter::default()
-            };
-            let mut batch: Vec<(i64, Transaction)> = Vec::with_capacity(chunk.len());
-            let read = self.case().and_then(|case| {
-                Ok(case.for_each_transaction(&filter, |id, tx| {
-                    batch.push((id, tx));
-                    Ok(())
-                })?)
-            });
-            if let Err(e) = read {
+    /// Rebuilds memory from the case: the saved stream, then every sensor record stored after
+    /// the saved position.
+    fn resync(&mut self, on_flush: &dyn Fn(Analysed)) {
+        let state = match self.case().and_then(|c| Ok(c.live_state()?)) {
+            Ok(s) => s,
+            Err(e) => {
                 tracing::error!(
-                    "live analysis cannot read records {}..={} back: {e:#}",
-                    chunk[0],
-                    chunk[chunk.len() - 1]
+                    "live analysis cannot read its state from the case (retried): {e:#}"
                 );
                 self.case = None;
-                continue;
+                return;
             }
-            for (id, tx) in batch {
-                self.observe(id..id + 1, std::slice::from_ref(&tx));
+        };
+        self.stream = Behaviour::restore(&state.events, &state.creations);
+        self.watermark = state
+            .events
+            .iter()
+            .map(|e| e.ts_ns)
+            .max()
+            .unwrap_or(i64::MIN);
+        self.engines = Analyses::default();
+        self.next = state.analysed_below;
+        self.pending = 0;
+        self.resync = false;
+        self.read_back(on_flush);
+    }
+
+    /// Reads every sensor record from `next` on back from the case, in id order.
+    fn read_back(&mut self, on_flush: &dyn Fn(Analysed)) {
+        let from = self.next;
+        let ranges = match self
+            .case()
+            .and_then(|c| Ok(c.unanalysed_sensor_records(from)?))
+        {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!("live analysis cannot list unanalysed records: {e:#}");
+                self.resync = true;
+                self.case = None;
+                return;
+            }
+        };
+        for range in ranges {
+            let mut start = range.start.max(self.next);
+            while start < range.end && !self.resync {
+                let end = (start + READ_BACK).min(range.end);
+                if let Err(e) = self.read_chunk(start..end) {
+                    tracing::error!("live analysis cannot read records {start}..{end} back: {e:#}");
+                    self.resync = true;
+                    self.case = None;
+                    return;
+                }
+                start = end;
+                if self.pending >= FLUSH_RECORDS {
+                    self.flush(Queue::Open, on_flush);
+                }
             }
         }
     }
 
-    /// Finishes the engines against the case's inventory and merges the results into it.
-    fn flush(&mut self, missed: &Mutex<Vec<Range<i64>>>, on_flush: &dyn Fn(Analysed)) {
+    fn read_chunk(&mut self, ids: Range<i64>) -> anyhow::Result<()> {
+        let filter = TxFilter {
+            id_range: Some(ids),
+            ..TxFilter::default()
+        };
+        let mut batch: Vec<(i64, Transaction)> = Vec::new();
+        self.case()?.for_each_transaction(&filter, |id, tx| {
+            batch.push((id, tx));
+            Ok(())
+        })?;
+        for (id, tx) in batch {
+            self.observe(id, &tx);
+        }
+        Ok(())
+    }
+
+    /// Finishes the engines against the case's inventory and writes the results, the new
+    /// behaviour events and the position in one transaction.
+    fn flush(&mut self, queue: Queue, on_flush: &dyn Fn(Analysed)) {
+        let judge = if queue == Queue::Closed || self.judge_due() {
+            Judge::Now
+        } else {
+            Judge::Later
+        };
         let engines = std::mem::take(&mut self.engines);
-        let window = std::mem::take(&mut self.window);
+        let had_events = self.pending > 0;
         self.pending = 0;
         self.since = Instant::now();
-        let written = self.case().and_then(|case| {
-            let derived = engines.finish(&case.endpoints()?)?;
-            Ok(case.merge_live(&derived)?)
-        });
-        match written {
+        match self.write(engines, judge) {
             Ok((new, updated)) => {
                 self.done.new_findings = new;
                 self.done.updated_findings = updated;
+                self.unjudged = judge == Judge::Later && (had_events || self.unjudged);
                 tracing::debug!(
                     records = self.done.records,
                     new,
@@ -272,28 +384,45 @@ impl Live {
                 on_flush(self.done);
             }
             Err(e) => {
-                // The records are stored; analyse them again at the next flush, on a fresh
-                // connection (the case may have been reopened under the hub).
+                // The records are stored; memory is rebuilt from the case and they are read
+                // again (the case may have been reopened under the hub).
                 tracing::error!("live analysis could not write its results (retried): {e:#}");
                 self.case = None;
-                if let Ok(mut m) = missed.lock() {
-                    m.extend(window);
-                }
+                self.resync = true;
             }
         }
     }
+
+    fn write(&mut self, engines: Analyses, judge: Judge) -> anyhow::Result<(usize, usize)> {
+        let (from_events, from_creations) = (self.stream.events(), self.stream.creations());
+        let existing = self.case()?.endpoints()?;
+        let started = Instant::now();
+        let derived = engines.finish_live(&existing, &mut self.stream, judge)?;
+        if judge == Judge::Now {
+            self.judge_cost = started.elapsed();
+            self.judged_at = Instant::now();
+        }
+        let events = self.stream.saved_events(from_events);
+        let creations = self.stream.saved_creations(from_creations);
+        let horizon = self.watermark.saturating_sub(HORIZON_NS);
+        let cut = self
+            .stream
+            .keep_newest(STREAM_EVENTS)
+            .map_or(horizon, |c| c.max(horizon));
+        let forget_before_ns = (self.stream.forget_before(cut) > 0).then_some(cut);
+        let progress = LiveProgress {
+            analysed_below: self.next,
+            events: &events,
+            creations: &creations,
+            forget_before_ns,
+        };
+        Ok(self.case()?.commit_live(&derived, &progress)?)
+    }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn overflowed_batches_are_kept_as_joined_ranges() {
-        let mut r = Vec::new();
-        push_range(&mut r, 1..5);
-        push_range(&mut r, 5..9);
-        push_range(&mut r, 20..21);
-        assert_eq!(r, vec![1..9, 20..21]);
-    }
+/// The hub's clock, ns since the epoch.
+fn now_ns() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
 }

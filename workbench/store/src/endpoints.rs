@@ -145,6 +145,16 @@ pub fn write_derived(
     tx: &duckdb::Transaction<'_>,
     d: &crate::sources::Derived,
 ) -> Result<(), duckdb::Error> {
+    write_endpoints(tx, d)?;
+    insert_findings(tx, &d.findings)?;
+    insert_findings(tx, &d.judged)
+}
+
+/// Endpoint upserts and retired endpoints.
+fn write_endpoints(
+    tx: &duckdb::Transaction<'_>,
+    d: &crate::sources::Derived,
+) -> Result<(), duckdb::Error> {
     let mut next: i64 =
         tx.query_row("SELECT coalesce(max(id), 0) + 1 FROM endpoints", [], |r| {
             r.get(0)
@@ -177,70 +187,101 @@ pub fn write_derived(
             }
         }
     }
-    insert_findings(tx, &d.findings)
+    Ok(())
 }
 
 /// Evidence ids a merged finding keeps at most (the first ones, then the latest ones).
 const MERGED_EVIDENCE: usize = 200;
 
-/// Writes endpoints like [`write_derived`], and findings merged into the case's: live
-/// analysis judges an ongoing attack again at every flush, so a finding with the same kind,
-/// endpoint and actor as one in the case updates it — count added, first and last seen
-/// widened, evidence joined (capped), severity, title and detail replaced. Returns (findings
-/// new, findings updated).
+/// Writes endpoints like [`write_derived`], and findings merged into the case's: a finding
+/// with the same kind, endpoint and actor as one in the case updates it instead of repeating
+/// it. Live analysis sees each record once, so what it counted since the last flush
+/// (`findings`: payload attacks, data exposure) is added to the case's count; behaviour is
+/// judged again over the whole retained stream at every flush, so its findings (`judged`)
+/// replace the count (never lowering it: events older than the stream's horizon are gone).
+/// First and last seen widen, evidence is joined (capped), severity, title and detail are
+/// replaced. Returns (findings new, findings updated).
 pub fn merge_derived(
     tx: &duckdb::Transaction<'_>,
     d: &crate::sources::Derived,
 ) -> Result<(usize, usize), duckdb::Error> {
-    let endpoints_only = crate::sources::Derived {
-        endpoints: d.endpoints.clone(),
-        retired_endpoints: d.retired_endpoints.clone(),
-        findings: Vec::new(),
-    };
-    write_derived(tx, &endpoints_only)?;
+    write_endpoints(tx, d)?;
     let mut fresh = Vec::new();
     let mut updated = 0;
-    for f in &d.findings {
-        let endpoint = endpoint_id(tx, f)?;
-        let existing: Option<(i64, Vec<i64>)> = tx
-            .query_row(
-                "SELECT id, CAST(evidence AS VARCHAR) FROM findings WHERE kind = ? \
-                 AND endpoint_id IS NOT DISTINCT FROM ? AND actor_ip IS NOT DISTINCT FROM ? \
-                 AND actor_user IS NOT DISTINCT FROM ? AND actor_key IS NOT DISTINCT FROM ? \
-                 AND actor_session IS NOT DISTINCT FROM ? ORDER BY id LIMIT 1",
-                params![
-                    f.kind.name(),
-                    endpoint,
-                    f.actor.ip,
-                    f.actor.user,
-                    f.actor.key,
-                    f.actor.session
-                ],
-                |r| Ok((r.get(0)?, id_list(&r.get::<_, String>(1)?))),
-            )
-            .optional()?;
-        let Some((id, mut evidence)) = existing else {
+    let merges = d.findings.iter().map(|f| (f, Merge::Add));
+    for (f, how) in merges.chain(d.judged.iter().map(|f| (f, Merge::Judged))) {
+        if merge_finding(tx, f, how)? {
+            updated += 1;
+        } else {
             fresh.push(f.clone());
-            continue;
-        };
+        }
+    }
+    insert_findings(tx, &fresh)?;
+    Ok((fresh.len(), updated))
+}
+
+/// How a finding's count meets the case's.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Merge {
+    /// Counted over new records only: added.
+    Add,
+    /// Counted over everything retained: replaces, never lowers.
+    Judged,
+}
+
+/// Updates the case's finding with `f`'s kind, endpoint and actor; false when there is none.
+fn merge_finding(
+    tx: &duckdb::Transaction<'_>,
+    f: &NewFinding,
+    how: Merge,
+) -> Result<bool, duckdb::Error> {
+    let endpoint = endpoint_id(tx, f)?;
+    let existing: Option<(i64, u64, Vec<i64>)> = tx
+        .query_row(
+            "SELECT id, count, CAST(evidence AS VARCHAR) FROM findings WHERE kind = ? \
+             AND endpoint_id IS NOT DISTINCT FROM ? AND actor_ip IS NOT DISTINCT FROM ? \
+             AND actor_user IS NOT DISTINCT FROM ? AND actor_key IS NOT DISTINCT FROM ? \
+             AND actor_session IS NOT DISTINCT FROM ? ORDER BY id LIMIT 1",
+            params![
+                f.kind.name(),
+                endpoint,
+                f.actor.ip,
+                f.actor.user,
+                f.actor.key,
+                f.actor.session
+            ],
+            |r| Ok((r.get(0)?, r.get(1)?, id_list(&r.get::<_, String>(2)?))),
+        )
+        .optional()?;
+    let Some((id, count, mut evidence)) = existing else {
+        return Ok(false);
+    };
+    let count = match how {
+        Merge::Add => count.saturating_add(f.count),
+        Merge::Judged => count.max(f.count),
+    };
+    if how == Merge::Judged {
+        // The judgement's evidence is the group's first ids: keep them first.
+        let mut joined = f.evidence.clone();
+        joined.extend(evidence.iter().filter(|e| !f.evidence.contains(e)));
+        evidence = joined;
+    } else {
         for e in &f.evidence {
             if !evidence.contains(e) {
                 evidence.push(*e);
             }
         }
-        if evidence.len() > MERGED_EVIDENCE {
-            evidence.drain(MERGED_EVIDENCE / 2..evidence.len() - MERGED_EVIDENCE / 2);
-        }
-        tx.execute(
-            "UPDATE findings SET severity = ?, confidence = ?, first_seen_ns = least(first_seen_ns, ?), \
-             last_seen_ns = greatest(last_seen_ns, ?), count = count + ?, evidence = CAST(? AS BIGINT[]), \
-             title = ?, detail = ? WHERE id = ?",
-            params![f.severity.name(), f.confidence, f.first_seen_ns, f.last_seen_ns, f.count, id_array(&evidence), f.title, f.detail, id],
-        )?;
-        updated += 1;
     }
-    insert_findings(tx, &fresh)?;
-    Ok((fresh.len(), updated))
+    if evidence.len() > MERGED_EVIDENCE {
+        evidence.drain(MERGED_EVIDENCE / 2..evidence.len() - MERGED_EVIDENCE / 2);
+    }
+    tx.execute(
+        "UPDATE findings SET severity = ?, confidence = ?, first_seen_ns = least(first_seen_ns, ?), \
+         last_seen_ns = greatest(last_seen_ns, ?), count = ?, evidence = CAST(? AS BIGINT[]), \
+         title = ?, detail = ? WHERE id = ?",
+        params![f.severity.name(), f.confidence, f.first_seen_ns, f.last_seen_ns, count, id_array(&evidence), f.title, f.detail, id],
+    )?;
+    Ok(true)
 }
 
 /// `[1, 2, 3]` as DuckDB prints a BIGINT[]; unparsable items are skipped.

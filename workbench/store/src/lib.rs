@@ -5,6 +5,7 @@
 //! forward, and refuses a case written by a newer Tapline.
 
 pub mod endpoints;
+pub mod live;
 pub mod query;
 pub mod sensors;
 pub mod sources;
@@ -21,7 +22,7 @@ use tapline_record::Transaction;
 use thiserror::Error;
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 6;
+pub const SCHEMA_VERSION: i64 = 7;
 
 /// Failures opening or using a case file.
 #[derive(Debug, Error)]
@@ -301,6 +302,28 @@ const MIGRATIONS: &[&str] = &[
     DROP TABLE test_runs;
     DROP TABLE data_class_hits;
     ALTER TABLE transactions DROP COLUMN endpoint_id;",
+    // v7: live analysis's state — how far it got through sensor records, and the behaviour
+    // detectors' events of the recent stream (their windows span flushes and hub restarts).
+    "CREATE TABLE live_analysis (analysed_below BIGINT NOT NULL);
+    CREATE TABLE behaviour_events (
+        transaction_id BIGINT NOT NULL,
+        ts_ns BIGINT NOT NULL,
+        endpoint VARCHAR,                   -- host, method, template joined by NUL
+        actor_ip VARCHAR,
+        actor_user VARCHAR,
+        actor_key VARCHAR,
+        actor_session VARCHAR,
+        status USMALLINT NOT NULL,          -- 0 without a response
+        credentials BOOLEAN NOT NULL,
+        object VARCHAR,                     -- the value of the last path parameter
+        username VARCHAR                    -- the account a login names
+    );
+    CREATE TABLE behaviour_creations (
+        endpoint VARCHAR NOT NULL,
+        value VARCHAR NOT NULL,
+        principal VARCHAR NOT NULL,
+        ts_ns BIGINT NOT NULL
+    );",
 ];
 
 /// An open case file.

@@ -33,6 +33,8 @@ pub struct TxFilter {
     pub not_templates: Vec<String>,
     /// Only these transactions (a finding's evidence).
     pub ids: Option<Vec<i64>>,
+    /// Only ids in this half-open range (records read back in order).
+    pub id_range: Option<std::ops::Range<i64>>,
     /// Only records from the sensor of this name.
     pub sensor: Option<String>,
 }
@@ -195,6 +197,11 @@ fn where_clause(f: &TxFilter) -> (String, Vec<Box<dyn ToSql>>) {
             format!("id IN ({})", list.join(","))
         };
         conds.push(&ids_cond);
+    }
+    if let Some(r) = &f.id_range {
+        conds.push("id >= ? AND id < ?");
+        params.push(Box::new(r.start));
+        params.push(Box::new(r.end));
     }
     (format!("WHERE {}", conds.join(" AND ")), params)
 }

@@ -57,8 +57,11 @@ pub struct Derived {
     pub endpoints: Vec<crate::endpoints::EndpointRecord>,
     /// Endpoint ids folded into others (learned parameters).
     pub retired_endpoints: Vec<i64>,
-    /// Findings.
+    /// Findings counted over the records analysed this time (payload attacks, exposure).
     pub findings: Vec<crate::endpoints::NewFinding>,
+    /// Findings judged over every record the behaviour detectors retain (live analysis):
+    /// merged into the case by replacing counts, not adding them.
+    pub judged: Vec<crate::endpoints::NewFinding>,
 }
 
 /// Counts to record when an import completes.
