@@ -750,6 +750,83 @@ fn every_sample_capture_analysed_live_equals_its_import() {
     );
 }
 
+/// Issue 22: the hub SIGKILLed in the middle of a credential-stuffing burst — after a flush
+/// saved part of it, with the rest stored or still at the sensor — and restarted still finds
+/// exactly one credential-stuffing finding with the burst's full count, and everything else
+/// the import of the capture finds.
+#[test]
+fn a_hub_killed_mid_burst_still_finds_one_credential_stuffing_with_its_full_count() {
+    let mut lab = Lab::new();
+    let cfg = lab.enrol_small_batches();
+    let live = ["--live-analysis", "--analysis-every-ms", "200"];
+    let hub = lab.hub_with(&live);
+    // At recorded speed the 30 stuffing logins (exchanges 57 to 86) run from 1.6 s to 2.8 s;
+    // the hub writes its analysis every 200 ms and dies right after a write inside the burst.
+    let sensor = lab.paced_abuse(&cfg);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !flushes(&hub.log()).iter().any(|&n| n > 60) {
+        assert!(
+            Instant::now() < deadline,
+            "no flush mid-burst:\n{}",
+            hub.log()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    drop(hub); // SIGKILL
+    let analysed = flushes(&std::fs::read_to_string(lab.path("hub-1.log")).unwrap());
+    assert!(
+        analysed.iter().any(|&n| (61..86).contains(&n)),
+        "a write inside the burst: {analysed:?}"
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let hub = lab.hub_with(&live);
+    let slog = wait_exit(sensor, Duration::from_secs(90));
+    assert!(slog.contains("0 records in 0 batches waiting"), "{slog}");
+    let hub_log = hub.interrupt();
+    let live = derived(&lab.path("case.duckdb"));
+    let imported_case = lab.path("imported.duckdb");
+    let source = sample_captures().join("abuse-api.pcap");
+    lab.tapline(&[
+        "import",
+        source.to_str().unwrap(),
+        "--db",
+        imported_case.to_str().unwrap(),
+    ]);
+    let imported = derived(&imported_case);
+    let stuffing = |d: &Derived| -> Vec<String> {
+        d.1.iter()
+            .filter(|f| f.starts_with("credential_stuffing"))
+            .cloned()
+            .collect()
+    };
+    assert_eq!(stuffing(&imported).len(), 1, "{imported:?}");
+    assert!(
+        stuffing(&imported)[0].ends_with(" ×28"),
+        "28 failed logins: {imported:?}"
+    );
+    assert_eq!(
+        stuffing(&live),
+        stuffing(&imported),
+        "killed after flushes of {analysed:?} records\n{hub_log}"
+    );
+    assert_eq!(
+        live, imported,
+        "killed after flushes of {analysed:?} records\n{hub_log}"
+    );
+}
+
+/// Records analysed so far at each live flush a verbose hub logged.
+fn flushes(log: &str) -> Vec<u64> {
+    log.lines()
+        .filter_map(|l| {
+            l.split_once("live analysis flushed")?
+                .1
+                .rsplit_once(" analysed so far")
+        })
+        .filter_map(|(head, _)| head.rsplit_once('(')?.1.trim().parse().ok())
+        .collect()
+}
+
 type Derived = (Vec<String>, Vec<String>);
 
 /// What live analysis derived from `capture` streamed by a sensor, what an import of it

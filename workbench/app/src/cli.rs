@@ -85,10 +85,14 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub identity: IdentityArg,
     /// Analyse records as they are stored (discovery, sensitive data, attacks, behaviour),
-    /// merging results into the case every few seconds. Early: behaviour windows do not yet
-    /// span those flushes.
+    /// merging results into the case every few seconds; behaviour windows span those
+    /// writes and hub restarts.
     #[arg(long)]
     pub live_analysis: bool,
+    /// How often live analysis writes its results, in milliseconds (lower: findings sooner,
+    /// more work per record).
+    #[arg(long, default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(100..=600_000), requires = "live_analysis")]
+    pub analysis_every_ms: u64,
 }
 
 /// Arguments of `tapline open`.

@@ -7,7 +7,7 @@
 //! back from the case — so acknowledgements never wait on analysis, nothing stored goes
 //! unanalysed, memory stays bounded by the queue, and records are analysed in id order.
 //!
-//! Every [`FLUSH_EVERY`] (or [`FLUSH_RECORDS`] records) the engines finish against the case's
+//! Every [`FLUSH_EVERY`] (or as the hub is told; or [`FLUSH_RECORDS`] records) the engines finish against the case's
 //! inventory and one transaction writes their results, the behaviour events new since the
 //! last flush and how far analysis got ([`tapline_store::CaseStore::commit_live`]). Behaviour
 //! is judged over a stream kept across flushes (time windows span batches, flushes and hub
@@ -30,7 +30,7 @@ use tapline_store::query::TxFilter;
 
 /// Batches waiting for analysis at most; beyond, they are read back from the case.
 const QUEUE_BATCHES: usize = 64;
-/// How often results reach the case while records arrive.
+/// How often results reach the case while records arrive, unless the hub says otherwise.
 pub const FLUSH_EVERY: Duration = Duration::from_secs(2);
 /// Records analysed before results are written, however recent the last flush.
 const FLUSH_RECORDS: u64 = 200_000;
@@ -60,8 +60,11 @@ pub enum LiveAnalysis {
     /// Records are stored only (analysed when the analyst asks).
     #[default]
     Off,
-    /// The analysis thread runs beside the store thread.
-    On,
+    /// The analysis thread runs beside the store thread, writing results this often.
+    On {
+        /// Flush interval ([`FLUSH_EVERY`] unless the operator chose).
+        every: Duration,
+    },
 }
 
 /// What live analysis has done, for the hub's events and the sensors view.
@@ -111,6 +114,7 @@ pub(crate) type Connect = Box<dyn Fn() -> anyhow::Result<CaseStore> + Send>;
 pub(crate) fn start(
     connect: Connect,
     case_failed: Arc<AtomicBool>,
+    every: Duration,
     on_flush: impl Fn(Analysed) + Send + 'static,
 ) -> std::io::Result<(Feed, std::thread::JoinHandle<()>)> {
     let (queue, rx) = std::sync::mpsc::sync_channel(QUEUE_BATCHES);
@@ -126,6 +130,7 @@ pub(crate) fn start(
                 connect,
                 case_failed,
                 case: None,
+                every,
                 engines: Analyses::default(),
                 stream: Behaviour::default(),
                 next: 0,
@@ -150,6 +155,8 @@ struct Live {
     case_failed: Arc<AtomicBool>,
     /// Dropped after a failure, so the next use connects afresh.
     case: Option<CaseStore>,
+    /// Flush interval.
+    every: Duration,
     /// This flush's engines.
     engines: Analyses,
     /// Behaviour events kept across flushes.
@@ -190,7 +197,8 @@ impl Live {
             } else if self.resync {
                 self.resync(on_flush);
             }
-            let wait = FLUSH_EVERY
+            let wait = self
+                .every
                 .saturating_sub(self.since.elapsed())
                 .min(HEALTH_CHECK);
             let queue = match rx.recv_timeout(wait) {
@@ -224,7 +232,7 @@ impl Live {
 
     /// Whether results should be written now.
     fn due(&self) -> bool {
-        let interval = self.since.elapsed() >= FLUSH_EVERY;
+        let interval = self.since.elapsed() >= self.every;
         (self.pending > 0 && interval)
             || self.pending >= FLUSH_RECORDS
             || (self.unjudged && self.judge_due())
@@ -232,7 +240,7 @@ impl Live {
 
     /// Judging the whole stream takes at most a share of the time.
     fn judge_due(&self) -> bool {
-        self.judged_at.elapsed() >= FLUSH_EVERY.max(self.judge_cost * JUDGE_SHARE)
+        self.judged_at.elapsed() >= self.every.max(self.judge_cost * JUDGE_SHARE)
     }
 
     /// A batch from the queue: what of it was not read back already.

@@ -114,14 +114,14 @@ impl Hub {
                 })
             })
         };
-        let (feed, analysis) = if live == crate::live::LiveAnalysis::On {
+        let (feed, analysis) = if let crate::live::LiveAnalysis::On { every } = live {
             let on_event = Arc::clone(&on_event);
             let cases = CaseConnections(jobs.clone());
-            let (feed, thread) =
-                crate::live::start(Box::new(move || cases.connect()), case_failed, move |a| {
-                    on_event(HubEvent::Analysed(a))
-                })
-                .context("cannot start the hub's analysis thread")?;
+            let connect = Box::new(move || cases.connect());
+            let (feed, thread) = crate::live::start(connect, case_failed, every, move |a| {
+                on_event(HubEvent::Analysed(a))
+            })
+            .context("cannot start the hub's analysis thread")?;
             (Some(feed), Some(thread))
         } else {
             (None, None)

@@ -133,7 +133,9 @@ pub fn serve(a: &ServeArgs, verbosity: Verbosity) -> Result<()> {
         &identity,
         a.listen,
         if a.live_analysis {
-            tapline_hub::LiveAnalysis::On
+            tapline_hub::LiveAnalysis::On {
+                every: std::time::Duration::from_millis(a.analysis_every_ms),
+            }
         } else {
             tapline_hub::LiveAnalysis::Off
         },
