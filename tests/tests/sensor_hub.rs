@@ -63,7 +63,11 @@ impl Proc {
             .status();
         let deadline = Instant::now() + Duration::from_secs(20);
         while self.0.try_wait().unwrap().is_none() {
-            assert!(Instant::now() < deadline, "did not stop on SIGINT");
+            assert!(
+                Instant::now() < deadline,
+                "did not stop on SIGINT:\n{}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         self.log()
@@ -492,7 +496,8 @@ fn a_full_disk_under_the_hub_loses_nothing_and_recovers_without_a_restart() {
     let cfg = lab.enrol("edge-1", lab.case, "id", "");
     let hub = lab.hub();
     let sensor = lab.sensor(&cfg, capture.to_str().unwrap(), &["--linger", "300"]);
-    hub.wait_for("No space left on device", Duration::from_secs(240));
+    // The store thread (not only the analysis thread, which may fail first) gives up.
+    hub.wait_for("hub: the case failed", Duration::from_secs(240));
     // Space comes back; the same hub process carries on.
     disk.grow(300);
     let deadline = Instant::now() + Duration::from_secs(180);
@@ -756,32 +761,37 @@ fn every_sample_capture_analysed_live_equals_its_import() {
 /// the import of the capture finds.
 #[test]
 fn a_hub_killed_mid_burst_still_finds_one_credential_stuffing_with_its_full_count() {
-    let mut lab = Lab::new();
-    let cfg = lab.enrol_small_batches();
-    let live = ["--live-analysis", "--analysis-every-ms", "200"];
-    let hub = lab.hub_with(&live);
     // At recorded speed the 30 stuffing logins (exchanges 57 to 86) run from 1.6 s to 2.8 s;
-    // the hub writes its analysis every 200 ms and dies right after a write inside the burst.
-    let sensor = lab.paced_abuse(&cfg);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !flushes(&hub.log()).iter().any(|&n| n > 60) {
-        assert!(
-            Instant::now() < deadline,
-            "no flush mid-burst:\n{}",
-            hub.log()
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    drop(hub); // SIGKILL
-    let analysed = flushes(&std::fs::read_to_string(lab.path("hub-1.log")).unwrap());
-    assert!(
-        analysed.iter().any(|&n| (61..86).contains(&n)),
-        "a write inside the burst: {analysed:?}"
-    );
-    std::thread::sleep(Duration::from_millis(500));
-    let hub = lab.hub_with(&live);
+    // the hub writes its analysis every 100 ms and dies right after a write inside the burst.
+    // A loaded machine may write only before and after it: then the run starts again.
+    let live = ["--analysis-every-ms", "100"];
+    let (lab, sensor, hub, analysed) = (0..4)
+        .find_map(|_| {
+            let mut lab = Lab::new();
+            let cfg = lab.enrol_small_batches();
+            let hub = lab.hub_with(&live);
+            let sensor = lab.paced_abuse(&cfg);
+            let deadline = Instant::now() + Duration::from_secs(30);
+            let analysed = loop {
+                let analysed = flushes(&hub.log());
+                if analysed.iter().any(|&n| n > 56) {
+                    break analysed;
+                }
+                assert!(Instant::now() < deadline, "no write:\n{}", hub.log());
+                std::thread::sleep(Duration::from_millis(2));
+            };
+            drop(hub); // SIGKILL
+            if !analysed.iter().any(|&n| (57..86).contains(&n)) {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(500));
+            let hub = lab.hub_with(&live);
+            Some((lab, sensor, hub, analysed))
+        })
+        .expect("a write inside the burst in one of four runs");
     let slog = wait_exit(sensor, Duration::from_secs(90));
     assert!(slog.contains("0 records in 0 batches waiting"), "{slog}");
+    wait_analysed(&hub);
     let hub_log = hub.interrupt();
     let live = derived(&lab.path("case.duckdb"));
     let imported_case = lab.path("imported.duckdb");
@@ -815,6 +825,12 @@ fn a_hub_killed_mid_burst_still_finds_one_credential_stuffing_with_its_full_coun
     );
 }
 
+/// Waits until the hub's live analysis has caught up with what it stored (a hub that stops
+/// leaves the rest to its next start).
+fn wait_analysed(hub: &Proc) {
+    hub.wait_for(" 0 waiting)", Duration::from_secs(60));
+}
+
 /// Records analysed so far at each live flush a verbose hub logged.
 fn flushes(log: &str) -> Vec<u64> {
     log.lines()
@@ -839,8 +855,9 @@ fn live_and_imported(capture: &str, batch: usize) -> (Derived, Derived, String) 
         "id",
         &format!("[batch]\nrecords = {batch}\n"),
     );
-    let hub = lab.hub_with(&["--live-analysis"]);
+    let hub = lab.hub();
     lab.sensor_run(&cfg, capture, &["--linger", "30"]);
+    wait_analysed(&hub);
     let hub_log = hub.interrupt();
     let live = derived(&lab.path("case.duckdb"));
     let imported_case = lab.path("imported.duckdb");

@@ -84,14 +84,14 @@ pub struct ServeArgs {
     /// The workbench identity.
     #[command(flatten)]
     pub identity: IdentityArg,
-    /// Analyse records as they are stored (discovery, sensitive data, attacks, behaviour),
-    /// merging results into the case every few seconds; behaviour windows span those
-    /// writes and hub restarts.
+    /// Store sensor records without analysing them as they arrive (by default the hub runs
+    /// discovery, sensitive data, attacks and behaviour on them and merges the results into
+    /// the case every few seconds; behaviour windows span those writes and hub restarts).
     #[arg(long)]
-    pub live_analysis: bool,
+    pub store_only: bool,
     /// How often live analysis writes its results, in milliseconds (lower: findings sooner,
     /// more work per record).
-    #[arg(long, default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(100..=600_000), requires = "live_analysis")]
+    #[arg(long, default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(100..=600_000), conflicts_with = "store_only")]
     pub analysis_every_ms: u64,
 }
 

@@ -18,7 +18,7 @@
 
 use std::ops::Range;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tapline_analysis::behaviour::Behaviour;
@@ -67,6 +67,11 @@ pub enum LiveAnalysis {
     },
 }
 
+impl LiveAnalysis {
+    /// On, writing results every [`FLUSH_EVERY`].
+    pub const ON: LiveAnalysis = LiveAnalysis::On { every: FLUSH_EVERY };
+}
+
 /// What live analysis has done, for the hub's events and the sensors view.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Analysed {
@@ -82,6 +87,8 @@ pub struct Analysed {
     pub skewed: u64,
     /// Records that arrived already behind the stream's horizon (judged once, then forgotten).
     pub late: u64,
+    /// Records stored but not yet analysed (analysis is behind by this many).
+    pub waiting: u64,
 }
 
 /// The store thread's side: hands batches on without waiting.
@@ -90,11 +97,14 @@ pub(crate) struct Feed {
     queue: SyncSender<Stored>,
     /// Raised when the full queue dropped a batch: the analysis thread reads back from the case.
     dropped: Arc<AtomicBool>,
+    /// Every sensor record stored has an id below this.
+    stored_below: Arc<AtomicI64>,
 }
 
 impl Feed {
     /// Hands a committed batch to the analysis thread; never blocks.
     pub fn offer(&self, ids: Range<i64>, txs: Vec<Transaction>) {
+        self.stored_below.fetch_max(ids.end, Ordering::AcqRel);
         match self.queue.try_send(Stored { ids, txs }) {
             Ok(()) | Err(TrySendError::Disconnected(_)) => {}
             Err(TrySendError::Full(s)) => {
@@ -109,19 +119,39 @@ impl Feed {
 /// reopened under the hub).
 pub(crate) type Connect = Box<dyn Fn() -> anyhow::Result<CaseStore> + Send>;
 
+/// The running analysis thread.
+pub(crate) struct Thread {
+    handle: std::thread::JoinHandle<()>,
+    stopping: Arc<AtomicBool>,
+}
+
+impl Thread {
+    /// Asks the thread to write what it has analysed and end, without reading further; waits.
+    pub fn stop(self) {
+        self.stopping.store(true, Ordering::Release);
+        if self.handle.join().is_err() {
+            tracing::error!("the hub's analysis thread panicked");
+        }
+    }
+}
+
 /// Starts the analysis thread; `on_flush` hears what each flush wrote. The thread ends, after
-/// a last flush, when every [`Feed`] is dropped.
+/// a last flush, when it is stopped or every [`Feed`] is dropped.
 pub(crate) fn start(
     connect: Connect,
     case_failed: Arc<AtomicBool>,
     every: Duration,
     on_flush: impl Fn(Analysed) + Send + 'static,
-) -> std::io::Result<(Feed, std::thread::JoinHandle<()>)> {
+) -> std::io::Result<(Feed, Thread)> {
     let (queue, rx) = std::sync::mpsc::sync_channel(QUEUE_BATCHES);
+    let stopping = Arc::new(AtomicBool::new(false));
+    let stop = Arc::clone(&stopping);
     let dropped = Arc::new(AtomicBool::new(false));
+    let stored_below = Arc::new(AtomicI64::new(0));
     let feed = Feed {
         queue,
         dropped: Arc::clone(&dropped),
+        stored_below: Arc::clone(&stored_below),
     };
     let thread = std::thread::Builder::new()
         .name("hub-analysis".into())
@@ -130,12 +160,15 @@ pub(crate) fn start(
                 connect,
                 case_failed,
                 case: None,
+                stored_below,
                 every,
                 engines: Analyses::default(),
                 stream: Behaviour::default(),
                 next: 0,
                 watermark: i64::MIN,
                 resync: true,
+                backlog: Default::default(),
+                behind: false,
                 pending: 0,
                 unjudged: false,
                 since: Instant::now(),
@@ -143,9 +176,15 @@ pub(crate) fn start(
                 judge_cost: Duration::ZERO,
                 done: Analysed::default(),
             };
-            live.run(&rx, &dropped, &on_flush)
+            live.run(&rx, &dropped, &stop, &on_flush)
         })?;
-    Ok((feed, thread))
+    Ok((
+        feed,
+        Thread {
+            handle: thread,
+            stopping,
+        },
+    ))
 }
 
 struct Live {
@@ -155,6 +194,8 @@ struct Live {
     case_failed: Arc<AtomicBool>,
     /// Dropped after a failure, so the next use connects afresh.
     case: Option<CaseStore>,
+    /// Every sensor record stored has an id below this (the feed's, and the backlog's end).
+    stored_below: Arc<AtomicI64>,
     /// Flush interval.
     every: Duration,
     /// This flush's engines.
@@ -168,6 +209,11 @@ struct Live {
     /// Memory no longer matches the case (start, or a flush that failed): restore the stream
     /// from the case and re-read what it has not analysed.
     resync: bool,
+    /// Sensor records stored but not yet analysed, to read from the case in id order.
+    backlog: std::collections::VecDeque<Range<i64>>,
+    /// The queue dropped batches (or memory was rebuilt): list the backlog again once it is
+    /// read, until nothing is left; until then the queue's batches are not taken.
+    behind: bool,
     /// Records observed since the last flush.
     pending: u64,
     /// The stream changed since it was last judged.
@@ -186,7 +232,13 @@ enum Queue {
 }
 
 impl Live {
-    fn run(&mut self, rx: &Receiver<Stored>, dropped: &AtomicBool, on_flush: &dyn Fn(Analysed)) {
+    fn run(
+        &mut self,
+        rx: &Receiver<Stored>,
+        dropped: &AtomicBool,
+        stopping: &AtomicBool,
+        on_flush: &dyn Fn(Analysed),
+    ) {
         // Connected now, while the store thread serves: the last flush runs after it ended.
         if let Err(e) = self.case() {
             tracing::error!("live analysis has no connection to the case yet: {e:#}");
@@ -195,22 +247,36 @@ impl Live {
             if self.case_failed.load(Ordering::Acquire) {
                 self.case = None;
             } else if self.resync {
-                self.resync(on_flush);
+                self.resync();
+            } else if self.backlog.is_empty() && self.behind {
+                self.list_backlog();
             }
-            let wait = self
-                .every
-                .saturating_sub(self.since.elapsed())
-                .min(HEALTH_CHECK);
-            let queue = match rx.recv_timeout(wait) {
+            let catching_up = !self.backlog.is_empty() || self.behind || self.resync;
+            let wait = if catching_up && self.case.is_some() {
+                Duration::ZERO
+            } else {
+                self.every
+                    .saturating_sub(self.since.elapsed())
+                    .min(HEALTH_CHECK)
+            };
+            let received = if stopping.load(Ordering::Acquire) {
+                Err(RecvTimeoutError::Disconnected)
+            } else {
+                rx.recv_timeout(wait)
+            };
+            let queue = match received {
                 Ok(batch) => {
-                    self.take(batch);
+                    // While catching up, the case is read in id order instead.
+                    if !catching_up {
+                        self.take(batch);
+                    }
                     Queue::Open
                 }
                 Err(RecvTimeoutError::Timeout) => Queue::Open,
                 Err(RecvTimeoutError::Disconnected) => Queue::Closed,
             };
-            if dropped.swap(false, Ordering::AcqRel) && !self.resync {
-                self.read_back(on_flush);
+            if dropped.swap(false, Ordering::AcqRel) {
+                self.behind = true;
             }
             if self.case_failed.load(Ordering::Acquire) {
                 self.case = None;
@@ -218,10 +284,12 @@ impl Live {
                     continue; // results wait in the engines until the case is back
                 }
             }
-            if self.resync && queue == Queue::Closed {
-                self.resync(on_flush);
+            // Stopping leaves the backlog to the next start (the case knows where it was).
+            if queue == Queue::Open && !self.resync {
+                self.read_backlog();
             }
-            if self.due() || (queue == Queue::Closed && (self.pending > 0 || self.unjudged)) {
+            let last = queue == Queue::Closed && (self.pending > 0 || self.unjudged);
+            if !self.resync && (self.due() || last) {
                 self.flush(queue, on_flush);
             }
             if queue == Queue::Closed {
@@ -245,8 +313,8 @@ impl Live {
 
     /// A batch from the queue: what of it was not read back already.
     fn take(&mut self, batch: Stored) {
-        if self.resync || batch.ids.end <= self.next {
-            return; // the resync or a read-back covers it
+        if batch.ids.end <= self.next {
+            return;
         }
         let skip = (self.next - batch.ids.start).max(0) as usize;
         for (id, tx) in batch.ids.clone().zip(&batch.txs).skip(skip) {
@@ -290,9 +358,9 @@ impl Live {
             .ok_or_else(|| anyhow::anyhow!("no connection to the case"))
     }
 
-    /// Rebuilds memory from the case: the saved stream, then every sensor record stored after
-    /// the saved position.
-    fn resync(&mut self, on_flush: &dyn Fn(Analysed)) {
+    /// Rebuilds memory from the case: the saved stream, then (through the backlog) every
+    /// sensor record stored after the saved position.
+    fn resync(&mut self) {
         let state = match self.case().and_then(|c| Ok(c.live_state()?)) {
             Ok(s) => s,
             Err(e) => {
@@ -313,40 +381,50 @@ impl Live {
         self.engines = Analyses::default();
         self.next = state.analysed_below;
         self.pending = 0;
+        self.backlog.clear();
+        self.behind = true;
         self.resync = false;
-        self.read_back(on_flush);
     }
 
-    /// Reads every sensor record from `next` on back from the case, in id order.
-    fn read_back(&mut self, on_flush: &dyn Fn(Analysed)) {
+    /// Lists the sensor records stored from `next` on: what to read back before the queue's
+    /// batches are taken again. Listed again once read, until nothing is left.
+    fn list_backlog(&mut self) {
         let from = self.next;
-        let ranges = match self
+        match self
             .case()
             .and_then(|c| Ok(c.unanalysed_sensor_records(from)?))
         {
-            Ok(r) => r,
+            Ok(ranges) => {
+                if let Some(last) = ranges.last() {
+                    self.stored_below.fetch_max(last.end, Ordering::AcqRel);
+                }
+                self.behind = !ranges.is_empty();
+                self.backlog = ranges.into();
+            }
             Err(e) => {
                 tracing::error!("live analysis cannot list unanalysed records: {e:#}");
-                self.resync = true;
                 self.case = None;
-                return;
             }
+        }
+    }
+
+    /// Reads the next chunk of the backlog from the case.
+    fn read_backlog(&mut self) {
+        let Some(range) = self.backlog.pop_front() else {
+            return;
         };
-        for range in ranges {
-            let mut start = range.start.max(self.next);
-            while start < range.end && !self.resync {
-                let end = (start + READ_BACK).min(range.end);
-                if let Err(e) = self.read_chunk(start..end) {
-                    tracing::error!("live analysis cannot read records {start}..{end} back: {e:#}");
-                    self.resync = true;
-                    self.case = None;
-                    return;
-                }
-                start = end;
-                if self.pending >= FLUSH_RECORDS {
-                    self.flush(Queue::Open, on_flush);
-                }
-            }
+        let start = range.start.max(self.next);
+        if start >= range.end {
+            return;
+        }
+        let end = (start + READ_BACK).min(range.end);
+        if end < range.end {
+            self.backlog.push_front(end..range.end);
+        }
+        if let Err(e) = self.read_chunk(start..end) {
+            tracing::error!("live analysis cannot read records {start}..{end} back: {e:#}");
+            self.resync = true;
+            self.case = None;
         }
     }
 
@@ -380,6 +458,8 @@ impl Live {
         self.since = Instant::now();
         match self.write(engines, judge) {
             Ok((new, updated)) => {
+                let stored_below = self.stored_below.load(Ordering::Acquire);
+                self.done.waiting = u64::try_from(stored_below - self.next).unwrap_or(0);
                 self.done.new_findings = new;
                 self.done.updated_findings = updated;
                 self.unjudged = judge == Judge::Later && (had_events || self.unjudged);

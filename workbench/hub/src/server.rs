@@ -73,7 +73,7 @@ pub struct Hub {
     endpoint: quinn::Endpoint,
     runtime: Option<tokio::runtime::Runtime>,
     store: Option<std::thread::JoinHandle<Result<()>>>,
-    analysis: Option<std::thread::JoinHandle<()>>,
+    analysis: Option<crate::live::Thread>,
 }
 
 type OnEvent = Arc<dyn Fn(HubEvent) + Send + Sync>;
@@ -208,11 +208,10 @@ impl Hub {
             Ok(r) => r,
             Err(_) => Err(anyhow!("the hub's store thread panicked")),
         };
-        // The store thread dropped its feed: analysis flushes what it has and ends.
-        if let Some(analysis) = self.analysis.take()
-            && analysis.join().is_err()
-        {
-            tracing::error!("the hub's analysis thread panicked");
+        // Analysis writes what it has and ends; what it had not reached waits in the case
+        // for the next start.
+        if let Some(analysis) = self.analysis.take() {
+            analysis.stop();
         }
         stored
     }

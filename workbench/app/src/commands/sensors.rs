@@ -132,12 +132,12 @@ pub fn serve(a: &ServeArgs, verbosity: Verbosity) -> Result<()> {
         tapline_hub::Recovery::Reopen,
         &identity,
         a.listen,
-        if a.live_analysis {
+        if a.store_only {
+            tapline_hub::LiveAnalysis::Off
+        } else {
             tapline_hub::LiveAnalysis::On {
                 every: std::time::Duration::from_millis(a.analysis_every_ms),
             }
-        } else {
-            tapline_hub::LiveAnalysis::Off
         },
         move |e| log(&e, verbose),
     )?;
@@ -197,8 +197,8 @@ fn log(e: &HubEvent, verbose: bool) {
         ),
         HubEvent::CaseRecovered => eprintln!("tapline: hub: the case is back; storing again"),
         HubEvent::Analysed(a) if a.new_findings > 0 || verbose => eprintln!(
-            "tapline: hub: live analysis flushed: {} new finding(s), {} updated ({} analysed so far)",
-            a.new_findings, a.updated_findings, a.records
+            "tapline: hub: live analysis flushed: {} new finding(s), {} updated ({} analysed so far, {} waiting)",
+            a.new_findings, a.updated_findings, a.records, a.waiting
         ),
         HubEvent::Analysed(_) => {}
     }

@@ -931,7 +931,7 @@ impl Workbench {
                 tapline_hub::Recovery::Report,
                 &identity,
                 listen,
-                tapline_hub::LiveAnalysis::Off,
+                tapline_hub::LiveAnalysis::ON,
                 move |e| {
                     let _ = tx.send(e);
                     repaint();
