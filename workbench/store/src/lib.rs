@@ -4,6 +4,7 @@
 //! The schema is versioned ([`SCHEMA_VERSION`]); opening a case applies pending migrations
 //! forward, and refuses a case written by a newer Tapline.
 
+pub mod alerts;
 pub mod endpoints;
 pub mod live;
 pub mod query;
@@ -22,7 +23,7 @@ use tapline_record::Transaction;
 use thiserror::Error;
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 7;
+pub const SCHEMA_VERSION: i64 = 8;
 
 /// Failures opening or using a case file.
 #[derive(Debug, Error)]
@@ -323,6 +324,24 @@ const MIGRATIONS: &[&str] = &[
         value VARCHAR NOT NULL,
         principal VARCHAR NOT NULL,
         ts_ns BIGINT NOT NULL
+    );",
+    // v8: where alerts go (syslog, webhook, ECS file), and what each was sent, so an ongoing
+    // attack is one alert plus updates.
+    "CREATE TABLE alert_sinks (
+        id BIGINT PRIMARY KEY,
+        kind VARCHAR NOT NULL,              -- syslog | webhook | ecs
+        target VARCHAR NOT NULL,            -- udp://host:port, tcp://host:port, unix:///dev/log | URL | file
+        min_severity VARCHAR NOT NULL,
+        secret VARCHAR,                     -- a webhook's HMAC key
+        created_at TIMESTAMP NOT NULL DEFAULT current_timestamp
+    );
+    CREATE TABLE alerts_sent (
+        sink_id BIGINT NOT NULL,
+        finding_id BIGINT NOT NULL,
+        count UBIGINT NOT NULL,             -- the finding's count when it was last sent
+        updates UINTEGER NOT NULL,          -- updates sent after the first alert
+        sent_at TIMESTAMP NOT NULL DEFAULT current_timestamp,
+        PRIMARY KEY (sink_id, finding_id)
     );",
 ];
 
