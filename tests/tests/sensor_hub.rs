@@ -117,6 +117,16 @@ impl Lab {
         out
     }
 
+    /// `tapline ARGS` in the lab with extra environment variables.
+    fn tapline_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        Command::new(bin("tapline"))
+            .args(args)
+            .envs(env.iter().copied())
+            .current_dir(self.dir.path())
+            .output()
+            .unwrap()
+    }
+
     fn tapline_may_fail(&self, dir: &Path, args: &[&str]) -> Output {
         Command::new(bin("tapline"))
             .args(args)
@@ -841,6 +851,292 @@ fn flushes(log: &str) -> Vec<u64> {
         })
         .filter_map(|(head, _)| head.rsplit_once('(')?.1.trim().parse().ok())
         .collect()
+}
+
+/// Issue 22: findings leave the workbench as the hub finds them — to a real rsyslog over UDP
+/// and over TCP (RFC 5424, octet-counted), to a webhook (HMAC-signed; its first answer is a
+/// 503, so a delivery is retried) and to an ECS JSON-lines file — each new finding at or above
+/// the destinations' severity exactly once.
+#[test]
+fn alerts_reach_rsyslog_a_webhook_and_an_ecs_file_once_per_finding() {
+    let mut lab = Lab::new();
+    let cfg = lab.enrol("edge-1", "case.duckdb", "id", "[batch]\nrecords = 20\n");
+    let rsyslog = Rsyslog::start(&lab);
+    let hook = Webhook::start("s3cret");
+    let hook_url = format!("http://{}/hook", hook.addr);
+    let udp = format!("udp://127.0.0.1:{}", rsyslog.udp);
+    let tcp = format!("tcp://127.0.0.1:{}", rsyslog.tcp);
+    let ecs = lab.path("alerts.jsonl");
+    let sinks: [&[&str]; 4] = [
+        &["syslog", &udp],
+        &["syslog", &tcp],
+        &[
+            "webhook",
+            &hook_url,
+            "--secret-env",
+            "TAPLINE_TEST_HOOK_SECRET",
+        ],
+        &["ecs", ecs.to_str().unwrap()],
+    ];
+    for sink in sinks {
+        let mut args = vec!["alerts", "add"];
+        args.extend_from_slice(sink);
+        args.extend_from_slice(&["--db", "case.duckdb", "--min-severity", "medium"]);
+        let out = lab.tapline_env(&args, &[("TAPLINE_TEST_HOOK_SECRET", "s3cret")]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let listed = lab.tapline(&["alerts", "list", "--db", "case.duckdb"]);
+    let listed = String::from_utf8_lossy(&listed.stdout).into_owned();
+    assert!(
+        listed.contains("(signed)") && !listed.contains("s3cret"),
+        "{listed}"
+    );
+
+    let hub = lab.hub();
+    lab.sensor_run(&cfg, "abuse-api.pcap", &["--linger", "30"]);
+    wait_analysed(&hub);
+    let hub_log = hub.interrupt();
+    assert!(hub_log.contains("alerts sent"), "{hub_log}");
+
+    let case = CaseStore::open(&lab.path("case.duckdb")).unwrap();
+    let mut expected: Vec<i64> = case
+        .findings()
+        .unwrap()
+        .iter()
+        .filter(|f| f.severity >= tapline_store::endpoints::Severity::Medium)
+        .map(|f| f.id)
+        .collect();
+    expected.sort();
+    assert!(
+        expected.len() >= 5,
+        "the abuse capture has findings: {expected:?}"
+    );
+    drop(case);
+
+    let new_in = |lines: &[String]| -> Vec<i64> {
+        let mut ids: Vec<i64> = lines
+            .iter()
+            .filter(|l| l.contains("event=\"new\""))
+            .filter_map(|l| {
+                l.split("finding=\"")
+                    .nth(1)?
+                    .split('"')
+                    .next()?
+                    .parse()
+                    .ok()
+            })
+            .collect();
+        ids.sort();
+        ids
+    };
+    let udp_lines = rsyslog.lines("udp");
+    let tcp_lines = rsyslog.lines("tcp");
+    assert!(
+        udp_lines.iter().all(|l| l.contains(" tapline - ")),
+        "{udp_lines:?}"
+    );
+    assert_eq!(
+        new_in(&udp_lines),
+        expected,
+        "UDP, once each: {udp_lines:#?}"
+    );
+    assert_eq!(
+        new_in(&tcp_lines),
+        expected,
+        "TCP, once each: {tcp_lines:#?}"
+    );
+
+    let deliveries = hook.stop();
+    assert!(
+        deliveries.iter().any(|d| d.status == 503),
+        "a delivery was retried"
+    );
+    let ok: Vec<&Delivery> = deliveries.iter().filter(|d| d.status == 200).collect();
+    assert!(
+        ok.iter().all(|d| d.signed),
+        "every POST carries a valid signature"
+    );
+    let mut hooked: Vec<i64> = ok
+        .iter()
+        .filter(|d| d.body["event"] == "new")
+        .map(|d| d.body["finding"]["id"].as_i64().unwrap())
+        .collect();
+    hooked.sort();
+    assert_eq!(hooked, expected, "webhook, once each");
+
+    let mut ecs_ids: Vec<i64> = std::fs::read_to_string(&ecs)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|d| d["event"]["action"] == "new" && d["event"]["kind"] == "alert")
+        .map(|d| d["tapline"]["finding_id"].as_i64().unwrap())
+        .collect();
+    ecs_ids.sort();
+    assert_eq!(ecs_ids, expected, "ECS, once each");
+}
+
+/// rsyslogd from Debian listening on loopback, writing what it receives over UDP and TCP
+/// to one file each.
+struct Rsyslog {
+    proc: Proc,
+    dir: PathBuf,
+    udp: u16,
+    tcp: u16,
+}
+
+impl Rsyslog {
+    fn start(lab: &Lab) -> Rsyslog {
+        let dir = lab.path("rsyslog");
+        std::fs::create_dir_all(&dir).unwrap();
+        let free = || {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port()
+        };
+        let (udp, tcp) = (free(), free());
+        let d = dir.display();
+        let conf = format!(
+            "global(workDirectory=\"{d}\")\n\
+             module(load=\"imudp\")\nmodule(load=\"imtcp\")\n\
+             template(name=\"raw\" type=\"string\" string=\"%rawmsg%\\n\")\n\
+             ruleset(name=\"udp\") {{ action(type=\"omfile\" file=\"{d}/udp.log\" template=\"raw\") }}\n\
+             ruleset(name=\"tcp\") {{ action(type=\"omfile\" file=\"{d}/tcp.log\" template=\"raw\") }}\n\
+             input(type=\"imudp\" address=\"127.0.0.1\" port=\"{udp}\" ruleset=\"udp\")\n\
+             input(type=\"imtcp\" address=\"127.0.0.1\" port=\"{tcp}\" ruleset=\"tcp\")\n"
+        );
+        std::fs::write(dir.join("rsyslog.conf"), conf).unwrap();
+        let log = dir.join("rsyslogd.log");
+        let child = Command::new("rsyslogd")
+            .args(["-n", "-f"])
+            .arg(dir.join("rsyslog.conf"))
+            .arg("-i")
+            .arg(dir.join("rsyslogd.pid"))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("rsyslogd (Debian package rsyslog, installed by installers/setup.sh)");
+        let proc = Proc(child, log);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", tcp)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "rsyslogd did not listen:\n{}",
+                proc.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Rsyslog {
+            proc,
+            dir,
+            udp,
+            tcp,
+        }
+    }
+
+    /// Lines written so far for `input` (`udp` or `tcp`), after rsyslog had a moment.
+    fn lines(&self, input: &str) -> Vec<String> {
+        std::thread::sleep(Duration::from_millis(500));
+        let text = std::fs::read_to_string(self.dir.join(format!("{input}.log")))
+            .unwrap_or_else(|e| panic!("{input}.log: {e}\n{}", self.proc.log()));
+        text.lines().map(str::to_owned).collect()
+    }
+}
+
+/// One POST the test webhook answered.
+struct Delivery {
+    status: u16,
+    signed: bool,
+    body: serde_json::Value,
+}
+
+/// A webhook receiver on loopback: checks each POST's HMAC, answers the first with 503 and
+/// the rest with 200.
+struct Webhook {
+    addr: std::net::SocketAddr,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<Vec<Delivery>>,
+}
+
+impl Webhook {
+    fn start(secret: &str) -> Webhook {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = std::sync::Arc::clone(&stop);
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.as_bytes());
+        let thread = std::thread::spawn(move || {
+            let mut got = Vec::new();
+            while !flag.load(std::sync::atomic::Ordering::Acquire) {
+                match listener.accept() {
+                    Ok((conn, _)) => {
+                        let status = if got.is_empty() { 503 } else { 200 };
+                        got.push(answer(conn, &key, status));
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                }
+            }
+            got
+        });
+        Webhook { addr, stop, thread }
+    }
+
+    fn stop(self) -> Vec<Delivery> {
+        self.stop.store(true, std::sync::atomic::Ordering::Release);
+        self.thread.join().unwrap()
+    }
+}
+
+/// Reads one HTTP/1.1 request (headers, then Content-Length bytes) and answers `status`.
+fn answer(mut conn: std::net::TcpStream, key: &ring::hmac::Key, status: u16) -> Delivery {
+    use std::io::{BufRead, BufReader, Write};
+    conn.set_nonblocking(false).unwrap();
+    let mut reader = BufReader::new(conn.try_clone().unwrap());
+    let (mut length, mut signature) = (0usize, String::new());
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':') {
+            match name.to_ascii_lowercase().as_str() {
+                "content-length" => length = value.trim().parse().unwrap(),
+                "x-tapline-signature" => signature = value.trim().to_owned(),
+                _ => {}
+            }
+        }
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).unwrap();
+    let expected = ring::hmac::sign(key, &body);
+    let hex: String = expected
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let reason = if status == 200 {
+        "OK"
+    } else {
+        "Service Unavailable"
+    };
+    write!(
+        conn,
+        "HTTP/1.1 {status} {reason}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    Delivery {
+        status,
+        signed: signature == format!("sha256={hex}"),
+        body: serde_json::from_slice(&body).unwrap(),
+    }
 }
 
 type Derived = (Vec<String>, Vec<String>);

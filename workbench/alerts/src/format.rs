@@ -2,8 +2,8 @@
 //! webhook's JSON body.
 
 use std::time::{SystemTime, UNIX_EPOCH};
-use tapline_store::endpoints::Severity;
 use tapline_store::alerts::{AlertEvent, PendingAlert};
+use tapline_store::endpoints::Severity;
 
 /// Private enterprise number in the structured data's id (`tapline@32473`: 32473 is the
 /// number RFC 5612 reserves for documentation; a site may map it).
@@ -239,6 +239,11 @@ mod tests {
         assert_eq!(d["rule"]["name"], "credential_stuffing");
         assert_eq!(d["source"]["ip"], "10.0.0.9");
         assert_eq!(d["event"]["id"], "tapline-finding-7-28");
-        assert!(d["event"]["start"].as_str().unwrap().starts_with("2026-11-23T"));
+        assert!(
+            d["event"]["start"]
+                .as_str()
+                .unwrap()
+                .starts_with("2026-11-23T")
+        );
     }
 }

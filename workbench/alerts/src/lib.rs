@@ -97,8 +97,8 @@ fn hostname() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tapline_store::endpoints::Severity;
     use tapline_store::alerts::SinkKind;
+    use tapline_store::endpoints::Severity;
     use tapline_store::endpoints::{Actor, FindingKind, NewFinding};
     use tapline_store::sources::Derived;
 
@@ -136,7 +136,11 @@ mod tests {
         assert_eq!((first.new, first.updated, first.failed.len()), (1, 0, 1));
         assert!(first.failed[0].contains("tcp://127.0.0.1:9"), "{first:?}");
         let again = dispatch(&mut case).unwrap();
-        assert_eq!((again.new, again.failed.len()), (0, 1), "only the dead sink retries");
+        assert_eq!(
+            (again.new, again.failed.len()),
+            (0, 1),
+            "only the dead sink retries"
+        );
         let lines = std::fs::read_to_string(&file).unwrap();
         assert_eq!(lines.lines().count(), 1);
         let doc: serde_json::Value = serde_json::from_str(lines.trim()).unwrap();

@@ -70,6 +70,97 @@ pub enum Command {
     /// Enrol, list and revoke sensors.
     #[command(subcommand)]
     Sensors(SensorsCommand),
+    /// Where findings are sent as they are found (syslog, webhook, ECS file): add, list,
+    /// remove destinations; send what is pending now.
+    #[command(subcommand)]
+    Alerts(AlertsCommand),
+}
+
+/// `tapline alerts …`.
+#[derive(Debug, Subcommand, Serialize, Deserialize)]
+pub enum AlertsCommand {
+    /// Add a destination. The hub sends it every finding at or above the severity once, then
+    /// updates while an attack goes on (at most one a minute per finding).
+    Add(AlertsAddArgs),
+    /// The case's destinations.
+    List(ListArgs),
+    /// Remove a destination by id.
+    Remove(AlertsRemoveArgs),
+    /// Send every destination what it has not been sent yet, now.
+    Send(AlertsSendArgs),
+}
+
+/// Kinds of alert destination.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+pub enum AlertKindArg {
+    /// RFC 5424: `udp://HOST:PORT`, `tcp://HOST:PORT` (octet-counted), `unix:///dev/log` (the
+    /// local journal or syslog daemon).
+    Syslog,
+    /// JSON POSTed to an http(s) URL, signed (`X-Tapline-Signature: sha256=HMAC`) when a
+    /// secret is given; retried with backoff.
+    Webhook,
+    /// ECS JSON lines appended to a file (for Filebeat, Elastic Agent, Vector …).
+    Ecs,
+}
+
+/// Finding severities, for thresholds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+pub enum SeverityArg {
+    /// Everything.
+    Info,
+    /// Low and above.
+    Low,
+    /// Medium and above.
+    Medium,
+    /// High and above.
+    High,
+    /// Critical only.
+    Critical,
+}
+
+/// Arguments of `tapline alerts add`.
+#[derive(Debug, clap::Args, Serialize, Deserialize)]
+pub struct AlertsAddArgs {
+    /// What kind of destination.
+    #[arg(value_enum)]
+    pub kind: AlertKindArg,
+    /// Where: a syslog URL, a webhook URL, or a file.
+    pub target: String,
+    /// The case file.
+    #[arg(long)]
+    pub db: PathBuf,
+    /// Findings below this severity are not sent.
+    #[arg(long, value_enum, default_value_t = SeverityArg::High)]
+    pub min_severity: SeverityArg,
+    /// Webhook: read the HMAC secret from this environment variable (kept in the case file,
+    /// never printed).
+    #[arg(long, conflicts_with = "secret_file")]
+    pub secret_env: Option<String>,
+    /// Webhook: read the HMAC secret from this file.
+    #[arg(long)]
+    pub secret_file: Option<PathBuf>,
+    /// The secret read from either (filled before the command runs, so a hub running it
+    /// reads this process's environment, not its own).
+    #[arg(skip)]
+    pub secret: Option<String>,
+}
+
+/// Arguments of `tapline alerts remove`.
+#[derive(Debug, clap::Args, Serialize, Deserialize)]
+pub struct AlertsRemoveArgs {
+    /// The destination's id (`tapline alerts list`).
+    pub id: i64,
+    /// The case file.
+    #[arg(long)]
+    pub db: PathBuf,
+}
+
+/// Arguments of `tapline alerts send`.
+#[derive(Debug, clap::Args, Serialize, Deserialize)]
+pub struct AlertsSendArgs {
+    /// The case file.
+    #[arg(long)]
+    pub db: PathBuf,
 }
 
 /// Arguments of `tapline serve`.
@@ -324,6 +415,10 @@ impl Command {
             Command::Sensors(SensorsCommand::Add(a)) => Some(&a.db),
             Command::Sensors(SensorsCommand::List(a)) => Some(&a.db),
             Command::Sensors(SensorsCommand::Revoke(a)) => Some(&a.db),
+            Command::Alerts(AlertsCommand::Add(a)) => Some(&a.db),
+            Command::Alerts(AlertsCommand::List(a)) => Some(&a.db),
+            Command::Alerts(AlertsCommand::Remove(a)) => Some(&a.db),
+            Command::Alerts(AlertsCommand::Send(a)) => Some(&a.db),
             Command::Open(_) | Command::Decode(_) | Command::Classify(_) | Command::Serve(_) => {
                 None
             }
@@ -364,6 +459,20 @@ impl Command {
             }
             Command::Sensors(SensorsCommand::List(a)) => at(&mut a.db),
             Command::Sensors(SensorsCommand::Revoke(a)) => at(&mut a.db),
+            Command::Alerts(AlertsCommand::Add(a)) => {
+                at(&mut a.db);
+                if let Some(p) = &mut a.secret_file {
+                    at(p);
+                }
+                if a.kind == AlertKindArg::Ecs && !a.target.is_empty() {
+                    let mut p = PathBuf::from(&a.target);
+                    at(&mut p);
+                    a.target = p.display().to_string();
+                }
+            }
+            Command::Alerts(AlertsCommand::List(a)) => at(&mut a.db),
+            Command::Alerts(AlertsCommand::Remove(a)) => at(&mut a.db),
+            Command::Alerts(AlertsCommand::Send(a)) => at(&mut a.db),
             // Never run by another process.
             Command::Open(_) | Command::Decode(_) | Command::Classify(_) | Command::Serve(_) => {}
         }

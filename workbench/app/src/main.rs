@@ -5,7 +5,7 @@ use clap::Parser;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use tapline::cli::{Cli, Command, OpenArgs, SensorsCommand, Verbosity};
+use tapline::cli::{AlertsCommand, Cli, Command, OpenArgs, SensorsCommand, Verbosity};
 use tapline::commands::{self, Cases, Ctx};
 use tapline::control;
 
@@ -56,6 +56,10 @@ fn run_command(mut command: Command, verbosity: Verbosity) -> Result<u8> {
             // The identity this process would use, not the holder's default.
             a.identity.identity = Some(commands::sensors::identity_dir(&a.identity)?);
             command.anchor_paths(&std::env::current_dir()?);
+        }
+        if let Command::Alerts(AlertsCommand::Add(a)) = &mut command {
+            // This process's environment and files, not the holder's.
+            a.secret = commands::alerts::read_secret(a)?;
         }
         if let Some(code) = control::forward(&command, verbosity)? {
             return Ok(code);

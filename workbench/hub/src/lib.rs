@@ -17,8 +17,12 @@
 //! data, attacks, behaviour) and merges its results into the case every few seconds; it is
 //! fed by the store thread without ever holding up an acknowledgement.
 //!
+//! A fourth thread sends the case's alerts (syslog, webhooks, ECS files; `tapline-alerts`)
+//! after each analysis write that found something, and every 30 s for retries.
+//!
 //! [`enrol`] issues a sensor its credentials and configuration file.
 
+mod alerting;
 pub mod enrol;
 pub mod live;
 mod server;

@@ -57,6 +57,15 @@ pub enum HubEvent {
     /// Live analysis wrote what it found in the records stored since its last flush
     /// (endpoints and findings are in the case: views refresh).
     Analysed(crate::live::Analysed),
+    /// Alerts went out to the case's destinations (or some could not: they are retried).
+    Alerted {
+        /// Alerts about new findings delivered.
+        new: usize,
+        /// Updates delivered.
+        updated: usize,
+        /// Destinations that failed, with why.
+        failed: Vec<String>,
+    },
     /// A peer was refused.
     Refused {
         /// Its address.
@@ -74,6 +83,7 @@ pub struct Hub {
     runtime: Option<tokio::runtime::Runtime>,
     store: Option<std::thread::JoinHandle<Result<()>>>,
     analysis: Option<crate::live::Thread>,
+    alerter: Option<crate::alerting::Alerter>,
 }
 
 type OnEvent = Arc<dyn Fn(HubEvent) + Send + Sync>;
@@ -114,11 +124,28 @@ impl Hub {
                 })
             })
         };
+        let alerter = {
+            let on_event = Arc::clone(&on_event);
+            let cases = CaseConnections(jobs.clone());
+            let connect = Box::new(move || cases.connect());
+            crate::alerting::start(connect, Arc::clone(&case_failed), move |sent| {
+                on_event(HubEvent::Alerted {
+                    new: sent.new,
+                    updated: sent.updated,
+                    failed: sent.failed,
+                })
+            })
+            .context("cannot start the hub's alerts thread")?
+        };
         let (feed, analysis) = if let crate::live::LiveAnalysis::On { every } = live {
             let on_event = Arc::clone(&on_event);
             let cases = CaseConnections(jobs.clone());
             let connect = Box::new(move || cases.connect());
+            let poke = alerter.poker();
             let (feed, thread) = crate::live::start(connect, case_failed, every, move |a| {
+                if a.new_findings + a.updated_findings > 0 {
+                    poke.poke();
+                }
                 on_event(HubEvent::Analysed(a))
             })
             .context("cannot start the hub's analysis thread")?;
@@ -173,6 +200,7 @@ impl Hub {
             runtime: Some(runtime),
             store: Some(store),
             analysis,
+            alerter: Some(alerter),
         })
     }
 
@@ -212,6 +240,10 @@ impl Hub {
         // for the next start.
         if let Some(analysis) = self.analysis.take() {
             analysis.stop();
+        }
+        // Then what analysis found last goes out.
+        if let Some(alerter) = self.alerter.take() {
+            alerter.stop();
         }
         stored
     }

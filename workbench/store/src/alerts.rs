@@ -4,9 +4,9 @@
 //! updates. Delivery itself is `tapline-alerts`'.
 
 use crate::endpoints::Finding;
+use crate::endpoints::Severity;
 use crate::{CaseStore, StoreError};
 use duckdb::params;
-use crate::endpoints::Severity;
 
 /// Seconds between two updates of one finding to one sink.
 pub const UPDATE_EVERY_S: i64 = 60;
@@ -230,7 +230,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut case = CaseStore::open(&dir.path().join("c.duckdb")).unwrap();
         let id = case
-            .add_alert_sink(SinkKind::Syslog, "udp://127.0.0.1:514", Severity::High, None)
+            .add_alert_sink(
+                SinkKind::Syslog,
+                "udp://127.0.0.1:514",
+                Severity::High,
+                None,
+            )
             .unwrap();
         let sink = case.alert_sinks().unwrap().remove(0);
         assert_eq!((sink.id, sink.kind), (id, SinkKind::Syslog));
@@ -258,12 +263,18 @@ mod tests {
         case.merge_live(&more).unwrap();
         assert!(case.pending_alerts(&sink).unwrap().is_empty());
         case.atomically(|tx| {
-            tx.execute("UPDATE alerts_sent SET sent_at = sent_at - INTERVAL 2 MINUTE", [])
+            tx.execute(
+                "UPDATE alerts_sent SET sent_at = sent_at - INTERVAL 2 MINUTE",
+                [],
+            )
         })
         .unwrap();
         let pending = case.pending_alerts(&sink).unwrap();
         assert_eq!(pending.len(), 1);
-        assert_eq!((pending[0].event, pending[0].finding.count), (AlertEvent::Updated, 25));
+        assert_eq!(
+            (pending[0].event, pending[0].finding.count),
+            (AlertEvent::Updated, 25)
+        );
         assert!(case.remove_alert_sink(id).unwrap());
         assert!(case.alert_sinks().unwrap().is_empty());
     }

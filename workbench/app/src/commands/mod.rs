@@ -3,6 +3,7 @@
 //! and in a process that holds its case and runs it on the control socket's behalf
 //! ([`crate::control`]).
 
+pub mod alerts;
 pub mod classify;
 pub mod decode;
 pub mod export;
@@ -77,6 +78,7 @@ pub fn dispatch(command: &Command, out: &mut dyn Write, ctx: &mut Ctx<'_>) -> Re
         Command::Findings(args) => list::findings(args, ctx.cases, out).map(|()| Status::Done),
         Command::Diff(args) => list::diff(args, ctx.cases, out),
         Command::Sensors(cmd) => sensors::run(cmd, ctx.cases, out).map(|()| Status::Done),
+        Command::Alerts(cmd) => alerts::run(cmd, ctx.cases, out).map(|()| Status::Done),
         Command::Serve(_) | Command::Open(_) => {
             bail!("`serve` and `open` hold their case; they cannot run inside another command")
         }

@@ -201,6 +201,18 @@ fn log(e: &HubEvent, verbose: bool) {
             a.new_findings, a.updated_findings, a.records, a.waiting
         ),
         HubEvent::Analysed(_) => {}
+        HubEvent::Alerted {
+            new,
+            updated,
+            failed,
+        } => {
+            if new + updated > 0 {
+                eprintln!("tapline: hub: alerts sent: {new} new, {updated} update(s)");
+            }
+            for f in failed {
+                eprintln!("tapline: hub: alert not delivered (retried): {f}");
+            }
+        }
     }
 }
 

@@ -531,6 +531,19 @@ impl Workbench {
                     line
                 }
                 HubEvent::CaseRecovered => "the case is back: storing again".to_owned(),
+                HubEvent::Alerted {
+                    new,
+                    updated,
+                    failed,
+                } => {
+                    for f in failed {
+                        alerts.push(format!("alert not delivered (retried): {f}"));
+                    }
+                    if new + updated == 0 {
+                        continue;
+                    }
+                    format!("alerts sent: {new} new, {updated} update(s)")
+                }
                 HubEvent::Analysed(a) => {
                     // Endpoints and findings changed in the case: views refresh with counts.
                     h.new_data = true;
