@@ -27,12 +27,15 @@ pub(crate) enum Destination {
         stream: Option<TcpStream>,
     },
     Local(UnixDatagram, PathBuf),
-    Webhook {
-        url: String,
-        key: Option<ring::hmac::Key>,
-        agent: ureq::Agent,
-    },
+    Webhook(Box<Webhook>),
     Ecs(PathBuf),
+}
+
+/// A webhook's URL, signing key and HTTP agent.
+pub(crate) struct Webhook {
+    url: String,
+    key: Option<ring::hmac::Key>,
+    agent: ureq::Agent,
 }
 
 impl Destination {
@@ -74,14 +77,14 @@ impl Destination {
                     .http_status_as_error(false)
                     .max_redirects(0)
                     .build();
-                Ok(Destination::Webhook {
+                Ok(Destination::Webhook(Box::new(Webhook {
                     url: sink.target.clone(),
                     key: sink
                         .secret
                         .as_deref()
                         .map(|s| ring::hmac::Key::new(ring::hmac::HMAC_SHA256, s.as_bytes())),
                     agent: config.into(),
-                })
+                })))
             }
             SinkKind::Ecs => Ok(Destination::Ecs(PathBuf::from(&sink.target))),
         }
@@ -106,9 +109,10 @@ impl Destination {
                     .map(drop)
                     .map_err(|e| e.to_string())
             }
-            Destination::Webhook { url, key, agent } => {
+            Destination::Webhook(w) => {
                 let body = format::webhook_body(a, now);
-                post_with_retries(agent, url, key.as_ref(), &body, &format::delivery_id(a))
+                let id = format::delivery_id(a);
+                post_with_retries(&w.agent, &w.url, w.key.as_ref(), &body, &id)
             }
             Destination::Ecs(path) => {
                 let mut line = format::ecs(a, now).to_string();

@@ -78,5 +78,21 @@ pub fn run(args: &ImportArgs, ctx: &mut Ctx<'_>) -> Result<Status> {
             }
         }?;
     }
+    // What the imports found goes to the case's alert destinations, if it has any (a hub
+    // holding the case sends it at its next round instead).
+    if !ctx.cases.is_held(&args.db) && !store.alert_sinks()?.is_empty() {
+        let sent = tapline_alerts::dispatch(&mut store)?;
+        writeln!(
+            ctx.err,
+            "alerts sent: {} new, {} update(s)",
+            sent.new, sent.updated
+        )?;
+        for f in &sent.failed {
+            writeln!(
+                ctx.err,
+                "alert not delivered (`tapline alerts send` retries): {f}"
+            )?;
+        }
+    }
     Ok(Status::Done)
 }

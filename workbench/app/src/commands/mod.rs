@@ -133,6 +133,11 @@ impl Cases {
         }
     }
 
+    /// Whether this process holds the case at `path` (a hub or the app runs the command).
+    pub fn is_held(&self, path: &Path) -> bool {
+        self.held_by_us(path).is_some()
+    }
+
     fn held_by_us(&self, path: &Path) -> Option<&Held> {
         let h = self.held.as_ref()?;
         (path.canonicalize().ok()? == h.path).then_some(h)
