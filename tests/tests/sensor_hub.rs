@@ -838,7 +838,24 @@ fn a_hub_killed_mid_burst_still_finds_one_credential_stuffing_with_its_full_coun
 /// Waits until the hub's live analysis has caught up with what it stored (a hub that stops
 /// leaves the rest to its next start).
 fn wait_analysed(hub: &Proc) {
-    hub.wait_for(" 0 waiting)", Duration::from_secs(60));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let log = hub.log();
+        let lines: Vec<&str> = log.lines().collect();
+        let last_batch = lines.iter().rposition(|l| l.contains("\" batch "));
+        let caught_up = lines
+            .iter()
+            .rposition(|l| l.contains("live analysis flushed") && l.contains(" 0 waiting)"));
+        // A write with nothing waiting after the last batch stored.
+        if caught_up.is_some() && caught_up > last_batch {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "analysis did not catch up:\n{log}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// Records analysed so far at each live flush a verbose hub logged.

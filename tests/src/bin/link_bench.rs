@@ -2,12 +2,15 @@
 //! batches as the sensor's spool holds them (LZ4 + postcard, encoded beforehand, as the
 //! spool does when a batch closes), a window of unacknowledged batches like the uplink's.
 //!
-//! Two hubs in the same run: the real one (`tapline_hub`, every batch committed to
-//! a DuckDB case with its ledger row before the acknowledgement) and a bare one that decodes
-//! and acknowledges without storing — the transport's own ceiling.
+//! Hubs in the same run: a bare one that decodes and acknowledges without storing — the
+//! transport's own ceiling; the real one (`tapline_hub`, every batch committed to a DuckDB
+//! case with its ledger row before the acknowledgement) storing only; the real one analysing
+//! live as it stores (every detector on), until analysis has caught up; and, paced at
+//! `--rate` records/s with capture times of "now", how long after its capture a record's
+//! analysis is in the case (the latency of a finding becoming visible).
 //!
 //! ```text
-//! cargo run --release -p tapline-tests --bin link_bench -- [--records 1000000] [--batch 2000] [--window 16]
+//! cargo run --release -p tapline-tests --bin link_bench -- [--records 1000000] [--batch 2000] [--window 16] [--rate 10000] [--paced 150000]
 //! ```
 
 use anyhow::{Context, Result, bail};
@@ -83,6 +86,62 @@ async fn deliver(
     Ok(())
 }
 
+/// Sends `recs` in batches of `per` at `rate` records/s, each record's capture time set to
+/// when its batch leaves; returns each batch's send instant.
+async fn deliver_paced(
+    creds: &SensorCredentials,
+    hub: SocketAddr,
+    recs: &[Transaction],
+    per: usize,
+    rate: usize,
+) -> Result<Vec<Instant>> {
+    let ep = transport::client(creds, hub)?;
+    let conn = transport::connect(&ep, hub).await?;
+    let (mut tx, rx) = conn.open_bi().await?;
+    send(&mut tx, &SensorMessage::hello("bench", "bench", 1)).await?;
+    let mut rx = MessageReader::new(rx);
+    match rx.recv::<HubMessage>().await? {
+        Some(HubMessage::Welcome { .. }) => {}
+        other => bail!("hub answered {other:?}"),
+    }
+    let acked = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let seen = std::sync::Arc::clone(&acked);
+    let reader = tokio::spawn(async move {
+        while let Ok(Some(HubMessage::Ack { through })) = rx.recv::<HubMessage>().await {
+            seen.store(through, std::sync::atomic::Ordering::Release);
+        }
+    });
+    let start = Instant::now();
+    let mut sent = Vec::new();
+    for (i, chunk) in recs.chunks(per).enumerate() {
+        let due = start + Duration::from_secs_f64((i * per) as f64 / rate as f64);
+        tokio::time::sleep_until(due.into()).await;
+        let now_ns = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_nanos() as i64;
+        let mut batch: Vec<Transaction> = chunk.to_vec();
+        for t in &mut batch {
+            t.request_ts_nanos = now_ns;
+            t.response_ts_nanos = Some(now_ns);
+        }
+        sent.push(Instant::now());
+        send(
+            &mut tx,
+            &SensorMessage::Batch(Batch::encode(i as u64 + 1, &batch)?),
+        )
+        .await?;
+    }
+    let last = sent.len() as u64;
+    while acked.load(std::sync::atomic::Ordering::Acquire) < last {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tx.finish()?;
+    conn.close(0u32.into(), b"done");
+    reader.abort();
+    ep.wait_idle().await;
+    Ok(sent)
+}
+
 /// A hub that decodes and acknowledges without storing.
 async fn bare_hub(ep: quinn::Endpoint) -> Result<()> {
     let conn = ep.accept().await.context("no connection")?.await?;
@@ -109,6 +168,8 @@ fn main() -> Result<()> {
     let n = arg(&args, "--records", 1_000_000)?;
     let per = arg(&args, "--batch", 2000)?.max(1);
     let window = arg(&args, "--window", 16)?.max(1);
+    let rate = arg(&args, "--rate", 10_000)?.max(1);
+    let paced = arg(&args, "--paced", 150_000)?;
     let recs = records(n)?;
     let t = Instant::now();
     let batches: Vec<Batch> = recs
@@ -189,6 +250,117 @@ fn main() -> Result<()> {
         "  QUIC + TLS + decode + DuckDB commit per batch (the hub): {:.0} records/s ({:.2} s); {stored} stored",
         n as f64 / stored_time.as_secs_f64(),
         stored_time.as_secs_f64()
+    );
+    live(&rt, &identity, &creds, &batches, n, window)?;
+    latency(
+        &rt,
+        &identity,
+        &creds,
+        &recs[..paced.min(n)],
+        per.min(rate),
+        rate,
+    )?;
+    Ok(())
+}
+
+/// A hub with live analysis, its events with when they came.
+fn live_hub(
+    identity: &HubIdentity,
+    creds: &SensorCredentials,
+    dir: &std::path::Path,
+) -> Result<(Hub, std::sync::mpsc::Receiver<(Instant, HubEvent)>)> {
+    let mut store = CaseStore::open(&dir.join("bench.duckdb"))?;
+    store.enrol_sensor("bench", &creds.fingerprint()?)?;
+    let (events_tx, events) = std::sync::mpsc::channel();
+    let hub = Hub::start(
+        store,
+        tapline_hub::Recovery::Reopen,
+        identity,
+        "127.0.0.1:0".parse()?,
+        tapline_hub::LiveAnalysis::ON,
+        move |e| {
+            let _ = events_tx.send((Instant::now(), e));
+        },
+    )?;
+    Ok((hub, events))
+}
+
+/// Waits for the analysis write that covers record `n`; its instant.
+fn analysed_through(
+    events: &std::sync::mpsc::Receiver<(Instant, HubEvent)>,
+    n: u64,
+    mut on_write: impl FnMut(Instant, u64),
+) -> Result<Instant> {
+    loop {
+        let (at, e) = events
+            .recv_timeout(Duration::from_secs(600))
+            .context("live analysis did not catch up in 10 minutes")?;
+        if let HubEvent::Analysed(a) = e {
+            on_write(at, a.records);
+            if a.records >= n && a.waiting == 0 {
+                return Ok(at);
+            }
+        }
+    }
+}
+
+/// Records stored and analysed per second, every detector on, delivered as fast as the hub
+/// acknowledges.
+fn live(
+    rt: &tokio::runtime::Runtime,
+    identity: &HubIdentity,
+    creds: &SensorCredentials,
+    batches: &[Batch],
+    n: usize,
+    window: usize,
+) -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (hub, events) = live_hub(identity, creds, dir.path())?;
+    let t = Instant::now();
+    rt.block_on(deliver(creds, hub.local_addr(), batches, window))?;
+    let stored = t.elapsed();
+    let done = analysed_through(&events, n as u64, |_, _| {})?;
+    let analysed = done - t;
+    hub.stop()?;
+    println!(
+        "  the hub analysing live (every detector): stored {:.0} records/s ({:.2} s); stored and analysed {:.0} records/s ({:.2} s)",
+        n as f64 / stored.as_secs_f64(),
+        stored.as_secs_f64(),
+        n as f64 / analysed.as_secs_f64(),
+        analysed.as_secs_f64()
+    );
+    Ok(())
+}
+
+/// At `rate` records/s: how long after a record's capture its analysis is in the case.
+fn latency(
+    rt: &tokio::runtime::Runtime,
+    identity: &HubIdentity,
+    creds: &SensorCredentials,
+    recs: &[Transaction],
+    per: usize,
+    rate: usize,
+) -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (hub, events) = live_hub(identity, creds, dir.path())?;
+    let sent = rt.block_on(deliver_paced(creds, hub.local_addr(), recs, per, rate))?;
+    let mut latencies: Vec<Duration> = Vec::with_capacity(recs.len());
+    let mut covered = 0u64;
+    analysed_through(&events, recs.len() as u64, |at, records| {
+        for i in covered..records.min(recs.len() as u64) {
+            latencies.push(at - sent[i as usize / per]);
+        }
+        covered = covered.max(records);
+    })?;
+    hub.stop()?;
+    latencies.sort();
+    let q = |p: f64| latencies[((latencies.len() - 1) as f64 * p) as usize].as_secs_f64();
+    println!(
+        "  capture → analysed in the case at {rate} records/s ({} records): p50 {:.2} s, p99 {:.2} s, max {:.2} s",
+        recs.len(),
+        q(0.5),
+        q(0.99),
+        q(1.0)
     );
     Ok(())
 }

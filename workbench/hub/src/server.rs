@@ -34,6 +34,8 @@ pub enum HubEvent {
         seq: u64,
         /// Records in it.
         records: usize,
+        /// Capture time of its newest record, ns (the capture → stored lag).
+        latest_ns: Option<i64>,
         /// False when it was a resend of a stored batch.
         new: bool,
     },
@@ -381,7 +383,15 @@ async fn hello(
 }
 
 /// A batch handed to the store, waiting for its commit to be acknowledged.
-type PendingAck = (u64, usize, oneshot::Receiver<Result<Delivery>>, InFlight);
+/// A batch handed to the store, waiting for its commit to be acknowledged.
+struct PendingAck {
+    seq: u64,
+    records: usize,
+    /// Capture time of its newest record, ns.
+    latest_ns: Option<i64>,
+    commit: oneshot::Receiver<Result<Delivery>>,
+    _in_flight: InFlight,
+}
 
 /// Decompressed batch bytes one connection may hold between reading and committing them, and
 /// all connections together: past them the hub stops reading (QUIC flow control makes the
@@ -479,7 +489,14 @@ async fn acknowledge(
     name: String,
     on_event: OnEvent,
 ) -> Result<quinn::SendStream> {
-    while let Some((seq, records, commit, _in_flight)) = commits.recv().await {
+    while let Some(PendingAck {
+        seq,
+        records,
+        latest_ns,
+        commit,
+        _in_flight,
+    }) = commits.recv().await
+    {
         let d = commit
             .await
             .map_err(|_| anyhow!("the hub's store stopped"))??;
@@ -500,6 +517,7 @@ async fn acknowledge(
             sensor: name.clone(),
             seq,
             records,
+            latest_ns,
             new: matches!(d, Delivery::Stored(_)),
         });
     }
@@ -538,6 +556,7 @@ impl Session<'_> {
                         t.sensor_id = Some(Arc::clone(&stamp));
                     }
                     let records = txs.len();
+                    let latest_ns = txs.iter().map(|t| t.request_ts_nanos).max();
                     let (reply, commit) = oneshot::channel();
                     self.job(Job::Store(StoreJob {
                         sensor: self.id,
@@ -548,8 +567,15 @@ impl Session<'_> {
                         line: self.line.clone(),
                     }))
                     .await?;
+                    let ack = PendingAck {
+                        seq,
+                        records,
+                        latest_ns,
+                        commit,
+                        _in_flight: in_flight,
+                    };
                     pending
-                        .send((seq, records, commit, in_flight))
+                        .send(ack)
                         .await
                         .map_err(|_| anyhow!("acknowledging failed"))?;
                 }

@@ -175,6 +175,7 @@ fn log(e: &HubEvent, verbose: bool) {
             seq,
             records,
             new,
+            ..
         } if verbose => eprintln!(
             "tapline: hub: {sensor:?} batch {seq}: {records} records{}",
             if *new { "" } else { " (already stored)" }

@@ -214,11 +214,63 @@ pub struct HubState {
     pub addr: SocketAddr,
     /// Sensors connected now: name → (peer, batches, records this session).
     pub connected: BTreeMap<String, (SocketAddr, u64, u64)>,
+    /// Records each sensor delivered lately, and how far behind capture they were stored.
+    pub flow: BTreeMap<String, Flow>,
+    /// What live analysis last reported, and when.
+    pub analysis: Option<(Instant, tapline_hub::live::Analysed)>,
     /// Recent events, newest last.
     pub log: VecDeque<String>,
     /// The workbench CA fingerprint (what sensors pin).
     pub ca_fingerprint: String,
     new_data: bool,
+}
+
+/// A sensor's recent delivery, for its rate and lag.
+#[derive(Debug, Default)]
+pub struct Flow {
+    /// (when, records) of the batches stored in the last [`Flow::WINDOW`].
+    recent: VecDeque<(Instant, u64)>,
+    /// Capture time of the newest record stored, ns, and when it was stored.
+    pub latest: Option<(i64, std::time::SystemTime)>,
+}
+
+impl Flow {
+    /// How far back the rate looks.
+    const WINDOW: Duration = Duration::from_secs(10);
+
+    fn stored(&mut self, records: u64, latest_ns: Option<i64>) {
+        let now = Instant::now();
+        self.recent.push_back((now, records));
+        while self
+            .recent
+            .front()
+            .is_some_and(|(t, _)| now.duration_since(*t) > Flow::WINDOW)
+        {
+            self.recent.pop_front();
+        }
+        if let Some(ns) = latest_ns {
+            self.latest = Some((ns, std::time::SystemTime::now()));
+        }
+    }
+
+    /// Records per second over the last [`Flow::WINDOW`].
+    pub fn rate(&self) -> f64 {
+        let now = Instant::now();
+        let n: u64 = self
+            .recent
+            .iter()
+            .filter(|(t, _)| now.duration_since(*t) <= Flow::WINDOW)
+            .map(|(_, r)| r)
+            .sum();
+        n as f64 / Flow::WINDOW.as_secs_f64()
+    }
+
+    /// Capture → stored, for the newest record (negative clocks read as zero).
+    pub fn stored_lag(&self) -> Option<Duration> {
+        let (ns, at) = self.latest?;
+        let at_ns = at.duration_since(std::time::UNIX_EPOCH).ok()?.as_nanos() as i64;
+        Some(Duration::from_nanos(at_ns.saturating_sub(ns).max(0) as u64))
+    }
 }
 
 /// A case being opened on a worker.
@@ -300,6 +352,8 @@ pub struct Workbench {
     commands: Vec<Command>,
     /// Per-view state.
     pub views: ViewStates,
+    /// The view drawn last frame (leaving the attacks view marks its findings seen).
+    shown_view: Option<View>,
     /// Frame times.
     pub frame_stats: FrameStats,
     last_live_refresh: Instant,
@@ -332,6 +386,7 @@ impl Workbench {
             notices: Vec::new(),
             commands: Vec::new(),
             views: ViewStates::default(),
+            shown_view: None,
             frame_stats: FrameStats::default(),
             last_live_refresh: Instant::now(),
             screenshot_requested: false,
@@ -398,9 +453,11 @@ impl Workbench {
         self.absorb_opening();
         self.absorb_hub_start();
         let mut done = Vec::new();
+        let mut announce = Vec::new();
         if let Some(case) = &mut self.case {
             case.absorb_replies();
             done = std::mem::take(&mut case.done);
+            announce = std::mem::take(&mut case.seen.announce);
             // Actions here, or commands of other processes on this case (an import, a revoke).
             if !done.is_empty() || case.take_outside_change() {
                 case.refresh();
@@ -411,6 +468,9 @@ impl Workbench {
                 Ok(msg) => self.notify(false, msg),
                 Err(e) => self.notify(true, e),
             }
+        }
+        for a in announce {
+            self.notify(false, a);
         }
         self.absorb_import();
         self.absorb_hub();
@@ -492,11 +552,16 @@ impl Workbench {
                     sensor,
                     seq,
                     records,
+                    latest_ns,
                     new,
                 } => {
                     if let Some(c) = h.connected.get_mut(sensor) {
                         c.1 += 1;
                         c.2 += *records as u64;
+                    }
+                    if *new {
+                        let flow = h.flow.entry(sensor.clone()).or_default();
+                        flow.stored(*records as u64, *latest_ns);
                     }
                     h.new_data |= *new;
                     if !*new {
@@ -547,6 +612,12 @@ impl Workbench {
                 HubEvent::Analysed(a) => {
                     // Endpoints and findings changed in the case: views refresh with counts.
                     h.new_data = true;
+                    h.analysis = Some((Instant::now(), *a));
+                    if a.new_findings > 0
+                        && let Some(case) = &mut self.case
+                    {
+                        case.seen.live_wrote();
+                    }
                     if a.new_findings == 0 {
                         continue;
                     }
@@ -955,6 +1026,8 @@ impl Workbench {
                 hub,
                 events,
                 connected: BTreeMap::new(),
+                flow: BTreeMap::new(),
+                analysis: None,
                 log: VecDeque::new(),
                 ca_fingerprint: identity.fingerprint()?,
                 new_data: false,
@@ -1242,6 +1315,11 @@ impl Workbench {
         };
         let cmds = &mut self.commands;
         let mask = super::format::Masking::from_setting(self.settings.mask_values);
+        // Leaving the attacks view is having looked at what it showed.
+        if self.shown_view == Some(View::Attacks) && self.settings.view != View::Attacks {
+            case.seen.looked();
+        }
+        self.shown_view = Some(self.settings.view);
         match self.settings.view {
             View::Overview => overview::ui(ui, case, cmds),
             View::Inventory => inventory::ui(ui, &mut self.views.inventory, case, cmds),

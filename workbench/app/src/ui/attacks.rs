@@ -157,6 +157,14 @@ pub fn ui(ui: &mut egui::Ui, state: &mut State, case: &mut Case, cmds: &mut Vec<
                             for f in fs {
                                 ui.horizontal(|ui| {
                                     ui.label(format::severity_badge(f.severity));
+                                    if case.seen.is_new(f.id) {
+                                        ui.label(
+                                            RichText::new("NEW")
+                                                .strong()
+                                                .color(format::severity_color(Severity::Critical)),
+                                        )
+                                        .on_hover_text("found since you last left this view");
+                                    }
                                     let chosen = state.selected == Some(f.id);
                                     if ui
                                         .selectable_label(

@@ -78,6 +78,70 @@ impl TxTable {
     }
 }
 
+/// Which findings the analyst has seen: findings get ids in the order they are found, so
+/// one id per mark is enough.
+#[derive(Debug, Default)]
+pub struct Seen {
+    /// Findings with this id or above are new since the analyst last left the attacks view.
+    pub looked_below: Option<i64>,
+    /// Findings with this id or above have not been announced.
+    announced_below: Option<i64>,
+    /// Live analysis wrote since the last load: what it found is announced (what the
+    /// analyst's own import found is not: the import says so itself).
+    live_wrote: bool,
+    /// Announcements of new high and critical findings, for the app's notices.
+    pub announce: Vec<String>,
+    /// The ids below which everything is in the last inventory loaded.
+    loaded_below: i64,
+}
+
+impl Seen {
+    /// Live analysis wrote findings: the next load announces the severe ones.
+    pub fn live_wrote(&mut self) {
+        self.live_wrote = true;
+    }
+
+    /// Notes a freshly loaded inventory: what opened with the case counts as seen; high and
+    /// critical findings live analysis added are announced once, in one notice.
+    fn took_in(&mut self, inv: &super::backend::Inventory) {
+        let below = inv.findings.iter().map(|f| f.id + 1).max().unwrap_or(1);
+        self.loaded_below = below;
+        let Some(from) = self.announced_below else {
+            self.announced_below = Some(below);
+            self.looked_below = Some(below);
+            return;
+        };
+        let severe: Vec<&str> = inv
+            .findings
+            .iter()
+            .filter(|f| f.id >= from && f.severity >= tapline_store::endpoints::Severity::High)
+            .map(|f| f.title.as_str())
+            .collect();
+        if self.live_wrote && !severe.is_empty() {
+            let more = match severe.len() {
+                1 => String::new(),
+                n => format!(" (and {} more)", n - 1),
+            };
+            self.announce.push(format!(
+                "live traffic: new high/critical finding — {}{more}",
+                severe[0]
+            ));
+        }
+        self.live_wrote = false;
+        self.announced_below = Some(below.max(from));
+    }
+
+    /// Whether finding `id` is new since the analyst last looked.
+    pub fn is_new(&self, id: i64) -> bool {
+        self.looked_below.is_some_and(|b| id >= b)
+    }
+
+    /// The analyst has looked at everything loaded.
+    pub fn looked(&mut self) {
+        self.looked_below = Some(self.loaded_below.max(self.looked_below.unwrap_or(0)));
+    }
+}
+
 /// An open case.
 pub struct Case {
     /// The case file.
@@ -106,6 +170,8 @@ pub struct Case {
     /// Serves other processes' commands on this case while it is open (None when the socket
     /// could not be set up: the app works, commands elsewhere get DuckDB's lock error).
     control: Option<ControlServer>,
+    /// Which findings the analyst has seen, and which were announced.
+    pub seen: Seen,
     /// Set when such a command ran: what is shown may have changed.
     changed_outside: Arc<AtomicBool>,
 }
@@ -164,6 +230,7 @@ impl Case {
             backend,
             overview: Loaded::default(),
             inventory: Loaded::default(),
+            seen: Seen::default(),
             sensors: Loaded::default(),
             tx: TxTable::default(),
             transaction: Loaded::default(),
@@ -334,6 +401,7 @@ impl Case {
         let s = r.serial;
         match (r.slot, r.answer) {
             (Slot::Overview, Ok(Answer::Overview(o, i))) => {
+                self.seen.took_in(&i);
                 fill(&mut self.overview, s, Ok(o));
                 fill(&mut self.inventory, s, Ok(i));
             }
@@ -400,5 +468,66 @@ fn answer_name(a: &Answer) -> &'static str {
         Answer::Evidence(_) => "evidence",
         Answer::Examples(_) => "examples",
         Answer::Done(_) => "done",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Seen;
+    use crate::ui::backend::Inventory;
+    use tapline_store::endpoints::{Finding, FindingKind, Severity};
+
+    fn inventory(findings: &[(i64, Severity)]) -> Inventory {
+        Inventory {
+            endpoints: Vec::new(),
+            findings: findings
+                .iter()
+                .map(|&(id, severity)| Finding {
+                    id,
+                    kind: FindingKind::Bola,
+                    severity,
+                    confidence: 1.0,
+                    endpoint_id: None,
+                    actor_ip: None,
+                    actor_user: None,
+                    actor_key: None,
+                    actor_session: None,
+                    first_seen_ns: 0,
+                    last_seen_ns: 0,
+                    count: 1,
+                    title: format!("finding {id}"),
+                    evidence: Vec::new(),
+                    detail: None,
+                })
+                .collect(),
+            classes: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn live_findings_are_new_until_looked_at_and_severe_ones_announced_once() {
+        let mut seen = Seen::default();
+        seen.took_in(&inventory(&[(1, Severity::High)]));
+        assert!(!seen.is_new(1), "what the case opened with is seen");
+        // An import's findings: new, not announced (the import says what it did).
+        seen.took_in(&inventory(&[(1, Severity::High), (2, Severity::Critical)]));
+        assert!(seen.is_new(2) && seen.announce.is_empty());
+        // Live analysis wrote two findings, one of them severe: one notice.
+        seen.live_wrote();
+        let all = [
+            (1, Severity::High),
+            (2, Severity::Critical),
+            (3, Severity::Low),
+            (4, Severity::High),
+        ];
+        seen.took_in(&inventory(&all));
+        assert_eq!(
+            seen.announce,
+            ["live traffic: new high/critical finding — finding 4"]
+        );
+        seen.took_in(&inventory(&all));
+        assert_eq!(seen.announce.len(), 1, "announced once");
+        seen.looked();
+        assert!(!seen.is_new(4));
     }
 }

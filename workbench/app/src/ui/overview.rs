@@ -38,6 +38,21 @@ pub fn ui(ui: &mut egui::Ui, case: &mut Case, cmds: &mut Vec<Command>) {
                 View::Attacks,
                 cmds,
             );
+            let fresh = case.inventory.value.as_ref().map_or(0, |inv| {
+                inv.findings
+                    .iter()
+                    .filter(|f| case.seen.is_new(f.id))
+                    .count()
+            });
+            if fresh > 0 {
+                stat(
+                    ui,
+                    "new since you last looked",
+                    &format::count(fresh as u64),
+                    View::Attacks,
+                    cmds,
+                );
+            }
             stat(
                 ui,
                 "data classes",

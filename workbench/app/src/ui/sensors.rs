@@ -27,6 +27,9 @@ pub fn ui(
 ) {
     ui.heading("Hub");
     hub_controls(ui, hub, settings, cmds);
+    if let Some(h) = hub {
+        analysis_line(ui, h);
+    }
     ui.separator();
     ui.heading("Enrolled sensors");
     match &case.sensors.value {
@@ -120,8 +123,14 @@ fn sensor_row(ui: &mut egui::Ui, s: &SensorRow, hub: Option<&HubState>, cmds: &m
     let state_text = if s.revoked_at.is_some() {
         RichText::new("revoked").color(ui.visuals().error_fg_color)
     } else if let Some((peer, batches, records)) = live {
+        let flow = hub.and_then(|h| h.flow.get(&s.name));
+        let rate = flow.map_or(0.0, |f| f.rate());
+        let lag = flow
+            .and_then(|f| f.stored_lag())
+            .map(|d| format!(" · capture → stored {:.1} s", d.as_secs_f64()))
+            .unwrap_or_default();
         RichText::new(format!(
-            "connected from {peer} · {batches} batches, {records} records now"
+            "connected from {peer} · {batches} batches, {records} records now · {rate:.0} records/s{lag}"
         ))
         .color(format::status_color(Some(200), ui.visuals().dark_mode))
     } else {
@@ -201,6 +210,45 @@ fn enrol_form(
         RichText::new("Then on the sensor: tapline-sensor --config NAME.toml --interface IF")
             .weak(),
     );
+}
+
+/// How far live analysis has got: records analysed, waiting, and capture → analysed.
+fn analysis_line(ui: &mut egui::Ui, h: &HubState) {
+    let Some((at, a)) = &h.analysis else {
+        return;
+    };
+    let lag = a.latest_ns.and_then(|ns| {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()?
+            .as_nanos() as i64;
+        Some((now.saturating_sub(ns).max(0)) as f64 / 1e9)
+    });
+    let mut text = format!(
+        "Live analysis: {} records analysed, {} waiting",
+        format::count(a.records),
+        format::count(a.waiting)
+    );
+    if let Some(l) = lag {
+        text.push_str(&format!(" · capture → analysed {l:.1} s (newest record)"));
+    }
+    text.push_str(&format!(
+        " · last write {:.0} s ago",
+        at.elapsed().as_secs_f64()
+    ));
+    if a.skewed > 0 {
+        text.push_str(&format!(
+            " · {} records from a sensor clock ahead of this machine's",
+            format::count(a.skewed)
+        ));
+    }
+    let behind = a.waiting > 0;
+    let rich = RichText::new(text);
+    ui.label(if behind {
+        rich.color(ui.visuals().warn_fg_color)
+    } else {
+        rich.weak()
+    });
 }
 
 /// The hub's recent events, newest at the bottom.
