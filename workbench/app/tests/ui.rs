@@ -419,6 +419,30 @@ fn the_sensors_view_enrols_nothing_without_a_name_and_starts_the_hub() {
 }
 
 #[test]
+fn alert_destinations_are_added_and_removed_in_the_sensors_view() {
+    let mut app = App::open(&["shop-api.pcap"]);
+    app.nav(View::Sensors);
+    app.expect("No destinations");
+    // The kind defaults to syslog, whose targets are URLs.
+    app.type_into("to", "udp:/");
+    assert!(
+        app.harness
+            .get_by_label("Add")
+            .accesskit_node()
+            .is_disabled()
+    );
+    app.type_into("to", "/127.0.0.1:5514");
+    app.click_exact("Add");
+    app.expect("alert destination 1: syslog udp://127.0.0.1:5514");
+    app.expect("high and above");
+    let case = app.harness.state().case.as_ref().unwrap();
+    assert_eq!(case.alert_sinks.len(), 1);
+    app.click_exact("Remove");
+    app.expect("removed alert destination 1");
+    app.expect("No destinations");
+}
+
+#[test]
 fn without_a_case_the_welcome_screen_offers_the_ways_in() {
     let dir = tempfile::tempdir().unwrap();
     let launch = Launch {

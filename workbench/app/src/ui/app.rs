@@ -193,6 +193,14 @@ pub enum Command {
     EnrolSensor(String),
     /// Revoke a sensor.
     RevokeSensor(String),
+    /// Send findings to a destination (kind, target, lowest severity).
+    AddAlertSink(
+        tapline_store::alerts::SinkKind,
+        String,
+        tapline_store::endpoints::Severity,
+    ),
+    /// Stop sending to a destination.
+    RemoveAlertSink(i64),
     /// Put text on the clipboard.
     Copy(String),
 }
@@ -768,6 +776,16 @@ impl Workbench {
             Command::RevokeSensor(name) => {
                 if let Some(case) = &mut self.case {
                     case.act(super::backend::Query::Revoke(name));
+                }
+            }
+            Command::AddAlertSink(kind, target, min) => {
+                if let Some(case) = &mut self.case {
+                    case.act(super::backend::Query::AddAlertSink { kind, target, min });
+                }
+            }
+            Command::RemoveAlertSink(id) => {
+                if let Some(case) = &mut self.case {
+                    case.act(super::backend::Query::RemoveAlertSink(id));
                 }
             }
             Command::Copy(text) => ctx.copy_text(text),

@@ -11,6 +11,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 use tapline_analysis::profile::EndpointProfile;
 use tapline_store::CaseStore;
+use tapline_store::alerts::{AlertSink, SinkKind};
 use tapline_store::endpoints::Severity;
 use tapline_store::endpoints::{Endpoint, Finding};
 use tapline_store::query::{Page, TxFilter, TxRow};
@@ -78,6 +79,17 @@ pub enum Query {
     },
     /// Revoke a sensor by name.
     Revoke(String),
+    /// Send findings of `min` severity and above to `target`.
+    AddAlertSink {
+        /// What kind of destination.
+        kind: SinkKind,
+        /// Where.
+        target: String,
+        /// The lowest severity sent.
+        min: Severity,
+    },
+    /// Stop sending to a destination.
+    RemoveAlertSink(i64),
     /// Write the inventory as OpenAPI 3 JSON.
     ExportOpenApi(std::path::PathBuf),
 }
@@ -181,8 +193,8 @@ pub struct Example {
 pub enum Answer {
     /// For [`Query::Overview`].
     Overview(Arc<Overview>, Arc<Inventory>),
-    /// For [`Query::Sensors`].
-    Sensors(Arc<Vec<SensorRow>>),
+    /// For [`Query::Sensors`]: the sensors and where alerts go.
+    Sensors(Arc<Vec<SensorRow>>, Arc<Vec<AlertSink>>),
     /// For [`Query::TxCount`].
     TxCount(u64),
     /// For [`Query::TxPage`].
@@ -350,7 +362,10 @@ fn run(
             let o = overview(store, &inv).map_err(e)?;
             Answer::Overview(Arc::new(o), Arc::new(inv))
         }
-        Query::Sensors => Answer::Sensors(Arc::new(store.sensors().map_err(e)?)),
+        Query::Sensors => Answer::Sensors(
+            Arc::new(store.sensors().map_err(e)?),
+            Arc::new(store.alert_sinks().map_err(e)?),
+        ),
         Query::TxCount(f) => Answer::TxCount(store.count_transactions(&f).map_err(e)?),
         Query::TxPage(f, page) => Answer::TxPage(store.query_transactions(&f, &page).map_err(e)?),
         Query::Transaction(id) => {
@@ -416,6 +431,22 @@ fn run(
             } else {
                 return Err(format!("no enrolled sensor named {name:?}"));
             }
+        }
+        Query::AddAlertSink { kind, target, min } => {
+            tapline_alerts::check_target(kind, &target)?;
+            let mut store = store.try_clone().map_err(e)?;
+            let id = store.add_alert_sink(kind, &target, min, None).map_err(e)?;
+            Answer::Done(format!(
+                "alert destination {id}: {} {target} gets findings of severity {min} and above",
+                kind.name()
+            ))
+        }
+        Query::RemoveAlertSink(id) => {
+            let mut store = store.try_clone().map_err(e)?;
+            if !store.remove_alert_sink(id).map_err(e)? {
+                return Err(format!("no alert destination {id}"));
+            }
+            Answer::Done(format!("removed alert destination {id}"))
         }
         Query::ExportOpenApi(path) => {
             let doc = tapline_export::openapi::document(store).map_err(|err| format!("{err:#}"))?;

@@ -155,6 +155,8 @@ pub struct Case {
     pub inventory: Loaded<Arc<Inventory>>,
     /// Enrolled sensors.
     pub sensors: Loaded<Arc<Vec<SensorRow>>>,
+    /// Where alerts go (loaded with the sensors).
+    pub alert_sinks: Arc<Vec<tapline_store::alerts::AlertSink>>,
     /// The traffic table.
     pub tx: TxTable,
     /// The transaction in the detail pane: (id, the record once loaded).
@@ -231,6 +233,7 @@ impl Case {
             overview: Loaded::default(),
             inventory: Loaded::default(),
             seen: Seen::default(),
+            alert_sinks: Arc::default(),
             sensors: Loaded::default(),
             tx: TxTable::default(),
             transaction: Loaded::default(),
@@ -409,7 +412,12 @@ impl Case {
                 fill(&mut self.overview, s, Err(e.clone()));
                 fill(&mut self.inventory, s, Err(e));
             }
-            (Slot::Sensors, Ok(Answer::Sensors(v))) => fill(&mut self.sensors, s, Ok(v)),
+            (Slot::Sensors, Ok(Answer::Sensors(v, sinks))) => {
+                if self.sensors.pending == Some(s) {
+                    self.alert_sinks = sinks;
+                }
+                fill(&mut self.sensors, s, Ok(v));
+            }
             (Slot::Sensors, Err(e)) => fill(&mut self.sensors, s, Err(e)),
             (Slot::TxCount, Ok(Answer::TxCount(n))) => fill(&mut self.tx.count, s, Ok(n)),
             (Slot::TxCount, Err(e)) => fill(&mut self.tx.count, s, Err(e)),
@@ -461,7 +469,7 @@ impl Case {
 fn answer_name(a: &Answer) -> &'static str {
     match a {
         Answer::Overview(..) => "overview",
-        Answer::Sensors(_) => "sensors",
+        Answer::Sensors(..) => "sensors",
         Answer::TxCount(_) => "count",
         Answer::TxPage(_) => "page",
         Answer::Transaction(_) => "transaction",

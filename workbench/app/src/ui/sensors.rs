@@ -1,11 +1,14 @@
 //! Sensors: the hub (listen, stop), the enrolled sensors with their last heartbeat's
-//! counters and health, enrolment and revocation, and the hub's recent events.
+//! counters and health, enrolment and revocation, where alerts go, and the hub's recent
+//! events.
 
 use super::app::{Command, HubState, Settings};
 use super::case::Case;
 use super::format;
 use super::overview::loading;
 use eframe::egui::{self, RichText};
+use tapline_store::alerts::SinkKind;
+use tapline_store::endpoints::Severity;
 use tapline_store::query::TxFilter;
 use tapline_store::sensors::SensorRow;
 
@@ -14,6 +17,26 @@ use tapline_store::sensors::SensorRow;
 pub struct State {
     /// Name typed for a new sensor.
     pub new_name: String,
+    /// The alert destination being added.
+    pub sink: NewSink,
+}
+
+/// The form for a new alert destination.
+#[derive(Debug)]
+pub struct NewSink {
+    kind: SinkKind,
+    target: String,
+    min: Severity,
+}
+
+impl Default for NewSink {
+    fn default() -> Self {
+        NewSink {
+            kind: SinkKind::Syslog,
+            target: String::new(),
+            min: Severity::High,
+        }
+    }
 }
 
 /// Draws the sensors view.
@@ -65,6 +88,9 @@ pub fn ui(
     ui.separator();
     ui.heading("Enrol a sensor");
     enrol_form(ui, state, settings, cmds);
+    ui.separator();
+    ui.heading("Alerts");
+    alert_sinks(ui, &mut state.sink, case, cmds);
     if let Some(h) = hub {
         hub_events(ui, h);
     }
@@ -249,6 +275,70 @@ fn analysis_line(ui: &mut egui::Ui, h: &HubState) {
     } else {
         rich.weak()
     });
+}
+
+/// Where findings go as the hub finds them: the destinations, a form to add one.
+fn alert_sinks(ui: &mut egui::Ui, form: &mut NewSink, case: &Case, cmds: &mut Vec<Command>) {
+    if case.alert_sinks.is_empty() {
+        ui.label(RichText::new("No destinations: findings stay in the case.").weak());
+    }
+    egui::Grid::new("alert-sinks").striped(true).show(ui, |ui| {
+        for s in case.alert_sinks.iter() {
+            ui.label(s.kind.name());
+            ui.label(&s.target);
+            ui.label(format!("{} and above", s.min_severity));
+            ui.label(if s.secret.is_some() { "signed" } else { "" });
+            if ui.button("Remove").clicked() {
+                cmds.push(Command::RemoveAlertSink(s.id));
+            }
+            ui.end_row();
+        }
+    });
+    ui.horizontal(|ui| {
+        egui::ComboBox::from_id_salt("sink-kind")
+            .selected_text(form.kind.name())
+            .show_ui(ui, |ui| {
+                for k in [SinkKind::Syslog, SinkKind::Webhook, SinkKind::Ecs] {
+                    ui.selectable_value(&mut form.kind, k, k.name());
+                }
+            });
+        let hint = match form.kind {
+            SinkKind::Syslog => "udp://host:514, tcp://host:514, unix:///dev/log",
+            SinkKind::Webhook => "https://siem.example/hook",
+            SinkKind::Ecs => "/var/log/tapline/alerts.jsonl",
+        };
+        let label = ui.label("to");
+        ui.add(egui::TextEdit::singleline(&mut form.target).hint_text(hint))
+            .labelled_by(label.id);
+        egui::ComboBox::from_id_salt("sink-severity")
+            .selected_text(format!("{}+", form.min))
+            .show_ui(ui, |ui| {
+                for s in Severity::MOST_SEVERE_FIRST {
+                    ui.selectable_value(&mut form.min, s, format!("{s} and above"));
+                }
+            });
+        let ok = tapline_alerts::check_target(form.kind, form.target.trim());
+        let add = ui.add_enabled(
+            ok.is_ok() && !form.target.trim().is_empty(),
+            egui::Button::new("Add"),
+        );
+        let add = match &ok {
+            Err(why) if !form.target.trim().is_empty() => add.on_disabled_hover_text(why),
+            _ => add,
+        };
+        if add.clicked() {
+            cmds.push(Command::AddAlertSink(
+                form.kind,
+                form.target.trim().to_owned(),
+                form.min,
+            ));
+            form.target.clear();
+        }
+    });
+    ui.label(
+        RichText::new("Each finding is sent once, then updated at most once a minute while it grows. Signed webhooks: tapline alerts add webhook URL --secret-env VAR.")
+            .weak(),
+    );
 }
 
 /// The hub's recent events, newest at the bottom.
