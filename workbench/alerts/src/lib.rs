@@ -102,18 +102,7 @@ mod tests {
     use tapline_store::endpoints::{Actor, FindingKind, NewFinding};
     use tapline_store::sources::Derived;
 
-    #[test]
-    fn an_ecs_file_gets_each_finding_once_and_a_dead_sink_keeps_its_alerts() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut case = CaseStore::open(&dir.path().join("c.duckdb")).unwrap();
-        let file = dir.path().join("alerts.jsonl");
-        let target = file.to_str().unwrap();
-        case.add_alert_sink(SinkKind::Ecs, target, Severity::Medium, None)
-            .unwrap();
-        // Nothing listens on this port: TCP syslog fails, and its alert waits.
-        let dead = case
-            .add_alert_sink(SinkKind::Syslog, "tcp://127.0.0.1:9", Severity::Info, None)
-            .unwrap();
+    fn bola(case: &mut CaseStore) {
         let f = NewFinding {
             kind: FindingKind::Bola,
             severity: Severity::High,
@@ -132,6 +121,41 @@ mod tests {
             ..Derived::default()
         };
         case.merge_live(&derived).unwrap();
+    }
+
+    /// The journal and local syslog daemons listen on a datagram socket (`/dev/log`).
+    #[test]
+    fn a_local_socket_gets_one_rfc5424_datagram() {
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("log");
+        let daemon = std::os::unix::net::UnixDatagram::bind(&sock).unwrap();
+        let mut case = CaseStore::open(&dir.path().join("c.duckdb")).unwrap();
+        let target = format!("unix://{}", sock.display());
+        case.add_alert_sink(SinkKind::Syslog, &target, Severity::High, None)
+            .unwrap();
+        bola(&mut case);
+        assert_eq!(dispatch(&mut case).unwrap().new, 1);
+        let mut buf = [0u8; 2048];
+        let n = daemon.recv(&mut buf).unwrap();
+        let m = std::str::from_utf8(&buf[..n]).unwrap();
+        assert!(m.starts_with("<83>1 "), "authpriv.err: {m}");
+        assert!(m.contains("[tapline@32473 event=\"new\""), "{m}");
+        assert_eq!(dispatch(&mut case).unwrap(), Sent::default(), "sent once");
+    }
+
+    #[test]
+    fn an_ecs_file_gets_each_finding_once_and_a_dead_sink_keeps_its_alerts() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut case = CaseStore::open(&dir.path().join("c.duckdb")).unwrap();
+        let file = dir.path().join("alerts.jsonl");
+        let target = file.to_str().unwrap();
+        case.add_alert_sink(SinkKind::Ecs, target, Severity::Medium, None)
+            .unwrap();
+        // Nothing listens on this port: TCP syslog fails, and its alert waits.
+        let dead = case
+            .add_alert_sink(SinkKind::Syslog, "tcp://127.0.0.1:9", Severity::Info, None)
+            .unwrap();
+        bola(&mut case);
         let first = dispatch(&mut case).unwrap();
         assert_eq!((first.new, first.updated, first.failed.len()), (1, 0, 1));
         assert!(first.failed[0].contains("tcp://127.0.0.1:9"), "{first:?}");
