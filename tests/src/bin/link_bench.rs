@@ -51,13 +51,16 @@ fn records(n: usize) -> Result<Vec<Transaction>> {
     Ok(base.iter().cycle().take(n).cloned().collect())
 }
 
-/// Sends every batch with at most `window` unacknowledged; returns when all are acknowledged.
-async fn deliver(
-    creds: &SensorCredentials,
-    hub: SocketAddr,
-    batches: &[Batch],
-    window: usize,
-) -> Result<()> {
+/// A sensor's connection to the hub, welcomed.
+struct Session {
+    ep: quinn::Endpoint,
+    conn: quinn::Connection,
+    tx: quinn::SendStream,
+    rx: MessageReader,
+}
+
+/// Connects as the sensor "bench" and says hello.
+async fn session(creds: &SensorCredentials, hub: SocketAddr) -> Result<Session> {
     let ep = transport::client(creds, hub)?;
     let conn = transport::connect(&ep, hub).await?;
     let (mut tx, rx) = conn.open_bi().await?;
@@ -67,6 +70,22 @@ async fn deliver(
         Some(HubMessage::Welcome { .. }) => {}
         other => bail!("hub answered {other:?}"),
     }
+    Ok(Session { ep, conn, tx, rx })
+}
+
+/// Sends every batch with at most `window` unacknowledged; returns when all are acknowledged.
+async fn deliver(
+    creds: &SensorCredentials,
+    hub: SocketAddr,
+    batches: &[Batch],
+    window: usize,
+) -> Result<()> {
+    let Session {
+        ep,
+        conn,
+        mut tx,
+        mut rx,
+    } = session(creds, hub).await?;
     let last = batches.last().map_or(0, |b| b.seq);
     let mut acked = 0u64;
     let mut next = 0usize;
@@ -95,15 +114,12 @@ async fn deliver_paced(
     per: usize,
     rate: usize,
 ) -> Result<Vec<Instant>> {
-    let ep = transport::client(creds, hub)?;
-    let conn = transport::connect(&ep, hub).await?;
-    let (mut tx, rx) = conn.open_bi().await?;
-    send(&mut tx, &SensorMessage::hello("bench", "bench", 1)).await?;
-    let mut rx = MessageReader::new(rx);
-    match rx.recv::<HubMessage>().await? {
-        Some(HubMessage::Welcome { .. }) => {}
-        other => bail!("hub answered {other:?}"),
-    }
+    let Session {
+        ep,
+        conn,
+        mut tx,
+        mut rx,
+    } = session(creds, hub).await?;
     let acked = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let seen = std::sync::Arc::clone(&acked);
     let reader = tokio::spawn(async move {
