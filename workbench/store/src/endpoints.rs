@@ -2,7 +2,7 @@
 //! analysis derived from an import (endpoint upserts, retirements, findings).
 
 use crate::{CaseStore, StoreError};
-use duckdb::{OptionalExt, params};
+use duckdb::params;
 pub use tapline_record::finding::{AttackFamily, FindingKind, Severity};
 
 /// One endpoint of the inventory.
@@ -206,14 +206,19 @@ pub fn merge_derived(
     d: &crate::sources::Derived,
 ) -> Result<(usize, usize), duckdb::Error> {
     write_endpoints(tx, d)?;
+    // One read of the keys instead of a query per finding: a live write judges hundreds.
+    let ids = EndpointIds::read(tx)?;
+    let mut existing = existing_findings(tx)?;
     let mut fresh = Vec::new();
     let mut updated = 0;
     let merges = d.findings.iter().map(|f| (f, Merge::Add));
     for (f, how) in merges.chain(d.judged.iter().map(|f| (f, Merge::Judged))) {
-        if merge_finding(tx, f, how)? {
-            updated += 1;
-        } else {
-            fresh.push(f.clone());
+        match existing.get_mut(&finding_key(f, ids.of(f))) {
+            Some(row) => {
+                merge_finding(tx, f, how, row)?;
+                updated += 1;
+            }
+            None => fresh.push(f.clone()),
         }
     }
     insert_findings(tx, &fresh)?;
@@ -229,36 +234,95 @@ enum Merge {
     Judged,
 }
 
-/// Updates the case's finding with `f`'s kind, endpoint and actor; false when there is none.
+/// What makes two findings one: kind, endpoint id, actor.
+type FindingKey = (
+    String,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
+fn finding_key(f: &NewFinding, endpoint: Option<i64>) -> FindingKey {
+    let a = &f.actor;
+    let name = f.kind.name().to_owned();
+    (
+        name,
+        endpoint,
+        a.ip.clone(),
+        a.user.clone(),
+        a.key.clone(),
+        a.session.clone(),
+    )
+}
+
+/// A finding in the case a new one may update: its id and count.
+struct Existing {
+    id: i64,
+    count: u64,
+}
+
+/// The case's findings by key (the first of any with the same key).
+fn existing_findings(
+    tx: &duckdb::Transaction<'_>,
+) -> Result<std::collections::HashMap<FindingKey, Existing>, duckdb::Error> {
+    let mut stmt = tx.prepare(
+        "SELECT id, count, kind, endpoint_id, actor_ip, actor_user, actor_key, actor_session \
+         FROM findings ORDER BY id",
+    )?;
+    let mut rows = stmt.query([])?;
+    let mut out = std::collections::HashMap::new();
+    while let Some(r) = rows.next()? {
+        let key = (
+            r.get(2)?,
+            r.get(3)?,
+            r.get(4)?,
+            r.get(5)?,
+            r.get(6)?,
+            r.get(7)?,
+        );
+        out.entry(key).or_insert(Existing {
+            id: r.get(0)?,
+            count: r.get(1)?,
+        });
+    }
+    Ok(out)
+}
+
+/// Endpoint ids by key, read once.
+struct EndpointIds(std::collections::HashMap<(String, String, String), i64>);
+
+impl EndpointIds {
+    fn read(tx: &duckdb::Transaction<'_>) -> Result<EndpointIds, duckdb::Error> {
+        let mut stmt = tx.prepare("SELECT id, host, method, template FROM endpoints")?;
+        let rows = stmt.query_map([], |r| Ok(((r.get(1)?, r.get(2)?, r.get(3)?), r.get(0)?)))?;
+        Ok(EndpointIds(rows.collect::<Result<_, _>>()?))
+    }
+
+    /// The id of a finding's endpoint in the case, if it names one that exists.
+    fn of(&self, f: &NewFinding) -> Option<i64> {
+        let e = f.endpoint.as_ref()?;
+        let key = (e.host.clone(), e.method.clone(), e.template.clone());
+        self.0.get(&key).copied()
+    }
+}
+
+/// Updates the case's finding `row` with `f` (same kind, endpoint and actor).
 fn merge_finding(
     tx: &duckdb::Transaction<'_>,
     f: &NewFinding,
     how: Merge,
-) -> Result<bool, duckdb::Error> {
-    let endpoint = endpoint_id(tx, f)?;
-    let existing: Option<(i64, u64, Vec<i64>)> = tx
-        .query_row(
-            "SELECT id, count, CAST(evidence AS VARCHAR) FROM findings WHERE kind = ? \
-             AND endpoint_id IS NOT DISTINCT FROM ? AND actor_ip IS NOT DISTINCT FROM ? \
-             AND actor_user IS NOT DISTINCT FROM ? AND actor_key IS NOT DISTINCT FROM ? \
-             AND actor_session IS NOT DISTINCT FROM ? ORDER BY id LIMIT 1",
-            params![
-                f.kind.name(),
-                endpoint,
-                f.actor.ip,
-                f.actor.user,
-                f.actor.key,
-                f.actor.session
-            ],
-            |r| Ok((r.get(0)?, r.get(1)?, id_list(&r.get::<_, String>(2)?))),
-        )
-        .optional()?;
-    let Some((id, count, mut evidence)) = existing else {
-        return Ok(false);
-    };
-    let count = match how {
-        Merge::Add => count.saturating_add(f.count),
-        Merge::Judged => count.max(f.count),
+    row: &mut Existing,
+) -> Result<(), duckdb::Error> {
+    let mut evidence = id_list(&tx.query_row(
+        "SELECT CAST(evidence AS VARCHAR) FROM findings WHERE id = ?",
+        [row.id],
+        |r| r.get::<_, String>(0),
+    )?);
+    row.count = match how {
+        Merge::Add => row.count.saturating_add(f.count),
+        Merge::Judged => row.count.max(f.count),
     };
     if how == Merge::Judged {
         // The judgement's evidence is the group's first ids: keep them first.
@@ -279,9 +343,9 @@ fn merge_finding(
         "UPDATE findings SET severity = ?, confidence = ?, first_seen_ns = least(first_seen_ns, ?), \
          last_seen_ns = greatest(last_seen_ns, ?), count = ?, evidence = CAST(? AS BIGINT[]), \
          title = ?, detail = ? WHERE id = ?",
-        params![f.severity.name(), f.confidence, f.first_seen_ns, f.last_seen_ns, count, id_array(&evidence), f.title, f.detail, id],
+        params![f.severity.name(), f.confidence, f.first_seen_ns, f.last_seen_ns, row.count, id_array(&evidence), f.title, f.detail, row.id],
     )?;
-    Ok(true)
+    Ok(())
 }
 
 /// `[1, 2, 3]` as DuckDB prints a BIGINT[]; unparsable items are skipped.
@@ -297,19 +361,6 @@ fn id_array(ids: &[i64]) -> String {
     format!("[{}]", items.join(","))
 }
 
-/// The id of a finding's endpoint in the case, if it names one that exists.
-fn endpoint_id(tx: &duckdb::Transaction<'_>, f: &NewFinding) -> Result<Option<i64>, duckdb::Error> {
-    let Some(e) = &f.endpoint else {
-        return Ok(None);
-    };
-    tx.query_row(
-        "SELECT id FROM endpoints WHERE host = ? AND method = ? AND template = ?",
-        params![e.host, e.method, e.template],
-        |r| r.get(0),
-    )
-    .optional()
-}
-
 fn insert_findings(
     tx: &duckdb::Transaction<'_>,
     findings: &[NewFinding],
@@ -318,8 +369,9 @@ fn insert_findings(
         tx.query_row("SELECT coalesce(max(id), 0) + 1 FROM findings", [], |r| {
             r.get(0)
         })?;
+    let ids = EndpointIds::read(tx)?;
     for (id, f) in (first_finding..).zip(findings) {
-        let endpoint = endpoint_id(tx, f)?;
+        let endpoint = ids.of(f);
         let evidence = id_array(&f.evidence);
         tx.execute(
             "INSERT INTO findings (id, kind, severity, confidence, endpoint_id, actor_ip, actor_user, actor_key, actor_session, first_seen_ns, last_seen_ns, count, evidence, title, detail) \
