@@ -434,9 +434,11 @@ fn alert_destinations_are_added_and_removed_in_the_sensors_view() {
     app.type_into("to", "/127.0.0.1:5514");
     app.click_exact("Add");
     app.expect("alert destination 1: syslog udp://127.0.0.1:5514");
-    app.expect("high and above");
+    // The notice comes with the action's answer; the list with the refresh it starts.
+    app.settle();
     let case = app.harness.state().case.as_ref().unwrap();
     assert_eq!(case.alert_sinks.len(), 1);
+    app.expect("high and above");
     app.click_exact("Remove");
     app.expect("removed alert destination 1");
     app.expect("No destinations");

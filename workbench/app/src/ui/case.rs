@@ -165,6 +165,8 @@ pub struct Case {
     pub evidence: Loaded<Arc<Vec<TxRow>>>,
     /// Example values for the sensitive-data view.
     pub examples: Loaded<Arc<Vec<Example>>>,
+    /// Actions asked for and not answered yet.
+    actions: usize,
     /// Results of actions (enrolment, export), for the notices.
     pub done: Vec<Result<String, String>>,
     /// Slowest query so far (for the status bar).
@@ -234,6 +236,7 @@ impl Case {
             inventory: Loaded::default(),
             seen: Seen::default(),
             alert_sinks: Arc::default(),
+            actions: 0,
             sensors: Loaded::default(),
             tx: TxTable::default(),
             transaction: Loaded::default(),
@@ -374,6 +377,7 @@ impl Case {
     /// [`Case::done`].
     pub fn act(&mut self, query: Query) {
         self.backend.act(query);
+        self.actions += 1;
     }
 
     /// Takes in every reply that has arrived. Returns true when any did.
@@ -444,8 +448,14 @@ impl Case {
             (Slot::Evidence, Err(e)) => fill(&mut self.evidence, s, Err(e)),
             (Slot::Examples, Ok(Answer::Examples(v))) => fill(&mut self.examples, s, Ok(v)),
             (Slot::Examples, Err(e)) => fill(&mut self.examples, s, Err(e)),
-            (Slot::Action(_), Ok(Answer::Done(msg))) => self.done.push(Ok(msg)),
-            (Slot::Action(_), Err(e)) => self.done.push(Err(e)),
+            (Slot::Action(_), Ok(Answer::Done(msg))) => {
+                self.actions = self.actions.saturating_sub(1);
+                self.done.push(Ok(msg));
+            }
+            (Slot::Action(_), Err(e)) => {
+                self.actions = self.actions.saturating_sub(1);
+                self.done.push(Err(e));
+            }
             (slot, Ok(other)) => self.done.push(Err(format!(
                 "internal: {slot:?} answered with {}",
                 answer_name(&other)
@@ -455,7 +465,8 @@ impl Case {
 
     /// True while any query of this case is on its way.
     pub fn busy(&self) -> bool {
-        self.overview.is_loading()
+        self.actions > 0
+            || self.overview.is_loading()
             || self.inventory.is_loading()
             || self.sensors.is_loading()
             || self.tx.count.is_loading()
