@@ -156,26 +156,7 @@ pub(crate) fn start(
     let thread = std::thread::Builder::new()
         .name("hub-analysis".into())
         .spawn(move || {
-            let mut live = Live {
-                connect,
-                case_failed,
-                case: None,
-                stored_below,
-                every,
-                engines: Analyses::default(),
-                stream: Behaviour::default(),
-                next: 0,
-                watermark: i64::MIN,
-                resync: true,
-                backlog: Default::default(),
-                behind: false,
-                pending: 0,
-                unjudged: false,
-                since: Instant::now(),
-                judged_at: Instant::now(),
-                judge_cost: Duration::ZERO,
-                done: Analysed::default(),
-            };
+            let mut live = Live::new(connect, case_failed, stored_below, every);
             live.run(&rx, &dropped, &stop, &on_flush)
         })?;
     Ok((
@@ -232,6 +213,34 @@ enum Queue {
 }
 
 impl Live {
+    fn new(
+        connect: Connect,
+        case_failed: Arc<AtomicBool>,
+        stored_below: Arc<AtomicI64>,
+        every: Duration,
+    ) -> Live {
+        Live {
+            connect,
+            case_failed,
+            case: None,
+            stored_below,
+            every,
+            engines: Analyses::default(),
+            stream: Behaviour::default(),
+            next: 0,
+            watermark: i64::MIN,
+            resync: true,
+            backlog: Default::default(),
+            behind: false,
+            pending: 0,
+            unjudged: false,
+            since: Instant::now(),
+            judged_at: Instant::now(),
+            judge_cost: Duration::ZERO,
+            done: Analysed::default(),
+        }
+    }
+
     fn run(
         &mut self,
         rx: &Receiver<Stored>,
@@ -513,4 +522,56 @@ fn now_ns() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn live() -> Live {
+        let connect: Connect = Box::new(|| anyhow::bail!("no case in this test"));
+        let mut l = Live::new(
+            connect,
+            Arc::default(),
+            Arc::default(),
+            Duration::from_secs(2),
+        );
+        l.resync = false;
+        l
+    }
+
+    fn record(ts: i64) -> Transaction {
+        Transaction {
+            request_ts_nanos: ts,
+            method: "GET".into(),
+            uri: "/".into(),
+            ..Transaction::default()
+        }
+    }
+
+    #[test]
+    fn a_clock_ahead_of_the_hub_is_flagged_and_does_not_move_the_watermark() {
+        let mut l = live();
+        let now = now_ns();
+        l.observe(1, &record(now - 1_000_000_000));
+        l.observe(2, &record(now + 3_600 * 1_000_000_000));
+        assert_eq!(l.done.skewed, 1);
+        assert_eq!(l.watermark, now - 1_000_000_000);
+        // Far behind the horizon: judged once, counted late.
+        l.observe(3, &record(now - 2 * HORIZON_NS));
+        assert_eq!((l.done.late, l.done.records, l.next), (1, 3, 4));
+    }
+
+    #[test]
+    fn a_batch_read_back_already_is_not_taken_twice() {
+        let mut l = live();
+        let batch = |ids: Range<i64>| Stored {
+            txs: ids.clone().map(|_| record(now_ns())).collect(),
+            ids,
+        };
+        l.take(batch(0..5));
+        l.take(batch(3..8)); // overlaps what was taken: only 5..8 is new
+        l.take(batch(2..4)); // wholly behind
+        assert_eq!((l.done.records, l.next, l.pending), (8, 8, 8));
+    }
 }
