@@ -267,15 +267,13 @@ fn main() -> Result<()> {
         n as f64 / stored_time.as_secs_f64(),
         stored_time.as_secs_f64()
     );
-    live(&rt, &identity, &creds, &batches, n, window)?;
-    latency(
-        &rt,
-        &identity,
-        &creds,
-        &recs[..paced.min(n)],
-        per.min(rate),
-        rate,
-    )?;
+    let bench = LiveBench {
+        rt: &rt,
+        identity: &identity,
+        creds: &creds,
+    };
+    bench.throughput(&batches, n, window)?;
+    bench.latency(&recs[..paced.min(n)], per.min(rate), rate)?;
     Ok(())
 }
 
@@ -320,63 +318,64 @@ fn analysed_through(
     }
 }
 
-/// Records stored and analysed per second, every detector on, delivered as fast as the hub
-/// acknowledges.
-fn live(
-    rt: &tokio::runtime::Runtime,
-    identity: &HubIdentity,
-    creds: &SensorCredentials,
-    batches: &[Batch],
-    n: usize,
-    window: usize,
-) -> Result<()> {
-    let dir = tempfile::tempdir()?;
-    let (hub, events) = live_hub(identity, creds, dir.path())?;
-    let t = Instant::now();
-    rt.block_on(deliver(creds, hub.local_addr(), batches, window))?;
-    let stored = t.elapsed();
-    let done = analysed_through(&events, n as u64, |_, _| {})?;
-    let analysed = done - t;
-    hub.stop()?;
-    println!(
-        "  the hub analysing live (every detector): stored {:.0} records/s ({:.2} s); stored and analysed {:.0} records/s ({:.2} s)",
-        n as f64 / stored.as_secs_f64(),
-        stored.as_secs_f64(),
-        n as f64 / analysed.as_secs_f64(),
-        analysed.as_secs_f64()
-    );
-    Ok(())
+/// What the live-analysis measurements share: the runtime the sensor side runs on, the hub's
+/// identity and the sensor's credentials.
+struct LiveBench<'a> {
+    rt: &'a tokio::runtime::Runtime,
+    identity: &'a HubIdentity,
+    creds: &'a SensorCredentials,
 }
 
-/// At `rate` records/s: how long after a record's capture its analysis is in the case.
-fn latency(
-    rt: &tokio::runtime::Runtime,
-    identity: &HubIdentity,
-    creds: &SensorCredentials,
-    recs: &[Transaction],
-    per: usize,
-    rate: usize,
-) -> Result<()> {
-    let dir = tempfile::tempdir()?;
-    let (hub, events) = live_hub(identity, creds, dir.path())?;
-    let sent = rt.block_on(deliver_paced(creds, hub.local_addr(), recs, per, rate))?;
-    let mut latencies: Vec<Duration> = Vec::with_capacity(recs.len());
-    let mut covered = 0u64;
-    analysed_through(&events, recs.len() as u64, |at, records| {
-        for i in covered..records.min(recs.len() as u64) {
-            latencies.push(at - sent[i as usize / per]);
-        }
-        covered = covered.max(records);
-    })?;
-    hub.stop()?;
-    latencies.sort();
-    let q = |p: f64| latencies[((latencies.len() - 1) as f64 * p) as usize].as_secs_f64();
-    println!(
-        "  capture → analysed in the case at {rate} records/s ({} records): p50 {:.2} s, p99 {:.2} s, max {:.2} s",
-        recs.len(),
-        q(0.5),
-        q(0.99),
-        q(1.0)
-    );
-    Ok(())
+impl LiveBench<'_> {
+    /// Records stored and analysed per second, every detector on, delivered as fast as the hub
+    /// acknowledges.
+    fn throughput(&self, batches: &[Batch], n: usize, window: usize) -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let (hub, events) = live_hub(self.identity, self.creds, dir.path())?;
+        let t = Instant::now();
+        let addr = hub.local_addr();
+        self.rt
+            .block_on(deliver(self.creds, addr, batches, window))?;
+        let stored = t.elapsed();
+        let done = analysed_through(&events, n as u64, |_, _| {})?;
+        let analysed = done - t;
+        hub.stop()?;
+        println!(
+            "  the hub analysing live (every detector): stored {:.0} records/s ({:.2} s); stored and analysed {:.0} records/s ({:.2} s)",
+            n as f64 / stored.as_secs_f64(),
+            stored.as_secs_f64(),
+            n as f64 / analysed.as_secs_f64(),
+            analysed.as_secs_f64()
+        );
+        Ok(())
+    }
+
+    /// At `rate` records/s: how long after a record's capture its analysis is in the case.
+    fn latency(&self, recs: &[Transaction], per: usize, rate: usize) -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let (hub, events) = live_hub(self.identity, self.creds, dir.path())?;
+        let addr = hub.local_addr();
+        let sent = self
+            .rt
+            .block_on(deliver_paced(self.creds, addr, recs, per, rate))?;
+        let mut latencies: Vec<Duration> = Vec::with_capacity(recs.len());
+        let mut covered = 0u64;
+        analysed_through(&events, recs.len() as u64, |at, records| {
+            for i in covered..records.min(recs.len() as u64) {
+                latencies.push(at - sent[i as usize / per]);
+            }
+            covered = covered.max(records);
+        })?;
+        hub.stop()?;
+        latencies.sort();
+        let q = |p: f64| latencies[((latencies.len() - 1) as f64 * p) as usize].as_secs_f64();
+        println!(
+            "  capture → analysed in the case at {rate} records/s ({} records): p50 {:.2} s, p99 {:.2} s, max {:.2} s",
+            recs.len(),
+            q(0.5),
+            q(0.99),
+            q(1.0)
+        );
+        Ok(())
+    }
 }

@@ -152,10 +152,14 @@ impl CaseStore {
             )?
             .into_iter()
             .collect();
+        // Labels only: the endpoints' profiles (their detail JSON) are not needed here.
         let endpoints: std::collections::HashMap<i64, String> = self
-            .endpoints()?
+            .select(
+                "SELECT id, method || ' ' || host || template FROM endpoints",
+                &[],
+                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)),
+            )?
             .into_iter()
-            .map(|e| (e.id, format!("{} {}{}", e.method, e.host, e.template)))
             .collect();
         let mut out: Vec<PendingAlert> = self
             .findings()?
