@@ -82,6 +82,38 @@ else
   echo "$OPENAPI_VALIDATOR_VERSION" > "$venv/VERSION"
 fi
 
+# --- report consumers -------------------------------------------------------------------------
+# Security-test reports are checked by the programs that read them: junitparser (PyPI) loads
+# the JUnit XML, and Microsoft's SARIF Multitool (npm, the SARIF SDK's validator, which ships
+# the official 2.1.0 schema) validates the SARIF. jsonschema (already in the venv) checks the
+# test format's own JSON Schema.
+JUNITPARSER_VERSION=5.0.3
+if [ "$(cat "$venv/EXTRAS" 2>/dev/null)" = "junitparser==$JUNITPARSER_VERSION" ]; then
+  say "junitparser $JUNITPARSER_VERSION present"
+else
+  say "installing junitparser $JUNITPARSER_VERSION (PyPI) into .tools/openapi-venv"
+  "$venv/bin/pip" install -q "junitparser==$JUNITPARSER_VERSION" jsonschema >&2 \
+    || die "pip install junitparser failed (no PyPI access?)"
+  echo "junitparser==$JUNITPARSER_VERSION" > "$venv/EXTRAS"
+fi
+SARIF_MULTITOOL_VERSION=5.7.0
+sarif_dir="$repo/.tools/sarif-multitool"
+if [ -x "$sarif_dir/Sarif.Multitool" ] && [ "$(cat "$sarif_dir/VERSION" 2>/dev/null)" = "$SARIF_MULTITOOL_VERSION" ]; then
+  say "SARIF Multitool $SARIF_MULTITOOL_VERSION present"
+elif [ "$(uname -m)" = x86_64 ] && command -v npm >/dev/null; then
+  say "fetching SARIF Multitool $SARIF_MULTITOOL_VERSION (npm @microsoft/sarif-multitool-linux)"
+  stmp=$(mktemp -d)
+  (cd "$stmp" && npm pack --silent "@microsoft/sarif-multitool-linux@$SARIF_MULTITOOL_VERSION" >/dev/null) \
+    || die "npm pack @microsoft/sarif-multitool-linux failed (no registry access?)"
+  rm -rf "$sarif_dir" && mkdir -p "$sarif_dir"
+  tar -xzf "$stmp"/*.tgz -C "$sarif_dir" --strip-components=1 || die "cannot unpack the SARIF Multitool"
+  rm -rf "$stmp"
+  chmod +x "$sarif_dir/Sarif.Multitool"
+  echo "$SARIF_MULTITOOL_VERSION" > "$sarif_dir/VERSION"
+else
+  say "SARIF Multitool needs x86_64 and npm: the SARIF validation test will be skipped"
+fi
+
 export TAPLINE_CARGO_FEATURES="${cargo_features[*]:-}"
 
 case "${1:-}" in

@@ -6,6 +6,12 @@ user can read any other user's record (BOLA), search reflects its query, a suppo
 in place opens a user's orders without a token (broken authentication), and a malformed order
 crashes the handler (500). Standard library
 only; HTTP/1.1 with keep-alive, gzip and chunked responses.
+
+`--fixed` serves the same API with every flaw mended — the twin security tests are judged
+against (no finding may appear there): owners only read their own records, tokens only from
+signed JWTs, the search does not reflect markup, malformed orders are a 400, login failures say
+the same whatever was wrong and are limited to 5 a minute per client, and responses carry the
+usual security headers, and user records leave out identity and card numbers.
 """
 import base64
 import gzip
@@ -13,7 +19,9 @@ import hashlib
 import hmac
 import json
 import re
+import html
 import sys
+import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
@@ -43,6 +51,8 @@ for uid in USERS:
         oid = str(uuid.UUID(int=uid * 1000 + n))
         ORDERS[oid] = {"id": oid, "user_id": uid, "total": round(19.99 * (n + 1) + uid, 2),
                        "items": [{"sku": f"SKU-{uid:02d}{n}", "qty": n + 1}], "status": "shipped"}
+FIXED = False
+LOGIN_FAILURES = {}  # (client address, user name) -> failure times (fixed mode's rate limit)
 PRODUCTS = [{"id": i, "name": f"Product {i}", "price": round(3.5 * i, 2),
              "description": "A sturdy, well-reviewed item. " * 3} for i in range(1, 61)]
 
@@ -56,6 +66,14 @@ def make_token(uid: int) -> str:
     claims = b64url(json.dumps({"sub": str(uid), "role": USERS[uid]["role"], "iat": 1700000000}).encode())
     sig = b64url(hmac.new(SECRET, f"{header}.{claims}".encode(), hashlib.sha256).digest())
     return f"{header}.{claims}.{sig}"
+
+
+def public(user):
+    """A user as the API shows it: everything (excessive data exposure), or in fixed mode
+    without the identity and card numbers."""
+    if not FIXED:
+        return user
+    return {k: v for k, v in user.items() if k not in ("ssn", "card")}
 
 
 def user_from_token(auth: str):
@@ -87,6 +105,12 @@ class Handler(BaseHTTPRequestHandler):
             body = gzip.compress(body, mtime=0)
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
+        if FIXED:
+            self.send_header("X-Content-Type-Options", "nosniff")
+            self.send_header("X-Frame-Options", "DENY")
+            self.send_header("Cache-Control", "no-store")
+            self.send_header("Content-Security-Policy", "default-src 'none'")
+            self.send_header("Strict-Transport-Security", "max-age=31536000")
         if gz:
             self.send_header("Content-Encoding", "gzip")
         if chunked:
@@ -126,14 +150,14 @@ class Handler(BaseHTTPRequestHandler):
             term = q.get("q", [""])[0]
             hits = [p for p in PRODUCTS if term.lower() in p["name"].lower()][:5]
             # Reflects the query unescaped: the XSS in the sample capture lands here.
-            return self.send_json(200, {"query": term, "results": hits})
+            return self.send_json(200, {"query": html.escape(term) if FIXED else term, "results": hits})
         if path == "/api/v1/files":
             name = q.get("name", [""])[0]
             if ".." in name or name.startswith("/"):
                 return self.send_json(400, {"error": "invalid file name"})
             return self.send_json(404, {"error": "no such file", "name": name})
         m = re.fullmatch(r"/api/v1/users/(\d+)/orders", path)
-        if me is None and m and self.headers.get("X-User-Id") == m.group(1):
+        if not FIXED and me is None and m and self.headers.get("X-User-Id") == m.group(1):
             # Broken authentication: a support tool's header, trusted instead of a token.
             me = USERS.get(int(m.group(1)))
         if me is None and path.startswith(("/api/v1/users", "/api/v1/orders", "/admin")):
@@ -143,19 +167,25 @@ class Handler(BaseHTTPRequestHandler):
                 return self.send_json(403, {"error": "forbidden"})
             return self.send_json(200, {"users": len(USERS), "orders": len(ORDERS)})
         if path == "/api/v1/users/me":
-            return self.send_json(200, me)
+            return self.send_json(200, public(me))
         m = re.fullmatch(r"/api/v1/users/(\d+)", path)
         if m:
             user = USERS.get(int(m.group(1)))
             # BOLA: no check that the caller owns this record.
-            return self.send_json(200, user) if user else self.send_json(404, {"error": "no such user"})
+            if FIXED and user and user["id"] != me["id"] and me["role"] != "admin":
+                return self.send_json(403, {"error": "forbidden"})
+            return self.send_json(200, public(user)) if user else self.send_json(404, {"error": "no such user"})
         m = re.fullmatch(r"/api/v1/users/(\d+)/orders", path)
         if m:
             uid = int(m.group(1))
+            if FIXED and uid != me["id"] and me["role"] != "admin":
+                return self.send_json(403, {"error": "forbidden"})
             return self.send_json(200, [o for o in ORDERS.values() if o["user_id"] == uid])
         m = re.fullmatch(r"/api/v1/orders/([0-9a-f-]{36})", path)
         if m:
             order = ORDERS.get(m.group(1))
+            if FIXED and order and order["user_id"] != me["id"] and me["role"] != "admin":
+                return self.send_json(403, {"error": "forbidden"})
             return self.send_json(200, order) if order else self.send_json(404, {"error": "no such order"})
         return self.send_json(404, {"error": "not found"})
 
@@ -168,9 +198,16 @@ class Handler(BaseHTTPRequestHandler):
             return self.send_json(400, {"error": "body is not JSON"})
         if path == "/api/v1/login":
             user = data.get("username", "")
+            if FIXED and self.login_limited(user):
+                return self.send_json(429, {"error": "too many attempts; try again later"})
             if PASSWORDS.get(user) == data.get("password"):
                 uid = next(u["id"] for u in USERS.values() if u["username"] == user)
                 return self.send_json(200, {"token": make_token(uid), "user_id": uid})
+            if FIXED:
+                LOGIN_FAILURES.setdefault((self.client_address[0], user), []).append(time.monotonic())
+            elif user not in PASSWORDS:
+                # User enumeration: unknown names get their own message (same status).
+                return self.send_json(401, {"error": "no such user"})
             return self.send_json(401, {"error": "invalid credentials"})
         me = user_from_token(self.headers.get("Authorization", ""))
         if me is None:
@@ -180,15 +217,29 @@ class Handler(BaseHTTPRequestHandler):
                 sum(int(i.get("qty", 1)) for i in data.get("items", []))
             except (AttributeError, TypeError, ValueError):
                 # The handler's unguarded validation: a malformed order is a server error.
+                if FIXED:
+                    return self.send_json(400, {"error": "items must be a list of {sku, qty}"})
                 return self.send_json(500, {"error": "internal server error"})
             oid = str(uuid.UUID(int=me["id"] * 1000 + 500 + len(ORDERS)))
             order = {"id": oid, "user_id": me["id"], "items": data.get("items", []), "status": "new",
                      "shipping": data.get("shipping", {})}
+            if not FIXED:
+                # Mass assignment: any field the client sends lands on the order.
+                order.update({k: v for k, v in data.items() if k not in ("id", "user_id")})
             ORDERS[oid] = order
             return self.send_json(201, order)
         return self.send_json(404, {"error": "not found"})
 
 
+    def login_limited(self, user):
+        key = (self.client_address[0], user)
+        now = time.monotonic()
+        recent = [t for t in LOGIN_FAILURES.get(key, []) if now - t < 60]
+        LOGIN_FAILURES[key] = recent
+        return len(recent) >= 5
+
+
 if __name__ == "__main__":
     host, port = sys.argv[1], int(sys.argv[2])
+    FIXED = "--fixed" in sys.argv[3:]
     ThreadingHTTPServer((host, port), Handler).serve_forever()

@@ -74,6 +74,73 @@ pub enum Command {
     /// remove destinations; send what is pending now.
     #[command(subcommand)]
     Alerts(AlertsCommand),
+    /// Security tests (YAML): run them against a target (exit 0 pass, 1 vulnerable, 2 the run
+    /// failed), or check files without sending anything.
+    #[command(subcommand)]
+    Test(TestCommand),
+}
+
+/// `tapline test …`.
+#[derive(Debug, Subcommand, Serialize, Deserialize)]
+pub enum TestCommand {
+    /// Run tests against a target. Exit 0: every test passed (or failed below --fail-on);
+    /// 1: a test at or above --fail-on found a vulnerability; 2: the run itself failed (bad
+    /// files, the target did not answer, a budget ran out).
+    Run(TestRunArgs),
+    /// Check test files (ours, `tapline-test/1`, and Metlo's) without sending anything.
+    Validate(TestValidateArgs),
+}
+
+/// Arguments of `tapline test run`.
+#[derive(Debug, clap::Args, Serialize, Deserialize)]
+pub struct TestRunArgs {
+    /// Test files, or directories searched for *.yaml / *.yml.
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+    /// Where requests go (`http://host:port[/base]`): tests' paths are joined to it, and
+    /// nothing is ever sent elsewhere (redirects off it are not followed).
+    #[arg(long)]
+    pub target: String,
+    /// KEY=VALUE lines for `{{env.KEY}}` (over the process environment): secrets stay here.
+    #[arg(long)]
+    pub env_file: Option<PathBuf>,
+    /// The identities file (`tapline-identities/1`); default: `identities.yaml` beside the
+    /// tests.
+    #[arg(long)]
+    pub identities: Option<PathBuf>,
+    /// Write a JUnit XML report here.
+    #[arg(long)]
+    pub junit: Option<PathBuf>,
+    /// Write a SARIF 2.1.0 report here.
+    #[arg(long)]
+    pub sarif: Option<PathBuf>,
+    /// Failed tests below this severity do not fail the run (exit 0).
+    #[arg(long, value_enum, default_value_t = SeverityArg::Low)]
+    pub fail_on: SeverityArg,
+    /// At most this many requests a second.
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// At most this many requests in the whole run.
+    #[arg(long)]
+    pub max_requests: Option<u32>,
+    /// Each request's time limit, in milliseconds.
+    #[arg(long, default_value_t = 10_000)]
+    pub timeout_ms: u64,
+    /// Print the requests the tests would send (variables not known before the run shown
+    /// as `<name>`); send nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print the results as JSON (with evidence) instead of a table.
+    #[arg(long, value_enum, default_value_t = ListFormat::Table)]
+    pub format: ListFormat,
+}
+
+/// Arguments of `tapline test validate`.
+#[derive(Debug, clap::Args, Serialize, Deserialize)]
+pub struct TestValidateArgs {
+    /// Test files, or directories searched for *.yaml / *.yml.
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
 }
 
 /// `tapline alerts …`.
@@ -419,9 +486,11 @@ impl Command {
             Command::Alerts(AlertsCommand::List(a)) => Some(&a.db),
             Command::Alerts(AlertsCommand::Remove(a)) => Some(&a.db),
             Command::Alerts(AlertsCommand::Send(a)) => Some(&a.db),
-            Command::Open(_) | Command::Decode(_) | Command::Classify(_) | Command::Serve(_) => {
-                None
-            }
+            Command::Open(_)
+            | Command::Decode(_)
+            | Command::Classify(_)
+            | Command::Serve(_)
+            | Command::Test(_) => None,
         }
     }
 
@@ -474,7 +543,11 @@ impl Command {
             Command::Alerts(AlertsCommand::Remove(a)) => at(&mut a.db),
             Command::Alerts(AlertsCommand::Send(a)) => at(&mut a.db),
             // Never run by another process.
-            Command::Open(_) | Command::Decode(_) | Command::Classify(_) | Command::Serve(_) => {}
+            Command::Open(_)
+            | Command::Decode(_)
+            | Command::Classify(_)
+            | Command::Serve(_)
+            | Command::Test(_) => {}
         }
     }
 }

@@ -43,6 +43,7 @@ fn run() -> Result<u8> {
     match cli.command {
         Some(Command::Serve(args)) => commands::sensors::serve(&args, cli.verbosity).map(|()| 0),
         Some(Command::Open(args)) => open(args, false).map(|()| 0),
+        Some(Command::Test(cmd)) => Ok(test(&cmd)),
         None => open(OpenArgs::default(), true).map(|()| 0),
         Some(command) => run_command(command, cli.verbosity),
     }
@@ -85,6 +86,27 @@ fn run_command(mut command: Command, verbosity: Verbosity) -> Result<u8> {
     };
     commands::dispatch(&command, &mut std::io::stdout().lock(), &mut ctx)
         .map(commands::Status::exit_code)
+}
+
+/// `tapline test …`: its own exit statuses (0 pass, 1 vulnerable, 2 the run failed), so a
+/// failure to run is 2, never 1 — CI must not read "could not run" as "vulnerable".
+fn test(cmd: &tapline::cli::TestCommand) -> u8 {
+    let cancel = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&cancel);
+    let _ = ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+    });
+    let mut err = std::io::stderr();
+    match commands::test::run(cmd, &mut std::io::stdout().lock(), &mut err, &cancel) {
+        Ok(code) => code,
+        Err(e) if is_broken_pipe(&e) => 0,
+        Err(e) => {
+            eprintln!("tapline: {e:#}");
+            commands::test::RUN_FAILED
+        }
+    }
 }
 
 /// Logs go to stderr, at the level `-v`/`-q` choose unless `RUST_LOG` says otherwise.

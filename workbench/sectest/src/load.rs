@@ -46,7 +46,14 @@ impl LoadError {
         let loc = e.location();
         // The error's own text repeats the position in its words; keep the first line only.
         let text = e.to_string();
-        let message = text.lines().next().unwrap_or("invalid YAML").to_owned();
+        let first = text.lines().next().unwrap_or("invalid YAML");
+        // "error: line 5 column 13: …": the position is given once, in front.
+        let message = first.strip_prefix("error: ").unwrap_or(first);
+        let message = match (loc, message.split_once(": ")) {
+            (Some(_), Some((pos, rest))) if pos.starts_with("line ") => rest,
+            _ => message,
+        }
+        .to_owned();
         LoadError {
             file: file.to_owned(),
             line: loc.map(|l| l.line()),

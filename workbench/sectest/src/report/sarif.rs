@@ -34,6 +34,7 @@ pub fn sarif(report: &RunReport) -> Value {
         "runs": [{
             "tool": {"driver": {
                 "name": "Tapline",
+                "informationUri": env!("CARGO_PKG_REPOSITORY"),
                 "semanticVersion": env!("CARGO_PKG_VERSION"),
                 "rules": rules,
             }},
@@ -144,21 +145,66 @@ fn web(x: &Exchange) -> (Value, Option<Value>) {
     (req, resp)
 }
 
-/// A relative path as a URI reference (forward slashes, percent-encoded).
+/// A test file as a URI reference: relative to the working directory when it lies below it
+/// (what code-scanning tools resolve against the checkout), else an absolute `file://` URI —
+/// never with `..` segments, which mean different things where symbolic links differ.
 fn uri(file: &str) -> String {
-    let path = file.replace('\\', "/");
-    let encoded: String = path
-        .split('/')
-        .map(|seg| {
-            url::form_urlencoded::byte_serialize(seg.as_bytes())
-                .collect::<String>()
-                .replace('+', "%20")
+    let path = std::path::Path::new(file);
+    let full = std::fs::canonicalize(path).unwrap_or_else(|_| lexically_normal(path));
+    let cwd = std::env::current_dir()
+        .ok()
+        .and_then(|d| std::fs::canonicalize(d).ok());
+    let (shown, absolute) = match cwd.as_deref().and_then(|d| full.strip_prefix(d).ok()) {
+        Some(rel) if full.is_absolute() => (rel.to_path_buf(), false),
+        _ => (full.clone(), full.is_absolute()),
+    };
+    let encoded: Vec<String> = shown
+        .components()
+        .filter_map(|c| match c {
+            std::path::Component::Normal(s) => Some(
+                url::form_urlencoded::byte_serialize(s.to_string_lossy().as_bytes())
+                    .collect::<String>()
+                    .replace('+', "%20"),
+            ),
+            _ => None,
         })
-        .collect::<Vec<_>>()
-        .join("/");
-    if path.starts_with('/') {
-        format!("file://{encoded}")
+        .collect();
+    let joined = encoded.join("/");
+    if absolute {
+        format!("file:///{joined}")
     } else {
-        encoded
+        joined
+    }
+}
+
+/// `a/./b/../c` as `a/c`, for paths that do not exist (any more) to canonicalise.
+fn lexically_normal(path: &std::path::Path) -> std::path::PathBuf {
+    let mut out = std::path::PathBuf::new();
+    for c in path.components() {
+        match c {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uris_have_no_dot_segments() {
+        let cwd = std::env::current_dir().unwrap();
+        let inside = cwd.join("src/../src/lib.rs");
+        assert_eq!(uri(inside.to_str().unwrap()), "src/lib.rs");
+        assert_eq!(
+            uri("/nonexistent/a/../b c.yaml"),
+            "file:///nonexistent/b%20c.yaml"
+        );
+        assert!(!uri("../x/../y.yaml").contains(".."));
     }
 }

@@ -1,0 +1,255 @@
+//! `tapline test run|validate`: security tests from YAML files against a target.
+
+use crate::cli::{ListFormat, SeverityArg, TestCommand, TestRunArgs};
+use anyhow::{Context, Result, bail};
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+use tapline_sectest::run::{Mode, Progress, RunOptions, RunReport, Verdict};
+use tapline_sectest::spec::Severity;
+
+/// Exit status: every test passed (or failed below `--fail-on`).
+pub const PASSED: u8 = 0;
+/// Exit status: the run itself failed (nothing to conclude from it).
+pub const RUN_FAILED: u8 = 2;
+
+/// Runs a `test` subcommand; returns its exit status.
+pub fn run(
+    cmd: &TestCommand,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+    cancel: &AtomicBool,
+) -> Result<u8> {
+    match cmd {
+        TestCommand::Validate(a) => {
+            let tests = tapline_sectest::load::load_paths(&a.paths)?;
+            for t in &tests {
+                let attempts: usize = t.steps.iter().map(|s| s.attempts.count()).sum();
+                writeln!(
+                    out,
+                    "ok  {}  {} ({} step(s), {} request(s) at most)",
+                    t.file.display(),
+                    t.id,
+                    t.steps.len(),
+                    attempts
+                )?;
+            }
+            writeln!(err, "{} test(s) valid", tests.len())?;
+            Ok(PASSED)
+        }
+        TestCommand::Run(a) => run_tests(a, out, err, cancel),
+    }
+}
+
+fn run_tests(
+    a: &TestRunArgs,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+    cancel: &AtomicBool,
+) -> Result<u8> {
+    let tests = tapline_sectest::load::load_paths(&a.paths)?;
+    if tests.is_empty() {
+        bail!("no test files in {}", list(&a.paths));
+    }
+    let target = url::Url::parse(&a.target).with_context(|| {
+        format!(
+            "--target {:?} is not a URL (write http://host:port)",
+            a.target
+        )
+    })?;
+    let identities = match identities_file(a) {
+        Some(f) => tapline_sectest::load::load_identities(&f)?,
+        None => Default::default(),
+    };
+    let opts = RunOptions {
+        target,
+        env: environment(a.env_file.as_deref())?,
+        identities,
+        rate: a.rate,
+        max_requests: a.max_requests,
+        timeout: Duration::from_millis(a.timeout_ms.max(1)),
+        mode: if a.dry_run { Mode::DryRun } else { Mode::Send },
+    };
+    let table = a.format == ListFormat::Table;
+    let mut write_err = None;
+    let report = tapline_sectest::run::run(&tests, &opts, cancel, &mut |p| {
+        if let (true, Progress::Finished { result, .. }) = (table, p)
+            && let Err(e) = print_result(out, result, a.dry_run)
+        {
+            write_err.get_or_insert(e);
+        }
+    })?;
+    if let Some(e) = write_err {
+        return Err(e.into());
+    }
+    if !table {
+        writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
+    }
+    write_reports(a, &report)?;
+    summary(err, &report)?;
+    if a.dry_run {
+        return Ok(PASSED);
+    }
+    Ok(report.exit_code(severity(a.fail_on)) as u8)
+}
+
+fn print_result(
+    out: &mut dyn Write,
+    t: &tapline_sectest::run::TestResult,
+    dry: bool,
+) -> std::io::Result<()> {
+    let verdict = t.verdict.as_str().to_uppercase();
+    writeln!(
+        out,
+        "{verdict:<12} {:<8} {}  {}",
+        t.severity.as_str(),
+        t.id,
+        t.name
+    )?;
+    if let Some(r) = &t.reason {
+        writeln!(out, "             {r}")?;
+    }
+    if dry {
+        for s in &t.steps {
+            for a in &s.attempts {
+                if let Some(x) = &a.exchange {
+                    writeln!(out, "             {} {}", x.request.method, x.request.url)?;
+                    for (n, v) in &x.request.headers {
+                        writeln!(out, "               {n}: {v}")?;
+                    }
+                    if let Some(b) = &x.request.body {
+                        writeln!(out, "               {b}")?;
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn summary(err: &mut dyn Write, r: &RunReport) -> std::io::Result<()> {
+    writeln!(
+        err,
+        "{} test(s): {} passed, {} failed, {} inconclusive, {} error(s); {} request(s) in {:.1} s",
+        r.tests.len(),
+        r.count(Verdict::Pass),
+        r.count(Verdict::Fail),
+        r.count(Verdict::Inconclusive),
+        r.count(Verdict::Error),
+        r.requests,
+        r.duration_ms / 1000.0
+    )
+}
+
+fn write_reports(a: &TestRunArgs, report: &RunReport) -> Result<()> {
+    if let Some(f) = &a.junit {
+        let xml =
+            tapline_sectest::report::junit(report).context("cannot write the JUnit report")?;
+        std::fs::write(f, xml).with_context(|| format!("cannot write {}", f.display()))?;
+    }
+    if let Some(f) = &a.sarif {
+        let json = serde_json::to_string_pretty(&tapline_sectest::report::sarif(report))?;
+        std::fs::write(f, json).with_context(|| format!("cannot write {}", f.display()))?;
+    }
+    Ok(())
+}
+
+/// `--identities`, else an `identities.yaml` beside the first test path.
+fn identities_file(a: &TestRunArgs) -> Option<PathBuf> {
+    if let Some(f) = &a.identities {
+        return Some(f.clone());
+    }
+    a.paths.iter().find_map(|p| {
+        let dir = if p.is_dir() { p.as_path() } else { p.parent()? };
+        let f = dir.join("identities.yaml");
+        f.is_file().then_some(f)
+    })
+}
+
+/// The process environment, with the env file's entries over it.
+fn environment(file: Option<&Path>) -> Result<HashMap<String, String>> {
+    let mut env: HashMap<String, String> = std::env::vars().collect();
+    if let Some(f) = file {
+        let text = std::fs::read_to_string(f)
+            .with_context(|| format!("cannot read the env file {}", f.display()))?;
+        for (k, v) in parse_env_file(&text).map_err(|e| anyhow::anyhow!("{}:{e}", f.display()))? {
+            env.insert(k, v);
+        }
+    }
+    Ok(env)
+}
+
+/// `KEY=VALUE` lines; `#` comments, blank lines, `export ` and quotes around values allowed.
+pub fn parse_env_file(text: &str) -> Result<Vec<(String, String)>, String> {
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let line = line.strip_prefix("export ").unwrap_or(line);
+        let Some((k, v)) = line.split_once('=') else {
+            return Err(format!("{}: `{line}` is not KEY=VALUE", i + 1));
+        };
+        let k = k.trim();
+        if k.is_empty() || !k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            return Err(format!(
+                "{}: `{k}` is not a variable name (letters, digits, _)",
+                i + 1
+            ));
+        }
+        let v = v.trim();
+        let v = v
+            .strip_prefix('"')
+            .and_then(|s| s.strip_suffix('"'))
+            .or_else(|| v.strip_prefix('\'').and_then(|s| s.strip_suffix('\'')))
+            .unwrap_or(v);
+        out.push((k.to_owned(), v.to_owned()));
+    }
+    Ok(out)
+}
+
+fn severity(s: SeverityArg) -> Severity {
+    match s {
+        SeverityArg::Info => Severity::Info,
+        SeverityArg::Low => Severity::Low,
+        SeverityArg::Medium => Severity::Medium,
+        SeverityArg::High => Severity::High,
+        SeverityArg::Critical => Severity::Critical,
+    }
+}
+
+fn list(paths: &[PathBuf]) -> String {
+    paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_files_read_comments_exports_and_quotes_and_name_bad_lines() {
+        let text = "# secrets\nexport A=1\nB = \"two words\"\n\nC='x=y'\n";
+        let got = parse_env_file(text).unwrap();
+        assert_eq!(
+            got,
+            vec![
+                ("A".into(), "1".into()),
+                ("B".into(), "two words".into()),
+                ("C".into(), "x=y".into())
+            ]
+        );
+        assert!(
+            parse_env_file("A=1\nnot a line\n")
+                .unwrap_err()
+                .starts_with("2:")
+        );
+        assert!(parse_env_file("A-B=1").is_err());
+    }
+}

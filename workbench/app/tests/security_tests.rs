@@ -1,0 +1,308 @@
+//! `tapline test run` end to end against the sample shop API: its vulnerable build (as
+//! recorded) and its fixed twin (`shop_server.py --fixed`), with the reports read by the
+//! programs that consume them — junitparser for JUnit XML, Microsoft's SARIF Multitool (the
+//! SARIF SDK's validator, with the official 2.1.0 schema) for SARIF — both installed by
+//! `installers/setup.sh`.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::{sample_captures, tapline};
+use std::collections::BTreeMap;
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Output};
+use std::time::{Duration, Instant};
+
+fn repo() -> PathBuf {
+    sample_captures().join("..")
+}
+
+fn shop_tests() -> PathBuf {
+    repo().join("tests/data/sectest/shop")
+}
+
+/// The shop server, killed when the test ends.
+struct Shop {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Shop {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn shop(fixed: bool) -> Shop {
+    let port = free_port();
+    let mut cmd = Command::new("python3");
+    cmd.arg(sample_captures().join("recorder/shop_server.py"))
+        .args(["127.0.0.1", &port.to_string()]);
+    if fixed {
+        cmd.arg("--fixed");
+    }
+    let child = cmd.spawn().expect("python3 runs the shop server");
+    let started = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the shop server did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Shop {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+    }
+}
+
+fn run_tests(target: &str, extra: &[&str]) -> Output {
+    let tests = shop_tests();
+    tapline()
+        .args(["test", "run"])
+        .arg(&tests)
+        .args(["--target", target, "--env-file"])
+        .arg(tests.join("shop.env"))
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+/// Test id → verdict, from `--format json`.
+fn verdicts(out: &Output) -> BTreeMap<String, String> {
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{e}: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    report["tests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["id"].as_str().unwrap().to_owned(),
+                t["verdict"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// Every planted flaw of the shop, by the test that shows it.
+const PLANTED: [&str; 10] = [
+    "metlo-bola-order",
+    "shop-bola-user-record",
+    "shop-broken-auth-support-header",
+    "shop-login-rate-limit",
+    "shop-login-user-enumeration",
+    "shop-malformed-order-500",
+    "shop-order-mass-assignment",
+    "shop-security-headers",
+    "shop-user-data-exposure",
+    "shop-xss-search-q",
+];
+
+#[test]
+fn the_shop_tests_find_every_planted_flaw_and_nothing_on_the_fixed_twin() {
+    let vulnerable = shop(false);
+    let fixed = shop(true);
+    let v = run_tests(&vulnerable.url, &["--format", "json"]);
+    assert_eq!(
+        v.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&v.stderr)
+    );
+    let got = verdicts(&v);
+    let failed: Vec<&str> = got
+        .iter()
+        .filter(|(_, v)| *v == "fail")
+        .map(|(k, _)| k.as_str())
+        .collect();
+    assert_eq!(failed, PLANTED, "{got:?}");
+    assert_eq!(got.len(), 12);
+    assert!(got.values().all(|v| v == "fail" || v == "pass"), "{got:?}");
+
+    // The same tests against the same target give the same verdicts.
+    let again = run_tests(&vulnerable.url, &["--format", "json"]);
+    assert_eq!(verdicts(&again), got);
+
+    let f = run_tests(&fixed.url, &["--format", "json"]);
+    assert_eq!(
+        f.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&f.stdout)
+    );
+    assert!(
+        verdicts(&f).values().all(|v| v == "pass"),
+        "{:?}",
+        verdicts(&f)
+    );
+
+    // Below the threshold, failures do not fail the run.
+    let lenient = run_tests(
+        &vulnerable.url,
+        &["--fail-on", "critical", "--format", "json"],
+    );
+    assert_eq!(
+        lenient.status.code(),
+        Some(1),
+        "the critical support-header flaw still counts"
+    );
+}
+
+#[test]
+fn reports_load_in_junitparser_and_validate_against_the_sarif_schema() {
+    let venv_python = repo().join(".tools/openapi-venv/bin/python");
+    let multitool = repo().join(".tools/sarif-multitool/Sarif.Multitool");
+    for tool in [&venv_python, &multitool] {
+        assert!(
+            tool.exists(),
+            "{} is missing: run installers/setup.sh",
+            tool.display()
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (junit, sarif) = (dir.path().join("r.xml"), dir.path().join("r.sarif"));
+    let vulnerable = shop(false);
+    let out = run_tests(
+        &vulnerable.url,
+        &[
+            "--junit",
+            junit.to_str().unwrap(),
+            "--sarif",
+            sarif.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+
+    // junitparser: 12 cases, 10 failures, each failure carrying its request and response.
+    let script = r#"
+import sys
+from junitparser import JUnitXml, Failure
+xml = JUnitXml.fromfile(sys.argv[1])
+cases = [c for s in xml for c in s]
+failures = [r for c in cases for r in c.result if isinstance(r, Failure)]
+print(len(cases), len(failures))
+for f in failures:
+    assert f.message, "a failure without a message"
+    assert ("GET " in f.text or "POST " in f.text) and "→" in f.text, f.text[:300]
+"#;
+    let py = Command::new(&venv_python)
+        .args(["-c", script])
+        .arg(&junit)
+        .output()
+        .unwrap();
+    assert!(
+        py.status.success(),
+        "{}",
+        String::from_utf8_lossy(&py.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&py.stdout).trim(), "12 10");
+
+    // The SARIF Multitool validates against the official schema and its own rules.
+    let checked = dir.path().join("validation.sarif");
+    let v = Command::new(&multitool)
+        .arg("validate")
+        .arg("-j")
+        .arg(multitool.with_file_name("sarif-2.1.0.json"))
+        .arg("-o")
+        .arg(&checked)
+        .arg(&sarif)
+        .output()
+        .unwrap();
+    assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stdout));
+    let log: serde_json::Value = serde_json::from_slice(&std::fs::read(&checked).unwrap()).unwrap();
+    let errors: Vec<&serde_json::Value> = log["runs"][0]["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["level"] == "error")
+        .collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+    let ours: serde_json::Value = serde_json::from_slice(&std::fs::read(&sarif).unwrap()).unwrap();
+    let results = ours["runs"][0]["results"].as_array().unwrap();
+    assert_eq!(results.len(), 10);
+    assert!(results.iter().all(
+        |r| r["webRequest"]["method"].is_string() && r["webResponse"]["statusCode"].is_number()
+    ));
+}
+
+#[test]
+fn a_target_that_is_down_is_exit_2_and_a_clear_message_not_a_verdict() {
+    let closed = format!("http://127.0.0.1:{}", free_port());
+    let out = run_tests(&closed, &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!text.contains("PASS") && !text.contains("FAIL"), "{text}");
+    assert!(
+        text.contains("did not answer") && text.to_lowercase().contains("refused"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_dry_run_prints_the_requests_and_sends_nothing() {
+    let closed = format!("http://127.0.0.1:{}", free_port());
+    let out = run_tests(&closed, &["--dry-run"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("GET /api/v1/search?q=%3Cscript%3Ealert%287331%29%3C%2Fscript%3E"),
+        "{text}"
+    );
+    assert!(text.contains("<bob's headers after login>"), "{text}");
+    assert!(text.contains("NOT-RUN"), "{text}");
+}
+
+#[test]
+fn broken_files_are_exit_2_naming_file_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = std::fs::read_to_string(shop_tests().join("bfla-admin.yaml")).unwrap();
+    let bad = good.replace("severity: high", "severity: severe");
+    let file = dir.path().join("bad.yaml");
+    std::fs::write(&file, bad).unwrap();
+    let out = tapline()
+        .args(["test", "run"])
+        .arg(&file)
+        .args(["--target", "http://127.0.0.1:9"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "{}:5:13: unknown variant `severe`",
+            file.display()
+        )),
+        "{err}"
+    );
+    let js = good.replace("version: tapline-test/1\n", "");
+    std::fs::write(&file, js).unwrap();
+    let out = tapline()
+        .args(["test", "validate"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a test file"));
+}
