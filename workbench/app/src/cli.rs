@@ -89,6 +89,30 @@ pub enum TestCommand {
     Run(TestRunArgs),
     /// Check test files (ours, `tapline-test/1`, and Metlo's) without sending anything.
     Validate(TestValidateArgs),
+    /// Build tests from a case's traffic: captured requests replayed with mutations, one file
+    /// per endpoint and kind, an identities file with placeholders for the secrets.
+    Generate(TestGenerateArgs),
+}
+
+/// Arguments of `tapline test generate`.
+#[derive(Debug, clap::Args, Serialize, Deserialize)]
+pub struct TestGenerateArgs {
+    /// The case file.
+    #[arg(long)]
+    pub db: PathBuf,
+    /// Only this endpoint: `'GET /books/{id}'` (method and path template, any host).
+    #[arg(long)]
+    pub endpoint: Option<String>,
+    /// Only these kinds (comma-separated): bola, bfla, auth, injection, mass-assignment,
+    /// data-exposure, rate-limit, user-enumeration, headers. Default: all.
+    #[arg(long, value_delimiter = ',')]
+    pub kind: Vec<String>,
+    /// Build what this finding suggests, for its endpoint (`tapline findings` lists ids).
+    #[arg(long)]
+    pub finding: Option<i64>,
+    /// The directory to write the tests, `identities.yaml` and `identities.env.example` to.
+    #[arg(short, long)]
+    pub output: PathBuf,
 }
 
 /// Arguments of `tapline test run`.
@@ -486,6 +510,7 @@ impl Command {
             Command::Alerts(AlertsCommand::List(a)) => Some(&a.db),
             Command::Alerts(AlertsCommand::Remove(a)) => Some(&a.db),
             Command::Alerts(AlertsCommand::Send(a)) => Some(&a.db),
+            Command::Test(TestCommand::Generate(a)) => Some(&a.db),
             Command::Open(_)
             | Command::Decode(_)
             | Command::Classify(_)
@@ -542,6 +567,10 @@ impl Command {
             Command::Alerts(AlertsCommand::List(a)) => at(&mut a.db),
             Command::Alerts(AlertsCommand::Remove(a)) => at(&mut a.db),
             Command::Alerts(AlertsCommand::Send(a)) => at(&mut a.db),
+            Command::Test(TestCommand::Generate(a)) => {
+                at(&mut a.db);
+                at(&mut a.output);
+            }
             // Never run by another process.
             Command::Open(_)
             | Command::Decode(_)

@@ -5,7 +5,7 @@ use clap::Parser;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use tapline::cli::{AlertsCommand, Cli, Command, OpenArgs, SensorsCommand, Verbosity};
+use tapline::cli::{AlertsCommand, Cli, Command, OpenArgs, SensorsCommand, TestCommand, Verbosity};
 use tapline::commands::{self, Cases, Ctx};
 use tapline::control;
 
@@ -43,7 +43,7 @@ fn run() -> Result<u8> {
     match cli.command {
         Some(Command::Serve(args)) => commands::sensors::serve(&args, cli.verbosity).map(|()| 0),
         Some(Command::Open(args)) => open(args, false).map(|()| 0),
-        Some(Command::Test(cmd)) => Ok(test(&cmd)),
+        Some(Command::Test(cmd)) if !matches!(cmd, TestCommand::Generate(_)) => Ok(test(&cmd)),
         None => open(OpenArgs::default(), true).map(|()| 0),
         Some(command) => run_command(command, cli.verbosity),
     }
@@ -90,7 +90,7 @@ fn run_command(mut command: Command, verbosity: Verbosity) -> Result<u8> {
 
 /// `tapline test …`: its own exit statuses (0 pass, 1 vulnerable, 2 the run failed), so a
 /// failure to run is 2, never 1 — CI must not read "could not run" as "vulnerable".
-fn test(cmd: &tapline::cli::TestCommand) -> u8 {
+fn test(cmd: &TestCommand) -> u8 {
     let cancel = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&cancel);
     let _ = ctrlc::set_handler(move || {
@@ -99,7 +99,14 @@ fn test(cmd: &tapline::cli::TestCommand) -> u8 {
         }
     });
     let mut err = std::io::stderr();
-    match commands::test::run(cmd, &mut std::io::stdout().lock(), &mut err, &cancel) {
+    let cases = Cases::direct();
+    match commands::test::run(
+        cmd,
+        &mut std::io::stdout().lock(),
+        &mut err,
+        &cancel,
+        &cases,
+    ) {
         Ok(code) => code,
         Err(e) if is_broken_pipe(&e) => 0,
         Err(e) => {

@@ -306,3 +306,121 @@ fn broken_files_are_exit_2_naming_file_line_and_column() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a test file"));
 }
+
+/// Passwords of the shop's users (`pw-<name>-2024`), for the identities generation proposes.
+fn shop_env(dir: &std::path::Path, identities: &std::path::Path) -> PathBuf {
+    let yaml = std::fs::read_to_string(identities).unwrap();
+    let mut env = String::new();
+    for line in yaml.lines() {
+        if let Some(var) = line
+            .split("{{env.")
+            .nth(1)
+            .and_then(|r| r.split("}}").next())
+        {
+            let user = var.trim_end_matches("_PASSWORD").to_ascii_lowercase();
+            env.push_str(&format!("{var}=pw-{user}-2024\n"));
+        }
+    }
+    let f = dir.join("shop.env");
+    std::fs::write(&f, env).unwrap();
+    f
+}
+
+/// Kind (the file name's prefix) → (tests, failed), from a `--format json` run.
+fn by_kind(out: &Output) -> BTreeMap<String, (usize, usize)> {
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut kinds = BTreeMap::new();
+    for t in report["tests"].as_array().unwrap() {
+        let file = t["file"].as_str().unwrap();
+        let name = std::path::Path::new(file)
+            .file_name()
+            .unwrap()
+            .to_string_lossy();
+        let kind = name.split("--").next().unwrap().to_owned();
+        let e = kinds.entry(kind).or_insert((0, 0));
+        e.0 += 1;
+        assert_ne!(t["verdict"], "error", "{t:#}");
+        if t["verdict"] == "fail" {
+            e.1 += 1;
+        }
+    }
+    kinds
+}
+
+#[test]
+fn tests_generated_from_the_shop_traffic_find_its_flaws_and_pass_on_the_fixed_twin() {
+    let dir = tempfile::tempdir().unwrap();
+    let case = dir.path().join("shop.duckdb");
+    for capture in ["shop-api.pcap", "abuse-api.pcap"] {
+        common::import_into(&case, &sample_captures().join(capture));
+    }
+    let tests = dir.path().join("generated");
+    let generated = tapline()
+        .args(["test", "generate", "--db"])
+        .arg(&case)
+        .arg("-o")
+        .arg(&tests)
+        .output()
+        .unwrap();
+    assert!(
+        generated.status.success(),
+        "{}",
+        String::from_utf8_lossy(&generated.stderr)
+    );
+    // No secret of the traffic reaches a file: passwords and tokens are placeholders.
+    for f in std::fs::read_dir(&tests).unwrap() {
+        let text = std::fs::read_to_string(f.unwrap().path()).unwrap();
+        assert!(!text.contains("pw-") && !text.contains("eyJ"), "{text}");
+    }
+    let env = shop_env(dir.path(), &tests.join("identities.yaml"));
+    let run = |url: &str| {
+        tapline()
+            .args(["test", "run"])
+            .arg(&tests)
+            .args(["--target", url, "--format", "json", "--env-file"])
+            .arg(&env)
+            .output()
+            .unwrap()
+    };
+    let vulnerable = shop(false);
+    let v = run(&vulnerable.url);
+    assert_eq!(
+        v.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&v.stderr)
+    );
+    let found = by_kind(&v);
+    // Every planted kind is found. BFLA is generated but the shop protects its admin
+    // endpoint in both builds, so its test passes in both.
+    for kind in [
+        "auth",
+        "bola",
+        "data-exposure",
+        "headers",
+        "injection",
+        "mass-assignment",
+        "rate-limit",
+        "user-enumeration",
+    ] {
+        assert!(
+            found.get(kind).is_some_and(|(_, failed)| *failed > 0),
+            "{kind}: {found:?}"
+        );
+    }
+    assert_eq!(found.get("bola"), Some(&(3, 3)), "{found:?}");
+    assert_eq!(found.get("bfla"), Some(&(1, 0)), "{found:?}");
+
+    let fixed = shop(true);
+    let f = run(&fixed.url);
+    let clean = by_kind(&f);
+    assert!(
+        clean.values().all(|(_, failed)| *failed == 0),
+        "false positives on the fixed twin: {clean:?}"
+    );
+    assert_eq!(f.status.code(), Some(0));
+    assert_eq!(
+        clean.values().map(|(n, _)| n).sum::<usize>(),
+        found.values().map(|(n, _)| n).sum::<usize>()
+    );
+}

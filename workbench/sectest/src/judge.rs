@@ -1,6 +1,7 @@
 //! Judging an answer: each check says what was expected and, when it fails, what was seen.
 
 use crate::exchange::Answer;
+use crate::payloads::Family;
 use crate::plan::{Check, JsonCond, Source, TextCond};
 use crate::template::{Scope, TemplateError, render, render_with};
 use serde_json::Value;
@@ -22,16 +23,25 @@ impl std::fmt::Display for Failure {
     }
 }
 
-/// The checks of a step against one answer; `baselines[i]` is step i's answer body, if any.
+/// What a check is judged against besides the answer.
+#[derive(Default)]
+pub struct Context<'a> {
+    /// `baselines[i]` is step i's answer body, if any.
+    pub baselines: &'a [Option<Vec<u8>>],
+    /// The payload this attempt sent: a sign that is only the payload echoed back is not one.
+    pub payload: Option<&'a str>,
+}
+
+/// The checks of a step against one answer.
 pub fn judge(
     checks: &[Check],
     answer: &Answer,
     scope: &dyn Scope,
-    baselines: &[Option<Vec<u8>>],
+    cx: &Context<'_>,
 ) -> Result<Vec<Failure>, TemplateError> {
     let mut out = Vec::new();
     for c in checks {
-        if let Some(f) = one(c, answer, scope, baselines)? {
+        if let Some(f) = one(c, answer, scope, cx)? {
             out.push(f);
         }
     }
@@ -42,7 +52,7 @@ fn one(
     c: &Check,
     a: &Answer,
     scope: &dyn Scope,
-    baselines: &[Option<Vec<u8>>],
+    cx: &Context<'_>,
 ) -> Result<Option<Failure>, TemplateError> {
     let fail = |expected: String, got: String| Ok(Some(Failure { expected, got }));
     match c {
@@ -79,7 +89,7 @@ fn one(
             at_least,
             below,
         } => {
-            let Some(Some(base)) = baselines.get(*step) else {
+            let Some(Some(base)) = cx.baselines.get(*step) else {
                 return fail(
                     format!("a response from step `{name}` to compare with"),
                     "none".into(),
@@ -98,8 +108,17 @@ fn one(
                 _ => Ok(None),
             }
         }
+        Check::NoSignsOf(Family::Xss) if !renderable(a) => Ok(None),
         Check::NoSignsOf(family) => {
-            let text = a.text();
+            let mut text = a.text().into_owned();
+            // Reflected markup is the XSS sign itself; for the others an echo proves nothing.
+            if let Some(p) = cx
+                .payload
+                .filter(|p| *family != Family::Xss && !p.is_empty())
+            {
+                let quoted = serde_json::to_string(p).unwrap_or_default();
+                text = text.replace(p, "").replace(quoted.trim_matches('"'), "");
+            }
             let hit = family.signs().iter().find_map(|p| {
                 regex::Regex::new(p)
                     .ok()
@@ -253,6 +272,18 @@ pub fn render_value(v: &Value, scope: &dyn Scope) -> Result<Value, TemplateError
     })
 }
 
+/// Whether a browser could render the answer as a document: markup types, or any type
+/// without `X-Content-Type-Options: nosniff` (which browsers may sniff). Reflected markup in
+/// a JSON answer marked `nosniff` runs nowhere.
+fn renderable(a: &Answer) -> bool {
+    let ct = a.header("content-type").unwrap_or("").to_ascii_lowercase();
+    let markup = ct.is_empty() || ["html", "xml", "svg"].iter().any(|m| ct.contains(m));
+    let nosniff = a
+        .header("x-content-type-options")
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("nosniff"));
+    markup || !nosniff
+}
+
 /// Takes a value from an answer.
 pub fn extract(source: &Source, a: &Answer) -> Option<String> {
     match source {
@@ -368,7 +399,11 @@ mod tests {
     #[test]
     fn each_kind_of_check_passes_and_fails() {
         let a = answer(200, r#"{"id": 42, "owner": "alice", "echo": "<b>"}"#);
-        let ok = |c: Check| judge(&[c], &a, &vars(), &[]).unwrap().is_empty();
+        let ok = |c: Check| {
+            judge(&[c], &a, &vars(), &Context::default())
+                .unwrap()
+                .is_empty()
+        };
         assert!(ok(Check::Status(StatusSet::Class(2))));
         assert!(!ok(Check::Status(StatusSet::Not(Box::new(
             StatusSet::Class(2)
@@ -400,12 +435,63 @@ mod tests {
             above: Some(1000.0)
         }));
         assert!(ok(Check::NoSignsOf(crate::payloads::Family::Sqli)));
+        let echo = answer(201, r#"{"sku": "{\"$where\": \"sleep(100)\"}"}"#);
+        let nosql = [Check::NoSignsOf(Family::Nosql)];
+        let payload = Context {
+            payload: Some(r#"{"$where": "sleep(100)"}"#),
+            ..Context::default()
+        };
+        assert!(
+            judge(&nosql, &echo, &vars(), &payload).unwrap().is_empty(),
+            "an echo is not a sign"
+        );
+        assert_eq!(
+            judge(&nosql, &echo, &vars(), &Context::default())
+                .unwrap()
+                .len(),
+            1
+        );
+    }
+
+    #[test]
+    fn reflected_markup_counts_only_where_a_browser_renders_it() {
+        let mut a = answer(200, r#"{"q": "<script>alert(7331)</script>"}"#);
+        let xss = [Check::NoSignsOf(Family::Xss)];
+        assert_eq!(
+            judge(&xss, &a, &vars(), &Context::default()).unwrap().len(),
+            1,
+            "JSON without nosniff may be sniffed"
+        );
+        a.headers
+            .push(("X-Content-Type-Options".into(), "nosniff".into()));
+        assert!(
+            judge(&xss, &a, &vars(), &Context::default())
+                .unwrap()
+                .is_empty()
+        );
+        a.headers[0].1 = "text/html".into();
+        assert_eq!(
+            judge(&xss, &a, &vars(), &Context::default()).unwrap().len(),
+            1
+        );
+        let escaped = answer(200, "&quot;&gt;&lt;img src=x onerror=alert(7331)&gt;");
+        assert!(
+            judge(&xss, &escaped, &vars(), &Context::default())
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]
     fn failures_say_what_was_expected_and_seen() {
         let a = answer(200, "{}");
-        let f = judge(&[Check::Status(StatusSet::Class(4))], &a, &vars(), &[]).unwrap();
+        let f = judge(
+            &[Check::Status(StatusSet::Class(4))],
+            &a,
+            &vars(),
+            &Context::default(),
+        )
+        .unwrap();
         assert_eq!(f[0].to_string(), "expected status 4xx, got status 200");
     }
 

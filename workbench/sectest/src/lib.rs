@@ -7,10 +7,13 @@
 //!   naming file, line and column, or step.
 //! - [`run`]: the runner — identities logged in once per run, a request budget and rate limit,
 //!   requests only to the target ([`exchange`]), declarative checks ([`judge`]).
+//! - [`generate`]: tests from a case's traffic — replayed requests, identities proposed from
+//!   the principals seen.
 //! - [`report`]: JUnit XML and SARIF 2.1.0.
 
 pub mod exchange;
 pub mod filters;
+pub mod generate;
 pub mod jsonpath;
 pub mod judge;
 pub mod load;

@@ -114,7 +114,8 @@ impl Family {
 
     /// Regular expressions that, found in a response, show the payload reached something it
     /// should not have: database errors, command output, a file's content, an evaluated
-    /// template. (Reflection of XSS is judged by the payload itself, `not_contains`.)
+    /// template, markup that came back unescaped (judged only where a browser would render
+    /// it: see `judge`).
     pub fn signs(self) -> &'static [&'static str] {
         match self {
             Family::Sqli | Family::SqliTime => &[
@@ -127,9 +128,13 @@ impl Family {
                 r"(?i)Microsoft OLE DB Provider for SQL Server|ODBC SQL Server Driver",
                 r"(?i)\bnear \S+: syntax error\b",
             ],
+            // Markup that survived unescaped (escaped `&lt;img … onerror=…` is harmless).
             Family::Xss => &[
                 r"(?i)<script>alert\(7331\)</script>",
-                r"(?i)onerror=alert\(7331\)",
+                r"(?i)<img src=x onerror=alert\(7331\)>",
+                r"(?i)<svg/onload=alert\(7331\)>",
+                r#"(?i)<a href="javascript:alert\(7331\)">"#,
+                r#"(?i)<iframe srcdoc=""#,
             ],
             Family::Cmd => &[r"uid=\d+\([a-z_][\w-]*\)", r"root:x:0:0:"],
             Family::Traversal => &[r"root:x:0:0:", r"(?i)\[(boot loader|fonts|extensions)\]"],

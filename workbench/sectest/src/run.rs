@@ -534,6 +534,14 @@ impl Runner<'_> {
                 }),
             }
         }
+        let payload = match &step.attempts {
+            Attempts::Payloads { var, .. } => locals.get(var).cloned(),
+            _ => None,
+        };
+        let cx = judge::Context {
+            baselines,
+            payload: payload.as_deref(),
+        };
         let scope = TestScope {
             locals,
             test,
@@ -541,9 +549,8 @@ impl Runner<'_> {
             sessions: &self.sessions,
             dry,
         };
-        failures.extend(
-            judge::judge(&step.checks, &answer, &scope, baselines).map_err(|e| e.to_string())?,
-        );
+        failures
+            .extend(judge::judge(&step.checks, &answer, &scope, &cx).map_err(|e| e.to_string())?);
         Ok((
             AttemptResult {
                 payload: None,

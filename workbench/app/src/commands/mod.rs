@@ -80,7 +80,9 @@ pub fn dispatch(command: &Command, out: &mut dyn Write, ctx: &mut Ctx<'_>) -> Re
         Command::Diff(args) => list::diff(args, ctx.cases, out),
         Command::Sensors(cmd) => sensors::run(cmd, ctx.cases, out).map(|()| Status::Done),
         Command::Alerts(cmd) => alerts::run(cmd, ctx.cases, out).map(|()| Status::Done),
-        Command::Test(cmd) => test::run(cmd, out, ctx.err, ctx.cancel).map(|_| Status::Done),
+        Command::Test(cmd) => {
+            test::run(cmd, out, ctx.err, ctx.cancel, ctx.cases).map(|_| Status::Done)
+        }
         Command::Serve(_) | Command::Open(_) => {
             bail!("`serve` and `open` hold their case; they cannot run inside another command")
         }

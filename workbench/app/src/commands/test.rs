@@ -1,6 +1,7 @@
 //! `tapline test run|validate`: security tests from YAML files against a target.
 
-use crate::cli::{ListFormat, SeverityArg, TestCommand, TestRunArgs};
+use crate::cli::{ListFormat, SeverityArg, TestCommand, TestGenerateArgs, TestRunArgs};
+use crate::commands::Cases;
 use anyhow::{Context, Result, bail};
 use std::collections::HashMap;
 use std::io::Write;
@@ -21,8 +22,10 @@ pub fn run(
     out: &mut dyn Write,
     err: &mut dyn Write,
     cancel: &AtomicBool,
+    cases: &Cases,
 ) -> Result<u8> {
     match cmd {
+        TestCommand::Generate(a) => generate(a, cases, out, err).map(|()| PASSED),
         TestCommand::Validate(a) => {
             let tests = tapline_sectest::load::load_paths(&a.paths)?;
             for t in &tests {
@@ -93,6 +96,53 @@ fn run_tests(
         return Ok(PASSED);
     }
     Ok(report.exit_code(severity(a.fail_on)) as u8)
+}
+
+fn generate(
+    a: &TestGenerateArgs,
+    cases: &Cases,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<()> {
+    use tapline_sectest::generate::{Kind, Selection};
+    let kinds = a
+        .kind
+        .iter()
+        .map(|k| {
+            Kind::parse(k).with_context(|| {
+                let known: Vec<&str> = Kind::ALL.iter().map(|k| k.name()).collect();
+                format!("--kind {k:?} is not one of {}", known.join(", "))
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let case = cases.open_existing(&a.db)?;
+    let sel = Selection {
+        endpoint: a.endpoint.clone(),
+        kinds,
+        finding: a.finding,
+    };
+    let generated = tapline_sectest::generate::generate(&case, &sel)?;
+    let files = tapline_sectest::generate::write(&a.output, &generated, &a.db)?;
+    for t in &generated.tests {
+        writeln!(
+            out,
+            "{}  {}",
+            a.output.join(&t.file_name).display(),
+            t.test.meta.name
+        )?;
+    }
+    for s in &generated.skipped {
+        writeln!(err, "skipped: {s}")?;
+    }
+    writeln!(
+        err,
+        "{} test(s) and the identities file in {} ({} file(s)); fill {} before running",
+        generated.tests.len(),
+        a.output.display(),
+        files.len(),
+        a.output.join("identities.env.example").display()
+    )?;
+    Ok(())
 }
 
 fn print_result(

@@ -1,0 +1,1322 @@
+//! What each kind of test sends and expects, built from an endpoint's captured requests.
+//!
+//! Every check is written as what a secure API does (a 4xx for another user's object, no
+//! reflection, a 429 in a burst), so a failed assertion is the vulnerability and the fixed
+//! API passes. Expectations stay loose where secure APIs differ (`not 2xx` rather than
+//! exactly 403) to keep false positives out.
+
+use super::identities::Identities;
+use super::{GeneratedTest, Kind, Target, provenance};
+use crate::payloads::Family;
+use crate::spec::{
+    self, Assertion, HeaderCheck, Json, JsonCheck, Meta, Options, PassWhen, Request, Role,
+    Severity, Similarity, StatusMatch, Step, TestFile,
+};
+use indexmap::IndexMap;
+use serde_json::Value;
+use std::path::Path;
+use tapline_record::Transaction;
+
+/// Headers never replayed: hop-by-hop, framing, and credentials (identities supply those).
+const DROPPED_HEADERS: &[&str] = &[
+    "host",
+    "content-length",
+    "connection",
+    "keep-alive",
+    "transfer-encoding",
+    "te",
+    "upgrade",
+    "accept-encoding",
+    "user-agent",
+    "authorization",
+    "cookie",
+    "x-api-key",
+    "api-key",
+    "apikey",
+    "x-auth-token",
+    "x-access-token",
+    "proxy-authorization",
+];
+
+/// Response fields named like owners: an object whose owner is the caller is the caller's.
+const OWNER_FIELDS: &[&str] = &[
+    "user_id",
+    "userid",
+    "owner_id",
+    "ownerid",
+    "owner",
+    "account_id",
+    "customer_id",
+    "created_by",
+    "author_id",
+];
+
+/// Keys HS256 tokens are too often signed with.
+const WEAK_KEYS: &[&str] = &[
+    "secret",
+    "secretkey",
+    "secret-key",
+    "secret_key",
+    "your-256-bit-secret",
+    "your-secret-key",
+    "changeme",
+    "change-me",
+    "password",
+    "123456",
+    "12345678",
+    "qwerty",
+    "key",
+    "jwt",
+    "jwtsecret",
+    "jwt-secret",
+    "jwt_secret",
+    "test",
+    "dev",
+    "development",
+    "default",
+    "admin",
+    "supersecret",
+    "mysecret",
+    "my-secret",
+    "s3cr3t",
+    "token",
+    "shhhhh",
+    "keyboard cat",
+];
+
+/// The probe origin CORS checks send.
+const PROBE_ORIGIN: &str = "https://tapline-cors-probe.example";
+
+pub(crate) struct Builder<'a> {
+    ids: &'a Identities,
+    case: &'a Path,
+    tests: Vec<GeneratedTest>,
+    skipped: Vec<String>,
+}
+
+type Built = Result<Option<(TestFile, Vec<i64>)>, String>;
+
+impl<'a> Builder<'a> {
+    pub fn new(ids: &'a Identities, case: &'a Path) -> Builder<'a> {
+        Builder {
+            ids,
+            case,
+            tests: Vec::new(),
+            skipped: Vec::new(),
+        }
+    }
+
+    pub fn build(&mut self, kind: Kind, t: &Target) {
+        let built = match kind {
+            Kind::Bola => self.bola(t),
+            Kind::Bfla => self.bfla(t),
+            Kind::Auth => self.auth(t),
+            Kind::Injection => self.injection(t),
+            Kind::MassAssignment => self.mass_assignment(t),
+            Kind::DataExposure => self.data_exposure(t),
+            Kind::RateLimit => self.rate_limit(t),
+            Kind::UserEnumeration => self.user_enumeration(t),
+            Kind::Headers => Ok(None),
+        };
+        self.keep(kind, t, built);
+    }
+
+    fn keep(&mut self, kind: Kind, t: &Target, built: Built) {
+        match built {
+            Ok(Some((mut test, txs))) => {
+                test.meta.built_from = Some(provenance(self.case, t, txs));
+                self.tests.push(GeneratedTest {
+                    file_name: format!("{}--{}.yaml", kind.name(), t.slug()),
+                    test,
+                });
+            }
+            Ok(None) => {}
+            Err(why) => self
+                .skipped
+                .push(format!("{} {}: {why}", kind.name(), t.label())),
+        }
+    }
+
+    pub fn finish(self) -> (Vec<GeneratedTest>, Vec<String>) {
+        (self.tests, self.skipped)
+    }
+
+    /// The identity of a sample (`None`: it carried no credentials we know).
+    fn who(&self, tx: &Transaction) -> Option<String> {
+        self.ids.of(tx).map(str::to_owned)
+    }
+
+    /// A 2xx sample sent as an identity, preferring identities that can log in.
+    fn authenticated_sample<'t>(&self, t: &'t Target) -> Option<(i64, &'t Transaction, String)> {
+        let logins: Vec<&str> = self
+            .ids
+            .logins
+            .iter()
+            .map(|l| l.identity.as_str())
+            .collect();
+        let ok = t
+            .samples
+            .iter()
+            .filter(|(_, tx)| is_2xx(tx))
+            .filter_map(|(id, tx)| Some((*id, tx, self.who(tx)?)));
+        let all: Vec<_> = ok.collect();
+        all.iter()
+            .find(|(_, _, w)| logins.contains(&w.as_str()))
+            .or_else(|| all.first())
+            .cloned()
+    }
+
+    fn bola(&self, t: &Target) -> Built {
+        if !t.template.contains('{') || !requires_credentials(t) {
+            return Ok(None);
+        }
+        let owned = t
+            .samples
+            .iter()
+            .filter(|(_, tx)| is_2xx(tx))
+            .find_map(|(id, tx)| {
+                let a = self.who(tx)?;
+                let p = self.ids.principal(&a)?;
+                owns(&t.template, tx, p).then_some((*id, tx, a))
+            });
+        let Some((id, tx, a)) = owned else {
+            return Err("no request read an object its caller owns (an id equal to the caller's, or an owner field)".into());
+        };
+        let Some(b) = self.other_identity(&a, false) else {
+            return Err(format!(
+                "only one identity ({a}) was seen; BOLA needs a second"
+            ));
+        };
+        let request = replay(tx);
+        let steps = vec![
+            step(
+                &format!("{a} reads its own object"),
+                Role::Setup,
+                Some(&a),
+                request.clone(),
+                vec![status_class(2)],
+            ),
+            step(
+                &format!("{b} reads {a}'s object"),
+                Role::Check,
+                Some(&b),
+                request,
+                vec![not_2xx()],
+            ),
+        ];
+        let test = self.test(
+            Kind::Bola,
+            t,
+            format!("BOLA: {} — another identity's object", t.label()),
+            Severity::High,
+            &["API1:2023", "CWE-639"],
+            vec![a, b],
+            steps,
+        );
+        Ok(Some((test, vec![id])))
+    }
+
+    /// Whether the endpoint's answers are evidently not for everyone: it refused requests
+    /// without credentials, writes, answers with personal data or the caller's own objects, or
+    /// sits under an admin path.
+    fn evidently_private(&self, t: &Target) -> bool {
+        let refused = t
+            .samples
+            .iter()
+            .any(|(_, x)| !has_credentials(x) && matches!(x.status, Some(401 | 403)));
+        let writes = !matches!(t.method.as_str(), "GET" | "HEAD" | "OPTIONS");
+        let admin = t
+            .template
+            .split('/')
+            .any(|s| s.eq_ignore_ascii_case("admin"));
+        let personal = t.details.iter().any(|d| {
+            d.get("data_classes")
+                .and_then(Value::as_object)
+                .is_some_and(|classes| {
+                    classes.iter().any(|(class, locs)| {
+                        class != "jwt"
+                            && locs
+                                .as_object()
+                                .is_some_and(|l| l.keys().any(|k| k.starts_with("response.body")))
+                    })
+                })
+        });
+        let callers_own = t.samples.iter().any(|(_, x)| {
+            self.who(x)
+                .and_then(|a| self.ids.principal(&a).map(str::to_owned))
+                .is_some_and(|p| owns(&t.template, x, &p))
+        });
+        refused || writes || admin || personal || callers_own
+    }
+
+    /// Another identity than `not`, preferring ones that log in (and, for BFLA, not admins).
+    fn other_identity(&self, not: &str, no_admin: bool) -> Option<String> {
+        self.ids
+            .all()
+            .into_iter()
+            .filter(|i| *i != not && !(no_admin && self.ids.is_admin(i)))
+            .map(str::to_owned)
+            .next()
+    }
+
+    fn bfla(&self, t: &Target) -> Built {
+        let admin_path = t
+            .template
+            .split('/')
+            .any(|s| s.eq_ignore_ascii_case("admin"));
+        let callers: Vec<String> = t
+            .samples
+            .iter()
+            .filter(|(_, tx)| is_2xx(tx))
+            .filter_map(|(_, tx)| self.who(tx))
+            .collect();
+        let admin_only = !callers.is_empty() && callers.iter().all(|c| self.ids.is_admin(c));
+        if !(admin_path || admin_only) {
+            return Ok(None);
+        }
+        let Some((id, tx)) = t
+            .samples
+            .iter()
+            .find(|(_, tx)| is_2xx(tx))
+            .or_else(|| t.samples.first())
+            .map(|(i, x)| (*i, x))
+        else {
+            return Ok(None);
+        };
+        let Some(user) = self.other_identity("", true) else {
+            return Err("no identity without an admin role was seen".into());
+        };
+        let steps = vec![step(
+            &format!("{user} calls it"),
+            Role::Check,
+            Some(&user),
+            replay(tx),
+            vec![not_2xx()],
+        )];
+        let test = self.test(
+            Kind::Bfla,
+            t,
+            format!("BFLA: {} called by a non-admin identity", t.label()),
+            Severity::High,
+            &["API5:2023", "CWE-285"],
+            vec![user],
+            steps,
+        );
+        Ok(Some((test, vec![id])))
+    }
+
+    fn auth(&self, t: &Target) -> Built {
+        if !requires_credentials(t) {
+            return Ok(None);
+        }
+        if !self.evidently_private(t) {
+            return Err("called with credentials, but nothing shows it needs them (no 401/403 without, \
+                        no personal data, no caller's objects, no writes); a public endpoint would fail this test"
+                .into());
+        }
+        let Some((id, tx, a)) = self.authenticated_sample(t) else {
+            return Ok(None);
+        };
+        let request = replay(tx);
+        let mut txs = vec![id];
+        let mut steps = vec![
+            step(
+                &format!("{a}'s request works"),
+                Role::Setup,
+                Some(&a),
+                request.clone(),
+                vec![status_class(2)],
+            ),
+            step(
+                "no credentials",
+                Role::Check,
+                Some("anonymous"),
+                request.clone(),
+                vec![not_2xx()],
+            ),
+        ];
+        // A request that got through without credentials where others needed them.
+        if let Some((uid, utx)) = t
+            .samples
+            .iter()
+            .find(|(_, x)| is_2xx(x) && !has_credentials(x))
+        {
+            steps.push(step(
+                "the request seen succeeding without credentials",
+                Role::Check,
+                Some("anonymous"),
+                replay(utx),
+                vec![not_2xx()],
+            ));
+            txs.push(*uid);
+        }
+        let token = self.ids.token_ref(&a);
+        if bearer(tx).is_some() {
+            for (name, filter) in [
+                ("alg none", "jwt_alg_none"),
+                ("a damaged signature", "jwt_bad_signature"),
+            ] {
+                let mut r = request.clone();
+                r.headers.insert(
+                    "Authorization".into(),
+                    format!("Bearer {{{{{token} | {filter}}}}}"),
+                );
+                steps.push(step(
+                    &format!("{a}'s token with {name}"),
+                    Role::Check,
+                    None,
+                    r,
+                    vec![not_2xx()],
+                ));
+            }
+            if let Some(key) = bearer(tx).and_then(weak_key) {
+                let other = self
+                    .other_identity(&a, false)
+                    .and_then(|b| self.ids.principal(&b).map(str::to_owned))
+                    .unwrap_or_else(|| "0".into());
+                let mut r = request.clone();
+                r.headers.insert(
+                    "Authorization".into(),
+                    format!(
+                        "Bearer {{{{{token} | jwt_claim:sub={other} | jwt_sign_hs256:{key}}}}}"
+                    ),
+                );
+                steps.push(step(
+                    &format!("a token for principal {other} signed with the guessed key `{key}`"),
+                    Role::Check,
+                    None,
+                    r,
+                    vec![not_2xx()],
+                ));
+            }
+        }
+        let mut test = self.test(
+            Kind::Auth,
+            t,
+            format!(
+                "Broken authentication: {} without valid credentials",
+                t.label()
+            ),
+            Severity::Critical,
+            &["API2:2023", "CWE-287", "CWE-347"],
+            vec![a],
+            steps,
+        );
+        test.options.stop_on_failure = false;
+        Ok(Some((test, txs)))
+    }
+
+    fn injection(&self, t: &Target) -> Built {
+        let Some((id, tx)) = t
+            .samples
+            .iter()
+            .find(|(_, x)| is_2xx(x))
+            .or_else(|| t.samples.first())
+            .map(|(i, x)| (*i, x))
+        else {
+            return Ok(None);
+        };
+        let who = self.who(tx);
+        let base = replay(tx);
+        let mut steps = Vec::new();
+        for (location, name, value) in parameters(&base).into_iter().take(8) {
+            for family in families(&name, &value, &location) {
+                let request = with_parameter(&base, &location, "{{p}}");
+                let checks = vec![not_5xx(), Assertion::NoSignsOf(family)];
+                let mut s = step(
+                    &format!("{} into {} `{name}`", family.name(), location.word()),
+                    Role::Check,
+                    who.as_deref(),
+                    request,
+                    checks,
+                );
+                s.for_each = Some(
+                    [("p".to_owned(), family.name().to_owned())]
+                        .into_iter()
+                        .collect(),
+                );
+                steps.push(s);
+            }
+        }
+        if steps.is_empty() {
+            return Ok(None);
+        }
+        let ids: Vec<String> = who.into_iter().collect();
+        let mut test = self.test(
+            Kind::Injection,
+            t,
+            format!("Injection: payloads into {}'s parameters", t.label()),
+            Severity::High,
+            &["API8:2023", "CWE-74"],
+            ids,
+            steps,
+        );
+        test.options.stop_on_failure = false;
+        Ok(Some((test, vec![id])))
+    }
+
+    fn mass_assignment(&self, t: &Target) -> Built {
+        let login = self
+            .ids
+            .logins
+            .iter()
+            .any(|l| l.method == t.method && l.path == t.template);
+        if !matches!(t.method.as_str(), "POST" | "PUT" | "PATCH") || login {
+            return Ok(None);
+        }
+        let sample = t.samples.iter().find(|(_, x)| {
+            is_2xx(x)
+                && matches!(
+                    serde_json::from_slice::<Json>(&x.request_body.data),
+                    Ok(Json::Object(_))
+                )
+                && matches!(
+                    serde_json::from_slice::<Value>(&x.response_body.data),
+                    Ok(Value::Object(_))
+                )
+        });
+        let Some((id, tx)) = sample.map(|(i, x)| (*i, x)) else {
+            return Ok(None);
+        };
+        let sent: std::collections::BTreeSet<String> = t
+            .samples
+            .iter()
+            .filter_map(
+                |(_, x)| match serde_json::from_slice::<Value>(&x.request_body.data) {
+                    Ok(Value::Object(o)) => Some(o.keys().cloned().collect::<Vec<_>>()),
+                    _ => None,
+                },
+            )
+            .flatten()
+            .collect();
+        let Ok(Value::Object(answer)) = serde_json::from_slice::<Value>(&tx.response_body.data)
+        else {
+            return Ok(None);
+        };
+        let mut probes: Vec<(String, Value)> = answer
+            .iter()
+            .filter(|(k, _)| !sent.contains(*k) && !k.eq_ignore_ascii_case("id"))
+            .filter_map(|(k, v)| probe(v).map(|p| (k.clone(), p)))
+            .collect();
+        for (k, v) in [
+            ("role", Value::from("admin")),
+            ("is_admin", Value::Bool(true)),
+            ("admin", Value::Bool(true)),
+        ] {
+            if !sent.contains(k) && !probes.iter().any(|(p, _)| p == k) && answer.get(k) != Some(&v)
+            {
+                probes.push((k.to_owned(), v));
+            }
+        }
+        if probes.is_empty() {
+            return Ok(None);
+        }
+        let mut request = replay(tx);
+        if let Some(Json::Object(body)) = &mut request.json {
+            for (k, v) in &probes {
+                body.insert(k.clone(), Json::from(v));
+            }
+        }
+        let mut checks = vec![not_5xx()];
+        for (k, v) in &probes {
+            checks.push(Assertion::Json(JsonCheck {
+                path: json_path_key(k),
+                not_equals: Some(v.clone()),
+                ..Default::default()
+            }));
+        }
+        let who = self.who(tx);
+        let names: Vec<String> = probes.iter().map(|(k, _)| k.clone()).collect();
+        let steps = vec![step(
+            &format!("send {}", names.join(", ")),
+            Role::Check,
+            who.as_deref(),
+            request,
+            checks,
+        )];
+        let test = self.test(
+            Kind::MassAssignment,
+            t,
+            format!(
+                "Mass assignment: {} takes fields clients never send",
+                t.label()
+            ),
+            Severity::High,
+            &["API3:2023", "CWE-915"],
+            who.into_iter().collect(),
+            steps,
+        );
+        Ok(Some((test, vec![id])))
+    }
+
+    fn data_exposure(&self, t: &Target) -> Built {
+        let mut paths: Vec<String> = Vec::new();
+        for d in &t.details {
+            if let Some(classes) = d.get("data_classes").and_then(Value::as_object) {
+                for (class, locations) in classes {
+                    if !restricted(class) {
+                        continue;
+                    }
+                    let locs: Vec<String> = locations
+                        .as_object()
+                        .map(|o| o.keys().cloned().collect())
+                        .unwrap_or_default();
+                    for loc in &locs {
+                        // The client's own input echoed back is not an exposure.
+                        let echoed = loc
+                            .strip_prefix("response.body")
+                            .is_some_and(|rest| locs.contains(&format!("request.body{rest}")));
+                        if echoed {
+                            continue;
+                        }
+                        if let Some(p) = body_location_to_path(loc)
+                            && !paths.contains(&p)
+                        {
+                            paths.push(p);
+                        }
+                    }
+                }
+            }
+        }
+        if paths.is_empty() {
+            return Ok(None);
+        }
+        let Some((id, tx)) = t
+            .samples
+            .iter()
+            .find(|(_, x)| is_2xx(x))
+            .map(|(i, x)| (*i, x))
+        else {
+            return Ok(None);
+        };
+        let who = self.who(tx);
+        let mut checks = vec![status_class(2)];
+        checks.extend(paths.iter().map(|p| {
+            Assertion::Json(JsonCheck {
+                path: p.clone(),
+                exists: Some(false),
+                ..Default::default()
+            })
+        }));
+        let steps = vec![step(
+            "read it",
+            Role::Check,
+            who.as_deref(),
+            replay(tx),
+            checks,
+        )];
+        let test = self.test(
+            Kind::DataExposure,
+            t,
+            format!(
+                "Excessive data exposure: {} returns restricted data",
+                t.label()
+            ),
+            Severity::High,
+            &["API3:2023", "CWE-213"],
+            who.into_iter().collect(),
+            steps,
+        );
+        Ok(Some((test, vec![id])))
+    }
+
+    fn rate_limit(&self, t: &Target) -> Built {
+        let Some(login) = self
+            .ids
+            .logins
+            .iter()
+            .find(|l| l.method == t.method && l.path == t.template)
+        else {
+            return Ok(None);
+        };
+        let mut body = login.body.clone();
+        body.insert(
+            login.user_field.clone(),
+            Json::String("tapline-rate-probe".into()),
+        );
+        body.insert(
+            login.password_field.clone(),
+            Json::String("wrong-password".into()),
+        );
+        let request = Request {
+            method: login.method.clone(),
+            url: login.path.clone(),
+            json: Some(Json::Object(body)),
+            ..Default::default()
+        };
+        let mut s = step(
+            "a burst of 12 wrong passwords",
+            Role::Check,
+            Some("anonymous"),
+            request,
+            vec![Assertion::Status(StatusMatch::Code(429))],
+        );
+        s.repeat = Some(12);
+        s.pass_when = PassWhen::AnyAttempt;
+        let mut test = self.test(
+            Kind::RateLimit,
+            t,
+            format!(
+                "Unrestricted resource consumption: {} never limits failed logins",
+                t.label()
+            ),
+            Severity::Medium,
+            &["API4:2023", "CWE-307"],
+            Vec::new(),
+            vec![s],
+        );
+        test.options.max_requests = Some(12);
+        Ok(Some((test, vec![login.tx])))
+    }
+
+    fn user_enumeration(&self, t: &Target) -> Built {
+        let logins: Vec<_> = self
+            .ids
+            .logins
+            .iter()
+            .filter(|l| l.method == t.method && l.path == t.template)
+            .collect();
+        // The last user seen: the identities tests act as come first, and a wrong password
+        // here should not count against them where failures are limited.
+        let Some(login) = logins.last() else {
+            return Ok(None);
+        };
+        let attempt = |user: &str| {
+            let mut body = login.body.clone();
+            body.insert(login.user_field.clone(), Json::String(user.into()));
+            body.insert(
+                login.password_field.clone(),
+                Json::String("wrong-password".into()),
+            );
+            Request {
+                method: login.method.clone(),
+                url: login.path.clone(),
+                json: Some(Json::Object(body)),
+                ..Default::default()
+            }
+        };
+        let known = "a known user, wrong password";
+        let steps = vec![
+            step(
+                known,
+                Role::Setup,
+                Some("anonymous"),
+                attempt(&login.username),
+                vec![status_class(4)],
+            ),
+            step(
+                "an unknown user",
+                Role::Check,
+                Some("anonymous"),
+                attempt("tapline-no-such-user"),
+                vec![
+                    status_class(4),
+                    Assertion::Similar(Similarity {
+                        to: known.into(),
+                        at_least: Some(0.9),
+                        below: None,
+                    }),
+                ],
+            ),
+        ];
+        let test = self.test(
+            Kind::UserEnumeration,
+            t,
+            format!(
+                "User enumeration: {} answers unknown users differently",
+                t.label()
+            ),
+            Severity::Low,
+            &["API2:2023", "CWE-204"],
+            Vec::new(),
+            steps,
+        );
+        Ok(Some((test, vec![login.tx])))
+    }
+
+    /// One test for the whole API: security headers and CORS on a readable endpoint.
+    pub fn headers(&mut self, targets: &[Target]) {
+        let pick = |anonymous: bool| {
+            targets.iter().find_map(|t| {
+                let (id, tx) = t.samples.iter().find(|(_, x)| {
+                    x.method == "GET" && is_2xx(x) && has_credentials(x) != anonymous
+                })?;
+                Some((t, *id, tx))
+            })
+        };
+        let Some((t, id, tx)) = pick(true).or_else(|| pick(false)) else {
+            self.skipped
+                .push("headers: no GET answered 2xx in the case".into());
+            return;
+        };
+        let who = self.who(tx);
+        let mut request = replay(tx);
+        request.headers.insert("Origin".into(), PROBE_ORIGIN.into());
+        let checks = vec![
+            Assertion::Header(HeaderCheck {
+                name: "X-Content-Type-Options".into(),
+                equals: Some("nosniff".into()),
+                ..Default::default()
+            }),
+            Assertion::Header(HeaderCheck {
+                name: "Access-Control-Allow-Origin".into(),
+                not_equals: Some(PROBE_ORIGIN.into()),
+                ..Default::default()
+            }),
+        ];
+        let steps = vec![step(
+            &format!("{} from a foreign origin", t.label()),
+            Role::Check,
+            who.as_deref(),
+            request,
+            checks,
+        )];
+        let mut test = self.test(
+            Kind::Headers,
+            t,
+            "Security misconfiguration: missing nosniff, or CORS open to any origin".into(),
+            Severity::Low,
+            &["API8:2023", "CWE-693", "CWE-942"],
+            who.into_iter().collect(),
+            steps,
+        );
+        test.id = "headers-api".into();
+        test.meta.built_from = Some(provenance(self.case, t, vec![id]));
+        self.tests.push(GeneratedTest {
+            file_name: "headers--api.yaml".into(),
+            test,
+        });
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn test(
+        &self,
+        kind: Kind,
+        t: &Target,
+        name: String,
+        severity: Severity,
+        tags: &[&str],
+        identities: Vec<String>,
+        steps: Vec<Step>,
+    ) -> TestFile {
+        let mut identities = identities;
+        identities.retain(|i| i != "anonymous");
+        identities.dedup();
+        TestFile {
+            version: spec::FORMAT.into(),
+            id: format!("{}-{}", kind.name(), t.slug()),
+            meta: Meta {
+                name,
+                severity,
+                tags: tags.iter().map(|s| s.to_string()).collect(),
+                description: None,
+                built_from: None,
+            },
+            env: IndexMap::new(),
+            identities,
+            payloads: Default::default(),
+            options: Options::default(),
+            steps,
+        }
+    }
+}
+
+fn step(
+    name: &str,
+    role: Role,
+    identity: Option<&str>,
+    request: Request,
+    asserts: Vec<Assertion>,
+) -> Step {
+    Step {
+        name: Some(name.to_owned()),
+        role,
+        identity: identity.map(str::to_owned),
+        for_each: None,
+        repeat: None,
+        pass_when: PassWhen::EveryAttempt,
+        request,
+        extract: Vec::new(),
+        asserts,
+    }
+}
+
+fn status_class(c: u16) -> Assertion {
+    Assertion::Status(StatusMatch::Class(format!("{c}xx")))
+}
+
+fn not_2xx() -> Assertion {
+    Assertion::Status(StatusMatch::Not {
+        not: Box::new(StatusMatch::Class("2xx".into())),
+    })
+}
+
+fn not_5xx() -> Assertion {
+    Assertion::Status(StatusMatch::Not {
+        not: Box::new(StatusMatch::Class("5xx".into())),
+    })
+}
+
+fn is_2xx(tx: &Transaction) -> bool {
+    tx.status.is_some_and(|s| (200..300).contains(&s))
+}
+
+fn has_credentials(tx: &Transaction) -> bool {
+    tx.request_headers.iter().any(|(n, _)| {
+        [
+            "authorization",
+            "cookie",
+            "x-api-key",
+            "api-key",
+            "apikey",
+            "x-auth-token",
+            "x-access-token",
+        ]
+        .iter()
+        .any(|h| n.eq_ignore_ascii_case(h))
+    })
+}
+
+/// Most of the endpoint's requests carry credentials.
+fn requires_credentials(t: &Target) -> bool {
+    let with = t.samples.iter().filter(|(_, x)| has_credentials(x)).count();
+    with > 0 && with * 2 >= t.samples.len()
+}
+
+fn bearer(tx: &Transaction) -> Option<&str> {
+    let auth = tx.request_header("authorization")?;
+    let (scheme, token) = auth.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
+}
+
+/// The dictionary key an HS256 token was signed with, if it was one of them.
+fn weak_key(token: &str) -> Option<&'static str> {
+    let jwt = tapline_detect::jwt::Jwt::parse(token)?;
+    if jwt.alg() != Some("HS256") {
+        return None;
+    }
+    WEAK_KEYS
+        .iter()
+        .copied()
+        .find(|k| crate::filters::hs256_key_matches(token, k))
+}
+
+/// Whether the caller (principal `p`) owns the object the request names: a path parameter
+/// equal to the principal, or an owner field in the answer equal to it.
+fn owns(template: &str, tx: &Transaction, p: &str) -> bool {
+    let path = tx.uri.split('?').next().unwrap_or(&tx.uri);
+    let param_is_caller = template
+        .split('/')
+        .zip(path.split('/'))
+        .any(|(t, v)| t.starts_with('{') && v == p);
+    if param_is_caller {
+        return true;
+    }
+    let Ok(answer) = serde_json::from_slice::<Value>(&tx.response_body.data) else {
+        return false;
+    };
+    let obj = match &answer {
+        Value::Object(o) => Some(o),
+        Value::Array(a) => a.first().and_then(Value::as_object),
+        _ => None,
+    };
+    obj.is_some_and(|o| {
+        o.iter().any(|(k, v)| {
+            OWNER_FIELDS.contains(&k.to_ascii_lowercase().as_str())
+                && match v {
+                    Value::String(s) => s == p,
+                    Value::Number(n) => n.to_string() == p,
+                    _ => false,
+                }
+        })
+    })
+}
+
+/// The captured request as a test request (credentials and framing left out).
+fn replay(tx: &Transaction) -> Request {
+    let (path, query) = match tx.uri.split_once('?') {
+        Some((p, q)) => (p, q),
+        None => (tx.uri.as_str(), ""),
+    };
+    let query: IndexMap<String, String> = url::form_urlencoded::parse(query.as_bytes())
+        .into_owned()
+        .collect();
+    let mut headers = IndexMap::new();
+    for (n, v) in tx.request_headers.iter() {
+        if !DROPPED_HEADERS.iter().any(|d| n.eq_ignore_ascii_case(d)) {
+            headers.insert(n.to_owned(), v.to_owned());
+        }
+    }
+    let data = &tx.request_body.data;
+    let form = tx
+        .request_content_type()
+        .is_some_and(|c| c.contains("x-www-form-urlencoded"));
+    let (mut body, mut json, mut form_fields) = (None, None, IndexMap::new());
+    if !data.is_empty() {
+        if let Ok(j) = serde_json::from_slice::<Json>(data) {
+            json = Some(j);
+        } else if form {
+            form_fields = url::form_urlencoded::parse(data).into_owned().collect();
+        } else if let Ok(text) = std::str::from_utf8(data) {
+            body = Some(text.to_owned());
+        }
+    }
+    if json.is_some() || !form_fields.is_empty() {
+        // The runner sets the type of what it serialises.
+        headers.retain(|n, _| !n.eq_ignore_ascii_case("content-type"));
+    }
+    let mut query = query;
+    for (k, v) in query
+        .iter_mut()
+        .chain(form_fields.iter_mut())
+        .chain(headers.iter_mut())
+    {
+        *v = scrub(k, v);
+    }
+    if let Some(j) = &mut json {
+        scrub_json(j, None);
+    }
+    let body = body.map(|b| scrub("body", &b));
+    Request {
+        method: tx.method.to_string(),
+        url: path.to_owned(),
+        headers,
+        query,
+        form: form_fields,
+        body,
+        json,
+    }
+}
+
+/// Field names whose values are credentials.
+const SECRET_FIELDS: &[&str] = &[
+    "password",
+    "passwd",
+    "pass",
+    "pwd",
+    "passphrase",
+    "secret",
+    "client_secret",
+    "token",
+    "access_token",
+    "refresh_token",
+    "id_token",
+    "api_key",
+    "apikey",
+    "otp",
+    "pin",
+    "cvv",
+    "cvc",
+];
+
+/// What stands in for a secret in a generated file.
+const REDACTED: &str = "redacted-by-tapline";
+
+/// A captured value as a file may keep it: credentials and restricted data (national ids,
+/// card numbers, keys) replaced — a test file is shared, committed, attached to tickets.
+fn scrub(key: &str, value: &str) -> String {
+    use tapline_detect::classify::{Confidence, DataClass, classify};
+    if SECRET_FIELDS.contains(&key.to_ascii_lowercase().as_str()) && !value.is_empty() {
+        return REDACTED.into();
+    }
+    let hits = classify(value, Some(key));
+    let mut out = value.to_owned();
+    for h in hits
+        .iter()
+        .rev()
+        .filter(|h| h.confidence >= Confidence::Medium)
+    {
+        let stand_in = match h.class {
+            // A published test card number: the request stays well-formed.
+            DataClass::CreditCard => "4111111111111111",
+            c if c == DataClass::Jwt || restricted(c.name()) => REDACTED,
+            _ => continue,
+        };
+        if out.is_char_boundary(h.start) && out.is_char_boundary(h.end) && h.end <= out.len() {
+            out.replace_range(h.start..h.end, stand_in);
+        }
+    }
+    out
+}
+
+fn scrub_json(j: &mut Json, key: Option<&str>) {
+    match j {
+        Json::String(s) => *s = scrub(key.unwrap_or("body"), s),
+        Json::Array(a) => a.iter_mut().for_each(|x| scrub_json(x, key)),
+        Json::Object(o) => o.iter_mut().for_each(|(k, v)| scrub_json(v, Some(k))),
+        _ => {}
+    }
+}
+
+/// Where a parameter sits.
+#[derive(Debug, Clone, PartialEq)]
+enum Location {
+    Query(String),
+    Form(String),
+    /// Keys and indexes from the body's root.
+    Json(Vec<PathPart>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum PathPart {
+    Key(String),
+    Index(usize),
+}
+
+impl Location {
+    fn word(&self) -> &'static str {
+        match self {
+            Location::Query(_) => "query",
+            Location::Form(_) => "form field",
+            Location::Json(_) => "JSON field",
+        }
+    }
+}
+
+/// Every injectable parameter: query and form fields, and the JSON body's string leaves.
+fn parameters(r: &Request) -> Vec<(Location, String, String)> {
+    let mut out: Vec<(Location, String, String)> = r
+        .query
+        .iter()
+        .map(|(k, v)| (Location::Query(k.clone()), k.clone(), v.clone()))
+        .collect();
+    out.extend(
+        r.form
+            .iter()
+            .map(|(k, v)| (Location::Form(k.clone()), k.clone(), v.clone())),
+    );
+    if let Some(j) = &r.json {
+        let mut leaves = Vec::new();
+        string_leaves(j, &mut Vec::new(), &mut leaves);
+        out.extend(leaves.into_iter().map(|(path, v)| {
+            let name = path
+                .iter()
+                .rev()
+                .find_map(|p| match p {
+                    PathPart::Key(k) => Some(k.clone()),
+                    PathPart::Index(_) => None,
+                })
+                .unwrap_or_else(|| "body".into());
+            (Location::Json(path), name, v)
+        }));
+    }
+    out
+}
+
+fn string_leaves(j: &Json, path: &mut Vec<PathPart>, out: &mut Vec<(Vec<PathPart>, String)>) {
+    match j {
+        Json::String(s) => out.push((path.clone(), s.clone())),
+        Json::Object(o) => {
+            for (k, v) in o {
+                path.push(PathPart::Key(k.clone()));
+                string_leaves(v, path, out);
+                path.pop();
+            }
+        }
+        // The first element stands for the list.
+        Json::Array(a) => {
+            if let Some(first) = a.first() {
+                path.push(PathPart::Index(0));
+                string_leaves(first, path, out);
+                path.pop();
+            }
+        }
+        _ => {}
+    }
+}
+
+fn with_parameter(r: &Request, at: &Location, value: &str) -> Request {
+    let mut r = r.clone();
+    match at {
+        Location::Query(k) => {
+            r.query.insert(k.clone(), value.into());
+        }
+        Location::Form(k) => {
+            r.form.insert(k.clone(), value.into());
+        }
+        Location::Json(path) => {
+            if let Some(j) = &mut r.json {
+                set_leaf(j, path, value);
+            }
+        }
+    }
+    r
+}
+
+fn set_leaf(j: &mut Json, path: &[PathPart], value: &str) {
+    let Some((first, rest)) = path.split_first() else {
+        *j = Json::String(value.into());
+        return;
+    };
+    match (first, j) {
+        (PathPart::Key(k), Json::Object(o)) => {
+            if let Some(x) = o.get_mut(k) {
+                set_leaf(x, rest, value);
+            }
+        }
+        (PathPart::Index(i), Json::Array(a)) => {
+            if let Some(x) = a.get_mut(*i) {
+                set_leaf(x, rest, value);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The payload families worth a parameter, by its name, value and place.
+fn families(name: &str, value: &str, at: &Location) -> Vec<Family> {
+    let n = name.to_ascii_lowercase();
+    let mut out = vec![Family::Sqli, Family::Xss, Family::Ssti, Family::Cmd];
+    let fileish = [
+        "file", "path", "dir", "doc", "template", "page", "include", "name", "folder", "download",
+    ];
+    if fileish.iter().any(|f| n.contains(f))
+        || value.contains('/')
+        || value
+            .rsplit_once('.')
+            .is_some_and(|(_, e)| (1..=4).contains(&e.len()))
+    {
+        out.push(Family::Traversal);
+    }
+    let urlish = [
+        "url", "uri", "link", "callback", "webhook", "redirect", "host", "endpoint", "dest",
+        "target", "feed", "image", "avatar",
+    ];
+    if urlish.iter().any(|u| n.contains(u))
+        || value.starts_with("http://")
+        || value.starts_with("https://")
+    {
+        out.push(Family::Ssrf);
+    }
+    if matches!(at, Location::Json(_)) {
+        out.push(Family::Nosql);
+    }
+    out
+}
+
+/// A value of the same type as `v` that no server would choose by itself.
+fn probe(v: &Value) -> Option<Value> {
+    match v {
+        Value::String(_) => Some(Value::from("tapline-probe")),
+        Value::Number(n) if n.is_i64() || n.is_u64() => Some(Value::from(987_654)),
+        Value::Number(_) => Some(Value::from(987_654.5)),
+        Value::Bool(b) => Some(Value::Bool(!b)),
+        _ => None,
+    }
+}
+
+fn json_path_key(k: &str) -> String {
+    if k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        format!("$.{k}")
+    } else {
+        format!("$['{}']", k.replace('\'', ""))
+    }
+}
+
+/// Classes no response should carry to an ordinary caller: national identifiers, payment
+/// data, secrets (a login answering with its own token is not one).
+fn restricted(class: &str) -> bool {
+    use tapline_detect::classify::{ClassKind, DataClass};
+    let Some(c) = DataClass::ALL.iter().find(|c| c.name() == class) else {
+        return false;
+    };
+    match c {
+        DataClass::Jwt => false,
+        DataClass::Email
+        | DataClass::PhoneNumber
+        | DataClass::IpAddress
+        | DataClass::MacAddress
+        | DataClass::DateOfBirth => false,
+        other => matches!(other.kind(), ClassKind::Pii | ClassKind::Secret),
+    }
+}
+
+/// `response.body.items[].card` → `$.items[*].card`; other places (headers) → `None`.
+fn body_location_to_path(loc: &str) -> Option<String> {
+    let rest = loc.strip_prefix("response.body")?;
+    let mut out = String::from("$");
+    for part in rest.split('.').filter(|p| !p.is_empty()) {
+        let (name, arrays) = match part.find("[]") {
+            Some(i) => (&part[..i], part[i..].matches("[]").count()),
+            None => (part, 0),
+        };
+        if !name.is_empty() {
+            out.push_str(&json_path_key(name)[1..]);
+        }
+        for _ in 0..arrays {
+            out.push_str("[*]");
+        }
+    }
+    if rest.starts_with("[]") && !out.starts_with("$[*]") {
+        out = out.replacen('$', "$[*]", 1);
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::identities::plain;
+    use super::*;
+
+    #[test]
+    fn body_locations_become_json_paths() {
+        assert_eq!(
+            body_location_to_path("response.body.ssn").as_deref(),
+            Some("$.ssn")
+        );
+        assert_eq!(
+            body_location_to_path("response.body[].ssn").as_deref(),
+            Some("$[*].ssn")
+        );
+        assert_eq!(
+            body_location_to_path("response.body.items[].card").as_deref(),
+            Some("$.items[*].card")
+        );
+        assert_eq!(body_location_to_path("request.header.authorization"), None);
+        for p in ["$.ssn", "$[*].ssn", "$.items[*].card"] {
+            crate::jsonpath::JsonPath::parse(p).unwrap();
+        }
+    }
+
+    #[test]
+    fn restricted_classes_are_identifiers_cards_and_secrets_not_contact_data() {
+        assert!(
+            restricted("us_ssn") && restricted("credit_card") && restricted("aws_access_key_id")
+        );
+        assert!(
+            !restricted("email")
+                && !restricted("phone_number")
+                && !restricted("jwt")
+                && !restricted("nope")
+        );
+    }
+
+    #[test]
+    fn captured_secrets_never_reach_a_file() {
+        assert_eq!(scrub("password", "pw-bob-2024"), REDACTED);
+        assert_eq!(scrub("q", "dune"), "dune");
+        assert_eq!(scrub("card", "5555555555554444"), "4111111111111111");
+        assert_eq!(
+            scrub("note", "ssn 123-45-6789 on file"),
+            format!("ssn {REDACTED} on file")
+        );
+        let mut j: Json = serde_json::from_str(
+            r#"{"user": "bob", "password": "hunter2", "items": [{"token": "abc"}]}"#,
+        )
+        .unwrap();
+        scrub_json(&mut j, None);
+        let text = serde_json::to_string(&j).unwrap();
+        assert!(
+            !text.contains("hunter2") && !text.contains("abc") && text.contains("bob"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn names_are_plain_words() {
+        assert_eq!(plain("Alice Example"), "alice-example");
+        assert_eq!(plain("../"), "x");
+    }
+}
