@@ -10,7 +10,7 @@ use super::{GeneratedTest, Kind, Target, provenance};
 use crate::payloads::Family;
 use crate::spec::{
     self, Assertion, HeaderCheck, Json, JsonCheck, Meta, Options, PassWhen, Request, Role,
-    Severity, Similarity, StatusMatch, Step, TestFile,
+    Similarity, StatusMatch, Step, TestFile,
 };
 use indexmap::IndexMap;
 use serde_json::Value;
@@ -208,8 +208,6 @@ impl<'a> Builder<'a> {
             Kind::Bola,
             t,
             format!("BOLA: {} — another identity's object", t.label()),
-            Severity::High,
-            &["API1:2023", "CWE-639"],
             vec![a, b],
             steps,
         );
@@ -297,8 +295,6 @@ impl<'a> Builder<'a> {
             Kind::Bfla,
             t,
             format!("BFLA: {} called by a non-admin identity", t.label()),
-            Severity::High,
-            &["API5:2023", "CWE-285"],
             vec![user],
             steps,
         );
@@ -397,8 +393,6 @@ impl<'a> Builder<'a> {
                 "Broken authentication: {} without valid credentials",
                 t.label()
             ),
-            Severity::Critical,
-            &["API2:2023", "CWE-287", "CWE-347"],
             vec![a],
             steps,
         );
@@ -446,8 +440,6 @@ impl<'a> Builder<'a> {
             Kind::Injection,
             t,
             format!("Injection: payloads into {}'s parameters", t.label()),
-            Severity::High,
-            &["API8:2023", "CWE-74"],
             ids,
             steps,
         );
@@ -541,8 +533,6 @@ impl<'a> Builder<'a> {
                 "Mass assignment: {} takes fields clients never send",
                 t.label()
             ),
-            Severity::High,
-            &["API3:2023", "CWE-915"],
             who.into_iter().collect(),
             steps,
         );
@@ -612,8 +602,6 @@ impl<'a> Builder<'a> {
                 "Excessive data exposure: {} returns restricted data",
                 t.label()
             ),
-            Severity::High,
-            &["API3:2023", "CWE-213"],
             who.into_iter().collect(),
             steps,
         );
@@ -660,8 +648,6 @@ impl<'a> Builder<'a> {
                 "Unrestricted resource consumption: {} never limits failed logins",
                 t.label()
             ),
-            Severity::Medium,
-            &["API4:2023", "CWE-307"],
             Vec::new(),
             vec![s],
         );
@@ -726,8 +712,6 @@ impl<'a> Builder<'a> {
                 "User enumeration: {} answers unknown users differently",
                 t.label()
             ),
-            Severity::Low,
-            &["API2:2023", "CWE-204"],
             Vec::new(),
             steps,
         );
@@ -775,8 +759,6 @@ impl<'a> Builder<'a> {
             Kind::Headers,
             t,
             "Security misconfiguration: missing nosniff, or CORS open to any origin".into(),
-            Severity::Low,
-            &["API8:2023", "CWE-693", "CWE-942"],
             who.into_iter().collect(),
             steps,
         );
@@ -788,14 +770,11 @@ impl<'a> Builder<'a> {
         });
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn test(
         &self,
         kind: Kind,
         t: &Target,
         name: String,
-        severity: Severity,
-        tags: &[&str],
         identities: Vec<String>,
         steps: Vec<Step>,
     ) -> TestFile {
@@ -807,8 +786,8 @@ impl<'a> Builder<'a> {
             id: format!("{}-{}", kind.name(), t.slug()),
             meta: Meta {
                 name,
-                severity,
-                tags: tags.iter().map(|s| s.to_string()).collect(),
+                severity: kind.severity(),
+                tags: kind.tags().iter().map(|s| s.to_string()).collect(),
                 description: None,
                 built_from: None,
             },

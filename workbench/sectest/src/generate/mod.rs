@@ -10,7 +10,7 @@
 mod identities;
 mod kinds;
 
-use crate::spec::{self, IdentitiesFile, TestFile};
+use crate::spec::{self, IdentitiesFile, Severity, TestFile};
 pub use identities::{Identities, LoginSeen};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -68,6 +68,35 @@ impl Kind {
             Kind::RateLimit => "rate-limit",
             Kind::UserEnumeration => "user-enumeration",
             Kind::Headers => "headers",
+        }
+    }
+
+    /// How bad a failure of this kind is.
+    pub fn severity(self) -> Severity {
+        match self {
+            Kind::Auth => Severity::Critical,
+            Kind::Bola
+            | Kind::Bfla
+            | Kind::Injection
+            | Kind::MassAssignment
+            | Kind::DataExposure => Severity::High,
+            Kind::RateLimit => Severity::Medium,
+            Kind::UserEnumeration | Kind::Headers => Severity::Low,
+        }
+    }
+
+    /// OWASP API Security Top 10 2023 and CWE ids.
+    pub fn tags(self) -> &'static [&'static str] {
+        match self {
+            Kind::Bola => &["API1:2023", "CWE-639"],
+            Kind::Bfla => &["API5:2023", "CWE-285"],
+            Kind::Auth => &["API2:2023", "CWE-287", "CWE-347"],
+            Kind::Injection => &["API8:2023", "CWE-74"],
+            Kind::MassAssignment => &["API3:2023", "CWE-915"],
+            Kind::DataExposure => &["API3:2023", "CWE-213"],
+            Kind::RateLimit => &["API4:2023", "CWE-307"],
+            Kind::UserEnumeration => &["API2:2023", "CWE-204"],
+            Kind::Headers => &["API8:2023", "CWE-693", "CWE-942"],
         }
     }
 
