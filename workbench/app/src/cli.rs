@@ -157,6 +157,10 @@ pub struct TestRunArgs {
     /// Print the results as JSON (with evidence) instead of a table.
     #[arg(long, value_enum, default_value_t = ListFormat::Table)]
     pub format: ListFormat,
+    /// Keep the run in this case (verdicts and evidence) and say what changed since the
+    /// previous run against the same target.
+    #[arg(long)]
+    pub db: Option<PathBuf>,
 }
 
 /// Arguments of `tapline test validate`.

@@ -45,7 +45,10 @@ fn free_port() -> u16 {
 }
 
 fn shop(fixed: bool) -> Shop {
-    let port = free_port();
+    shop_on(free_port(), fixed)
+}
+
+fn shop_on(port: u16, fixed: bool) -> Shop {
     let mut cmd = Command::new("python3");
     cmd.arg(sample_captures().join("recorder/shop_server.py"))
         .args(["127.0.0.1", &port.to_string()]);
@@ -422,5 +425,41 @@ fn tests_generated_from_the_shop_traffic_find_its_flaws_and_pass_on_the_fixed_tw
     assert_eq!(
         clean.values().map(|(n, _)| n).sum::<usize>(),
         found.values().map(|(n, _)| n).sum::<usize>()
+    );
+}
+
+#[test]
+fn runs_kept_in_the_case_say_what_got_fixed() {
+    let dir = tempfile::tempdir().unwrap();
+    let case = dir.path().join("runs.duckdb");
+    let port = free_port();
+    let db = ["--db", case.to_str().unwrap()];
+    let vulnerable = shop_on(port, false);
+    let first = run_tests(&vulnerable.url, &db);
+    assert_eq!(first.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&first.stderr).contains("run 1 kept"));
+    drop(vulnerable);
+    // The same target, mended.
+    let fixed = shop_on(port, true);
+    let second = run_tests(&fixed.url, &db);
+    assert_eq!(second.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        err.contains("against run 1: 0 newly failing, 10 fixed"),
+        "{err}"
+    );
+    let case = tapline_store::CaseStore::open_existing(&case).unwrap();
+    let runs = case.test_runs().unwrap();
+    assert_eq!(runs.len(), 2);
+    let verdicts = case.test_verdicts(runs[1].id, true).unwrap();
+    let bola = verdicts
+        .iter()
+        .find(|v| v.test_id == "shop-bola-user-record")
+        .unwrap();
+    assert_eq!(bola.verdict, "fail");
+    assert!(
+        bola.evidence
+            .as_deref()
+            .is_some_and(|e| e.contains("/api/v1/users/3"))
     );
 }

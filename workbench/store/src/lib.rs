@@ -11,6 +11,7 @@ pub mod query;
 pub mod sensors;
 pub mod sources;
 pub mod template;
+pub mod test_runs;
 pub mod transactions;
 
 pub use query::parquet_row_count;
@@ -23,7 +24,7 @@ use tapline_record::Transaction;
 use thiserror::Error;
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 8;
+pub const SCHEMA_VERSION: i64 = 9;
 
 /// Failures opening or using a case file.
 #[derive(Debug, Error)]
@@ -342,6 +343,25 @@ const MIGRATIONS: &[&str] = &[
         updates UINTEGER NOT NULL,          -- updates sent after the first alert
         sent_at TIMESTAMP NOT NULL DEFAULT current_timestamp,
         PRIMARY KEY (sink_id, finding_id)
+    );",
+    // v9: security-test runs and their verdicts with evidence, comparable across runs.
+    "CREATE TABLE sectest_runs (
+        id BIGINT PRIMARY KEY,
+        started_ms BIGINT NOT NULL,         -- milliseconds since the epoch
+        target VARCHAR NOT NULL,
+        duration_ms DOUBLE NOT NULL,
+        requests UBIGINT NOT NULL
+    );
+    CREATE TABLE sectest_results (
+        run_id BIGINT NOT NULL,
+        test_id VARCHAR NOT NULL,
+        name VARCHAR NOT NULL,
+        file VARCHAR NOT NULL,
+        severity VARCHAR NOT NULL,
+        verdict VARCHAR NOT NULL,           -- pass | fail | inconclusive | error
+        reason VARCHAR,
+        evidence JSON,                      -- the steps, their attempts, requests and responses
+        PRIMARY KEY (run_id, test_id)
     );",
 ];
 

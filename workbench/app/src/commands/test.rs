@@ -42,7 +42,7 @@ pub fn run(
             writeln!(err, "{} test(s) valid", tests.len())?;
             Ok(PASSED)
         }
-        TestCommand::Run(a) => run_tests(a, out, err, cancel),
+        TestCommand::Run(a) => run_tests(a, out, err, cancel, cases),
     }
 }
 
@@ -51,6 +51,7 @@ fn run_tests(
     out: &mut dyn Write,
     err: &mut dyn Write,
     cancel: &AtomicBool,
+    cases: &Cases,
 ) -> Result<u8> {
     let tests = tapline_sectest::load::load_paths(&a.paths)?;
     if tests.is_empty() {
@@ -92,6 +93,9 @@ fn run_tests(
     }
     write_reports(a, &report)?;
     summary(err, &report)?;
+    if let (Some(db), false) = (&a.db, a.dry_run) {
+        keep_run(cases, db, &report, err)?;
+    }
     if a.dry_run {
         return Ok(PASSED);
     }
@@ -177,6 +181,59 @@ fn print_result(
         }
     }
     Ok(())
+}
+
+/// Stores the run in the case and says how it differs from the previous one.
+fn keep_run(cases: &Cases, db: &Path, r: &RunReport, err: &mut dyn Write) -> Result<()> {
+    let verdicts: Vec<tapline_store::test_runs::TestVerdict> = r
+        .tests
+        .iter()
+        .map(|t| tapline_store::test_runs::TestVerdict {
+            test_id: t.id.clone(),
+            name: t.name.clone(),
+            file: t.file.clone(),
+            severity: t.severity.as_str().into(),
+            verdict: t.verdict.as_str().into(),
+            reason: t.reason.clone(),
+            evidence: serde_json::to_string(&t.steps).ok(),
+        })
+        .collect();
+    let mut case = cases.open(db)?;
+    let id = case.record_test_run(
+        r.started_ms,
+        &r.target,
+        r.duration_ms,
+        u64::from(r.requests),
+        &verdicts,
+    )?;
+    let c = case.compare_test_run(id)?;
+    match c.previous {
+        Some(prev) => writeln!(
+            err,
+            "run {id} kept in {}; against run {prev}: {} newly failing{}, {} fixed{}, {} still failing",
+            db.display(),
+            c.newly_failing.len(),
+            listed(&c.newly_failing),
+            c.fixed.len(),
+            listed(&c.fixed),
+            c.still_failing.len()
+        )?,
+        None => writeln!(
+            err,
+            "run {id} kept in {} (the first against {})",
+            db.display(),
+            r.target
+        )?,
+    }
+    Ok(())
+}
+
+fn listed(ids: &[String]) -> String {
+    if ids.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", ids.join(", "))
+    }
 }
 
 fn summary(err: &mut dyn Write, r: &RunReport) -> std::io::Result<()> {
