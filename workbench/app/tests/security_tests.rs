@@ -463,3 +463,132 @@ fn runs_kept_in_the_case_say_what_got_fixed() {
             .is_some_and(|e| e.contains("/api/v1/users/3"))
     );
 }
+
+/// Validates each YAML file against the test format's JSON Schema (identities files against
+/// its `identities_file` part) with Python's `jsonschema`; returns the files it rejected.
+fn schema_rejects(files: &[PathBuf]) -> Vec<String> {
+    let python = repo().join(".tools/openapi-venv/bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: run installers/setup.sh",
+        python.display()
+    );
+    let script = r##"
+import json, sys, yaml
+from jsonschema import Draft202012Validator
+schema = json.load(open(sys.argv[1]))
+ids = dict(schema, **{"$ref": "#/$defs/identities_file"})
+for k in ("properties", "required", "additionalProperties", "type"):
+    ids.pop(k, None)
+for f in sys.argv[2:]:
+    doc = yaml.safe_load(open(f))
+    v = Draft202012Validator(ids if doc.get("version") == "tapline-identities/1" else schema)
+    errors = list(v.iter_errors(doc))
+    if errors:
+        print(f, "|", errors[0].message[:200])
+"##;
+    let out = Command::new(&python)
+        .args(["-c", script])
+        .arg(repo().join("workbench/sectest/test-format.schema.json"))
+        .args(files)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn the_json_schema_and_the_loader_agree() {
+    let dir = tempfile::tempdir().unwrap();
+    // Every hand-written test in our format and the identities file validate.
+    let mut ours: Vec<PathBuf> = std::fs::read_dir(shop_tests())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.extension().is_some_and(|e| e == "yaml") && !p.ends_with("metlo-bola-order.yaml")
+        })
+        .collect();
+    ours.sort();
+    // And every generated file.
+    let case = dir.path().join("shop.duckdb");
+    common::import_into(&case, &sample_captures().join("shop-api.pcap"));
+    let generated = dir.path().join("generated");
+    let out = tapline()
+        .args(["test", "generate", "--db"])
+        .arg(&case)
+        .arg("-o")
+        .arg(&generated)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    ours.extend(
+        std::fs::read_dir(&generated)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "yaml")),
+    );
+    assert!(ours.len() > 20, "{ours:?}");
+    assert_eq!(schema_rejects(&ours), Vec::<String>::new());
+
+    // Broken files: the schema and `tapline test validate` both refuse each.
+    let good = std::fs::read_to_string(shop_tests().join("bola-user.yaml")).unwrap();
+    let broken = [
+        ("severity: high", "severity: severe"),
+        ("    role: setup", "    role: warmup"),
+        ("- status: {not: 2xx}", "- status: 2yy"),
+        (
+            "- status: {not: 2xx}",
+            "- status: 200\n        body: {contains: x}",
+        ),
+        (
+            "- status: {not: 2xx}",
+            "- header: {name: X, present: true, equals: y}",
+        ),
+        (
+            "    request: {method: GET, url: /api/v1/users/3}",
+            "    request: {method: GET, url: users/3}",
+        ),
+        (
+            "    request: {method: GET, url: /api/v1/users/3}",
+            "    request: {method: GET, url: /x, body: a, json: {}}",
+        ),
+        (
+            "    as: bob\n    request: {method: GET, url: /api/v1/users/3}",
+            "    as: bob\n    repeat: 2\n    for_each: {p: xss}\n    request: {method: GET, url: /api/v1/users/3}",
+        ),
+        ("id: shop-bola-user-record\n", ""),
+    ];
+    let mut files = Vec::new();
+    for (i, (from, to)) in broken.iter().enumerate() {
+        assert!(good.contains(from), "{from}");
+        let f = dir.path().join(format!("broken-{i}.yaml"));
+        std::fs::write(&f, good.replacen(from, to, 1)).unwrap();
+        let v = tapline()
+            .args(["test", "validate"])
+            .arg(&f)
+            .output()
+            .unwrap();
+        assert_eq!(
+            v.status.code(),
+            Some(2),
+            "the loader accepted {from:?} → {to:?}"
+        );
+        files.push(f);
+    }
+    assert_eq!(
+        schema_rejects(&files).len(),
+        broken.len(),
+        "the schema accepted one of them"
+    );
+}

@@ -2,7 +2,7 @@
 //! desktop or CI with evidence for every verdict.
 //!
 //! - [`spec`]: the file format `tapline-test/1` as written (serde types; JSON Schema in
-//!   `docs/test-format.schema.json`), and the identities file.
+//!   `test-format.schema.json`), and the identities file.
 //! - [`load`]: files (ours, and Metlo's through [`metlo`]) into checked [`plan`]s, with errors
 //!   naming file, line and column, or step.
 //! - [`run`]: the runner — identities logged in once per run, a request budget and rate limit,

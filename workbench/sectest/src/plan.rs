@@ -3,7 +3,7 @@
 //! Strings that may hold `{{variables}}` (URLs, headers, expected values, patterns) stay
 //! strings and are rendered per attempt; everything else (JSON paths, status sets, which
 //! baseline a similarity refers to) is resolved when the file is loaded.
-#![allow(missing_docs)] // the fields mirror `spec`'s keys, documented in docs/test-format.md
+#![allow(missing_docs)] // the fields mirror `spec`'s keys, documented in FORMAT.md
 
 use crate::jsonpath::JsonPath;
 use crate::payloads::Family;

@@ -3,9 +3,9 @@
 //! These types are what a file says; [`crate::load`] checks them (every name referred to
 //! exists, every pattern compiles, every assertion says one thing) and turns them into the
 //! runner's [`crate::plan`] types, so a mistake is reported with its file and step before
-//! any request is sent. The JSON Schema in `docs/test-format.schema.json` describes the same
+//! any request is sent. The JSON Schema in `test-format.schema.json` describes the same
 //! shapes; a test keeps the two in step.
-#![allow(missing_docs)] // the fields are the format's keys, documented in docs/test-format.md
+#![allow(missing_docs)] // the fields are the format's keys, documented in FORMAT.md
 
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
