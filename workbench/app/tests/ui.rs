@@ -608,3 +608,92 @@ fn commands_of_other_processes_run_on_the_case_the_app_holds() {
         .unwrap();
     assert_eq!(o.transactions, 83 + 494);
 }
+
+/// The shop server (vulnerable build) on a free port, killed when dropped.
+struct ShopServer(std::process::Child, u16);
+
+impl Drop for ShopServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn shop_server() -> ShopServer {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = std::process::Command::new("python3")
+        .arg(sample_captures().join("recorder/shop_server.py"))
+        .args(["127.0.0.1", &port.to_string()])
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the shop server did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    ShopServer(child, port)
+}
+
+#[test]
+fn a_test_is_generated_from_a_finding_checked_as_it_is_edited_and_run_with_its_evidence() {
+    let mut app = App::open(&["shop-api.pcap", "abuse-api.pcap"]);
+    app.nav(View::Attacks);
+    app.click("bola · 19");
+    app.click_exact("Generate a test");
+    assert_eq!(app.view(), View::Tests);
+    app.expect("wrote 1 test(s)");
+    app.click("bola--get-api-v1-users-userid.yaml");
+    app.expect("valid: 2 step(s), at most 2 request(s)");
+    // A broken edit is named with its line and column as it is typed.
+    let multiline = eframe::egui::accesskit::Role::MultilineTextInput;
+    app.harness.get_by_role_and_label(multiline, "YAML").focus();
+    app.harness.run_steps(1);
+    app.harness
+        .get_by_role_and_label(multiline, "YAML")
+        .type_text("steps: [");
+    app.settle();
+    app.expect("bola--get-api-v1-users-userid.yaml:");
+    assert!(app.has("Save"));
+
+    let server = shop_server();
+    let dir = app
+        .harness
+        .state()
+        .case
+        .as_ref()
+        .unwrap()
+        .path
+        .parent()
+        .unwrap()
+        .to_owned();
+    let env = dir.join("shop.env");
+    std::fs::write(
+        &env,
+        "BOB_PASSWORD=pw-bob-2024\nCAROL_PASSWORD=pw-carol-2024\n",
+    )
+    .unwrap();
+    app.click("bola--get-api-v1-users-userid.yaml"); // read again: the broken edit is dropped
+    app.type_into("Target", &format!("http://127.0.0.1:{}", server.1));
+    app.type_into("Env file", &env.display().to_string());
+    app.click_exact("Run all");
+    app.expect("Last run against");
+    app.expect("1 failed");
+    app.expect("FAIL");
+    // The verdict's evidence: the other identity's request beside the record it got.
+    app.expect("GET /api/v1/users/2");
+    app.expect("\"ssn\"");
+    // Kept in the case, listed as history.
+    app.settle();
+    let case = app.harness.state().case.as_ref().unwrap();
+    let (runs, latest) = case.test_runs.value.as_ref().unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(latest[0].verdict, "fail");
+    app.expect("#1");
+}

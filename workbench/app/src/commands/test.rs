@@ -185,6 +185,13 @@ fn print_result(
 
 /// Stores the run in the case and says how it differs from the previous one.
 fn keep_run(cases: &Cases, db: &Path, r: &RunReport, err: &mut dyn Write) -> Result<()> {
+    let mut case = cases.open(db)?;
+    writeln!(err, "{}", keep(&mut case, r)?)?;
+    Ok(())
+}
+
+/// Stores `r` in `case`; returns what changed since the previous run on its target, in words.
+pub fn keep(case: &mut tapline_store::CaseStore, r: &RunReport) -> Result<String> {
     let verdicts: Vec<tapline_store::test_runs::TestVerdict> = r
         .tests
         .iter()
@@ -198,7 +205,6 @@ fn keep_run(cases: &Cases, db: &Path, r: &RunReport, err: &mut dyn Write) -> Res
             evidence: serde_json::to_string(&t.steps).ok(),
         })
         .collect();
-    let mut case = cases.open(db)?;
     let id = case.record_test_run(
         r.started_ms,
         &r.target,
@@ -207,25 +213,18 @@ fn keep_run(cases: &Cases, db: &Path, r: &RunReport, err: &mut dyn Write) -> Res
         &verdicts,
     )?;
     let c = case.compare_test_run(id)?;
-    match c.previous {
-        Some(prev) => writeln!(
-            err,
-            "run {id} kept in {}; against run {prev}: {} newly failing{}, {} fixed{}, {} still failing",
-            db.display(),
+    let path = case.path().display().to_string();
+    Ok(match c.previous {
+        Some(prev) => format!(
+            "run {id} kept in {path}; against run {prev}: {} newly failing{}, {} fixed{}, {} still failing",
             c.newly_failing.len(),
             listed(&c.newly_failing),
             c.fixed.len(),
             listed(&c.fixed),
             c.still_failing.len()
-        )?,
-        None => writeln!(
-            err,
-            "run {id} kept in {} (the first against {})",
-            db.display(),
-            r.target
-        )?,
-    }
-    Ok(())
+        ),
+        None => format!("run {id} kept in {path} (the first against {})", r.target),
+    })
 }
 
 fn listed(ids: &[String]) -> String {

@@ -7,7 +7,7 @@
 use super::case::Case;
 use super::lifecycle;
 use super::picker::{self, Dialogs, Picker};
-use super::{attacks, format, inventory, overview, sensitive, sensors, traffic, welcome};
+use super::{attacks, format, inventory, overview, sensitive, sensors, tests, traffic, welcome};
 use eframe::egui::{self, Key, KeyboardShortcut, Modifiers, RichText};
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
@@ -69,17 +69,20 @@ pub enum View {
     Attacks,
     /// The hub and the sensors.
     Sensors,
+    /// Security tests: generate, edit, run, history.
+    Tests,
 }
 
 impl View {
     /// All views, in navigation order.
-    pub const ALL: [View; 6] = [
+    pub const ALL: [View; 7] = [
         View::Overview,
         View::Inventory,
         View::Traffic,
         View::Sensitive,
         View::Attacks,
         View::Sensors,
+        View::Tests,
     ];
 
     /// The navigation label.
@@ -91,6 +94,7 @@ impl View {
             View::Sensitive => "Sensitive data",
             View::Attacks => "Attacks",
             View::Sensors => "Sensors",
+            View::Tests => "Tests",
         }
     }
 
@@ -102,6 +106,7 @@ impl View {
             View::Sensitive => Key::Num4,
             View::Attacks => Key::Num5,
             View::Sensors => Key::Num6,
+            View::Tests => Key::Num7,
         }
     }
 }
@@ -203,6 +208,16 @@ pub enum Command {
     RemoveAlertSink(i64),
     /// Put text on the clipboard.
     Copy(String),
+    /// Read the tests folder again.
+    ReloadTests,
+    /// Build tests from the case into the tests folder (for one endpoint, or what a finding
+    /// suggests; all endpoints when neither) and show them.
+    GenerateTests {
+        /// `GET /books/{id}`.
+        endpoint: Option<String>,
+        /// A finding's id.
+        finding: Option<i64>,
+    },
 }
 
 /// A running import.
@@ -339,6 +354,8 @@ pub struct ViewStates {
     pub attacks: attacks::State,
     /// Sensors.
     pub sensors: sensors::State,
+    /// Tests.
+    pub tests: tests::State,
 }
 
 /// The desktop workbench.
@@ -430,9 +447,13 @@ impl Workbench {
         self.import.is_some()
     }
 
-    /// True while a case opens, an import runs or the hub starts.
+    /// True while a case opens, an import runs, the hub starts or tests are listed or run.
     pub fn busy(&self) -> bool {
-        self.import.is_some() || self.opening.is_some() || self.starting_hub.is_some()
+        self.import.is_some()
+            || self.opening.is_some()
+            || self.starting_hub.is_some()
+            || self.views.tests.busy()
+            || self.views.tests.reload_when_idle
     }
 
     fn notify(&mut self, error: bool, text: impl Into<String>) {
@@ -480,8 +501,23 @@ impl Workbench {
         for a in announce {
             self.notify(false, a);
         }
+        self.absorb_tests();
         self.absorb_import();
         self.absorb_hub();
+    }
+
+    /// A finished test run is kept in the case; generated tests are listed once written.
+    fn absorb_tests(&mut self) {
+        let Some(case) = &mut self.case else {
+            return;
+        };
+        if let Some(report) = self.views.tests.poll() {
+            case.act(super::backend::Query::RecordTestRun(report));
+        }
+        if self.views.tests.reload_when_idle && !case.busy() {
+            self.views.tests.reload_when_idle = false;
+            self.views.tests.reload(&case.path, &self.egui_ctx);
+        }
     }
 
     fn absorb_import(&mut self) {
@@ -789,6 +825,23 @@ impl Workbench {
                 }
             }
             Command::Copy(text) => ctx.copy_text(text),
+            Command::ReloadTests => {
+                if let Some(case) = &self.case {
+                    self.views.tests.reload(&case.path, ctx);
+                }
+            }
+            Command::GenerateTests { endpoint, finding } => {
+                if let Some(case) = &mut self.case {
+                    let dir = self.views.tests.folder(&case.path);
+                    case.act(super::backend::Query::GenerateTests {
+                        endpoint,
+                        finding,
+                        dir,
+                    });
+                    self.views.tests.reload_when_idle = true;
+                    self.settings.view = View::Tests;
+                }
+            }
         }
     }
 
@@ -1352,6 +1405,7 @@ impl Workbench {
                 &mut self.settings,
                 cmds,
             ),
+            View::Tests => tests::ui(ui, &mut self.views.tests, case, cmds),
         }
     }
 

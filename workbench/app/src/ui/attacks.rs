@@ -284,6 +284,16 @@ fn finding_detail(
         }
     });
     ui.horizontal(|ui| {
+        if ui
+            .button("Generate a test")
+            .on_hover_text("A security test that checks whether the target allows what this finding shows (Tests view)")
+            .clicked()
+        {
+            cmds.push(Command::GenerateTests {
+                endpoint: None,
+                finding: Some(f.id),
+            });
+        }
         if ui.button("Show evidence in Traffic").clicked() {
             cmds.push(Command::ShowTraffic(Box::new(TxFilter {
                 ids: Some(f.evidence.clone()),

@@ -16,6 +16,7 @@ use tapline_store::endpoints::Severity;
 use tapline_store::endpoints::{Endpoint, Finding};
 use tapline_store::query::{Page, TxFilter, TxRow};
 use tapline_store::sensors::SensorRow;
+use tapline_store::test_runs::{TestRun, TestVerdict};
 
 /// Which answer a request fills; a newer request for the same slot supersedes an older one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -34,6 +35,8 @@ pub enum Slot {
     Evidence,
     /// Example values of a data class.
     Examples,
+    /// Security-test runs kept in the case.
+    TestRuns,
     /// A one-off write (enrolment, revocation, export), by its serial: every action is its own
     /// slot, so none is ever superseded.
     Action(u64),
@@ -92,7 +95,23 @@ pub enum Query {
     RemoveAlertSink(i64),
     /// Write the inventory as OpenAPI 3 JSON.
     ExportOpenApi(std::path::PathBuf),
+    /// The security-test runs, and the newest run's verdicts.
+    TestRuns,
+    /// Write tests built from the case's traffic into `dir`.
+    GenerateTests {
+        /// Only this endpoint (`GET /books/{id}`).
+        endpoint: Option<String>,
+        /// What this finding suggests, for its endpoint.
+        finding: Option<i64>,
+        /// Where the files go.
+        dir: std::path::PathBuf,
+    },
+    /// Keep a test run in the case.
+    RecordTestRun(Arc<tapline_sectest::run::RunReport>),
 }
+
+/// Security-test runs (newest first) and the newest run's verdicts.
+pub type TestHistory = (Arc<Vec<TestRun>>, Arc<Vec<TestVerdict>>);
 
 /// Transactions the examples query rescans beyond the known carriers.
 pub const EXAMPLE_SCAN: u64 = 30;
@@ -205,6 +224,8 @@ pub enum Answer {
     Evidence(Arc<Vec<TxRow>>),
     /// For [`Query::Examples`].
     Examples(Arc<Vec<Example>>),
+    /// For [`Query::TestRuns`]: runs newest first, the newest run's verdicts.
+    TestRuns(TestHistory),
     /// For the actions: what happened, for people.
     Done(String),
 }
@@ -447,6 +468,42 @@ fn run(
                 return Err(format!("no alert destination {id}"));
             }
             Answer::Done(format!("removed alert destination {id}"))
+        }
+        Query::TestRuns => {
+            let runs = store.test_runs().map_err(e)?;
+            let latest = match runs.first() {
+                Some(r) => store.test_verdicts(r.id, false).map_err(e)?,
+                None => Vec::new(),
+            };
+            Answer::TestRuns((Arc::new(runs), Arc::new(latest)))
+        }
+        Query::GenerateTests {
+            endpoint,
+            finding,
+            dir,
+        } => {
+            let sel = tapline_sectest::generate::Selection {
+                endpoint,
+                finding,
+                kinds: Vec::new(),
+            };
+            let g =
+                tapline_sectest::generate::generate(store, &sel).map_err(|err| err.to_string())?;
+            tapline_sectest::generate::write(&dir, &g, store.path())
+                .map_err(|err| err.to_string())?;
+            Answer::Done(format!(
+                "wrote {} test(s) and identities.yaml to {} ({} kind(s) skipped); fill identities.env.example",
+                g.tests.len(),
+                dir.display(),
+                g.skipped.len()
+            ))
+        }
+        Query::RecordTestRun(report) => {
+            let mut store = store.try_clone().map_err(e)?;
+            Answer::Done(
+                crate::commands::test::keep(&mut store, &report)
+                    .map_err(|err| format!("{err:#}"))?,
+            )
         }
         Query::ExportOpenApi(path) => {
             let doc = tapline_export::openapi::document(store).map_err(|err| format!("{err:#}"))?;

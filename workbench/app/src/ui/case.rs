@@ -165,6 +165,8 @@ pub struct Case {
     pub evidence: Loaded<Arc<Vec<TxRow>>>,
     /// Example values for the sensitive-data view.
     pub examples: Loaded<Arc<Vec<Example>>>,
+    /// Security-test runs (newest first) and the newest run's verdicts.
+    pub test_runs: Loaded<super::backend::TestHistory>,
     /// Actions asked for and not answered yet.
     actions: usize,
     /// Results of actions (enrolment, export), for the notices.
@@ -242,6 +244,7 @@ impl Case {
             transaction: Loaded::default(),
             evidence: Loaded::default(),
             examples: Loaded::default(),
+            test_runs: Loaded::default(),
             done: Vec::new(),
             slowest_query: Duration::ZERO,
             control,
@@ -275,6 +278,7 @@ impl Case {
         self.overview.pending = Some(serial);
         self.inventory.pending = Some(serial);
         self.sensors.pending = Some(self.backend.request(Slot::Sensors, Query::Sensors));
+        self.test_runs.pending = Some(self.backend.request(Slot::TestRuns, Query::TestRuns));
         self.reload_traffic();
     }
 
@@ -448,6 +452,8 @@ impl Case {
             (Slot::Evidence, Err(e)) => fill(&mut self.evidence, s, Err(e)),
             (Slot::Examples, Ok(Answer::Examples(v))) => fill(&mut self.examples, s, Ok(v)),
             (Slot::Examples, Err(e)) => fill(&mut self.examples, s, Err(e)),
+            (Slot::TestRuns, Ok(Answer::TestRuns(h))) => fill(&mut self.test_runs, s, Ok(h)),
+            (Slot::TestRuns, Err(e)) => fill(&mut self.test_runs, s, Err(e)),
             (Slot::Action(_), Ok(Answer::Done(msg))) => {
                 self.actions = self.actions.saturating_sub(1);
                 self.done.push(Ok(msg));
@@ -486,6 +492,7 @@ fn answer_name(a: &Answer) -> &'static str {
         Answer::Transaction(_) => "transaction",
         Answer::Evidence(_) => "evidence",
         Answer::Examples(_) => "examples",
+        Answer::TestRuns(..) => "test runs",
         Answer::Done(_) => "done",
     }
 }

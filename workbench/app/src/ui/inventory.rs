@@ -304,9 +304,23 @@ fn detail(ui: &mut egui::Ui, e: &EndpointView, inv: &Inventory, cmds: &mut Vec<C
         )
         .on_hover_text("traffic beyond a cap (path depth, parameters per request, distinct names) was not profiled");
     }
-    if ui.button("Show transactions").clicked() {
-        cmds.push(Command::ShowTraffic(Box::new(endpoint_filter(e, inv))));
-    }
+    ui.horizontal(|ui| {
+        if ui.button("Show transactions").clicked() {
+            cmds.push(Command::ShowTraffic(Box::new(endpoint_filter(e, inv))));
+        }
+        if ui
+            .button("Generate tests")
+            .on_hover_text(
+                "Security tests for this endpoint, built from its captured requests (Tests view)",
+            )
+            .clicked()
+        {
+            cmds.push(Command::GenerateTests {
+                endpoint: Some(format!("{} {}", e.endpoint.method, e.endpoint.template)),
+                finding: None,
+            });
+        }
+    });
     ui.separator();
 
     section(ui, "Findings", !e.findings.is_empty(), |ui| {

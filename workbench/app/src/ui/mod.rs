@@ -19,6 +19,7 @@ pub mod overview;
 pub mod picker;
 pub mod sensitive;
 pub mod sensors;
+pub mod tests;
 pub mod traffic;
 pub mod welcome;
 
