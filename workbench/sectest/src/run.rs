@@ -165,6 +165,19 @@ impl RunReport {
         self.tests.iter().filter(|t| t.verdict == v).count()
     }
 
+    /// `3 passed, 1 failed, 0 inconclusive, 0 error(s); 12 request(s) in 0.4 s`.
+    pub fn summary(&self) -> String {
+        format!(
+            "{} passed, {} failed, {} inconclusive, {} error(s); {} request(s) in {:.1} s",
+            self.count(Verdict::Pass),
+            self.count(Verdict::Fail),
+            self.count(Verdict::Inconclusive),
+            self.count(Verdict::Error),
+            self.requests,
+            self.duration_ms / 1000.0
+        )
+    }
+
     /// The CLI's exit code: 2 when a test could not run, 1 when a test at or above `fail_on`
     /// failed, else 0.
     pub fn exit_code(&self, fail_on: Severity) -> i32 {

@@ -8,7 +8,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
-use tapline_sectest::run::{Mode, Progress, RunOptions, RunReport, Verdict};
+use tapline_sectest::run::{Mode, Progress, RunOptions, RunReport};
 use tapline_sectest::spec::Severity;
 
 /// Exit status: every test passed (or failed below `--fail-on`).
@@ -236,17 +236,7 @@ fn listed(ids: &[String]) -> String {
 }
 
 fn summary(err: &mut dyn Write, r: &RunReport) -> std::io::Result<()> {
-    writeln!(
-        err,
-        "{} test(s): {} passed, {} failed, {} inconclusive, {} error(s); {} request(s) in {:.1} s",
-        r.tests.len(),
-        r.count(Verdict::Pass),
-        r.count(Verdict::Fail),
-        r.count(Verdict::Inconclusive),
-        r.count(Verdict::Error),
-        r.requests,
-        r.duration_ms / 1000.0
-    )
+    writeln!(err, "{} test(s): {}", r.tests.len(), r.summary())
 }
 
 fn write_reports(a: &TestRunArgs, report: &RunReport) -> Result<()> {

@@ -377,14 +377,9 @@ fn results(ui: &mut egui::Ui, state: &mut State) {
     };
     ui.separator();
     ui.heading(format!(
-        "Last run against {}: {} passed, {} failed, {} inconclusive, {} error(s) · {} request(s) in {:.1} s",
+        "Last run against {}: {}",
         report.target,
-        report.count(Verdict::Pass),
-        report.count(Verdict::Fail),
-        report.count(Verdict::Inconclusive),
-        report.count(Verdict::Error),
-        report.requests,
-        report.duration_ms / 1000.0
+        report.summary()
     ));
     egui::Grid::new("test-results")
         .striped(true)
