@@ -24,6 +24,12 @@ pub struct Listed {
     id: Option<String>,
 }
 
+/// A file read or written off the UI thread.
+enum FileDone {
+    Opened(PathBuf, Result<String, String>),
+    Saved(PathBuf, Result<(), String>),
+}
+
 /// What a run's worker says.
 enum RunMsg {
     Started {
@@ -55,6 +61,7 @@ pub struct State {
     pub env_file: String,
     files: Vec<Listed>,
     listing: Option<mpsc::Receiver<Vec<Listed>>>,
+    file_io: Option<mpsc::Receiver<FileDone>>,
     /// The file open in the editor, its text, and whether it changed since it was read.
     editing: Option<(PathBuf, String, bool)>,
     /// The editor's text checked: `Ok(summary)` or the error with its line and column.
@@ -100,7 +107,40 @@ impl State {
 
     /// Whether a worker is busy.
     pub fn busy(&self) -> bool {
-        self.listing.is_some() || self.run.is_some()
+        self.listing.is_some() || self.run.is_some() || self.file_io.is_some()
+    }
+
+    /// Reads or writes a file on a thread of its own; the answer arrives through `poll`.
+    fn file_job(&mut self, ctx: &egui::Context, job: impl FnOnce() -> FileDone + Send + 'static) {
+        let (tx, rx) = mpsc::channel();
+        let ctx = ctx.clone();
+        let spawned = std::thread::Builder::new().name("tests-file".into()).spawn(move || {
+            let _ = tx.send(job());
+            ctx.request_repaint();
+        });
+        match spawned {
+            Ok(_) => self.file_io = Some(rx),
+            Err(e) => self.message = Some(Err(format!("cannot start a file job: {e}"))),
+        }
+    }
+
+    fn absorb_file(&mut self, done: FileDone) {
+        match done {
+            FileDone::Opened(path, Ok(text)) => {
+                self.validation = Some(validate(&path, &text));
+                self.editing = Some((path, text, false));
+            }
+            FileDone::Opened(path, Err(e)) => self.message = Some(Err(format!("cannot read {}: {e}", path.display()))),
+            FileDone::Saved(path, Ok(())) => {
+                if let Some((p, _, dirty)) = &mut self.editing
+                    && *p == path
+                {
+                    *dirty = false;
+                }
+                self.message = Some(Ok(format!("saved {}", path.display())));
+            }
+            FileDone::Saved(path, Err(e)) => self.message = Some(Err(format!("cannot save {}: {e}", path.display()))),
+        }
     }
 
     /// Takes in what the workers said; returns a finished run for the case to keep.
@@ -110,6 +150,12 @@ impl State {
         {
             self.files = files;
             self.listing = None;
+        }
+        if let Some(rx) = &self.file_io
+            && let Ok(done) = rx.try_recv()
+        {
+            self.file_io = None;
+            self.absorb_file(done);
         }
         let job = self.run.as_mut()?;
         let mut finished = None;
@@ -307,13 +353,10 @@ fn files(ui: &mut egui::Ui, state: &mut State) {
         });
     if let Some(i) = open {
         let path = state.files[i].path.clone();
-        match std::fs::read_to_string(&path) {
-            Ok(text) => {
-                state.validation = Some(validate(&path, &text));
-                state.editing = Some((path, text, false));
-            }
-            Err(e) => state.message = Some(Err(format!("cannot read {}: {e}", path.display()))),
-        }
+        state.file_job(ui.ctx(), move || {
+            let text = std::fs::read_to_string(&path).map_err(|e| e.to_string());
+            FileDone::Opened(path, text)
+        });
     }
 }
 
@@ -332,6 +375,7 @@ fn validate(path: &Path, text: &str) -> Result<String, String> {
 }
 
 fn editor(ui: &mut egui::Ui, state: &mut State) {
+    let mut save = None;
     let Some((path, text, dirty)) = &mut state.editing else {
         ui.label(RichText::new("Pick a file to read or edit it.").weak());
         return;
@@ -342,13 +386,7 @@ fn editor(ui: &mut egui::Ui, state: &mut State) {
                 .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
         );
         if *dirty && ui.button("Save").clicked() {
-            match std::fs::write(&*path, text.as_bytes()) {
-                Ok(()) => {
-                    *dirty = false;
-                    state.message = Some(Ok(format!("saved {}", path.display())));
-                }
-                Err(e) => state.message = Some(Err(format!("cannot save {}: {e}", path.display()))),
-            }
+            save = Some((path.clone(), text.clone()));
         }
     });
     match &state.validation {
@@ -368,6 +406,12 @@ fn editor(ui: &mut egui::Ui, state: &mut State) {
     if ui.add(edit).labelled_by(label.id).changed() {
         *dirty = true;
         state.validation = Some(validate(path, text));
+    }
+    if let Some((path, text)) = save {
+        state.file_job(ui.ctx(), move || {
+            let written = std::fs::write(&path, text.as_bytes()).map_err(|e| e.to_string());
+            FileDone::Saved(path, written)
+        });
     }
 }
 
