@@ -806,3 +806,138 @@ impl Scope for RunScope<'_> {
         " (set it in the environment or the --env-file)"
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicUsize;
+
+    /// A loopback HTTP/1.1 server: `/away` redirects to `elsewhere`, everything else is 200.
+    /// Counts the requests it answered.
+    fn server(elsewhere: String) -> (String, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let count = Arc::new(AtomicUsize::new(0));
+        let seen = Arc::clone(&count);
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut s) = stream else { continue };
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && s.read(&mut byte).is_ok_and(|n| n == 1) {
+                    head.push(byte[0]);
+                }
+                seen.fetch_add(1, Ordering::SeqCst);
+                let answer = if head.starts_with(b"GET /away") {
+                    format!(
+                        "HTTP/1.1 302 Found\r\nLocation: {elsewhere}/stolen\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    )
+                } else {
+                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok".to_owned()
+                };
+                let _ = s.write_all(answer.as_bytes());
+            }
+        });
+        (url, count)
+    }
+
+    fn test(steps: &str) -> Test {
+        let text = format!(
+            "version: tapline-test/1\nid: t\nmeta: {{name: t, severity: low}}\nsteps:\n{steps}"
+        );
+        crate::load::parse(std::path::Path::new("t.yaml"), &text).unwrap()
+    }
+
+    fn options(target: &str) -> RunOptions {
+        RunOptions {
+            target: Url::parse(target).unwrap(),
+            env: HashMap::new(),
+            identities: IndexMap::new(),
+            rate: None,
+            max_requests: None,
+            timeout: Duration::from_secs(5),
+            mode: Mode::Send,
+        }
+    }
+
+    fn go(t: &Test, opts: &RunOptions) -> RunReport {
+        run(
+            std::slice::from_ref(t),
+            opts,
+            &AtomicBool::new(false),
+            &mut |_| {},
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn redirects_off_the_target_are_not_followed() {
+        let (other, other_count) = server(String::new());
+        let (target, _) = server(other);
+        let t = test("  - request: {method: GET, url: /away}\n    assert: [{status: 302}]\n");
+        let r = go(&t, &options(&target));
+        assert_eq!(r.tests[0].verdict, Verdict::Pass, "{:?}", r.tests[0]);
+        assert_eq!(
+            other_count.load(Ordering::SeqCst),
+            0,
+            "the other origin was contacted"
+        );
+    }
+
+    #[test]
+    fn the_request_budget_ends_the_test_as_an_error_not_a_verdict() {
+        let (target, count) = server(String::new());
+        let t = test(
+            "  - repeat: 5\n    request: {method: GET, url: /}\n    assert: [{status: 200}]\n",
+        );
+        let mut opts = options(&target);
+        opts.max_requests = Some(3);
+        let r = go(&t, &opts);
+        assert_eq!(r.tests[0].verdict, Verdict::Error);
+        assert!(
+            r.tests[0].reason.as_deref().unwrap().contains("budget (3)"),
+            "{:?}",
+            r.tests[0].reason
+        );
+        assert_eq!(count.load(Ordering::SeqCst), 3);
+        assert_eq!(r.exit_code(Severity::Low), 2);
+    }
+
+    #[test]
+    fn the_rate_limit_spaces_requests() {
+        let (target, _) = server(String::new());
+        let t = test(
+            "  - repeat: 5\n    request: {method: GET, url: /}\n    assert: [{status: 200}]\n",
+        );
+        let mut opts = options(&target);
+        opts.rate = Some(20.0);
+        let started = Instant::now();
+        let r = go(&t, &opts);
+        assert_eq!(r.tests[0].verdict, Verdict::Pass);
+        // Five requests at 20 a second: four gaps of 50 ms.
+        assert!(
+            started.elapsed() >= Duration::from_millis(200),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
+    #[test]
+    fn a_failed_setup_is_inconclusive_and_a_failed_check_a_failure() {
+        let (target, _) = server(String::new());
+        let setup = test(
+            "  - role: setup\n    request: {method: GET, url: /}\n    assert: [{status: 404}]\n  - request: {method: GET, url: /}\n    assert: [{status: 200}]\n",
+        );
+        let r = go(&setup, &options(&target));
+        assert_eq!(r.tests[0].verdict, Verdict::Inconclusive);
+        assert_eq!(r.exit_code(Severity::Low), 0);
+        let check = test("  - request: {method: GET, url: /}\n    assert: [{status: 4xx}]\n");
+        let r = go(&check, &options(&target));
+        assert_eq!(r.tests[0].verdict, Verdict::Fail);
+        assert_eq!(r.exit_code(Severity::Low), 1);
+        assert_eq!(r.exit_code(Severity::High), 0, "below --fail-on");
+    }
+}

@@ -114,10 +114,12 @@ impl State {
     fn file_job(&mut self, ctx: &egui::Context, job: impl FnOnce() -> FileDone + Send + 'static) {
         let (tx, rx) = mpsc::channel();
         let ctx = ctx.clone();
-        let spawned = std::thread::Builder::new().name("tests-file".into()).spawn(move || {
-            let _ = tx.send(job());
-            ctx.request_repaint();
-        });
+        let spawned = std::thread::Builder::new()
+            .name("tests-file".into())
+            .spawn(move || {
+                let _ = tx.send(job());
+                ctx.request_repaint();
+            });
         match spawned {
             Ok(_) => self.file_io = Some(rx),
             Err(e) => self.message = Some(Err(format!("cannot start a file job: {e}"))),
@@ -130,7 +132,9 @@ impl State {
                 self.validation = Some(validate(&path, &text));
                 self.editing = Some((path, text, false));
             }
-            FileDone::Opened(path, Err(e)) => self.message = Some(Err(format!("cannot read {}: {e}", path.display()))),
+            FileDone::Opened(path, Err(e)) => {
+                self.message = Some(Err(format!("cannot read {}: {e}", path.display())))
+            }
             FileDone::Saved(path, Ok(())) => {
                 if let Some((p, _, dirty)) = &mut self.editing
                     && *p == path
@@ -139,7 +143,9 @@ impl State {
                 }
                 self.message = Some(Ok(format!("saved {}", path.display())));
             }
-            FileDone::Saved(path, Err(e)) => self.message = Some(Err(format!("cannot save {}: {e}", path.display()))),
+            FileDone::Saved(path, Err(e)) => {
+                self.message = Some(Err(format!("cannot save {}: {e}", path.display())))
+            }
         }
     }
 
