@@ -23,11 +23,20 @@ impl std::fmt::Display for Failure {
     }
 }
 
+/// An earlier step's first answer, for similarity and timing checks.
+#[derive(Debug, Clone)]
+pub struct Baseline {
+    /// Its body (capped like every body).
+    pub body: Vec<u8>,
+    /// How long it took.
+    pub duration_ms: f64,
+}
+
 /// What a check is judged against besides the answer.
 #[derive(Default)]
 pub struct Context<'a> {
-    /// `baselines[i]` is step i's answer body, if any.
-    pub baselines: &'a [Option<Vec<u8>>],
+    /// `baselines[i]` is step i's first answer, if any.
+    pub baselines: &'a [Option<Baseline>],
     /// The payload this attempt sent: a sign that is only the payload echoed back is not one.
     pub payload: Option<&'a str>,
 }
@@ -70,15 +79,27 @@ fn one(
             let selected = doc.as_ref().map(|d| path.select(d)).unwrap_or_default();
             json_cond(path.as_str(), cond, &selected, doc.is_some(), scope)
         }
-        Check::DurationMs { below, above } => {
-            let ms = a.duration.as_secs_f64() * 1000.0;
+        Check::DurationMs { below, above, than } => {
+            let mut ms = a.duration.as_secs_f64() * 1000.0;
+            let mut over = String::new();
+            if let Some((step, name)) = than {
+                let Some(Some(base)) = cx.baselines.get(*step) else {
+                    return fail(
+                        format!("a time from step `{name}` to compare with"),
+                        "none".into(),
+                    );
+                };
+                ms -= base.duration_ms;
+                over = format!(" more than step `{name}`'s");
+            }
             match (below, above) {
-                (Some(b), _) if ms >= *b => {
-                    fail(format!("an answer within {b} ms"), format!("{ms:.0} ms"))
-                }
+                (Some(b), _) if ms >= *b => fail(
+                    format!("an answer within {b} ms{over}"),
+                    format!("{ms:.0} ms{over}"),
+                ),
                 (_, Some(x)) if ms <= *x => fail(
-                    format!("an answer slower than {x} ms"),
-                    format!("{ms:.0} ms"),
+                    format!("an answer over {x} ms{over}"),
+                    format!("{ms:.0} ms{over}"),
                 ),
                 _ => Ok(None),
             }
@@ -95,7 +116,7 @@ fn one(
                     "none".into(),
                 );
             };
-            let s = similarity(base, &a.body);
+            let s = similarity(&base.body, &a.body);
             match (at_least, below) {
                 (Some(min), _) if s < *min => fail(
                     format!("a body at least {min} similar to step `{name}`'s"),
@@ -428,12 +449,30 @@ mod tests {
         }));
         assert!(ok(Check::DurationMs {
             below: Some(1000.0),
-            above: None
+            above: None,
+            than: None
         }));
         assert!(!ok(Check::DurationMs {
             below: None,
-            above: Some(1000.0)
+            above: Some(1000.0),
+            than: None
         }));
+        // 30 ms against a 25 ms baseline: 5 ms more.
+        let base = [Some(Baseline {
+            body: Vec::new(),
+            duration_ms: 25.0,
+        })];
+        let cx = Context {
+            baselines: &base,
+            payload: None,
+        };
+        let slower = |below| Check::DurationMs {
+            below: Some(below),
+            above: None,
+            than: Some((0, "b".into())),
+        };
+        assert!(judge(&[slower(10.0)], &a, &vars(), &cx).unwrap().is_empty());
+        assert_eq!(judge(&[slower(4.0)], &a, &vars(), &cx).unwrap().len(), 1);
         assert!(ok(Check::NoSignsOf(crate::payloads::Family::Sqli)));
         let echo = answer(201, r#"{"sku": "{\"$where\": \"sleep(100)\"}"}"#);
         let nosql = [Check::NoSignsOf(Family::Nosql)];

@@ -445,9 +445,22 @@ fn check(a: Assertion, earlier: &[Step]) -> Result<Check, String> {
             if b.below.is_none() && b.above.is_none() {
                 return Err("`duration_ms` needs `below` or `above`".into());
             }
+            let than = match &b.than {
+                None => None,
+                Some(name) => Some((
+                    earlier
+                        .iter()
+                        .position(|e| &e.name == name)
+                        .ok_or_else(|| {
+                            format!("`duration_ms: {{than: {name}}}` names no earlier step")
+                        })?,
+                    name.clone(),
+                )),
+            };
             Check::DurationMs {
                 below: b.below,
                 above: b.above,
+                than,
             }
         }
         Assertion::Similar(s) => {

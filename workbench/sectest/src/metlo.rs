@@ -305,6 +305,7 @@ fn assertion(a: MetloAssert) -> Result<Assertion, String> {
         (Key::Duration, false) => Assertion::DurationMs(Bound {
             below: a.value.as_f64(),
             above: None,
+            than: None,
         }),
     })
 }

@@ -97,9 +97,11 @@ pub enum Check {
         path: JsonPath,
         cond: JsonCond,
     },
+    /// Limits on the answer's time, less step `than`'s when given.
     DurationMs {
         below: Option<f64>,
         above: Option<f64>,
+        than: Option<(usize, String)>,
     },
     /// Against the response of step `step` (earlier in the same test).
     Similar {

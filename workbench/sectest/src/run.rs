@@ -331,7 +331,7 @@ impl Runner<'_> {
             used: 0,
         };
         let mut locals: HashMap<String, String> = HashMap::new();
-        let mut baselines: Vec<Option<Vec<u8>>> = Vec::with_capacity(test.steps.len());
+        let mut baselines: Vec<Option<judge::Baseline>> = Vec::with_capacity(test.steps.len());
         let mut steps = Vec::with_capacity(test.steps.len());
         let mut failed: Option<String> = None;
         let mut inconclusive: Option<String> = None;
@@ -421,9 +421,9 @@ impl Runner<'_> {
         test: &Test,
         step: &Step,
         locals: &mut HashMap<String, String>,
-        baselines: &[Option<Vec<u8>>],
+        baselines: &[Option<judge::Baseline>],
         limits: &mut Limits,
-    ) -> Result<(StepResult, Option<Vec<u8>>), (Halt, Option<StepResult>)> {
+    ) -> Result<(StepResult, Option<judge::Baseline>), (Halt, Option<StepResult>)> {
         let identity = match &step.identity {
             // A dry run logs nobody in: it sends nothing.
             Some(name) if name != "anonymous" && self.opts.mode == Mode::Send => {
@@ -471,7 +471,10 @@ impl Runner<'_> {
             any_passed |= ok;
             all_passed &= ok;
             if baseline.is_none() {
-                baseline = answer.map(|a| a.body);
+                baseline = answer.map(|a| judge::Baseline {
+                    duration_ms: a.duration.as_secs_f64() * 1000.0,
+                    body: a.body,
+                });
             }
             if !ok || i == 0 {
                 result.attempts.push(kept);
@@ -491,7 +494,7 @@ impl Runner<'_> {
         step: &Step,
         locals: &mut HashMap<String, String>,
         identity: Option<&Session>,
-        baselines: &[Option<Vec<u8>>],
+        baselines: &[Option<judge::Baseline>],
         limits: &mut Limits,
     ) -> Result<(AttemptResult, Option<Answer>), String> {
         let dry = self.opts.mode == Mode::DryRun;

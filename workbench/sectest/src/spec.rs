@@ -373,7 +373,8 @@ pub struct JsonCheck {
     pub not_equals: Option<serde_json::Value>,
 }
 
-/// Limits on a number: either or both.
+/// Limits on a number: either or both; with `than`, on how much longer the answer took than
+/// the named earlier step's (a baseline: timing checks that hold on slow APIs too).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Bound {
@@ -381,6 +382,8 @@ pub struct Bound {
     pub below: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub above: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub than: Option<String>,
 }
 
 /// Similarity to the response of the step named `to`.

@@ -412,11 +412,27 @@ impl<'a> Builder<'a> {
         };
         let who = self.who(tx);
         let base = replay(tx);
-        let mut steps = Vec::new();
+        // The captured request as it was: the time payloads that sleep are measured against.
+        let baseline = "the captured request";
+        let mut steps = vec![step(
+            baseline,
+            Role::Setup,
+            who.as_deref(),
+            base.clone(),
+            vec![not_5xx()],
+        )];
         for (location, name, value) in parameters(&base).into_iter().take(8) {
             for family in families(&name, &value, &location) {
                 let request = with_parameter(&base, &location, "{{p}}");
-                let checks = vec![not_5xx(), Assertion::NoSignsOf(family)];
+                let mut checks = vec![not_5xx(), Assertion::NoSignsOf(family)];
+                if family == Family::SqliTime {
+                    // The payloads sleep 3 s: an answer 2.5 s slower than the baseline slept.
+                    checks.push(Assertion::DurationMs(spec::Bound {
+                        below: Some(2500.0),
+                        above: None,
+                        than: Some(baseline.into()),
+                    }));
+                }
                 let mut s = step(
                     &format!("{} into {} `{name}`", family.name(), location.word()),
                     Role::Check,
@@ -432,7 +448,7 @@ impl<'a> Builder<'a> {
                 steps.push(s);
             }
         }
-        if steps.is_empty() {
+        if steps.len() == 1 {
             return Ok(None);
         }
         let ids: Vec<String> = who.into_iter().collect();
@@ -1147,7 +1163,13 @@ fn set_leaf(j: &mut Json, path: &[PathPart], value: &str) {
 /// The payload families worth a parameter, by its name, value and place.
 fn families(name: &str, value: &str, at: &Location) -> Vec<Family> {
     let n = name.to_ascii_lowercase();
-    let mut out = vec![Family::Sqli, Family::Xss, Family::Ssti, Family::Cmd];
+    let mut out = vec![
+        Family::Sqli,
+        Family::SqliTime,
+        Family::Xss,
+        Family::Ssti,
+        Family::Cmd,
+    ];
     let fileish = [
         "file", "path", "dir", "doc", "template", "page", "include", "name", "folder", "download",
     ];
