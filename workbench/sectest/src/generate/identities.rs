@@ -13,6 +13,18 @@ use tapline_record::Transaction;
 
 /// Request fields that carry a password.
 const PASSWORD_FIELDS: &[&str] = &["password", "passwd", "pass", "pwd", "secret", "passphrase"];
+/// Headers that carry API keys.
+const API_KEY_HEADERS: &[&str] = &[
+    "x-api-key",
+    "api-key",
+    "apikey",
+    "x-apikey",
+    "x-auth-token",
+    "x-access-token",
+    "x-api-token",
+    "x-token",
+];
+
 /// Request fields that name the user.
 const USER_FIELDS: &[&str] = &[
     "username",
@@ -60,6 +72,10 @@ pub struct Identities {
     by_principal: BTreeMap<String, String>,
     /// Identities whose tokens claim an admin role.
     admins: std::collections::BTreeSet<String>,
+    /// API keys and session cookies (by a hash of the value) → identity name.
+    by_credential: BTreeMap<String, String>,
+    /// Such an identity's header: (name, value template), its variable and what it holds.
+    credential_headers: BTreeMap<String, (String, String, String, String)>,
 }
 
 impl Identities {
@@ -88,16 +104,40 @@ impl Identities {
                     if claims_admin(&jwt) {
                         ids.admins.insert(name);
                     }
+                } else if let Some(c) = other_credential(tx) {
+                    ids.add_credential(c);
                 }
             }
         }
         ids
     }
 
-    /// The identity a request was sent as, if its credentials name a principal.
+    /// An API key or session seen: an identity whose value is a placeholder.
+    fn add_credential(&mut self, c: Credential) {
+        if self.by_credential.contains_key(&c.hash) {
+            return;
+        }
+        let n = self.by_credential.len() + 1;
+        let name = format!("{}-{n}", c.kind);
+        let var = env_name(&name, "");
+        let var = var.trim_end_matches('_').to_owned();
+        let value = c.template.replace("VAR", &format!("{{{{env.{var}}}}}"));
+        let what = format!(
+            "the {} sent as `{}` (first seen on {})",
+            c.kind_words, c.header, c.first_path
+        );
+        self.credential_headers
+            .insert(name.clone(), (c.header, value, var, what));
+        self.by_credential.insert(c.hash, name);
+    }
+
+    /// The identity a request was sent as, if its credentials are known.
     pub fn of(&self, tx: &Transaction) -> Option<&str> {
-        let (p, _) = bearer_principal(tx)?;
-        self.by_principal.get(&p).map(String::as_str)
+        if let Some((p, _)) = bearer_principal(tx) {
+            return self.by_principal.get(&p).map(String::as_str);
+        }
+        let c = other_credential(tx)?;
+        self.by_credential.get(&c.hash).map(String::as_str)
     }
 
     /// The principal an identity speaks for.
@@ -116,7 +156,11 @@ impl Identities {
     /// Identities that can log in by themselves, then the others, in a stable order.
     pub fn all(&self) -> Vec<&str> {
         let mut out: Vec<&str> = self.logins.iter().map(|l| l.identity.as_str()).collect();
-        for v in self.by_principal.values() {
+        for v in self
+            .by_principal
+            .values()
+            .chain(self.credential_headers.keys())
+        {
             if !out.contains(&v.as_str()) {
                 out.push(v);
             }
@@ -146,6 +190,15 @@ impl Identities {
                         format!("{name}'s password (user name `{}`)", l.username),
                     ));
                     login_identity(l, &var)
+                }
+                None if self.credential_headers.contains_key(name) => {
+                    let (header, value, var, what) = &self.credential_headers[name];
+                    placeholders.push((var.clone(), what.clone()));
+                    Identity {
+                        description: Some(what.clone()),
+                        login: None,
+                        headers: [(header.clone(), value.clone())].into_iter().collect(),
+                    }
                 }
                 None => {
                     let var = env_name(name, "TOKEN");
@@ -241,6 +294,55 @@ pub fn plain(s: &str) -> String {
     if out.is_empty() { "x".into() } else { out }
 }
 
+/// An API key or session cookie a request carried.
+struct Credential {
+    /// `key` or `session`: the identity's name prefix.
+    kind: &'static str,
+    kind_words: &'static str,
+    header: String,
+    /// The header value with `VAR` where the secret goes.
+    template: String,
+    hash: String,
+    first_path: String,
+}
+
+/// The API key header or session cookie of a request without a bearer token.
+fn other_credential(tx: &Transaction) -> Option<Credential> {
+    let hash = |v: &str| blake3::hash(v.as_bytes()).to_hex().to_string();
+    let first_path = tx.uri.split('?').next().unwrap_or(&tx.uri).to_owned();
+    for (name, value) in tx.request_headers.iter() {
+        if API_KEY_HEADERS.iter().any(|h| name.eq_ignore_ascii_case(h)) && !value.trim().is_empty()
+        {
+            return Some(Credential {
+                kind: "key",
+                kind_words: "API key",
+                header: name.to_owned(),
+                template: "VAR".into(),
+                hash: hash(value.trim()),
+                first_path,
+            });
+        }
+    }
+    let cookies = tx.request_header("cookie")?;
+    cookies.split(';').find_map(|c| {
+        let (k, v) = c.trim().split_once('=')?;
+        let n = k.to_ascii_lowercase();
+        let session = n.contains("sess")
+            || n == "sid"
+            || n.ends_with("_sid")
+            || n.contains("auth")
+            || n.ends_with("token");
+        (session && !v.is_empty()).then(|| Credential {
+            kind: "session",
+            kind_words: "session cookie",
+            header: "Cookie".into(),
+            template: format!("{k}=VAR"),
+            hash: hash(v),
+            first_path: first_path.clone(),
+        })
+    })
+}
+
 fn bearer_principal(tx: &Transaction) -> Option<(String, Jwt)> {
     let auth = tx.request_header("authorization")?;
     let (scheme, token) = auth.trim().split_once(' ')?;
@@ -320,5 +422,60 @@ fn find_jwt(v: &Value, path: &str) -> Option<(String, String)> {
             .enumerate()
             .find_map(|(i, x)| find_jwt(x, &format!("{path}[{i}]"))),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tapline_record::Transaction;
+
+    fn tx(headers: &[(&str, &str)]) -> Transaction {
+        let mut t = Transaction {
+            method: "GET".into(),
+            uri: "/things/1".into(),
+            status: Some(200),
+            ..Transaction::default()
+        };
+        for (n, v) in headers {
+            t.request_headers.push(n, v);
+        }
+        t
+    }
+
+    #[test]
+    fn api_keys_and_sessions_become_identities_with_placeholders() {
+        let samples = vec![
+            (1, tx(&[("X-API-Key", "k-aaaa")])),
+            (2, tx(&[("X-API-Key", "k-bbbb")])),
+            (3, tx(&[("X-API-Key", "k-aaaa")])),
+            (4, tx(&[("Cookie", "theme=dark; sessionid=s-1234")])),
+        ];
+        let t = Target {
+            method: "GET".into(),
+            template: "/things/{id}".into(),
+            details: Vec::new(),
+            samples,
+            findings: Vec::new(),
+        };
+        let ids = Identities::discover(std::slice::from_ref(&t));
+        assert_eq!(ids.all(), vec!["key-1", "key-2", "session-3"]);
+        assert_eq!(ids.of(&t.samples[2].1), Some("key-1"));
+        assert_eq!(ids.of(&t.samples[3].1), Some("session-3"));
+        let (file, vars) = ids.file(&["key-2".into(), "session-3".into()]);
+        let key = &file.identities["key-2"];
+        assert_eq!(key.headers["X-API-Key"], "{{env.KEY_2}}");
+        assert_eq!(
+            file.identities["session-3"].headers["Cookie"],
+            "sessionid={{env.SESSION_3}}"
+        );
+        let names: Vec<&str> = vars.iter().map(|(v, _)| v.as_str()).collect();
+        assert_eq!(names, vec!["KEY_2", "SESSION_3"]);
+        // Nothing of the values reaches the file.
+        let yaml = serde_saphyr::to_string(&file).unwrap();
+        assert!(
+            !yaml.contains("k-bbbb") && !yaml.contains("s-1234"),
+            "{yaml}"
+        );
     }
 }

@@ -190,7 +190,7 @@ impl<'a> Builder<'a> {
         let request = replay(tx);
         let steps = vec![
             step(
-                &format!("{a} reads its own object"),
+                &format!("{a} reads their own object"),
                 Role::Setup,
                 Some(&a),
                 request.clone(),
