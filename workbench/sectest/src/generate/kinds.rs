@@ -384,6 +384,19 @@ impl<'a> Builder<'a> {
                     r,
                     vec![not_2xx()],
                 ));
+                // With the key known, an expired token can be forged properly: is expiry checked?
+                let mut r = request.clone();
+                r.headers.insert(
+                    "Authorization".into(),
+                    format!("Bearer {{{{{token} | jwt_claim:exp=1 | jwt_sign_hs256:{key}}}}}"),
+                );
+                steps.push(step(
+                    &format!("{a}'s token, expired in 1970"),
+                    Role::Check,
+                    None,
+                    r,
+                    vec![not_2xx()],
+                ));
             }
         }
         let mut test = self.test(
@@ -1279,6 +1292,33 @@ mod tests {
         for p in ["$.ssn", "$[*].ssn", "$.items[*].card"] {
             crate::jsonpath::JsonPath::parse(p).unwrap();
         }
+    }
+
+    #[test]
+    fn tokens_signed_with_a_dictionary_key_are_recognised() {
+        use base64::Engine as _;
+        let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+        let input = format!(
+            "{}.{}",
+            b64(r#"{"alg":"HS256","typ":"JWT"}"#),
+            b64(r#"{"sub":"7"}"#)
+        );
+        let sign = |key: &str| {
+            let k = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key.as_bytes());
+            format!(
+                "{input}.{}",
+                base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .encode(ring::hmac::sign(&k, input.as_bytes()))
+            )
+        };
+        assert_eq!(
+            weak_key(&sign("your-256-bit-secret")),
+            Some("your-256-bit-secret")
+        );
+        assert_eq!(
+            weak_key(&sign("a long random key nobody guesses 8f1e")),
+            None
+        );
     }
 
     #[test]
