@@ -316,7 +316,9 @@ async fn session(shared: &Shared) -> Result<()> {
         // A last heartbeat with the final counters, then a clean close.
         let _ = send(&mut tx, &SensorMessage::Stats(stats(shared))).await;
         let _ = tx.finish();
-        let _ = tokio::time::timeout(Duration::from_millis(500), tx.stopped()).await;
+        // The hub has read it all once the stream stops; a busy hub may take a while, and
+        // closing first would drop the final counters.
+        let _ = tokio::time::timeout(Duration::from_secs(5), tx.stopped()).await;
     }
     conn.close(0u32.into(), b"bye");
     ep.wait_idle().await;

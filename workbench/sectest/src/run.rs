@@ -241,6 +241,7 @@ pub fn run(
         sent: 0,
         last_sent: None,
         sessions: HashMap::new(),
+        unique: unique_token(),
     };
     let total = tests.len();
     let mut results = Vec::with_capacity(total);
@@ -302,6 +303,9 @@ struct Runner<'a> {
     last_sent: Option<Instant>,
     /// Logged in once per run; a failed login is remembered, not retried per test.
     sessions: HashMap<String, Result<Session, String>>,
+    /// `{{unique}}`: the same all run long, different from any other run's (names of objects
+    /// a test creates, so a rerun does not collide with the last run's).
+    unique: String,
 }
 
 /// Why a test stopped before its verdict.
@@ -499,6 +503,7 @@ impl Runner<'_> {
     ) -> Result<(AttemptResult, Option<Answer>), String> {
         let dry = self.opts.mode == Mode::DryRun;
         let scope = TestScope {
+            unique: &self.unique,
             locals,
             test,
             run: self.opts,
@@ -559,6 +564,7 @@ impl Runner<'_> {
             payload: payload.as_deref(),
         };
         let scope = TestScope {
+            unique: &self.unique,
             locals,
             test,
             run: self.opts,
@@ -627,6 +633,7 @@ impl Runner<'_> {
         let mut vars = HashMap::new();
         if let Some(login) = &def.login {
             let scope = RunScope {
+                unique: &self.unique,
                 run: self.opts,
                 vars: &vars,
             };
@@ -652,6 +659,7 @@ impl Runner<'_> {
             }
         }
         let scope = RunScope {
+            unique: &self.unique,
             run: self.opts,
             vars: &vars,
         };
@@ -663,6 +671,21 @@ impl Runner<'_> {
             .map_err(|e| format!("identity `{name}`'s headers: {e}"))?;
         Ok(Session { headers, vars })
     }
+}
+
+/// A run's `{{unique}}`: time and process, in base 36 (short, and valid in names and e-mails).
+fn unique_token() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let mut n = (nanos ^ (u128::from(std::process::id()) << 64)) % 36u128.pow(10);
+    let mut out = String::from("t");
+    for _ in 0..10 {
+        let d = (n % 36) as u32;
+        out.push(char::from_digit(d, 36).unwrap_or('0'));
+        n /= 36;
+    }
+    out
 }
 
 /// Renders a request's templates into what is sent.
@@ -741,6 +764,7 @@ fn mask(req: &SentRequest, identity: Option<&Session>) -> SentRequest {
 /// Names in a test: its locals (payload, extracted), its env, identities' login variables,
 /// the target and the run's environment.
 struct TestScope<'a> {
+    unique: &'a str,
     locals: &'a HashMap<String, String>,
     test: &'a Test,
     run: &'a RunOptions,
@@ -756,6 +780,7 @@ impl Scope for TestScope<'_> {
         if let Some(v) = self.test.env.get(name) {
             // Env values may refer to the run's environment.
             let run = RunScope {
+                unique: self.unique,
                 run: self.run,
                 vars: self.locals,
             };
@@ -769,6 +794,7 @@ impl Scope for TestScope<'_> {
             return Some(Cow::Owned(v.clone()));
         }
         let run = RunScope {
+            unique: self.unique,
             run: self.run,
             vars: self.locals,
         };
@@ -784,6 +810,7 @@ impl Scope for TestScope<'_> {
 
 /// Names outside a test: a login's variables, the target, the run's environment.
 struct RunScope<'a> {
+    unique: &'a str,
     run: &'a RunOptions,
     vars: &'a HashMap<String, String>,
 }
@@ -792,6 +819,9 @@ impl Scope for RunScope<'_> {
     fn get(&self, name: &str) -> Option<Cow<'_, str>> {
         if let Some(v) = self.vars.get(name) {
             return Some(Cow::Borrowed(v));
+        }
+        if name == "unique" {
+            return Some(Cow::Borrowed(self.unique));
         }
         if name == "target" {
             return Some(Cow::Owned(

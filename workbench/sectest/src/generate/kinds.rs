@@ -89,6 +89,8 @@ const PROBE_ORIGIN: &str = "https://tapline-cors-probe.example";
 
 pub(crate) struct Builder<'a> {
     ids: &'a Identities,
+    /// Every endpoint of the case (the selected ones may be fewer).
+    all: &'a [Target],
     case: &'a Path,
     tests: Vec<GeneratedTest>,
     skipped: Vec<String>,
@@ -97,9 +99,10 @@ pub(crate) struct Builder<'a> {
 type Built = Result<Option<(TestFile, Vec<i64>)>, String>;
 
 impl<'a> Builder<'a> {
-    pub fn new(ids: &'a Identities, case: &'a Path) -> Builder<'a> {
+    pub fn new(ids: &'a Identities, case: &'a Path, all: &'a [Target]) -> Builder<'a> {
         Builder {
             ids,
+            all,
             case,
             tests: Vec::new(),
             skipped: Vec::new(),
@@ -491,81 +494,118 @@ impl<'a> Builder<'a> {
                     serde_json::from_slice::<Json>(&x.request_body.data),
                     Ok(Json::Object(_))
                 )
-                && matches!(
-                    serde_json::from_slice::<Value>(&x.response_body.data),
-                    Ok(Value::Object(_))
-                )
         });
         let Some((id, tx)) = sample.map(|(i, x)| (*i, x)) else {
             return Ok(None);
         };
-        let sent: std::collections::BTreeSet<String> = t
-            .samples
-            .iter()
-            .filter_map(
-                |(_, x)| match serde_json::from_slice::<Value>(&x.request_body.data) {
-                    Ok(Value::Object(o)) => Some(o.keys().cloned().collect::<Vec<_>>()),
-                    _ => None,
-                },
-            )
-            .flatten()
-            .collect();
-        let Ok(Value::Object(answer)) = serde_json::from_slice::<Value>(&tx.response_body.data)
-        else {
-            return Ok(None);
+        let sent = sent_fields(t);
+        let answer = match serde_json::from_slice::<Value>(&tx.response_body.data) {
+            Ok(Value::Object(o)) => o,
+            _ => serde_json::Map::new(),
         };
-        let mut probes: Vec<(String, Value)> = answer
-            .iter()
-            .filter(|(k, _)| !sent.contains(*k) && !k.eq_ignore_ascii_case("id"))
-            .filter_map(|(k, v)| probe(v).map(|p| (k.clone(), p)))
-            .collect();
-        for (k, v) in [
-            ("role", Value::from("admin")),
-            ("is_admin", Value::Bool(true)),
-            ("admin", Value::Bool(true)),
-        ] {
-            if !sent.contains(k) && !probes.iter().any(|(p, _)| p == k) && answer.get(k) != Some(&v)
-            {
-                probes.push((k.to_owned(), v));
-            }
-        }
+        let mut request = replay(tx);
+        // Where the written object can be read back (`GET /users/v1/{name}` after registering).
+        let read = match &mut request.json {
+            Some(Json::Object(body)) => self.read_back(body),
+            _ => None,
+        };
+        let probes = mass_probes(
+            &answer,
+            read.as_ref().map(|r| r.fields.as_slice()).unwrap_or(&[]),
+            &sent,
+        );
         if probes.is_empty() {
             return Ok(None);
         }
-        let mut request = replay(tx);
         if let Some(Json::Object(body)) = &mut request.json {
             for (k, v) in &probes {
                 body.insert(k.clone(), Json::from(v));
             }
         }
-        let mut checks = vec![not_5xx()];
-        for (k, v) in &probes {
-            checks.push(Assertion::Json(JsonCheck {
-                path: json_path_key(k),
-                not_equals: Some(v.clone()),
-                ..Default::default()
-            }));
-        }
+        let not_taken = |checks: &mut Vec<Assertion>| {
+            for (k, v) in &probes {
+                checks.push(Assertion::Json(JsonCheck {
+                    path: json_path_key(k),
+                    not_equals: Some(v.clone()),
+                    ..Default::default()
+                }));
+            }
+        };
         let who = self.who(tx);
         let names: Vec<String> = probes.iter().map(|(k, _)| k.clone()).collect();
-        let steps = vec![step(
+        let mut checks = vec![not_5xx()];
+        not_taken(&mut checks);
+        let mut steps = vec![step(
             &format!("send {}", names.join(", ")),
             Role::Check,
             who.as_deref(),
             request,
             checks,
         )];
+        if let Some(r) = read {
+            let mut checks = vec![not_5xx()];
+            not_taken(&mut checks);
+            let back = Request {
+                method: "GET".into(),
+                url: r.url,
+                ..Default::default()
+            };
+            steps.push(step(
+                "read the object back",
+                Role::Check,
+                who.as_deref(),
+                back,
+                checks,
+            ));
+        }
+        let name = format!(
+            "Mass assignment: {} takes fields clients never send",
+            t.label()
+        );
         let test = self.test(
             Kind::MassAssignment,
             t,
-            format!(
-                "Mass assignment: {} takes fields clients never send",
-                t.label()
-            ),
+            name,
             who.into_iter().collect(),
             steps,
         );
         Ok(Some((test, vec![id])))
+    }
+
+    /// A read endpoint that showed an object named by a value this body sends: the value is
+    /// made unique per run (`alice` → `alice-{{unique}}`), so the read finds this run's object.
+    fn read_back(&self, body: &mut IndexMap<String, Json>) -> Option<ReadBack> {
+        for (k, v) in body.iter_mut() {
+            let Json::String(value) = v else { continue };
+            for r in self.all.iter().filter(|r| r.method == "GET") {
+                let Some((prefix, last)) = r.template.rsplit_once('/') else {
+                    continue;
+                };
+                if !last.starts_with('{') || prefix.contains('{') {
+                    continue;
+                }
+                let seen = r.samples.iter().any(|(_, x)| {
+                    let path = x.uri.split('?').next().unwrap_or(&x.uri);
+                    path.rsplit_once('/')
+                        .is_some_and(|(p, l)| p == prefix && percent_decoded(l) == *value)
+                });
+                if !seen {
+                    continue;
+                }
+                let unique = match value.split_once('@') {
+                    Some((local, domain)) => format!("{local}-{{{{unique}}}}@{domain}"),
+                    None => format!("{value}-{{{{unique}}}}"),
+                };
+                let fields = response_fields(r);
+                tracing::debug!(field = %k, read = %r.template, "mass assignment read back");
+                *value = unique.clone();
+                return Some(ReadBack {
+                    url: format!("{prefix}/{unique}"),
+                    fields,
+                });
+            }
+        }
+        None
     }
 
     fn data_exposure(&self, t: &Target) -> Built {
@@ -1208,6 +1248,84 @@ fn families(name: &str, value: &str, at: &Location) -> Vec<Family> {
         out.push(Family::Nosql);
     }
     out
+}
+
+/// Where a written object is read back, and the fields reads of it show.
+struct ReadBack {
+    url: String,
+    fields: Vec<(String, Value)>,
+}
+
+/// Every field the endpoint's requests sent.
+fn sent_fields(t: &Target) -> std::collections::BTreeSet<String> {
+    t.samples
+        .iter()
+        .filter_map(
+            |(_, x)| match serde_json::from_slice::<Value>(&x.request_body.data) {
+                Ok(Value::Object(o)) => Some(o.keys().cloned().collect::<Vec<_>>()),
+                _ => None,
+            },
+        )
+        .flatten()
+        .collect()
+}
+
+/// The fields a read endpoint's 2xx answers showed, each with a value of its type.
+fn response_fields(r: &Target) -> Vec<(String, Value)> {
+    let mut out: Vec<(String, Value)> = Vec::new();
+    for (_, x) in r.samples.iter().filter(|(_, x)| is_2xx(x)) {
+        if let Ok(Value::Object(o)) = serde_json::from_slice::<Value>(&x.response_body.data) {
+            for (k, v) in o {
+                if !out.iter().any(|(n, _)| *n == k) {
+                    out.push((k, v));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// What to send for mass assignment: fields the write's answer or the object's reads show
+/// but no request sent (not `id`), each with a probe value, and the usual privilege fields.
+fn mass_probes(
+    answer: &serde_json::Map<String, Value>,
+    read: &[(String, Value)],
+    sent: &std::collections::BTreeSet<String>,
+) -> Vec<(String, Value)> {
+    let mut probes: Vec<(String, Value)> = Vec::new();
+    // The write's answer speaks for the object only when it echoes something sent (not an
+    // envelope such as `{"status": "success", "message": …}`).
+    let echoes = answer.keys().any(|k| sent.contains(k));
+    let from_answer = answer
+        .iter()
+        .filter(|_| echoes)
+        .map(|(k, v)| (k.clone(), v.clone()));
+    for (k, v) in from_answer.chain(read.iter().cloned()) {
+        if sent.contains(&k) || k.eq_ignore_ascii_case("id") || probes.iter().any(|(p, _)| *p == k)
+        {
+            continue;
+        }
+        if let Some(p) = probe(&v) {
+            probes.push((k, p));
+        }
+    }
+    for (k, v) in [
+        ("role", Value::from("admin")),
+        ("is_admin", Value::Bool(true)),
+        ("admin", Value::Bool(true)),
+    ] {
+        let shown = answer.get(k) == Some(&v) || read.iter().any(|(n, x)| n == k && *x == v);
+        if !sent.contains(k) && !probes.iter().any(|(p, _)| p == k) && !shown {
+            probes.push((k.to_owned(), v));
+        }
+    }
+    probes
+}
+
+fn percent_decoded(s: &str) -> String {
+    url::form_urlencoded::parse(format!("x={s}").as_bytes())
+        .next()
+        .map_or_else(|| s.to_owned(), |(_, v)| v.into_owned())
 }
 
 /// A value of the same type as `v` that no server would choose by itself.

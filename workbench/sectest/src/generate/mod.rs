@@ -228,7 +228,11 @@ pub fn generate(case: &CaseStore, sel: &Selection) -> Result<Generated, Generate
         Vec::new()
     };
     let ids = Identities::discover(if all.is_empty() { &targets } else { &all });
-    let mut out = kinds::Builder::new(&ids, case.path());
+    let mut out = kinds::Builder::new(
+        &ids,
+        case.path(),
+        if all.is_empty() { &targets } else { &all },
+    );
     for t in &targets {
         for k in &kinds {
             out.build(*k, t);
@@ -297,9 +301,12 @@ fn gather(
         if wanted.is_some_and(|w| w != label) {
             continue;
         }
+        // A template's literal siblings (`/users/me` beside `/users/{id}`) have their own
+        // endpoints; a literal endpoint is its own path.
         let siblings: Vec<String> = endpoints
             .iter()
             .filter(|o| o.host == e.host && o.method == e.method && o.template != e.template)
+            .filter(|o| e.template.contains('{') && !o.template.contains('{'))
             .map(|o| o.template.clone())
             .collect();
         let filter = TxFilter {
