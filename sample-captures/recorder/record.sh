@@ -7,11 +7,13 @@
 # - abuse: the shop API again, customers among abusive clients (abuse_client.py): credential
 #   stuffing, scraping, enumeration, broken authentication, an error spike.
 #
+# - shop-holdout: the shop API with another cast and an administrator (shop_holdout_client.py),
+#   for security tests generated from traffic they were not tuned on.
 # - library: a Flask API keyed by user names and book titles (library_server.py), driven by
 #   library_client.py and curl, recorded three times with different identifiers (one tuned on,
 #   two held out).
 #
-#   sample-captures/recorder/record.sh [shop|catalog|abuse|library|all]   # rewrites sample-captures/<name>-api.*
+#   sample-captures/recorder/record.sh [shop|catalog|abuse|shop-holdout|library|all]   # rewrites sample-captures/<name>-api.*
 #
 # Needs root (or CAP_NET_RAW) for tcpdump, and python3, tcpdump, curl.
 set -euo pipefail
@@ -65,6 +67,13 @@ python3 "$here/catalog_server.py" --spec "$out/catalog-api.openapi.json"
 ls -l "$out"/catalog-api.*
 }
 
+# The shop again, with customers and an administrator the tests were not tuned on: security
+# tests generated from it are judged against the shop and its fixed twin (held out).
+record_shop_holdout() {
+record shop-holdout shop_server.py 18094 /health shop_holdout_client.py
+ls -l "$out"/shop-holdout-api.*
+}
+
 record_abuse() {
 record abuse shop_server.py 18090 /health abuse_client.py
 ls -l "$out"/abuse-api.*
@@ -86,7 +95,8 @@ case "$what" in
   shop) record_shop ;;
   catalog) record_catalog ;;
   abuse) record_abuse ;;
+  shop-holdout) record_shop_holdout ;;
   library) record_library ;;
-  all) record_shop; record_catalog; record_abuse; record_library ;;
-  *) echo "usage: $0 [shop|catalog|abuse|library|all]" >&2; exit 2 ;;
+  all) record_shop; record_catalog; record_abuse; record_shop_holdout; record_library ;;
+  *) echo "usage: $0 [shop|catalog|abuse|shop-holdout|library|all]" >&2; exit 2 ;;
 esac

@@ -3,7 +3,8 @@
 
 Deliberately realistic and deliberately flawed: responses carry personal data, any logged-in
 user can read any other user's record (BOLA), search reflects its query, a support header left
-in place opens a user's orders without a token (broken authentication), and a malformed order
+in place opens a user's orders without a token (broken authentication), any logged-in user may
+list every user at /admin/users (broken function-level authorisation), and a malformed order
 crashes the handler (500). Standard library
 only; HTTP/1.1 with keep-alive, gzip and chunked responses.
 
@@ -165,6 +166,12 @@ class Handler(BaseHTTPRequestHandler):
             me = USERS.get(int(m.group(1)))
         if me is None and path.startswith(("/api/v1/users", "/api/v1/orders", "/admin")):
             return self.send_json(401, {"error": "authentication required"})
+        if path == "/admin/users":
+            # Broken function-level authorisation: any logged-in user may list every user
+            # (the fixed twin asks for the admin role, as /admin/stats always did).
+            if FIXED and me["role"] != "admin":
+                return self.send_json(403, {"error": "forbidden"})
+            return self.send_json(200, [public(u) for u in USERS.values()])
         if path == "/admin/stats":
             if me["role"] != "admin":
                 return self.send_json(403, {"error": "forbidden"})
