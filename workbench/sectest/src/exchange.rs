@@ -168,12 +168,15 @@ impl Client {
         Ok(u)
     }
 
-    /// Sends `req` and reads the answer.
-    pub fn send(&self, req: &SentRequest) -> Result<Answer, SendError> {
+    /// Sends `req` and reads the answer (within `timeout` when given, else the client's).
+    pub fn send(&self, req: &SentRequest, timeout: Option<Duration>) -> Result<Answer, SendError> {
         let method = reqwest::Method::from_bytes(req.method.as_bytes())
             .map_err(|_| SendError::BadMethod(req.method.clone()))?;
         let url = self.resolve(&req.url)?;
         let mut builder = self.http.request(method, url);
+        if let Some(t) = timeout {
+            builder = builder.timeout(t);
+        }
         for (n, v) in &req.headers {
             builder = builder.header(n.as_str(), v.as_str());
         }
@@ -290,7 +293,7 @@ mod tests {
             headers: vec![],
             body: None,
         };
-        let e = c.send(&req).err().unwrap().to_string();
+        let e = c.send(&req, None).err().unwrap().to_string();
         assert!(
             e.contains("did not answer") && e.to_lowercase().contains("refused"),
             "{e}"

@@ -13,6 +13,7 @@
 
 pub mod exchange;
 pub mod filters;
+#[cfg(feature = "generate")]
 pub mod generate;
 pub mod jsonpath;
 pub mod judge;

@@ -317,6 +317,8 @@ enum Halt {
 struct Limits {
     budget: Option<u32>,
     interval: Option<Duration>,
+    /// The test's `timeout_ms`, when lower than the run's.
+    timeout: Option<Duration>,
     used: u32,
 }
 
@@ -332,6 +334,11 @@ impl Runner<'_> {
             interval: rate
                 .filter(|r| *r > 0.0)
                 .map(|r| Duration::from_secs_f64(1.0 / r)),
+            timeout: test
+                .options
+                .timeout_ms
+                .map(Duration::from_millis)
+                .filter(|t| *t < self.opts.timeout),
             used: 0,
         };
         let mut locals: HashMap<String, String> = HashMap::new();
@@ -537,7 +544,10 @@ impl Runner<'_> {
             ));
         }
         self.admit(limits)?;
-        let answer = self.client.send(&req).map_err(|e| e.to_string())?;
+        let answer = self
+            .client
+            .send(&req, limits.timeout)
+            .map_err(|e| e.to_string())?;
         let exchange = Exchange {
             request: shown,
             response: Some(answer.received()),
@@ -642,7 +652,7 @@ impl Runner<'_> {
             self.admit(limits)?;
             let answer = self
                 .client
-                .send(&req)
+                .send(&req, limits.timeout)
                 .map_err(|e| format!("identity `{name}`'s login: {e}"))?;
             if !(200..300).contains(&answer.status) {
                 return Err(format!(
@@ -864,6 +874,9 @@ mod tests {
                     head.push(byte[0]);
                 }
                 seen.fetch_add(1, Ordering::SeqCst);
+                if head.starts_with(b"GET /slow") {
+                    std::thread::sleep(Duration::from_millis(1500));
+                }
                 let answer = if head.starts_with(b"GET /away") {
                     format!(
                         "HTTP/1.1 302 Found\r\nLocation: {elsewhere}/stolen\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
@@ -937,6 +950,30 @@ mod tests {
         );
         assert_eq!(count.load(Ordering::SeqCst), 3);
         assert_eq!(r.exit_code(Severity::Low), 2);
+    }
+
+    #[test]
+    fn a_test_s_own_timeout_bounds_its_requests() {
+        let (target, _) = server(String::new());
+        let text = "version: tapline-test/1\nid: t\nmeta: {name: t, severity: low}\noptions: {timeout_ms: 200}\nsteps:\n  - request: {method: GET, url: /slow}\n";
+        let t = crate::load::parse(std::path::Path::new("t.yaml"), text).unwrap();
+        let started = Instant::now();
+        let r = go(&t, &options(&target));
+        assert_eq!(r.tests[0].verdict, Verdict::Error);
+        assert!(
+            started.elapsed() < Duration::from_millis(1200),
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(
+            r.tests[0]
+                .reason
+                .as_deref()
+                .unwrap()
+                .contains("did not answer"),
+            "{:?}",
+            r.tests[0].reason
+        );
     }
 
     #[test]
