@@ -5,6 +5,7 @@
 //! forward, and refuses a case written by a newer Tapline.
 
 pub mod alerts;
+pub mod blocks;
 pub mod endpoints;
 pub mod live;
 pub mod query;
@@ -24,7 +25,7 @@ use tapline_record::Transaction;
 use thiserror::Error;
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 9;
+pub const SCHEMA_VERSION: i64 = 10;
 
 /// Failures opening or using a case file.
 #[derive(Debug, Error)]
@@ -362,6 +363,41 @@ const MIGRATIONS: &[&str] = &[
         reason VARCHAR,
         evidence JSON,                      -- the steps, their attempts, requests and responses
         PRIMARY KEY (run_id, test_id)
+    );",
+    // v10: block rules, the allowlist that always wins over them, and the audit log of both.
+    "CREATE TABLE block_rules (
+        id BIGINT PRIMARY KEY,
+        match_kind VARCHAR NOT NULL,        -- ip | user | session | key | header
+        match_value VARCHAR NOT NULL,       -- a CIDR (an address is /32 or /128), principal, key, header value
+        header_name VARCHAR,                -- for header rules
+        paths JSON,                         -- path globs the rule applies to; NULL: every path
+        methods JSON,                       -- methods; NULL: every method
+        action VARCHAR NOT NULL,            -- block | monitor
+        expires_ns BIGINT,                  -- NULL: until removed
+        origin VARCHAR NOT NULL,            -- manual | finding | auto
+        reason VARCHAR NOT NULL,
+        findings JSON,                      -- the findings behind it
+        created_by VARCHAR NOT NULL,
+        created_ns BIGINT NOT NULL,
+        removed_ns BIGINT                   -- removed rules stay, for the audit and for agents' deletions
+    );
+    CREATE TABLE block_allow (
+        id BIGINT PRIMARY KEY,
+        match_kind VARCHAR NOT NULL,        -- ip | user | key
+        match_value VARCHAR NOT NULL,
+        note VARCHAR NOT NULL,
+        created_by VARCHAR NOT NULL,
+        created_ns BIGINT NOT NULL,
+        removed_ns BIGINT
+    );
+    CREATE TABLE block_audit (
+        id BIGINT PRIMARY KEY,
+        at_ns BIGINT NOT NULL,
+        who VARCHAR NOT NULL,
+        event VARCHAR NOT NULL,             -- create | remove | expire | allow | disallow
+        rule_id BIGINT,
+        allow_id BIGINT,
+        note VARCHAR NOT NULL
     );",
 ];
 
