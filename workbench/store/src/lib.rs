@@ -685,13 +685,15 @@ mod tests {
             ..query::TxFilter::default()
         };
         assert_eq!(store.count_transactions(&by_ip).unwrap(), 1);
-        // v6 dropped what nothing ever used.
+        // v6 dropped what nothing ever used (v10 made block_rules anew, other columns).
         let unused: i64 = store
             .conn
             .query_row(
                 "SELECT count(*) FROM information_schema.columns WHERE table_name IN \
-                 ('block_rules', 'security_tests', 'test_runs', 'data_class_hits') \
-                 OR (table_name = 'transactions' AND column_name = 'endpoint_id')",
+                 ('security_tests', 'test_runs', 'data_class_hits') \
+                 OR (table_name = 'transactions' AND column_name = 'endpoint_id') \
+                 OR (table_name = 'block_rules' AND column_name IN \
+                     ('kind', 'value', 'finding_id', 'enabled', 'created_at', 'expires_at'))",
                 [],
                 |r| r.get(0),
             )

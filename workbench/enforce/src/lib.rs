@@ -1,0 +1,14 @@
+//! Enforcement: block rules made effective and handed to the enforcement points operators
+//! already run.
+//!
+//! - [`effective`]: the rules in force at a moment — removed and expired ones out, monitor
+//!   rules apart, the allowlist subtracted (an allowed address is cut out of a blocked network).
+//! - [`export`]: block lists as JSON, an nginx include, an nftables table, a HAProxy ACL file.
+//!
+//! Rules live in the case (`tapline_store::blocks`); this crate reads them and never writes.
+
+pub mod effective;
+pub mod export;
+
+pub use effective::{Effective, effective};
+pub use export::{Format, export};
