@@ -78,6 +78,179 @@ pub enum Command {
     /// failed), or check files without sending anything.
     #[command(subcommand)]
     Test(TestCommand),
+    /// Block rules: add, list, remove; the allowlist that always wins; the audit log.
+    #[command(subcommand)]
+    Block(BlockCommand),
+    /// The rules in force, for enforcement points (nginx, nftables, HAProxy, JSON).
+    #[command(subcommand)]
+    Blocklist(BlocklistCommand),
+}
+
+/// `tapline block …`.
+#[derive(Debug, Subcommand, Serialize, Deserialize)]
+pub enum BlockCommand {
+    /// Add a rule: one of --ip/--user/--session/--key/--header, optionally scoped.
+    Add(BlockAddArgs),
+    /// The rules (in force; --all: removed and expired too).
+    List(BlockListArgs),
+    /// Remove a rule (it stays in the audit log).
+    Remove(BlockRemoveArgs),
+    /// Allowlist an address or network, user or API key: never blocked, whatever a rule says.
+    Allow(BlockAllowArgs),
+    /// Every change to rules and the allowlist, oldest first.
+    Audit(ListArgs),
+    /// A rule from a finding's actor.
+    FromFinding(BlockFromFindingArgs),
+}
+
+/// What a rule or allowlist entry matches (exactly one).
+#[derive(Debug, Clone, clap::Args, Serialize, Deserialize)]
+#[group(required = true, multiple = false)]
+pub struct MatchArgs {
+    /// A client address or network: 203.0.113.7, 198.51.100.0/24, 2001:db8::/48.
+    #[arg(long)]
+    pub ip: Option<String>,
+    /// A principal (JWT subject, Basic user).
+    #[arg(long)]
+    pub user: Option<String>,
+    /// A session cookie's value.
+    #[arg(long)]
+    pub session: Option<String>,
+    /// An API key.
+    #[arg(long)]
+    pub key: Option<String>,
+    /// A header and its value: 'X-Client: scanner'.
+    #[arg(long)]
+    pub header: Option<String>,
+}
+
+/// Arguments of `tapline block add`.
+#[derive(Debug, clap::Args, Serialize, Deserialize)]
+pub struct BlockAddArgs {
+    /// The case file.
+    #[arg(long)]
+    pub db: PathBuf,
+    /// What to match.
+    #[command(flatten)]
+    pub what: MatchArgs,
+    /// Only these paths (globs: /api/*); repeat for more. Default: every path.
+    #[arg(long)]
+    pub path: Vec<String>,
+    /// Only these methods; repeat for more. Default: every method.
+    #[arg(long)]
+    pub method: Vec<String>,
+    /// Count what it would block instead of blocking.
+    #[arg(long)]
+    pub monitor: bool,
+    /// How long: 90s, 30m, 24h, 7d. Default: until removed.
+    #[arg(long = "for")]
+    pub duration: Option<String>,
+    /// Why (kept with the rule and in the audit log).
+    #[arg(long, default_value = "added by hand")]
+    pub reason: String,
+    /// Who (default: $USER).
+    #[arg(long)]
+    pub who: Option<String>,
+}
+
+/// Arguments of `tapline block list`.
+#[derive(Debug, clap::Args, Serialize, Deserialize)]
+pub struct BlockListArgs {
+    /// The case and the output format.
+    #[command(flatten)]
+    pub list: ListArgs,
+    /// Removed and expired rules too.
+    #[arg(long)]
+    pub all: bool,
+}
+
+/// Arguments of `tapline block remove`.
+#[derive(Debug, clap::Args, Serialize, Deserialize)]
+pub struct BlockRemoveArgs {
+    /// The rule's id (`tapline block list`).
+    pub id: i64,
+    /// The case file.
+    #[arg(long)]
+    pub db: PathBuf,
+    /// Why (kept in the audit log).
+    #[arg(long, default_value = "removed by hand")]
+    pub note: String,
+    /// Who (default: $USER).
+    #[arg(long)]
+    pub who: Option<String>,
+}
+
+/// Arguments of `tapline block allow`.
+#[derive(Debug, clap::Args, Serialize, Deserialize)]
+pub struct BlockAllowArgs {
+    /// The case file.
+    #[arg(long)]
+    pub db: PathBuf,
+    /// What never to block (--ip, --user or --key).
+    #[command(flatten)]
+    pub what: MatchArgs,
+    /// Why (kept in the audit log).
+    #[arg(long, default_value = "allowlisted by hand")]
+    pub note: String,
+    /// Who (default: $USER).
+    #[arg(long)]
+    pub who: Option<String>,
+}
+
+/// What of a finding's actor a rule blocks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+pub enum BlockBy {
+    /// The client address.
+    Ip,
+    /// The principal.
+    User,
+    /// The API key (only when the finding knows it whole; cases keep keys shortened).
+    Key,
+    /// The session.
+    Session,
+}
+
+/// Arguments of `tapline block from-finding`.
+#[derive(Debug, clap::Args, Serialize, Deserialize)]
+pub struct BlockFromFindingArgs {
+    /// The finding's id (`tapline findings`).
+    pub id: i64,
+    /// The case file.
+    #[arg(long)]
+    pub db: PathBuf,
+    /// What of the actor to block. Default: the principal when known, else the address.
+    #[arg(long, value_enum)]
+    pub by: Option<BlockBy>,
+    /// How long: 90s, 30m, 24h, 7d. Default: 24h.
+    #[arg(long = "for", default_value = "24h")]
+    pub duration: String,
+    /// Count instead of block.
+    #[arg(long)]
+    pub monitor: bool,
+    /// Who (default: $USER).
+    #[arg(long)]
+    pub who: Option<String>,
+}
+
+/// `tapline blocklist …`.
+#[derive(Debug, Subcommand, Serialize, Deserialize)]
+pub enum BlocklistCommand {
+    /// Write the rules in force for an enforcement point.
+    Export(BlocklistExportArgs),
+}
+
+/// Arguments of `tapline blocklist export`.
+#[derive(Debug, clap::Args, Serialize, Deserialize)]
+pub struct BlocklistExportArgs {
+    /// The case file.
+    #[arg(long)]
+    pub db: PathBuf,
+    /// json, nginx (an include for the http context), nftables (nft -f), haproxy (an ACL file).
+    #[arg(long)]
+    pub format: String,
+    /// Write here instead of standard output.
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
 }
 
 /// `tapline test …`.
@@ -515,6 +688,13 @@ impl Command {
             Command::Alerts(AlertsCommand::Remove(a)) => Some(&a.db),
             Command::Alerts(AlertsCommand::Send(a)) => Some(&a.db),
             Command::Test(TestCommand::Generate(a)) => Some(&a.db),
+            Command::Block(BlockCommand::Add(a)) => Some(&a.db),
+            Command::Block(BlockCommand::List(a)) => Some(&a.list.db),
+            Command::Block(BlockCommand::Remove(a)) => Some(&a.db),
+            Command::Block(BlockCommand::Allow(a)) => Some(&a.db),
+            Command::Block(BlockCommand::Audit(a)) => Some(&a.db),
+            Command::Block(BlockCommand::FromFinding(a)) => Some(&a.db),
+            Command::Blocklist(BlocklistCommand::Export(a)) => Some(&a.db),
             Command::Open(_)
             | Command::Decode(_)
             | Command::Classify(_)
@@ -574,6 +754,18 @@ impl Command {
             Command::Test(TestCommand::Generate(a)) => {
                 at(&mut a.db);
                 at(&mut a.output);
+            }
+            Command::Block(BlockCommand::Add(a)) => at(&mut a.db),
+            Command::Block(BlockCommand::List(a)) => at(&mut a.list.db),
+            Command::Block(BlockCommand::Remove(a)) => at(&mut a.db),
+            Command::Block(BlockCommand::Allow(a)) => at(&mut a.db),
+            Command::Block(BlockCommand::Audit(a)) => at(&mut a.db),
+            Command::Block(BlockCommand::FromFinding(a)) => at(&mut a.db),
+            Command::Blocklist(BlocklistCommand::Export(a)) => {
+                at(&mut a.db);
+                if let Some(p) = &mut a.output {
+                    at(p);
+                }
             }
             // Never run by another process.
             Command::Open(_)

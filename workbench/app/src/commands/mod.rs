@@ -4,6 +4,7 @@
 //! ([`crate::control`]).
 
 pub mod alerts;
+pub mod block;
 pub mod classify;
 pub mod decode;
 pub mod export;
@@ -80,6 +81,8 @@ pub fn dispatch(command: &Command, out: &mut dyn Write, ctx: &mut Ctx<'_>) -> Re
         Command::Diff(args) => list::diff(args, ctx.cases, out),
         Command::Sensors(cmd) => sensors::run(cmd, ctx.cases, out).map(|()| Status::Done),
         Command::Alerts(cmd) => alerts::run(cmd, ctx.cases, out).map(|()| Status::Done),
+        Command::Block(cmd) => block::run(cmd, ctx.cases, out).map(|()| Status::Done),
+        Command::Blocklist(cmd) => block::export(cmd, ctx.cases, out).map(|()| Status::Done),
         Command::Test(cmd) => {
             test::run(cmd, out, ctx.err, ctx.cancel, ctx.cases).map(|_| Status::Done)
         }

@@ -1,0 +1,327 @@
+//! `tapline block …` and `tapline blocklist export`: block rules, the allowlist, the audit log,
+//! and the rules in force written for enforcement points.
+
+use crate::cli::{BlockBy, BlockCommand, BlocklistCommand, ListFormat, MatchArgs};
+use crate::commands::Cases;
+use anyhow::{Context, Result, bail};
+use std::io::Write;
+use tapline_enforce::effective::parse_net;
+use tapline_store::blocks::{Action, MatchKind, NewRule};
+
+/// Runs a `block` subcommand.
+pub fn run(cmd: &BlockCommand, cases: &Cases, out: &mut dyn Write) -> Result<()> {
+    match cmd {
+        BlockCommand::Add(a) => {
+            let (kind, value, header) = matched(&a.what)?;
+            let rule = NewRule {
+                kind,
+                value,
+                header,
+                paths: a.path.clone(),
+                methods: a.method.iter().map(|m| m.to_ascii_uppercase()).collect(),
+                action: if a.monitor {
+                    Action::Monitor
+                } else {
+                    Action::Block
+                },
+                expires_ns: a.duration.as_deref().map(expiry).transpose()?,
+                origin: "manual".into(),
+                reason: a.reason.clone(),
+                findings: Vec::new(),
+                created_by: who(a.who.as_deref()),
+            };
+            add(cases, &a.db, &rule, out)
+        }
+        BlockCommand::List(a) => list(cases, a, out),
+        BlockCommand::Remove(a) => {
+            let mut case = cases.open_existing(&a.db)?;
+            if !case.remove_block_rule(a.id, &who(a.who.as_deref()), &a.note)? {
+                bail!(
+                    "no rule {} in force in {} (see `tapline block list --all`)",
+                    a.id,
+                    a.db.display()
+                );
+            }
+            writeln!(out, "removed rule {}", a.id)?;
+            Ok(())
+        }
+        BlockCommand::Allow(a) => {
+            let (kind, value, _) = matched(&a.what)?;
+            if !matches!(kind, MatchKind::Ip | MatchKind::User | MatchKind::Key) {
+                bail!("the allowlist holds addresses, users and API keys (--ip, --user, --key)");
+            }
+            let id = cases
+                .open(&a.db)?
+                .allow(kind, &value, &a.note, &who(a.who.as_deref()))?;
+            writeln!(
+                out,
+                "allowlist entry {id}: {} {value} is never blocked",
+                kind.name()
+            )?;
+            Ok(())
+        }
+        BlockCommand::Audit(a) => {
+            let log = cases.open_existing(&a.db)?.block_audit()?;
+            if a.format == ListFormat::Json {
+                writeln!(out, "{}", serde_json::to_string_pretty(&log)?)?;
+                return Ok(());
+            }
+            for e in log {
+                let what = match (e.rule_id, e.allow_id) {
+                    (Some(r), _) => format!("rule {r}"),
+                    (_, Some(a)) => format!("allow {a}"),
+                    _ => String::new(),
+                };
+                writeln!(
+                    out,
+                    "{}  {:<8} {:<10} {what:<10} {}",
+                    time(e.at_ns),
+                    e.who,
+                    e.event,
+                    e.note
+                )?;
+            }
+            Ok(())
+        }
+        BlockCommand::FromFinding(a) => {
+            let case = cases.open_existing(&a.db)?;
+            let f = case
+                .findings()?
+                .into_iter()
+                .find(|f| f.id == a.id)
+                .with_context(|| {
+                    format!(
+                        "no finding {} in {} (see `tapline findings`)",
+                        a.id,
+                        a.db.display()
+                    )
+                })?;
+            drop(case);
+            let by = a.by.unwrap_or(if f.actor_user.is_some() {
+                BlockBy::User
+            } else {
+                BlockBy::Ip
+            });
+            let (kind, value) = match by {
+                BlockBy::Ip => (MatchKind::Ip, f.actor_ip.clone()),
+                BlockBy::User => (MatchKind::User, f.actor_user.clone()),
+                BlockBy::Key => bail!(
+                    "cases keep API keys shortened (never whole): block the key with `tapline block add --key`"
+                ),
+                BlockBy::Session => bail!(
+                    "cases keep sessions shortened (never whole): block it with `tapline block add --session`"
+                ),
+            };
+            let value = value.with_context(|| {
+                format!("finding {} names no {} for its actor", a.id, kind.name())
+            })?;
+            let value = if kind == MatchKind::Ip {
+                parse_net(&value)?.to_string()
+            } else {
+                value
+            };
+            let rule = NewRule {
+                kind,
+                value,
+                header: None,
+                paths: Vec::new(),
+                methods: Vec::new(),
+                action: if a.monitor {
+                    Action::Monitor
+                } else {
+                    Action::Block
+                },
+                expires_ns: Some(expiry(&a.duration)?),
+                origin: "finding".into(),
+                reason: format!("finding {}: {}", f.id, f.title),
+                findings: vec![f.id],
+                created_by: who(a.who.as_deref()),
+            };
+            add(cases, &a.db, &rule, out)
+        }
+    }
+}
+
+fn add(cases: &Cases, db: &std::path::Path, rule: &NewRule, out: &mut dyn Write) -> Result<()> {
+    let mut case = cases.open(db)?;
+    let id = case.add_block_rule(rule)?;
+    let verb = if rule.action == Action::Monitor {
+        "monitors"
+    } else {
+        "blocks"
+    };
+    writeln!(out, "rule {id} {verb} {} {}", rule.kind.name(), rule.value)?;
+    // The allowlist wins: say so now rather than let the export drop it silently.
+    let e = tapline_enforce::effective(&case.block_rules()?, &case.allowlist()?, now_ns());
+    for (_, spared) in e.spared.iter().filter(|(r, _)| *r == id) {
+        writeln!(
+            out,
+            "warning: {spared} is allowlisted: rule {id} will not block it"
+        )?;
+    }
+    Ok(())
+}
+
+fn list(cases: &Cases, a: &crate::cli::BlockListArgs, out: &mut dyn Write) -> Result<()> {
+    let now = now_ns();
+    let rules: Vec<_> = cases
+        .open_existing(&a.list.db)?
+        .block_rules()?
+        .into_iter()
+        .filter(|r| a.all || r.active_at(now))
+        .collect();
+    if a.list.format == ListFormat::Json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&rules)?)?;
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "{:>4}  {:<8} {:<7} {:<30} {:<20} {:<18} REASON",
+        "ID", "ACTION", "MATCH", "VALUE", "SCOPE", "UNTIL"
+    )?;
+    for r in rules {
+        let state = if r.active_at(now) {
+            r.action.name()
+        } else {
+            "ended"
+        };
+        let scope = if r.paths.is_empty() && r.methods.is_empty() {
+            "all".to_owned()
+        } else {
+            format!("{} {}", r.methods.join(","), r.paths.join(","))
+        };
+        let until = r.expires_ns.map_or_else(|| "removed by hand".into(), time);
+        let value = match &r.header {
+            Some(h) => format!("{h}: {}", r.value),
+            None => r.value.clone(),
+        };
+        writeln!(
+            out,
+            "{:>4}  {state:<8} {:<7} {value:<30} {scope:<20} {until:<18} {}",
+            r.id,
+            r.kind.name(),
+            r.reason
+        )?;
+    }
+    Ok(())
+}
+
+/// Runs a `blocklist` subcommand.
+pub fn export(cmd: &BlocklistCommand, cases: &Cases, out: &mut dyn Write) -> Result<()> {
+    let BlocklistCommand::Export(a) = cmd;
+    let format = tapline_enforce::Format::parse(&a.format).with_context(|| {
+        let known: Vec<&str> = tapline_enforce::Format::ALL
+            .iter()
+            .map(|f| f.name())
+            .collect();
+        format!("--format {:?} is not one of {}", a.format, known.join(", "))
+    })?;
+    let case = cases.open_existing(&a.db)?;
+    let e = tapline_enforce::effective(&case.block_rules()?, &case.allowlist()?, now_ns());
+    let text = tapline_enforce::export(&e, format);
+    match &a.output {
+        Some(path) => {
+            std::fs::write(path, &text)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            writeln!(
+                out,
+                "wrote {} rule(s) in force to {}",
+                e.block.len(),
+                path.display()
+            )?;
+        }
+        None => out.write_all(text.as_bytes())?,
+    }
+    Ok(())
+}
+
+/// The one value the arguments name.
+fn matched(m: &MatchArgs) -> Result<(MatchKind, String, Option<String>)> {
+    let non_empty = |v: &str, what: &'static str| -> Result<String> {
+        let v = v.trim();
+        if v.is_empty() {
+            bail!("--{what} needs a value");
+        }
+        Ok(v.to_owned())
+    };
+    Ok(match m {
+        MatchArgs { ip: Some(v), .. } => (MatchKind::Ip, parse_net(v)?.to_string(), None),
+        MatchArgs { user: Some(v), .. } => (MatchKind::User, non_empty(v, "user")?, None),
+        MatchArgs {
+            session: Some(v), ..
+        } => (MatchKind::Session, non_empty(v, "session")?, None),
+        MatchArgs { key: Some(v), .. } => (MatchKind::Key, non_empty(v, "key")?, None),
+        MatchArgs {
+            header: Some(v), ..
+        } => {
+            let (name, value) = v
+                .split_once(':')
+                .with_context(|| format!("--header {v:?}: write 'Name: value'"))?;
+            let name = name.trim();
+            if name.is_empty()
+                || !name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                bail!("--header {v:?}: {name:?} is not a header name");
+            }
+            (
+                MatchKind::Header,
+                non_empty(value, "header")?,
+                Some(name.to_owned()),
+            )
+        }
+        _ => bail!("say what to match: --ip, --user, --session, --key or --header"),
+    })
+}
+
+/// `24h` from now, in ns since the epoch.
+fn expiry(d: &str) -> Result<i64> {
+    let d = d.trim();
+    let (n, unit) = d.split_at(d.find(|c: char| !c.is_ascii_digit()).unwrap_or(d.len()));
+    let n: i64 = n
+        .parse()
+        .with_context(|| format!("--for {d:?}: write 90s, 30m, 24h or 7d"))?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" | "" => n * 3600,
+        "d" => n * 86_400,
+        _ => bail!("--for {d:?}: the unit is s, m, h or d"),
+    };
+    if secs <= 0 {
+        bail!("--for {d:?}: a rule lasts some time; remove it instead");
+    }
+    Ok(now_ns().saturating_add(secs.saturating_mul(1_000_000_000)))
+}
+
+fn who(given: Option<&str>) -> String {
+    given
+        .map(str::to_owned)
+        .or_else(|| std::env::var("USER").ok())
+        .filter(|w| !w.trim().is_empty())
+        .unwrap_or_else(|| "analyst".into())
+}
+
+fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64)
+}
+
+fn time(ns: i64) -> String {
+    crate::ui::format::time(ns)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_as_expiry_times() {
+        let now = now_ns();
+        let h = expiry("24h").unwrap() - now;
+        assert!((h - 86_400_000_000_000).abs() < 5_000_000_000, "{h}");
+        assert!(expiry("3x").is_err() && expiry("0s").is_err() && expiry("h").is_err());
+    }
+}
