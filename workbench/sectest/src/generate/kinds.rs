@@ -275,13 +275,7 @@ impl<'a> Builder<'a> {
         if !(admin_path || admin_only) {
             return Ok(None);
         }
-        let Some((id, tx)) = t
-            .samples
-            .iter()
-            .find(|(_, tx)| is_2xx(tx))
-            .or_else(|| t.samples.first())
-            .map(|(i, x)| (*i, x))
-        else {
+        let Some((id, tx)) = representative(t) else {
             return Ok(None);
         };
         let Some(user) = self.other_identity("", true) else {
@@ -417,13 +411,7 @@ impl<'a> Builder<'a> {
     }
 
     fn injection(&self, t: &Target) -> Built {
-        let Some((id, tx)) = t
-            .samples
-            .iter()
-            .find(|(_, x)| is_2xx(x))
-            .or_else(|| t.samples.first())
-            .map(|(i, x)| (*i, x))
-        else {
+        let Some((id, tx)) = representative(t) else {
             return Ok(None);
         };
         let who = self.who(tx);
@@ -903,6 +891,15 @@ fn not_5xx() -> Assertion {
     Assertion::Status(StatusMatch::Not {
         not: Box::new(StatusMatch::Class("5xx".into())),
     })
+}
+
+/// The endpoint's first 2xx sample, else its first.
+fn representative(t: &Target) -> Option<(i64, &Transaction)> {
+    t.samples
+        .iter()
+        .find(|(_, x)| is_2xx(x))
+        .or_else(|| t.samples.first())
+        .map(|(i, x)| (*i, x))
 }
 
 fn is_2xx(tx: &Transaction) -> bool {
