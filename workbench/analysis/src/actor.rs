@@ -24,11 +24,20 @@ fn jwt_subject(token: &str) -> Option<String> {
 
 /// The actor of a transaction's request.
 pub fn actor_of(tx: &Transaction) -> Actor {
+    actor_from_headers(tx.client.map(|c| c.ip()), tx.request_headers.iter())
+}
+
+/// The actor of a request given by its client address and headers: what a block rule
+/// matches when a proxy asks for a decision, the same way findings name actors.
+pub fn actor_from_headers<'a>(
+    client: Option<std::net::IpAddr>,
+    headers: impl Iterator<Item = (&'a str, &'a str)>,
+) -> Actor {
     let mut a = Actor {
-        ip: tx.client.map(|c| c.ip().to_string()),
+        ip: client.map(|c| c.to_string()),
         ..Actor::default()
     };
-    for (name, value) in tx.request_headers.iter() {
+    for (name, value) in headers {
         if name.eq_ignore_ascii_case("authorization") {
             let (scheme, cred) = value.trim().split_once(' ').unwrap_or(("", value));
             if scheme.eq_ignore_ascii_case("bearer") {
@@ -54,6 +63,12 @@ pub fn actor_of(tx: &Transaction) -> Actor {
         }
     }
     a
+}
+
+/// Whether a credential is already in [`shorten`]'s form (as findings name keys and sessions).
+pub fn is_shortened(s: &str) -> bool {
+    s.split_once("…#")
+        .is_some_and(|(head, tag)| head.chars().count() <= 6 && tag.len() == 4)
 }
 
 /// The actor as one line: `alice (127.0.0.66)`, `key abc123…#1f2e (10.0.0.5)`.

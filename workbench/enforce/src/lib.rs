@@ -3,12 +3,16 @@
 //!
 //! - [`effective`]: the rules in force at a moment — removed and expired ones out, monitor
 //!   rules apart, the allowlist subtracted (an allowed address is cut out of a blocked network).
+//! - [`decide`]: per-request decisions from an in-memory index (the decision endpoint, monitor
+//!   counts on recorded traffic).
 //! - [`export`]: block lists as JSON, an nginx include, an nftables table, a HAProxy ACL file.
 //!
 //! Rules live in the case (`tapline_store::blocks`); this crate reads them and never writes.
 
+pub mod decide;
 pub mod effective;
 pub mod export;
 
+pub use decide::{Index, Request, Verdict};
 pub use effective::{Effective, effective};
 pub use export::{Format, export};
