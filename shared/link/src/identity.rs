@@ -169,6 +169,22 @@ impl HubIdentity {
     }
 
     /// The hub's certificate chain and key, for the server configuration.
+    /// A new HTTPS server certificate (PEM certificate chain, PEM key) signed by the CA for
+    /// `names` (host names or addresses): what the agents' decision endpoint presents, so
+    /// bouncers and proxies verify it against the CA instead of skipping verification.
+    pub fn issue_server_cert(&self, names: &[String]) -> Result<(String, String), LinkError> {
+        let ca_key = KeyPair::from_pem(&self.ca_key_pem)?;
+        let issuer = Issuer::from_ca_cert_pem(&self.ca_cert_pem, ca_key)?;
+        let common = names.first().map_or("tapline-agents", String::as_str);
+        let (cert, key) = leaf(
+            names.to_vec(),
+            common,
+            ExtendedKeyUsagePurpose::ServerAuth,
+            &issuer,
+        )?;
+        Ok((cert.pem() + &self.ca_cert_pem, key.serialize_pem()))
+    }
+
     pub(crate) fn server_parts(&self) -> Result<TlsParts, LinkError> {
         Ok((
             cert_der(&self.ca_cert_pem, "the CA certificate")?,

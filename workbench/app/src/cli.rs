@@ -84,6 +84,41 @@ pub enum Command {
     /// The rules in force, for enforcement points (nginx, nftables, HAProxy, JSON).
     #[command(subcommand)]
     Blocklist(BlocklistCommand),
+    /// Enforcement agents (CrowdSec bouncers, proxies asking for decisions) and their keys:
+    /// add (prints the key once), list, revoke.
+    #[command(subcommand)]
+    Agents(AgentsCommand),
+}
+
+/// `tapline agents …`.
+#[derive(Debug, Subcommand, Serialize, Deserialize)]
+pub enum AgentsCommand {
+    /// Add an agent; prints its key (once) and how to point a bouncer or proxy at the hub.
+    Add(AgentsAddArgs),
+    /// The agents, when each last asked, revoked ones too.
+    List(ListArgs),
+    /// Revoke an agent's key: its next request is refused.
+    Revoke(AgentsRevokeArgs),
+}
+
+/// Arguments of `tapline agents add`.
+#[derive(Debug, clap::Args, Serialize, Deserialize)]
+pub struct AgentsAddArgs {
+    /// The agent's name (`edge-nginx`, `fw-1`).
+    pub name: String,
+    /// The case file.
+    #[arg(long)]
+    pub db: PathBuf,
+}
+
+/// Arguments of `tapline agents revoke`.
+#[derive(Debug, clap::Args, Serialize, Deserialize)]
+pub struct AgentsRevokeArgs {
+    /// The agent's name.
+    pub name: String,
+    /// The case file.
+    #[arg(long)]
+    pub db: PathBuf,
 }
 
 /// `tapline block …`.
@@ -452,6 +487,17 @@ pub struct ServeArgs {
     /// more work per record).
     #[arg(long, default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(100..=600_000), conflicts_with = "store_only")]
     pub analysis_every_ms: u64,
+    /// Serve decisions to enforcement agents over HTTPS on this address (TCP), e.g.
+    /// `0.0.0.0:8443`: the CrowdSec Local API for bouncers and `/v1/authz` for proxies.
+    #[arg(long)]
+    pub agents_listen: Option<std::net::SocketAddr>,
+    /// Names the agents reach the hub by (host names or addresses), put in its HTTPS
+    /// certificate; default: the listen address, `localhost` and `127.0.0.1`.
+    #[arg(long, value_name = "NAME")]
+    pub agents_name: Vec<String>,
+    /// How often rule changes are picked up, in milliseconds.
+    #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(50..=60_000))]
+    pub agents_reload_ms: u64,
 }
 
 /// Arguments of `tapline open`.
@@ -695,6 +741,9 @@ impl Command {
             Command::Block(BlockCommand::Audit(a)) => Some(&a.db),
             Command::Block(BlockCommand::FromFinding(a)) => Some(&a.db),
             Command::Blocklist(BlocklistCommand::Export(a)) => Some(&a.db),
+            Command::Agents(AgentsCommand::Add(a)) => Some(&a.db),
+            Command::Agents(AgentsCommand::List(a)) => Some(&a.db),
+            Command::Agents(AgentsCommand::Revoke(a)) => Some(&a.db),
             Command::Open(_)
             | Command::Decode(_)
             | Command::Classify(_)
@@ -767,6 +816,9 @@ impl Command {
                     at(p);
                 }
             }
+            Command::Agents(AgentsCommand::Add(a)) => at(&mut a.db),
+            Command::Agents(AgentsCommand::List(a)) => at(&mut a.db),
+            Command::Agents(AgentsCommand::Revoke(a)) => at(&mut a.db),
             // Never run by another process.
             Command::Open(_)
             | Command::Decode(_)

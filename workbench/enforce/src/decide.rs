@@ -116,7 +116,7 @@ impl Index {
         {
             ix.add(a, block);
         }
-        let mut lens = |v4: bool| {
+        let lens = |v4: bool| {
             let mut l: Vec<u8> = ix
                 .nets
                 .iter()

@@ -60,6 +60,8 @@ pub struct Active {
     pub methods: Vec<String>,
     /// Seconds left, `None` when permanent.
     pub remaining_s: Option<u64>,
+    /// When it ends (ns since the epoch), `None` when permanent.
+    pub expires_ns: Option<i64>,
     /// Why.
     pub reason: String,
 }
@@ -94,6 +96,7 @@ pub fn effective(rules: &[Rule], allow: &[Allow], now_ns: i64) -> Effective {
             paths: r.paths.clone(),
             methods: r.methods.clone(),
             remaining_s,
+            expires_ns: r.expires_ns,
             reason: r.reason.clone(),
         };
         let pieces: Vec<Target> = if r.kind == MatchKind::Ip {

@@ -221,6 +221,7 @@ mod tests {
             paths: Vec::new(),
             methods: Vec::new(),
             remaining_s,
+            expires_ns: None,
             reason: "r".into(),
         }
     }

@@ -4,6 +4,7 @@
 //! The schema is versioned ([`SCHEMA_VERSION`]); opening a case applies pending migrations
 //! forward, and refuses a case written by a newer Tapline.
 
+pub mod agents;
 pub mod alerts;
 pub mod blocks;
 pub mod endpoints;
@@ -25,7 +26,7 @@ use tapline_record::Transaction;
 use thiserror::Error;
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 10;
+pub const SCHEMA_VERSION: i64 = 11;
 
 /// Failures opening or using a case file.
 #[derive(Debug, Error)]
@@ -398,6 +399,35 @@ const MIGRATIONS: &[&str] = &[
         rule_id BIGINT,
         allow_id BIGINT,
         note VARCHAR NOT NULL
+    );",
+    // v11: enforcement agents and their keys, the requests agents blocked (or monitor rules
+    // counted), and automatic rules.
+    "CREATE TABLE agents (
+        id BIGINT PRIMARY KEY,
+        name VARCHAR NOT NULL,
+        key_hash VARCHAR NOT NULL,          -- sha256 of the key, hex; the key itself is shown once
+        created_by VARCHAR NOT NULL,
+        created_ns BIGINT NOT NULL,
+        revoked_ns BIGINT,
+        last_seen_ns BIGINT,
+        last_peer VARCHAR
+    );
+    CREATE TABLE block_hits (
+        at_ns BIGINT NOT NULL,
+        rule_id BIGINT NOT NULL,
+        action VARCHAR NOT NULL,            -- block | monitor
+        agent VARCHAR NOT NULL,             -- the agent that asked, or `replay` for recorded traffic
+        client VARCHAR,
+        method VARCHAR NOT NULL,
+        path VARCHAR NOT NULL
+    );
+    CREATE TABLE block_auto (
+        id BIGINT PRIMARY KEY,
+        name VARCHAR NOT NULL,
+        spec JSON NOT NULL,                 -- trigger, threshold, group, action, exceptions
+        created_by VARCHAR NOT NULL,
+        created_ns BIGINT NOT NULL,
+        removed_ns BIGINT
     );",
 ];
 

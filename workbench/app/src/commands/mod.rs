@@ -3,6 +3,7 @@
 //! and in a process that holds its case and runs it on the control socket's behalf
 //! ([`crate::control`]).
 
+pub mod agents;
 pub mod alerts;
 pub mod block;
 pub mod classify;
@@ -83,6 +84,7 @@ pub fn dispatch(command: &Command, out: &mut dyn Write, ctx: &mut Ctx<'_>) -> Re
         Command::Alerts(cmd) => alerts::run(cmd, ctx.cases, out).map(|()| Status::Done),
         Command::Block(cmd) => block::run(cmd, ctx.cases, out).map(|()| Status::Done),
         Command::Blocklist(cmd) => block::export(cmd, ctx.cases, out).map(|()| Status::Done),
+        Command::Agents(cmd) => agents::run(cmd, ctx.cases, out).map(|()| Status::Done),
         Command::Test(cmd) => {
             test::run(cmd, out, ctx.err, ctx.cancel, ctx.cases).map(|_| Status::Done)
         }

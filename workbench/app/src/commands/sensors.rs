@@ -142,6 +142,10 @@ pub fn serve(a: &ServeArgs, verbosity: Verbosity) -> Result<()> {
         move |e| log(&e, verbose),
     )?;
     let cases = hub.cases();
+    let agents = a
+        .agents_listen
+        .map(|listen| agents_server(a, &identity, listen, hub.cases()))
+        .transpose()?;
     let connect: Connect = Box::new(move || cases.connect());
     let control = ControlServer::start(&a.db, Cases::holding(&a.db, connect)?, || {})?;
     eprintln!(
@@ -157,8 +161,44 @@ pub fn serve(a: &ServeArgs, verbosity: Verbosity) -> Result<()> {
     .context("cannot install the signal handler")?;
     let _ = rx.recv();
     eprintln!("tapline: hub stopping");
+    drop(agents);
     drop(control);
     hub.stop()
+}
+
+/// The decision server for enforcement agents, on its own connection to the case.
+fn agents_server(
+    a: &ServeArgs,
+    identity: &HubIdentity,
+    listen: std::net::SocketAddr,
+    cases: tapline_hub::CaseConnections,
+) -> Result<tapline_decisions::DecisionServer> {
+    let mut names = a.agents_name.clone();
+    if names.is_empty() {
+        names = vec!["localhost".into(), "127.0.0.1".into()];
+        if !listen.ip().is_unspecified() && !listen.ip().is_loopback() {
+            names.push(listen.ip().to_string());
+        }
+    }
+    let (cert_pem, key_pem) = identity
+        .issue_server_cert(&names)
+        .context("cannot issue the agents' HTTPS certificate")?;
+    let server = tapline_decisions::DecisionServer::start(
+        tapline_decisions::Config {
+            listen,
+            cert_pem,
+            key_pem,
+            reload_every: std::time::Duration::from_millis(a.agents_reload_ms),
+        },
+        Box::new(move || cases.connect().map_err(Into::into)),
+    )?;
+    eprintln!(
+        "tapline: decisions for agents on https://{} (certificate for {}; agents trust {})",
+        server.local_addr(),
+        names.join(", "),
+        identity_dir(&a.identity)?.join("ca.pem").display()
+    );
+    Ok(server)
 }
 
 fn log(e: &HubEvent, verbose: bool) {
