@@ -22,8 +22,11 @@ die() { printf '\033[1;31msetup: error:\033[0m %s\n' "$*" >&2; exit 1; }
 # libpcap-dev: the sensor links libpcap. xvfb + GL/X libraries: GUI tests run headless.
 # python3-venv: the OpenAPI validator the tests run on exported documents.
 # rsyslog: the syslog receiver alerts are tested against (run by the test, on loopback).
-# nftables: exported block lists are checked by `nft -c`.
-packages=(libpcap-dev pkg-config python3 python3-venv rsyslog nftables xvfb xauth libxkbcommon-x11-0 libgl1-mesa-dri libegl-mesa0 libegl1 libxcursor1 libxrandr2 libxi6)
+# nftables, nginx-light (+ its ModSecurity module), haproxy, iproute2, curl: block lists and the
+# decision endpoint are checked live against the programs that enforce them; the CrowdSec
+# bouncers poll the hub as they would a CrowdSec Local API (without CrowdSec itself: no
+# recommends).
+packages=(libpcap-dev pkg-config python3 python3-venv rsyslog nftables nginx-light libnginx-mod-http-modsecurity haproxy iproute2 curl crowdsec-custom-bouncer crowdsec-firewall-bouncer xvfb xauth libxkbcommon-x11-0 libgl1-mesa-dri libegl-mesa0 libegl1 libxcursor1 libxrandr2 libxi6)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

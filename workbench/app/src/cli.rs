@@ -136,6 +136,8 @@ pub enum BlockCommand {
     Audit(ListArgs),
     /// A rule from a finding's actor.
     FromFinding(BlockFromFindingArgs),
+    /// Requests agents refused (and monitor rules counted): per rule, then the latest.
+    Hits(ListArgs),
 }
 
 /// What a rule or allowlist entry matches (exactly one).
@@ -272,6 +274,18 @@ pub struct BlockFromFindingArgs {
 pub enum BlocklistCommand {
     /// Write the rules in force for an enforcement point.
     Export(BlocklistExportArgs),
+    /// Check a signed bundle (FILE and FILE.sig) against the workbench's public key.
+    Verify(BlocklistVerifyArgs),
+}
+
+/// Arguments of `tapline blocklist verify`.
+#[derive(Debug, clap::Args, Serialize, Deserialize)]
+pub struct BlocklistVerifyArgs {
+    /// The exported file; its signature is FILE.sig.
+    pub file: PathBuf,
+    /// The public key file (`blocklist-signing.pub` in the workbench identity directory).
+    #[arg(long)]
+    pub public_key: PathBuf,
 }
 
 /// Arguments of `tapline blocklist export`.
@@ -280,12 +294,21 @@ pub struct BlocklistExportArgs {
     /// The case file.
     #[arg(long)]
     pub db: PathBuf,
-    /// json, nginx (an include for the http context), nftables (nft -f), haproxy (an ACL file).
+    /// json, nginx (an include for the http context), nftables (nft -f), haproxy (an ACL
+    /// file), haproxy-runtime (runtime-API commands), modsecurity (rules), envoy (RBAC filter
+    /// config), aws-waf (IP sets), cloudflare (list items).
     #[arg(long)]
     pub format: String,
     /// Write here instead of standard output.
     #[arg(short, long)]
     pub output: Option<PathBuf>,
+    /// Sign the file (Ed25519) with the workbench's block-list key, writing OUTPUT.sig; agents
+    /// check it with the public key `blocklist-signing.pub` beside the key.
+    #[arg(long, requires = "output")]
+    pub sign: bool,
+    /// The workbench identity (where the signing key is kept).
+    #[command(flatten)]
+    pub identity: IdentityArg,
 }
 
 /// `tapline test …`.
@@ -740,7 +763,9 @@ impl Command {
             Command::Block(BlockCommand::Allow(a)) => Some(&a.db),
             Command::Block(BlockCommand::Audit(a)) => Some(&a.db),
             Command::Block(BlockCommand::FromFinding(a)) => Some(&a.db),
+            Command::Block(BlockCommand::Hits(a)) => Some(&a.db),
             Command::Blocklist(BlocklistCommand::Export(a)) => Some(&a.db),
+            Command::Blocklist(BlocklistCommand::Verify(_)) => None,
             Command::Agents(AgentsCommand::Add(a)) => Some(&a.db),
             Command::Agents(AgentsCommand::List(a)) => Some(&a.db),
             Command::Agents(AgentsCommand::Revoke(a)) => Some(&a.db),
@@ -810,12 +835,17 @@ impl Command {
             Command::Block(BlockCommand::Allow(a)) => at(&mut a.db),
             Command::Block(BlockCommand::Audit(a)) => at(&mut a.db),
             Command::Block(BlockCommand::FromFinding(a)) => at(&mut a.db),
+            Command::Block(BlockCommand::Hits(a)) => at(&mut a.db),
             Command::Blocklist(BlocklistCommand::Export(a)) => {
                 at(&mut a.db);
                 if let Some(p) = &mut a.output {
                     at(p);
                 }
+                if let Some(p) = &mut a.identity.identity {
+                    at(p);
+                }
             }
+            Command::Blocklist(BlocklistCommand::Verify(_)) => {}
             Command::Agents(AgentsCommand::Add(a)) => at(&mut a.db),
             Command::Agents(AgentsCommand::List(a)) => at(&mut a.db),
             Command::Agents(AgentsCommand::Revoke(a)) => at(&mut a.db),

@@ -2,9 +2,12 @@
 //! (never monitor rules, never allowlisted values); what a format cannot express (a user rule
 //! for nginx, a path scope for nftables) is listed in a comment, not silently dropped.
 
+mod rules;
+
 use crate::effective::{Active, Effective, Target};
 use ipnet::IpNet;
 use std::fmt::Write as _;
+use tapline_analysis::actor::is_shortened;
 use tapline_store::blocks::MatchKind;
 
 /// The export formats.
@@ -18,15 +21,30 @@ pub enum Format {
     Nftables,
     /// A HAProxy ACL file of addresses and networks (`src -f FILE`).
     Haproxy,
+    /// HAProxy runtime-API commands refilling the running ACL without a reload.
+    HaproxyRuntime,
+    /// ModSecurity v3 rules: deny for blocking rules, log-only for monitor rules.
+    Modsecurity,
+    /// Envoy's RBAC filter: DENY policies, monitor rules as `shadow_rules`.
+    Envoy,
+    /// AWS WAF IP sets (IPv4 and IPv6), `create-ip-set` input.
+    AwsWaf,
+    /// Cloudflare IP list items.
+    Cloudflare,
 }
 
 impl Format {
     /// Every format, for help texts.
-    pub const ALL: [Format; 4] = [
+    pub const ALL: [Format; 9] = [
         Format::Json,
         Format::Nginx,
         Format::Nftables,
         Format::Haproxy,
+        Format::HaproxyRuntime,
+        Format::Modsecurity,
+        Format::Envoy,
+        Format::AwsWaf,
+        Format::Cloudflare,
     ];
 
     /// The name on the command line.
@@ -36,6 +54,11 @@ impl Format {
             Format::Nginx => "nginx",
             Format::Nftables => "nftables",
             Format::Haproxy => "haproxy",
+            Format::HaproxyRuntime => "haproxy-runtime",
+            Format::Modsecurity => "modsecurity",
+            Format::Envoy => "envoy",
+            Format::AwsWaf => "aws-waf",
+            Format::Cloudflare => "cloudflare",
         }
     }
 
@@ -52,8 +75,16 @@ pub fn export(e: &Effective, format: Format) -> String {
         Format::Nginx => nginx(e),
         Format::Nftables => nftables(e),
         Format::Haproxy => haproxy(e),
+        Format::HaproxyRuntime => rules::haproxy_runtime(e, HAPROXY_ACL),
+        Format::Modsecurity => rules::modsecurity(e),
+        Format::Envoy => rules::envoy(e),
+        Format::AwsWaf => rules::aws_waf(e),
+        Format::Cloudflare => rules::cloudflare(e),
     }
 }
+
+/// Where the HAProxy ACL file is expected (the runtime commands name it).
+pub const HAPROXY_ACL: &str = "/etc/haproxy/tapline-blocked.acl";
 
 fn unscoped(a: &Active) -> bool {
     a.paths.is_empty() && a.methods.is_empty()
@@ -135,14 +166,23 @@ fn nginx(e: &Effective) -> String {
     }
     out.push_str("}\n\nmap $http_x_api_key $tapline_blocked_key {\n    default 0;\n");
     for a in e.block.iter().filter(|a| unscoped(a)) {
-        if let Target::Text(MatchKind::Key, v) = &a.target {
+        if let Target::Text(MatchKind::Key, v) = &a.target
+            && !is_shortened(v)
+        {
             let _ = writeln!(out, "    {} 1;", nginx_quoted(v));
         }
     }
     out.push_str("}\n\nmap \"$tapline_blocked_ip$tapline_blocked_key\" $tapline_blocked {\n    default 1;\n    \"00\" 0;\n}\n");
     not_expressed(
         e,
-        |a| unscoped(a) && matches!(a.target, Target::Net(_) | Target::Text(MatchKind::Key, _)),
+        |a| {
+            unscoped(a)
+                && match &a.target {
+                    Target::Net(_) => true,
+                    Target::Text(MatchKind::Key, v) => !is_shortened(v),
+                    Target::Text(..) => false,
+                }
+        },
         &mut out,
     );
     out

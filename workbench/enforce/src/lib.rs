@@ -5,6 +5,7 @@
 //!   rules apart, the allowlist subtracted (an allowed address is cut out of a blocked network).
 //! - [`decide`]: per-request decisions from an in-memory index (the decision endpoint, monitor
 //!   counts on recorded traffic).
+//! - [`sign`]: Ed25519 signatures over exported bundles, checked by agents.
 //! - [`export`]: block lists as JSON, an nginx include, an nftables table, a HAProxy ACL file.
 //!
 //! Rules live in the case (`tapline_store::blocks`); this crate reads them and never writes.
@@ -12,6 +13,7 @@
 pub mod decide;
 pub mod effective;
 pub mod export;
+pub mod sign;
 
 pub use decide::{Index, Request, Verdict};
 pub use effective::{Effective, effective};

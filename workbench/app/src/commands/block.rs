@@ -83,6 +83,7 @@ pub fn run(cmd: &BlockCommand, cases: &Cases, out: &mut dyn Write) -> Result<()>
             }
             Ok(())
         }
+        BlockCommand::Hits(a) => hits(cases, a, out),
         BlockCommand::FromFinding(a) => {
             let case = cases.open_existing(&a.db)?;
             let f = case
@@ -162,6 +163,47 @@ fn add(cases: &Cases, db: &std::path::Path, rule: &NewRule, out: &mut dyn Write)
     Ok(())
 }
 
+fn hits(cases: &Cases, a: &crate::cli::ListArgs, out: &mut dyn Write) -> Result<()> {
+    let case = cases.open_existing(&a.db)?;
+    let counts = case.block_hit_counts()?;
+    let latest = case.block_hits(50)?;
+    if a.format == ListFormat::Json {
+        let doc = serde_json::json!({ "per_rule": counts, "latest": latest });
+        writeln!(out, "{}", serde_json::to_string_pretty(&doc)?)?;
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "{:>4}  {:<8} {:>8}  LAST",
+        "RULE", "ACTION", "REQUESTS"
+    )?;
+    for c in &counts {
+        writeln!(
+            out,
+            "{:>4}  {:<8} {:>8}  {}",
+            c.rule_id,
+            c.action,
+            c.count,
+            time(c.last_ns)
+        )?;
+    }
+    writeln!(out)?;
+    for h in latest {
+        writeln!(
+            out,
+            "{}  rule {:<4} {:<8} {:<12} {:<16} {} {}",
+            time(h.at_ns),
+            h.rule_id,
+            h.action,
+            h.agent,
+            h.client.as_deref().unwrap_or("-"),
+            h.method,
+            h.path
+        )?;
+    }
+    Ok(())
+}
+
 fn list(cases: &Cases, a: &crate::cli::BlockListArgs, out: &mut dyn Write) -> Result<()> {
     let now = now_ns();
     let rules: Vec<_> = cases
@@ -208,7 +250,10 @@ fn list(cases: &Cases, a: &crate::cli::BlockListArgs, out: &mut dyn Write) -> Re
 
 /// Runs a `blocklist` subcommand.
 pub fn export(cmd: &BlocklistCommand, cases: &Cases, out: &mut dyn Write) -> Result<()> {
-    let BlocklistCommand::Export(a) = cmd;
+    let a = match cmd {
+        BlocklistCommand::Export(a) => a,
+        BlocklistCommand::Verify(v) => return verify(v, out),
+    };
     let format = tapline_enforce::Format::parse(&a.format).with_context(|| {
         let known: Vec<&str> = tapline_enforce::Format::ALL
             .iter()
@@ -219,19 +264,70 @@ pub fn export(cmd: &BlocklistCommand, cases: &Cases, out: &mut dyn Write) -> Res
     let case = cases.open_existing(&a.db)?;
     let e = tapline_enforce::effective(&case.block_rules()?, &case.allowlist()?, now_ns());
     let text = tapline_enforce::export(&e, format);
-    match &a.output {
-        Some(path) => {
-            std::fs::write(path, &text)
-                .with_context(|| format!("cannot write {}", path.display()))?;
-            writeln!(
-                out,
-                "wrote {} rule(s) in force to {}",
-                e.block.len(),
-                path.display()
-            )?;
-        }
-        None => out.write_all(text.as_bytes())?,
+    let Some(path) = &a.output else {
+        return Ok(out.write_all(text.as_bytes())?);
+    };
+    std::fs::write(path, &text).with_context(|| format!("cannot write {}", path.display()))?;
+    writeln!(
+        out,
+        "wrote {} rule(s) in force to {}",
+        e.block.len(),
+        path.display()
+    )?;
+    if a.sign {
+        let key = signing_key(&crate::commands::sensors::identity_dir(&a.identity)?)?;
+        let sig = tapline_enforce::sign::sign(&key, text.as_bytes())?;
+        let sig_path = signature_path(path);
+        std::fs::write(&sig_path, sig)
+            .with_context(|| format!("cannot write {}", sig_path.display()))?;
+        writeln!(out, "signed: {}", sig_path.display())?;
     }
+    Ok(())
+}
+
+fn signature_path(file: &std::path::Path) -> std::path::PathBuf {
+    let mut p = file.as_os_str().to_owned();
+    p.push(".sig");
+    p.into()
+}
+
+/// The block-list signing key in the identity directory, made (with its public key file) on
+/// first use.
+fn signing_key(dir: &std::path::Path) -> Result<Vec<u8>> {
+    let key_path = dir.join("blocklist-signing.key");
+    if let Ok(k) = std::fs::read(&key_path) {
+        return Ok(k);
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let key = tapline_enforce::sign::new_key()?;
+    {
+        use std::io::Write as _;
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&key_path)
+            .and_then(|mut f| f.write_all(&key))
+            .with_context(|| format!("cannot write {}", key_path.display()))?;
+    }
+    let public = dir.join("blocklist-signing.pub");
+    std::fs::write(&public, tapline_enforce::sign::public_key(&key)? + "\n")
+        .with_context(|| format!("cannot write {}", public.display()))?;
+    Ok(key)
+}
+
+fn verify(v: &crate::cli::BlocklistVerifyArgs, out: &mut dyn Write) -> Result<()> {
+    let read = |p: &std::path::Path| {
+        std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))
+    };
+    let data = read(&v.file)?;
+    let sig_path = signature_path(&v.file);
+    let sig = String::from_utf8_lossy(&read(&sig_path)?).into_owned();
+    let public = String::from_utf8_lossy(&read(&v.public_key)?).into_owned();
+    tapline_enforce::sign::verify(&public, &data, &sig)
+        .with_context(|| format!("{} does not verify", v.file.display()))?;
+    writeln!(out, "{}: signature good", v.file.display())?;
     Ok(())
 }
 
