@@ -117,7 +117,7 @@ pub(crate) fn modsecurity(e: &Effective) -> String {
         for c in &chain[1..] {
             let _ = writeln!(out, "    SecRule {c} \"chain\"");
         }
-        let _ = writeln!(out, "    SecRule {last}");
+        let _ = writeln!(out, "    SecRule {last} \"t:none\"");
     }
     not_expressed(e, |a| modsec_match(a).is_some(), &mut out);
     out
