@@ -33,6 +33,8 @@ pub use state::{key_hash, new_key};
 
 /// Connections served at once; more wait in the kernel's backlog.
 const MAX_CONNECTIONS: usize = 1024;
+/// Blocked requests waiting to be written to the case; past this they are counted as lost.
+const HITS_QUEUE: usize = 65_536;
 /// A client that has not sent its headers by then is dropped.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -111,13 +113,14 @@ impl DecisionServer {
         let acceptor = tls(&config)?;
         let case = connect().map_err(DecisionError::Connect)?;
         let snapshot = Snapshot::load(&case, server::now_ns())?;
-        let (hits_tx, hits_rx) = mpsc::channel();
+        let (hits_tx, hits_rx) = mpsc::sync_channel(HITS_QUEUE);
         let shared = Arc::new(Shared {
             snapshot: RwLock::new(Arc::new(snapshot)),
             cursors: Mutex::new(HashMap::new()),
             ids: Mutex::new(lapi::Ids::default()),
             seen: Mutex::new(HashMap::new()),
             hits: hits_tx,
+            hits_lost: std::sync::atomic::AtomicU64::new(0),
         });
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -269,6 +272,12 @@ fn case_loop(
 
 fn flush(case: &mut CaseStore, shared: &Shared, hits: &mpsc::Receiver<Hit>) {
     let batch: Vec<Hit> = hits.try_iter().collect();
+    let lost = shared
+        .hits_lost
+        .swap(0, std::sync::atomic::Ordering::Relaxed);
+    if lost > 0 {
+        tracing::warn!(lost, "blocked requests came faster than the case could log them; counted, not logged");
+    }
     if !batch.is_empty()
         && let Err(e) = case.add_block_hits(&batch)
     {

@@ -24,7 +24,9 @@ pub(crate) struct Shared {
     pub ids: Mutex<lapi::Ids>,
     /// Per agent: when and from where it last asked.
     pub seen: Mutex<HashMap<i64, (i64, String)>>,
-    pub hits: std::sync::mpsc::Sender<Hit>,
+    /// Bounded: when the case falls behind, hits are counted as lost rather than queued.
+    pub hits: std::sync::mpsc::SyncSender<Hit>,
+    pub hits_lost: std::sync::atomic::AtomicU64,
 }
 
 pub(crate) fn now_ns() -> i64 {
@@ -219,7 +221,7 @@ impl Shared {
                 return Response::new(Full::new(Bytes::new()));
             }
         };
-        let _ = self.hits.send(Hit {
+        let hit = Hit {
             at_ns: now_ns(),
             rule_id: rule,
             action: action.into(),
@@ -227,7 +229,11 @@ impl Shared {
             client: original.client.map(|c| c.to_string()),
             method: original.method.to_owned(),
             path: original.path.chars().take(2048).collect(),
-        });
+        };
+        if self.hits.try_send(hit).is_err() {
+            self.hits_lost
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         let mut r = if action == "block" {
             let mut r = Response::new(Full::new(Bytes::from(format!(
                 "blocked by Tapline rule {rule}\n"

@@ -203,29 +203,56 @@ fn json_list<T: serde::Serialize>(v: &[T]) -> Option<String> {
 impl CaseStore {
     /// Stores a rule and its audit line; returns its id.
     pub fn add_block_rule(&mut self, r: &NewRule) -> Result<i64, StoreError> {
+        Ok(self.add_block_rules(std::slice::from_ref(r))?[0])
+    }
+
+    /// Stores rules (automatic rules, imports) with their audit lines in one transaction.
+    pub fn add_block_rules(&mut self, rules: &[NewRule]) -> Result<Vec<i64>, StoreError> {
         self.atomically(|tx| {
-            let id: i64 = tx.query_row("SELECT coalesce(max(id), 0) + 1 FROM block_rules", [], |r| r.get(0))?;
-            tx.execute(
-                "INSERT INTO block_rules (id, match_kind, match_value, header_name, paths, methods, action, expires_ns, origin, reason, findings, created_by, created_ns) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                params![
-                    id,
-                    r.kind.name(),
-                    r.value,
-                    r.header,
-                    json_list(&r.paths),
-                    json_list(&r.methods),
-                    r.action.name(),
-                    r.expires_ns,
-                    r.origin,
-                    r.reason,
-                    json_list(&r.findings),
+            let first: i64 = tx.query_row("SELECT coalesce(max(id), 0) + 1 FROM block_rules", [], |r| r.get(0))?;
+            let audit_first: i64 =
+                tx.query_row("SELECT coalesce(max(id), 0) + 1 FROM block_audit", [], |r| r.get(0))?;
+            // Appenders: thousands of rules (automatic rules, imports) in well under a second.
+            let now = now_ns();
+            let mut ids = Vec::with_capacity(rules.len());
+            {
+                let mut app = tx.appender("block_rules")?;
+                for (i, r) in rules.iter().enumerate() {
+                    let id = first + i as i64;
+                    app.append_row(params![
+                        id,
+                        r.kind.name(),
+                        r.value,
+                        r.header,
+                        json_list(&r.paths),
+                        json_list(&r.methods),
+                        r.action.name(),
+                        r.expires_ns,
+                        r.origin,
+                        r.reason,
+                        json_list(&r.findings),
+                        r.created_by,
+                        now,
+                        None::<i64>
+                    ])?;
+                    ids.push(id);
+                }
+                app.flush()?;
+            }
+            let mut app = tx.appender("block_audit")?;
+            for (i, r) in rules.iter().enumerate() {
+                app.append_row(params![
+                    audit_first + i as i64,
+                    now,
                     r.created_by,
-                    now_ns()
-                ],
-            )?;
-            audit(tx, &r.created_by, "create", Some(id), None, &r.reason)?;
-            Ok(id)
+                    "create",
+                    first + i as i64,
+                    None::<i64>,
+                    r.reason
+                ])?;
+            }
+            app.flush()?;
+            Ok(ids)
         })
     }
 
