@@ -61,7 +61,12 @@ fn rules(n: usize) -> Vec<NewRule> {
                 3 => rule(MatchKind::Header, format!("bot-{i}")),
                 _ => rule(
                     MatchKind::Ip,
-                    format!("172.{}.{}.{}", 16 + (i32 >> 16) % 16, (i32 >> 8) & 255, i32 & 255),
+                    format!(
+                        "172.{}.{}.{}",
+                        16 + (i32 >> 16) % 16,
+                        (i32 >> 8) & 255,
+                        i32 & 255
+                    ),
                 ),
             }
         })
@@ -71,9 +76,18 @@ fn rules(n: usize) -> Vec<NewRule> {
 /// A request line set: a quarter blocked by address, a quarter by key, half let through.
 fn request(i: usize, key: &str) -> String {
     let (ip, extra) = match i % 4 {
-        0 => (format!("172.16.{}.{}", (i >> 8) & 255, i & 255), String::new()),
-        1 => ("192.0.2.7".to_owned(), format!("X-Api-Key: key-{:08}\r\n", (i % 1000) * 10 + 2)),
-        _ => ("192.0.2.8".to_owned(), "Authorization: Bearer not-a-jwt\r\n".to_owned()),
+        0 => (
+            format!("172.16.{}.{}", (i >> 8) & 255, i & 255),
+            String::new(),
+        ),
+        1 => (
+            "192.0.2.7".to_owned(),
+            format!("X-Api-Key: key-{:08}\r\n", (i % 1000) * 10 + 2),
+        ),
+        _ => (
+            "192.0.2.8".to_owned(),
+            "Authorization: Bearer not-a-jwt\r\n".to_owned(),
+        ),
     };
     format!(
         "GET /v1/authz HTTP/1.1\r\nHost: hub\r\nX-Tapline-Key: {key}\r\nX-Original-URI: /api/orders/{i}?x=1\r\n\
@@ -98,7 +112,13 @@ fn client_tls(ca_pem: &str) -> Result<Arc<rustls::ClientConfig>> {
 
 /// Sends `n` requests on one kept-alive connection; returns each one's latency and how many
 /// were refused.
-fn client(addr: SocketAddr, tls: Arc<rustls::ClientConfig>, key: &str, from: usize, n: usize) -> Result<(Vec<Duration>, usize)> {
+fn client(
+    addr: SocketAddr,
+    tls: Arc<rustls::ClientConfig>,
+    key: &str,
+    from: usize,
+    n: usize,
+) -> Result<(Vec<Duration>, usize)> {
     let name = rustls::pki_types::ServerName::try_from("localhost")?;
     let conn = rustls::ClientConnection::new(tls, name)?;
     let tcp = TcpStream::connect(addr)?;
@@ -155,7 +175,9 @@ fn hammer(addr: SocketAddr, ca: &str, key: &str, clients: usize, requests: usize
     let mut all = Vec::with_capacity(requests);
     let mut refused = 0;
     for h in handles {
-        let (l, r) = h.join().map_err(|_| anyhow::anyhow!("a client panicked"))??;
+        let (l, r) = h
+            .join()
+            .map_err(|_| anyhow::anyhow!("a client panicked"))??;
         all.extend(l);
         refused += r;
     }
@@ -170,7 +192,12 @@ fn hammer(addr: SocketAddr, ca: &str, key: &str, clients: usize, requests: usize
     })
 }
 
-fn serve(dir: &std::path::Path, name: &str, n: usize, id: &HubIdentity) -> Result<(DecisionServer, String)> {
+fn serve(
+    dir: &std::path::Path,
+    name: &str,
+    n: usize,
+    id: &HubIdentity,
+) -> Result<(DecisionServer, String)> {
     let path = dir.join(format!("{name}.duckdb"));
     let mut case = CaseStore::open(&path)?;
     let t = Instant::now();
@@ -222,7 +249,14 @@ fn lookup_alone(n: usize) -> Result<f64> {
         .collect();
     let ix = tapline_enforce::Index::build(&tapline_enforce::effective(&rules, &[], 1), &[]);
     let reqs: Vec<(std::net::IpAddr, String)> = (0..10_000)
-        .map(|i| (format!("172.16.{}.{}", (i >> 8) & 255, i & 255).parse().unwrap_or([0u8; 4].into()), format!("key-{:08}", i * 10 + 2)))
+        .map(|i| {
+            (
+                format!("172.16.{}.{}", (i >> 8) & 255, i & 255)
+                    .parse()
+                    .unwrap_or([0u8; 4].into()),
+                format!("key-{:08}", i * 10 + 2),
+            )
+        })
         .collect();
     let t = Instant::now();
     let mut blocked = 0;
@@ -252,11 +286,22 @@ fn main() -> Result<()> {
     let clients = arg(&args, "--clients", 2)?;
     let dir = tempfile::tempdir()?;
     let id = HubIdentity::create()?;
-    println!("decision endpoint: {requests} requests over HTTPS keep-alive from {clients} client thread(s)");
-    println!("lookup alone ({n} rules, index in memory): {:.0} ns per decision", lookup_alone(n)?);
+    println!(
+        "decision endpoint: {requests} requests over HTTPS keep-alive from {clients} client thread(s)"
+    );
+    println!(
+        "lookup alone ({n} rules, index in memory): {:.0} ns per decision",
+        lookup_alone(n)?
+    );
     for (name, count) in [("no rules", 0), ("rules", n)] {
         let (server, key) = serve(dir.path(), &name.replace(' ', "-"), count, &id)?;
-        let r = hammer(server.local_addr(), &id.ca_cert_pem, &key, clients, requests)?;
+        let r = hammer(
+            server.local_addr(),
+            &id.ca_cert_pem,
+            &key,
+            clients,
+            requests,
+        )?;
         println!(
             "{name:>9}: {:>8.0} requests/s  p50 {:>6.0} µs  p99 {:>6.0} µs  refused {}",
             r.rps,

@@ -138,6 +138,66 @@ pub enum BlockCommand {
     FromFinding(BlockFromFindingArgs),
     /// Requests agents refused (and monitor rules counted): per rule, then the latest.
     Hits(ListArgs),
+    /// Automatic rules: findings over a threshold per actor become blocks.
+    #[command(subcommand)]
+    Auto(BlockAutoCommand),
+}
+
+/// `tapline block auto …`.
+#[derive(Debug, Subcommand, Serialize, Deserialize)]
+pub enum BlockAutoCommand {
+    /// Add an automatic rule; it is evaluated after every import and live-analysis write.
+    Add(BlockAutoAddArgs),
+    /// The automatic rules in force.
+    List(ListArgs),
+    /// Remove an automatic rule (blocks it made stay until they end).
+    Remove(BlockRemoveArgs),
+}
+
+/// Arguments of `tapline block auto add`.
+#[derive(Debug, clap::Args, Serialize, Deserialize)]
+pub struct BlockAutoAddArgs {
+    /// A name for people.
+    pub name: String,
+    /// The case file.
+    #[arg(long)]
+    pub db: PathBuf,
+    /// Finding kinds or families (attack, behaviour) that count; repeat. Default: any.
+    #[arg(long = "kind")]
+    pub kinds: Vec<String>,
+    /// The least severity that counts: low, medium, high, critical.
+    #[arg(long, default_value = "high")]
+    pub min_severity: String,
+    /// Incidents (findings) for one actor within the window.
+    #[arg(long, default_value_t = 1)]
+    pub threshold: u32,
+    /// The window: 90s, 30m, 24h, 7d.
+    #[arg(long, default_value = "1h")]
+    pub window: String,
+    /// Which identifier to block (and group incidents by).
+    #[arg(long, value_enum, default_value_t = BlockBy::Ip)]
+    pub by: BlockBy,
+    /// How long each block lasts.
+    #[arg(long = "for", default_value = "24h")]
+    pub duration: String,
+    /// Only these path globs (repeat).
+    #[arg(long)]
+    pub path: Vec<String>,
+    /// Only these methods (repeat).
+    #[arg(long)]
+    pub method: Vec<String>,
+    /// Values never blocked by this rule (repeat).
+    #[arg(long)]
+    pub except: Vec<String>,
+    /// Only count what the blocks would refuse; enforce nothing.
+    #[arg(long)]
+    pub monitor: bool,
+    /// After a block ends (or is removed), wait this long before blocking the actor again.
+    #[arg(long, default_value = "1h")]
+    pub cooldown: String,
+    /// Most blocks this rule keeps active at once.
+    #[arg(long, default_value_t = 1000)]
+    pub max_active: usize,
 }
 
 /// What a rule or allowlist entry matches (exactly one).
@@ -764,6 +824,9 @@ impl Command {
             Command::Block(BlockCommand::Audit(a)) => Some(&a.db),
             Command::Block(BlockCommand::FromFinding(a)) => Some(&a.db),
             Command::Block(BlockCommand::Hits(a)) => Some(&a.db),
+            Command::Block(BlockCommand::Auto(BlockAutoCommand::Add(a))) => Some(&a.db),
+            Command::Block(BlockCommand::Auto(BlockAutoCommand::List(a))) => Some(&a.db),
+            Command::Block(BlockCommand::Auto(BlockAutoCommand::Remove(a))) => Some(&a.db),
             Command::Blocklist(BlocklistCommand::Export(a)) => Some(&a.db),
             Command::Blocklist(BlocklistCommand::Verify(_)) => None,
             Command::Agents(AgentsCommand::Add(a)) => Some(&a.db),
@@ -836,6 +899,9 @@ impl Command {
             Command::Block(BlockCommand::Audit(a)) => at(&mut a.db),
             Command::Block(BlockCommand::FromFinding(a)) => at(&mut a.db),
             Command::Block(BlockCommand::Hits(a)) => at(&mut a.db),
+            Command::Block(BlockCommand::Auto(BlockAutoCommand::Add(a))) => at(&mut a.db),
+            Command::Block(BlockCommand::Auto(BlockAutoCommand::List(a))) => at(&mut a.db),
+            Command::Block(BlockCommand::Auto(BlockAutoCommand::Remove(a))) => at(&mut a.db),
             Command::Blocklist(BlocklistCommand::Export(a)) => {
                 at(&mut a.db);
                 if let Some(p) = &mut a.output {

@@ -214,3 +214,65 @@ fn nftables_checks_the_exported_table() {
         std::fs::read_to_string(&file).unwrap()
     );
 }
+
+#[test]
+fn automatic_rules_block_actors_over_the_threshold_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("case.duckdb");
+    import_into(&db, &sample_captures().join("abuse-api.pcap"));
+    let out = block(
+        &db,
+        &[
+            "auto",
+            "add",
+            "abusers",
+            "--kind",
+            "behaviour",
+            "--min-severity",
+            "medium",
+            "--threshold",
+            "1",
+            "--window",
+            "1h",
+            "--by",
+            "ip",
+            "--for",
+            "2h",
+        ],
+    );
+    assert!(out.contains("automatic rule 1 (abusers) added"), "{out}");
+    let auto_rules = |db: &Path| -> Vec<serde_json::Value> {
+        let all: serde_json::Value =
+            serde_json::from_str(&block(db, &["list", "--format", "json"])).unwrap();
+        all.as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["origin"] == "auto:1")
+            .cloned()
+            .collect()
+    };
+    let first = auto_rules(&db);
+    assert!(!first.is_empty(), "{out}");
+    let values: Vec<&str> = first.iter().map(|r| r["value"].as_str().unwrap()).collect();
+    assert!(
+        values.contains(&"127.0.0.99/32"),
+        "the stuffing actor: {values:?}"
+    );
+    assert!(
+        first
+            .iter()
+            .all(|r| !r["findings"].as_array().unwrap().is_empty())
+    );
+    // Another import runs the rule again: the same evidence blocks no one twice (the new
+    // capture's own abusers may be blocked, once each).
+    import_into(&db, &sample_captures().join("shop-api.pcap"));
+    let after = auto_rules(&db);
+    let mut values: Vec<&str> = after.iter().map(|r| r["value"].as_str().unwrap()).collect();
+    let n = values.len();
+    values.sort_unstable();
+    values.dedup();
+    assert_eq!(values.len(), n, "an actor blocked twice: {values:?}");
+    assert!(after.len() >= first.len());
+    let audit = block(&db, &["audit"]);
+    assert!(audit.contains("auto-create"), "{audit}");
+}

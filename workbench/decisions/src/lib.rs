@@ -276,7 +276,10 @@ fn flush(case: &mut CaseStore, shared: &Shared, hits: &mpsc::Receiver<Hit>) {
         .hits_lost
         .swap(0, std::sync::atomic::Ordering::Relaxed);
     if lost > 0 {
-        tracing::warn!(lost, "blocked requests came faster than the case could log them; counted, not logged");
+        tracing::warn!(
+            lost,
+            "blocked requests came faster than the case could log them; counted, not logged"
+        );
     }
     if !batch.is_empty()
         && let Err(e) = case.add_block_hits(&batch)

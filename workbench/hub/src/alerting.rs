@@ -1,4 +1,5 @@
-//! The hub's alerts thread: after each live-analysis write that added or updated findings
+//! The hub's alerts thread (which also applies automatic block rules, `tapline-enforce`'s
+//! [`tapline_enforce::auto`], before each round): after each live-analysis write that added or updated findings
 //! (and every [`ROUND_EVERY`] regardless, for retries and for findings an import or another
 //! command added), every destination of the case is sent what it has not been sent yet
 //! ([`tapline_alerts::dispatch`]). Network waits and webhook retries happen here, never on the
@@ -95,6 +96,13 @@ fn round(connect: &Connect, case: &mut Option<CaseStore>, on_sent: &dyn Fn(tapli
     let Some(c) = case.as_mut() else {
         return;
     };
+    // Automatic block rules first: the blocks they add are in force before anyone is alerted.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64);
+    if let Err(e) = tapline_enforce::auto::apply(c, now) {
+        tracing::error!("automatic block rules could not be applied (retried next round): {e}");
+    }
     match tapline_alerts::dispatch(c) {
         Ok(sent) => {
             if sent.new + sent.updated > 0 || !sent.failed.is_empty() {

@@ -209,9 +209,16 @@ impl CaseStore {
     /// Stores rules (automatic rules, imports) with their audit lines in one transaction.
     pub fn add_block_rules(&mut self, rules: &[NewRule]) -> Result<Vec<i64>, StoreError> {
         self.atomically(|tx| {
-            let first: i64 = tx.query_row("SELECT coalesce(max(id), 0) + 1 FROM block_rules", [], |r| r.get(0))?;
-            let audit_first: i64 =
-                tx.query_row("SELECT coalesce(max(id), 0) + 1 FROM block_audit", [], |r| r.get(0))?;
+            let first: i64 = tx.query_row(
+                "SELECT coalesce(max(id), 0) + 1 FROM block_rules",
+                [],
+                |r| r.get(0),
+            )?;
+            let audit_first: i64 = tx.query_row(
+                "SELECT coalesce(max(id), 0) + 1 FROM block_audit",
+                [],
+                |r| r.get(0),
+            )?;
             // Appenders: thousands of rules (automatic rules, imports) in well under a second.
             let now = now_ns();
             let mut ids = Vec::with_capacity(rules.len());
@@ -270,6 +277,69 @@ impl CaseStore {
             )?;
             if n > 0 {
                 audit(tx, who, "remove", Some(id), None, note)?;
+            }
+            Ok(n > 0)
+        })
+    }
+
+    /// Moves a rule's end (an automatic rule extending its block instead of adding another).
+    pub fn extend_block_rule(
+        &mut self,
+        id: i64,
+        expires_ns: i64,
+        who: &str,
+        note: &str,
+    ) -> Result<bool, StoreError> {
+        self.atomically(|tx| {
+            let n = tx.execute(
+                "UPDATE block_rules SET expires_ns = ? WHERE id = ? AND removed_ns IS NULL",
+                params![expires_ns, id],
+            )?;
+            if n > 0 {
+                audit(tx, who, "extend", Some(id), None, note)?;
+            }
+            Ok(n > 0)
+        })
+    }
+
+    /// Stores an automatic rule (its spec as JSON); returns its id.
+    pub fn add_auto_rule(&mut self, name: &str, spec: &str, who: &str) -> Result<i64, StoreError> {
+        self.atomically(|tx| {
+            let id: i64 = tx.query_row("SELECT coalesce(max(id), 0) + 1 FROM block_auto", [], |r| r.get(0))?;
+            tx.execute(
+                "INSERT INTO block_auto (id, name, spec, created_by, created_ns) VALUES (?, ?, ?, ?, ?)",
+                params![id, name, spec, who, now_ns()],
+            )?;
+            audit(tx, who, "auto-create", None, None, &format!("automatic rule {id} ({name}): {spec}"))?;
+            Ok(id)
+        })
+    }
+
+    /// Automatic rules in force: (id, name, spec JSON).
+    pub fn auto_rules(&self) -> Result<Vec<(i64, String, String)>, StoreError> {
+        self.select(
+            "SELECT id, name, CAST(spec AS VARCHAR) FROM block_auto WHERE removed_ns IS NULL ORDER BY id",
+            &[],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+    }
+
+    /// Removes an automatic rule (the blocks it made stay until they end).
+    pub fn remove_auto_rule(&mut self, id: i64, who: &str) -> Result<bool, StoreError> {
+        self.atomically(|tx| {
+            let n = tx.execute(
+                "UPDATE block_auto SET removed_ns = ? WHERE id = ? AND removed_ns IS NULL",
+                params![now_ns(), id],
+            )?;
+            if n > 0 {
+                audit(
+                    tx,
+                    who,
+                    "auto-remove",
+                    None,
+                    None,
+                    &format!("automatic rule {id}"),
+                )?;
             }
             Ok(n > 0)
         })

@@ -84,6 +84,7 @@ pub fn run(cmd: &BlockCommand, cases: &Cases, out: &mut dyn Write) -> Result<()>
             Ok(())
         }
         BlockCommand::Hits(a) => hits(cases, a, out),
+        BlockCommand::Auto(cmd) => auto(cmd, cases, out),
         BlockCommand::FromFinding(a) => {
             let case = cases.open_existing(&a.db)?;
             let f = case
@@ -161,6 +162,101 @@ fn add(cases: &Cases, db: &std::path::Path, rule: &NewRule, out: &mut dyn Write)
         )?;
     }
     Ok(())
+}
+
+fn auto(cmd: &crate::cli::BlockAutoCommand, cases: &Cases, out: &mut dyn Write) -> Result<()> {
+    use crate::cli::BlockAutoCommand as A;
+    match cmd {
+        A::Add(a) => {
+            let secs = |d: &str| -> Result<u64> {
+                Ok(((expiry(d)? - now_ns()) / 1_000_000_000).max(1) as u64)
+            };
+            let spec = tapline_enforce::auto::AutoSpec {
+                kinds: a.kinds.clone(),
+                min_severity: tapline_store::endpoints::Severity::from_name(&a.min_severity)
+                    .with_context(|| {
+                        format!(
+                            "--min-severity {:?}: low, medium, high or critical",
+                            a.min_severity
+                        )
+                    })?,
+                threshold: a.threshold.max(1),
+                window_s: secs(&a.window)?,
+                by: match a.by {
+                    BlockBy::Ip => MatchKind::Ip,
+                    BlockBy::User => MatchKind::User,
+                    BlockBy::Key => MatchKind::Key,
+                    BlockBy::Session => MatchKind::Session,
+                },
+                duration_s: secs(&a.duration)?,
+                paths: a.path.clone(),
+                methods: a.method.iter().map(|m| m.to_ascii_uppercase()).collect(),
+                except: a.except.clone(),
+                action: if a.monitor {
+                    Action::Monitor
+                } else {
+                    Action::Block
+                },
+                cooldown_s: secs(&a.cooldown)?,
+                max_active: a.max_active,
+            };
+            for k in &spec.kinds {
+                if k != "attack"
+                    && k != "behaviour"
+                    && tapline_store::endpoints::FindingKind::from_name(k).is_none()
+                {
+                    bail!(
+                        "--kind {k:?} is not a finding kind (tapline findings) nor a family (attack, behaviour)"
+                    );
+                }
+            }
+            let mut case = cases.open(&a.db)?;
+            let id = case.add_auto_rule(&a.name, &serde_json::to_string(&spec)?, &who(None))?;
+            writeln!(out, "automatic rule {id} ({}) added", a.name)?;
+            // The findings already in the case count at once.
+            let done = tapline_enforce::auto::apply(&mut case, now_ns())?;
+            writeln!(
+                out,
+                "{} block(s) added, {} extended from the findings in the case",
+                done.added.len(),
+                done.extended.len()
+            )?;
+            Ok(())
+        }
+        A::List(a) => {
+            let autos = cases.open_existing(&a.db)?.auto_rules()?;
+            if a.format == ListFormat::Json {
+                let list: Vec<serde_json::Value> = autos
+                    .iter()
+                    .map(|(id, name, spec)| serde_json::json!({ "id": id, "name": name, "spec": serde_json::from_str::<serde_json::Value>(spec).unwrap_or_default() }))
+                    .collect();
+                writeln!(out, "{}", serde_json::to_string_pretty(&list)?)?;
+                return Ok(());
+            }
+            for (id, name, spec) in autos {
+                writeln!(out, "{id:>4}  {name:<24} {spec}")?;
+            }
+            Ok(())
+        }
+        A::Remove(a) => {
+            if !cases
+                .open_existing(&a.db)?
+                .remove_auto_rule(a.id, &who(a.who.as_deref()))?
+            {
+                bail!(
+                    "no automatic rule {} in {} (tapline block auto list)",
+                    a.id,
+                    a.db.display()
+                );
+            }
+            writeln!(
+                out,
+                "automatic rule {} removed; the blocks it made stay until they end",
+                a.id
+            )?;
+            Ok(())
+        }
+    }
 }
 
 fn hits(cases: &Cases, a: &crate::cli::ListArgs, out: &mut dyn Write) -> Result<()> {

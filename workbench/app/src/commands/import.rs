@@ -78,6 +78,16 @@ pub fn run(args: &ImportArgs, ctx: &mut Ctx<'_>) -> Result<Status> {
             }
         }?;
     }
+    // Automatic block rules see what the imports found.
+    let auto = tapline_enforce::auto::apply(&mut store, now_ns())?;
+    if !auto.added.is_empty() || !auto.extended.is_empty() {
+        writeln!(
+            ctx.err,
+            "automatic block rules: {} added, {} extended (tapline block list)",
+            auto.added.len(),
+            auto.extended.len()
+        )?;
+    }
     // What the imports found goes to the case's alert destinations, if it has any (a hub
     // holding the case sends it at its next round instead).
     if !ctx.cases.is_held(&args.db) && !store.alert_sinks()?.is_empty() {
@@ -95,4 +105,10 @@ pub fn run(args: &ImportArgs, ctx: &mut Ctx<'_>) -> Result<Status> {
         }
     }
     Ok(Status::Done)
+}
+
+fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64)
 }
