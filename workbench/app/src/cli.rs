@@ -248,6 +248,9 @@ pub struct BlockAddArgs {
     /// Who (default: $USER).
     #[arg(long)]
     pub who: Option<String>,
+    /// Show what the rule would have blocked in the recorded traffic; save nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// Arguments of `tapline block list`.
@@ -259,6 +262,10 @@ pub struct BlockListArgs {
     /// Removed and expired rules too.
     #[arg(long)]
     pub all: bool,
+    /// Replay the recorded traffic through the rules: requests each would block (all, and
+    /// since it was made — monitor rules measured) and its false-positive candidates.
+    #[arg(long)]
+    pub effect: bool,
 }
 
 /// Arguments of `tapline block remove`.

@@ -276,3 +276,35 @@ fn automatic_rules_block_actors_over_the_threshold_once() {
     let audit = block(&db, &["audit"]);
     assert!(audit.contains("auto-create"), "{audit}");
 }
+
+#[test]
+fn monitor_rules_are_measured_on_recorded_traffic_and_drafts_previewed() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("case.duckdb");
+    import_into(&db, &sample_captures().join("abuse-api.pcap"));
+    block(&db, &["add", "--ip", "127.0.0.99", "--monitor"]);
+    let rules: serde_json::Value =
+        serde_json::from_str(&block(&db, &["list", "--effect", "--format", "json"])).unwrap();
+    let effect = &rules[0]["effect"];
+    assert!(effect["would_block"].as_u64().unwrap() >= 20, "{effect}");
+    assert_eq!(effect["actors"], 1, "{effect}");
+    assert_eq!(
+        effect["false_positive_candidates"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0,
+        "the stuffing actor has findings: {effect}"
+    );
+    // A draft over the whole loopback network: every request, with the well-behaved clients
+    // named as possible false positives, and nothing saved.
+    let out = block(&db, &["add", "--ip", "127.0.0.0/24", "--dry-run"]);
+    assert!(
+        out.contains("would have blocked 342 recorded request(s)"),
+        "{out}"
+    );
+    assert!(out.contains("possible false positive: 127.0.0.1"), "{out}");
+    let all: serde_json::Value =
+        serde_json::from_str(&block(&db, &["list", "--all", "--format", "json"])).unwrap();
+    assert_eq!(all.as_array().unwrap().len(), 1, "a dry run saves nothing");
+}

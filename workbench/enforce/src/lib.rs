@@ -7,6 +7,8 @@
 //!   not doubled; allowlist, exceptions, cooldown and a cap respected).
 //! - [`decide`]: per-request decisions from an in-memory index (the decision endpoint, monitor
 //!   counts on recorded traffic).
+//! - [`replay`]: recorded traffic through the rules — would-block counts and false-positive
+//!   candidates per rule (monitor mode that measures; a draft rule's preview).
 //! - [`sign`]: Ed25519 signatures over exported bundles, checked by agents.
 //! - [`export`]: block lists as JSON, an nginx include, an nftables table, a HAProxy ACL file.
 //!
@@ -17,6 +19,7 @@ pub mod auto;
 pub mod decide;
 pub mod effective;
 pub mod export;
+pub mod replay;
 pub mod sign;
 
 pub use decide::{Index, Request, Verdict};

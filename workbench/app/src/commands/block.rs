@@ -30,6 +30,9 @@ pub fn run(cmd: &BlockCommand, cases: &Cases, out: &mut dyn Write) -> Result<()>
                 findings: Vec::new(),
                 created_by: who(a.who.as_deref()),
             };
+            if a.dry_run {
+                return preview(cases, &a.db, &rule, out);
+            }
             add(cases, &a.db, &rule, out)
         }
         BlockCommand::List(a) => list(cases, a, out),
@@ -300,16 +303,74 @@ fn hits(cases: &Cases, a: &crate::cli::ListArgs, out: &mut dyn Write) -> Result<
     Ok(())
 }
 
+/// What a draft rule would have blocked in the recorded traffic.
+fn preview(cases: &Cases, db: &std::path::Path, rule: &NewRule, out: &mut dyn Write) -> Result<()> {
+    let case = cases.open_existing(db)?;
+    let draft = tapline_store::blocks::Rule {
+        id: 0,
+        kind: rule.kind,
+        value: rule.value.clone(),
+        header: rule.header.clone(),
+        paths: rule.paths.clone(),
+        methods: rule.methods.clone(),
+        action: rule.action,
+        expires_ns: rule.expires_ns,
+        origin: rule.origin.clone(),
+        reason: rule.reason.clone(),
+        findings: rule.findings.clone(),
+        created_by: rule.created_by.clone(),
+        created_ns: now_ns(),
+        removed_ns: None,
+    };
+    let effects = tapline_enforce::replay::replay(&case, &[draft], &case.allowlist()?, now_ns())?;
+    let e = effects.into_iter().next().unwrap_or_default();
+    writeln!(
+        out,
+        "dry run (nothing saved): would have blocked {} recorded request(s) from {} actor(s)",
+        e.would_block, e.actors
+    )?;
+    for (who, n) in &e.false_positive_candidates {
+        writeln!(
+            out,
+            "  possible false positive: {who} ({n} request(s); allowlisted or no finding names it)"
+        )?;
+    }
+    if !e.examples.is_empty() {
+        writeln!(out, "  e.g. transactions {:?}", e.examples)?;
+    }
+    Ok(())
+}
+
 fn list(cases: &Cases, a: &crate::cli::BlockListArgs, out: &mut dyn Write) -> Result<()> {
     let now = now_ns();
-    let rules: Vec<_> = cases
-        .open_existing(&a.list.db)?
+    let case = cases.open_existing(&a.list.db)?;
+    let rules: Vec<_> = case
         .block_rules()?
         .into_iter()
         .filter(|r| a.all || r.active_at(now))
         .collect();
+    let effects: std::collections::BTreeMap<i64, tapline_enforce::replay::Effect> = if a.effect {
+        tapline_enforce::replay::replay(&case, &rules, &case.allowlist()?, now)?
+            .into_iter()
+            .map(|e| (e.rule_id, e))
+            .collect()
+    } else {
+        Default::default()
+    };
     if a.list.format == ListFormat::Json {
-        writeln!(out, "{}", serde_json::to_string_pretty(&rules)?)?;
+        let doc: Vec<serde_json::Value> = rules
+            .iter()
+            .map(|r| {
+                let mut v = serde_json::to_value(r).unwrap_or_default();
+                if a.effect {
+                    v["effect"] =
+                        serde_json::to_value(effects.get(&r.id).cloned().unwrap_or_default())
+                            .unwrap_or_default();
+                }
+                v
+            })
+            .collect();
+        writeln!(out, "{}", serde_json::to_string_pretty(&doc)?)?;
         return Ok(());
     }
     writeln!(
@@ -340,6 +401,25 @@ fn list(cases: &Cases, a: &crate::cli::BlockListArgs, out: &mut dyn Write) -> Re
             r.kind.name(),
             r.reason
         )?;
+        if let Some(e) = effects.get(&r.id) {
+            writeln!(
+                out,
+                "      would block {} recorded request(s) ({} since made) from {} actor(s){}",
+                e.would_block,
+                e.since_created,
+                e.actors,
+                if e.false_positive_candidates.is_empty() {
+                    String::new()
+                } else {
+                    let fp: Vec<String> = e
+                        .false_positive_candidates
+                        .iter()
+                        .map(|(w, n)| format!("{w} ×{n}"))
+                        .collect();
+                    format!("; possible false positives: {}", fp.join(", "))
+                }
+            )?;
+        }
     }
     Ok(())
 }
