@@ -697,3 +697,30 @@ fn a_test_is_generated_from_a_finding_checked_as_it_is_edited_and_run_with_its_e
     assert_eq!(latest[0].verdict, "fail");
     app.expect("#1");
 }
+
+#[test]
+fn a_finding_becomes_a_block_rule_after_its_effect_is_previewed() {
+    let mut app = App::open(&["abuse-api.pcap"]);
+    app.nav(View::Attacks);
+    app.click("credential_stuffing");
+    app.click("Block…");
+    assert_eq!(app.view(), View::Blocks);
+    // The actor's address is the draft's value; saving waits for the preview.
+    let draft = app.harness.state().views.blocks.draft.clone();
+    assert_eq!(draft.value, "127.0.0.99");
+    assert!(!draft.findings.is_empty());
+    app.click("Preview effect");
+    app.expect("Would have blocked 30 recorded request(s) from 1 actor(s).");
+    app.click("Save rule");
+    let case = app.harness.state().case.as_ref().unwrap();
+    let blocks = case.blocks.value.as_ref().unwrap();
+    let rule = blocks
+        .rules
+        .iter()
+        .find(|r| r.value == "127.0.0.99/32")
+        .unwrap();
+    assert_eq!(rule.origin, "finding");
+    assert_eq!(blocks.effects[&rule.id].would_block, 30);
+    // The capture is older than the rule: nothing "since made".
+    app.expect("30 (0 since made)");
+}

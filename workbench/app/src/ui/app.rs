@@ -71,11 +71,13 @@ pub enum View {
     Sensors,
     /// Security tests: generate, edit, run, history.
     Tests,
+    /// Block rules, their effect, the allowlist, agents.
+    Blocks,
 }
 
 impl View {
     /// All views, in navigation order.
-    pub const ALL: [View; 7] = [
+    pub const ALL: [View; 8] = [
         View::Overview,
         View::Inventory,
         View::Traffic,
@@ -83,6 +85,7 @@ impl View {
         View::Attacks,
         View::Sensors,
         View::Tests,
+        View::Blocks,
     ];
 
     /// The navigation label.
@@ -95,6 +98,7 @@ impl View {
             View::Attacks => "Attacks",
             View::Sensors => "Sensors",
             View::Tests => "Tests",
+            View::Blocks => "Block rules",
         }
     }
 
@@ -107,6 +111,7 @@ impl View {
             View::Attacks => Key::Num5,
             View::Sensors => Key::Num6,
             View::Tests => Key::Num7,
+            View::Blocks => Key::Num8,
         }
     }
 }
@@ -218,6 +223,8 @@ pub enum Command {
         /// A finding's id.
         finding: Option<i64>,
     },
+    /// The Block rules view, a draft rule started (from an actor or a finding).
+    BlockDraft(Box<super::blocks::Draft>),
 }
 
 /// A running import.
@@ -356,6 +363,8 @@ pub struct ViewStates {
     pub sensors: sensors::State,
     /// Tests.
     pub tests: tests::State,
+    /// Block rules.
+    pub blocks: super::blocks::State,
 }
 
 /// The desktop workbench.
@@ -829,6 +838,10 @@ impl Workbench {
                 if let Some(case) = &self.case {
                     self.views.tests.reload(&case.path, ctx);
                 }
+            }
+            Command::BlockDraft(draft) => {
+                self.views.blocks.start(*draft);
+                self.settings.view = View::Blocks;
             }
             Command::GenerateTests { endpoint, finding } => {
                 if let Some(case) = &mut self.case {
@@ -1406,6 +1419,7 @@ impl Workbench {
                 cmds,
             ),
             View::Tests => tests::ui(ui, &mut self.views.tests, case, cmds),
+            View::Blocks => super::blocks::ui(ui, &mut self.views.blocks, case, cmds),
         }
     }
 

@@ -294,6 +294,13 @@ fn finding_detail(
                 finding: Some(f.id),
             });
         }
+        if ui
+            .button("Block…")
+            .on_hover_text("A block rule for this actor (Block rules view: pick the identifier and duration, preview its effect, save)")
+            .clicked()
+        {
+            cmds.push(Command::BlockDraft(Box::new(block_draft(f))));
+        }
         if ui.button("Show evidence in Traffic").clicked() {
             cmds.push(Command::ShowTraffic(Box::new(TxFilter {
                 ids: Some(f.evidence.clone()),
@@ -382,5 +389,26 @@ fn finding_detail(
         });
     if rows.len() > 500 {
         ui.label(RichText::new("first 500 shown; the rest in Traffic").weak());
+    }
+}
+
+/// A draft rule for a finding's actor: the principal when the requests carried one (a user
+/// moving between addresses is still blocked), else the address; 24 hours.
+fn block_draft(f: &Finding) -> super::blocks::Draft {
+    let (kind, value) = match (&f.actor_user, &f.actor_key, &f.actor_session, &f.actor_ip) {
+        (Some(u), ..) => (tapline_store::blocks::MatchKind::User, u.clone()),
+        (None, Some(k), ..) => (tapline_store::blocks::MatchKind::Key, k.clone()),
+        (None, None, Some(s), _) => (tapline_store::blocks::MatchKind::Session, s.clone()),
+        (None, None, None, ip) => (
+            tapline_store::blocks::MatchKind::Ip,
+            ip.clone().unwrap_or_default(),
+        ),
+    };
+    super::blocks::Draft {
+        kind,
+        value,
+        reason: format!("finding {}: {}", f.id, f.title),
+        findings: vec![f.id],
+        ..super::blocks::Draft::default()
     }
 }

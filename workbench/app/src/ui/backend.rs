@@ -37,6 +37,10 @@ pub enum Slot {
     Examples,
     /// Security-test runs kept in the case.
     TestRuns,
+    /// The Block rules view's data.
+    Blocks,
+    /// A draft rule's replayed effect.
+    Preview,
     /// A one-off write (enrolment, revocation, export), by its serial: every action is its own
     /// slot, so none is ever superseded.
     Action(u64),
@@ -108,6 +112,35 @@ pub enum Query {
     },
     /// Keep a test run in the case.
     RecordTestRun(Arc<tapline_sectest::run::RunReport>),
+    /// Rules, their measured effect, the allowlist, agents, the audit log.
+    Blocks,
+    /// What a draft rule would have blocked in the recorded traffic.
+    Preview(Box<tapline_store::blocks::NewRule>),
+    /// Saves a rule (after its preview).
+    AddRule(Box<tapline_store::blocks::NewRule>),
+    /// Removes a rule.
+    RemoveRule(i64),
+    /// Allowlists a value.
+    Allow(tapline_store::blocks::MatchKind, String),
+}
+
+/// What the Block rules view shows.
+#[derive(Clone, Debug, Default)]
+pub struct Blocks {
+    /// Every rule, newest first.
+    pub rules: Vec<tapline_store::blocks::Rule>,
+    /// Replayed effect per rule id.
+    pub effects: BTreeMap<i64, tapline_enforce::replay::Effect>,
+    /// Requests agents refused per rule (block, monitor).
+    pub hits: BTreeMap<i64, (u64, u64)>,
+    /// The allowlist.
+    pub allow: Vec<tapline_store::blocks::Allow>,
+    /// The audit log, newest first.
+    pub audit: Vec<tapline_store::blocks::AuditEntry>,
+    /// Enforcement agents.
+    pub agents: Vec<tapline_store::agents::Agent>,
+    /// Automatic rules (id, name, spec).
+    pub auto: Vec<(i64, String, String)>,
 }
 
 /// Security-test runs (newest first) and the newest run's verdicts.
@@ -226,6 +259,10 @@ pub enum Answer {
     Examples(Arc<Vec<Example>>),
     /// For [`Query::TestRuns`]: runs newest first, the newest run's verdicts.
     TestRuns(TestHistory),
+    /// For [`Query::Blocks`].
+    Blocks(Arc<Blocks>),
+    /// For [`Query::Preview`].
+    Preview(Arc<tapline_enforce::replay::Effect>),
     /// For the actions: what happened, for people.
     Done(String),
 }
@@ -505,6 +542,47 @@ fn run(
                     .map_err(|err| format!("{err:#}"))?,
             )
         }
+        Query::Blocks => Answer::Blocks(Arc::new(blocks(store).map_err(|err| format!("{err:#}"))?)),
+        Query::Preview(rule) => {
+            let draft = draft_rule(&rule);
+            let allow = store.allowlist().map_err(e)?;
+            let effect = tapline_enforce::replay::replay(store, &[draft], &allow, now_ns())
+                .map_err(e)?
+                .into_iter()
+                .next()
+                .unwrap_or_default();
+            Answer::Preview(Arc::new(effect))
+        }
+        Query::AddRule(rule) => {
+            let mut store = store.try_clone().map_err(e)?;
+            let id = store.add_block_rule(&rule).map_err(e)?;
+            Answer::Done(format!(
+                "rule {id}: {} {} {}",
+                rule.action.name(),
+                rule.kind.name(),
+                rule.value
+            ))
+        }
+        Query::RemoveRule(id) => {
+            let mut store = store.try_clone().map_err(e)?;
+            if !store
+                .remove_block_rule(id, &who(), "removed in the workbench")
+                .map_err(e)?
+            {
+                return Err(format!("no rule {id} in force"));
+            }
+            Answer::Done(format!("removed rule {id}"))
+        }
+        Query::Allow(kind, value) => {
+            let mut store = store.try_clone().map_err(e)?;
+            let id = store
+                .allow(kind, &value, "added in the workbench", &who())
+                .map_err(e)?;
+            Answer::Done(format!(
+                "allowlist entry {id}: {} {value} is never blocked",
+                kind.name()
+            ))
+        }
         Query::ExportOpenApi(path) => {
             let doc = tapline_export::openapi::document(store).map_err(|err| format!("{err:#}"))?;
             let text = serde_json::to_string_pretty(&doc).map_err(|err| err.to_string())?;
@@ -707,4 +785,67 @@ mod tests {
         assert_eq!(answers.len(), 2, "{answers:?}");
         assert!(answers[0].contains("\"a\"") && answers[1].contains("\"b\""));
     }
+}
+
+fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64)
+}
+
+fn who() -> String {
+    std::env::var("USER").unwrap_or_else(|_| "analyst".into())
+}
+
+/// A draft as if stored, for the replay.
+fn draft_rule(r: &tapline_store::blocks::NewRule) -> tapline_store::blocks::Rule {
+    tapline_store::blocks::Rule {
+        id: 0,
+        kind: r.kind,
+        value: r.value.clone(),
+        header: r.header.clone(),
+        paths: r.paths.clone(),
+        methods: r.methods.clone(),
+        action: r.action,
+        expires_ns: r.expires_ns,
+        origin: r.origin.clone(),
+        reason: r.reason.clone(),
+        findings: r.findings.clone(),
+        created_by: r.created_by.clone(),
+        created_ns: now_ns(),
+        removed_ns: None,
+    }
+}
+
+fn blocks(store: &CaseStore) -> anyhow::Result<Blocks> {
+    let now = now_ns();
+    let mut rules = store.block_rules()?;
+    let allow = store.allowlist()?;
+    let active: Vec<_> = rules.iter().filter(|r| r.active_at(now)).cloned().collect();
+    let effects = tapline_enforce::replay::replay(store, &active, &allow, now)?
+        .into_iter()
+        .map(|e| (e.rule_id, e))
+        .collect();
+    let mut hits: BTreeMap<i64, (u64, u64)> = BTreeMap::new();
+    for h in store.block_hit_counts()? {
+        let e = hits.entry(h.rule_id).or_default();
+        if h.action == "monitor" {
+            e.1 += h.count;
+        } else {
+            e.0 += h.count;
+        }
+    }
+    rules.reverse();
+    let mut audit = store.block_audit()?;
+    audit.reverse();
+    audit.truncate(200);
+    Ok(Blocks {
+        rules,
+        effects,
+        hits,
+        allow,
+        audit,
+        agents: store.agents()?,
+        auto: store.auto_rules()?,
+    })
 }

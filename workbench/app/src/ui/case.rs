@@ -167,6 +167,10 @@ pub struct Case {
     pub examples: Loaded<Arc<Vec<Example>>>,
     /// Security-test runs (newest first) and the newest run's verdicts.
     pub test_runs: Loaded<super::backend::TestHistory>,
+    /// The Block rules view's data.
+    pub blocks: Loaded<Arc<super::backend::Blocks>>,
+    /// A draft rule's replayed effect.
+    pub preview: Loaded<Arc<tapline_enforce::replay::Effect>>,
     /// Actions asked for and not answered yet.
     actions: usize,
     /// Results of actions (enrolment, export), for the notices.
@@ -245,6 +249,8 @@ impl Case {
             evidence: Loaded::default(),
             examples: Loaded::default(),
             test_runs: Loaded::default(),
+            blocks: Loaded::default(),
+            preview: Loaded::default(),
             done: Vec::new(),
             slowest_query: Duration::ZERO,
             control,
@@ -279,6 +285,7 @@ impl Case {
         self.inventory.pending = Some(serial);
         self.sensors.pending = Some(self.backend.request(Slot::Sensors, Query::Sensors));
         self.test_runs.pending = Some(self.backend.request(Slot::TestRuns, Query::TestRuns));
+        self.blocks.pending = Some(self.backend.request(Slot::Blocks, Query::Blocks));
         self.reload_traffic();
     }
 
@@ -377,6 +384,15 @@ impl Case {
         ));
     }
 
+    /// Replays the recorded traffic through a draft rule (the answer lands in `preview`).
+    pub fn preview_rule(&mut self, rule: tapline_store::blocks::NewRule) {
+        self.preview.value = None;
+        self.preview.pending = Some(
+            self.backend
+                .request(Slot::Preview, Query::Preview(Box::new(rule))),
+        );
+    }
+
     /// Runs a write (enrolment, revocation, export) on the worker; its result lands in
     /// [`Case::done`].
     pub fn act(&mut self, query: Query) {
@@ -454,6 +470,10 @@ impl Case {
             (Slot::Examples, Err(e)) => fill(&mut self.examples, s, Err(e)),
             (Slot::TestRuns, Ok(Answer::TestRuns(h))) => fill(&mut self.test_runs, s, Ok(h)),
             (Slot::TestRuns, Err(e)) => fill(&mut self.test_runs, s, Err(e)),
+            (Slot::Blocks, Ok(Answer::Blocks(b))) => fill(&mut self.blocks, s, Ok(b)),
+            (Slot::Blocks, Err(e)) => fill(&mut self.blocks, s, Err(e)),
+            (Slot::Preview, Ok(Answer::Preview(p))) => fill(&mut self.preview, s, Ok(p)),
+            (Slot::Preview, Err(e)) => fill(&mut self.preview, s, Err(e)),
             (Slot::Action(_), Ok(Answer::Done(msg))) => {
                 self.actions = self.actions.saturating_sub(1);
                 self.done.push(Ok(msg));
@@ -480,6 +500,8 @@ impl Case {
             || self.transaction.is_loading()
             || self.evidence.is_loading()
             || self.examples.is_loading()
+            || self.blocks.is_loading()
+            || self.preview.is_loading()
     }
 }
 
@@ -493,6 +515,8 @@ fn answer_name(a: &Answer) -> &'static str {
         Answer::Evidence(_) => "evidence",
         Answer::Examples(_) => "examples",
         Answer::TestRuns(..) => "test runs",
+        Answer::Blocks(_) => "block rules",
+        Answer::Preview(_) => "rule preview",
         Answer::Done(_) => "done",
     }
 }

@@ -11,6 +11,7 @@
 pub mod app;
 pub mod attacks;
 pub mod backend;
+pub mod blocks;
 pub mod case;
 pub mod format;
 pub mod inventory;
