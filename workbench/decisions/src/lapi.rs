@@ -7,8 +7,9 @@
 //!   address are one decision (the longer-lived), and removing one of them deletes nothing;
 //! - never monitor-mode or allowlisted values (they come from `tapline-enforce`'s effective
 //!   rules, where both are already out);
-//! - the nftables bouncer adds a `Range` to a set without intervals, keeping its first address:
-//!   small ranges (up to [`EXPAND_UP_TO`] addresses) are sent as their addresses.
+//! - the nftables bouncer (Debian's 0.0.25, tested) adds a `Range` to a set without intervals,
+//!   keeping only its first address: ranges of up to [`EXPAND_UP_TO`] addresses (a /16) are sent
+//!   as their addresses, wider ones as ranges (which ipset and pf bouncers enforce whole).
 
 use ipnet::IpNet;
 use serde::Serialize;
@@ -16,7 +17,7 @@ use std::collections::{BTreeMap, HashMap};
 use tapline_enforce::effective::{Effective, Target};
 
 /// Ranges with at most this many addresses are sent address by address.
-pub const EXPAND_UP_TO: u32 = 256;
+pub const EXPAND_UP_TO: u32 = 65_536;
 /// What a permanent rule's decision says it lasts: bouncers need a duration.
 const PERMANENT_S: u64 = 365 * 24 * 3600;
 
@@ -293,7 +294,7 @@ mod tests {
                 active(1, "203.0.113.7/32", Some(10)),
                 active(2, "203.0.113.7/32", None),
                 active(3, "198.51.100.0/30", Some(5)),
-                active(5, "10.0.0.0/16", Some(5)),
+                active(5, "10.0.0.0/15", Some(5)),
                 scoped,
             ],
             monitor: vec![active(9, "192.0.2.1/32", None)],
@@ -302,8 +303,17 @@ mod tests {
         let live = live_decisions(&e);
         assert_eq!(live["203.0.113.7"].rule, 2, "the permanent rule outlives");
         assert_eq!(live["198.51.100.3"].scope, "Ip");
-        assert_eq!(live["10.0.0.0/16"].scope, "Range");
+        assert_eq!(live["10.0.0.0/15"].scope, "Range");
         assert_eq!(live.len(), 1 + 4 + 1);
+        let wide = Effective {
+            block: vec![active(6, "10.1.0.0/16", None)],
+            ..Effective::default()
+        };
+        assert_eq!(
+            live_decisions(&wide).len(),
+            65_536,
+            "a /16 goes address by address"
+        );
         assert!(!live.contains_key("192.0.2.9") && !live.contains_key("192.0.2.1"));
     }
 
@@ -319,7 +329,7 @@ mod tests {
         let e2 = Effective {
             block: vec![
                 active(2, "203.0.113.8/32", None),
-                active(3, "10.0.0.0/16", None),
+                active(3, "10.0.0.0/15", None),
             ],
             ..Effective::default()
         };
@@ -332,7 +342,7 @@ mod tests {
         let (new, deleted) = delta(&live_decisions(&e2), &all, &mut cursor, &BTreeMap::new());
         assert_eq!(
             new.iter().map(|d| d.value.as_str()).collect::<Vec<_>>(),
-            ["10.0.0.0/16"]
+            ["10.0.0.0/15"]
         );
         assert_eq!(
             deleted.iter().map(|d| d.value.as_str()).collect::<Vec<_>>(),

@@ -748,45 +748,6 @@ fn examples(
     Ok(out)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn buckets_are_round_and_about_a_hundredth_of_the_span() {
-        const S: i64 = 1_000_000_000;
-        assert_eq!(bucket_for(0), 1_000_000);
-        assert_eq!(bucket_for(60 * S), S);
-        assert_eq!(bucket_for(3600 * S), 60 * S);
-        assert_eq!(bucket_for(i64::MAX), 30 * 86_400 * S);
-    }
-
-    #[test]
-    fn every_queued_action_runs() {
-        // Two writes queued before the worker looks: neither may be dropped as superseded.
-        let dir = tempfile::tempdir().unwrap();
-        let store = CaseStore::open(&dir.path().join("case.duckdb")).unwrap();
-        let (requests, rx) = mpsc::channel();
-        let (tx, replies) = mpsc::channel();
-        let mut backend = Backend {
-            requests: Some(requests),
-            replies,
-            thread: None,
-            serial: 0,
-        };
-        backend.act(Query::Revoke("a".into()));
-        backend.act(Query::Revoke("b".into()));
-        backend.requests = None;
-        worker(&store, &rx, &tx, &|| {});
-        let answers: Vec<String> = backend
-            .poll()
-            .map(|r| r.answer.expect_err("no such sensors"))
-            .collect();
-        assert_eq!(answers.len(), 2, "{answers:?}");
-        assert!(answers[0].contains("\"a\"") && answers[1].contains("\"b\""));
-    }
-}
-
 fn now_ns() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -848,4 +809,43 @@ fn blocks(store: &CaseStore) -> anyhow::Result<Blocks> {
         agents: store.agents()?,
         auto: store.auto_rules()?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_are_round_and_about_a_hundredth_of_the_span() {
+        const S: i64 = 1_000_000_000;
+        assert_eq!(bucket_for(0), 1_000_000);
+        assert_eq!(bucket_for(60 * S), S);
+        assert_eq!(bucket_for(3600 * S), 60 * S);
+        assert_eq!(bucket_for(i64::MAX), 30 * 86_400 * S);
+    }
+
+    #[test]
+    fn every_queued_action_runs() {
+        // Two writes queued before the worker looks: neither may be dropped as superseded.
+        let dir = tempfile::tempdir().unwrap();
+        let store = CaseStore::open(&dir.path().join("case.duckdb")).unwrap();
+        let (requests, rx) = mpsc::channel();
+        let (tx, replies) = mpsc::channel();
+        let mut backend = Backend {
+            requests: Some(requests),
+            replies,
+            thread: None,
+            serial: 0,
+        };
+        backend.act(Query::Revoke("a".into()));
+        backend.act(Query::Revoke("b".into()));
+        backend.requests = None;
+        worker(&store, &rx, &tx, &|| {});
+        let answers: Vec<String> = backend
+            .poll()
+            .map(|r| r.answer.expect_err("no such sensors"))
+            .collect();
+        assert_eq!(answers.len(), 2, "{answers:?}");
+        assert!(answers[0].contains("\"a\"") && answers[1].contains("\"b\""));
+    }
 }
