@@ -133,3 +133,29 @@ mod tests {
         assert_eq!(original("GET", "/v1/authz", &HeaderMap::new()).path, "/");
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever a proxy (or an attacker in front of it) puts in the headers, reading the
+        /// original request never panics, and the path is never empty.
+        #[test]
+        fn any_headers_read_without_panicking(
+            pairs in proptest::collection::vec(("[a-z-]{1,20}", "[ -~]{0,60}"), 0..12),
+            path in "[ -~]{0,40}",
+        ) {
+            let mut h = HeaderMap::new();
+            for (n, v) in &pairs {
+                if let (Ok(n), Ok(v)) = (hyper::header::HeaderName::try_from(n.as_str()), v.parse()) {
+                    h.append(n, v);
+                }
+            }
+            let r = original("GET", &path, &h);
+            prop_assert!(!r.path.is_empty());
+            let _ = client(&h);
+        }
+    }
+}

@@ -390,3 +390,64 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Globs never panic; a lone `*` matches everything and a glob without wildcards
+        /// matches only itself.
+        #[test]
+        fn globs_are_total(pattern in "[a-z/*?.]{0,12}", text in "[a-z/.]{0,16}") {
+            let _ = glob(&pattern, &text);
+            prop_assert!(glob("*", &text));
+            prop_assert!(glob(&text, &text));
+        }
+
+        /// Any request, however odd its headers, gets a verdict from an index of every kind.
+        #[test]
+        fn any_request_gets_a_verdict(
+            headers in proptest::collection::vec(("[A-Za-z-]{1,16}", "[ -~]{0,80}"), 0..10),
+            ip in any::<[u8; 4]>(),
+        ) {
+            let rules = vec![
+                super::tests_support::rule(1, MatchKind::Ip, "10.0.0.0/8"),
+                super::tests_support::rule(2, MatchKind::Key, "k"),
+                super::tests_support::rule(3, MatchKind::Header, "v"),
+            ];
+            let ix = Index::build(&crate::effective::effective(&rules, &[], 1), &[]);
+            let h: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+            let req = Request { client: Some(IpAddr::from(ip)), method: "GET", path: "/", headers: h };
+            let v = ix.decide(&req);
+            if ip[0] == 10 {
+                prop_assert_eq!(v, Verdict::Block(1));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests_support {
+    use tapline_store::blocks::{Action, MatchKind, Rule};
+
+    pub fn rule(id: i64, kind: MatchKind, value: &str) -> Rule {
+        Rule {
+            id,
+            kind,
+            value: value.into(),
+            header: (kind == MatchKind::Header).then(|| "X-Client".into()),
+            paths: Vec::new(),
+            methods: Vec::new(),
+            action: Action::Block,
+            expires_ns: None,
+            origin: "manual".into(),
+            reason: String::new(),
+            findings: Vec::new(),
+            created_by: "t".into(),
+            created_ns: 0,
+            removed_ns: None,
+        }
+    }
+}
