@@ -230,22 +230,7 @@ fn lookup_alone(n: usize) -> Result<f64> {
     let rules: Vec<Rule> = rules(n)
         .into_iter()
         .enumerate()
-        .map(|(i, r)| Rule {
-            id: i as i64 + 1,
-            kind: r.kind,
-            value: r.value,
-            header: r.header,
-            paths: r.paths,
-            methods: r.methods,
-            action: r.action,
-            expires_ns: None,
-            origin: r.origin,
-            reason: r.reason,
-            findings: r.findings,
-            created_by: r.created_by,
-            created_ns: 0,
-            removed_ns: None,
-        })
+        .map(|(i, r)| r.stored_as(i as i64 + 1, 0))
         .collect();
     let ix = tapline_enforce::Index::build(&tapline_enforce::effective(&rules, &[], 1), &[]);
     let reqs: Vec<(std::net::IpAddr, String)> = (0..10_000)

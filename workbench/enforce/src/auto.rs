@@ -326,22 +326,7 @@ mod tests {
 
     fn stored(id: i64, p: &Proposal) -> Rule {
         let Proposal::Add(r) = p else { panic!("{p:?}") };
-        Rule {
-            id,
-            kind: r.kind,
-            value: r.value.clone(),
-            header: None,
-            paths: r.paths.clone(),
-            methods: r.methods.clone(),
-            action: r.action,
-            expires_ns: r.expires_ns,
-            origin: r.origin.clone(),
-            reason: r.reason.clone(),
-            findings: r.findings.clone(),
-            created_by: r.created_by.clone(),
-            created_ns: 0,
-            removed_ns: None,
-        }
+        r.stored_as(id, 0)
     }
 
     #[test]

@@ -264,20 +264,8 @@ mod tests {
 
     fn rule(id: i64, kind: MatchKind, value: &str, action: Action) -> Rule {
         Rule {
-            id,
-            kind,
-            value: value.into(),
-            header: (kind == MatchKind::Header).then(|| "X-Client".into()),
-            paths: Vec::new(),
-            methods: Vec::new(),
             action,
-            expires_ns: None,
-            origin: "manual".into(),
-            reason: String::new(),
-            findings: Vec::new(),
-            created_by: "t".into(),
-            created_ns: 0,
-            removed_ns: None,
+            ..super::tests_support::rule(id, kind, value)
         }
     }
 

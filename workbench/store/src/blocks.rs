@@ -96,6 +96,29 @@ pub struct NewRule {
     pub created_by: String,
 }
 
+impl NewRule {
+    /// The rule as it would be stored with `id` at `created_ns` (drafts replayed before saving,
+    /// tests).
+    pub fn stored_as(&self, id: i64, created_ns: i64) -> Rule {
+        Rule {
+            id,
+            kind: self.kind,
+            value: self.value.clone(),
+            header: self.header.clone(),
+            paths: self.paths.clone(),
+            methods: self.methods.clone(),
+            action: self.action,
+            expires_ns: self.expires_ns,
+            origin: self.origin.clone(),
+            reason: self.reason.clone(),
+            findings: self.findings.clone(),
+            created_by: self.created_by.clone(),
+            created_ns,
+            removed_ns: None,
+        }
+    }
+}
+
 /// A stored rule.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct Rule {

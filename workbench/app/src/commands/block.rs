@@ -306,22 +306,7 @@ fn hits(cases: &Cases, a: &crate::cli::ListArgs, out: &mut dyn Write) -> Result<
 /// What a draft rule would have blocked in the recorded traffic.
 fn preview(cases: &Cases, db: &std::path::Path, rule: &NewRule, out: &mut dyn Write) -> Result<()> {
     let case = cases.open_existing(db)?;
-    let draft = tapline_store::blocks::Rule {
-        id: 0,
-        kind: rule.kind,
-        value: rule.value.clone(),
-        header: rule.header.clone(),
-        paths: rule.paths.clone(),
-        methods: rule.methods.clone(),
-        action: rule.action,
-        expires_ns: rule.expires_ns,
-        origin: rule.origin.clone(),
-        reason: rule.reason.clone(),
-        findings: rule.findings.clone(),
-        created_by: rule.created_by.clone(),
-        created_ns: now_ns(),
-        removed_ns: None,
-    };
+    let draft = rule.stored_as(0, now_ns());
     let effects = tapline_enforce::replay::replay(&case, &[draft], &case.allowlist()?, now_ns())?;
     let e = effects.into_iter().next().unwrap_or_default();
     writeln!(

@@ -544,7 +544,7 @@ fn run(
         }
         Query::Blocks => Answer::Blocks(Arc::new(blocks(store).map_err(|err| format!("{err:#}"))?)),
         Query::Preview(rule) => {
-            let draft = draft_rule(&rule);
+            let draft = rule.stored_as(0, now_ns());
             let allow = store.allowlist().map_err(e)?;
             let effect = tapline_enforce::replay::replay(store, &[draft], &allow, now_ns())
                 .map_err(e)?
@@ -756,26 +756,6 @@ fn now_ns() -> i64 {
 
 fn who() -> String {
     std::env::var("USER").unwrap_or_else(|_| "analyst".into())
-}
-
-/// A draft as if stored, for the replay.
-fn draft_rule(r: &tapline_store::blocks::NewRule) -> tapline_store::blocks::Rule {
-    tapline_store::blocks::Rule {
-        id: 0,
-        kind: r.kind,
-        value: r.value.clone(),
-        header: r.header.clone(),
-        paths: r.paths.clone(),
-        methods: r.methods.clone(),
-        action: r.action,
-        expires_ns: r.expires_ns,
-        origin: r.origin.clone(),
-        reason: r.reason.clone(),
-        findings: r.findings.clone(),
-        created_by: r.created_by.clone(),
-        created_ns: now_ns(),
-        removed_ns: None,
-    }
 }
 
 fn blocks(store: &CaseStore) -> anyhow::Result<Blocks> {
