@@ -14,10 +14,13 @@
 use ipnet::IpNet;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use tapline_enforce::effective::{Effective, Target};
 
-/// Ranges with at most this many addresses are sent address by address.
+/// Ranges with at most this many addresses are sent address by address…
 pub const EXPAND_UP_TO: u32 = 65_536;
+/// …as long as all expansions together stay within this many addresses.
+pub const EXPAND_BUDGET: u64 = 262_144;
 /// What a permanent rule's decision says it lasts: bouncers need a duration.
 const PERMANENT_S: u64 = 365 * 24 * 3600;
 
@@ -52,8 +55,8 @@ pub struct Live {
     pub scope: &'static str,
     /// When it ends, ns; `None`: permanent.
     pub expires_ns: Option<i64>,
-    /// The scenario text.
-    pub scenario: String,
+    /// The scenario text (shared by a network's addresses).
+    pub scenario: Arc<str>,
 }
 
 /// A Go duration: `23h59m58s`, `45s`, `0s`.
@@ -67,28 +70,38 @@ pub fn go_duration(secs: u64) -> String {
 }
 
 /// The live decisions of `e`, one per value, keyed by value.
+///
+/// Networks are expanded smallest first while the expansion stays within [`EXPAND_BUDGET`]
+/// addresses in all: what does not fit goes as a range (a bouncer's set stays bounded, and
+/// a hundred thousand /24s do not become millions of decisions).
 pub fn live_decisions(e: &Effective) -> BTreeMap<String, Live> {
+    let mut nets: Vec<(&tapline_enforce::effective::Active, IpNet)> = e
+        .block
+        .iter()
+        // Bouncers enforce addresses everywhere: a path- or method-scoped rule is the
+        // decision endpoint's, not theirs.
+        .filter(|a| a.paths.is_empty() && a.methods.is_empty())
+        .filter_map(|a| match &a.target {
+            Target::Net(n) => Some((a, *n)),
+            Target::Text(..) => None,
+        })
+        .collect();
+    nets.sort_by_key(|(_, n)| std::cmp::Reverse(n.prefix_len()));
+    let mut budget = EXPAND_BUDGET;
     let mut out: BTreeMap<String, Live> = BTreeMap::new();
-    for a in &e.block {
-        // Bouncers enforce addresses everywhere: a path- or method-scoped rule is the decision
-        // endpoint's, not theirs.
-        if !a.paths.is_empty() || !a.methods.is_empty() {
-            continue;
-        }
-        let Target::Net(net) = &a.target else {
-            continue;
-        };
-        let scenario: String = format!("tapline/rule-{}: {}", a.id, a.reason)
+    for (a, net) in nets {
+        let scenario: Arc<str> = format!("tapline/rule-{}: {}", a.id, a.reason)
             .chars()
             .take(120)
-            .collect();
-        for (value, scope) in values_of(net) {
+            .collect::<String>()
+            .into();
+        for (value, scope) in values_of(&net, &mut budget) {
             let live = Live {
                 rule: a.id,
                 value: value.clone(),
                 scope,
                 expires_ns: a.expires_ns,
-                scenario: scenario.clone(),
+                scenario: Arc::clone(&scenario),
             };
             match out.get(&value) {
                 // Keep the longer-lived: permanent beats any expiry.
@@ -110,12 +123,14 @@ fn outlives(a: Option<i64>, b: Option<i64>) -> bool {
     }
 }
 
-fn values_of(net: &IpNet) -> Vec<(String, &'static str)> {
+fn values_of(net: &IpNet, budget: &mut u64) -> Vec<(String, &'static str)> {
     let host_bits = u32::from(net.max_prefix_len() - net.prefix_len());
     if host_bits == 0 {
         return vec![(net.addr().to_string(), "Ip")];
     }
-    if 1u64 << host_bits.min(63) <= u64::from(EXPAND_UP_TO) {
+    let size = 1u64 << host_bits.min(63);
+    if size <= u64::from(EXPAND_UP_TO) && size <= *budget {
+        *budget -= size;
         return net.hosts_all().map(|a| (a.to_string(), "Ip")).collect();
     }
     vec![(net.to_string(), "Range")]
@@ -212,7 +227,7 @@ pub fn decision(d: &Live, id: i64, now_ns: i64) -> Decision {
         scope: d.scope,
         value: d.value.clone(),
         duration: go_duration(secs),
-        scenario: d.scenario.clone(),
+        scenario: d.scenario.to_string(),
     }
 }
 
