@@ -303,6 +303,12 @@ fn the_custom_bouncer_gets_exactly_the_active_decisions_and_their_deletions() {
     wait_until("the expiry", Duration::from_secs(8), || {
         calls(&log).contains(&"del 192.0.2.9".to_owned())
     });
+    // The audit log says when each block ended: the removal and the expiry.
+    let audit = tapline(&db, &["block", "audit"]);
+    assert!(
+        audit.contains("remove") && audit.contains("wrong address") && audit.contains("expire"),
+        "{audit}"
+    );
     let all = calls(&log).join("\n");
     for never in ["203.0.113.5", "192.0.2.1\n", "192.0.2.2", "mallory"] {
         assert!(

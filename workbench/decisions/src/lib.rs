@@ -249,15 +249,18 @@ fn case_loop(
         match case.enforcement_stamp() {
             Ok(s) if s != stamp || expired => match Snapshot::load(&case, now) {
                 Ok(snap) => {
-                    tracing::info!(
-                        rules = snap.index.len(),
-                        decisions = snap.live.len(),
-                        "decisions reloaded"
-                    );
-                    if let Ok(mut cur) = shared.snapshot.write() {
-                        *cur = Arc::new(snap);
-                    }
+                    swap(shared, snap);
                     stamp = s;
+                    // Say in the audit log when rules ran out (which changes the stamp: read
+                    // it back, or the next round would reload for nothing).
+                    if expired {
+                        match case.audit_expiries(now) {
+                            Ok(_) => stamp = case.enforcement_stamp().unwrap_or(stamp),
+                            Err(e) => {
+                                tracing::warn!(error = %e, "noting expired rules in the audit log failed")
+                            }
+                        }
+                    }
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "reloading the rules failed; serving the last ones")
@@ -267,6 +270,17 @@ fn case_loop(
             Err(e) => tracing::warn!(error = %e, "reading the case failed; serving the last rules"),
         }
         flush(&mut case, shared, hits);
+    }
+}
+
+fn swap(shared: &Shared, snap: Snapshot) {
+    tracing::info!(
+        rules = snap.index.len(),
+        decisions = snap.live.len(),
+        "decisions reloaded"
+    );
+    if let Ok(mut cur) = shared.snapshot.write() {
+        *cur = Arc::new(snap);
     }
 }
 

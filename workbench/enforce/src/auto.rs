@@ -238,6 +238,7 @@ pub enum AutoError {
 
 /// Evaluates every automatic rule of the case at `now_ns` and writes what they propose.
 pub fn apply(case: &mut CaseStore, now_ns: i64) -> Result<Applied, AutoError> {
+    case.audit_expiries(now_ns)?;
     let autos = case.auto_rules()?;
     if autos.is_empty() {
         return Ok(Applied::default());

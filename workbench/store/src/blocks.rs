@@ -368,6 +368,26 @@ impl CaseStore {
         })
     }
 
+    /// Writes an `expire` line to the audit log for each rule that has run out (and was not
+    /// removed) since the last such note; returns how many. Called wherever rules are looked
+    /// at or enforced, so the log says when a block ended, not only when it was made.
+    pub fn audit_expiries(&mut self, now_ns: i64) -> Result<usize, StoreError> {
+        self.atomically(|tx| {
+            let ended: Vec<(i64, i64)> = {
+                let mut st = tx.prepare(
+                    "SELECT id, expires_ns FROM block_rules r WHERE removed_ns IS NULL AND expires_ns <= ? \
+                     AND NOT EXISTS (SELECT 1 FROM block_audit a WHERE a.rule_id = r.id AND a.event = 'expire') ORDER BY id",
+                )?;
+                st.query_map(params![now_ns], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect::<Result<_, _>>()?
+            };
+            for (id, at) in &ended {
+                audit(tx, "tapline", "expire", Some(*id), None, &format!("ran out at {at} ns"))?;
+            }
+            Ok(ended.len())
+        })
+    }
+
     /// Every rule, removed ones too, by id.
     pub fn block_rules(&self) -> Result<Vec<Rule>, StoreError> {
         let rows = self.select(
@@ -573,5 +593,16 @@ mod tests {
             ]
         );
         assert_eq!(case.block_rules().unwrap()[0].id, a);
+        // Expiry is audited once: rule b was removed first, so only a rule that ran out counts.
+        let c = case
+            .add_block_rule(&NewRule {
+                expires_ns: Some(5),
+                ..rule("192.0.2.1/32")
+            })
+            .unwrap();
+        assert_eq!(case.audit_expiries(now_ns()).unwrap(), 1);
+        assert_eq!(case.audit_expiries(now_ns()).unwrap(), 0);
+        let last = case.block_audit().unwrap().pop().unwrap();
+        assert_eq!((last.event.as_str(), last.rule_id), ("expire", Some(c)));
     }
 }

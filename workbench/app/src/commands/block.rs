@@ -64,7 +64,9 @@ pub fn run(cmd: &BlockCommand, cases: &Cases, out: &mut dyn Write) -> Result<()>
             Ok(())
         }
         BlockCommand::Audit(a) => {
-            let log = cases.open_existing(&a.db)?.block_audit()?;
+            let mut case = cases.open_existing(&a.db)?;
+            case.audit_expiries(now_ns())?;
+            let log = case.block_audit()?;
             if a.format == ListFormat::Json {
                 writeln!(out, "{}", serde_json::to_string_pretty(&log)?)?;
                 return Ok(());
