@@ -711,6 +711,12 @@ fn a_finding_becomes_a_block_rule_after_its_effect_is_previewed() {
     assert!(!draft.findings.is_empty());
     app.click("Preview effect");
     app.expect("Would have blocked 30 recorded request(s) from 1 actor(s).");
+    // Which requests: the traffic view shows exactly them.
+    app.click("Show these requests in Traffic");
+    assert_eq!(app.view(), View::Traffic);
+    let case = app.harness.state().case.as_ref().unwrap();
+    assert_eq!(case.tx.count.value, Some(30));
+    app.nav(View::Blocks);
     app.click("Save rule");
     let case = app.harness.state().case.as_ref().unwrap();
     let blocks = case.blocks.value.as_ref().unwrap();

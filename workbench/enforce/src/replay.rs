@@ -12,6 +12,9 @@ use tapline_store::blocks::{Action, Allow, Rule};
 use tapline_store::query::TxFilter;
 use tapline_store::{CaseStore, StoreError};
 
+/// How many of a rule's requests are kept by id (for showing them).
+pub const EXAMPLES: usize = 500;
+
 /// What one rule would have done to the recorded traffic.
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
 pub struct Effect {
@@ -26,7 +29,7 @@ pub struct Effect {
     /// Actors it would hit that look legitimate: allowlisted, or no finding names them
     /// (`who: requests`), most requests first, at most ten.
     pub false_positive_candidates: Vec<(String, u64)>,
-    /// A few of the requests (transaction ids).
+    /// The requests (transaction ids), the first [`EXAMPLES`].
     pub examples: Vec<i64>,
 }
 
@@ -79,7 +82,7 @@ pub fn replay(
         {
             e.since_created += 1;
         }
-        if e.examples.len() < 5 {
+        if e.examples.len() < EXAMPLES {
             e.examples.push(id);
         }
         let actor = actor_of(&tx);

@@ -323,7 +323,8 @@ fn preview(cases: &Cases, db: &std::path::Path, rule: &NewRule, out: &mut dyn Wr
         )?;
     }
     if !e.examples.is_empty() {
-        writeln!(out, "  e.g. transactions {:?}", e.examples)?;
+        let first: Vec<i64> = e.examples.iter().take(5).copied().collect();
+        writeln!(out, "  e.g. transactions {first:?}")?;
     }
     Ok(())
 }

@@ -171,7 +171,7 @@ const KINDS: [MatchKind; 5] = [
 /// Draws the view.
 pub fn ui(ui: &mut egui::Ui, state: &mut State, case: &mut Case, cmds: &mut Vec<Command>) {
     egui::ScrollArea::vertical().show(ui, |ui| {
-        draft(ui, state, case);
+        draft(ui, state, case, cmds);
         ui.separator();
         rules(ui, case, cmds);
         ui.separator();
@@ -182,7 +182,7 @@ pub fn ui(ui: &mut egui::Ui, state: &mut State, case: &mut Case, cmds: &mut Vec<
     });
 }
 
-fn draft(ui: &mut egui::Ui, state: &mut State, case: &mut Case) {
+fn draft(ui: &mut egui::Ui, state: &mut State, case: &mut Case, cmds: &mut Vec<Command>) {
     ui.heading("New rule");
     let d = &mut state.draft;
     egui::Grid::new("block-draft")
@@ -259,6 +259,21 @@ fn draft(ui: &mut egui::Ui, state: &mut State, case: &mut Case) {
                     format::count(e.would_block),
                     e.actors
                 ));
+                if !e.examples.is_empty()
+                    && ui
+                        .button("Show these requests in Traffic")
+                        .on_hover_text(
+                            "The recorded requests the rule would have refused (up to 500)",
+                        )
+                        .clicked()
+                {
+                    cmds.push(Command::ShowTraffic(Box::new(
+                        tapline_store::query::TxFilter {
+                            ids: Some(e.examples.clone()),
+                            ..Default::default()
+                        },
+                    )));
+                }
                 for (who, n) in &e.false_positive_candidates {
                     ui.colored_label(
                         ui.visuals().warn_fg_color,
