@@ -1,6 +1,13 @@
 //! Times as Tapline shows and reads them: nanoseconds since the Unix epoch (UTC) ⇄ RFC 3339.
 //! One implementation for every view, export and parser.
 
+/// Now, in nanoseconds since the Unix epoch (0 if the clock is before it).
+pub fn now_nanos() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64)
+}
+
 /// Formats nanoseconds since the Unix epoch as `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ`.
 pub fn rfc3339_nanos(nanos: i64) -> String {
     let secs = nanos.div_euclid(1_000_000_000);

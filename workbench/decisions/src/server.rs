@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, RwLock};
 use tapline_enforce::Verdict;
+pub(crate) use tapline_record::time::now_nanos as now_ns;
 use tapline_store::agents::Hit;
 
 /// Largest request body taken (usage metrics).
@@ -27,12 +28,6 @@ pub(crate) struct Shared {
     /// Bounded: when the case falls behind, hits are counted as lost rather than queued.
     pub hits: std::sync::mpsc::SyncSender<Hit>,
     pub hits_lost: std::sync::atomic::AtomicU64,
-}
-
-pub(crate) fn now_ns() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as i64)
 }
 
 fn json(status: StatusCode, body: &serde_json::Value) -> Response<Full<Bytes>> {

@@ -253,7 +253,7 @@ fn haproxy(e: &Effective) -> String {
 mod tests {
     use super::*;
 
-    fn active(id: i64, target: Target, remaining_s: Option<u64>) -> Active {
+    pub(super) fn active(id: i64, target: Target, remaining_s: Option<u64>) -> Active {
         Active {
             id,
             target,

@@ -97,9 +97,7 @@ fn round(connect: &Connect, case: &mut Option<CaseStore>, on_sent: &dyn Fn(tapli
         return;
     };
     // Automatic block rules first: the blocks they add are in force before anyone is alerted.
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as i64);
+    let now = tapline_record::time::now_nanos();
     if let Err(e) = tapline_enforce::auto::apply(c, now) {
         tracing::error!("automatic block rules could not be applied (retried next round): {e}");
     }

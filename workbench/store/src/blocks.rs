@@ -4,6 +4,7 @@
 
 use crate::{CaseStore, StoreError};
 use duckdb::params;
+pub(crate) use tapline_record::time::now_nanos as now_ns;
 
 /// What a rule or allowlist entry matches on.
 #[derive(
@@ -191,12 +192,6 @@ pub struct AuditEntry {
     pub allow_id: Option<i64>,
     /// What was said.
     pub note: String,
-}
-
-pub(crate) fn now_ns() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as i64)
 }
 
 fn audit(

@@ -6,6 +6,7 @@ use crate::commands::Cases;
 use anyhow::{Context, Result, bail};
 use std::io::Write;
 use tapline_enforce::effective::parse_net;
+use tapline_record::time::now_nanos as now_ns;
 use tapline_store::blocks::{Action, MatchKind, NewRule};
 
 /// Runs a `block` subcommand.
@@ -561,12 +562,6 @@ fn who(given: Option<&str>) -> String {
         .or_else(|| std::env::var("USER").ok())
         .filter(|w| !w.trim().is_empty())
         .unwrap_or_else(|| "analyst".into())
-}
-
-fn now_ns() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as i64)
 }
 
 fn time(ns: i64) -> String {

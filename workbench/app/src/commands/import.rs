@@ -6,6 +6,7 @@ use anyhow::Result;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tapline_analysis::Detectors;
 use tapline_ingest::import::{ImportOptions, ImportOutcome, import_file};
+use tapline_record::time::now_nanos as now_ns;
 
 /// Runs the command. Cancelling (Ctrl-C) stops at the next batch and rolls the current file
 /// back; files imported before it stay.
@@ -105,10 +106,4 @@ pub fn run(args: &ImportArgs, ctx: &mut Ctx<'_>) -> Result<Status> {
         }
     }
     Ok(Status::Done)
-}
-
-fn now_ns() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as i64)
 }

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 use tapline_analysis::profile::EndpointProfile;
+use tapline_record::time::now_nanos as now_ns;
 use tapline_store::CaseStore;
 use tapline_store::alerts::{AlertSink, SinkKind};
 use tapline_store::endpoints::Severity;
@@ -746,12 +747,6 @@ fn examples(
         });
     }
     Ok(out)
-}
-
-fn now_ns() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as i64)
 }
 
 fn who() -> String {

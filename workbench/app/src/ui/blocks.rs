@@ -101,9 +101,7 @@ impl Draft {
         if self.kind == MatchKind::Header && header.is_none() {
             return Err("give the header's name".into());
         }
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as i64);
+        let now = tapline_record::time::now_nanos();
         Ok(NewRule {
             kind: self.kind,
             value,
@@ -303,9 +301,7 @@ fn rules(ui: &mut egui::Ui, case: &mut Case, cmds: &mut Vec<Command>) {
         ui.label(case.blocks.error.as_deref().unwrap_or("loading…"));
         return;
     };
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as i64);
+    let now = tapline_record::time::now_nanos();
     let mut remove = None;
     egui::Grid::new("block-rules").striped(true).show(ui, |ui| {
         for h in [

@@ -281,16 +281,7 @@ mod tests {
     use super::*;
 
     fn active(id: i64, target: Target) -> Active {
-        Active {
-            id,
-            target,
-            header: None,
-            paths: Vec::new(),
-            methods: Vec::new(),
-            remaining_s: None,
-            expires_ns: None,
-            reason: "r".into(),
-        }
+        super::super::tests::active(id, target, None)
     }
 
     fn sample() -> Effective {
