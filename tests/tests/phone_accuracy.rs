@@ -75,4 +75,7 @@ fn phones_in_every_written_form_on_both_halves() {
         assert!(share <= 0.01, "{half}: {share:.3} of non-phones flagged");
     }
     println!("national forms missed: {}", misses.len());
+    for m in &misses {
+        println!("  {m}");
+    }
 }

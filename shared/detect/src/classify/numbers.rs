@@ -326,7 +326,9 @@ impl Run<'_> {
         }
         if self.first && self.paren && self.seps.first() == Some(&b')') {
             let rest_ok = self.seps[1..].iter().all(|c| phone_seps.contains(c));
-            if self.groups.len() >= 2 && rest_ok && self.regions(d).iter().any(|r| national(d, r)) {
+            let national_ok =
+                self.regions(d).iter().any(|r| national(d, r)) || self.written_at_home(d);
+            if self.groups.len() >= 2 && rest_ok && national_ok {
                 return Some((DataClass::PhoneNumber, Confidence::High, start - 1, end));
             }
             return None;
@@ -341,10 +343,14 @@ impl Run<'_> {
             return None;
         }
         // A stretch of a longer run (`1331 9268 19` of an account number) is no number alone.
-        if !(9..=12).contains(&nd) || self.part_of_longer {
+        // Thirteen digits only as a country groups them (`011 15-2345-6789` in Argentina).
+        let grouped_13 = nd == 13 && !self.bare();
+        if !((9..=12).contains(&nd) || grouped_13) || self.part_of_longer {
             return None;
         }
-        if !self.regions(d).iter().any(|r| national(d, r)) {
+        let national_ok = !grouped_13 && self.regions(d).iter().any(|r| national(d, r));
+        let found = national_ok || (!self.bare() && self.written_at_home(d));
+        if !found {
             return None;
         }
         // A bare run of digits is as often an id or an amount: only the Low tier.
@@ -354,6 +360,29 @@ impl Run<'_> {
             Confidence::Medium
         };
         Some((DataClass::PhoneNumber, confidence, start, end))
+    }
+
+    /// The digits are a valid national number of a country that groups its numbers exactly as
+    /// they are written here (from the metadata's own national formats), remembered.
+    fn written_at_home(&self, d: &[u8]) -> bool {
+        // North America's layout is its own: `917-123-4567` failing the plan's rules is a
+        // made-up number, not a Mexican or Italian one that happens to group alike.
+        if self.regions(d) == PLAN_NANP {
+            return false;
+        }
+        if self.groups.len() > 14 || self.groups.iter().any(|g| g.len > 15) {
+            return false;
+        }
+        // The grouping is part of the question: packed four bits a group, above any address.
+        let packed = self.groups.iter().fold(1usize, |a, g| (a << 4) | g.len) | (1 << 62);
+        let from = self.start() - usize::from(self.paren && self.first);
+        let (Ok(digits), Ok(text)) = (
+            std::str::from_utf8(d),
+            std::str::from_utf8(&self.b[from..self.end()]),
+        ) else {
+            return false;
+        };
+        remembered(packed, d, || super::phones::written_at_home(digits, text))
     }
 
     /// Where a national number can be from follows from how it is written: a trunk `0` is

@@ -9,6 +9,7 @@
 use phonenumber::country::Id;
 use phonenumber::metadata::DATABASE;
 use std::cell::OnceCell;
+use std::sync::LazyLock;
 
 /// What a region's numbers can be, from the metadata.
 struct Shape {
@@ -134,6 +135,79 @@ pub(super) fn national_shape(digits: &str, region: Id) -> bool {
     })
 }
 
+/// Digit-group lengths of a written number: `612 34 56 78` → `[3, 2, 2, 2]`.
+type Grouping = Vec<u8>;
+
+/// The grouping of `text`'s digit runs, a lone leading trunk `0` joined to the group after it
+/// (`0 532 123 45 67` is written the way `0532 123 45 67` is).
+fn grouping(text: &str) -> Grouping {
+    let mut groups: Grouping = text
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|g| !g.is_empty())
+        .map(|g| u8::try_from(g.len()).unwrap_or(u8::MAX))
+        .collect();
+    if groups.len() > 2 && groups[0] == 1 && text.trim_start_matches(['(', ' ']).starts_with('0') {
+        groups[1] = groups[1].saturating_add(1);
+        groups.remove(0);
+    }
+    groups
+}
+
+/// How a number is written at home: the grouping of its national format (`0532 123 45 67`,
+/// `612 34 56 78`, `(601) 2345678`).
+fn home_grouping(n: &phonenumber::PhoneNumber) -> Grouping {
+    grouping(
+        &phonenumber::format(n)
+            .mode(phonenumber::Mode::National)
+            .to_string(),
+    )
+}
+
+/// Regions by the groupings their numbers are written in at home, from each region's example
+/// fixed-line and mobile numbers formatted nationally by the library. Built once; read-only,
+/// so threads share it without a lock.
+static WRITTEN: LazyLock<foldhash::HashMap<Grouping, Vec<Id>>> = LazyLock::new(|| {
+    let mut by: foldhash::HashMap<Grouping, Vec<Id>> = foldhash::HashMap::default();
+    for m in DATABASE.iter() {
+        let Ok(region) = m.id().parse::<Id>() else {
+            continue; // non-geographic entities (`001`)
+        };
+        let d = m.descriptors();
+        let examples = [d.fixed_line(), d.mobile()]
+            .into_iter()
+            .flatten()
+            .filter_map(|t| t.example());
+        for example in examples {
+            let Ok(n) = phonenumber::parse(Some(region), example) else {
+                continue;
+            };
+            let regions = by.entry(home_grouping(&n)).or_default();
+            if !regions.contains(&region) {
+                regions.push(region);
+            }
+        }
+    }
+    by
+});
+
+/// `digits`, written as `text` (its separators kept), is a valid national number of a region
+/// that writes its numbers in exactly that grouping: `612 34 56 78` is Spanish, `512 345 678`
+/// Polish, `(601) 2345678` Colombian — while `612-3456-78` is nobody's.
+pub(super) fn written_at_home(digits: &str, text: &str) -> bool {
+    let written = grouping(text);
+    let Some(regions) = WRITTEN.get(&written) else {
+        return false;
+    };
+    regions.iter().any(|&region| {
+        let Ok(n) = phonenumber::parse(Some(region), digits) else {
+            return false;
+        };
+        phonenumber::is_valid(&n)
+            && n.country().id() == Some(region)
+            && home_grouping(&n) == written
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -146,5 +220,25 @@ mod tests {
         assert!(national_shape("05321234567", Id::TR) && national_shape("5321234567", Id::TR));
         assert!(!national_shape("1700000000", Id::TR), "a timestamp");
         assert!(national_shape("4155550132", Id::US) && national_shape("14155550132", Id::US));
+    }
+
+    #[test]
+    fn national_numbers_are_known_by_how_their_country_groups_them() {
+        for (digits, text) in [
+            ("612345678", "612 34 56 78"),
+            ("512345678", "512 345 678"),
+            ("6012345678", "(601) 2345678"),
+            ("05321234567", "0 532 123 45 67"),
+            ("0612345678", "06 12 34 56 78"),
+        ] {
+            assert!(written_at_home(digits, text), "{text}");
+        }
+        for (digits, text) in [
+            ("612345678", "6123-456-78"),
+            ("612345678", "61 23 45 678"),
+            ("123456789", "123 456 789"),
+        ] {
+            assert!(!written_at_home(digits, text), "{text}");
+        }
     }
 }
