@@ -738,39 +738,68 @@ fn ssrf(n: &str) -> Option<(&'static str, String)> {
 /// percent-encoded and IDNA-mapped hosts (`%31%32%37.0.0.1`, `①②⑦.⓪.⓪.①`), backslashes
 /// for slashes, tabs and newlines dropped — every IP literal normalised — then checked.
 fn whatwg_internal(n: &str) -> Option<(&'static str, String)> {
-    const SPECIAL: &[&str] = &["http:", "https:", "ftp:", "ws:", "wss:"];
-    for scheme in SPECIAL {
-        for (at, _) in n.match_indices(scheme) {
-            let before_ok = n[..at]
-                .chars()
-                .next_back()
-                .is_none_or(|c| !c.is_ascii_alphanumeric());
-            let after = &n[at + scheme.len()..];
-            if !before_ok || !after.starts_with(['/', '\\']) {
-                continue;
-            }
-            let end = after
-                .find([' ', '"', '\'', '<', '>', '`', ')'])
-                .map_or(n.len(), |e| at + scheme.len() + e);
-            let Ok(url) = url::Url::parse(&n[at..end]) else {
-                continue;
-            };
-            let host = match url.host() {
-                Some(url::Host::Ipv4(ip)) => ip.to_string(),
-                Some(url::Host::Ipv6(ip)) => format!("[{ip}]"),
-                Some(url::Host::Domain(d)) => d.to_owned(),
-                None => continue,
-            };
-            if let Some(why) = internal_host(&host) {
-                let raw = &n[at..end];
-                return Some((
-                    "ssrf.internal_host",
-                    format!("{raw} parses (WHATWG) to {why}"),
-                ));
-            }
+    const SPECIAL: &[&str] = &["http", "https", "ftp", "ws", "wss"];
+    for (colon, _) in n.match_indices(':') {
+        let Some(scheme) = SPECIAL.iter().find(|s| n[..colon].ends_with(**s)) else {
+            continue;
+        };
+        let at = colon - scheme.len();
+        let before_ok = n[..at]
+            .chars()
+            .next_back()
+            .is_none_or(|c| !c.is_ascii_alphanumeric());
+        let after = &n[colon + 1..];
+        if !before_ok || !after.starts_with(['/', '\\']) {
+            continue;
+        }
+        let end = after
+            .find([' ', '"', '\'', '<', '>', '`', ')'])
+            .map_or(n.len(), |e| colon + 1 + e);
+        // The literal reading in `ssrf` already checked a plain host; WHATWG would agree.
+        if plain_authority(&n[colon + 1..end]) {
+            continue;
+        }
+        let Ok(url) = url::Url::parse(&n[at..end]) else {
+            continue;
+        };
+        let host = match url.host() {
+            Some(url::Host::Ipv4(ip)) => ip.to_string(),
+            Some(url::Host::Ipv6(ip)) => format!("[{ip}]"),
+            Some(url::Host::Domain(d)) => d.to_owned(),
+            None => continue,
+        };
+        if let Some(why) = internal_host(&host) {
+            let raw = &n[at..end];
+            return Some((
+                "ssrf.internal_host",
+                format!("{raw} parses (WHATWG) to {why}"),
+            ));
         }
     }
     None
+}
+
+/// `//host[:port]…` whose host a WHATWG parser hands back unchanged: lowercase letters,
+/// digits, dots and hyphens, no punycode, and a last label starting with a letter (so not
+/// one an IPv4 parser reads: `2130706433`, `0x7f.1`). Most URLs in traffic (`Referer`,
+/// `Origin`, links) are such, and parsing each cost more than the rest of the detector.
+fn plain_authority(after_colon: &str) -> bool {
+    let Some(rest) = after_colon.strip_prefix("//") else {
+        return false;
+    };
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    let (host, port) = authority.split_once(':').unwrap_or((authority, ""));
+    let host_ok = !host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
+        && !host.contains("xn--")
+        && host
+            .rsplit('.')
+            .next()
+            .and_then(|last| last.bytes().next())
+            .is_some_and(|b| b.is_ascii_lowercase());
+    host_ok && port.bytes().all(|b| b.is_ascii_digit())
 }
 
 fn xxe(n: &str) -> Option<(&'static str, String)> {
@@ -1298,6 +1327,33 @@ mod tests {
         }
         // The WHATWG reading alone, without the lax one.
         assert!(super::whatwg_internal("http:\\\\%31%32%37.0.0.1\\x").is_some());
+    }
+
+    #[test]
+    fn a_plain_authority_is_the_host_a_whatwg_parser_gives() {
+        for after in [
+            "//api.example.com/v1/users",
+            "//shop.example.org:8443?q=1",
+            "//a-b.c9.io#top",
+        ] {
+            assert!(super::plain_authority(after), "{after}");
+            let url = url::Url::parse(&format!("https:{after}")).expect("parses");
+            let literal = after[2..].split(['/', '?', '#', ':']).next();
+            assert_eq!(url.host_str(), literal, "{after}");
+        }
+        for after in [
+            "//2130706433/",
+            "//0x7f.1/",
+            "//127.0.0.1/",
+            "//Example.com/",
+            "//user@host.com/",
+            "//xn--nxasmq6b.com/",
+            "//host.com./",
+            "/\\host.com/",
+            "//ho%73t.com/",
+        ] {
+            assert!(!super::plain_authority(after), "{after} needs the parser");
+        }
     }
 
     #[test]
