@@ -656,7 +656,7 @@ impl Behaviour {
             && typical.is_some_and(|m| objects.len() as f64 >= t.bola_ratio * m.max(1) as f64);
         let named = foreign.len() >= t.bola_foreign as usize;
         let owned: Vec<(&str, &str, Origin)> = ownership
-            .others_objects(self, e, p, &objects)
+            .others_objects(e, p, &objects)
             .into_iter()
             .map(|(o, q, how)| (self.string(o), self.string(q), how))
             .collect();
@@ -1078,8 +1078,9 @@ struct Ownership {
     space: Vec<Option<u32>>,
     /// Endpoints that answered a request without credentials successfully: public objects.
     public: HashSet<u32>,
-    /// Decoded object keys by string id.
-    keys: HashMap<u32, String>,
+    /// Key ids of the objects whose path segment decodes to something else (`%` escapes);
+    /// every other object is its own key.
+    decoded: HashMap<u32, u32>,
 }
 
 impl Ownership {
@@ -1098,8 +1099,9 @@ impl Ownership {
             .map(|k| object_space(k, true).map(|s| spaces.id(s)))
             .collect();
         let mut public = HashSet::new();
-        // The first successful reach of each (object space, object) by a principal.
-        let mut first: HashMap<(u32, u32), (i64, u32)> = HashMap::new();
+        let mut keys = KeyIds::new(&b.strings);
+        // Every successful reach of an object by a principal: the earliest one owns it.
+        let mut reaches = Vec::new();
         for i in 0..b.id.len() {
             let e = b.endpoint[i];
             if e == NONE || !(200..300).contains(&b.status[i]) {
@@ -1113,59 +1115,38 @@ impl Ownership {
                 continue;
             };
             if principal != NONE && o != NONE {
-                let e = first.entry((s, o)).or_insert((b.ts[i], principal));
-                if b.ts[i] < e.0 {
-                    *e = (b.ts[i], principal);
-                }
+                reaches.push((s, keys.learn(o), principal, b.ts[i]));
             }
         }
-        let mut keys: HashMap<u32, String> = HashMap::new();
-        let reaches: Vec<_> = first
-            .into_iter()
-            .map(|((s, o), (ts, principal))| {
-                let key = keys
-                    .entry(o)
-                    .or_insert_with(|| super::values::decoded(b.string(o)))
-                    .clone();
-                (s, key, principal, ts)
-            })
-            .collect();
+        // A created value is compared as written in the body (no decoding).
         let creations = b.creations.items.iter().filter_map(|c| {
             let s = created.get(c.endpoint as usize).copied().flatten()?;
-            Some((s, b.string(c.value), c.principal, c.ts))
+            Some((s, c.value, c.principal, c.ts))
         });
         Ownership {
             owners: Owners::learn(creations, reaches.into_iter()),
             space,
             public,
-            keys,
+            decoded: keys.decoded,
         }
+    }
+
+    /// The key id of object `o` (a string id of `b`).
+    fn key(&self, o: u32) -> u32 {
+        self.decoded.get(&o).copied().unwrap_or(o)
     }
 
     /// The objects among `objects` (reached by `p` on `e`) that other principals own, with
     /// their owners.
-    fn others_objects(
-        &self,
-        b: &Behaviour,
-        e: u32,
-        p: u32,
-        objects: &[u32],
-    ) -> Vec<(u32, u32, Origin)> {
+    fn others_objects(&self, e: u32, p: u32, objects: &[u32]) -> Vec<(u32, u32, Origin)> {
         let Some(space) = self.space.get(e as usize).copied().flatten() else {
             return Vec::new();
         };
         objects
             .iter()
-            .filter_map(|&o| {
-                let key = self
-                    .keys
-                    .get(&o)
-                    .cloned()
-                    .unwrap_or_else(|| super::values::decoded(b.string(o)));
-                match self.owners.owner(space, &key) {
-                    Some((q, how)) if q != p => Some((o, q, how)),
-                    _ => None,
-                }
+            .filter_map(|&o| match self.owners.owner(space, self.key(o)) {
+                Some((q, how)) if q != p => Some((o, q, how)),
+                _ => None,
             })
             .collect()
     }
@@ -1176,12 +1157,54 @@ impl Ownership {
         };
         objects
             .iter()
-            .filter(|o| {
-                self.keys.get(o).is_some_and(
-                    |key| matches!(self.owners.owner(space, key), Some((q, _)) if q != p),
-                )
-            })
+            .filter(|&&o| matches!(self.owners.owner(space, self.key(o)), Some((q, _)) if q != p))
             .count()
+    }
+}
+
+/// Assigns object keys their ids: a path segment's key is its percent-decoded text, which for
+/// almost every segment is the segment itself (its own string id). Decoded texts that are
+/// another string of the tables take that string's id (so they meet values created under it);
+/// the rest get ids past the tables' end.
+struct KeyIds<'a> {
+    strings: &'a Interner<String>,
+    /// Object string id → key id, for segments with `%` escapes.
+    decoded: HashMap<u32, u32>,
+    /// Decoded texts that are none of the tables' strings.
+    extra: HashMap<String, u32>,
+}
+
+impl<'a> KeyIds<'a> {
+    fn new(strings: &'a Interner<String>) -> Self {
+        KeyIds {
+            strings,
+            decoded: HashMap::new(),
+            extra: HashMap::new(),
+        }
+    }
+
+    fn learn(&mut self, o: u32) -> u32 {
+        let raw = self
+            .strings
+            .items
+            .get(o as usize)
+            .map_or("", String::as_str);
+        if !raw.contains('%') {
+            return o;
+        }
+        if let Some(&k) = self.decoded.get(&o) {
+            return k;
+        }
+        let text = super::values::decoded(raw);
+        let k = match self.strings.ids.get(text.as_str()) {
+            Some(&id) => id,
+            None => {
+                let next = (self.strings.items.len() + self.extra.len()) as u32;
+                *self.extra.entry(text).or_insert(next)
+            }
+        };
+        self.decoded.insert(o, k);
+        k
     }
 }
 
@@ -1680,6 +1703,26 @@ mod tests {
         assert_eq!(out.len(), 1, "{out:#?}");
         assert_eq!(out[0].actor.user.as_deref(), Some("9"));
         assert_eq!(out[0].count, 3);
+    }
+
+    #[test]
+    fn object_keys_meet_whatever_spelling_decodes_to_them() {
+        let mut strings = Interner::default();
+        let [road, escaped, odd, odder, plain] =
+            ["The Road", "The%20Road", "n%C3%B6", "n%c3%b6", "sicp"].map(|s| strings.id_str(s));
+        let mut keys = KeyIds::new(&strings);
+        assert_eq!(
+            keys.learn(escaped),
+            road,
+            "the decoded text is a known string"
+        );
+        assert_eq!(keys.learn(plain), plain, "no escapes: its own key");
+        let fresh = keys.learn(odd);
+        assert!(
+            fresh as usize >= strings.items.len(),
+            "nö is none of the strings"
+        );
+        assert_eq!(keys.learn(odder), fresh, "both spellings are one object");
     }
 
     /// `who` adds a book by POSTing its title.

@@ -102,37 +102,35 @@ pub(crate) enum Origin {
 }
 
 /// Owners of objects, keyed by object space (host and template, any method) and the
-/// object's decoded key.
+/// object's key id: the id of its decoded key among the behaviour tables' strings, so a path
+/// segment `the%20hobbit` and a created title `the hobbit` are one object, and a lookup hashes
+/// two integers rather than a string.
 #[derive(Debug, Default)]
 pub(crate) struct Owners {
-    /// Object space → object key → (when, principal, how learned); two levels so a lookup by
-    /// `&str` allocates nothing.
-    by_object: HashMap<u32, HashMap<String, (i64, u32, Origin)>>,
+    /// (object space, key id) → (when, principal, how learned).
+    by_object: HashMap<(u32, u32), (i64, u32, Origin)>,
 }
 
 impl Owners {
-    /// Learns owners from creations (`space_of_collection` maps a creation's endpoint to the
-    /// object space of the items it creates) and first reaches (`reaches`: object space,
-    /// decoded object key, principal, time — successful requests only).
-    pub fn learn<'a>(
-        creations: impl Iterator<Item = (u32, &'a str, u32, i64)>,
-        reaches: impl Iterator<Item = (u32, String, u32, i64)>,
+    /// Learns owners from creations and first reaches (successful requests only), each given
+    /// as (object space, key id, principal, time): creations win over reaches, and the
+    /// earliest of each counts.
+    pub fn learn(
+        creations: impl Iterator<Item = (u32, u32, u32, i64)>,
+        reaches: impl Iterator<Item = (u32, u32, u32, i64)>,
     ) -> Owners {
-        let mut by_object: HashMap<u32, HashMap<String, (i64, u32, Origin)>> = HashMap::new();
-        for (space, value, principal, ts) in creations {
-            let objects = by_object.entry(space).or_default();
-            let e = objects
-                .entry(value.to_owned())
+        let mut by_object: HashMap<(u32, u32), (i64, u32, Origin)> = HashMap::new();
+        for (space, key, principal, ts) in creations {
+            let e = by_object
+                .entry((space, key))
                 .or_insert((ts, principal, Origin::Created));
             if ts < e.0 {
                 *e = (ts, principal, Origin::Created);
             }
         }
-        for (space, object, principal, ts) in reaches {
+        for (space, key, principal, ts) in reaches {
             let e = by_object
-                .entry(space)
-                .or_default()
-                .entry(object)
+                .entry((space, key))
                 .or_insert((ts, principal, Origin::FirstReached));
             if e.2 == Origin::FirstReached && ts < e.0 {
                 *e = (ts, principal, Origin::FirstReached);
@@ -141,12 +139,9 @@ impl Owners {
         Owners { by_object }
     }
 
-    /// The owner of `object` in `space`, and how it was learned.
-    pub fn owner(&self, space: u32, object: &str) -> Option<(u32, Origin)> {
-        self.by_object
-            .get(&space)?
-            .get(object)
-            .map(|&(_, p, o)| (p, o))
+    /// The owner of the object with key id `key` in `space`, and how it was learned.
+    pub fn owner(&self, space: u32, key: u32) -> Option<(u32, Origin)> {
+        self.by_object.get(&(space, key)).map(|&(_, p, o)| (p, o))
     }
 }
 
@@ -156,16 +151,13 @@ mod tests {
 
     #[test]
     fn creations_win_over_earlier_reaches_and_the_first_of_each_counts() {
-        let creations = [(1, "dune", 7, 50), (1, "dune", 8, 60)];
-        let reaches = [
-            (1, "dune".to_owned(), 9, 10),
-            (1, "emma".to_owned(), 9, 30),
-            (1, "emma".to_owned(), 8, 20),
-        ];
+        let (dune, emma) = (100, 101);
+        let creations = [(1, dune, 7, 50), (1, dune, 8, 60)];
+        let reaches = [(1, dune, 9, 10), (1, emma, 9, 30), (1, emma, 8, 20)];
         let owners = Owners::learn(creations.into_iter(), reaches.into_iter());
-        assert_eq!(owners.owner(1, "dune"), Some((7, Origin::Created)));
-        assert_eq!(owners.owner(1, "emma"), Some((8, Origin::FirstReached)));
-        assert_eq!(owners.owner(2, "dune"), None, "spaces apart");
+        assert_eq!(owners.owner(1, dune), Some((7, Origin::Created)));
+        assert_eq!(owners.owner(1, emma), Some((8, Origin::FirstReached)));
+        assert_eq!(owners.owner(2, dune), None, "spaces apart");
     }
 
     #[test]

@@ -72,33 +72,40 @@ impl Shape {
     }
 }
 
-/// Shapes by region id (`"US"`), each compiled when first asked for, and region ids by calling
-/// code; the maps built once.
+/// Shapes by region, each compiled when first asked for; the regions by id (`"US"`) and by
+/// calling code as indices, so a lookup hashes a short id once and a code's regions none.
 struct Shapes {
-    by_region: foldhash::HashMap<String, OnceCell<Option<Shape>>>,
-    by_code: foldhash::HashMap<u16, Vec<String>>,
-}
-
-impl Shapes {
-    fn get(&self, region: &str) -> Option<&Shape> {
-        let cell = self.by_region.get(region)?;
-        cell.get_or_init(|| DATABASE.by_id(region).and_then(Shape::of))
-            .as_ref()
-    }
+    shapes: Vec<OnceCell<Option<Shape>>>,
+    regions: Vec<&'static phonenumber::metadata::Metadata>,
+    by_region: foldhash::HashMap<&'static str, usize>,
+    by_code: foldhash::HashMap<u16, Vec<usize>>,
 }
 
 impl Shapes {
     fn build() -> Shapes {
+        let regions: Vec<_> = DATABASE.iter().collect();
         let mut by_region = foldhash::HashMap::default();
-        let mut by_code: foldhash::HashMap<u16, Vec<String>> = foldhash::HashMap::default();
-        for m in DATABASE.iter() {
-            by_region.insert(m.id().to_owned(), OnceCell::new());
-            by_code
-                .entry(m.country_code())
-                .or_default()
-                .push(m.id().to_owned());
+        let mut by_code: foldhash::HashMap<u16, Vec<usize>> = foldhash::HashMap::default();
+        for (i, m) in regions.iter().enumerate() {
+            by_region.insert(m.id(), i);
+            by_code.entry(m.country_code()).or_default().push(i);
         }
-        Shapes { by_region, by_code }
+        Shapes {
+            shapes: regions.iter().map(|_| OnceCell::new()).collect(),
+            regions,
+            by_region,
+            by_code,
+        }
+    }
+
+    fn at(&self, i: usize) -> Option<&Shape> {
+        self.shapes[i]
+            .get_or_init(|| Shape::of(self.regions[i]))
+            .as_ref()
+    }
+
+    fn get(&self, region: &str) -> Option<&Shape> {
+        self.at(*self.by_region.get(region)?)
     }
 }
 
@@ -122,7 +129,7 @@ fn international_in(s: &Shapes, digits: &str) -> bool {
         s.by_code.get(&code).is_some_and(|regions| {
             regions
                 .iter()
-                .any(|r| s.get(r).is_some_and(|shape| shape.fits(nsn)))
+                .any(|&r| s.at(r).is_some_and(|shape| shape.fits(nsn)))
         })
     })
 }
