@@ -241,7 +241,7 @@ fn headers_json(h: &Headers, out: &mut String) {
 fn json_string(s: &str, out: &mut String) {
     use std::fmt::Write;
     out.push('"');
-    if !s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+    if !needs_escape(s.as_bytes()) {
         out.push_str(s);
         out.push('"');
         return;
@@ -260,6 +260,16 @@ fn json_string(s: &str, out: &mut String) {
         }
     }
     out.push('"');
+}
+
+/// Whether `s` holds a byte JSON escapes; tested a block at a time without early exits, which
+/// the compiler turns into vector compares (header values are mostly clean).
+fn needs_escape(s: &[u8]) -> bool {
+    s.chunks(32).any(|block| {
+        block.iter().fold(false, |hit, &b| {
+            hit | (b < 0x20) | (b == b'"') | (b == b'\\')
+        })
+    })
 }
 
 /// An address from its stored parts (`ip`, `port`).
@@ -324,5 +334,22 @@ mod tests {
         headers_json(&h, &mut s);
         assert_eq!(s, r#"[["A","x\"y"],["B\n","\u0001"]]"#);
         assert_eq!(serde_json::from_str::<Headers>(&s).unwrap(), h);
+    }
+
+    #[test]
+    fn an_escape_is_found_wherever_it_sits_in_a_long_value() {
+        let clean = "a".repeat(100);
+        assert!(!needs_escape(clean.as_bytes()));
+        for at in [0, 31, 32, 33, 63, 64, 99] {
+            for bad in [b'"', b'\\', b'\n', 0x1f] {
+                let mut v = clean.clone().into_bytes();
+                v[at] = bad;
+                assert!(needs_escape(&v), "byte {bad:#x} at {at}");
+            }
+        }
+        assert!(
+            !needs_escape("é ~\x7f".as_bytes()),
+            "only JSON's escapes count"
+        );
     }
 }

@@ -2,16 +2,18 @@
 //! library costs microseconds and goes through a regex cache behind one global mutex, so every
 //! candidate first meets a pre-filter built once from the same metadata: the region's possible
 //! lengths and its general number pattern, compiled here without a lock. Only candidates that
-//! pass are parsed and validated by the library; verdicts are remembered per thread. The
-//! shapes are per thread too: one compiled regex used from two decoder threads meets itself in
-//! its cache pool (a profile of an import showed the contention).
+//! pass are parsed and validated by the library; verdicts are remembered per thread. Each
+//! shape is compiled once, and every thread uses its own clone: one regex used from two
+//! decoder threads meets itself in its cache pool (a profile of an import showed the
+//! contention), while a clone shares the compiled program and has a pool of its own.
 
 use phonenumber::country::Id;
 use phonenumber::metadata::DATABASE;
 use std::cell::OnceCell;
-use std::sync::LazyLock;
+use std::sync::{LazyLock, OnceLock};
 
 /// What a region's numbers can be, from the metadata.
+#[derive(Clone)]
 struct Shape {
     /// Digits dialled before a national number (`0`; `1` in North America).
     trunk: Option<String>,
@@ -72,74 +74,72 @@ impl Shape {
     }
 }
 
-/// Shapes by region, each compiled when first asked for; the regions by id (`"US"`) and by
-/// calling code as indices, so a lookup hashes a short id once and a code's regions none.
-struct Shapes {
-    shapes: Vec<OnceCell<Option<Shape>>>,
-    regions: Vec<&'static phonenumber::metadata::Metadata>,
+/// The regions of the metadata by index, found by id (`"US"`) and by calling code, and each
+/// region's shape, compiled when first asked for by any thread.
+struct Regions {
+    metadata: Vec<&'static phonenumber::metadata::Metadata>,
     by_region: foldhash::HashMap<&'static str, usize>,
     by_code: foldhash::HashMap<u16, Vec<usize>>,
+    compiled: Vec<OnceLock<Option<Shape>>>,
 }
 
-impl Shapes {
-    fn build() -> Shapes {
-        let regions: Vec<_> = DATABASE.iter().collect();
-        let mut by_region = foldhash::HashMap::default();
-        let mut by_code: foldhash::HashMap<u16, Vec<usize>> = foldhash::HashMap::default();
-        for (i, m) in regions.iter().enumerate() {
-            by_region.insert(m.id(), i);
-            by_code.entry(m.country_code()).or_default().push(i);
-        }
-        Shapes {
-            shapes: regions.iter().map(|_| OnceCell::new()).collect(),
-            regions,
-            by_region,
-            by_code,
-        }
+static REGIONS: LazyLock<Regions> = LazyLock::new(|| {
+    let metadata: Vec<_> = DATABASE.iter().collect();
+    let mut by_region = foldhash::HashMap::default();
+    let mut by_code: foldhash::HashMap<u16, Vec<usize>> = foldhash::HashMap::default();
+    for (i, m) in metadata.iter().enumerate() {
+        by_region.insert(m.id(), i);
+        by_code.entry(m.country_code()).or_default().push(i);
     }
-
-    fn at(&self, i: usize) -> Option<&Shape> {
-        self.shapes[i]
-            .get_or_init(|| Shape::of(self.regions[i]))
-            .as_ref()
+    Regions {
+        compiled: metadata.iter().map(|_| OnceLock::new()).collect(),
+        metadata,
+        by_region,
+        by_code,
     }
-
-    fn get(&self, region: &str) -> Option<&Shape> {
-        self.at(*self.by_region.get(region)?)
-    }
-}
+});
 
 thread_local! {
-    static SHAPES: Shapes = Shapes::build();
+    /// This thread's clones of the shapes, by region index.
+    static SHAPES: Vec<OnceCell<Option<Shape>>> =
+        REGIONS.metadata.iter().map(|_| OnceCell::new()).collect();
+}
+
+fn shape_at(local: &[OnceCell<Option<Shape>>], i: usize) -> Option<&Shape> {
+    local[i]
+        .get_or_init(|| {
+            REGIONS.compiled[i]
+                .get_or_init(|| Shape::of(REGIONS.metadata[i]))
+                .clone()
+        })
+        .as_ref()
 }
 
 /// `digits` (country code first) could be a number of the country its code names.
 pub(super) fn international_shape(digits: &str) -> bool {
-    SHAPES.with(|s| international_in(s, digits))
-}
-
-fn international_in(s: &Shapes, digits: &str) -> bool {
-    (1..=3).any(|n| {
-        let (Some(code), Some(nsn)) = (digits.get(..n), digits.get(n..)) else {
-            return false;
-        };
-        let Ok(code) = code.parse::<u16>() else {
-            return false;
-        };
-        s.by_code.get(&code).is_some_and(|regions| {
-            regions
-                .iter()
-                .any(|&r| s.at(r).is_some_and(|shape| shape.fits(nsn)))
+    SHAPES.with(|local| {
+        (1..=3).any(|n| {
+            let (Some(code), Some(nsn)) = (digits.get(..n), digits.get(n..)) else {
+                return false;
+            };
+            let Ok(code) = code.parse::<u16>() else {
+                return false;
+            };
+            REGIONS.by_code.get(&code).is_some_and(|regions| {
+                regions
+                    .iter()
+                    .any(|&r| shape_at(local, r).is_some_and(|shape| shape.fits(nsn)))
+            })
         })
     })
 }
 
 /// `digits` dialled nationally could be a number of `region`.
 pub(super) fn national_shape(digits: &str, region: Id) -> bool {
-    SHAPES.with(|s| {
-        s.get(region.as_ref())
-            .is_some_and(|shape| shape.fits_national(digits))
-    })
+    let Some(&i) = REGIONS.by_region.get(region.as_ref()) else {
+        return false;
+    };
+    SHAPES.with(|local| shape_at(local, i).is_some_and(|shape| shape.fits_national(digits)))
 }
 
 /// Digit-group lengths of a written number: `612 34 56 78` → `[3, 2, 2, 2]`.
