@@ -544,6 +544,7 @@ impl<'de> Deserialize<'de> for Anomalies {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
 
     /// The reading of a target before it was made a single pass, kept as the oracle.
     fn split_target_by_searches(target: &str) -> (&str, Option<&str>) {
@@ -584,7 +585,6 @@ mod tests {
         }
         assert_eq!(split_target("http://h:80/a?b=1#f"), ("/a", Some("b=1")));
     }
-    use super::*;
 
     #[test]
     fn anomaly_names_are_unique_and_round_trip() {

@@ -110,6 +110,11 @@ impl<K: Hash + Eq + Clone> Interner<K> {
 }
 
 impl Interner<String> {
+    /// The text of string id `id` (empty for an id it never gave).
+    fn text(&self, id: u32) -> &str {
+        self.items.get(id as usize).map_or("", String::as_str)
+    }
+
     fn id_str(&mut self, s: &str) -> u32 {
         match self.ids.get(s) {
             Some(&id) => id,
@@ -522,10 +527,7 @@ impl Behaviour {
     }
 
     fn string(&self, id: u32) -> &str {
-        self.strings
-            .items
-            .get(id as usize)
-            .map_or("", String::as_str)
+        self.strings.text(id)
     }
 
     fn actor_by_ip(&self, ip: u32) -> Actor {
@@ -1184,11 +1186,7 @@ impl<'a> KeyIds<'a> {
     }
 
     fn learn(&mut self, o: u32) -> u32 {
-        let raw = self
-            .strings
-            .items
-            .get(o as usize)
-            .map_or("", String::as_str);
+        let raw = self.strings.text(o);
         if !raw.contains('%') {
             return o;
         }
