@@ -93,7 +93,7 @@ impl Uplink {
         creds
             .check()
             .context("the [uplink.credentials] are unusable")?;
-        let state = Arc::new(Mutex::new("connecting".to_owned()));
+        let state = Arc::new(Mutex::new(CONNECTING.to_owned()));
         let stop = Arc::new(AtomicBool::new(false));
         let shared = Shared {
             name: name.to_owned(),
@@ -132,10 +132,13 @@ impl Uplink {
     }
 
     /// The capture has ended: delivers what the spool holds for up to `linger`, then stops.
-    /// Returns whether everything was delivered.
+    /// Returns whether everything was delivered. A first connection still being set up is
+    /// waited for too (within `linger`), so even a run that spooled nothing reports its final
+    /// counters to the hub.
     pub fn finish(self, linger: Duration) -> bool {
         let deadline = Instant::now() + linger;
-        while Instant::now() < deadline && self.spool.with(|s| s.stats().batches) > 0 {
+        let owes = || self.spool.with(|s| s.stats().batches) > 0 || self.state() == CONNECTING;
+        while Instant::now() < deadline && owes() {
             // A refusal will not change by waiting (the sensor must be enrolled again).
             if self.thread.is_finished() || self.state().contains("refused by the hub") {
                 break;
@@ -160,6 +163,9 @@ fn set_state(shared: &Shared, state: String) {
         *s = state;
     }
 }
+
+/// The uplink's state until its first try to connect ends, either way.
+const CONNECTING: &str = "connecting";
 
 /// The first wait before reconnecting, and the longest: a hub that restarts is found again
 /// within seconds, and a hub that stays away costs a try every few seconds.
