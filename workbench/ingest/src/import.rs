@@ -224,7 +224,13 @@ pub fn import_file(
         Claim::Source { id, resumed } => (id, resumed),
     };
 
-    store.prepare_bulk_import()?;
+    // Each shard appends on its own connection; a HAR file is one shard.
+    let writers = if har.is_some() {
+        1
+    } else {
+        opts.threads.max(1)
+    };
+    let bulk = store.prepare_bulk_import(writers)?;
     let shared = Shared::new(cancel, store.transaction_ids().clone());
     let mut report = ImportProgress {
         file: path.to_owned(),
@@ -245,6 +251,9 @@ pub fn import_file(
         }
         None => decode_shards(job, bytes, &mut report, progress),
     };
+    if let Err(e) = store.end_bulk_import(bulk) {
+        tracing::warn!("DuckDB keeps one thread until the case is reopened: {e}");
+    }
     let shards = written
         .and_then(|shards| file.check_intact().map(|()| shards))
         .map_err(|e| roll_back(store, source_id, e))?;
