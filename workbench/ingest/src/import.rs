@@ -252,7 +252,7 @@ pub fn import_file(
         None => decode_shards(job, bytes, &mut report, progress),
     };
     if let Err(e) = store.end_bulk_import(bulk) {
-        tracing::warn!("DuckDB keeps one thread until the case is reopened: {e}");
+        tracing::warn!("DuckDB keeps the import's thread count until the case is reopened: {e}");
     }
     let shards = written
         .and_then(|shards| file.check_intact().map(|()| shards))

@@ -588,12 +588,7 @@ impl CaseStore {
     /// import's CPU samples on two cores). Hand the returned value to
     /// [`CaseStore::end_bulk_import`] once the writers are done, whatever their outcome.
     pub fn prepare_bulk_import(&self, writers: usize) -> Result<BulkImport, StoreError> {
-        let threads: i64 = self
-            .conn
-            .query_row("SELECT current_setting('threads')::BIGINT", [], |r| {
-                r.get(0)
-            })
-            .map_err(|e| self.db_err(e))?;
+        let threads = self.duckdb_threads()?;
         let writers = i64::try_from(writers).unwrap_or(i64::MAX);
         let during = threads.saturating_sub(writers).saturating_add(1).max(1);
         self.conn
@@ -603,6 +598,15 @@ impl CaseStore {
             ))
             .map_err(|e| self.db_err(e))?;
         Ok(BulkImport(()))
+    }
+
+    /// DuckDB's current thread count for this database.
+    fn duckdb_threads(&self) -> Result<i64, StoreError> {
+        self.conn
+            .query_row("SELECT current_setting('threads')::BIGINT", [], |r| {
+                r.get(0)
+            })
+            .map_err(|e| self.db_err(e))
     }
 
     /// Gives DuckDB its threads back after a bulk import's appends (the checkpoint and the
@@ -707,13 +711,7 @@ mod tests {
     fn a_bulk_import_leaves_the_cores_to_its_writers_and_gives_them_back() {
         let dir = tempfile::tempdir().unwrap();
         let store = CaseStore::open(&dir.path().join("c.duckdb")).unwrap();
-        let threads = |s: &CaseStore| -> i64 {
-            s.conn
-                .query_row("SELECT current_setting('threads')::BIGINT", [], |r| {
-                    r.get(0)
-                })
-                .unwrap()
-        };
+        let threads = |s: &CaseStore| s.duckdb_threads().unwrap();
         let cores = threads(&store);
         let bulk = store.prepare_bulk_import(2).unwrap();
         assert_eq!(
