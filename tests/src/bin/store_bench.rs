@@ -1,0 +1,121 @@
+//! Store benchmark: what storing a record in a case costs (wall rate and CPU per record), by
+//! commit size, writer count and DuckDB settings; and what analysing it costs (`--analyse`).
+//! Real records: the sample captures' transactions, repeated.
+//!
+//! ```text
+//! cargo run --release -p tapline-tests --bin store_bench -- [--records N] [--commit ROWS] [--writers W] [--sql "SET …"]
+//! cargo run --release -p tapline-tests --bin store_bench -- --records N --analyse
+//! ```
+
+use anyhow::{Context, Result, bail};
+use std::time::Instant;
+use tapline_decode::{EngineConfig, decode_capture};
+use tapline_record::Transaction;
+use tapline_store::CaseStore;
+use tapline_tests::sample_captures;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn arg(args: &[String], name: &str) -> Option<String> {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
+}
+
+fn records(n: usize) -> Result<Vec<Transaction>> {
+    let mut base = Vec::new();
+    for name in ["shop-api.pcap", "abuse-api.pcap", "catalog-api.pcap"] {
+        let bytes = std::fs::read(sample_captures().join(name))?;
+        base.extend(decode_capture(&bytes, EngineConfig::default())?.transactions);
+    }
+    if base.is_empty() {
+        bail!("the sample captures decoded to nothing");
+    }
+    Ok(base.iter().cycle().take(n).cloned().collect())
+}
+
+/// CPU seconds this process has used (user + system).
+fn cpu() -> f64 {
+    let s = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let f: Vec<&str> = s
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let t = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (t(11) + t(12)) / 100.0
+}
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let n: usize = arg(&args, "--records").map_or(Ok(1_000_000), |v| v.parse())?;
+    let commit: usize = arg(&args, "--commit").map_or(Ok(20_000), |v| v.parse())?;
+    let writers: usize = arg(&args, "--writers").map_or(Ok(1), |v| v.parse())?;
+    let sql = arg(&args, "--sql").unwrap_or_default();
+    let recs = records(n)?;
+    if args.iter().any(|a| a == "--analyse") {
+        let (t, c) = (Instant::now(), cpu());
+        let mut a = tapline_analysis::Analyses::default();
+        for (i, tx) in recs.iter().enumerate() {
+            a.observe(i as i64, tx);
+        }
+        let (ot, oc) = (t.elapsed().as_secs_f64(), cpu() - c);
+        let d = a.finish(&[])?;
+        let (ft, fc) = (t.elapsed().as_secs_f64() - ot, cpu() - c - oc);
+        println!(
+            "observe {:.0} rec/s, {:.2} us cpu/rec; finish {ft:.2} s ({fc:.2} cpu s); {} endpoints, {} findings",
+            n as f64 / ot,
+            oc * 1e6 / n as f64,
+            d.endpoints.len(),
+            d.findings.len()
+        );
+        return Ok(());
+    }
+    let dir = tempfile::tempdir()?;
+    let store = CaseStore::open(&dir.path().join("p.duckdb"))?;
+    if !sql.is_empty() {
+        store.execute_for_bench(&sql)?;
+    }
+    let (t, c) = (Instant::now(), cpu());
+    let per = n.div_ceil(writers);
+    std::thread::scope(|s| -> Result<()> {
+        let mut hs = Vec::new();
+        for (w, part) in recs.chunks(per).enumerate() {
+            let mut wr = store.batch_writer(None)?;
+            hs.push(s.spawn(move || -> Result<()> {
+                let mut since = 0;
+                let mut id = (w * per) as i64;
+                for b in part.chunks(2000) {
+                    wr.append(id, b)?;
+                    id += b.len() as i64;
+                    since += b.len();
+                    if since >= commit {
+                        wr.commit()?;
+                        since = 0;
+                    }
+                }
+                wr.commit()?;
+                Ok(())
+            }));
+        }
+        for h in hs {
+            h.join().ok().context("a writer thread panicked")??;
+        }
+        Ok(())
+    })?;
+    let (appended, ac) = (t.elapsed().as_secs_f64(), cpu() - c);
+    store.checkpoint()?;
+    let (total, tc) = (t.elapsed().as_secs_f64(), cpu() - c);
+    let size = std::fs::metadata(dir.path().join("p.duckdb"))?.len();
+    println!(
+        "commit {commit} writers {writers} sql {sql:?}: append {:.0} rec/s wall, {:.2} us cpu/rec; with checkpoint {:.0} rec/s, {:.2} us cpu/rec; file {:.0} B/rec",
+        n as f64 / appended,
+        ac * 1e6 / n as f64,
+        n as f64 / total,
+        tc * 1e6 / n as f64,
+        size as f64 / n as f64
+    );
+    Ok(())
+}
