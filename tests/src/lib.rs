@@ -75,6 +75,21 @@ pub fn sample_captures() -> PathBuf {
         .join("sample-captures")
 }
 
+/// Real records for benchmarks: the API sample captures' transactions, repeated to `n`.
+pub fn sample_records(n: usize) -> anyhow::Result<Vec<tapline_record::Transaction>> {
+    let mut base = Vec::new();
+    for name in ["shop-api.pcap", "abuse-api.pcap", "catalog-api.pcap"] {
+        let bytes = std::fs::read(sample_captures().join(name))?;
+        let decoded =
+            tapline_decode::decode_capture(&bytes, tapline_decode::EngineConfig::default())?;
+        base.extend(decoded.transactions);
+    }
+    if base.is_empty() {
+        anyhow::bail!("the sample captures decoded to nothing");
+    }
+    Ok(base.iter().cycle().take(n).cloned().collect())
+}
+
 /// One request the sample-capture client sent, and what the server answered.
 #[derive(Debug, Deserialize, Clone, PartialEq, Eq)]
 pub struct ExpectedExchange {

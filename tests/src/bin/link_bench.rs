@@ -16,14 +16,12 @@
 use anyhow::{Context, Result, bail};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
-use tapline_decode::{EngineConfig, decode_capture};
 use tapline_hub::{Hub, HubEvent};
 use tapline_link::stream::{MessageReader, send};
 use tapline_link::{HubIdentity, SensorCredentials, transport};
 use tapline_record::Transaction;
 use tapline_record::wire::{Batch, HubMessage, SensorMessage};
 use tapline_store::CaseStore;
-use tapline_tests::sample_captures;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -36,19 +34,6 @@ fn arg(args: &[String], name: &str, default: usize) -> Result<usize> {
             .with_context(|| format!("{name} needs a number")),
         None => Ok(default),
     }
-}
-
-/// Real records: the sample captures' transactions, repeated.
-fn records(n: usize) -> Result<Vec<Transaction>> {
-    let mut base = Vec::new();
-    for name in ["shop-api.pcap", "abuse-api.pcap", "catalog-api.pcap"] {
-        let bytes = std::fs::read(sample_captures().join(name))?;
-        base.extend(decode_capture(&bytes, EngineConfig::default())?.transactions);
-    }
-    if base.is_empty() {
-        bail!("the sample captures decoded to nothing");
-    }
-    Ok(base.iter().cycle().take(n).cloned().collect())
 }
 
 /// A sensor's connection to the hub, welcomed.
@@ -186,7 +171,7 @@ fn main() -> Result<()> {
     let window = arg(&args, "--window", 16)?.max(1);
     let rate = arg(&args, "--rate", 10_000)?.max(1);
     let paced = arg(&args, "--paced", 150_000)?;
-    let recs = records(n)?;
+    let recs = tapline_tests::sample_records(n)?;
     let t = Instant::now();
     let batches: Vec<Batch> = recs
         .chunks(per)

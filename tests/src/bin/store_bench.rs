@@ -7,12 +7,9 @@
 //! cargo run --release -p tapline-tests --bin store_bench -- --records N --analyse
 //! ```
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use std::time::Instant;
-use tapline_decode::{EngineConfig, decode_capture};
-use tapline_record::Transaction;
 use tapline_store::CaseStore;
-use tapline_tests::sample_captures;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -21,18 +18,6 @@ fn arg(args: &[String], name: &str) -> Option<String> {
     args.iter()
         .position(|a| a == name)
         .and_then(|i| args.get(i + 1).cloned())
-}
-
-fn records(n: usize) -> Result<Vec<Transaction>> {
-    let mut base = Vec::new();
-    for name in ["shop-api.pcap", "abuse-api.pcap", "catalog-api.pcap"] {
-        let bytes = std::fs::read(sample_captures().join(name))?;
-        base.extend(decode_capture(&bytes, EngineConfig::default())?.transactions);
-    }
-    if base.is_empty() {
-        bail!("the sample captures decoded to nothing");
-    }
-    Ok(base.iter().cycle().take(n).cloned().collect())
 }
 
 /// CPU seconds this process has used (user + system).
@@ -54,7 +39,7 @@ fn main() -> Result<()> {
     let commit: usize = arg(&args, "--commit").map_or(Ok(20_000), |v| v.parse())?;
     let writers: usize = arg(&args, "--writers").map_or(Ok(1), |v| v.parse())?;
     let sql = arg(&args, "--sql").unwrap_or_default();
-    let recs = records(n)?;
+    let recs = tapline_tests::sample_records(n)?;
     if args.iter().any(|a| a == "--analyse") {
         let (t, c) = (Instant::now(), cpu());
         let mut a = tapline_analysis::Analyses::default();
