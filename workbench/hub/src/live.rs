@@ -16,6 +16,8 @@
 //! killed — restores the stream from the case and re-reads what it stored but had not
 //! analysed; a flush that fails to write does the same.
 
+mod pool;
+
 use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
@@ -155,10 +157,12 @@ pub(crate) fn start(
     };
     let thread = std::thread::Builder::new()
         .name("hub-analysis".into())
-        .spawn(move || {
-            let mut live = Live::new(connect, case_failed, stored_below, every);
-            live.run(&rx, &dropped, &stop, &on_flush)
-        })?;
+        .spawn(
+            move || match Live::new(connect, case_failed, stored_below, every) {
+                Ok(mut live) => live.run(&rx, &dropped, &stop, &on_flush),
+                Err(e) => tracing::error!("live analysis cannot start its workers: {e}"),
+            },
+        )?;
     Ok((
         feed,
         Thread {
@@ -179,8 +183,8 @@ struct Live {
     stored_below: Arc<AtomicI64>,
     /// Flush interval.
     every: Duration,
-    /// This flush's engines.
-    engines: Analyses,
+    /// This flush's engines, on threads of their own.
+    engines: pool::Pool,
     /// Behaviour events kept across flushes.
     stream: Behaviour,
     /// Every sensor record below this id has been observed.
@@ -218,14 +222,14 @@ impl Live {
         case_failed: Arc<AtomicBool>,
         stored_below: Arc<AtomicI64>,
         every: Duration,
-    ) -> Live {
-        Live {
+    ) -> std::io::Result<Live> {
+        Ok(Live {
             connect,
             case_failed,
             case: None,
             stored_below,
             every,
-            engines: Analyses::default(),
+            engines: pool::Pool::per_core()?,
             stream: Behaviour::default(),
             next: 0,
             watermark: i64::MIN,
@@ -238,7 +242,7 @@ impl Live {
             judged_at: Instant::now(),
             judge_cost: Duration::ZERO,
             done: Analysed::default(),
-        }
+        })
     }
 
     fn run(
@@ -327,12 +331,25 @@ impl Live {
         }
         let skip = (self.next - batch.ids.start).max(0) as usize;
         for (id, tx) in batch.ids.clone().zip(&batch.txs).skip(skip) {
-            self.observe(id, tx);
+            self.note(id, tx);
+        }
+        if let Err(e) = self.engines.batch(batch.ids, batch.txs, skip) {
+            self.lost(e);
         }
     }
 
-    fn observe(&mut self, id: i64, tx: &Transaction) {
-        self.engines.observe(id, tx);
+    /// A worker is gone with what it observed: memory is rebuilt from the case.
+    fn lost(&mut self, e: pool::WorkerLost) {
+        tracing::error!("{e}: live analysis restarts its workers and reads the records again");
+        match pool::Pool::per_core() {
+            Ok(p) => self.engines = p,
+            Err(e) => tracing::error!("live analysis cannot start its workers: {e}"),
+        }
+        self.resync = true;
+    }
+
+    /// Keeps the stream's account of a record the workers observe: position, counts, time.
+    fn note(&mut self, id: i64, tx: &Transaction) {
         self.next = self.next.max(id + 1);
         self.pending += 1;
         self.done.records += 1;
@@ -387,7 +404,11 @@ impl Live {
             .map(|e| e.ts_ns)
             .max()
             .unwrap_or(i64::MIN);
-        self.engines = Analyses::default();
+        // What the workers hold is either written already or read again from the case.
+        if let Err(e) = self.engines.gather() {
+            self.lost(e);
+            return;
+        }
         self.next = state.analysed_below;
         self.pending = 0;
         self.backlog.clear();
@@ -447,8 +468,11 @@ impl Live {
             batch.push((id, tx));
             Ok(())
         })?;
-        for (id, tx) in batch {
-            self.observe(id, &tx);
+        for (id, tx) in &batch {
+            self.note(*id, tx);
+        }
+        if let Err(e) = self.engines.rows(batch) {
+            self.lost(e);
         }
         Ok(())
     }
@@ -461,7 +485,10 @@ impl Live {
         } else {
             Judge::Later
         };
-        let engines = std::mem::take(&mut self.engines);
+        let engines = match self.engines.gather() {
+            Ok(e) => e,
+            Err(e) => return self.lost(e),
+        };
         let had_events = self.pending > 0;
         self.pending = 0;
         self.since = Instant::now();
@@ -535,7 +562,8 @@ mod tests {
             Arc::default(),
             Arc::default(),
             Duration::from_secs(2),
-        );
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
         l.resync = false;
         l
     }
@@ -553,12 +581,12 @@ mod tests {
     fn a_clock_ahead_of_the_hub_is_flagged_and_does_not_move_the_watermark() {
         let mut l = live();
         let now = now_ns();
-        l.observe(1, &record(now - 1_000_000_000));
-        l.observe(2, &record(now + 3_600 * 1_000_000_000));
+        l.note(1, &record(now - 1_000_000_000));
+        l.note(2, &record(now + 3_600 * 1_000_000_000));
         assert_eq!(l.done.skewed, 1);
         assert_eq!(l.watermark, now - 1_000_000_000);
         // Far behind the horizon: judged once, counted late.
-        l.observe(3, &record(now - 2 * HORIZON_NS));
+        l.note(3, &record(now - 2 * HORIZON_NS));
         assert_eq!((l.done.late, l.done.records, l.next), (1, 3, 4));
     }
 
