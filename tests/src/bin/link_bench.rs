@@ -270,6 +270,10 @@ fn live_hub(
 ) -> Result<(Hub, std::sync::mpsc::Receiver<(Instant, HubEvent)>)> {
     let mut store = CaseStore::open(&dir.join("bench.duckdb"))?;
     store.enrol_sensor("bench", &creds.fingerprint()?)?;
+    // A knob for experiments: DuckDB settings for the live hub's case.
+    if let Ok(sql) = std::env::var("LINK_BENCH_SQL") {
+        store.execute_for_bench(&sql)?;
+    }
     let (events_tx, events) = std::sync::mpsc::channel();
     let hub = Hub::start(
         store,
