@@ -270,9 +270,15 @@ fn live_hub(
 ) -> Result<(Hub, std::sync::mpsc::Receiver<(Instant, HubEvent)>)> {
     let mut store = CaseStore::open(&dir.join("bench.duckdb"))?;
     store.enrol_sensor("bench", &creds.fingerprint()?)?;
-    // A knob for experiments: DuckDB settings for the live hub's case.
-    if let Ok(sql) = std::env::var("LINK_BENCH_SQL") {
-        store.execute_for_bench(&sql)?;
+    // A knob for experiments: DuckDB's threads for the live hub's case.
+    if let Some(n) = std::env::var("LINK_BENCH_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        store.tune_for_bench(tapline_store::Tuning {
+            threads: Some(n),
+            ..Default::default()
+        })?;
     }
     let (events_tx, events) = std::sync::mpsc::channel();
     let hub = Hub::start(

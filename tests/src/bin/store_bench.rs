@@ -3,7 +3,7 @@
 //! Real records: the sample captures' transactions, repeated.
 //!
 //! ```text
-//! cargo run --release -p tapline-tests --bin store_bench -- [--records N] [--commit ROWS] [--writers W] [--sql "SET …"]
+//! cargo run --release -p tapline-tests --bin store_bench -- [--records N] [--commit ROWS] [--writers W] [--wal-mb MB] [--threads T]
 //! cargo run --release -p tapline-tests --bin store_bench -- --records N --analyse
 //! ```
 
@@ -38,7 +38,10 @@ fn main() -> Result<()> {
     let n: usize = arg(&args, "--records").map_or(Ok(1_000_000), |v| v.parse())?;
     let commit: usize = arg(&args, "--commit").map_or(Ok(20_000), |v| v.parse())?;
     let writers: usize = arg(&args, "--writers").map_or(Ok(1), |v| v.parse())?;
-    let sql = arg(&args, "--sql").unwrap_or_default();
+    let tuning = tapline_store::Tuning {
+        wal_mb: arg(&args, "--wal-mb").map(|v| v.parse()).transpose()?,
+        threads: arg(&args, "--threads").map(|v| v.parse()).transpose()?,
+    };
     let recs = tapline_tests::sample_records(n)?;
     if args.iter().any(|a| a == "--analyse") {
         let (t, c) = (Instant::now(), cpu());
@@ -60,9 +63,7 @@ fn main() -> Result<()> {
     }
     let dir = tempfile::tempdir()?;
     let store = CaseStore::open(&dir.path().join("p.duckdb"))?;
-    if !sql.is_empty() {
-        store.execute_for_bench(&sql)?;
-    }
+    store.tune_for_bench(tuning)?;
     let (t, c) = (Instant::now(), cpu());
     let per = n.div_ceil(writers);
     std::thread::scope(|s| -> Result<()> {
@@ -95,7 +96,7 @@ fn main() -> Result<()> {
     let (total, tc) = (t.elapsed().as_secs_f64(), cpu() - c);
     let size = std::fs::metadata(dir.path().join("p.duckdb"))?.len();
     println!(
-        "commit {commit} writers {writers} sql {sql:?}: append {:.0} rec/s wall, {:.2} us cpu/rec; with checkpoint {:.0} rec/s, {:.2} us cpu/rec; file {:.0} B/rec",
+        "commit {commit} writers {writers} {tuning:?}: append {:.0} rec/s wall, {:.2} us cpu/rec; with checkpoint {:.0} rec/s, {:.2} us cpu/rec; file {:.0} B/rec",
         n as f64 / appended,
         ac * 1e6 / n as f64,
         n as f64 / total,

@@ -439,6 +439,15 @@ const MIGRATIONS: &[&str] = &[
 /// uncompressed in memory until the checkpoint.
 const WAL_BEFORE_CHECKPOINT: &str = "256MB";
 
+/// DuckDB settings a benchmark may vary ([`CaseStore::tune_for_bench`]).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Tuning {
+    /// Write-ahead log gathered before a checkpoint, in MB (256 for a case opened here).
+    pub wal_mb: Option<u32>,
+    /// DuckDB's threads (one per core by default).
+    pub threads: Option<u32>,
+}
+
 /// A bulk import's hold on DuckDB's threads, to give back when its appends are done.
 #[derive(Debug)]
 #[must_use = "hand it to CaseStore::end_bulk_import"]
@@ -633,10 +642,17 @@ impl CaseStore {
             .map_err(|e| self.db_err(e))
     }
 
-    /// For benchmarks: runs `sql` (settings, mostly) on this connection.
+    /// For benchmarks: DuckDB settings other than the case's own, for this database.
     #[doc(hidden)]
-    pub fn execute_for_bench(&self, sql: &str) -> Result<(), StoreError> {
-        self.conn.execute_batch(sql).map_err(|e| self.db_err(e))
+    pub fn tune_for_bench(&self, t: Tuning) -> Result<(), StoreError> {
+        let mut sql = String::new();
+        if let Some(mb) = t.wal_mb {
+            sql.push_str(&format!("SET checkpoint_threshold = '{mb}MB';"));
+        }
+        if let Some(n) = t.threads {
+            sql.push_str(&format!("SET threads = {};", n.max(1)));
+        }
+        self.conn.execute_batch(&sql).map_err(|e| self.db_err(e))
     }
 
     /// Folds the write-ahead log into the case file now (so its cost is paid here, not at

@@ -9,8 +9,11 @@
 use crate::endpoints::Actor;
 use crate::sources::Derived;
 use crate::{CaseStore, StoreError};
+use duckdb::arrow::array::{ArrayRef, BooleanArray, Int64Array, StringArray, UInt16Array};
+use duckdb::arrow::record_batch::RecordBatch;
 use duckdb::params;
 use std::ops::Range;
+use std::sync::Arc;
 
 /// One request as the behaviour detectors keep it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -173,20 +176,85 @@ fn append_events(
     events: &[BehaviourEvent],
 ) -> Result<(), duckdb::Error> {
     let mut app = tx.appender("behaviour_events")?;
-    for e in events {
-        app.append_row(params![
-            e.transaction_id,
-            e.ts_ns,
-            e.endpoint,
-            e.actor.ip,
-            e.actor.user,
-            e.actor.key,
-            e.actor.session,
-            e.status,
-            e.credentials,
-            e.object,
-            e.username
-        ])?;
+    // Arrow batches rather than bound rows: one event per analysed record, and binding eleven
+    // values a row was a tenth of the live hub's analysis-thread time.
+    for chunk in events.chunks(2048) {
+        let batch =
+            events_batch(chunk).map_err(|e| duckdb::Error::ToSqlConversionFailure(Box::new(e)))?;
+        app.append_record_batch(batch)?;
     }
     app.flush()
+}
+
+/// Events as an Arrow record batch in `behaviour_events`' column order.
+fn events_batch(
+    events: &[BehaviourEvent],
+) -> Result<RecordBatch, duckdb::arrow::error::ArrowError> {
+    let strings = |f: &dyn Fn(&BehaviourEvent) -> Option<&str>| -> ArrayRef {
+        Arc::new(StringArray::from_iter(events.iter().map(f)))
+    };
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(Int64Array::from_iter_values(
+            events.iter().map(|e| e.transaction_id),
+        )),
+        Arc::new(Int64Array::from_iter_values(events.iter().map(|e| e.ts_ns))),
+        strings(&|e| e.endpoint.as_deref()),
+        strings(&|e| e.actor.ip.as_deref()),
+        strings(&|e| e.actor.user.as_deref()),
+        strings(&|e| e.actor.key.as_deref()),
+        strings(&|e| e.actor.session.as_deref()),
+        Arc::new(UInt16Array::from_iter_values(
+            events.iter().map(|e| e.status),
+        )),
+        Arc::new(BooleanArray::from_iter(
+            events.iter().map(|e| Some(e.credentials)),
+        )),
+        strings(&|e| e.object.as_deref()),
+        strings(&|e| e.username.as_deref()),
+    ];
+    crate::transactions::arrow_batch(columns)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(i: i64) -> BehaviourEvent {
+        let some = |s: String| (i % 3 != 0).then_some(s);
+        BehaviourEvent {
+            transaction_id: i,
+            ts_ns: 1_700_000_000_000_000_000 + i,
+            endpoint: Some(format!("api.test\0GET\0/users/{{id}}/{i}")),
+            actor: Actor {
+                ip: Some(format!("10.0.{}.{}", i / 256, i % 256)),
+                user: some(format!("üser-{i}")),
+                key: some(format!("key-{i}")),
+                session: None,
+            },
+            status: (i % 600) as u16,
+            credentials: i % 2 == 0,
+            object: some(i.to_string()),
+            username: None,
+        }
+    }
+
+    /// Events go in as Arrow batches (more than one of them) and come back as they were.
+    #[test]
+    fn behaviour_events_come_back_from_the_case_as_written() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let mut store =
+            CaseStore::open(&dir.path().join("c.duckdb")).unwrap_or_else(|e| panic!("{e}"));
+        let events: Vec<BehaviourEvent> = (0..5_000).map(event).collect();
+        let progress = LiveProgress {
+            analysed_below: 5_000,
+            events: &events,
+            ..LiveProgress::default()
+        };
+        store
+            .commit_live(&Derived::default(), &progress)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let state = store.live_state().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(state.analysed_below, 5_000);
+        assert_eq!(state.events, events);
+    }
 }

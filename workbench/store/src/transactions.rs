@@ -213,6 +213,13 @@ fn record_batch(
             txs.iter().map(|t| t.anomalies.bits()),
         )),
     ];
+    arrow_batch(columns)
+}
+
+/// A record batch of `columns` for an appender, which matches them to the table by position.
+pub(crate) fn arrow_batch(
+    columns: Vec<ArrayRef>,
+) -> Result<RecordBatch, duckdb::arrow::error::ArrowError> {
     let fields: Vec<Field> = columns
         .iter()
         .enumerate()
