@@ -75,6 +75,21 @@ pub fn sample_captures() -> PathBuf {
         .join("sample-captures")
 }
 
+/// CPU seconds this process has used so far (user + system), for benchmarks' CPU per record.
+pub fn process_cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which may hold spaces) in parentheses.
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok());
+    // utime and stime, in clock ticks (100 a second on Linux).
+    (ticks(11).unwrap_or(0.0) + ticks(12).unwrap_or(0.0)) / 100.0
+}
+
 /// Real records for benchmarks: the API sample captures' transactions, repeated to `n`.
 pub fn sample_records(n: usize) -> anyhow::Result<Vec<tapline_record::Transaction>> {
     let mut base = Vec::new();

@@ -493,8 +493,10 @@ impl Drop for SmallDisk {
 #[test]
 fn a_full_disk_under_the_hub_loses_nothing_and_recovers_without_a_restart() {
     let mut lab = Lab::new();
-    // 166,000 records: enough that DuckDB checkpoints its 16 MB write-ahead log into a
-    // 20 MB filesystem, fails, and gives up on the database.
+    // 166,000 records: enough to fill a 20 MB filesystem with write-ahead log. Batches then
+    // fail to commit (unstored, unacknowledged); the hub, storing nothing, folds its log
+    // into the case file (its quiet checkpoint), which fails, and DuckDB gives up on the
+    // database.
     let capture = lab.path("big.pcap");
     let bytes = tapline_tests::multiplied_capture(&sample_captures().join("shop-api.pcap"), 2000);
     std::fs::write(&capture, &bytes).unwrap();

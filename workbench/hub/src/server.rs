@@ -159,6 +159,18 @@ impl Hub {
             .name("hub-store".into())
             .spawn(move || store_loop(store, recovery, on_health, rx, feed))
             .context("cannot start the hub's store thread")?;
+        let ticks = jobs.clone();
+        runtime.spawn(async move {
+            let mut every = tokio::time::interval(crate::store_thread::QUIET_TICK);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            loop {
+                every.tick().await;
+                // A full queue is a busy store thread: no tick is needed then.
+                if let Err(mpsc::error::TrySendError::Closed(_)) = ticks.try_send(Job::Tick) {
+                    return;
+                }
+            }
+        });
         let ep = endpoint.clone();
         let accepted_jobs = jobs.clone();
         let hub_budget = Arc::new(Semaphore::new(kib(HUB_BYTES) as usize));

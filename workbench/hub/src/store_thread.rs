@@ -23,9 +23,22 @@ pub(crate) enum Job {
     Heartbeat(i64, String, serde_json::Value),
     /// Another connection to the case, for a command served beside the hub.
     Connect(oneshot::Sender<Result<CaseStore>>),
+    /// Time passes (sent every [`QUIET_TICK`]): a quiet hub folds its log into the case.
+    Tick,
     /// The hub is stopping: serve nothing more.
     Stop,
 }
+
+/// How often the store thread hears [`Job::Tick`].
+pub(crate) const QUIET_TICK: Duration = Duration::from_millis(250);
+/// Nothing stored for this long is a quiet hub…
+const QUIET: Duration = Duration::from_secs(1);
+/// …which checkpoints once its write-ahead log holds this much. Under a steady stream the log
+/// grows to the case's own threshold (256 MB, where commits stay cheapest); when the stream
+/// pauses, or every batch fails (a full disk), the log is folded in now: a shorter replay if
+/// the hub dies, less of the case held uncompressed in memory, and a disk that cannot take
+/// the checkpoint found out now.
+const FOLD_AT_BYTES: u64 = 4 << 20;
 
 /// One sensor batch to store, and where its outcome goes.
 pub(crate) struct StoreJob {
@@ -87,6 +100,8 @@ struct Case {
     /// Why the case failed, and when to try again.
     failed: Option<(String, Instant, Duration)>,
     on_health: OnHealth,
+    /// When a batch was last stored, if any was since the last checkpoint.
+    logged: Option<Instant>,
 }
 
 impl Case {
@@ -164,6 +179,7 @@ pub(crate) fn store_loop(
         recovery,
         failed: None,
         on_health,
+        logged: None,
     };
     let mut carry: Option<Job> = None;
     loop {
@@ -189,6 +205,7 @@ pub(crate) fn store_loop(
                     tracing::warn!(sensor = id, "cannot record a heartbeat: {e:#}");
                 }
             }
+            Job::Tick => fold_when_quiet(&mut case),
             Job::Stop => return Ok(()),
             Job::Connect(reply) => {
                 let r = case.get().map(|s| s.try_clone());
@@ -200,6 +217,30 @@ pub(crate) fn store_loop(
                 store_group(&mut case, group, feed.as_ref());
             }
         }
+    }
+}
+
+/// Checkpoints a case that has stored nothing for [`QUIET`] and logged [`FOLD_AT_BYTES`].
+fn fold_when_quiet(case: &mut Case) {
+    let Some(at) = case.logged else { return };
+    if at.elapsed() < QUIET || case.store.is_none() {
+        return;
+    }
+    let r = case.get().map(|s| {
+        if s.wal_bytes() < FOLD_AT_BYTES {
+            return Ok(false);
+        }
+        s.checkpoint().map(|()| true)
+    });
+    match settle(case, r) {
+        Ok(folded) => {
+            if folded {
+                tracing::debug!("the hub is quiet: its write-ahead log is folded into the case");
+            }
+            case.logged = None;
+        }
+        // Fatal failures were noted by the case; others (a reader in the way) wait a tick.
+        Err(e) => tracing::debug!("the quiet checkpoint did not run: {e:#}"),
     }
 }
 
@@ -223,6 +264,8 @@ fn gather(first: StoreJob, jobs: &mut mpsc::Receiver<Job>) -> (Vec<StoreJob>, Op
                 records += j.txs.len();
                 group.push(j);
             }
+            // Busy is not quiet: the tick is not needed.
+            Ok(Job::Tick) => {}
             Ok(other) => return (group, Some(other)),
             Err(_) => break,
         }
@@ -256,6 +299,9 @@ fn store_group(case: &mut Case, group: Vec<StoreJob>, feed: Option<&Feed>) {
     drop(items);
     match settle(case, r) {
         Ok(ds) => {
+            if ds.iter().any(|d| matches!(d, Delivery::Stored(_))) {
+                case.logged = Some(Instant::now());
+            }
             for (j, d) in group.into_iter().zip(ds) {
                 if let (Some(feed), Delivery::Stored(ids)) = (feed, &d) {
                     feed.offer(ids.clone(), j.txs);
@@ -299,6 +345,44 @@ mod tests {
         (job, outcome)
     }
 
+    #[test]
+    fn a_quiet_hub_folds_a_long_log_into_the_case_and_a_busy_one_does_not() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let mut store =
+            CaseStore::open(&dir.path().join("case.duckdb")).unwrap_or_else(|e| panic!("{e}"));
+        let txs: Vec<Transaction> = (0..2_000)
+            .map(|i| Transaction {
+                uri: format!("/q/{i}"),
+                request_body: tapline_record::Body {
+                    data: format!("{i:01000}").into_bytes(),
+                    len: 1000,
+                    truncated: false,
+                },
+                ..Transaction::default()
+            })
+            .collect();
+        for _ in 0..10 {
+            store.append(&txs).unwrap_or_else(|e| panic!("{e}"));
+        }
+        let logged = store.wal_bytes();
+        assert!(logged > FOLD_AT_BYTES, "{logged} bytes of log");
+        let mut case = Case {
+            store: Some(store),
+            path: dir.path().join("case.duckdb"),
+            recovery: Recovery::Reopen,
+            failed: None,
+            on_health: Box::new(|_| {}),
+            logged: Some(Instant::now()),
+        };
+        fold_when_quiet(&mut case);
+        let wal = |case: &Case| case.store.as_ref().map_or(0, CaseStore::wal_bytes);
+        assert_eq!(wal(&case), logged, "stored just now: not quiet");
+        case.logged = Instant::now().checked_sub(QUIET);
+        fold_when_quiet(&mut case);
+        assert!(wal(&case) < 1 << 20, "{} bytes left in the log", wal(&case));
+        assert!(case.logged.is_none());
+    }
+
     /// The reproduction of issue 20's last loss: batch 5 fails while the case is down, the
     /// case comes back, and batch 6 — queued behind 5 on the same connection — must not be
     /// stored, or the next welcome ("stored through 6") makes the sensor drop batch 5.
@@ -322,6 +406,7 @@ mod tests {
                 FIRST_RETRY,
             )),
             on_health: Box::new(|_| {}),
+            logged: None,
         };
         let first = Line::default();
         let (five, five_out) = job(sensor, 5, &first);

@@ -655,6 +655,13 @@ impl CaseStore {
         self.conn.execute_batch(&sql).map_err(|e| self.db_err(e))
     }
 
+    /// Bytes in the case's write-ahead log (0 when it has none).
+    pub fn wal_bytes(&self) -> u64 {
+        let mut wal = self.path.clone().into_os_string();
+        wal.push(".wal");
+        std::fs::metadata(wal).map_or(0, |m| m.len())
+    }
+
     /// Folds the write-ahead log into the case file now (so its cost is paid here, not at
     /// close).
     pub fn checkpoint(&self) -> Result<(), StoreError> {
