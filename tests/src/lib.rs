@@ -92,15 +92,30 @@ pub fn process_cpu_seconds() -> f64 {
 
 /// Real records for benchmarks: the API sample captures' transactions, repeated to `n`.
 pub fn sample_records(n: usize) -> anyhow::Result<Vec<tapline_record::Transaction>> {
+    let files = ["shop-api.pcap", "abuse-api.pcap", "catalog-api.pcap"];
+    records_of(&files.map(|f| sample_captures().join(f)), n)
+}
+
+/// The transactions of `captures`, in turn, repeated to `n` (for benchmarks).
+pub fn records_of(
+    captures: &[PathBuf],
+    n: usize,
+) -> anyhow::Result<Vec<tapline_record::Transaction>> {
+    use anyhow::Context;
     let mut base = Vec::new();
-    for name in ["shop-api.pcap", "abuse-api.pcap", "catalog-api.pcap"] {
-        let bytes = std::fs::read(sample_captures().join(name))?;
+    for path in captures {
+        let bytes =
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
         let decoded =
-            tapline_decode::decode_capture(&bytes, tapline_decode::EngineConfig::default())?;
+            tapline_decode::decode_capture(&bytes, tapline_decode::EngineConfig::default())
+                .with_context(|| format!("cannot decode {}", path.display()))?;
         base.extend(decoded.transactions);
+        if base.len() >= n {
+            break;
+        }
     }
     if base.is_empty() {
-        anyhow::bail!("the sample captures decoded to nothing");
+        anyhow::bail!("the captures decoded to no transactions");
     }
     Ok(base.iter().cycle().take(n).cloned().collect())
 }

@@ -10,7 +10,7 @@
 //! analysis is in the case (the latency of a finding becoming visible).
 //!
 //! ```text
-//! cargo run --release -p tapline-tests --bin link_bench -- [--records 1000000] [--batch 2000] [--window 16] [--rate 10000] [--paced 150000]
+//! cargo run --release -p tapline-tests --bin link_bench -- [--records 1000000] [--batch 2000] [--window 16] [--rate 10000] [--paced 150000] [--capture FILE]
 //! ```
 
 use anyhow::{Context, Result, bail};
@@ -171,7 +171,14 @@ fn main() -> Result<()> {
     let window = arg(&args, "--window", 16)?.max(1);
     let rate = arg(&args, "--rate", 10_000)?.max(1);
     let paced = arg(&args, "--paced", 150_000)?;
-    let recs = tapline_tests::sample_records(n)?;
+    // The sample captures' records unless a capture is named (the benchmark capture, say).
+    let recs = match args.iter().position(|a| a == "--capture") {
+        Some(i) => {
+            let path = args.get(i + 1).context("--capture needs a file")?;
+            tapline_tests::records_of(&[path.into()], n)?
+        }
+        None => tapline_tests::sample_records(n)?,
+    };
     let t = Instant::now();
     let batches: Vec<Batch> = recs
         .chunks(per)
