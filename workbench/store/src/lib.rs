@@ -462,6 +462,8 @@ pub struct CaseStore {
     conn: Connection,
     path: PathBuf,
     ids: TransactionIds,
+    /// Held by [`CaseStore::atomically`]: shared by every clone (see there).
+    numbering: Arc<std::sync::Mutex<()>>,
 }
 
 /// The transaction-id allocator of one open case, shared by every connection to it.
@@ -497,6 +499,7 @@ impl CaseStore {
             conn,
             path: path.to_owned(),
             ids: TransactionIds(Arc::new(AtomicI64::new(1))),
+            numbering: Arc::default(),
         };
         store
             .conn
@@ -535,6 +538,7 @@ impl CaseStore {
             conn: self.conn.try_clone().map_err(|e| self.db_err(e))?,
             path: self.path.clone(),
             ids: self.ids.clone(),
+            numbering: Arc::clone(&self.numbering),
         })
     }
 
@@ -586,8 +590,28 @@ impl CaseStore {
         Ok(())
     }
 
-    /// Runs `f` inside one DuckDB transaction: all of it lands, or none of it.
+    /// Runs `f` in one DuckDB transaction, committed if it succeeds.
+    ///
+    /// One such transaction at a time among this process's connections to the case: writers
+    /// number new rows `max(id) + 1` (endpoints, findings, rules, sinks), and two taking
+    /// their maximum from snapshots of the same moment would give the same id — the second
+    /// commit then failed on the primary key (an import run through the hub's control socket
+    /// while live analysis wrote its findings). Appends of transactions, numbered by
+    /// [`TransactionIds`], go through [`CaseStore::atomically_appending`] instead.
     pub fn atomically<T>(
+        &mut self,
+        f: impl FnOnce(&duckdb::Transaction<'_>) -> Result<T, duckdb::Error>,
+    ) -> Result<T, StoreError> {
+        let numbering = Arc::clone(&self.numbering);
+        let _one_at_a_time = numbering
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.atomically_appending(f)
+    }
+
+    /// [`CaseStore::atomically`] for transactions that number no row by `max(id) + 1`: the
+    /// hub's store thread never waits for an analysis write.
+    pub fn atomically_appending<T>(
         &mut self,
         f: impl FnOnce(&duckdb::Transaction<'_>) -> Result<T, duckdb::Error>,
     ) -> Result<T, StoreError> {
@@ -696,7 +720,7 @@ impl CaseStore {
     pub fn append(&mut self, txs: &[Transaction]) -> Result<std::ops::Range<i64>, StoreError> {
         let ids = self.ids.reserve(txs.len());
         let first = ids.start;
-        self.atomically(|tx| transactions::append(tx, None, first, txs))?;
+        self.atomically_appending(|tx| transactions::append(tx, None, first, txs))?;
         Ok(ids)
     }
 
@@ -800,6 +824,41 @@ mod tests {
         let wal = std::fs::metadata(dir.path().join("c.duckdb.wal")).map_or(0, |m| m.len());
         assert!(wal > 20 << 20, "the log was checkpointed at {wal} bytes");
         assert_eq!(store.transaction_count().unwrap(), 24_000);
+    }
+
+    /// Two connections numbering rows `max(id) + 1` at once (live analysis writing findings
+    /// while an import completes, in the hub's process) must not take the same id.
+    #[test]
+    fn connections_numbering_rows_at_once_never_take_the_same_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CaseStore::open(&dir.path().join("c.duckdb")).unwrap();
+        let ids: Vec<i64> = std::thread::scope(|s| {
+            let workers: Vec<_> = (0..4)
+                .map(|w| {
+                    let mut c = store.try_clone().unwrap();
+                    s.spawn(move || {
+                        (0..25)
+                            .map(|i| {
+                                let target = format!("https://hook.test/{w}/{i}");
+                                c.add_alert_sink(
+                                    alerts::SinkKind::Webhook,
+                                    &target,
+                                    endpoints::Severity::High,
+                                    None,
+                                )
+                                .unwrap_or_else(|e| panic!("sink {w}/{i}: {e}"))
+                            })
+                            .collect::<Vec<i64>>()
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .flat_map(|h| h.join().unwrap())
+                .collect()
+        });
+        let unique: std::collections::BTreeSet<i64> = ids.iter().copied().collect();
+        assert_eq!(unique.len(), 100, "{ids:?}");
     }
 
     #[test]

@@ -469,7 +469,7 @@ mod tests {
         let rows = [tx("/imported", 404), tx("/imported", 500)];
         let first = store.transaction_ids().reserve(rows.len()).start;
         store
-            .atomically(|t| crate::transactions::append(t, Some(source), first, &rows))
+            .atomically_appending(|t| crate::transactions::append(t, Some(source), first, &rows))
             .unwrap_or_else(|e| panic!("{e}"));
         let readings = |store: &CaseStore| {
             let all = TxFilter::default();

@@ -180,7 +180,7 @@ impl CaseStore {
         batches: &[SensorBatch<'_>],
     ) -> Result<Vec<Delivery>, StoreError> {
         let ids = self.transaction_ids().clone();
-        self.atomically(|tx| {
+        self.atomically_appending(|tx| {
             let mut out = Vec::with_capacity(batches.len());
             let mut seen_now = std::collections::HashSet::new();
             let mut ledger = tx.prepare(
