@@ -178,7 +178,7 @@ fn append_events(
     let mut app = tx.appender("behaviour_events")?;
     // Arrow batches rather than bound rows: one event per analysed record, and binding eleven
     // values a row was a tenth of the live hub's analysis-thread time.
-    for chunk in events.chunks(2048) {
+    for chunk in events.chunks(crate::transactions::ARROW_ROWS) {
         let batch =
             events_batch(chunk).map_err(|e| duckdb::Error::ToSqlConversionFailure(Box::new(e)))?;
         app.append_record_batch(batch)?;

@@ -30,6 +30,11 @@ pub fn append(
     append_refs(tx, source, first, &refs)
 }
 
+/// Rows per Arrow batch handed to an appender: DuckDB's vector size, so the batches' buffers
+/// stay small enough for the allocator to reuse, instead of fresh pages the kernel must zero
+/// for every batch.
+pub(crate) const ARROW_ROWS: usize = 2048;
+
 /// [`append`] for records held elsewhere (several sensor batches stored together).
 pub fn append_refs(
     tx: &duckdb::Connection,
@@ -37,12 +42,9 @@ pub fn append_refs(
     first: i64,
     txs: &[&Transaction],
 ) -> Result<(), duckdb::Error> {
-    // Arrow batches of DuckDB's vector size: their buffers stay small enough for the
-    // allocator to reuse, instead of fresh pages the kernel must zero for every batch.
-    const CHUNK: usize = 2048;
     let mut app = tx.appender("transactions")?;
-    for (i, chunk) in txs.chunks(CHUNK).enumerate() {
-        let batch = record_batch(source, first + (i * CHUNK) as i64, chunk)
+    for (i, chunk) in txs.chunks(ARROW_ROWS).enumerate() {
+        let batch = record_batch(source, first + (i * ARROW_ROWS) as i64, chunk)
             .map_err(|e| duckdb::Error::ToSqlConversionFailure(Box::new(e)))?;
         app.append_record_batch(batch)?;
     }
