@@ -77,7 +77,17 @@ pub fn sample_captures() -> PathBuf {
 
 /// CPU seconds this process has used so far (user + system), for benchmarks' CPU per record.
 pub fn process_cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    cpu_seconds_of_file("/proc/self/stat")
+}
+
+/// CPU time (user and system) process `pid` has used so far, in seconds.
+pub fn cpu_seconds_of(pid: u32) -> f64 {
+    cpu_seconds_of_file(&format!("/proc/{pid}/stat"))
+}
+
+/// CPU seconds in a `/proc/…/stat` file (a process's, or one thread's under `task/`).
+pub fn cpu_seconds_of_file(stat_file: &str) -> f64 {
+    let stat = std::fs::read_to_string(stat_file).unwrap_or_default();
     // Fields after the command name (which may hold spaces) in parentheses.
     let fields: Vec<&str> = stat
         .rsplit(')')

@@ -56,6 +56,28 @@ impl Proc {
         }
     }
 
+    fn cpu_seconds(&self) -> f64 {
+        tapline_tests::cpu_seconds_of(self.0.id())
+    }
+
+    /// Each thread's name and CPU seconds, busiest first.
+    fn threads_cpu(&self) -> Vec<(String, f64)> {
+        let dir = format!("/proc/{}/task", self.0.id());
+        let mut out: Vec<(String, f64)> = std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|t| {
+                let name = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+                let stat = t.path().join("stat");
+                let cpu = tapline_tests::cpu_seconds_of_file(&stat.to_string_lossy());
+                (name.trim().to_string(), cpu)
+            })
+            .collect();
+        out.sort_by(|a, b| b.1.total_cmp(&a.1));
+        out
+    }
+
     /// Stops it as an operator would (SIGINT) and waits.
     fn interrupt(mut self) -> String {
         let _ = Command::new("kill")
@@ -294,6 +316,17 @@ fn a_replayed_capture_lands_in_the_case_exactly_once() {
     assert!(log.contains("0 records in 0 batches waiting"), "{log}");
     // A second run with nothing new sends nothing again.
     lab.sensor_run(&cfg, "shop-api.pcap", &["--filter", "host 203.0.113.9"]);
+    // A quiet hub sleeps: once analysis has caught up and past its flush interval (2 s), it
+    // must not spin on its queues.
+    wait_analysed(&hub);
+    let before = hub.cpu_seconds();
+    std::thread::sleep(Duration::from_secs(4));
+    let idle = hub.cpu_seconds() - before;
+    assert!(
+        idle < 0.4,
+        "a quiet hub used {idle:.2} s of CPU in 4 s; by thread so far: {:?}",
+        hub.threads_cpu()
+    );
     let hub_log = hub.interrupt();
     assert_eq!(hub_log.matches(" records").count(), 9, "{hub_log}");
     assert!(!hub_log.contains("already stored"), "{hub_log}");

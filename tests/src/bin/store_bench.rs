@@ -3,8 +3,8 @@
 //! Real records: the sample captures' transactions, repeated.
 //!
 //! ```text
-//! cargo run --release -p tapline-tests --bin store_bench -- [--records N] [--commit ROWS] [--writers W] [--wal-mb MB] [--threads T]
-//! cargo run --release -p tapline-tests --bin store_bench -- --records N --analyse
+//! cargo run --release -p tapline-tests --bin store_bench -- [--records N] [--commit ROWS] [--writers W] [--wal-mb MB] [--threads T] [--compression C] [--capture FILE]
+//! cargo run --release -p tapline-tests --bin store_bench -- --records N --analyse [--capture FILE]
 //! ```
 
 use anyhow::{Context, Result};
@@ -29,8 +29,13 @@ fn main() -> Result<()> {
     let tuning = tapline_store::Tuning {
         wal_mb: arg(&args, "--wal-mb").map(|v| v.parse()).transpose()?,
         threads: arg(&args, "--threads").map(|v| v.parse()).transpose()?,
+        compression: arg(&args, "--compression"),
     };
-    let recs = tapline_tests::sample_records(n)?;
+    // The sample captures' records unless a capture is named (the benchmark capture, say).
+    let recs = match arg(&args, "--capture") {
+        Some(path) => tapline_tests::records_of(&[path.into()], n)?,
+        None => tapline_tests::sample_records(n)?,
+    };
     if args.iter().any(|a| a == "--analyse") {
         let (t, c) = (Instant::now(), cpu());
         let mut a = tapline_analysis::Analyses::default();
@@ -51,7 +56,7 @@ fn main() -> Result<()> {
     }
     let dir = tempfile::tempdir()?;
     let store = CaseStore::open(&dir.path().join("p.duckdb"))?;
-    store.tune_for_bench(tuning)?;
+    store.tune_for_bench(tuning.clone())?;
     let (t, c) = (Instant::now(), cpu());
     let per = n.div_ceil(writers);
     std::thread::scope(|s| -> Result<()> {

@@ -38,6 +38,8 @@ pub const FLUSH_EVERY: Duration = Duration::from_secs(2);
 const FLUSH_RECORDS: u64 = 200_000;
 /// How soon the thread notices the case failed under the hub.
 const HEALTH_CHECK: Duration = Duration::from_millis(200);
+/// The shortest wait for a batch while nothing is read back from the case.
+const LEAST_WAIT: Duration = Duration::from_millis(1);
 /// Records read back from the case per query.
 const READ_BACK: i64 = 10_000;
 /// How far behind the watermark (the latest record time) behaviour events are kept.
@@ -268,9 +270,7 @@ impl Live {
             let wait = if catching_up && self.case.is_some() {
                 Duration::ZERO
             } else {
-                self.every
-                    .saturating_sub(self.since.elapsed())
-                    .min(HEALTH_CHECK)
+                self.patience()
             };
             let received = if stopping.load(Ordering::Acquire) {
                 Err(RecvTimeoutError::Disconnected)
@@ -309,6 +309,21 @@ impl Live {
                 return;
             }
         }
+    }
+
+    /// How long to wait for a batch before something falls due: results to write, the
+    /// stream to judge, the case's health to look at. Never zero: a quiet hub (nothing
+    /// pending, or the case failed under it) must sleep, not spin.
+    fn patience(&self) -> Duration {
+        let mut wait = HEALTH_CHECK;
+        if self.pending > 0 {
+            wait = wait.min(self.every.saturating_sub(self.since.elapsed()));
+        }
+        if self.unjudged {
+            let judge_in = self.every.max(self.judge_cost * JUDGE_SHARE);
+            wait = wait.min(judge_in.saturating_sub(self.judged_at.elapsed()));
+        }
+        wait.max(LEAST_WAIT)
     }
 
     /// Whether results should be written now.
@@ -588,6 +603,26 @@ mod tests {
         // Far behind the horizon: judged once, counted late.
         l.note(3, &record(now - 2 * HORIZON_NS));
         assert_eq!((l.done.late, l.done.records, l.next), (1, 3, 4));
+    }
+
+    #[test]
+    fn a_quiet_stream_waits_for_batches_instead_of_spinning() {
+        let mut l = live();
+        l.since -= Duration::from_secs(60);
+        l.judged_at -= Duration::from_secs(60);
+        // Nothing pending long after the last flush: only the health check bounds the wait.
+        assert_eq!(l.patience(), HEALTH_CHECK);
+        // Records pending past the interval: due now, and the wait is the shortest.
+        l.pending = 1;
+        assert!(l.due());
+        assert_eq!(l.patience(), LEAST_WAIT);
+        // A stream left to judge later, judging being slow: wait until it is due.
+        l.pending = 0;
+        l.unjudged = true;
+        l.judge_cost = Duration::from_secs(60);
+        l.judged_at = Instant::now();
+        assert!(!l.due());
+        assert!(l.patience() > Duration::from_millis(100));
     }
 
     #[test]

@@ -440,12 +440,14 @@ const MIGRATIONS: &[&str] = &[
 const WAL_BEFORE_CHECKPOINT: &str = "256MB";
 
 /// DuckDB settings a benchmark may vary ([`CaseStore::tune_for_bench`]).
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Tuning {
     /// Write-ahead log gathered before a checkpoint, in MB (256 for a case opened here).
     pub wal_mb: Option<u32>,
     /// DuckDB's threads (one per core by default).
     pub threads: Option<u32>,
+    /// DuckDB's `force_compression` (e.g. `uncompressed`, `dictionary`, `fsst`).
+    pub compression: Option<String>,
 }
 
 /// A bulk import's hold on DuckDB's threads, to give back when its appends are done.
@@ -675,6 +677,9 @@ impl CaseStore {
         }
         if let Some(n) = t.threads {
             sql.push_str(&format!("SET threads = {};", n.max(1)));
+        }
+        if let Some(c) = &t.compression {
+            sql.push_str(&format!("PRAGMA force_compression = '{c}';"));
         }
         self.conn.execute_batch(&sql).map_err(|e| self.db_err(e))
     }
