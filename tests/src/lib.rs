@@ -85,6 +85,22 @@ pub fn cpu_seconds_of(pid: u32) -> f64 {
     cpu_seconds_of_file(&format!("/proc/{pid}/stat"))
 }
 
+/// CPU seconds this process's threads have used so far, summed by thread name (threads a
+/// library starts take the name of the thread that started them).
+pub fn threads_cpu_seconds() -> std::collections::BTreeMap<String, f64> {
+    let mut by_name = std::collections::BTreeMap::new();
+    for task in std::fs::read_dir("/proc/self/task")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let name = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        let cpu = cpu_seconds_of_file(&task.path().join("stat").to_string_lossy());
+        *by_name.entry(name.trim().to_string()).or_insert(0.0) += cpu;
+    }
+    by_name
+}
+
 /// CPU seconds in a `/proc/…/stat` file (a process's, or one thread's under `task/`).
 pub fn cpu_seconds_of_file(stat_file: &str) -> f64 {
     let stat = std::fs::read_to_string(stat_file).unwrap_or_default();

@@ -282,16 +282,6 @@ fn live_hub(
 ) -> Result<(Hub, std::sync::mpsc::Receiver<(Instant, HubEvent)>)> {
     let mut store = CaseStore::open(&dir.join("bench.duckdb"))?;
     store.enrol_sensor("bench", &creds.fingerprint()?)?;
-    // A knob for experiments: DuckDB's threads for the live hub's case.
-    if let Some(n) = std::env::var("LINK_BENCH_THREADS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-    {
-        store.tune_for_bench(tapline_store::Tuning {
-            threads: Some(n),
-            ..Default::default()
-        })?;
-    }
     let (events_tx, events) = std::sync::mpsc::channel();
     let hub = Hub::start(
         store,
@@ -310,14 +300,14 @@ fn live_hub(
 fn analysed_through(
     events: &std::sync::mpsc::Receiver<(Instant, HubEvent)>,
     n: u64,
-    mut on_write: impl FnMut(Instant, u64),
+    mut on_write: impl FnMut(Instant, &tapline_hub::live::Analysed),
 ) -> Result<Instant> {
     loop {
         let (at, e) = events
             .recv_timeout(Duration::from_secs(600))
             .context("live analysis did not catch up in 10 minutes")?;
         if let HubEvent::Analysed(a) = e {
-            on_write(at, a.records);
+            on_write(at, &a);
             if a.records >= n && a.waiting == 0 {
                 return Ok(at);
             }
@@ -340,22 +330,34 @@ impl LiveBench<'_> {
         let dir = tempfile::tempdir()?;
         let (hub, events) = live_hub(self.identity, self.creds, dir.path())?;
         let (t, cpu) = (Instant::now(), tapline_tests::process_cpu_seconds());
+        let threads = tapline_tests::threads_cpu_seconds();
         let addr = hub.local_addr();
         self.rt
             .block_on(deliver(self.creds, addr, batches, window))?;
         let stored = t.elapsed();
-        let done = analysed_through(&events, n as u64, |_, _| {})?;
+        let (mut flushes, mut read_back) = (0, 0);
+        let done = analysed_through(&events, n as u64, |_, a| {
+            flushes += 1;
+            read_back = a.read_back;
+        })?;
         let analysed = done - t;
         let cpu = tapline_tests::process_cpu_seconds() - cpu;
+        let by_thread: Vec<String> = tapline_tests::threads_cpu_seconds()
+            .into_iter()
+            .map(|(name, s)| (name.clone(), s - threads.get(&name).copied().unwrap_or(0.0)))
+            .filter(|(_, s)| *s >= 0.01)
+            .map(|(name, s)| format!("{name} {:.1}", s * 1e6 / n as f64))
+            .collect();
         hub.stop()?;
         println!(
-            "  the hub analysing live (every detector): stored {:.0} records/s ({:.2} s); stored and analysed {:.0} records/s ({:.2} s, {:.1} µs CPU a record, both sides)",
+            "  the hub analysing live (every detector): stored {:.0} records/s ({:.2} s); stored and analysed {:.0} records/s ({:.2} s, {:.1} µs CPU a record, both sides); {flushes} writes, {read_back} records read back from the case",
             n as f64 / stored.as_secs_f64(),
             stored.as_secs_f64(),
             n as f64 / analysed.as_secs_f64(),
             analysed.as_secs_f64(),
             cpu * 1e6 / n as f64
         );
+        println!("    µs CPU a record by thread: {}", by_thread.join(", "));
         Ok(())
     }
 
@@ -369,7 +371,8 @@ impl LiveBench<'_> {
             .block_on(deliver_paced(self.creds, addr, recs, per, rate))?;
         let mut latencies: Vec<Duration> = Vec::with_capacity(recs.len());
         let mut covered = 0u64;
-        analysed_through(&events, recs.len() as u64, |at, records| {
+        analysed_through(&events, recs.len() as u64, |at, a| {
+            let records = a.records;
             for i in covered..records.min(recs.len() as u64) {
                 latencies.push(at - sent[i as usize / per]);
             }

@@ -93,6 +93,9 @@ pub struct Analysed {
     pub late: u64,
     /// Records stored but not yet analysed (analysis is behind by this many).
     pub waiting: u64,
+    /// Records read back from the case since the hub started: those analysis was too far
+    /// behind to take from the store thread's queue, and those of a restart's backlog.
+    pub read_back: u64,
 }
 
 /// The store thread's side: hands batches on without waiting.
@@ -486,6 +489,7 @@ impl Live {
         for (id, tx) in &batch {
             self.note(*id, tx);
         }
+        self.done.read_back += batch.len() as u64;
         if let Err(e) = self.engines.rows(batch) {
             self.lost(e);
         }

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use tapline_record::Transaction;
 use tapline_store::sensors::{Delivery, SensorBatch};
-use tapline_store::{CaseStore, StoreError};
+use tapline_store::{CaseStore, StoreError, Workers};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::live::Feed;
@@ -102,6 +102,9 @@ struct Case {
     on_health: OnHealth,
     /// When a batch was last stored, if any was since the last checkpoint.
     logged: Option<Instant>,
+    /// DuckDB's workers as set on the open store: none while batches stream in (the hub's
+    /// own threads keep the cores busy), one per core once the hub is quiet.
+    workers: Workers,
 }
 
 impl Case {
@@ -133,6 +136,20 @@ impl Case {
         e.into()
     }
 
+    /// Sets DuckDB's workers for the case, unless they are set so already. A failure only
+    /// costs speed: it is logged, and tried again at the next change of pace.
+    fn set_workers(&mut self, w: Workers) {
+        if self.workers == w {
+            return;
+        }
+        if let Some(store) = &self.store {
+            match store.set_workers(w) {
+                Ok(()) => self.workers = w,
+                Err(e) => tracing::debug!("DuckDB's workers stay as they were: {e}"),
+            }
+        }
+    }
+
     fn reopen(&mut self) -> Result<()> {
         let Some((why, at, wait)) = self.failed.clone() else {
             return Ok(());
@@ -144,6 +161,7 @@ impl Case {
             Ok(store) => {
                 tracing::warn!(path = %self.path.display(), "the case is back: storing again");
                 self.store = Some(store);
+                self.workers = Workers::PerCore;
                 self.failed = None;
                 (self.on_health)(None);
                 Ok(())
@@ -180,6 +198,7 @@ pub(crate) fn store_loop(
         failed: None,
         on_health,
         logged: None,
+        workers: Workers::PerCore,
     };
     let mut carry: Option<Job> = None;
     loop {
@@ -226,6 +245,8 @@ fn fold_when_quiet(case: &mut Case) {
     if at.elapsed() < QUIET || case.store.is_none() {
         return;
     }
+    // Queries and the checkpoint below may use every core again.
+    case.set_workers(Workers::PerCore);
     let r = case.get().map(|s| {
         if s.wal_bytes() < FOLD_AT_BYTES {
             return Ok(false);
@@ -301,6 +322,7 @@ fn store_group(case: &mut Case, group: Vec<StoreJob>, feed: Option<&Feed>) {
         Ok(ds) => {
             if ds.iter().any(|d| matches!(d, Delivery::Stored(_))) {
                 case.logged = Some(Instant::now());
+                case.set_workers(Workers::None);
             }
             for (j, d) in group.into_iter().zip(ds) {
                 if let (Some(feed), Delivery::Stored(ids)) = (feed, &d) {
@@ -366,6 +388,9 @@ mod tests {
         }
         let logged = store.wal_bytes();
         assert!(logged > FOLD_AT_BYTES, "{logged} bytes of log");
+        store
+            .set_workers(Workers::None)
+            .unwrap_or_else(|e| panic!("{e}"));
         let mut case = Case {
             store: Some(store),
             path: dir.path().join("case.duckdb"),
@@ -373,14 +398,26 @@ mod tests {
             failed: None,
             on_health: Box::new(|_| {}),
             logged: Some(Instant::now()),
+            workers: Workers::None,
         };
         fold_when_quiet(&mut case);
         let wal = |case: &Case| case.store.as_ref().map_or(0, CaseStore::wal_bytes);
+        let workers = |case: &Case| case.store.as_ref().map(|s| s.workers().ok());
         assert_eq!(wal(&case), logged, "stored just now: not quiet");
+        assert_eq!(
+            workers(&case),
+            Some(Some(Workers::None)),
+            "busy: no DuckDB workers"
+        );
         case.logged = Instant::now().checked_sub(QUIET);
         fold_when_quiet(&mut case);
         assert!(wal(&case) < 1 << 20, "{} bytes left in the log", wal(&case));
         assert!(case.logged.is_none());
+        assert_eq!(
+            workers(&case),
+            Some(Some(Workers::PerCore)),
+            "quiet: DuckDB's workers back"
+        );
     }
 
     /// The reproduction of issue 20's last loss: batch 5 fails while the case is down, the
@@ -407,6 +444,7 @@ mod tests {
             )),
             on_health: Box::new(|_| {}),
             logged: None,
+            workers: Workers::PerCore,
         };
         let first = Line::default();
         let (five, five_out) = job(sensor, 5, &first);
@@ -438,5 +476,11 @@ mod tests {
             assert!(matches!(d, Ok(Delivery::Stored(_))), "{d:?}");
         }
         assert_eq!(through(&mut case), Some(6));
+        let workers = case.get().ok().map(|s| s.workers().ok());
+        assert_eq!(
+            workers,
+            Some(Some(Workers::None)),
+            "streaming: no DuckDB workers"
+        );
     }
 }

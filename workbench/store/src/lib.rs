@@ -450,6 +450,19 @@ pub struct Tuning {
     pub compression: Option<String>,
 }
 
+/// DuckDB's worker threads for the case, beside the connections' own threads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Workers {
+    /// None: the process's own threads keep the cores busy (the hub storing a stream while
+    /// analysing it). A connection that hands tasks to workers then waits for them yielding
+    /// in a loop, and the workers do the same: on two cores DuckDB's workers took 4 µs of
+    /// CPU per record the hub stored (of 26), mostly `sched_yield`, and the commits ran no
+    /// faster for them (`link_bench`).
+    None,
+    /// DuckDB's default, one per core: for queries and checkpoints on an otherwise idle case.
+    PerCore,
+}
+
 /// A bulk import's hold on DuckDB's threads, to give back when its appends are done.
 #[derive(Debug)]
 #[must_use = "hand it to CaseStore::end_bulk_import"]
@@ -649,6 +662,26 @@ impl CaseStore {
         Ok(BulkImport(()))
     }
 
+    /// Sets DuckDB's worker threads for the whole database (every connection to it). A bulk
+    /// import ending gives them back ([`CaseStore::end_bulk_import`]) whatever was set here.
+    pub fn set_workers(&self, w: Workers) -> Result<(), StoreError> {
+        let sql = match w {
+            Workers::None => "SET threads = 1;",
+            Workers::PerCore => "RESET threads;",
+        };
+        self.conn.execute_batch(sql).map_err(|e| self.db_err(e))
+    }
+
+    /// DuckDB's worker threads now ([`Workers::None`] when it runs on the connections' own
+    /// threads alone, as on a one-core machine).
+    pub fn workers(&self) -> Result<Workers, StoreError> {
+        Ok(if self.duckdb_threads()? <= 1 {
+            Workers::None
+        } else {
+            Workers::PerCore
+        })
+    }
+
     /// DuckDB's current thread count for this database.
     fn duckdb_threads(&self) -> Result<i64, StoreError> {
         self.conn
@@ -802,6 +835,19 @@ mod tests {
         );
         store.end_bulk_import(bulk).unwrap();
         assert_eq!(threads(&store), cores, "back to one per core");
+    }
+
+    #[test]
+    fn workers_are_set_for_every_connection_and_given_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CaseStore::open(&dir.path().join("c.duckdb")).unwrap();
+        let other = store.try_clone().unwrap();
+        let cores = store.duckdb_threads().unwrap();
+        store.set_workers(Workers::None).unwrap();
+        assert_eq!(other.duckdb_threads().unwrap(), 1);
+        assert_eq!(other.workers().unwrap(), Workers::None);
+        store.set_workers(Workers::PerCore).unwrap();
+        assert_eq!(other.duckdb_threads().unwrap(), cores);
     }
 
     /// At DuckDB's default the log would have been folded into the file after 16 MB, with
