@@ -165,6 +165,13 @@ async fn bare_hub(ep: quinn::Endpoint) -> Result<()> {
 }
 
 fn main() -> Result<()> {
+    // RUST_LOG=tapline_hub=debug shows the hub's flushes (what each wrote, how long it took).
+    if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_default_env() {
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let args: Vec<String> = std::env::args().skip(1).collect();
     let n = arg(&args, "--records", 1_000_000)?;
     let per = arg(&args, "--batch", 2000)?.max(1);

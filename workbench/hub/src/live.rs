@@ -202,8 +202,12 @@ struct Live {
     /// Sensor records stored but not yet analysed, to read from the case in id order.
     backlog: std::collections::VecDeque<Range<i64>>,
     /// The queue dropped batches (or memory was rebuilt): list the backlog again once it is
-    /// read, until nothing is left; until then the queue's batches are not taken.
+    /// read, until nothing is left; until then the queue's batches are held, not taken.
     behind: bool,
+    /// Batches from the queue while catching up (at most [`QUEUE_BATCHES`]), in id order:
+    /// taken instead of read back once the backlog reaches them, so one stall does not send
+    /// everything stored after it through the case.
+    held: std::collections::VecDeque<Stored>,
     /// Records observed since the last flush.
     pending: u64,
     /// The stream changed since it was last judged.
@@ -240,6 +244,7 @@ impl Live {
             watermark: i64::MIN,
             resync: true,
             backlog: Default::default(),
+            held: Default::default(),
             behind: false,
             pending: 0,
             unjudged: false,
@@ -282,9 +287,12 @@ impl Live {
             };
             let queue = match received {
                 Ok(batch) => {
-                    // While catching up, the case is read in id order instead.
+                    // While catching up, the case is read in id order, and what the queue
+                    // brings is held until the reading reaches it.
                     if !catching_up {
                         self.take(batch);
+                    } else if self.held.len() < QUEUE_BATCHES {
+                        self.held.push_back(batch);
                     }
                     Queue::Open
                 }
@@ -430,6 +438,7 @@ impl Live {
         self.next = state.analysed_below;
         self.pending = 0;
         self.backlog.clear();
+        self.held.clear();
         self.behind = true;
         self.resync = false;
     }
@@ -448,6 +457,10 @@ impl Live {
                 }
                 self.behind = !ranges.is_empty();
                 self.backlog = ranges.into();
+                if !self.behind {
+                    // Nothing unanalysed from `next` on: whatever is held was taken.
+                    self.held.clear();
+                }
             }
             Err(e) => {
                 tracing::error!("live analysis cannot list unanalysed records: {e:#}");
@@ -456,8 +469,12 @@ impl Live {
         }
     }
 
-    /// Reads the next chunk of the backlog from the case.
+    /// Takes the held batches the backlog has reached, else reads its next chunk from the
+    /// case, up to the first held batch.
     fn read_backlog(&mut self) {
+        if self.take_held() {
+            return;
+        }
         let Some(range) = self.backlog.pop_front() else {
             return;
         };
@@ -465,7 +482,10 @@ impl Live {
         if start >= range.end {
             return;
         }
-        let end = (start + READ_BACK).min(range.end);
+        let held_from = self.held.front().map_or(i64::MAX, |b| b.ids.start);
+        let end = (start + READ_BACK)
+            .min(range.end)
+            .min(held_from.max(start + 1));
         if end < range.end {
             self.backlog.push_front(end..range.end);
         }
@@ -474,6 +494,27 @@ impl Live {
             self.resync = true;
             self.case = None;
         }
+    }
+
+    /// Takes the held batches the reading has reached: starting at or below `next`, or below
+    /// the backlog's next range (ids between are not sensor records). Ids run in order, so
+    /// what is observed already is skipped. Whether any was taken.
+    fn take_held(&mut self) -> bool {
+        let mut took = false;
+        loop {
+            let reached = self
+                .backlog
+                .front()
+                .map_or(self.next, |r| r.start.max(self.next));
+            if !self.held.front().is_some_and(|b| b.ids.start <= reached) {
+                break;
+            }
+            if let Some(b) = self.held.pop_front() {
+                self.take(b);
+                took = true;
+            }
+        }
+        took
     }
 
     fn read_chunk(&mut self, ids: Range<i64>) -> anyhow::Result<()> {
@@ -511,6 +552,7 @@ impl Live {
         let had_events = self.pending > 0;
         self.pending = 0;
         self.since = Instant::now();
+        let started = Instant::now();
         match self.write(engines, judge) {
             Ok((new, updated)) => {
                 let stored_below = self.stored_below.load(Ordering::Acquire);
@@ -522,6 +564,8 @@ impl Live {
                     records = self.done.records,
                     new,
                     updated,
+                    judged = judge == Judge::Now,
+                    took = ?started.elapsed(),
                     "live analysis flushed"
                 );
                 on_flush(self.done);
@@ -627,6 +671,28 @@ mod tests {
         l.judged_at = Instant::now();
         assert!(!l.due());
         assert!(l.patience() > Duration::from_millis(100));
+    }
+
+    #[test]
+    fn batches_held_while_catching_up_are_taken_instead_of_read_back() {
+        let mut l = live();
+        let batch = |ids: Range<i64>| Stored {
+            txs: ids.clone().map(|i| record(i * 1_000)).collect(),
+            ids,
+        };
+        // Behind from record 50; records 50..100 are an import's, not the sensors'.
+        l.next = 50;
+        l.behind = true;
+        l.backlog = [100..300, 400..500].into();
+        l.held = [batch(100..200), batch(200..300), batch(400..500)].into();
+        // Every held batch is reached in turn with nothing read from the case (this test has
+        // none: a read would fail and ask for a resync).
+        for _ in 0..6 {
+            l.read_backlog();
+        }
+        assert!(!l.resync, "nothing was read back");
+        assert_eq!((l.next, l.done.records, l.done.read_back), (500, 300, 0));
+        assert!(l.held.is_empty() && l.backlog.is_empty());
     }
 
     #[test]
