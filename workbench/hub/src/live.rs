@@ -506,7 +506,7 @@ impl Live {
                 .backlog
                 .front()
                 .map_or(self.next, |r| r.start.max(self.next));
-            if !self.held.front().is_some_and(|b| b.ids.start <= reached) {
+            if self.held.front().is_none_or(|b| b.ids.start > reached) {
                 break;
             }
             if let Some(b) = self.held.pop_front() {
