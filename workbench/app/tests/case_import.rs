@@ -426,10 +426,16 @@ fn an_import_killed_at_random_moments_is_all_or_nothing() {
         c
     };
     let clean = dir.path().join("clean.duckdb");
-    let started = std::time::Instant::now();
-    run_ok(&mut import(&clean));
+    // Timed twice: a cold first run (the binary and the capture not yet in the page cache)
+    // made every kill land after the import was done.
+    let mut took = u64::MAX;
+    for run in ["warm-up.duckdb", "clean.duckdb"] {
+        let started = std::time::Instant::now();
+        run_ok(&mut import(&dir.path().join(run)));
+        took = took.min(started.elapsed().as_millis() as u64);
+    }
     // The window kills are drawn from: the whole import, and a little after.
-    let window = started.elapsed().as_millis() as u64 * 5 / 4;
+    let window = took * 5 / 4;
     let figures = |case: &Path| {
         let s = CaseStore::open(case).unwrap();
         let endpoints: u64 = s.endpoints().unwrap().iter().map(|e| e.count).sum();
