@@ -464,10 +464,14 @@ fn the_firewall_bouncer_drops_blocked_addresses_in_a_namespace() {
             .unwrap();
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
+    // The bouncer adds a network's 1,024 addresses over a moment: wait for the last too.
     wait_until(
-        "the blocked address in the set",
+        "the blocked address and the whole network in the set",
         Duration::from_secs(20),
-        || set().contains("10.77.0.2"),
+        || {
+            let s = set();
+            s.contains("10.77.0.2") && s.contains("10.78.3.255")
+        },
     );
     let s = set();
     assert!(
