@@ -88,12 +88,17 @@ pub fn cpu_seconds_of(pid: u32) -> f64 {
 /// CPU seconds this process's threads have used so far, summed by thread name (threads a
 /// library starts take the name of the thread that started them).
 pub fn threads_cpu_seconds() -> std::collections::BTreeMap<String, f64> {
+    threads_cpu_seconds_in("/proc/self/task")
+}
+
+/// The same for process `pid`.
+pub fn threads_cpu_seconds_of(pid: u32) -> std::collections::BTreeMap<String, f64> {
+    threads_cpu_seconds_in(&format!("/proc/{pid}/task"))
+}
+
+fn threads_cpu_seconds_in(task_dir: &str) -> std::collections::BTreeMap<String, f64> {
     let mut by_name = std::collections::BTreeMap::new();
-    for task in std::fs::read_dir("/proc/self/task")
-        .into_iter()
-        .flatten()
-        .flatten()
-    {
+    for task in std::fs::read_dir(task_dir).into_iter().flatten().flatten() {
         let name = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
         let cpu = cpu_seconds_of_file(&task.path().join("stat").to_string_lossy());
         *by_name.entry(name.trim().to_string()).or_insert(0.0) += cpu;

@@ -60,24 +60,6 @@ impl Proc {
         tapline_tests::cpu_seconds_of(self.0.id())
     }
 
-    /// Each thread's name and CPU seconds, busiest first.
-    fn threads_cpu(&self) -> Vec<(String, f64)> {
-        let dir = format!("/proc/{}/task", self.0.id());
-        let mut out: Vec<(String, f64)> = std::fs::read_dir(dir)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .map(|t| {
-                let name = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
-                let stat = t.path().join("stat");
-                let cpu = tapline_tests::cpu_seconds_of_file(&stat.to_string_lossy());
-                (name.trim().to_string(), cpu)
-            })
-            .collect();
-        out.sort_by(|a, b| b.1.total_cmp(&a.1));
-        out
-    }
-
     /// Stops it as an operator would (SIGINT) and waits.
     fn interrupt(mut self) -> String {
         let _ = Command::new("kill")
@@ -325,7 +307,7 @@ fn a_replayed_capture_lands_in_the_case_exactly_once() {
     assert!(
         idle < 0.4,
         "a quiet hub used {idle:.2} s of CPU in 4 s; by thread so far: {:?}",
-        hub.threads_cpu()
+        tapline_tests::threads_cpu_seconds_of(hub.0.id())
     );
     let hub_log = hub.interrupt();
     assert_eq!(hub_log.matches(" records").count(), 9, "{hub_log}");

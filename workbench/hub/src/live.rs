@@ -552,7 +552,6 @@ impl Live {
         let had_events = self.pending > 0;
         self.pending = 0;
         self.since = Instant::now();
-        let started = Instant::now();
         match self.write(engines, judge) {
             Ok((new, updated)) => {
                 let stored_below = self.stored_below.load(Ordering::Acquire);
@@ -565,7 +564,7 @@ impl Live {
                     new,
                     updated,
                     judged = judge == Judge::Now,
-                    took = ?started.elapsed(),
+                    took = ?self.since.elapsed(),
                     "live analysis flushed"
                 );
                 on_flush(self.done);
