@@ -1196,19 +1196,9 @@ type Derived = (Vec<String>, Vec<String>);
 /// derived, and the hub's log.
 fn live_and_imported(capture: &str, batch: usize) -> (Derived, Derived, String) {
     let mut lab = Lab::new();
-    let cfg = lab.enrol(
-        "edge-1",
-        "case.duckdb",
-        "id",
-        &format!("[batch]\nrecords = {batch}\n"),
-    );
-    let hub = lab.hub();
-    lab.sensor_run(&cfg, capture, &["--linger", "30"]);
-    wait_analysed(&hub);
-    let hub_log = hub.interrupt();
-    let live = derived(&lab.path("case.duckdb"));
-    let imported_case = lab.path("imported.duckdb");
     let source = sample_captures().join(capture);
+    let (live, hub_log) = streamed_live(&mut lab, &source, batch);
+    let imported_case = lab.path("imported.duckdb");
     lab.tapline(&[
         "import",
         source.to_str().unwrap(),
@@ -1216,4 +1206,102 @@ fn live_and_imported(capture: &str, batch: usize) -> (Derived, Derived, String) 
         imported_case.to_str().unwrap(),
     ]);
     (live, derived(&imported_case), hub_log)
+}
+
+/// What live analysis derived from `capture` streamed by a sensor in batches of `batch`,
+/// and the hub's log.
+fn streamed_live(lab: &mut Lab, capture: &Path, batch: usize) -> (Derived, String) {
+    let cfg = lab.enrol(
+        "edge-1",
+        "case.duckdb",
+        "id",
+        &format!("[batch]\nrecords = {batch}\n"),
+    );
+    let hub = lab.hub();
+    lab.sensor_run(&cfg, capture.to_str().unwrap(), &["--linger", "30"]);
+    wait_analysed(&hub);
+    let hub_log = hub.interrupt();
+    (derived(&lab.path("case.duckdb")), hub_log)
+}
+
+/// Issue 22 on captures the repository does not hold: every HTTP capture of the shared corpus
+/// (zeek's and suricata-verify's, listed in its `MANIFEST.tsv`; `TAPLINE_CORPUS` or
+/// `../shared/corpus`), replayed through sensor → QUIC → hub, derives what its import derives.
+/// Ignored by default (the corpus is reference material outside the repository):
+/// `cargo test -p tapline-tests --test sensor_hub -- --ignored corpus`
+/// (`TAPLINE_CORPUS_MATCH=text` compares only the captures whose path contains it).
+#[test]
+#[ignore]
+fn corpus_captures_analysed_live_equal_their_import() {
+    let corpus = std::env::var_os("TAPLINE_CORPUS").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus"),
+        PathBuf::from,
+    );
+    let manifest = std::fs::read_to_string(corpus.join("pcaps/MANIFEST.tsv"))
+        .unwrap_or_else(|e| panic!("{}: {e} (set TAPLINE_CORPUS)", corpus.display()));
+    let only = std::env::var("TAPLINE_CORPUS_MATCH").ok();
+    let mut differ = Vec::new();
+    let mut compared = 0;
+    for (i, line) in manifest.lines().skip(1).enumerate() {
+        let cols: Vec<&str> = line.split('\t').collect();
+        let http = |c: usize| cols.get(c).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        let chosen = only.as_ref().is_none_or(|m| cols[0].contains(m.as_str()));
+        if !chosen || cols[0].contains("http-evader") || http(5) + http(7) == 0 {
+            continue;
+        }
+        let capture = corpus.join("pcaps").join(cols[0]);
+        // Batches cut at a size that changes from capture to capture.
+        let batch = [1, 3, 7, 50][i % 4];
+        let Some((live, imported)) = live_and_imported_at(&capture, batch) else {
+            continue;
+        };
+        compared += 1;
+        if live != imported {
+            let only = |a: &[String], b: &[String]| -> Vec<String> {
+                a.iter().filter(|x| !b.contains(x)).cloned().collect()
+            };
+            differ.push(format!(
+                "{} (batches of {batch}):\n  live only: {:?} {:?}\n  import only: {:?} {:?}",
+                cols[0],
+                only(&live.0, &imported.0),
+                only(&live.1, &imported.1),
+                only(&imported.0, &live.0),
+                only(&imported.1, &live.1),
+            ));
+        }
+    }
+    assert!(
+        compared > 50 || only.is_some(),
+        "only {compared} corpus captures compared"
+    );
+    assert!(
+        differ.is_empty(),
+        "{} of {compared} captures differ:\n{}",
+        differ.len(),
+        differ.join("\n")
+    );
+}
+
+/// [`live_and_imported`] for a capture anywhere; None when its import stores nothing.
+fn live_and_imported_at(capture: &Path, batch: usize) -> Option<(Derived, Derived)> {
+    let mut lab = Lab::new();
+    let imported_case = lab.path("imported.duckdb");
+    let import = lab.tapline_may_fail(
+        lab.dir.path(),
+        &[
+            "import",
+            capture.to_str().unwrap(),
+            "--db",
+            imported_case.to_str().unwrap(),
+        ],
+    );
+    let stored = CaseStore::open(&imported_case)
+        .ok()
+        .and_then(|s| s.count_transactions(&TxFilter::default()).ok())
+        .unwrap_or(0);
+    if !import.status.success() || stored == 0 {
+        return None;
+    }
+    let (live, _) = streamed_live(&mut lab, capture, batch);
+    Some((live, derived(&imported_case)))
 }

@@ -366,6 +366,9 @@ pub struct DiscoveryOutput {
     pub retired: Vec<i64>,
     /// New endpoints on known hosts, newly exposed response fields.
     pub findings: Vec<NewFinding>,
+    /// Exposures the case reported before that these records go on with: what they add
+    /// (count, last seen), for the case's finding — never a finding of their own.
+    pub updates: Vec<NewFinding>,
 }
 
 /// The inventory after an import: the case's endpoints as discovery leaves them. Engines that
@@ -488,10 +491,14 @@ fn newly_exposed(
 /// Secrets in an endpoint's responses (other than the tokens a login hands out), or personal
 /// data in responses to requests that carried no credentials: once per endpoint and class,
 /// and once more when secrets first reach anonymous clients.
+///
+/// An exposure reported before that goes on is not reported again: what these records added
+/// to its count goes to `updates`, for the case's finding.
 fn excessively_exposed(
     before: Option<&EndpointProfile>,
     now: &EndpointProfile,
     key: &EndpointKey,
+    updates: &mut Vec<NewFinding>,
 ) -> Vec<NewFinding> {
     use tapline_detect::classify::{ClassKind, DataClass};
     let mut out = Vec::new();
@@ -514,13 +521,6 @@ fn excessively_exposed(
         let had = before
             .and_then(|b| b.data_classes.get(name))
             .map(response_exposure);
-        let reported = match had {
-            Some((Some(_), was_anonymous)) => anonymous.is_none() || was_anonymous.is_some(),
-            _ => false,
-        };
-        if reported {
-            continue;
-        }
         let places: Vec<&str> = locs
             .keys()
             .filter(|l| l.starts_with("response."))
@@ -530,14 +530,25 @@ fn excessively_exposed(
             Some(a) => (a.count, a.first_tx),
             None => (first.count, first.first_tx),
         };
-        out.push(NewFinding {
+        let reported = match had {
+            Some((Some(was), was_anonymous)) if anonymous.is_none() || was_anonymous.is_some() => {
+                Some(was_anonymous.map_or(was.count, |a| a.count))
+            }
+            _ => None,
+        };
+        let sink = match reported {
+            Some(was) if count > was => &mut *updates,
+            Some(_) => continue,
+            None => &mut out,
+        };
+        sink.push(NewFinding {
             kind: FindingKind::ExcessiveDataExposure,
             severity,
             confidence: 0.8,
             endpoint: Some(key.clone()),
             first_seen_ns: first.first_seen_ns,
             last_seen_ns: first.last_seen_ns,
-            count,
+            count: count - reported.unwrap_or(0),
             evidence: vec![evidence],
             title: format!("{name} in responses of {key}{to_whom}"),
             detail: Some(
@@ -703,6 +714,7 @@ impl Entry {
         key: &EndpointKey,
         known_hosts: &BTreeSet<&str>,
         learning_ends: Option<i64>,
+        updates: &mut Vec<NewFinding>,
     ) -> Vec<NewFinding> {
         let learning = |ts: i64| learning_ends.is_some_and(|end| ts < end);
         let template = &key.template;
@@ -721,7 +733,7 @@ impl Entry {
         };
         match (&self.before, self.id) {
             (None, None) => {
-                let mut out = excessively_exposed(None, &self.profile, key);
+                let mut out = excessively_exposed(None, &self.profile, key, updates);
                 if known_hosts.contains(self.host.as_str()) && !learning(self.first_seen_ns) {
                     out.push(finding(
                         FindingKind::NewEndpoint,
@@ -735,11 +747,16 @@ impl Entry {
                 out
             }
             (Some(before), Some(_)) if learning(self.last_seen_ns) => {
-                excessively_exposed(Some(before), &self.profile, key)
+                excessively_exposed(Some(before), &self.profile, key, updates)
             }
             (Some(before), Some(_)) => {
                 let mut out = newly_exposed(before, &self.profile, key);
-                out.extend(excessively_exposed(Some(before), &self.profile, key));
+                out.extend(excessively_exposed(
+                    Some(before),
+                    &self.profile,
+                    key,
+                    updates,
+                ));
                 let old = before.response_fields();
                 let new: Vec<String> = self
                     .profile
@@ -824,8 +841,8 @@ fn consolidate(
                     .map_or(i64::MAX, |f| f.saturating_add(ns)),
             ),
         };
-        out.findings
-            .extend(e.changes(&key, &known_hosts, learning_ends));
+        let found = e.changes(&key, &known_hosts, learning_ends, &mut out.updates);
+        out.findings.extend(found);
         let detail = e
             .profile
             .to_json(&format!("{} {}{template}", e.method, e.host))?;
@@ -1362,6 +1379,19 @@ mod tests {
         )
         .unwrap();
         assert_eq!(exposures(&again), []);
+        // ... but what it adds goes to the case's finding: one more anonymous response.
+        let added: Vec<(u64, &str)> = again
+            .updates
+            .iter()
+            .map(|f| (f.count, f.title.as_str()))
+            .collect();
+        assert_eq!(
+            added,
+            [(
+                1,
+                "password in responses of GET api.test/users/v1/_debug to clients that sent no credentials"
+            )]
+        );
         // A secret that reaches anonymous clients later is reported again, worse.
         let later = consolidate(
             &stored(&first),
@@ -1760,6 +1790,7 @@ mod tests {
             ],
             retired: vec![3],
             findings: Vec::new(),
+            updates: Vec::new(),
         };
         let known = |id, method: &str, template: &str| Endpoint {
             id,

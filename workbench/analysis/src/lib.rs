@@ -139,6 +139,7 @@ impl Analyses {
             retired_endpoints: d.retired,
             findings,
             judged: Vec::new(),
+            updates: d.updates,
         })
     }
 
@@ -171,6 +172,7 @@ impl Analyses {
             retired_endpoints: d.retired,
             findings,
             judged,
+            updates: d.updates,
         })
     }
 }

@@ -356,8 +356,9 @@ impl Live {
             return;
         }
         let skip = (self.next - batch.ids.start).max(0) as usize;
+        let now = now_ns();
         for (id, tx) in batch.ids.clone().zip(&batch.txs).skip(skip) {
-            self.note(id, tx);
+            self.note(id, tx, now);
         }
         if let Err(e) = self.engines.batch(batch.ids, batch.txs, skip) {
             self.lost(e);
@@ -374,14 +375,15 @@ impl Live {
         self.resync = true;
     }
 
-    /// Keeps the stream's account of a record the workers observe: position, counts, time.
-    fn note(&mut self, id: i64, tx: &Transaction) {
+    /// Keeps the stream's account of a record the workers observe: position, counts, time
+    /// (`now`, the hub's clock when its batch came, tells a skewed sensor clock).
+    fn note(&mut self, id: i64, tx: &Transaction, now: i64) {
         self.next = self.next.max(id + 1);
         self.pending += 1;
         self.done.records += 1;
         let ts = tx.request_ts_nanos;
         self.done.latest_ns = Some(self.done.latest_ns.map_or(ts, |l| l.max(ts)));
-        if ts > now_ns().saturating_add(MAX_SKEW_NS) {
+        if ts > now.saturating_add(MAX_SKEW_NS) {
             if self.done.skewed == 0 {
                 tracing::warn!(
                     sensor = tx.sensor_id.as_deref().unwrap_or("?"),
@@ -527,8 +529,9 @@ impl Live {
             batch.push((id, tx));
             Ok(())
         })?;
+        let now = now_ns();
         for (id, tx) in &batch {
-            self.note(*id, tx);
+            self.note(*id, tx, now);
         }
         self.done.read_back += batch.len() as u64;
         if let Err(e) = self.engines.rows(batch) {
@@ -643,12 +646,12 @@ mod tests {
     fn a_clock_ahead_of_the_hub_is_flagged_and_does_not_move_the_watermark() {
         let mut l = live();
         let now = now_ns();
-        l.note(1, &record(now - 1_000_000_000));
-        l.note(2, &record(now + 3_600 * 1_000_000_000));
+        l.note(1, &record(now - 1_000_000_000), now);
+        l.note(2, &record(now + 3_600 * 1_000_000_000), now);
         assert_eq!(l.done.skewed, 1);
         assert_eq!(l.watermark, now - 1_000_000_000);
         // Far behind the horizon: judged once, counted late.
-        l.note(3, &record(now - 2 * HORIZON_NS));
+        l.note(3, &record(now - 2 * HORIZON_NS), now);
         assert_eq!((l.done.late, l.done.records, l.next), (1, 3, 4));
     }
 

@@ -147,7 +147,28 @@ pub fn write_derived(
 ) -> Result<(), duckdb::Error> {
     write_endpoints(tx, d)?;
     insert_findings(tx, &d.findings)?;
-    insert_findings(tx, &d.judged)
+    insert_findings(tx, &d.judged)?;
+    update_findings(tx, &d.updates).map(|_| ())
+}
+
+/// Adds `updates` to the case's findings with the same keys; returns how many it updated.
+fn update_findings(
+    tx: &duckdb::Transaction<'_>,
+    updates: &[NewFinding],
+) -> Result<usize, duckdb::Error> {
+    if updates.is_empty() {
+        return Ok(0);
+    }
+    let ids = EndpointIds::read(tx)?;
+    let mut existing = existing_findings(tx)?;
+    let mut updated = 0;
+    for f in updates {
+        if let Some(row) = existing.get_mut(&finding_key(f, ids.of(f))) {
+            merge_finding(tx, f, Merge::Add, row)?;
+            updated += 1;
+        }
+    }
+    Ok(updated)
 }
 
 /// Endpoint upserts and retired endpoints.
@@ -198,8 +219,9 @@ const MERGED_EVIDENCE: usize = 200;
 /// it. Live analysis sees each record once, so what it counted since the last flush
 /// (`findings`: payload attacks, data exposure) is added to the case's count; behaviour is
 /// judged again over the whole retained stream at every flush, so its findings (`judged`)
-/// replace the count (never lowering it: events older than the stream's horizon are gone).
-/// First and last seen widen, evidence is joined (capped), severity, title and detail are
+/// replace the count (never lowering it: events older than the stream's horizon are gone);
+/// `updates` add to findings already in the case and are never inserted. First and last
+/// seen widen, evidence is joined (capped), severity, title and detail are
 /// replaced. Returns (findings new, findings updated).
 pub fn merge_derived(
     tx: &duckdb::Transaction<'_>,
@@ -222,6 +244,7 @@ pub fn merge_derived(
         }
     }
     insert_findings(tx, &fresh)?;
+    updated += update_findings(tx, &d.updates)?;
     Ok((fresh.len(), updated))
 }
 
@@ -461,5 +484,60 @@ impl CaseStore {
                 })
             },
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::CaseStore;
+    use crate::sources::Derived;
+
+    fn exposure(count: u64, last_seen_ns: i64) -> NewFinding {
+        NewFinding {
+            kind: FindingKind::ExcessiveDataExposure,
+            severity: Severity::High,
+            confidence: 0.8,
+            endpoint: None,
+            first_seen_ns: 10,
+            last_seen_ns,
+            count,
+            evidence: vec![3],
+            title: "email in responses".into(),
+            detail: None,
+            actor: Default::default(),
+        }
+    }
+
+    fn counts(case: &CaseStore) -> Vec<(u64, i64)> {
+        let findings = case.findings().unwrap_or_else(|e| panic!("{e}"));
+        findings.iter().map(|f| (f.count, f.last_seen_ns)).collect()
+    }
+
+    /// An exposure that goes on adds to the case's finding, live or imported; an update for a
+    /// finding the case does not hold is dropped, not inserted.
+    #[test]
+    fn updates_add_to_the_case_finding_and_are_never_inserted() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let mut case =
+            CaseStore::open(&dir.path().join("c.duckdb")).unwrap_or_else(|e| panic!("{e}"));
+        let orphan = Derived {
+            updates: vec![exposure(2, 50)],
+            ..Derived::default()
+        };
+        case.merge_live(&orphan).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(counts(&case), []);
+        let first = Derived {
+            findings: vec![exposure(4, 20)],
+            ..Derived::default()
+        };
+        case.merge_live(&first).unwrap_or_else(|e| panic!("{e}"));
+        let (new, updated) = case.merge_live(&orphan).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((new, updated), (0, 1));
+        assert_eq!(counts(&case), [(6, 50)]);
+        // An import's results take the same path.
+        case.atomically(|tx| write_derived(tx, &orphan))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(counts(&case), [(8, 50)]);
     }
 }

@@ -62,6 +62,10 @@ pub struct Derived {
     /// Findings judged over every record the behaviour detectors retain (live analysis):
     /// merged into the case by replacing counts, not adding them.
     pub judged: Vec<crate::endpoints::NewFinding>,
+    /// What these records added to findings the case already holds (an exposure reported
+    /// before that goes on): added to the case's finding with the same kind, endpoint and
+    /// actor; dropped when the case has none (an analyst may have deleted it).
+    pub updates: Vec<crate::endpoints::NewFinding>,
 }
 
 /// Counts to record when an import completes.

@@ -5,7 +5,7 @@ use super::{Confidence, DataClass, Scan, is_word};
 use std::ops::BitOr;
 
 /// A set of context flags derived from a field name or nearby words.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Hint(u32);
 
 impl Hint {

@@ -4,6 +4,7 @@
 
 pub mod redact;
 pub mod scan;
+mod verdicts;
 
 pub use redact::{Action, Policy, PolicyError, Redactor, Rule};
 pub use scan::{Found, Scanner, percent_decode_into};

@@ -5,7 +5,8 @@
 //! `request.query.q`, `request.path[2]`, `request.form.password`,
 //! `response.body.users[].email`, `response.body` (a text body).
 
-use crate::classify::{Hint, Hit, classify_with_hint};
+use super::verdicts::Verdicts;
+use crate::classify::{Hint, Hit};
 use crate::fields::{Field, Walk, Walker};
 use std::collections::HashMap;
 use std::fmt;
@@ -33,6 +34,8 @@ pub struct Scanner {
     hits: Vec<Hit>,
     /// Hints of field names seen so far (names repeat across millions of records).
     hints: HashMap<String, Hint>,
+    /// Verdicts of values seen recently (values repeat too).
+    verdicts: Verdicts,
 }
 
 /// Field names whose hints are remembered, at most.
@@ -51,6 +54,7 @@ impl Scanner {
             walker,
             hits,
             hints,
+            verdicts,
         } = self;
         walker.walk(tx, Walk::DATA, &mut |f: Field<'_>| {
             let hint = match f.key {
@@ -66,7 +70,7 @@ impl Scanner {
                     }
                 },
             };
-            classify_with_hint(f.value, hint, hits);
+            verdicts.classify(f.value, hint, hits);
             for &hit in hits.iter() {
                 found(Found {
                     location: f.location,
