@@ -13,6 +13,8 @@
 
 mod stream;
 
+pub use stream::{HORIZON_NS, STREAM_EVENTS};
+
 use super::actor::{actor_of, describe};
 use super::owners::{self, Creation, Creations, Origin, Owners};
 use super::profile::API_KEY_HEADERS;

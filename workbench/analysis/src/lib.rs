@@ -153,9 +153,31 @@ impl Analyses {
         stream: &mut behaviour::Behaviour,
         judge: Judge,
     ) -> Result<Derived, AnalysisError> {
-        let d = self
-            .discovery
-            .finish_with(existing, discovery::Baseline::Learning(LIVE_LEARNING_NS))?;
+        let baseline = discovery::Baseline::Learning(LIVE_LEARNING_NS);
+        self.finish_into_stream(existing, baseline, stream, judge)
+    }
+
+    /// Consolidates like [`Analyses::finish`], an import joining the case's behaviour
+    /// `stream` (the events it retains, from sensors and earlier imports): the import's events
+    /// join it and the whole stream is judged, so a burst split across two imports (or an
+    /// import and a sensor's stream) is judged whole.
+    pub fn finish_joining(
+        self,
+        existing: &[Endpoint],
+        stream: &mut behaviour::Behaviour,
+    ) -> Result<Derived, AnalysisError> {
+        let baseline = discovery::Baseline::CaseSoFar;
+        self.finish_into_stream(existing, baseline, stream, Judge::Now)
+    }
+
+    fn finish_into_stream(
+        self,
+        existing: &[Endpoint],
+        baseline: discovery::Baseline,
+        stream: &mut behaviour::Behaviour,
+        judge: Judge,
+    ) -> Result<Derived, AnalysisError> {
+        let d = self.discovery.finish_with(existing, baseline)?;
         let inventory = discovery::Inventory::new(existing, &d);
         let mut fresh = self.behaviour;
         fresh.remap(|key| inventory.resolve(key));

@@ -506,3 +506,58 @@ fn an_import_beside_an_open_write_transaction_completes() {
     assert_eq!(import_side.transaction_count().unwrap(), 83);
     assert_eq!(import_side.sources().unwrap()[0].status, "complete");
 }
+
+/// Issue 22: behaviour windows span imports. The abuse capture's credential-stuffing burst,
+/// cut in two HAR files in the middle of the burst and imported one after the other, is one
+/// finding with the burst's full count, as importing the capture whole finds it (each import
+/// judging only its own records found two, each with part of the count).
+#[test]
+fn a_burst_split_across_two_imports_is_judged_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let whole = dir.path().join("whole.duckdb");
+    let har = dir.path().join("abuse.har");
+    let pcap = sample_captures().join("abuse-api.pcap");
+    run_ok(
+        tapline()
+            .args(["import", "-q", "--db"])
+            .arg(&whole)
+            .arg(&pcap),
+    );
+    run_ok(
+        tapline()
+            .args(["export", "har", "--db"])
+            .arg(&whole)
+            .arg("-o")
+            .arg(&har),
+    );
+    // The stuffing logins are exchanges 57 to 86: cut after the 70th.
+    let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&har).unwrap()).unwrap();
+    let entries = doc["log"]["entries"].as_array().unwrap().clone();
+    assert!(entries.len() > 90, "{} entries", entries.len());
+    let halves = [&entries[..70], &entries[70..]];
+    let split = dir.path().join("split.duckdb");
+    for (i, half) in halves.iter().enumerate() {
+        let mut part = doc.clone();
+        part["log"]["entries"] = serde_json::Value::Array(half.to_vec());
+        let file = dir.path().join(format!("part{i}.har"));
+        std::fs::write(&file, serde_json::to_vec(&part).unwrap()).unwrap();
+        run_ok(
+            tapline()
+                .args(["import", "-q", "--db"])
+                .arg(&split)
+                .arg(&file),
+        );
+    }
+    let stuffing = |case: &Path| -> Vec<u64> {
+        let store = CaseStore::open(case).unwrap();
+        let findings = store.findings().unwrap();
+        findings
+            .iter()
+            .filter(|f| f.kind.name() == "credential_stuffing")
+            .map(|f| f.count)
+            .collect()
+    };
+    let expected = stuffing(&whole);
+    assert_eq!(expected.len(), 1, "the whole capture: {expected:?}");
+    assert_eq!(stuffing(&split), expected, "the burst in two imports");
+}

@@ -23,11 +23,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use tapline_analysis::behaviour::Behaviour;
+use tapline_analysis::behaviour::{Behaviour, HORIZON_NS};
 use tapline_analysis::{Analyses, Judge};
 use tapline_record::Transaction;
 use tapline_store::CaseStore;
-use tapline_store::live::LiveProgress;
+use tapline_store::live::{LiveProgress, StreamSave};
 use tapline_store::query::TxFilter;
 
 /// Batches waiting for analysis at most; beyond, they are read back from the case.
@@ -42,10 +42,6 @@ const HEALTH_CHECK: Duration = Duration::from_millis(200);
 const LEAST_WAIT: Duration = Duration::from_millis(1);
 /// Records read back from the case per query.
 const READ_BACK: i64 = 10_000;
-/// How far behind the watermark (the latest record time) behaviour events are kept.
-pub const HORIZON_NS: i64 = 3_600 * 1_000_000_000;
-/// Behaviour events kept at most (the newest by record time), whatever the horizon.
-const STREAM_EVENTS: usize = 5_000_000;
 /// Record times further than this ahead of the hub's clock come from a skewed sensor clock:
 /// flagged, and kept from moving the watermark.
 const MAX_SKEW_NS: i64 = 5 * 60 * 1_000_000_000;
@@ -593,17 +589,14 @@ impl Live {
         }
         let events = self.stream.saved_events(from_events);
         let creations = self.stream.saved_creations(from_creations);
-        let horizon = self.watermark.saturating_sub(HORIZON_NS);
-        let cut = self
-            .stream
-            .keep_newest(STREAM_EVENTS)
-            .map_or(horizon, |c| c.max(horizon));
-        let forget_before_ns = (self.stream.forget_before(cut) > 0).then_some(cut);
+        let forget_before_ns = self.stream.forget_beyond(self.watermark);
         let progress = LiveProgress {
             analysed_below: self.next,
-            events: &events,
-            creations: &creations,
-            forget_before_ns,
+            stream: StreamSave {
+                events: &events,
+                creations: &creations,
+                forget_before_ns,
+            },
         };
         Ok(self.case()?.commit_live(&derived, &progress)?)
     }

@@ -20,11 +20,13 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 use tapline_analysis::Detectors;
+use tapline_analysis::behaviour::{Behaviour, HORIZON_NS};
 use tapline_decode::capture::CaptureReader;
 use tapline_decode::{Engine, EngineConfig};
 use tapline_formats::har;
 use tapline_record::Transaction;
 use tapline_store::CaseStore;
+use tapline_store::live::StreamSave;
 use tapline_store::sources::{NewSource, SourceCounts};
 use tapline_store::transactions::BatchWriter;
 
@@ -408,6 +410,19 @@ fn store_har(
     shard.finish()
 }
 
+/// The case's behaviour stream (sensors' and earlier imports' events) as far as it can share
+/// a time window with records from `counts.first_ts_ns` to `counts.last_ts_ns`.
+fn joined_stream(store: &CaseStore, counts: &SourceCounts) -> Result<Behaviour> {
+    let (Some(first), Some(last)) = (counts.first_ts_ns, counts.last_ts_ns) else {
+        return Ok(Behaviour::default());
+    };
+    let around = first.saturating_sub(HORIZON_NS)..last.saturating_add(HORIZON_NS);
+    let (events, creations) = store
+        .stream_events(around)
+        .context("cannot read the case's behaviour stream; the import was not completed")?;
+    Ok(Behaviour::restore(&events, &creations))
+}
+
 /// Merges the shards' analyses, consolidates them with the case and writes them with the
 /// source's `complete` mark in one DuckDB transaction; returns the source's counts.
 fn complete(
@@ -426,11 +441,21 @@ fn complete(
         counts.last_ts_ns = counts.last_ts_ns.max(s.last_ts);
     }
     let phase = Instant::now();
+    let mut stream = joined_stream(store, &counts)?;
+    let (from_events, from_creations) = (stream.events(), stream.creations());
     let derived = analyses
-        .finish(&store.endpoints()?)
+        .finish_joining(&store.endpoints()?, &mut stream)
         .context("analysis failed; the import was not completed")?;
+    let events = stream.saved_events(from_events);
+    let creations = stream.saved_creations(from_creations);
+    let forget_before_ns = stream.latest_ns().and_then(|w| stream.forget_beyond(w));
     let analysed = phase.elapsed();
-    store.complete_source(source_id, counts, &derived)?;
+    let save = StreamSave {
+        events: &events,
+        creations: &creations,
+        forget_before_ns,
+    };
+    store.complete_source(source_id, counts, &derived, &save)?;
     // The import is complete and durable (in the write-ahead log); folding the log into the
     // file now is an optimisation, refused while another writer (a hub beside this import)
     // has a transaction open — DuckDB then checkpoints later by itself.

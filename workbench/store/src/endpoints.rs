@@ -139,15 +139,19 @@ pub struct Finding {
     pub detail: Option<serde_json::Value>,
 }
 
-/// Writes what analysis derived inside the caller's DuckDB transaction: endpoint upserts,
-/// retired endpoints, then findings (whose endpoints resolve to ids after the upserts).
+/// Writes what an import's analysis derived inside the caller's DuckDB transaction: endpoint
+/// upserts, retired endpoints, then findings (whose endpoints resolve to ids after the
+/// upserts): the import's own inserted, behaviour's judged ones merged as
+/// [`merge_derived`] merges them.
 pub fn write_derived(
     tx: &duckdb::Transaction<'_>,
     d: &crate::sources::Derived,
 ) -> Result<(), duckdb::Error> {
     write_endpoints(tx, d)?;
     insert_findings(tx, &d.findings)?;
-    insert_findings(tx, &d.judged)?;
+    // Judged over the case's stream, which earlier imports joined: what they found is
+    // judged again, and updates rather than repeats.
+    merge_findings(tx, d.judged.iter().map(|f| (f, Merge::Judged)))?;
     update_findings(tx, &d.updates).map(|_| ())
 }
 
@@ -228,13 +232,27 @@ pub fn merge_derived(
     d: &crate::sources::Derived,
 ) -> Result<(usize, usize), duckdb::Error> {
     write_endpoints(tx, d)?;
+    let merges = d.findings.iter().map(|f| (f, Merge::Add));
+    let (new, mut updated) = merge_findings(
+        tx,
+        merges.chain(d.judged.iter().map(|f| (f, Merge::Judged))),
+    )?;
+    updated += update_findings(tx, &d.updates)?;
+    Ok((new, updated))
+}
+
+/// Merges each finding into the case's with the same key, or inserts it; returns (findings
+/// new, findings updated).
+fn merge_findings<'f>(
+    tx: &duckdb::Transaction<'_>,
+    findings: impl Iterator<Item = (&'f NewFinding, Merge)>,
+) -> Result<(usize, usize), duckdb::Error> {
     // One read of the keys instead of a query per finding: a live write judges hundreds.
     let ids = EndpointIds::read(tx)?;
     let mut existing = existing_findings(tx)?;
     let mut fresh = Vec::new();
     let mut updated = 0;
-    let merges = d.findings.iter().map(|f| (f, Merge::Add));
-    for (f, how) in merges.chain(d.judged.iter().map(|f| (f, Merge::Judged))) {
+    for (f, how) in findings {
         match existing.get_mut(&finding_key(f, ids.of(f))) {
             Some(row) => {
                 merge_finding(tx, f, how, row)?;
@@ -244,7 +262,6 @@ pub fn merge_derived(
         }
     }
     insert_findings(tx, &fresh)?;
-    updated += update_findings(tx, &d.updates)?;
     Ok((fresh.len(), updated))
 }
 

@@ -54,9 +54,17 @@ pub struct BehaviourCreation {
 pub struct LiveProgress<'a> {
     /// Every sensor record with a smaller id has been analysed.
     pub analysed_below: i64,
-    /// Behaviour events new since the last flush.
+    /// How the behaviour stream changed.
+    pub stream: StreamSave<'a>,
+}
+
+/// How the behaviour stream the case retains changed, written with the results judged on it
+/// (a live flush's, or an import's that joined the stream).
+#[derive(Debug, Default)]
+pub struct StreamSave<'a> {
+    /// Behaviour events new since the last write.
     pub events: &'a [BehaviourEvent],
-    /// Creations new since the last flush.
+    /// Creations new since the last write.
     pub creations: &'a [BehaviourCreation],
     /// Events older than this (ns) have left the stream's horizon: delete them.
     pub forget_before_ns: Option<i64>,
@@ -84,11 +92,25 @@ impl CaseStore {
             .flatten()
             .next()
             .unwrap_or(0);
+        let (events, creations) = self.stream_events(i64::MIN..i64::MAX)?;
+        Ok(LiveState {
+            analysed_below,
+            events,
+            creations,
+        })
+    }
+
+    /// The behaviour stream's events with record times in `times`, in id order, and every
+    /// creation: what an import joins (events further away share no window with it).
+    pub fn stream_events(
+        &self,
+        times: Range<i64>,
+    ) -> Result<(Vec<BehaviourEvent>, Vec<BehaviourCreation>), StoreError> {
         let events = self.select(
             "SELECT transaction_id, ts_ns, endpoint, actor_ip, actor_user, actor_key, \
              actor_session, status, credentials, object, username \
-             FROM behaviour_events ORDER BY transaction_id",
-            &[],
+             FROM behaviour_events WHERE ts_ns >= ? AND ts_ns < ? ORDER BY transaction_id",
+            &[&times.start, &times.end],
             |r| {
                 Ok(BehaviourEvent {
                     transaction_id: r.get(0)?,
@@ -119,11 +141,7 @@ impl CaseStore {
                 })
             },
         )?;
-        Ok(LiveState {
-            analysed_below,
-            events,
-            creations,
-        })
+        Ok((events, creations))
     }
 
     /// Id ranges of sensor batches at or above `analysed_below`, in id order: records stored
@@ -151,16 +169,7 @@ impl CaseStore {
     ) -> Result<(usize, usize), StoreError> {
         self.atomically(|tx| {
             let merged = crate::endpoints::merge_derived(tx, derived)?;
-            append_events(tx, progress.events)?;
-            let mut app = tx.appender("behaviour_creations")?;
-            for c in progress.creations {
-                app.append_row(params![c.endpoint, c.value, c.principal, c.ts_ns])?;
-            }
-            app.flush()?;
-            drop(app);
-            if let Some(before) = progress.forget_before_ns {
-                tx.execute("DELETE FROM behaviour_events WHERE ts_ns < ?", [before])?;
-            }
+            save_stream(tx, &progress.stream)?;
             tx.execute("DELETE FROM live_analysis", [])?;
             tx.execute(
                 "INSERT INTO live_analysis (analysed_below) VALUES (?)",
@@ -169,6 +178,24 @@ impl CaseStore {
             Ok(merged)
         })
     }
+}
+
+/// Writes how the behaviour stream changed inside the caller's transaction.
+pub(crate) fn save_stream(
+    tx: &duckdb::Transaction<'_>,
+    stream: &StreamSave<'_>,
+) -> Result<(), duckdb::Error> {
+    append_events(tx, stream.events)?;
+    let mut app = tx.appender("behaviour_creations")?;
+    for c in stream.creations {
+        app.append_row(params![c.endpoint, c.value, c.principal, c.ts_ns])?;
+    }
+    app.flush()?;
+    drop(app);
+    if let Some(before) = stream.forget_before_ns {
+        tx.execute("DELETE FROM behaviour_events WHERE ts_ns < ?", [before])?;
+    }
+    Ok(())
 }
 
 fn append_events(
@@ -247,8 +274,10 @@ mod tests {
         let events: Vec<BehaviourEvent> = (0..5_000).map(event).collect();
         let progress = LiveProgress {
             analysed_below: 5_000,
-            events: &events,
-            ..LiveProgress::default()
+            stream: StreamSave {
+                events: &events,
+                ..StreamSave::default()
+            },
         };
         store
             .commit_live(&Derived::default(), &progress)

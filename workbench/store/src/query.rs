@@ -493,7 +493,12 @@ mod tests {
         };
         assert_eq!(readings(&store), (vec!["/live".to_owned()], 1, 1, 1));
         store
-            .complete_source(source, SourceCounts::default(), &Derived::default())
+            .complete_source(
+                source,
+                SourceCounts::default(),
+                &Derived::default(),
+                &Default::default(),
+            )
             .unwrap_or_else(|e| panic!("{e}"));
         let (page, count, statuses, histogram) = readings(&store);
         assert_eq!(page, ["/live", "/imported", "/imported"]);

@@ -156,16 +156,19 @@ impl CaseStore {
         })
     }
 
-    /// Writes what analysis derived from `source`'s import and marks it complete, in one
-    /// DuckDB transaction: until this commits, the source is partial and a re-run replaces it.
+    /// Writes what analysis derived from `source`'s import, with how the case's behaviour
+    /// stream changed (the import joined it), and marks it complete, in one DuckDB
+    /// transaction: until this commits, the source is partial and a re-run replaces it.
     pub fn complete_source(
         &mut self,
         source: i64,
         counts: SourceCounts,
         derived: &Derived,
+        stream: &crate::live::StreamSave<'_>,
     ) -> Result<(), StoreError> {
         self.atomically(|tx| {
             crate::endpoints::write_derived(tx, derived)?;
+            crate::live::save_stream(tx, stream)?;
             tx.execute(
                 "UPDATE sources SET packets = ?, transactions = ?, first_ts_ns = ?, last_ts_ns = ?, status = 'complete', finished_at = current_timestamp WHERE id = ?",
                 params![

@@ -5,6 +5,11 @@
 use super::{Behaviour, Creation, NONE};
 use tapline_store::live::{BehaviourCreation, BehaviourEvent};
 
+/// How far behind the watermark (the latest record time) events are kept.
+pub const HORIZON_NS: i64 = 3_600 * 1_000_000_000;
+/// Events kept at most (the newest by record time), whatever the horizon.
+pub const STREAM_EVENTS: usize = 5_000_000;
+
 impl Behaviour {
     /// Creations (objects principals made) kept so far.
     pub fn creations(&self) -> usize {
@@ -84,6 +89,22 @@ impl Behaviour {
         let cut = ts.len() - max;
         let (_, &mut t, _) = ts.select_nth_unstable(cut);
         Some(t)
+    }
+
+    /// Forgets what has left the stream: events further than [`HORIZON_NS`] behind
+    /// `watermark`, and the oldest beyond [`STREAM_EVENTS`]. Returns the cut when anything was
+    /// forgotten (the case's copies before it go too).
+    pub fn forget_beyond(&mut self, watermark: i64) -> Option<i64> {
+        let horizon = watermark.saturating_sub(HORIZON_NS);
+        let cut = self
+            .keep_newest(STREAM_EVENTS)
+            .map_or(horizon, |c| c.max(horizon));
+        (self.forget_before(cut) > 0).then_some(cut)
+    }
+
+    /// The latest event time (ns), if any event is kept.
+    pub fn latest_ns(&self) -> Option<i64> {
+        self.ts.iter().copied().max()
     }
 
     /// Forgets events older than `before` (ns); returns how many.
