@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 use tapline_analysis::Detectors;
-use tapline_analysis::behaviour::{Behaviour, HORIZON_NS};
+use tapline_analysis::behaviour::{self, Behaviour, HORIZON_NS};
 use tapline_decode::capture::CaptureReader;
 use tapline_decode::{Engine, EngineConfig};
 use tapline_formats::har;
@@ -410,6 +410,10 @@ fn store_har(
     shard.finish()
 }
 
+/// Behaviour events an import saves at most for the imports after it (its first and last
+/// window's worth).
+const JOIN_EVENTS: usize = 100_000;
+
 /// The case's behaviour stream (sensors' and earlier imports' events) as far as it can share
 /// a time window with records from `counts.first_ts_ns` to `counts.last_ts_ns`.
 fn joined_stream(store: &CaseStore, counts: &SourceCounts) -> Result<Behaviour> {
@@ -446,7 +450,8 @@ fn complete(
     let derived = analyses
         .finish_joining(&store.endpoints()?, &mut stream)
         .context("analysis failed; the import was not completed")?;
-    let events = stream.saved_events(from_events);
+    let reach = behaviour::Thresholds::default().window_ns;
+    let events = stream.saved_edges(from_events, reach, JOIN_EVENTS);
     let creations = stream.saved_creations(from_creations);
     let forget_before_ns = stream.latest_ns().and_then(|w| stream.forget_beyond(w));
     let analysed = phase.elapsed();

@@ -18,18 +18,44 @@ impl Behaviour {
 
     /// Events from index `from` on, as the case saves them.
     pub fn saved_events(&self, from: usize) -> Vec<BehaviourEvent> {
-        (from..self.id.len())
-            .map(|i| BehaviourEvent {
-                transaction_id: self.id[i],
-                ts_ns: self.ts[i],
-                endpoint: self.endpoints.items.get(self.endpoint[i] as usize).cloned(),
-                actor: self.actor_at(Some(self.actor[i])),
-                status: self.status[i],
-                credentials: self.creds[i],
-                object: self.optional_string(self.object[i]),
-                username: self.optional_string(self.username[i]),
-            })
-            .collect()
+        (from..self.id.len()).map(|i| self.saved_event(i)).collect()
+    }
+
+    /// Events from index `from` on that windows of records before or after them can reach:
+    /// those within `reach_ns` of the earliest or the latest of them, at most `max` (the
+    /// earliest and the latest halves), in id order, as the case saves them. What an import
+    /// keeps for the imports after it: saving every event of a large capture would cost it a
+    /// quarter of its time.
+    pub fn saved_edges(&self, from: usize, reach_ns: i64, max: usize) -> Vec<BehaviourEvent> {
+        let ts = &self.ts[from.min(self.ts.len())..];
+        let (Some(&lo), Some(&hi)) = (ts.iter().min(), ts.iter().max()) else {
+            return Vec::new();
+        };
+        let near = |t: i64| t < lo.saturating_add(reach_ns) || t > hi.saturating_sub(reach_ns);
+        let mut idx: Vec<usize> = (from..self.ts.len())
+            .filter(|&i| near(self.ts[i]))
+            .collect();
+        if idx.len() > max {
+            idx.sort_by_key(|&i| (self.ts[i], i));
+            let latest = idx.split_off(idx.len() - (max - max / 2));
+            idx.truncate(max / 2);
+            idx.extend(latest);
+            idx.sort_unstable();
+        }
+        idx.into_iter().map(|i| self.saved_event(i)).collect()
+    }
+
+    fn saved_event(&self, i: usize) -> BehaviourEvent {
+        BehaviourEvent {
+            transaction_id: self.id[i],
+            ts_ns: self.ts[i],
+            endpoint: self.endpoints.items.get(self.endpoint[i] as usize).cloned(),
+            actor: self.actor_at(Some(self.actor[i])),
+            status: self.status[i],
+            credentials: self.creds[i],
+            object: self.optional_string(self.object[i]),
+            username: self.optional_string(self.username[i]),
+        }
     }
 
     /// Creations from index `from` on, as the case saves them.
@@ -168,5 +194,34 @@ mod tests {
         assert_eq!(b.forget_before(cut), 6);
         assert_eq!(b.saved_events(0)[0].transaction_id, 6);
         assert_eq!(b.keep_newest(4), None);
+    }
+
+    #[test]
+    fn the_edges_saved_are_the_first_and_last_windows_at_most_max() {
+        let mut b = Behaviour::default();
+        // Events 0..100 a second apart, after one already in the stream.
+        see(
+            &mut b,
+            1_000,
+            &login(-50, "10.0.0.1", "u", 200),
+            "/login",
+            None,
+        );
+        for i in 0..100 {
+            let tx = login(i, "10.0.0.9", "u", 401);
+            see(&mut b, i, &tx, "/login", None);
+        }
+        let ids = |events: Vec<BehaviourEvent>| -> Vec<i64> {
+            events.iter().map(|e| e.transaction_id).collect()
+        };
+        const SEC: i64 = 1_000_000_000;
+        let edges = ids(b.saved_edges(1, 10 * SEC, 100));
+        let expected: Vec<i64> = (0..10).chain(90..100).collect();
+        assert_eq!(edges, expected);
+        // At most 6: the 3 earliest and the 3 latest.
+        assert_eq!(ids(b.saved_edges(1, 10 * SEC, 6)), [0, 1, 2, 97, 98, 99]);
+        // A reach longer than the span keeps everything.
+        assert_eq!(ids(b.saved_edges(1, 1_000 * SEC, 1_000)).len(), 100);
+        assert!(b.saved_edges(101, 10 * SEC, 10).is_empty());
     }
 }
