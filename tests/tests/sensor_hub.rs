@@ -1225,21 +1225,25 @@ fn streamed_live(lab: &mut Lab, capture: &Path, batch: usize) -> (Derived, Strin
 }
 
 /// Issue 22 on captures the repository does not hold: every HTTP capture of the shared corpus
-/// (zeek's and suricata-verify's, listed in its `MANIFEST.tsv`; `TAPLINE_CORPUS` or
-/// `../shared/corpus`), replayed through sensor → QUIC → hub, derives what its import derives.
-/// Ignored by default (the corpus is reference material outside the repository):
-/// `cargo test -p tapline-tests --test sensor_hub -- --ignored corpus`
-/// (`TAPLINE_CORPUS_MATCH=text` compares only the captures whose path contains it).
+/// (zeek's and suricata-verify's, listed in its `MANIFEST.tsv`), replayed through sensor →
+/// QUIC → hub, derives what its import derives. Skipped on a clone without the corpus (a
+/// failure under `TAPLINE_REQUIRE_CORPUS=1`, as in CI). A third of them, spread over the
+/// manifest, by default (~4 minutes in a debug build); `TAPLINE_CORPUS_ALL=1` compares all
+/// (~11 minutes), `TAPLINE_CORPUS_MATCH=text` only those whose path contains it.
 #[test]
-#[ignore]
 fn corpus_captures_analysed_live_equal_their_import() {
-    let corpus = std::env::var_os("TAPLINE_CORPUS").map_or_else(
-        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus"),
-        PathBuf::from,
-    );
-    let manifest = std::fs::read_to_string(corpus.join("pcaps/MANIFEST.tsv"))
-        .unwrap_or_else(|e| panic!("{}: {e} (set TAPLINE_CORPUS)", corpus.display()));
+    let Some(pcaps) = tapline_tests::corpus_dir("pcaps", "MANIFEST.tsv") else {
+        eprintln!("skipped: no corpus pcaps beside the repository");
+        return;
+    };
+    let manifest = std::fs::read_to_string(pcaps.join("MANIFEST.tsv")).unwrap();
     let only = std::env::var("TAPLINE_CORPUS_MATCH").ok();
+    let every = if only.is_some() || std::env::var_os("TAPLINE_CORPUS_ALL").is_some() {
+        1
+    } else {
+        3
+    };
+    let mut eligible = 0;
     let mut differ = Vec::new();
     let mut compared = 0;
     for (i, line) in manifest.lines().skip(1).enumerate() {
@@ -1249,7 +1253,11 @@ fn corpus_captures_analysed_live_equal_their_import() {
         if !chosen || cols[0].contains("http-evader") || http(5) + http(7) == 0 {
             continue;
         }
-        let capture = corpus.join("pcaps").join(cols[0]);
+        eligible += 1;
+        if eligible % every != 0 {
+            continue;
+        }
+        let capture = pcaps.join(cols[0]);
         // Batches cut at a size that changes from capture to capture.
         let batch = [1, 3, 7, 50][i % 4];
         let Some((live, imported)) = live_and_imported_at(&capture, batch) else {
@@ -1271,7 +1279,7 @@ fn corpus_captures_analysed_live_equal_their_import() {
         }
     }
     assert!(
-        compared > 50 || only.is_some(),
+        compared * every > 50 || only.is_some(),
         "only {compared} corpus captures compared"
     );
     assert!(
