@@ -126,21 +126,10 @@ impl Analyses {
 
     /// Consolidates with the case's inventory (`existing`) into what to write.
     pub fn finish(self, existing: &[Endpoint]) -> Result<Derived, AnalysisError> {
-        let d = self.discovery.finish(existing)?;
-        let mut behaviour = self.behaviour;
-        let inventory = discovery::Inventory::new(existing, &d);
-        behaviour.remap(|key| inventory.resolve(key));
-        let behaviour = behaviour.finish(&behaviour::Thresholds::default())?;
-        let mut findings = d.findings;
-        findings.extend(self.attacks.finish());
-        findings.extend(behaviour);
-        Ok(Derived {
-            endpoints: d.endpoints,
-            retired_endpoints: d.retired,
-            findings,
-            judged: Vec::new(),
-            updates: d.updates,
-        })
+        // Judged over these records alone: behaviour's findings are this import's own.
+        let mut d = self.finish_joining(existing, &mut behaviour::Behaviour::default())?;
+        d.findings.append(&mut d.judged);
+        Ok(d)
     }
 
     /// Consolidates like [`Analyses::finish`], for live analysis: this flush's behaviour events
