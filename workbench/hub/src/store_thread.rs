@@ -39,6 +39,13 @@ const QUIET: Duration = Duration::from_secs(1);
 /// the hub dies, less of the case held uncompressed in memory, and a disk that cannot take
 /// the checkpoint found out now.
 const FOLD_AT_BYTES: u64 = 4 << 20;
+/// Records folded from live segments into the case's table per step: a quiet hub folds a step
+/// a tick, so a stream that resumes waits for one step at most (~1–2 s of DuckDB's appends).
+const COMPACT_STEP: u64 = 200_000;
+/// Live segments at most before the hub folds some even while busy: every query of the case
+/// reads each segment's footer, so their number is bounded; the stream then pays DuckDB's
+/// price as it arrives.
+const MAX_LIVE_SEGMENTS: u64 = 256;
 
 /// One sensor batch to store, and where its outcome goes.
 pub(crate) struct StoreJob {
@@ -105,6 +112,8 @@ struct Case {
     /// DuckDB's workers as set on the open store: none while batches stream in (the hub's
     /// own threads keep the cores busy), one per core once the hub is quiet.
     workers: Workers,
+    /// Folding live segments into the table failed last time (said once, not every tick).
+    fold_failing: bool,
 }
 
 impl Case {
@@ -197,8 +206,10 @@ pub(crate) fn store_loop(
         recovery,
         failed: None,
         on_health,
-        logged: None,
+        // As if just stored: live segments an earlier run left are folded once it is quiet.
+        logged: Some(Instant::now()),
         workers: Workers::PerCore,
+        fold_failing: false,
     };
     let mut carry: Option<Job> = None;
     loop {
@@ -239,14 +250,20 @@ pub(crate) fn store_loop(
     }
 }
 
-/// Checkpoints a case that has stored nothing for [`QUIET`] and logged [`FOLD_AT_BYTES`].
+/// A case that has stored nothing for [`QUIET`] folds its live segments into its table, a
+/// step a tick, then checkpoints once it has logged [`FOLD_AT_BYTES`].
 fn fold_when_quiet(case: &mut Case) {
     let Some(at) = case.logged else { return };
     if at.elapsed() < QUIET || case.store.is_none() {
         return;
     }
-    // Queries and the checkpoint below may use every core again.
+    // Queries, compaction and the checkpoint below may use every core again.
     case.set_workers(Workers::PerCore);
+    match compact_step(case) {
+        Ok(true) => return,
+        Ok(false) => {}
+        Err(_) => return,
+    }
     let r = case.get().map(|s| {
         if s.wal_bytes() < FOLD_AT_BYTES {
             return Ok(false);
@@ -263,6 +280,41 @@ fn fold_when_quiet(case: &mut Case) {
         // Fatal failures were noted by the case; others (a reader in the way) wait a tick.
         Err(e) => tracing::debug!("the quiet checkpoint did not run: {e:#}"),
     }
+}
+
+/// Folds one step of live segments into the case's table; true if some are left. A failure
+/// (a full disk) leaves the segments as they are, readable and complete: it is reported once,
+/// and the step is tried again at the next chance.
+fn compact_step(case: &mut Case) -> Result<bool> {
+    let r = fold_segments(case);
+    match (&r, case.fold_failing) {
+        (Err(e), false) => tracing::warn!(
+            "live segments were not folded into the case (they stay readable; tried again when quiet): {e:#}"
+        ),
+        (Ok(_), true) => tracing::info!("live segments are folded into the case again"),
+        _ => {}
+    }
+    case.fold_failing = r.is_err();
+    r
+}
+
+fn fold_segments(case: &mut Case) -> Result<bool> {
+    let r = case.get().map(|s| {
+        if s.live_segments()?.files == 0 {
+            return Ok(false);
+        }
+        let t = Instant::now();
+        let folded = s.compact_segments(COMPACT_STEP)?;
+        let left = s.live_segments()?;
+        tracing::debug!(
+            folded,
+            left = left.records,
+            ms = t.elapsed().as_millis() as u64,
+            "live segments folded into the case"
+        );
+        Ok(left.files > 0)
+    });
+    settle(case, r)
 }
 
 /// The outcome of a job on the case: its value, or the error noted by the case.
@@ -323,6 +375,7 @@ fn store_group(case: &mut Case, group: Vec<StoreJob>, feed: Option<&Feed>) {
             if ds.iter().any(|d| matches!(d, Delivery::Stored(_))) {
                 case.logged = Some(Instant::now());
                 case.set_workers(Workers::None);
+                fold_when_many(case);
             }
             for (j, d) in group.into_iter().zip(ds) {
                 if let (Some(feed), Delivery::Stored(ids)) = (feed, &d) {
@@ -340,6 +393,18 @@ fn store_group(case: &mut Case, group: Vec<StoreJob>, feed: Option<&Feed>) {
                     .send(Err(anyhow!("storing the batch failed: {msg}")));
             }
         }
+    }
+}
+
+/// Folds a step of live segments while busy once there are [`MAX_LIVE_SEGMENTS`].
+fn fold_when_many(case: &mut Case) {
+    let r = case.get().map(|s| s.live_segments());
+    match settle(case, r) {
+        Ok(live) if live.files >= MAX_LIVE_SEGMENTS => {
+            let _ = compact_step(case);
+        }
+        Ok(_) => {}
+        Err(e) => tracing::debug!("live segments not counted: {e:#}"),
     }
 }
 
@@ -399,6 +464,7 @@ mod tests {
             on_health: Box::new(|_| {}),
             logged: Some(Instant::now()),
             workers: Workers::None,
+            fold_failing: false,
         };
         fold_when_quiet(&mut case);
         let wal = |case: &Case| case.store.as_ref().map_or(0, CaseStore::wal_bytes);
@@ -445,6 +511,7 @@ mod tests {
             on_health: Box::new(|_| {}),
             logged: None,
             workers: Workers::PerCore,
+            fold_failing: false,
         };
         let first = Line::default();
         let (five, five_out) = job(sensor, 5, &first);

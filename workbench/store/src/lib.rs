@@ -10,6 +10,7 @@ pub mod blocks;
 pub mod endpoints;
 pub mod live;
 pub mod query;
+mod segments;
 pub mod sensors;
 pub mod sources;
 pub mod template;
@@ -17,6 +18,7 @@ pub mod test_runs;
 pub mod transactions;
 
 pub use query::parquet_row_count;
+pub use segments::LiveSegments;
 
 use duckdb::Connection;
 use std::path::{Path, PathBuf};
@@ -26,7 +28,7 @@ use tapline_record::Transaction;
 use thiserror::Error;
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 11;
+pub const SCHEMA_VERSION: i64 = 12;
 
 /// Failures opening or using a case file.
 #[derive(Debug, Error)]
@@ -60,6 +62,30 @@ pub enum StoreError {
         path: PathBuf,
         /// Who holds it, as DuckDB says.
         holder: String,
+    },
+    /// Reading or writing the case's live segments (`CASE.segments/`) failed.
+    #[error("live segments of case file {case} in {dir}: {error}")]
+    Segments {
+        /// The case file.
+        case: PathBuf,
+        /// Its segment directory.
+        dir: PathBuf,
+        /// What failed.
+        error: std::io::Error,
+    },
+    /// Segments the case says hold records are gone from its segment directory.
+    #[error(
+        "case file {case}: {} of its live segments are missing from {dir} (first: {}); the records the hub stored in them are lost unless the files are restored from a backup",
+        names.len(),
+        names.first().map_or("", String::as_str)
+    )]
+    MissingSegments {
+        /// The case file.
+        case: PathBuf,
+        /// Its segment directory.
+        dir: PathBuf,
+        /// The missing files.
+        names: Vec<String>,
     },
     /// The case was written by a newer Tapline.
     #[error(
@@ -429,6 +455,18 @@ const MIGRATIONS: &[&str] = &[
         created_ns BIGINT NOT NULL,
         removed_ns BIGINT
     );",
+    // v12: what the hub stores from sensors goes to live segments (Parquet files beside the
+    // case) until a quiet moment folds them into the table; each connection reads both through
+    // a temporary `transactions` view (see `segments`). The case's own `transactions` view,
+    // the table alone, is what other DuckDB clients see.
+    "ALTER TABLE transactions RENAME TO stored_transactions;
+    CREATE VIEW transactions AS SELECT * FROM stored_transactions;
+    CREATE TABLE segments (
+        name VARCHAR PRIMARY KEY,           -- the file's name in CASE.segments/
+        first_id BIGINT NOT NULL,
+        records UBIGINT NOT NULL,
+        compacted BOOLEAN NOT NULL DEFAULT false
+    );",
 ];
 
 /// How much write-ahead log DuckDB gathers before folding it into the case file. DuckDB's
@@ -479,6 +517,9 @@ pub struct CaseStore {
     ids: TransactionIds,
     /// Held by [`CaseStore::atomically`]: shared by every clone (see there).
     numbering: Arc<std::sync::Mutex<()>>,
+    /// The live-segment directory, unless the case's path cannot be named in a DuckDB file
+    /// pattern (sensor records then go to the table directly).
+    segments: Option<Arc<PathBuf>>,
 }
 
 /// The transaction-id allocator of one open case, shared by every connection to it.
@@ -515,6 +556,7 @@ impl CaseStore {
             path: path.to_owned(),
             ids: TransactionIds(Arc::new(AtomicI64::new(1))),
             numbering: Arc::default(),
+            segments: None,
         };
         store
             .conn
@@ -523,6 +565,7 @@ impl CaseStore {
             ))
             .map_err(|e| store.db_err(e))?;
         store.migrate()?;
+        store.open_segments()?;
         let next: i64 = store
             .conn
             .query_row(
@@ -549,12 +592,20 @@ impl CaseStore {
     /// Another connection to this open case, for another thread. Writes through either are
     /// seen by both once committed; both share the transaction-id allocator.
     pub fn try_clone(&self) -> Result<Self, StoreError> {
-        Ok(CaseStore {
+        let clone = CaseStore {
             conn: self.conn.try_clone().map_err(|e| self.db_err(e))?,
             path: self.path.clone(),
             ids: self.ids.clone(),
             numbering: Arc::clone(&self.numbering),
-        })
+            segments: self.segments.clone(),
+        };
+        if let Some(dir) = &clone.segments {
+            clone
+                .conn
+                .execute_batch(&segments::view_sql(dir))
+                .map_err(|e| clone.db_err(e))?;
+        }
+        Ok(clone)
     }
 
     /// The case's transaction-id allocator (shared with every clone of this store).
@@ -562,7 +613,7 @@ impl CaseStore {
         &self.ids
     }
 
-    fn db_err(&self, source: duckdb::Error) -> StoreError {
+    pub(crate) fn db_err(&self, source: duckdb::Error) -> StoreError {
         StoreError::Db {
             path: self.path.clone(),
             error: source,
@@ -737,7 +788,7 @@ impl CaseStore {
     pub fn replicate_transactions(&self, copies: u64) -> Result<u64, StoreError> {
         self.conn
             .execute_batch(&format!(
-                "INSERT INTO transactions SELECT t.* REPLACE (
+                "INSERT INTO stored_transactions SELECT t.* REPLACE (
                      t.id + r.range * 1000 AS id,
                      t.request_ts_ns + r.range * 4000000000 AS request_ts_ns,
                      t.response_ts_ns + r.range * 4000000000 AS response_ts_ns)

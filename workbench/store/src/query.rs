@@ -279,8 +279,8 @@ impl CaseStore {
         let sql = format!(
             "SELECT id, request_ts_ns, client_ip, client_port, server_ip, server_port, method, host, path, status, \
              response_ts_ns - request_ts_ns, response_body_len, anomalies \
-             FROM transactions WHERE rowid IN \
-             (SELECT rowid FROM transactions {cond} {order} LIMIT {} OFFSET {}) {order}",
+             FROM transactions WHERE id IN \
+             (SELECT id FROM transactions {cond} {order} LIMIT {} OFFSET {}) {order}",
             page.limit, page.offset
         );
         self.select(&sql, refs(&params).as_slice(), |r| {

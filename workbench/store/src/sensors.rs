@@ -4,7 +4,7 @@
 //! or neither, and a batch sent again after a lost acknowledgement is recognised and skipped.
 //! Sequence numbers count within one spool of a sensor (a reinstalled sensor starts anew).
 
-use crate::{CaseStore, StoreError, transactions};
+use crate::{CaseStore, StoreError, segments, transactions};
 use duckdb::params;
 use tapline_record::Transaction;
 
@@ -180,7 +180,9 @@ impl CaseStore {
         batches: &[SensorBatch<'_>],
     ) -> Result<Vec<Delivery>, StoreError> {
         let ids = self.transaction_ids().clone();
-        self.atomically_appending(|tx| {
+        let dir = self.segment_dir();
+        let mut unwritten: Option<std::io::Error> = None;
+        let stored = self.atomically_appending(|tx| {
             let mut out = Vec::with_capacity(batches.len());
             let mut seen_now = std::collections::HashSet::new();
             let mut ledger = tx.prepare(
@@ -226,9 +228,27 @@ impl CaseStore {
                 }
             }
             if entries.is_empty() {
-                return Ok(out);
+                return Ok((out, None));
             }
-            transactions::append_refs(tx, None, first_id, &rows)?;
+            let segment = match &dir {
+                None => {
+                    transactions::append_refs(tx, None, first_id, &rows)?;
+                    None
+                }
+                Some(dir) => {
+                    let batches = transactions::record_batches(None, first_id, &rows)
+                        .map_err(|e| duckdb::Error::ToSqlConversionFailure(Box::new(e)))?;
+                    let written = segments::write(dir, first_id, &batches).map_err(|e| {
+                        unwritten = Some(e);
+                        duckdb::Error::InvalidQuery
+                    })?;
+                    tx.execute(
+                        "INSERT INTO segments (name, first_id, records) VALUES (?, ?, ?)",
+                        params![segments::name_of(first_id), first_id, rows.len() as u64],
+                    )?;
+                    Some(written)
+                }
+            };
             let mut ins = tx.prepare(
                 "INSERT INTO sensor_batches (sensor_id, spool, seq, records, first_transaction) VALUES (?, ?, ?, ?, ?)",
             )?;
@@ -243,8 +263,21 @@ impl CaseStore {
                     params![s],
                 )?;
             }
-            Ok(out)
-        })
+            Ok((out, segment))
+        });
+        let dir_err = |e| StoreError::Segments {
+            case: self.path().to_owned(),
+            dir: dir.as_deref().cloned().unwrap_or_default(),
+            error: e,
+        };
+        if let Some(e) = unwritten {
+            return Err(dir_err(e));
+        }
+        let (out, segment) = stored?;
+        if let Some(s) = segment {
+            s.publish().map_err(dir_err)?;
+        }
+        Ok(out)
     }
 }
 

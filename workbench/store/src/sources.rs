@@ -138,7 +138,7 @@ impl CaseStore {
     /// Deletes the rows an interrupted import of `source` left behind, so it can start over.
     pub fn discard_partial_source(&mut self, source: i64) -> Result<(), StoreError> {
         self.atomically(|tx| {
-            tx.execute("DELETE FROM transactions WHERE source_id = ?", [source])?;
+            tx.execute("DELETE FROM stored_transactions WHERE source_id = ?", [source])?;
             tx.execute(
                 "UPDATE sources SET packets = 0, transactions = 0, status = 'importing' WHERE id = ?",
                 [source],
@@ -150,7 +150,10 @@ impl CaseStore {
     /// Removes a source and every row it brought (a cancelled import).
     pub fn forget_source(&mut self, source: i64) -> Result<(), StoreError> {
         self.atomically(|tx| {
-            tx.execute("DELETE FROM transactions WHERE source_id = ?", [source])?;
+            tx.execute(
+                "DELETE FROM stored_transactions WHERE source_id = ?",
+                [source],
+            )?;
             tx.execute("DELETE FROM sources WHERE id = ?", [source])?;
             Ok(())
         })

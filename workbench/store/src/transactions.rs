@@ -42,13 +42,65 @@ pub fn append_refs(
     first: i64,
     txs: &[&Transaction],
 ) -> Result<(), duckdb::Error> {
-    let mut app = tx.appender("transactions")?;
-    for (i, chunk) in txs.chunks(ARROW_ROWS).enumerate() {
-        let batch = record_batch(source, first + (i * ARROW_ROWS) as i64, chunk)
-            .map_err(|e| duckdb::Error::ToSqlConversionFailure(Box::new(e)))?;
+    if txs.is_empty() {
+        return Ok(());
+    }
+    let mut app = tx.appender("stored_transactions")?;
+    for batch in record_batches(source, first, txs)
+        .map_err(|e| duckdb::Error::ToSqlConversionFailure(Box::new(e)))?
+    {
         app.append_record_batch(batch)?;
     }
     app.flush()
+}
+
+/// The table's columns, in order: the names a live segment's columns take.
+pub(crate) const TABLE_COLUMNS: [&str; 28] = [
+    "id",
+    "source_id",
+    "request_ts_ns",
+    "response_ts_ns",
+    "sensor_id",
+    "client_ip",
+    "client_port",
+    "server_ip",
+    "server_port",
+    "method",
+    "host",
+    "uri",
+    "path",
+    "query",
+    "version",
+    "status",
+    "reason",
+    "request_headers",
+    "response_headers",
+    "request_content_type",
+    "response_content_type",
+    "request_body",
+    "request_body_len",
+    "request_body_truncated",
+    "response_body",
+    "response_body_len",
+    "response_body_truncated",
+    "anomalies",
+];
+
+/// `txs` with ids from `first` as Arrow batches of at most [`ARROW_ROWS`] rows, in the
+/// table's column order (positional names: an appender matches by position).
+pub(crate) fn record_batches(
+    source: Option<i64>,
+    first: i64,
+    txs: &[&Transaction],
+) -> Result<Vec<RecordBatch>, duckdb::arrow::error::ArrowError> {
+    if txs.is_empty() {
+        // One batch without rows still carries the columns' types (a segment's schema).
+        return Ok(vec![record_batch(source, first, txs)?]);
+    }
+    txs.chunks(ARROW_ROWS)
+        .enumerate()
+        .map(|(i, chunk)| record_batch(source, first + (i * ARROW_ROWS) as i64, chunk))
+        .collect()
 }
 
 /// One of possibly several writers storing an import's transactions at once, each on its own
