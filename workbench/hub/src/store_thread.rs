@@ -235,7 +235,7 @@ pub(crate) fn store_loop(
                     tracing::warn!(sensor = id, "cannot record a heartbeat: {e:#}");
                 }
             }
-            Job::Tick => fold_when_quiet(&mut case),
+            Job::Tick => fold_when_quiet(&mut case, feed.as_ref()),
             Job::Stop => return Ok(()),
             Job::Connect(reply) => {
                 let r = case.get().map(|s| s.try_clone());
@@ -250,11 +250,12 @@ pub(crate) fn store_loop(
     }
 }
 
-/// A case that has stored nothing for [`QUIET`] folds its live segments into its table, a
-/// step a tick, then checkpoints once it has logged [`FOLD_AT_BYTES`].
-fn fold_when_quiet(case: &mut Case) {
+/// A case that has stored nothing for [`QUIET`], and whose live analysis has caught up, folds
+/// its live segments into its table, a step a tick, then checkpoints once it has logged
+/// [`FOLD_AT_BYTES`].
+fn fold_when_quiet(case: &mut Case, feed: Option<&Feed>) {
     let Some(at) = case.logged else { return };
-    if at.elapsed() < QUIET || case.store.is_none() {
+    if at.elapsed() < QUIET || case.store.is_none() || feed.is_some_and(|f| !f.caught_up()) {
         return;
     }
     // Queries, compaction and the checkpoint below may use every core again.
@@ -466,7 +467,7 @@ mod tests {
             workers: Workers::None,
             fold_failing: false,
         };
-        fold_when_quiet(&mut case);
+        fold_when_quiet(&mut case, None);
         let wal = |case: &Case| case.store.as_ref().map_or(0, CaseStore::wal_bytes);
         let workers = |case: &Case| case.store.as_ref().map(|s| s.workers().ok());
         assert_eq!(wal(&case), logged, "stored just now: not quiet");
@@ -476,7 +477,7 @@ mod tests {
             "busy: no DuckDB workers"
         );
         case.logged = Instant::now().checked_sub(QUIET);
-        fold_when_quiet(&mut case);
+        fold_when_quiet(&mut case, None);
         assert!(wal(&case) < 1 << 20, "{} bytes left in the log", wal(&case));
         assert!(case.logged.is_none());
         assert_eq!(
