@@ -10,8 +10,11 @@
 //! analysis is in the case (the latency of a finding becoming visible).
 //!
 //! ```text
-//! cargo run --release -p tapline-tests --bin link_bench -- [--records 1000000] [--batch 2000] [--window 16] [--rate 10000] [--paced 150000] [--capture FILE]
+//! cargo run --release -p tapline-tests --bin link_bench -- [--records 1000000] [--batch 2000] [--window 16] [--rate 10000] [--paced 150000] [--capture FILE] [--table]
 //! ```
+//!
+//! `--table`: the hub stores into the case's table instead of live segments (what it does for
+//! a case under a path DuckDB cannot name in a file pattern), for an A/B in one binary.
 
 use anyhow::{Context, Result, bail};
 use std::net::SocketAddr;
@@ -25,6 +28,18 @@ use tapline_store::CaseStore;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// A directory for a case: one whose path turns live segments off under `--table`.
+fn case_dir() -> Result<tempfile::TempDir> {
+    let table = std::env::args().any(|a| a == "--table");
+    Ok(tempfile::Builder::new()
+        .prefix(if table {
+            "link_bench[table]"
+        } else {
+            "link_bench"
+        })
+        .tempdir()?)
+}
 
 fn arg(args: &[String], name: &str, default: usize) -> Result<usize> {
     match args.iter().position(|a| a == name) {
@@ -232,7 +247,7 @@ fn main() -> Result<()> {
     );
 
     // The real hub, storing into a fresh case.
-    let dir = tempfile::tempdir()?;
+    let dir = case_dir()?;
     let mut store = CaseStore::open(&dir.path().join("bench.duckdb"))?;
     store.enrol_sensor("bench", &creds.fingerprint()?)?;
     let (done_tx, done_rx) = std::sync::mpsc::channel();
@@ -334,7 +349,7 @@ impl LiveBench<'_> {
     /// Records stored and analysed per second, every detector on, delivered as fast as the hub
     /// acknowledges.
     fn throughput(&self, batches: &[Batch], n: usize, window: usize) -> Result<()> {
-        let dir = tempfile::tempdir()?;
+        let dir = case_dir()?;
         let (hub, events) = live_hub(self.identity, self.creds, dir.path())?;
         let (t, cpu) = (Instant::now(), tapline_tests::process_cpu_seconds());
         let threads = tapline_tests::threads_cpu_seconds();
@@ -387,7 +402,7 @@ impl LiveBench<'_> {
 
     /// At `rate` records/s: how long after a record's capture its analysis is in the case.
     fn latency(&self, recs: &[Transaction], per: usize, rate: usize) -> Result<()> {
-        let dir = tempfile::tempdir()?;
+        let dir = case_dir()?;
         let (hub, events) = live_hub(self.identity, self.creds, dir.path())?;
         let addr = hub.local_addr();
         let sent = self

@@ -102,15 +102,16 @@ pub(crate) struct Feed {
     dropped: Arc<AtomicBool>,
     /// Every sensor record stored has an id below this.
     stored_below: Arc<AtomicI64>,
-    /// Every sensor record below this id has been handed to the engines.
-    observed_below: Arc<AtomicI64>,
+    /// Live analysis has written its results for every sensor record below this id.
+    written_below: Arc<AtomicI64>,
 }
 
 impl Feed {
-    /// Whether analysis has taken every record stored so far: the store thread leaves its
-    /// housekeeping (folding segments) until then, not to take the cores analysis needs.
+    /// Whether analysis has written its results for every record stored so far: the store
+    /// thread leaves its housekeeping (folding segments) until then, not to take the cores
+    /// (and the case) analysis needs.
     pub fn caught_up(&self) -> bool {
-        self.observed_below.load(Ordering::Acquire) >= self.stored_below.load(Ordering::Acquire)
+        self.written_below.load(Ordering::Acquire) >= self.stored_below.load(Ordering::Acquire)
     }
 
     /// Hands a committed batch to the analysis thread; never blocks.
@@ -159,17 +160,17 @@ pub(crate) fn start(
     let stop = Arc::clone(&stopping);
     let dropped = Arc::new(AtomicBool::new(false));
     let stored_below = Arc::new(AtomicI64::new(0));
-    let observed_below = Arc::new(AtomicI64::new(0));
+    let written_below = Arc::new(AtomicI64::new(0));
     let feed = Feed {
         queue,
         dropped: Arc::clone(&dropped),
         stored_below: Arc::clone(&stored_below),
-        observed_below: Arc::clone(&observed_below),
+        written_below: Arc::clone(&written_below),
     };
     let thread = std::thread::Builder::new()
         .name("hub-analysis".into())
         .spawn(move || {
-            match Live::new(connect, case_failed, stored_below, observed_below, every) {
+            match Live::new(connect, case_failed, stored_below, written_below, every) {
                 Ok(mut live) => live.run(&rx, &dropped, &stop, &on_flush),
                 Err(e) => tracing::error!("live analysis cannot start its workers: {e}"),
             }
@@ -192,8 +193,8 @@ struct Live {
     case: Option<CaseStore>,
     /// Every sensor record stored has an id below this (the feed's, and the backlog's end).
     stored_below: Arc<AtomicI64>,
-    /// [`Live::next`], for the feed.
-    observed_below: Arc<AtomicI64>,
+    /// [`Live::next`] as of the last write that succeeded, for the feed.
+    written_below: Arc<AtomicI64>,
     /// Flush interval.
     every: Duration,
     /// This flush's engines, on threads of their own.
@@ -238,7 +239,7 @@ impl Live {
         connect: Connect,
         case_failed: Arc<AtomicBool>,
         stored_below: Arc<AtomicI64>,
-        observed_below: Arc<AtomicI64>,
+        written_below: Arc<AtomicI64>,
         every: Duration,
     ) -> std::io::Result<Live> {
         Ok(Live {
@@ -246,7 +247,7 @@ impl Live {
             case_failed,
             case: None,
             stored_below,
-            observed_below,
+            written_below,
             every,
             engines: pool::Pool::per_core()?,
             stream: Behaviour::default(),
@@ -389,7 +390,6 @@ impl Live {
     /// (`now`, the hub's clock when its batch came, tells a skewed sensor clock).
     fn note(&mut self, id: i64, tx: &Transaction, now: i64) {
         self.next = self.next.max(id + 1);
-        self.observed_below.store(self.next, Ordering::Release);
         self.pending += 1;
         self.done.records += 1;
         let ts = tx.request_ts_nanos;
@@ -568,6 +568,7 @@ impl Live {
         self.since = Instant::now();
         match self.write(engines, judge) {
             Ok((new, updated)) => {
+                self.written_below.store(self.next, Ordering::Release);
                 let stored_below = self.stored_below.load(Ordering::Acquire);
                 self.done.waiting = u64::try_from(stored_below - self.next).unwrap_or(0);
                 self.done.new_findings = new;
