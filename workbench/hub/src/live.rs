@@ -34,7 +34,7 @@ use tapline_store::query::TxFilter;
 /// into live segments outruns analysis by half again on two cores, and reading back costs the
 /// dealing thread ~8 µs a record: at 64 a 600k-record burst read 80–116k back, at 128 none
 /// (`link_bench`). Memory: up to twice this many batches (the queue and those held while
-/// catching up), ~256 MB of the benchmark capture's records.
+/// catching up) — 512k records in sensors' default batches of 2,000.
 const QUEUE_BATCHES: usize = 128;
 /// How often results reach the case while records arrive, unless the hub says otherwise.
 pub const FLUSH_EVERY: Duration = Duration::from_secs(2);
