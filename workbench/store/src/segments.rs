@@ -167,6 +167,34 @@ pub(crate) fn write(dir: &Path, first: i64, batches: &[RecordBatch]) -> io::Resu
     })
 }
 
+/// Stores `rows`, numbered from `first`, inside `tx`: as a live segment registered there when
+/// the case has a segment directory (publish what is returned once `tx` commits), else in the
+/// table. A file that cannot be written fails `tx`, with the I/O error put in `unwritten`
+/// (DuckDB's error type has no place for it).
+pub(crate) fn store_rows(
+    tx: &duckdb::Connection,
+    dir: Option<&Path>,
+    first: i64,
+    rows: &[&tapline_record::Transaction],
+    unwritten: &mut Option<io::Error>,
+) -> Result<Option<Pending>, duckdb::Error> {
+    let Some(dir) = dir else {
+        crate::transactions::append_refs(tx, None, first, rows)?;
+        return Ok(None);
+    };
+    let batches = crate::transactions::record_batches(None, first, rows)
+        .map_err(|e| duckdb::Error::ToSqlConversionFailure(Box::new(e)))?;
+    let written = write(dir, first, &batches).map_err(|e| {
+        *unwritten = Some(e);
+        duckdb::Error::InvalidQuery
+    })?;
+    tx.execute(
+        "INSERT INTO segments (name, first_id, records) VALUES (?, ?, ?)",
+        duckdb::params![name_of(first), first, rows.len() as u64],
+    )?;
+    Ok(Some(written))
+}
+
 /// Creates `dir` and its empty file if needed, with `empty` giving the columns' schema.
 pub(crate) fn ensure_dir(dir: &Path, empty: &RecordBatch) -> io::Result<()> {
     std::fs::create_dir_all(dir)?;
@@ -331,6 +359,24 @@ mod tests {
         let hub = CaseStore::open(&path).unwrap();
         assert_eq!(files(), 1, "folded files are removed at open");
         assert_eq!(hub.transaction_count().unwrap(), 3012);
+    }
+
+    #[test]
+    fn a_case_under_a_pattern_character_stores_sensor_records_in_its_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let under = dir.path().join("[site]");
+        std::fs::create_dir(&under).unwrap();
+        let path = under.join("case.duckdb");
+        let mut hub = CaseStore::open(&path).unwrap();
+        let sensor = hub.enrol_sensor("edge-1", "ab12").unwrap();
+        hub.store_sensor_batch(sensor, 1, 1, &txs(4, "a")).unwrap();
+        let table: u64 = hub
+            .conn()
+            .query_row("SELECT count(*) FROM stored_transactions", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!((table, hub.transaction_count().unwrap()), (4, 4));
+        assert_eq!(hub.live_segments().unwrap(), LiveSegments::default());
+        assert!(!dir_of(&path).exists());
     }
 
     #[test]

@@ -4,8 +4,9 @@
 //! or neither, and a batch sent again after a lost acknowledgement is recognised and skipped.
 //! Sequence numbers count within one spool of a sensor (a reinstalled sensor starts anew).
 
-use crate::{CaseStore, StoreError, segments, transactions};
+use crate::{CaseStore, StoreError, segments};
 use duckdb::params;
+use std::path::PathBuf;
 use tapline_record::Transaction;
 
 /// What storing a sensor's batch did.
@@ -230,25 +231,13 @@ impl CaseStore {
             if entries.is_empty() {
                 return Ok((out, None));
             }
-            let segment = match &dir {
-                None => {
-                    transactions::append_refs(tx, None, first_id, &rows)?;
-                    None
-                }
-                Some(dir) => {
-                    let batches = transactions::record_batches(None, first_id, &rows)
-                        .map_err(|e| duckdb::Error::ToSqlConversionFailure(Box::new(e)))?;
-                    let written = segments::write(dir, first_id, &batches).map_err(|e| {
-                        unwritten = Some(e);
-                        duckdb::Error::InvalidQuery
-                    })?;
-                    tx.execute(
-                        "INSERT INTO segments (name, first_id, records) VALUES (?, ?, ?)",
-                        params![segments::name_of(first_id), first_id, rows.len() as u64],
-                    )?;
-                    Some(written)
-                }
-            };
+            let segment = segments::store_rows(
+                tx,
+                dir.as_deref().map(PathBuf::as_path),
+                first_id,
+                &rows,
+                &mut unwritten,
+            )?;
             let mut ins = tx.prepare(
                 "INSERT INTO sensor_batches (sensor_id, spool, seq, records, first_transaction) VALUES (?, ?, ?, ?, ?)",
             )?;
