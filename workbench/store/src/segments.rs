@@ -298,6 +298,19 @@ mod tests {
             .unwrap()
     }
 
+    /// Ids of the page of two at offset 3002, by time.
+    fn page_ids(store: &CaseStore) -> Vec<i64> {
+        let page = Page {
+            limit: 2,
+            offset: 3002,
+            ..Page::default()
+        };
+        let rows = store
+            .query_transactions(&TxFilter::default(), &page)
+            .unwrap();
+        rows.iter().map(|r| r.id).collect()
+    }
+
     #[test]
     fn sensor_records_are_read_once_from_segments_before_and_after_compaction() {
         let dir = tempfile::tempdir().unwrap();
@@ -324,17 +337,11 @@ mod tests {
         let t = reader.transaction(3000).unwrap().unwrap();
         assert_eq!((t.uri.as_str(), t.status), ("/a/2999?q=1", Some(201)));
         assert_eq!(t.client, "10.1.2.3:40000".parse().ok());
-        let page = reader
-            .query_transactions(
-                &TxFilter::default(),
-                &Page {
-                    limit: 2,
-                    offset: 3002,
-                    ..Page::default()
-                },
-            )
-            .unwrap();
-        assert_eq!(page.iter().map(|r| r.id).collect::<Vec<_>>(), [3003, 3004]);
+        assert_eq!(page_ids(&reader), [3003, 3004]);
+        assert_eq!(
+            reader.count_transactions(&TxFilter::default()).unwrap(),
+            3005
+        );
         // Reopened: the same records, numbering goes on after them.
         drop((hub, reader));
         let mut hub = CaseStore::open(&path).unwrap();
@@ -347,6 +354,9 @@ mod tests {
         assert_eq!(hub.live_segments().unwrap().records, 5);
         assert_eq!(hub.compact_segments(u64::MAX).unwrap(), 5);
         assert_eq!(hub.transaction_count().unwrap(), 3005);
+        // Read from the table alone now (no live segment in the snapshot): the same page.
+        assert_eq!(page_ids(&hub), [3003, 3004]);
+        assert_eq!(hub.count_transactions(&TxFilter::default()).unwrap(), 3005);
         assert_eq!(hub.live_segments().unwrap(), LiveSegments::default());
         let seg_dir = dir_of(&path);
         let files = || std::fs::read_dir(&seg_dir).unwrap().count();
