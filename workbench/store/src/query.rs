@@ -261,11 +261,13 @@ impl CaseStore {
             .conn()
             .unchecked_transaction()
             .map_err(|e| self.db_err(e))?;
-        let unfinished: i64 = snapshot
+        // One query for both: each adds a round trip to every reading of the GUI.
+        let (unfinished, live): (i64, i64) = snapshot
             .query_row(
-                "SELECT count(*) FROM sources WHERE status IS DISTINCT FROM 'complete'",
+                "SELECT (SELECT count(*) FROM sources WHERE status IS DISTINCT FROM 'complete'), \
+                        (SELECT count(*) FROM segments WHERE NOT compacted)",
                 [],
-                |r| r.get(0),
+                |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .map_err(|e| self.db_err(e))?;
         let visibility = if unfinished == 0 {
@@ -273,13 +275,6 @@ impl CaseStore {
         } else {
             Visibility::Checked
         };
-        let live: i64 = snapshot
-            .query_row(
-                "SELECT count(*) FROM segments WHERE NOT compacted",
-                [],
-                |r| r.get(0),
-            )
-            .map_err(|e| self.db_err(e))?;
         let rows = if live == 0 {
             Rows::Table
         } else {
