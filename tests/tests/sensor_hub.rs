@@ -513,10 +513,11 @@ impl Drop for SmallDisk {
 #[test]
 fn a_full_disk_under_the_hub_loses_nothing_and_recovers_without_a_restart() {
     let mut lab = Lab::new();
-    // 166,000 records: enough to fill an 8 MB filesystem with live segments, write-ahead log
-    // and the case's table. Whichever write meets the full disk first fails: a batch's
-    // segment (unstored, unacknowledged), folding segments into the table (they stay as they
-    // are), or a checkpoint (DuckDB gives up on the database and the hub reopens it).
+    // 166,000 records and their analysis: enough to fill an 8 MB filesystem with live
+    // segments, write-ahead log and the case's table. Whichever write meets the full disk
+    // first fails: a batch's segment (unstored, unacknowledged), live analysis writing its
+    // results (retried), folding segments into the table (they stay as they are), or a
+    // checkpoint (DuckDB gives up on the database and the hub reopens it).
     let capture = lab.path("big.pcap");
     let bytes = tapline_tests::multiplied_capture(&sample_captures().join("shop-api.pcap"), 2000);
     std::fs::write(&capture, &bytes).unwrap();
@@ -528,16 +529,18 @@ fn a_full_disk_under_the_hub_loses_nothing_and_recovers_without_a_restart() {
     let cfg = lab.enrol("edge-1", lab.case, "id", "");
     let hub = lab.hub();
     let sensor = lab.sensor(&cfg, capture.to_str().unwrap(), &["--linger", "300"]);
-    // The store thread (not only the analysis thread, which may fail first) meets it.
     hub.wait_for_any(
         &[
             "hub: the case failed",
             "storing the batch failed",
+            "live analysis could not write its results",
             "live segments were not folded",
         ],
         Duration::from_secs(240),
     );
     let case_failed = hub.log().contains("hub: the case failed");
+    let caught_up = ", 0 waiting)";
+    let caught_up_before = hub.log().matches(caught_up).count();
     // Space comes back; the same hub process carries on.
     disk.grow(300);
     let deadline = Instant::now() + Duration::from_secs(180);
@@ -553,6 +556,15 @@ fn a_full_disk_under_the_hub_loses_nothing_and_recovers_without_a_restart() {
     }
     let slog = sensor.log();
     assert!(slog.contains("0 records in 0 batches waiting"), "{slog}");
+    // Live analysis, whatever failed under it, catches up without a restart too.
+    while hub.log().matches(caught_up).count() <= caught_up_before {
+        assert!(
+            Instant::now() < deadline,
+            "live analysis did not catch up:\n{}",
+            hub.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     let hub_log = hub.interrupt();
     assert!(
         !case_failed || hub_log.contains("the case is back"),
