@@ -371,6 +371,61 @@ mod tests {
         assert_eq!(hub.transaction_count().unwrap(), 3012);
     }
 
+    #[derive(Clone, Debug)]
+    enum Op {
+        Store(usize),
+        Compact(u64),
+        Reopen,
+    }
+
+    fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        prop_oneof![
+            3 => (1usize..40).prop_map(Op::Store),
+            2 => (0u64..60).prop_map(Op::Compact),
+            1 => Just(Op::Reopen),
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(12))]
+        /// Whatever the order of stores, compaction steps and reopenings, a reader sees every
+        /// stored record exactly once, and ids go on after the highest.
+        #[test]
+        fn every_record_is_read_once_whatever_the_order(ops in proptest::collection::vec(op(), 1..12)) {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("case.duckdb");
+            let mut hub = CaseStore::open(&path).unwrap();
+            let sensor = hub.enrol_sensor("edge-1", "ab12").unwrap();
+            let (mut seq, mut stored) = (0u64, 0u64);
+            for op in ops {
+                match op {
+                    Op::Store(n) => {
+                        seq += 1;
+                        hub.store_sensor_batch(sensor, 1, seq, &txs(n, "a")).unwrap();
+                        stored += n as u64;
+                    }
+                    Op::Compact(at_most) => {
+                        hub.compact_segments(at_most).unwrap();
+                    }
+                    Op::Reopen => {
+                        drop(hub);
+                        hub = CaseStore::open(&path).unwrap();
+                    }
+                }
+                let (rows, ids): (u64, u64) = hub
+                    .conn()
+                    .query_row("SELECT count(*), count(DISTINCT id) FROM transactions", [], |r| {
+                        Ok((r.get(0)?, r.get(1)?))
+                    })
+                    .unwrap();
+                proptest::prop_assert_eq!((rows, ids), (stored, stored));
+                proptest::prop_assert_eq!(hub.count_transactions(&TxFilter::default()).unwrap(), stored);
+                proptest::prop_assert_eq!(hub.next_transaction_id().unwrap(), stored as i64 + 1);
+            }
+        }
+    }
+
     #[test]
     fn a_case_under_a_pattern_character_stores_sensor_records_in_its_table() {
         let dir = tempfile::tempdir().unwrap();
