@@ -20,7 +20,6 @@
 //! [`CaseStore::compact_segments`]: crate::CaseStore::compact_segments
 
 use crate::transactions::TABLE_COLUMNS as COLUMNS;
-use duckdb::arrow::datatypes::{Field, Schema};
 use duckdb::arrow::record_batch::RecordBatch;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
@@ -52,13 +51,12 @@ pub(crate) fn usable_in_pattern(dir: &Path) -> bool {
 /// The `transactions` view of one connection: the case's table and its live segments.
 pub(crate) fn view_sql(dir: &Path) -> String {
     let cols = COLUMNS.join(", ");
-    let pattern = dir.join("*.parquet");
-    let pattern = pattern.to_string_lossy().replace('\'', "''");
+    let pattern = literal(&dir.join("*.parquet").to_string_lossy());
     format!(
         "CREATE OR REPLACE TEMP VIEW transactions AS \
          SELECT {cols} FROM main.stored_transactions \
          UNION ALL \
-         SELECT {cols} FROM read_parquet('{pattern}', filename = true) \
+         SELECT {cols} FROM read_parquet({pattern}, filename = true) \
          WHERE parse_filename(filename) IN (SELECT name FROM main.segments WHERE NOT compacted)"
     )
 }
@@ -66,21 +64,6 @@ pub(crate) fn view_sql(dir: &Path) -> String {
 /// A string literal for SQL.
 pub(crate) fn literal(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
-}
-
-/// The Arrow schema of a segment: the table's column names over the appender's batches.
-fn named(batch: &RecordBatch) -> Result<RecordBatch, parquet::errors::ParquetError> {
-    let fields: Vec<Field> = batch
-        .schema()
-        .fields()
-        .iter()
-        .zip(COLUMNS)
-        .map(|(f, name)| Field::new(name, f.data_type().clone(), true))
-        .collect();
-    Ok(RecordBatch::try_new(
-        Arc::new(Schema::new(fields)),
-        batch.columns().to_vec(),
-    )?)
 }
 
 fn props() -> WriterProperties {
@@ -99,12 +82,10 @@ fn write_file(path: &Path, batches: &[RecordBatch]) -> io::Result<()> {
     let Some(first) = batches.first() else {
         return Err(io::Error::other("a segment needs at least one batch"));
     };
-    let schema = named(first).map_err(parquet_io)?.schema();
     let file = File::create(path)?;
-    let mut w = ArrowWriter::try_new(file, schema, Some(props())).map_err(parquet_io)?;
+    let mut w = ArrowWriter::try_new(file, first.schema(), Some(props())).map_err(parquet_io)?;
     for b in batches {
-        w.write(&named(b).map_err(parquet_io)?)
-            .map_err(parquet_io)?;
+        w.write(b).map_err(parquet_io)?;
     }
     let file = w.into_inner().map_err(parquet_io)?;
     file.sync_all()
@@ -502,7 +483,7 @@ mod tests {
 }
 
 impl crate::CaseStore {
-    fn segment_err(&self, dir: &Path, error: io::Error) -> crate::StoreError {
+    pub(crate) fn segment_err(&self, dir: &Path, error: io::Error) -> crate::StoreError {
         crate::StoreError::Segments {
             case: self.path().to_owned(),
             dir: dir.to_owned(),
@@ -580,6 +561,9 @@ impl crate::CaseStore {
             &[],
             |r| Ok((r.get::<_, String>(0)?, r.get::<_, u64>(1)?)),
         )?;
+        if live.is_empty() && old.is_empty() {
+            return Ok(0);
+        }
         let mut taken = 0;
         let keep = live
             .iter()

@@ -254,11 +254,8 @@ impl CaseStore {
             }
             Ok((out, segment))
         });
-        let dir_err = |e| StoreError::Segments {
-            case: self.path().to_owned(),
-            dir: dir.as_deref().cloned().unwrap_or_default(),
-            error: e,
-        };
+        let dir = dir.as_deref().cloned().unwrap_or_default();
+        let dir_err = |e| self.segment_err(&dir, e);
         if let Some(e) = unwritten {
             return Err(dir_err(e));
         }

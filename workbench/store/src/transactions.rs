@@ -267,7 +267,13 @@ fn record_batch(
             txs.iter().map(|t| t.anomalies.bits()),
         )),
     ];
-    arrow_batch(columns)
+    // Named as the table's columns: an appender matches by position, a live segment by name.
+    let fields: Vec<Field> = columns
+        .iter()
+        .zip(TABLE_COLUMNS)
+        .map(|(c, name)| Field::new(name, c.data_type().clone(), true))
+        .collect();
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
 }
 
 /// A record batch of `columns` for an appender, which matches them to the table by position.
