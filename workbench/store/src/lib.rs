@@ -28,7 +28,7 @@ use tapline_record::Transaction;
 use thiserror::Error;
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 12;
+pub const SCHEMA_VERSION: i64 = 13;
 
 /// Failures opening or using a case file.
 #[derive(Debug, Error)]
@@ -86,6 +86,18 @@ pub enum StoreError {
         dir: PathBuf,
         /// The missing files.
         names: Vec<String>,
+    },
+    /// A saved chunk of the behaviour stream cannot be read.
+    #[error(
+        "case file {path}: the behaviour events saved from transaction {first_id} on cannot be read ({error}); live analysis and imports cannot join the stream until they are removed (DELETE FROM behaviour_event_chunks WHERE first_id = {first_id})"
+    )]
+    EventChunk {
+        /// The case file.
+        path: PathBuf,
+        /// The chunk's first transaction id.
+        first_id: i64,
+        /// Why it cannot be read.
+        error: crate::live::ChunkError,
     },
     /// The case was written by a newer Tapline.
     #[error(
@@ -467,6 +479,18 @@ const MIGRATIONS: &[&str] = &[
         records UBIGINT NOT NULL,
         compacted BOOLEAN NOT NULL DEFAULT false
     );",
+    // v13: behaviour events are saved in compressed chunks, a row each, instead of a row an
+    // event (DuckDB's cost per string value was most of live analysis's writing); rows saved
+    // before stay in `behaviour_events` and are read with the chunks. Forgetting drops whole
+    // chunks behind the cut and keeps the cut, which filters the rest as they are read.
+    "CREATE TABLE behaviour_event_chunks (
+        first_id BIGINT NOT NULL,           -- the smallest transaction id in it
+        min_ts_ns BIGINT NOT NULL,
+        max_ts_ns BIGINT NOT NULL,
+        events UINTEGER NOT NULL,
+        data BLOB NOT NULL                  -- format byte, then LZ4 of postcard (see `live`)
+    );
+    CREATE TABLE behaviour_forgotten (before_ns BIGINT NOT NULL);",
 ];
 
 /// How much write-ahead log DuckDB gathers before folding it into the case file. DuckDB's
@@ -845,6 +869,12 @@ impl CaseStore {
         let mut stmt = self.conn.prepare(sql).map_err(|e| self.db_err(e))?;
         let rows = stmt.query_map(params, f).map_err(|e| self.db_err(e))?;
         rows.collect::<Result<_, _>>().map_err(|e| self.db_err(e))
+    }
+
+    /// The one integer an aggregate query gives (`None` over no rows).
+    pub(crate) fn select_max(&self, sql: &str) -> Result<Option<i64>, StoreError> {
+        let rows = self.select(sql, &[], |r| r.get::<_, Option<i64>>(0))?;
+        Ok(rows.into_iter().flatten().next())
     }
 
     /// The underlying connection, for the query and export modules of this crate.

@@ -24,6 +24,7 @@ use duckdb::arrow::record_batch::RecordBatch;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
+use parquet::schema::types::ColumnPath;
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -66,11 +67,29 @@ pub(crate) fn literal(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
 
+/// Columns whose values rarely repeat: dictionary encoding would hash every value only to
+/// give up (or to gain nothing zstd does not), so they are written plain.
+const UNIQUE_COLUMNS: [&str; 10] = [
+    "id",
+    "request_ts_ns",
+    "response_ts_ns",
+    "client_port",
+    "uri",
+    "path",
+    "query",
+    "request_headers",
+    "response_headers",
+    "response_body",
+];
+
 fn props() -> WriterProperties {
-    WriterProperties::builder()
+    let mut b = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::default()))
-        .set_max_row_group_row_count(Some(64 * 1024))
-        .build()
+        .set_max_row_group_row_count(Some(64 * 1024));
+    for c in UNIQUE_COLUMNS {
+        b = b.set_column_dictionary_enabled(ColumnPath::from(c), false);
+    }
+    b.build()
 }
 
 fn parquet_io(e: parquet::errors::ParquetError) -> io::Error {
@@ -248,6 +267,15 @@ pub(crate) fn remove(dir: &Path, names: &[String]) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A column written plain must be one of the table's (a misspelt name would silently
+    /// leave it dictionary-encoded).
+    #[test]
+    fn columns_written_plain_are_the_tables() {
+        for c in UNIQUE_COLUMNS {
+            assert!(COLUMNS.contains(&c), "{c} is not a column");
+        }
+    }
     use crate::CaseStore;
     use crate::query::{Page, TxFilter};
     use tapline_record::Transaction;

@@ -276,18 +276,6 @@ fn record_batch(
     RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
 }
 
-/// A record batch of `columns` for an appender, which matches them to the table by position.
-pub(crate) fn arrow_batch(
-    columns: Vec<ArrayRef>,
-) -> Result<RecordBatch, duckdb::arrow::error::ArrowError> {
-    let fields: Vec<Field> = columns
-        .iter()
-        .enumerate()
-        .map(|(i, c)| Field::new(format!("c{i}"), c.data_type().clone(), true))
-        .collect();
-    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
-}
-
 /// Headers as a JSON array of `[name, value]` pairs, written into a reused buffer.
 fn headers_json(h: &Headers, out: &mut String) {
     out.clear();
