@@ -5,7 +5,6 @@
 //! Held in memory for one import only and never stored: the inventory keeps no example values.
 
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use std::collections::HashSet;
 use std::fmt;
 
 /// Distinct values kept per import; past this, new values are not noted.
@@ -22,7 +21,8 @@ const MAX_DEPTH: usize = 4;
 /// The short string values seen in JSON bodies.
 #[derive(Debug, Default)]
 pub(crate) struct BodyValues {
-    set: HashSet<Box<str>>,
+    // foldhash: every short string value of a sampled body is hashed.
+    set: foldhash::HashSet<Box<str>>,
 }
 
 impl BodyValues {

@@ -5,6 +5,7 @@
 use super::schema::SchemaNode;
 use super::values::value_type;
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use tapline_record::Transaction;
 use tapline_store::endpoints::Endpoint;
@@ -104,12 +105,7 @@ pub struct ParamStats {
 
 impl ParamStats {
     fn observe(&mut self, v: &str) {
-        let (t, f) = value_type(v);
-        let key = match f {
-            Some(f) => format!("{t}:{f}"),
-            None => t.to_owned(),
-        };
-        *self.types.entry(key).or_default() += 1;
+        bump(&mut self.types, type_key(value_type(v)));
         let len = v.len() as u64;
         self.min_len = if self.count == 0 {
             len
@@ -490,12 +486,29 @@ impl EndpointProfile {
     }
 }
 
-fn media_type(ct: &str) -> String {
-    ct.split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase()
+/// `type` or `type:format`, as [`ParamStats::types`] keys it (no allocation per value).
+fn type_key(t: (&'static str, Option<&'static str>)) -> &'static str {
+    match t {
+        (t, None) => t,
+        (_, Some("uuid")) => "string:uuid",
+        (_, Some("date-time")) => "string:date-time",
+        (_, Some("date")) => "string:date",
+        (_, Some("email")) => "string:email",
+        (_, Some("ipv4")) => "string:ipv4",
+        (_, Some("ipv6")) => "string:ipv6",
+        (_, Some("uri")) => "string:uri",
+        (_, Some(_)) => "string",
+    }
+}
+
+/// The media type of a `Content-Type` value, lower-cased (borrowed when it already is).
+fn media_type(ct: &str) -> Cow<'_, str> {
+    let media = ct.split(';').next().unwrap_or("").trim();
+    if media.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(media.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(media)
+    }
 }
 
 fn is_json(media: &str) -> bool {
@@ -507,7 +520,7 @@ impl EndpointProfile {
     /// `path_params` the names and values of the template's parameters.
     pub fn observe(&mut self, tx: &Transaction, count: u64, path_params: &[(&str, &str)]) {
         if let Some(s) = tx.status {
-            bump(&mut self.statuses, itoa_status(s));
+            bump(&mut self.statuses, status_key(s).as_str());
         }
         if let Some(r) = tx.response_ts_nanos {
             self.latency.observe(r - tx.request_ts_nanos);
@@ -532,7 +545,7 @@ impl EndpointProfile {
             (tx.response_content_type(), &mut self.response_content_types),
         ] {
             if let Some(ct) = ct {
-                bump(map, media_type(ct));
+                bump(map, &media_type(ct));
             }
         }
     }
@@ -634,7 +647,11 @@ impl EndpointProfile {
                 && !tx.response_body.data.is_empty()
             {
                 self.bodies_parsed += 1;
-                let node = self.response_schemas.entry(itoa_status(s)).or_default();
+                let key = status_key(s);
+                let node = match self.response_schemas.get_mut(key.as_str()) {
+                    Some(node) => node,
+                    None => self.response_schemas.entry(key.to_string()).or_default(),
+                };
                 node.observe_json(&tx.response_body.data);
             }
         }
@@ -733,12 +750,50 @@ impl EndpointProfile {
     }
 }
 
-fn itoa_status(s: u16) -> String {
-    s.to_string()
+/// A status code as a map key, formatted without allocating.
+#[derive(Clone, Copy)]
+struct StatusKey {
+    digits: [u8; 5],
+    len: usize,
 }
 
-fn bump(m: &mut BTreeMap<String, u64>, k: String) {
-    *m.entry(k).or_default() += 1;
+impl StatusKey {
+    fn as_str(&self) -> &str {
+        // Only ASCII digits are written.
+        std::str::from_utf8(&self.digits[..self.len]).unwrap_or("0")
+    }
+}
+
+impl std::fmt::Display for StatusKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+fn status_key(s: u16) -> StatusKey {
+    let mut digits = [0u8; 5];
+    let mut n = s;
+    let mut len = 0;
+    loop {
+        digits[len] = b'0' + (n % 10) as u8;
+        len += 1;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    digits[..len].reverse();
+    StatusKey { digits, len }
+}
+
+/// Counts `k`, allocating its key only the first time.
+fn bump(m: &mut BTreeMap<String, u64>, k: &str) {
+    match m.get_mut(k) {
+        Some(n) => *n += 1,
+        None => {
+            m.insert(k.to_owned(), 1);
+        }
+    }
 }
 
 fn bump_auth(m: &mut BTreeMap<String, AuthStats>, k: &str) {
@@ -768,7 +823,7 @@ fn observe_param(
     } else if m.len() < MAX_PARAMETER_NAMES {
         m.entry(k.to_owned()).or_default().observe(v);
     } else {
-        bump(limits, "parameter_names".to_owned());
+        bump(limits, "parameter_names");
     }
 }
 
@@ -777,7 +832,7 @@ fn observe_param(
 fn over_cap(index: usize, limits: &mut BTreeMap<String, u64>) -> bool {
     let over = index >= MAX_PARAMETERS_PER_REQUEST;
     if over {
-        bump(limits, "parameters".to_owned());
+        bump(limits, "parameters");
     }
     over
 }
@@ -843,6 +898,38 @@ fn multipart_fields(
 mod tests {
     use super::*;
     use tapline_record::{Body, Headers};
+
+    #[test]
+    fn type_keys_name_every_format_and_status_keys_are_decimal() {
+        for v in [
+            "0f8fad5b-d9cb-469f-a165-70867728950e",
+            "2024-05-01T10:00:00Z",
+            "2024-05-01",
+            "a@b.co",
+            "10.0.0.1",
+            "::1",
+            "https://x.test/",
+            "hello",
+            "42",
+            "-4.5",
+            "true",
+        ] {
+            let (t, f) = value_type(v);
+            let expected = f.map_or_else(|| t.to_owned(), |f| format!("{t}:{f}"));
+            assert_eq!(type_key((t, f)), expected, "{v}");
+        }
+        for s in [0, 7, 10, 200, 404, 999, 65535] {
+            assert_eq!(status_key(s).as_str(), s.to_string());
+        }
+        assert_eq!(
+            media_type("Application/JSON; charset=utf-8"),
+            "application/json"
+        );
+        assert!(matches!(
+            media_type("text/html"),
+            Cow::Borrowed("text/html")
+        ));
+    }
 
     fn tx(uri: &str, headers: &[(&str, &str)], body: &str) -> Transaction {
         Transaction {

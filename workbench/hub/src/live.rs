@@ -281,6 +281,11 @@ impl Live {
         if let Err(e) = self.case() {
             tracing::error!("live analysis has no connection to the case yet: {e:#}");
         }
+        let inbox = Inbox {
+            rx,
+            dropped,
+            stopping,
+        };
         loop {
             if self.case_failed.load(Ordering::Acquire) {
                 self.case = None;
@@ -289,34 +294,16 @@ impl Live {
             } else if self.backlog.is_empty() && self.behind {
                 self.list_backlog();
             }
-            let catching_up = !self.backlog.is_empty() || self.behind || self.resync;
-            let wait = if catching_up && self.case.is_some() {
+            let wait = if self.catching_up() && self.case.is_some() {
                 Duration::ZERO
             } else {
                 self.patience()
             };
-            let received = if stopping.load(Ordering::Acquire) {
-                Err(RecvTimeoutError::Disconnected)
+            let queue = if self.receive_one(&inbox, wait) {
+                Queue::Open
             } else {
-                rx.recv_timeout(wait)
+                Queue::Closed
             };
-            let queue = match received {
-                Ok(batch) => {
-                    // While catching up, the case is read in id order, and what the queue
-                    // brings is held until the reading reaches it.
-                    if !catching_up {
-                        self.take(batch);
-                    } else if self.held.len() < QUEUE_BATCHES {
-                        self.held.push_back(batch);
-                    }
-                    Queue::Open
-                }
-                Err(RecvTimeoutError::Timeout) => Queue::Open,
-                Err(RecvTimeoutError::Disconnected) => Queue::Closed,
-            };
-            if dropped.swap(false, Ordering::AcqRel) {
-                self.behind = true;
-            }
             if self.case_failed.load(Ordering::Acquire) {
                 self.case = None;
                 if queue == Queue::Open {
@@ -329,7 +316,7 @@ impl Live {
             }
             let last = queue == Queue::Closed && (self.pending > 0 || self.unjudged);
             if !self.resync && (self.due() || last) {
-                self.flush(queue, on_flush);
+                self.flush(&inbox, queue, on_flush);
             }
             if queue == Queue::Closed {
                 return;
@@ -556,8 +543,10 @@ impl Live {
     }
 
     /// Finishes the engines against the case's inventory and writes the results, the new
-    /// behaviour events and the position in one transaction.
-    fn flush(&mut self, queue: Queue, on_flush: &dyn Fn(Analysed)) {
+    /// behaviour events and the position in one transaction — on a thread of its own, while
+    /// this one goes on dealing batches to the workers (a write takes 0.1–0.3 s; the workers
+    /// would stand idle through it).
+    fn flush(&mut self, inbox: &Inbox<'_>, queue: Queue, on_flush: &dyn Fn(Analysed)) {
         let judge = if queue == Queue::Closed || self.judge_due() {
             Judge::Now
         } else {
@@ -570,18 +559,27 @@ impl Live {
         let had_events = self.pending > 0;
         self.pending = 0;
         self.since = Instant::now();
-        match self.write(engines, judge) {
-            Ok((new, updated)) => {
-                self.written_below.store(self.next, Ordering::Release);
+        let at = Position {
+            analysed_below: self.next,
+            watermark: self.watermark,
+        };
+        match self.write_beside(engines, judge, at, inbox, queue) {
+            Ok(written) => {
+                self.written_below
+                    .store(at.analysed_below, Ordering::Release);
                 let stored_below = self.stored_below.load(Ordering::Acquire);
                 self.done.waiting = u64::try_from(stored_below - self.next).unwrap_or(0);
-                self.done.new_findings = new;
-                self.done.updated_findings = updated;
+                self.done.new_findings = written.new;
+                self.done.updated_findings = written.updated;
+                if let Some(cost) = written.judge_cost {
+                    self.judge_cost = cost;
+                    self.judged_at = Instant::now();
+                }
                 self.unjudged = judge == Judge::Later && (had_events || self.unjudged);
                 tracing::debug!(
                     records = self.done.records,
-                    new,
-                    updated,
+                    new = written.new,
+                    updated = written.updated,
                     judged = judge == Judge::Now,
                     took = ?self.since.elapsed(),
                     "live analysis flushed"
@@ -598,28 +596,138 @@ impl Live {
         }
     }
 
-    fn write(&mut self, engines: Analyses, judge: Judge) -> anyhow::Result<(usize, usize)> {
-        let (from_events, from_creations) = (self.stream.events(), self.stream.creations());
-        let existing = self.case()?.endpoints()?;
-        let started = Instant::now();
-        let derived = engines.finish_live(&existing, &mut self.stream, judge)?;
-        if judge == Judge::Now {
-            self.judge_cost = started.elapsed();
-            self.judged_at = Instant::now();
-        }
-        let events = self.stream.saved_events(from_events);
-        let creations = self.stream.saved_creations(from_creations);
-        let forget_before_ns = self.stream.forget_beyond(self.watermark);
-        let progress = LiveProgress {
-            analysed_below: self.next,
-            stream: StreamSave {
-                events: &events,
-                creations: &creations,
-                forget_before_ns,
-            },
-        };
-        Ok(self.case()?.commit_live(&derived, &progress)?)
+    /// Writes on a `hub-flush` thread, which owns the connection and the stream meanwhile;
+    /// this thread takes only what the queue brings (reading the case back waits for the
+    /// write).
+    fn write_beside(
+        &mut self,
+        engines: Analyses,
+        judge: Judge,
+        at: Position,
+        inbox: &Inbox<'_>,
+        queue: Queue,
+    ) -> anyhow::Result<Written> {
+        self.case()?;
+        let mut case = self
+            .case
+            .take()
+            .ok_or_else(|| anyhow::anyhow!("no connection to the case"))?;
+        let mut stream = std::mem::take(&mut self.stream);
+        let joined = std::thread::scope(|scope| {
+            let writer = std::thread::Builder::new()
+                .name("hub-flush".into())
+                .spawn_scoped(scope, move || {
+                    let written = write(&mut case, &mut stream, engines, judge, at);
+                    (written, case, stream)
+                })?;
+            while queue == Queue::Open && !writer.is_finished() {
+                if !self.receive_one(inbox, WHILE_WRITING) {
+                    break;
+                }
+            }
+            writer
+                .join()
+                .map_err(|_| anyhow::anyhow!("the thread writing live analysis panicked"))
+        });
+        let (written, case, stream) = joined?;
+        self.case = Some(case);
+        self.stream = stream;
+        written
     }
+
+    /// Waits up to `wait` for a batch from the queue and takes (or holds) it; false once the
+    /// queue is closed or the thread is asked to stop.
+    fn receive_one(&mut self, inbox: &Inbox<'_>, wait: Duration) -> bool {
+        if inbox.stopping.load(Ordering::Acquire) {
+            return false;
+        }
+        let open = match inbox.rx.recv_timeout(wait) {
+            Ok(batch) => {
+                self.receive(batch);
+                true
+            }
+            Err(RecvTimeoutError::Timeout) => true,
+            Err(RecvTimeoutError::Disconnected) => false,
+        };
+        if inbox.dropped.swap(false, Ordering::AcqRel) {
+            self.behind = true;
+        }
+        open
+    }
+
+    /// A batch from the queue: taken now, unless analysis is catching up — the case is then
+    /// read in id order, and the batch is held until the reading reaches it.
+    fn receive(&mut self, batch: Stored) {
+        if !self.catching_up() {
+            self.take(batch);
+        } else if self.held.len() < QUEUE_BATCHES {
+            self.held.push_back(batch);
+        }
+    }
+
+    fn catching_up(&self) -> bool {
+        !self.backlog.is_empty() || self.behind || self.resync
+    }
+}
+
+/// The queue and the flags that come with it.
+struct Inbox<'a> {
+    rx: &'a Receiver<Stored>,
+    /// Raised when the full queue dropped a batch.
+    dropped: &'a AtomicBool,
+    stopping: &'a AtomicBool,
+}
+
+/// How long the dealing thread waits for a batch while a write runs, before it looks whether
+/// the write is done.
+const WHILE_WRITING: Duration = Duration::from_millis(2);
+
+/// How far a flush's results reach.
+#[derive(Clone, Copy)]
+struct Position {
+    /// Every sensor record below this id is in the engines written.
+    analysed_below: i64,
+    /// The stream's watermark as those records left it.
+    watermark: i64,
+}
+
+/// What a write did.
+struct Written {
+    new: usize,
+    updated: usize,
+    /// How long judging the stream took, when it was judged.
+    judge_cost: Option<Duration>,
+}
+
+fn write(
+    case: &mut CaseStore,
+    stream: &mut Behaviour,
+    engines: Analyses,
+    judge: Judge,
+    at: Position,
+) -> anyhow::Result<Written> {
+    let (from_events, from_creations) = (stream.events(), stream.creations());
+    let existing = case.endpoints()?;
+    let started = Instant::now();
+    let derived = engines.finish_live(&existing, stream, judge)?;
+    let judge_cost = (judge == Judge::Now).then(|| started.elapsed());
+    let events = stream.saved_events(from_events);
+    let creations = stream.saved_creations(from_creations);
+    let forget_before_ns = stream.forget_beyond(at.watermark);
+    let progress = LiveProgress {
+        analysed_below: at.analysed_below,
+        stream: StreamSave {
+            events: &events,
+            creations: &creations,
+            forget_before_ns,
+        },
+    };
+    let (new, updated) = case.commit_live(&derived, &progress)?;
+    Ok(Written {
+        new,
+        updated,
+        judge_cost,
+    })
 }
 
 /// The hub's clock, ns since the epoch.

@@ -8,7 +8,7 @@
 use super::verdicts::Verdicts;
 use crate::classify::{Hint, Hit};
 use crate::fields::{Field, Walk, Walker};
-use std::collections::HashMap;
+
 use std::fmt;
 use tapline_record::Transaction;
 
@@ -33,7 +33,7 @@ pub struct Scanner {
     walker: Walker,
     hits: Vec<Hit>,
     /// Hints of field names seen so far (names repeat across millions of records).
-    hints: HashMap<String, Hint>,
+    hints: foldhash::HashMap<String, Hint>,
     /// Verdicts of values seen recently (values repeat too).
     verdicts: Verdicts,
 }
