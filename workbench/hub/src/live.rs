@@ -51,6 +51,12 @@ const READ_BACK: i64 = 10_000;
 const MAX_SKEW_NS: i64 = 5 * 60 * 1_000_000_000;
 /// Judging the stream runs at most this share of the time (long streams cost more to judge).
 const JUDGE_SHARE: u32 = 4;
+/// A stream is quiet once everything stored is observed and nothing came for this long: what
+/// a burst left is written then, not up to a whole interval later.
+const QUIET: Duration = Duration::from_millis(20);
+/// Writes for a quiet stream come at most this often (a stream that pauses between every
+/// batch would otherwise write after each).
+const QUIET_GAP: Duration = Duration::from_millis(500);
 
 /// One committed batch: the ids its records got and the records.
 struct Stored {
@@ -223,6 +229,8 @@ struct Live {
     held: std::collections::VecDeque<Stored>,
     /// Records observed since the last flush.
     pending: u64,
+    /// Nothing came at the last look, and everything stored was observed.
+    quiet: bool,
     /// The stream changed since it was last judged.
     unjudged: bool,
     since: Instant,
@@ -262,6 +270,7 @@ impl Live {
             held: Default::default(),
             behind: false,
             pending: 0,
+            quiet: false,
             unjudged: false,
             since: Instant::now(),
             judged_at: Instant::now(),
@@ -331,6 +340,9 @@ impl Live {
         let mut wait = HEALTH_CHECK;
         if self.pending > 0 {
             wait = wait.min(self.every.saturating_sub(self.since.elapsed()));
+            if self.observed_all_stored() {
+                wait = wait.min(QUIET);
+            }
         }
         if self.unjudged {
             let judge_in = self.every.max(self.judge_cost * JUDGE_SHARE);
@@ -342,7 +354,7 @@ impl Live {
     /// Whether results should be written now.
     fn due(&self) -> bool {
         let interval = self.since.elapsed() >= self.every;
-        (self.pending > 0 && interval)
+        (self.pending > 0 && (interval || (self.quiet && self.since.elapsed() >= QUIET_GAP)))
             || self.pending >= FLUSH_RECORDS
             || (self.unjudged && self.judge_due())
     }
@@ -643,10 +655,14 @@ impl Live {
         }
         let open = match inbox.rx.recv_timeout(wait) {
             Ok(batch) => {
+                self.quiet = false;
                 self.receive(batch);
                 true
             }
-            Err(RecvTimeoutError::Timeout) => true,
+            Err(RecvTimeoutError::Timeout) => {
+                self.quiet = self.observed_all_stored();
+                true
+            }
             Err(RecvTimeoutError::Disconnected) => false,
         };
         if inbox.dropped.swap(false, Ordering::AcqRel) {
@@ -663,6 +679,11 @@ impl Live {
         } else if self.held.len() < QUEUE_BATCHES {
             self.held.push_back(batch);
         }
+    }
+
+    /// Every batch the store thread offered has been taken.
+    fn observed_all_stored(&self) -> bool {
+        self.next >= self.stored_below.load(Ordering::Acquire)
     }
 
     fn catching_up(&self) -> bool {
@@ -795,6 +816,30 @@ mod tests {
         l.judged_at = Instant::now();
         assert!(!l.due());
         assert!(l.patience() > Duration::from_millis(100));
+    }
+
+    #[test]
+    fn what_a_burst_left_is_written_once_the_stream_is_quiet() {
+        let mut l = live();
+        l.take(Stored {
+            ids: 0..10,
+            txs: (0..10).map(|_| record(now_ns())).collect(),
+        });
+        l.stored_below.store(10, Ordering::Release);
+        l.judged_at = Instant::now();
+        // Just written: not due, but the thread looks again soon rather than in 2 s.
+        l.since = Instant::now();
+        l.quiet = true;
+        assert!(!l.due());
+        assert_eq!(l.patience(), QUIET);
+        // Quiet for long enough after the last write: due before the interval.
+        l.since -= QUIET_GAP;
+        assert!(l.due());
+        // More stored than observed: the stream is not quiet, the interval rules.
+        l.stored_below.store(20, Ordering::Release);
+        l.quiet = false;
+        assert!(!l.due());
+        assert!(l.patience() > QUIET);
     }
 
     #[test]
