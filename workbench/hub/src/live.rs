@@ -7,9 +7,11 @@
 //! back from the case — so acknowledgements never wait on analysis, nothing stored goes
 //! unanalysed, memory stays bounded by the queue, and records are analysed in id order.
 //!
-//! Every [`FLUSH_EVERY`] (or as the hub is told; or [`FLUSH_RECORDS`] records) the engines finish against the case's
-//! inventory and one transaction writes their results, the behaviour events new since the
-//! last flush and how far analysis got ([`tapline_store::CaseStore::commit_live`]). Behaviour
+//! Every [`FLUSH_EVERY`] (or as the hub is told; or [`FLUSH_RECORDS`] records; or once the
+//! stream is [`QUIET`]) the engines finish against the case's inventory and one transaction,
+//! on a thread of its own while batches go on being dealt, writes their results, the behaviour
+//! events new since the last flush and how far analysis got
+//! ([`tapline_store::CaseStore::commit_live`]). Behaviour
 //! is judged over a stream kept across flushes (time windows span batches, flushes and hub
 //! restarts), bounded by a horizon behind the watermark of record time; its findings replace
 //! their counts in the case, so judging again never double-counts. A hub that stops — even
