@@ -820,6 +820,58 @@ mod tests {
         assert!(l.patience() > Duration::from_millis(100));
     }
 
+    /// A write runs beside the dealing: what is taken meanwhile is not counted as written
+    /// (the case's position is the one at the gathering), and the next write covers it.
+    #[test]
+    fn batches_taken_during_a_write_are_written_by_the_next() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("case.duckdb");
+        drop(CaseStore::open(&path).unwrap_or_else(|e| panic!("{e}")));
+        let connect: Connect = Box::new(move || Ok(CaseStore::open(&path)?));
+        let mut l = Live::new(
+            connect,
+            Arc::default(),
+            Arc::default(),
+            Arc::default(),
+            Duration::from_secs(2),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        l.resync = false;
+        let now = now_ns();
+        let batch = |ids: Range<i64>| Stored {
+            txs: ids.clone().map(|i| record(now + i)).collect(),
+            ids,
+        };
+        let (tx, rx) = std::sync::mpsc::sync_channel(4);
+        let (dropped, stopping) = (AtomicBool::new(false), AtomicBool::new(false));
+        let inbox = Inbox {
+            rx: &rx,
+            dropped: &dropped,
+            stopping: &stopping,
+        };
+        l.stored_below.store(20, Ordering::Release);
+        l.take(batch(0..10));
+        tx.send(batch(10..20)).unwrap_or_else(|e| panic!("{e}"));
+        l.flush(&inbox, Queue::Open, &|_| {});
+        let analysed_below = |l: &mut Live| {
+            l.case()
+                .and_then(|c| Ok(c.live_state()?.analysed_below))
+                .unwrap_or_else(|e| panic!("{e:#}"))
+        };
+        assert!(!l.resync, "the write succeeded");
+        assert_eq!(analysed_below(&mut l), 10);
+        assert_eq!(l.written_below.load(Ordering::Acquire), 10);
+        // The second batch was taken while writing, or waits in the queue: either way it is
+        // pending, not written.
+        if l.next == 10 {
+            assert!(l.receive_one(&inbox, Duration::from_secs(1)));
+        }
+        assert_eq!((l.next, l.pending), (20, 10));
+        l.flush(&inbox, Queue::Open, &|_| {});
+        assert_eq!(analysed_below(&mut l), 20);
+        assert_eq!((l.done.records, l.pending), (20, 0));
+    }
+
     #[test]
     fn what_a_burst_left_is_written_once_the_stream_is_quiet() {
         let mut l = live();
