@@ -765,7 +765,10 @@ mod tests {
     use super::*;
 
     fn live() -> Live {
-        let connect: Connect = Box::new(|| anyhow::bail!("no case in this test"));
+        live_on(Box::new(|| anyhow::bail!("no case in this test")))
+    }
+
+    fn live_on(connect: Connect) -> Live {
         let mut l = Live::new(
             connect,
             Arc::default(),
@@ -827,16 +830,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let path = dir.path().join("case.duckdb");
         drop(CaseStore::open(&path).unwrap_or_else(|e| panic!("{e}")));
-        let connect: Connect = Box::new(move || Ok(CaseStore::open(&path)?));
-        let mut l = Live::new(
-            connect,
-            Arc::default(),
-            Arc::default(),
-            Arc::default(),
-            Duration::from_secs(2),
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
-        l.resync = false;
+        let mut l = live_on(Box::new(move || Ok(CaseStore::open(&path)?)));
         let now = now_ns();
         let batch = |ids: Range<i64>| Stored {
             txs: ids.clone().map(|i| record(now + i)).collect(),
