@@ -650,7 +650,10 @@ impl EndpointProfile {
                 let key = status_key(s);
                 let node = match self.response_schemas.get_mut(key.as_str()) {
                     Some(node) => node,
-                    None => self.response_schemas.entry(key.to_string()).or_default(),
+                    None => self
+                        .response_schemas
+                        .entry(key.as_str().to_owned())
+                        .or_default(),
                 };
                 node.observe_json(&tx.response_body.data);
             }
@@ -761,12 +764,6 @@ impl StatusKey {
     fn as_str(&self) -> &str {
         // Only ASCII digits are written.
         std::str::from_utf8(&self.digits[..self.len]).unwrap_or("0")
-    }
-}
-
-impl std::fmt::Display for StatusKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 

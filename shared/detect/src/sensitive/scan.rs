@@ -8,7 +8,6 @@
 use super::verdicts::Verdicts;
 use crate::classify::{Hint, Hit};
 use crate::fields::{Field, Walk, Walker};
-
 use std::fmt;
 use tapline_record::Transaction;
 
